@@ -1,0 +1,56 @@
+/*
+ * The wire contract between shepherd (CLI) and shepherdd: API version, routes, headers, field
+ * names and the shapes of list and error bodies. Any change to what crosses the wire bumps
+ * SHP_API_VERSION. docs/api.yaml (OpenAPI 3) describes the same contract for other clients.
+ */
+#pragma once
+
+#define SHP_API_VERSION 1
+#define SHP_API_PREFIX "/api/v1"
+
+/* Headers. */
+#define SHP_HDR_REQUEST_ID "X-Request-Id"
+#define SHP_HDR_IDEMPOTENCY_KEY "Idempotency-Key"
+#define SHP_HDR_API_VERSION "X-Shepherd-Api-Version"
+#define SHP_HDR_RETRY_AFTER "Retry-After"
+
+/* Routes (relative to the server root). */
+#define SHP_ROUTE_HEALTH_LIVE "/health/live"
+#define SHP_ROUTE_HEALTH_READY "/health/ready"
+#define SHP_ROUTE_METRICS "/metrics"
+#define SHP_ROUTE_VERSION SHP_API_PREFIX "/version"
+#define SHP_ROUTE_STATUS SHP_API_PREFIX "/status"
+#define SHP_ROUTE_WHOAMI SHP_API_PREFIX "/whoami"
+#define SHP_ROUTE_TOKENS SHP_API_PREFIX "/tokens"
+#define SHP_ROUTE_NAMESPACES SHP_API_PREFIX "/namespaces"
+#define SHP_ROUTE_CLUSTERS SHP_API_PREFIX "/clusters"
+#define SHP_ROUTE_AUDIT SHP_API_PREFIX "/audit"
+
+/*
+ * Bodies.
+ *  - Success with one object: the object itself.
+ *  - Success with a list: {"items": [...], "next_cursor": "<opaque>" | null}.
+ *    Query: ?limit=N (1..SHP_API_PAGE_MAX, default SHP_API_PAGE_DEFAULT) &cursor=<opaque>.
+ *  - Failure: {"error": {"code": "NOT_FOUND", "message": "...", "details": {...},
+ *                        "request_id": "..."}}
+ */
+#define SHP_API_FIELD_ITEMS "items"
+#define SHP_API_FIELD_NEXT_CURSOR "next_cursor"
+#define SHP_API_FIELD_ERROR "error"
+#define SHP_API_FIELD_CODE "code"
+#define SHP_API_FIELD_MESSAGE "message"
+#define SHP_API_FIELD_DETAILS "details"
+#define SHP_API_FIELD_REQUEST_ID "request_id"
+
+#define SHP_API_PAGE_DEFAULT 50
+#define SHP_API_PAGE_MAX 500
+
+/* Environments a namespace or cluster belongs to. */
+#define SHP_ENV_TEST "test"
+#define SHP_ENV_PROD "prod"
+
+/* Limits that both sides know. */
+#define SHP_API_NAME_MAX 63
+#define SHP_API_DESCRIPTION_MAX 1024
+#define SHP_API_URL_MAX 2048
+#define SHP_API_JSON_DEPTH_MAX 32

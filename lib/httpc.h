@@ -1,0 +1,69 @@
+/*
+ * The HTTP client that speaks to shepherdd: libcurl over the daemon's Unix socket
+ * (CURLOPT_UNIX_SOCKET_PATH) or over HTTPS (server CA, client certificate, bearer token).
+ * One struct shp_httpc wraps one CURL easy handle and reuses its connection; it belongs to one
+ * thread at a time. Response bodies are capped (SHP_HTTPC_BODY_MAX).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "cleanup.h"
+
+struct shp_error;
+
+#define SHP_HTTPC_BODY_MAX (64u * 1024 * 1024)
+
+struct shp_httpc_config {
+	const char *socket_path; /* used when server_url is NULL */
+	const char *server_url;  /* "https://host:port" */
+	const char *token;       /* bearer token (never logged) */
+	const char *cacert;      /* CA bundle to verify the server */
+	const char *cert;        /* client certificate (mTLS) */
+	const char *key;         /* its private key */
+	long timeout_ms;         /* whole-request timeout; 0 = 30 s */
+	bool verbose;            /* print method, URL, status and timing to stderr */
+};
+
+struct shp_httpc_response {
+	long status;
+	struct shp_buf body;
+	char request_id[64];
+	long retry_after; /* seconds from Retry-After, or -1 */
+	char content_type[128];
+};
+
+/* Copies what it needs from cfg. NULL with err on failure. */
+struct shp_httpc *shp_httpc_new(const struct shp_httpc_config *cfg, struct shp_error *err);
+struct shp_httpc *shp_httpc_free(struct shp_httpc *c);
+SHP_DEFINE_CLEANUP(struct shp_httpc *, shp_httpc_free)
+
+void shp_httpc_response_init(struct shp_httpc_response *r);
+void shp_httpc_response_release(struct shp_httpc_response *r);
+
+/*
+ * Send one request. path is absolute ("/api/v1/namespaces?limit=5"), body may be NULL
+ * (sent as application/json when set), idempotency_key may be NULL. Fails only when no HTTP
+ * response came back: SHP_E_UNREACHABLE (connect failed: message names the socket or URL),
+ * SHP_E_TIMEOUT, SHP_E_LIMIT (response too large), SHP_E_PROTO/SHP_E_IO otherwise. An HTTP
+ * error status is not a failure here.
+ */
+int shp_httpc_request(struct shp_httpc *c, const char *method, const char *path, const char *body,
+		      size_t body_len, const char *idempotency_key, struct shp_httpc_response *resp,
+		      struct shp_error *err) SHP_MUSTCHECK;
+
+/*
+ * Request with a JSON body (may be NULL) and a JSON answer. On a 2xx status *ret is the parsed
+ * body (or NULL for an empty body). On an error status the daemon's error body becomes err:
+ * code from "code" (shp_errc_from_api), message, api_code, details, and the request id in a
+ * "request_id" detail; -code is returned.
+ */
+int shp_httpc_json(struct shp_httpc *c, const char *method, const char *path, const json_t *body,
+		   const char *idempotency_key, json_t **ret, struct shp_error *err) SHP_MUSTCHECK;
+
+/* Percent-encode s for a path segment or query value into out (appends). */
+int shp_httpc_escape(const char *s, struct shp_buf *out) SHP_MUSTCHECK;

@@ -1,0 +1,23 @@
+/*
+ * YAML <-> JSON with libyaml. Reading: one document, block or flow style; plain scalars are typed
+ * the YAML 1.2 core-schema way (null ~ true false, integers, floats, .inf .nan) and everything
+ * quoted stays a string; anchors and aliases are refused (no billion laughs); tags other than the
+ * core ones are refused; mapping keys must be strings and unique. Errors name line and column
+ * (details "line", "column"; 1-based). Writing: a readable block-style document with
+ * strings quoted whenever a plain scalar would be read back as something else.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "cleanup.h"
+
+struct shp_buf;
+struct shp_error;
+
+/* Parse data[0..len) (max nesting max_depth) into a new json_t, or NULL with SHP_E_MALFORMED. */
+json_t *shp_yaml_to_json(const char *data, size_t len, int max_depth, struct shp_error *err);
+/* Emit j as a YAML document (appended to out, ends with a newline). */
+int shp_json_to_yaml(const json_t *j, struct shp_buf *out, struct shp_error *err) SHP_MUSTCHECK;
