@@ -1,0 +1,9 @@
+DROP TABLE audit_log;
+DROP FUNCTION audit_log_refuse_change();
+DROP TABLE clusters;
+DROP TABLE namespaces;
+DROP TABLE api_tokens;
+DROP TABLE principals;
+DROP TABLE users;
+DROP DOMAIN resource_name;
+DROP TYPE environment;
