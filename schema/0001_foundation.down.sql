@@ -1,4 +1,5 @@
 DROP TABLE audit_log;
+DROP FUNCTION rfc3339(timestamptz);
 DROP FUNCTION audit_log_refuse_change();
 DROP TABLE clusters;
 DROP TABLE namespaces;
