@@ -65,5 +65,14 @@ int shp_httpc_request(struct shp_httpc *c, const char *method, const char *path,
 int shp_httpc_json(struct shp_httpc *c, const char *method, const char *path, const json_t *body,
 		   const char *idempotency_key, json_t **ret, struct shp_error *err) SHP_MUSTCHECK;
 
+/*
+ * The error carried by a response with a non-2xx status, exactly as shp_httpc_json reports it:
+ * fills err and returns -code. When ret_body is not NULL and the body is a daemon error body
+ * ({"error": {...}}), *ret_body is that whole body (a new reference), for callers that show the
+ * server's answer verbatim; otherwise *ret_body is left NULL.
+ */
+int shp_httpc_response_error(const struct shp_httpc_response *resp, json_t **ret_body,
+			     struct shp_error *err);
+
 /* Percent-encode s for a path segment or query value into out (appends). */
 int shp_httpc_escape(const char *s, struct shp_buf *out) SHP_MUSTCHECK;
