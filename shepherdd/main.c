@@ -1,6 +1,406 @@
-/* placeholder replaced by the daemon's entry point in the next commit */
-int main(void);
-int main(void)
+/*
+ * shepherdd's entry point: configuration, logging, the database (embedded or configured),
+ * migrations, the pool and the listeners, then a signal loop that also supervises the embedded
+ * PostgreSQL. `shepherdd migrate status|up|down [N]` manages the schema by hand.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "api.h"
+#include "db.h"
+#include "error.h"
+#include "log.h"
+#include "migrate.h"
+#include "pgembed.h"
+#include "shepherdd.h"
+#include "util.h"
+
+static atomic_bool shutdown_requested;
+
+static int die(const struct shp_error *err)
 {
+	fprintf(stderr, "shepherdd: error: %s\n", err->msg);
+	return err->code == SHP_E_USAGE ? 2 : 1;
+}
+
+/* mkdir -p with mode for the last component. */
+static int make_dirs(const char *path, mode_t mode, struct shp_error *err)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return shp_error_set(err, SHP_E_INVAL, "path '%s' is too long", path);
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return shp_error_errno(err, errno, "creating '%s'", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return shp_error_errno(err, errno, "creating '%s'", buf);
 	return 0;
+}
+
+struct db_handle {
+	struct shd_pgembed *pg;
+	struct shd_pgembed_config pgcfg;
+	char *conninfo;
+};
+
+static int db_start(const struct shd_config *cfg, struct db_handle *h, struct shp_error *err)
+{
+	if (cfg->database_url) {
+		h->conninfo = strdup(cfg->database_url);
+		return h->conninfo ? 0 : shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	}
+	h->pgcfg = (struct shd_pgembed_config){
+		.state_dir = cfg->state_dir,
+		.bindir = cfg->pg_bindir,
+		.run_as = cfg->pg_user,
+		.start_timeout_ms = cfg->pg_start_timeout_ms,
+	};
+	log_info("starting the embedded PostgreSQL in '%s'", cfg->state_dir);
+	h->pg = shd_pgembed_start(&h->pgcfg, err);
+	if (!h->pg)
+		return shp_error_prefix(err, "embedded PostgreSQL");
+	h->conninfo = strdup(shd_pgembed_conninfo(h->pg));
+	return h->conninfo ? 0 : shp_error_set(err, SHP_E_NOMEM, "out of memory");
+}
+
+static void db_stop(struct db_handle *h)
+{
+	if (h->pg) {
+		log_info("stopping the embedded PostgreSQL");
+		h->pg = shd_pgembed_stop(h->pg, 30000);
+	}
+	free(h->conninfo);
+	h->conninfo = NULL;
+}
+
+static struct shd_dbpool_config pool_config(const struct shd_config *cfg, const char *conninfo)
+{
+	return (struct shd_dbpool_config){
+		.conninfo = conninfo,
+		.size = cfg->db_pool_size,
+		.checkout_timeout_ms = cfg->db_checkout_timeout_ms,
+		.statement_timeout_ms = cfg->db_statement_timeout_ms,
+		.lock_timeout_ms = cfg->db_lock_timeout_ms,
+		.idle_in_tx_timeout_ms = cfg->db_idle_in_tx_timeout_ms,
+		.application_name = "shepherdd",
+	};
+}
+
+/* Apply pending migrations; fill the daemon's schema facts. */
+static int migrate_at_start(struct shd_daemon *d, const struct shd_dbpool_config *pc,
+			    struct shp_error *err)
+{
+	PGconn *conn = shd_db_connect(pc, err);
+	json_auto_t *status = NULL;
+	int applied = 0, r;
+
+	if (!conn)
+		return -err->code;
+	r = shd_migrate_up(conn, d->cfg->schema_dir, 0, &applied, err);
+	if (r == 0 && applied > 0)
+		log_info("applied %d migration(s) from '%s'", applied, d->cfg->schema_dir);
+	if (r == 0) {
+		status = shd_migrate_status(conn, d->cfg->schema_dir, err);
+		if (!status)
+			r = -err->code;
+		else
+			d->schema_latest = (int)json_integer_value(json_object_get(status, "latest"));
+	}
+	if (r == 0) {
+		int v = PQserverVersion(conn);
+		(void)snprintf(d->pg_server_version, sizeof(d->pg_server_version), "%d.%d",
+			       v / 10000, v % 10000);
+	}
+	PQfinish(conn);
+	return r;
+}
+
+/* Block the signals main waits for, before any thread exists, so threads inherit the mask. */
+static void setup_signals(sigset_t *set)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+
+	(void)sigaction(SIGPIPE, &ign, NULL);
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	(void)pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static void notify(const char *state)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+
+	if (shd_sd_notify(state, &err) < 0)
+		log_warn("service manager notification failed, ignoring: %s", err.msg);
+}
+
+/* Keep the embedded server running: restart it when it died (spaced by a backoff). */
+static void supervise_pg(struct db_handle *h, uint64_t *next_try_ns, int *backoff_s)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+
+	if (!h->pg || shd_pgembed_is_running(h->pg))
+		return;
+	if (shp_now_monotonic_ns() < *next_try_ns)
+		return;
+	log_error("the embedded PostgreSQL exited; restarting it");
+	h->pg = shd_pgembed_stop(h->pg, 1000);
+	h->pg = shd_pgembed_start(&h->pgcfg, &err);
+	if (!h->pg) {
+		log_error("restarting the embedded PostgreSQL failed: %s (retrying in %d s)",
+			  err.msg, *backoff_s);
+		*next_try_ns = shp_now_monotonic_ns() + (uint64_t)*backoff_s * 1000000000ull;
+		if (*backoff_s < 60)
+			*backoff_s *= 2;
+		return;
+	}
+	*backoff_s = 1;
+	log_info("the embedded PostgreSQL is back");
+}
+
+static int run_daemon(const struct shd_config *cfg)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+	struct db_handle db = { 0 };
+	struct shd_daemon d = { .cfg = cfg };
+	struct shd_dbpool_config pc;
+	struct shd_server *srv = NULL;
+	uint64_t next_try = 0;
+	int backoff = 1, status = 1;
+	sigset_t set;
+
+	setup_signals(&set);
+	d.owner_uid = geteuid();
+	d.started_at_us = shp_now_realtime_us();
+	d.embedded_db = cfg->database_url == NULL;
+	if (make_dirs(cfg->state_dir, 0755, &err) < 0 || db_start(cfg, &db, &err) < 0)
+		goto out;
+	pc = pool_config(cfg, db.conninfo);
+	if (migrate_at_start(&d, &pc, &err) < 0) {
+		shp_error_prefix(&err, "migrations");
+		goto out;
+	}
+	d.pool = shd_dbpool_new(&pc, &err);
+	d.metrics = shd_metrics_new(shd_routes_count);
+	if (!d.pool || !d.metrics)
+		goto out;
+	srv = shd_server_start(&d, &err);
+	if (!srv)
+		goto out;
+	log_info("shepherdd %s ready: socket '%s'%s%s, database %s, schema version %d",
+		 PACKAGE_VERSION, cfg->socket_path, cfg->tls_listen ? ", TLS on " : "",
+		 cfg->tls_listen ? cfg->tls_listen : "", d.embedded_db ? "embedded" : "external",
+		 d.schema_latest);
+	notify("READY=1\nSTATUS=serving");
+
+	while (!atomic_load(&shutdown_requested)) {
+		struct timespec ts = { .tv_sec = 1 };
+		int sig = sigtimedwait(&set, NULL, &ts);
+
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			break;
+		}
+		if (sig == SIGHUP)
+			log_warn("SIGHUP: configuration reload is not supported; restart shepherdd "
+				 "to apply changes");
+		supervise_pg(&db, &next_try, &backoff);
+	}
+	atomic_store(&d.shutting_down, true);
+	notify("STOPPING=1");
+	status = 0;
+out:
+	if (status != 0)
+		log_error("%s", err.msg);
+	srv = shd_server_stop(srv);
+	d.pool = shd_dbpool_free(d.pool);
+	d.metrics = shd_metrics_free(d.metrics);
+	db_stop(&db);
+	if (status == 0)
+		log_info("stopped");
+	return status;
+}
+
+static int print_migrate_status(const json_t *st)
+{
+	size_t i;
+	json_t *m;
+
+	printf("schema version %lld of %lld, %lld pending\n",
+	       (long long)json_integer_value(json_object_get(st, "current")),
+	       (long long)json_integer_value(json_object_get(st, "latest")),
+	       (long long)json_integer_value(json_object_get(st, "pending")));
+	json_array_foreach(json_object_get(st, "migrations"), i, m) {
+		const char *at = json_string_value(json_object_get(m, "applied_at"));
+		printf("  %04lld  %-32s %s\n", (long long)json_integer_value(json_object_get(m, "version")),
+		       json_string_value(json_object_get(m, "name")),
+		       json_is_true(json_object_get(m, "applied")) ? (at ? at : "applied")
+								     : "pending");
+	}
+	return 0;
+}
+
+static int run_migrate(const struct shd_config *cfg, const char *verb, int steps)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+	struct db_handle db = { 0 };
+	struct shd_dbpool_config pc;
+	json_auto_t *st = NULL;
+	PGconn *conn = NULL;
+	int n = 0, r = -1;
+
+	if (make_dirs(cfg->state_dir, 0755, &err) < 0 || db_start(cfg, &db, &err) < 0)
+		goto out;
+	pc = pool_config(cfg, db.conninfo);
+	conn = shd_db_connect(&pc, &err);
+	if (!conn)
+		goto out;
+	if (strcmp(verb, "up") == 0) {
+		r = shd_migrate_up(conn, cfg->schema_dir, steps, &n, &err);
+		if (r == 0)
+			printf("applied %d migration(s)\n", n);
+	} else if (strcmp(verb, "down") == 0) {
+		r = shd_migrate_down(conn, cfg->schema_dir, steps, &n, &err);
+		if (r == 0)
+			printf("rolled back %d migration(s)\n", n);
+	} else {
+		r = 0;
+	}
+	if (r == 0) {
+		st = shd_migrate_status(conn, cfg->schema_dir, &err);
+		r = st ? print_migrate_status(st) : -1;
+	}
+out:
+	if (conn)
+		PQfinish(conn);
+	db_stop(&db);
+	if (r < 0) {
+		fprintf(stderr, "shepherdd: error: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+static bool has_flag(int argc, char **argv, const char *a, const char *b)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], a) == 0 || (b && strcmp(argv[i], b) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* Remove argv[i] (shifting the rest down). */
+static void drop_arg(int *argc, char **argv, int i)
+{
+	memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i) * sizeof(*argv));
+	(*argc)--;
+}
+
+int main(int argc, char **argv)
+{
+	_cleanup_(shd_config_freep) struct shd_config *cfg = NULL;
+	struct shp_error err = SHP_ERROR_INIT;
+	const char *migrate_verb = NULL;
+	bool check_config;
+	int steps = 0, argi = 0;
+
+	if (has_flag(argc, argv, "--help", "-h")) {
+		shd_config_print_help(stdout);
+		return 0;
+	}
+	if (has_flag(argc, argv, "--version", NULL)) {
+		printf("shepherdd %s (api %d, commit %s)\n", PACKAGE_VERSION, SHP_API_VERSION,
+		       SHP_GIT_COMMIT);
+		return 0;
+	}
+	if (has_flag(argc, argv, "--man-config-keys", NULL)) {
+		shd_config_print_man_keys(stdout);
+		return 0;
+	}
+	check_config = has_flag(argc, argv, "--check-config", NULL);
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--check-config") == 0)
+			drop_arg(&argc, argv, i--);
+	if (argc > 1 && strcmp(argv[1], "migrate") == 0) {
+		if (argc < 3 || (strcmp(argv[2], "status") != 0 && strcmp(argv[2], "up") != 0 &&
+				 strcmp(argv[2], "down") != 0)) {
+			fprintf(stderr, "shepherdd: error: usage: shepherdd migrate status|up|down [N]\n");
+			return 2;
+		}
+		migrate_verb = argv[2];
+		drop_arg(&argc, argv, 1);
+		drop_arg(&argc, argv, 1);
+		if (argc > 1 && argv[1][0] != '-') {
+			long long v;
+			if (strcmp(migrate_verb, "status") == 0 ||
+			    shp_parse_int(argv[1], 1, 100000, &v, &err) < 0) {
+				fprintf(stderr, "shepherdd: error: N must be a positive number\n");
+				return 2;
+			}
+			steps = (int)v;
+			drop_arg(&argc, argv, 1);
+		}
+	}
+
+	cfg = shd_config_load(argc, argv, &argi, &err);
+	if (!cfg)
+		return die(&err);
+	if (argi < argc) {
+		fprintf(stderr, "shepherdd: error: unexpected argument '%s' (see shepherdd --help)\n",
+			argv[argi]);
+		return 2;
+	}
+	shp_log_setup(cfg->log_level, cfg->log_format, STDERR_FILENO);
+	if (check_config) {
+		json_auto_t *j = shd_config_to_json(cfg);
+		(void)json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		printf("\n");
+		return 0;
+	}
+
+	/* process-wide initialisation, before any thread exists */
+	json_object_seed(0);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "shepherdd: error: initialising libcurl failed\n");
+		return 1;
+	}
+	if (!PQisthreadsafe()) {
+		fprintf(stderr, "shepherdd: error: this libpq is not thread-safe\n");
+		return 1;
+	}
+	if (migrate_verb) {
+		int r = run_migrate(cfg, migrate_verb, steps);
+		curl_global_cleanup();
+		return r;
+	}
+	{
+		int r = run_daemon(cfg);
+		curl_global_cleanup();
+		return r;
+	}
 }

@@ -1,0 +1,233 @@
+/*
+ * The registries an admin keeps by hand: namespaces (a global name and its environment; no
+ * cluster binding) and clusters (API endpoint, environment, credentials reference). Both share
+ * the get / list / delete flow; only creation differs.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "db.h"
+#include "error.h"
+#include "shepherdd.h"
+#include "util.h"
+
+struct registry {
+	const char *kind;         /* "namespace" */
+	const char *audit_create; /* "NAMESPACE_CREATE" */
+	const char *audit_delete;
+	const char *sql_get;      /* $1 name -> one row, one column: the JSON object */
+	const char *sql_delete;   /* $1 name -> the deleted object */
+	const char *sql_page;     /* $1 after-name, $2 limit, $3 environment filter */
+};
+
+#define NS_JSON                                                                                    \
+	"json_build_object('id', n.id, 'name', n.name, 'environment', n.environment,"             \
+	" 'description', n.description, 'created_at', rfc3339(n.created_at),"                     \
+	" 'created_by', (SELECT u.name FROM users u WHERE u.id = n.created_by))"
+
+#define CL_JSON                                                                                    \
+	"json_build_object('id', n.id, 'name', n.name, 'api_url', n.api_url,"                     \
+	" 'environment', n.environment, 'credentials_ref', n.credentials_ref,"                    \
+	" 'description', n.description, 'created_at', rfc3339(n.created_at),"                     \
+	" 'created_by', (SELECT u.name FROM users u WHERE u.id = n.created_by))"
+
+#define PAGE_SQL(table, obj)                                                                       \
+	"WITH page AS (SELECT n.*, row_number() OVER (ORDER BY n.name) AS rn FROM " table " n"    \
+	"  WHERE ($1::text IS NULL OR n.name > $1) AND ($3::environment IS NULL OR"               \
+	"        n.environment = $3::environment)"                                                 \
+	"  ORDER BY n.name LIMIT $2::int + 1)"                                                     \
+	" SELECT coalesce(json_agg(" obj " ORDER BY n.name) FILTER (WHERE n.rn <= $2::int),"      \
+	"        '[]'), count(*) > $2::int, max(n.name) FILTER (WHERE n.rn <= $2::int)"            \
+	"   FROM page n"
+
+static const struct registry namespaces = {
+	.kind = "namespace",
+	.audit_create = "NAMESPACE_CREATE",
+	.audit_delete = "NAMESPACE_DELETE",
+	.sql_get = "SELECT " NS_JSON " FROM namespaces n WHERE n.name = $1",
+	.sql_delete = "WITH n AS (DELETE FROM namespaces WHERE name = $1 RETURNING *)"
+		      " SELECT " NS_JSON " FROM n",
+	.sql_page = PAGE_SQL("namespaces", NS_JSON),
+};
+
+static const struct registry clusters = {
+	.kind = "cluster",
+	.audit_create = "CLUSTER_CREATE",
+	.audit_delete = "CLUSTER_DELETE",
+	.sql_get = "SELECT " CL_JSON " FROM clusters n WHERE n.name = $1",
+	.sql_delete = "WITH n AS (DELETE FROM clusters WHERE name = $1 RETURNING *)"
+		      " SELECT " CL_JSON " FROM n",
+	.sql_page = PAGE_SQL("clusters", CL_JSON),
+};
+
+static int not_found(const struct registry *r, const char *name, struct shp_error *err)
+{
+	shp_error_set(err, SHP_E_NOTFOUND, "%s '%s' not found", r->kind, name);
+	shp_error_detail(err, "name", "%s", name);
+	return -SHP_E_NOTFOUND;
+}
+
+static int registry_get(const struct registry *r, struct shd_req *req, struct shd_resp *resp,
+			struct shp_error *err)
+{
+	const char *name = req->params[0];
+	_cleanup_(PQclearp) PGresult *res = NULL;
+
+	if (!shp_name_is_valid(name))
+		return not_found(r, name, err);
+	res = shd_db_exec(req->db, r->sql_get, 1, (const char *[]){ name }, err);
+	if (!res)
+		return -err->code;
+	if (PQntuples(res) == 0)
+		return not_found(r, name, err);
+	return shd_resp_db_object(resp, 200, shd_db_value(res, 0, 0), err);
+}
+
+static int registry_list(const struct registry *r, struct shd_req *req, struct shd_resp *resp,
+			 struct shp_error *err)
+{
+	struct shp_buf after __attribute__((cleanup(shp_buf_releasep))) = SHP_BUF_INIT(256);
+	const char *cursor = shd_req_query(req, "cursor");
+	const char *env = shd_req_query(req, "environment");
+	char limit_s[16];
+	int limit;
+
+	if (shd_req_limit(req, &limit, err) < 0)
+		return -err->code;
+	if (cursor && shd_cursor_decode(cursor, &after, err) < 0)
+		return -err->code;
+	if (env && shd_validate_environment("environment", env, err) < 0)
+		return -err->code;
+	(void)snprintf(limit_s, sizeof(limit_s), "%d", limit);
+	return shd_resp_page(req, resp, r->sql_page, 3,
+			     (const char *[]){ cursor ? after.buf : NULL, limit_s, env }, err);
+}
+
+static int registry_delete(const struct registry *r, struct shd_req *req, struct shd_resp *resp,
+			   struct shp_error *err)
+{
+	const char *name = req->params[0];
+	_cleanup_(PQclearp) PGresult *res = NULL;
+	json_auto_t *obj = NULL;
+
+	(void)snprintf(req->audit_name, sizeof(req->audit_name), "%s", name);
+	if (!shp_name_is_valid(name))
+		return not_found(r, name, err);
+	if (shd_db_begin(req->db, err) < 0)
+		return -err->code;
+	res = shd_db_exec(req->db, r->sql_delete, 1, (const char *[]){ name }, err);
+	if (!res)
+		goto fail;
+	if (PQntuples(res) == 0) {
+		shd_db_rollback(req->db);
+		return not_found(r, name, err);
+	}
+	obj = json_loads(shd_db_value(res, 0, 0), 0, NULL);
+	if (shd_audit_write(req->db, req, r->audit_delete, r->kind, name, "success", obj, err) < 0 ||
+	    shd_db_commit(req->db, err) < 0)
+		goto fail;
+	return shd_resp_db_object(resp, 200, shd_db_value(res, 0, 0), err);
+fail:
+	shd_db_rollback(req->db);
+	return -err->code;
+}
+
+/* Insert (sql with RETURNING the object) and audit in one transaction; 409 on a duplicate. */
+static int registry_insert(const struct registry *r, struct shd_req *req, struct shd_resp *resp,
+			   const char *name, const char *sql, int nparams,
+			   const char *const *params, const json_t *audit_details,
+			   struct shp_error *err)
+{
+	_cleanup_(PQclearp) PGresult *res = NULL;
+
+	if (shd_db_begin(req->db, err) < 0)
+		return -err->code;
+	res = shd_db_exec(req->db, sql, nparams, params, err);
+	if (!res) {
+		if (err->code == SHP_E_CONFLICT) {
+			shp_error_set(err, SHP_E_CONFLICT, "%s '%s' already exists", r->kind, name);
+			shp_error_detail(err, "name", "%s", name);
+		}
+		goto fail;
+	}
+	if (shd_audit_write(req->db, req, r->audit_create, r->kind, name, "success", audit_details,
+			    err) < 0 ||
+	    shd_db_commit(req->db, err) < 0)
+		goto fail;
+	return shd_resp_db_object(resp, 201, shd_db_value(res, 0, 0), err);
+fail:
+	shd_db_rollback(req->db);
+	return -err->code;
+}
+
+int shd_api_namespaces_create(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	json_auto_t *body = shd_req_json_object(req, NULL, err);
+	struct shd_namespace_spec spec;
+	char uid[24];
+
+	if (!body || shd_validate_namespace(body, &spec, err) < 0)
+		return -err->code;
+	(void)snprintf(req->audit_name, sizeof(req->audit_name), "%s", spec.name);
+	(void)snprintf(uid, sizeof(uid), "%lld", (long long)req->ident.user_id);
+	return registry_insert(
+		&namespaces, req, resp, spec.name,
+		"WITH n AS (INSERT INTO namespaces (name, environment, description, created_by)"
+		" VALUES ($1, $2::environment, $3, $4) RETURNING *) SELECT " NS_JSON " FROM n",
+		4, (const char *[]){ spec.name, spec.environment, spec.description, uid }, body,
+		err);
+}
+
+int shd_api_namespaces_list(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	return registry_list(&namespaces, req, resp, err);
+}
+
+int shd_api_namespaces_get(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	return registry_get(&namespaces, req, resp, err);
+}
+
+int shd_api_namespaces_delete(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	return registry_delete(&namespaces, req, resp, err);
+}
+
+int shd_api_clusters_create(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	json_auto_t *body = shd_req_json_object(req, NULL, err);
+	struct shd_cluster_spec spec;
+	char uid[24];
+
+	if (!body || shd_validate_cluster(body, &spec, err) < 0)
+		return -err->code;
+	(void)snprintf(req->audit_name, sizeof(req->audit_name), "%s", spec.name);
+	(void)snprintf(uid, sizeof(uid), "%lld", (long long)req->ident.user_id);
+	return registry_insert(
+		&clusters, req, resp, spec.name,
+		"WITH n AS (INSERT INTO clusters (name, api_url, environment, credentials_ref,"
+		" description, created_by) VALUES ($1, $2, $3::environment, $4, $5, $6)"
+		" RETURNING *) SELECT " CL_JSON " FROM n",
+		6,
+		(const char *[]){ spec.name, spec.api_url, spec.environment, spec.credentials_ref,
+				  spec.description, uid },
+		body, err);
+}
+
+int shd_api_clusters_list(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	return registry_list(&clusters, req, resp, err);
+}
+
+int shd_api_clusters_get(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	return registry_get(&clusters, req, resp, err);
+}
+
+int shd_api_clusters_delete(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	return registry_delete(&clusters, req, resp, err);
+}

@@ -1,0 +1,559 @@
+/*
+ * The route table and the one place where errors become HTTP statuses and JSON error bodies.
+ * Dispatch: match the path (404) and method (405), identify the caller (401), check admin
+ * routes (403), check the body's media type (415), borrow a database connection (503 when the
+ * database is down), run the handler, and audit refused mutations.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+#include <openssl/evp.h>
+
+#include "api.h"
+#include "db.h"
+#include "error.h"
+#include "json.h"
+#include "log.h"
+#include "shepherdd.h"
+#include "util.h"
+
+#define NS "/api/v1/namespaces"
+#define CL "/api/v1/clusters"
+
+const struct shd_route shd_routes[] = {
+	{ "GET", SHP_ROUTE_HEALTH_LIVE, shd_api_health_live, ROUTE_PUBLIC, NULL, NULL,
+	  "health_live" },
+	{ "GET", SHP_ROUTE_HEALTH_READY, shd_api_health_ready, ROUTE_PUBLIC, NULL, NULL,
+	  "health_ready" },
+	{ "GET", SHP_ROUTE_METRICS, shd_api_metrics, ROUTE_PUBLIC, NULL, NULL, "metrics" },
+	{ "GET", SHP_ROUTE_VERSION, shd_api_version, ROUTE_PUBLIC, NULL, NULL, "version" },
+	{ "GET", SHP_ROUTE_STATUS, shd_api_status, ROUTE_DB, NULL, NULL, "status" },
+	{ "GET", SHP_ROUTE_WHOAMI, shd_api_whoami, ROUTE_DB, NULL, NULL, "whoami" },
+	{ "POST", SHP_ROUTE_TOKENS, shd_api_tokens_create, ROUTE_DB | ROUTE_BODY, "TOKEN_CREATE",
+	  "token", "tokens_create" },
+	{ "GET", SHP_ROUTE_TOKENS, shd_api_tokens_list, ROUTE_DB, NULL, NULL, "tokens_list" },
+	{ "DELETE", SHP_ROUTE_TOKENS "/{id}", shd_api_tokens_revoke, ROUTE_DB, "TOKEN_REVOKE",
+	  "token", "tokens_revoke" },
+	{ "POST", NS, shd_api_namespaces_create, ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY,
+	  "NAMESPACE_CREATE", "namespace", "namespaces_create" },
+	{ "GET", NS, shd_api_namespaces_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	  "namespaces_list" },
+	{ "GET", NS "/{name}", shd_api_namespaces_get, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	  "namespaces_get" },
+	{ "DELETE", NS "/{name}", shd_api_namespaces_delete, ROUTE_DB | ROUTE_ADMIN,
+	  "NAMESPACE_DELETE", "namespace", "namespaces_delete" },
+	{ "POST", CL, shd_api_clusters_create, ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY,
+	  "CLUSTER_CREATE", "cluster", "clusters_create" },
+	{ "GET", CL, shd_api_clusters_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL, "clusters_list" },
+	{ "GET", CL "/{name}", shd_api_clusters_get, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	  "clusters_get" },
+	{ "DELETE", CL "/{name}", shd_api_clusters_delete, ROUTE_DB | ROUTE_ADMIN,
+	  "CLUSTER_DELETE", "cluster", "clusters_delete" },
+	{ "GET", SHP_ROUTE_AUDIT, shd_api_audit_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	  "audit_list" },
+};
+
+const size_t shd_routes_count = SHP_ARRAY_SIZE(shd_routes);
+
+#define PARAM_MAX 256
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode one path segment; NULL if malformed, too long, or not valid UTF-8. */
+static char *decode_segment(const char *s, size_t n)
+{
+	char *out;
+	size_t o = 0;
+
+	if (n > PARAM_MAX * 3)
+		return NULL;
+	out = malloc(n + 1);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			int hi, lo;
+			if (i + 2 >= n)
+				goto bad;
+			hi = hexval(s[i + 1]);
+			lo = hexval(s[i + 2]);
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				goto bad;
+			out[o++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	if (o > PARAM_MAX || !shp_utf8_is_valid(out, o))
+		goto bad;
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+/* Match url against pattern; on success fill req's params. 1 match, 0 no match, -1 bad param. */
+static int match(const char *pattern, const char *url, struct shd_req *req)
+{
+	const char *p = pattern, *u = url;
+	char *params[SHD_MAX_PATH_PARAMS];
+	int np = 0;
+
+	while (*p && *u) {
+		if (*p == '{') {
+			const char *pend = strchr(p, '}');
+			const char *uend = strchr(u, '/');
+			size_t ulen = uend ? (size_t)(uend - u) : strlen(u);
+			char *v;
+
+			if (ulen == 0 || np == SHD_MAX_PATH_PARAMS)
+				goto nomatch;
+			v = decode_segment(u, ulen);
+			if (!v) {
+				for (int i = 0; i < np; i++)
+					free(params[i]);
+				return -1;
+			}
+			params[np++] = v;
+			p = pend + 1;
+			u += ulen;
+			continue;
+		}
+		if (*p != *u)
+			goto nomatch;
+		p++;
+		u++;
+	}
+	if (*p || *u)
+		goto nomatch;
+	for (int i = 0; i < np; i++)
+		req->params[i] = params[i];
+	req->nparams = np;
+	return 1;
+nomatch:
+	for (int i = 0; i < np; i++)
+		free(params[i]);
+	return 0;
+}
+
+int shd_resp_json_take(struct shd_resp *resp, int status, json_t *j)
+{
+	json_decref(resp->json);
+	resp->json = j;
+	resp->status = status;
+	return 0;
+}
+
+int shd_resp_raw(struct shd_resp *resp, int status, const char *text, size_t len,
+		 const char *content_type)
+{
+	char *copy = malloc(len + 1);
+
+	if (!copy)
+		return -SHP_E_NOMEM;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	free(resp->raw);
+	resp->raw = copy;
+	resp->raw_len = len;
+	resp->status = status;
+	resp->content_type = content_type;
+	return 0;
+}
+
+void shd_resp_release(struct shd_resp *resp)
+{
+	json_decref(resp->json);
+	resp->json = NULL;
+	free(resp->raw);
+	resp->raw = NULL;
+	resp->raw_len = 0;
+}
+
+void shd_resp_error(struct shd_req *req, struct shd_resp *resp, const struct shp_error *err)
+{
+	int status = err->http_status ? (int)err->http_status : shp_errc_http_status(err->code);
+	bool internal = status >= 500;
+	json_t *details = json_object();
+	const char *message = err->msg;
+
+	if (internal) {
+		/* the detail stays in the log; the caller gets the request id to quote */
+		log_error("request failed: %s (%s)", err->msg, shp_errc_to_string(err->code));
+		switch (err->code) {
+		case SHP_E_UNAVAIL:
+			message = "the service is temporarily unavailable, retry later";
+			break;
+		case SHP_E_TIMEOUT:
+			message = "the operation timed out";
+			break;
+		default:
+			message = "internal error";
+			break;
+		}
+	} else {
+		for (int i = 0; i < err->n_details; i++)
+			(void)json_object_set_new(details, err->details[i].key,
+						  json_string(err->details[i].value));
+	}
+	(void)shd_resp_json_take(
+		resp, status,
+		json_pack("{s:{s:s,s:s,s:o,s:s}}", SHP_API_FIELD_ERROR, SHP_API_FIELD_CODE,
+			  shp_error_api_code_of(err), SHP_API_FIELD_MESSAGE, message,
+			  SHP_API_FIELD_DETAILS, details, SHP_API_FIELD_REQUEST_ID,
+			  req->request_id));
+	resp->content_type = NULL;
+	if (err->code == SHP_E_UNAVAIL || err->code == SHP_E_RATE)
+		resp->retry_after = 1;
+}
+
+json_t *shd_req_json_object(struct shd_req *req, const char *const *allowed,
+			    struct shp_error *err)
+{
+	json_auto_t *j = NULL;
+
+	if (req->body.len == 0) {
+		shp_error_set(err, SHP_E_MALFORMED, "request body is empty (a JSON object is needed)");
+		return NULL;
+	}
+	j = shp_json_parse_object(req->body.buf, req->body.len, SHP_API_JSON_DEPTH_MAX, err);
+	if (!j)
+		return NULL;
+	if (allowed && shp_json_check_fields(j, allowed, err) < 0)
+		return NULL;
+	return TAKE_PTR(j);
+}
+
+const char *shd_req_query(struct shd_req *req, const char *key)
+{
+	return MHD_lookup_connection_value(req->mhd, MHD_GET_ARGUMENT_KIND, key);
+}
+
+int shd_req_limit(struct shd_req *req, int *ret, struct shp_error *err)
+{
+	const char *s = shd_req_query(req, "limit");
+	long long v;
+
+	if (!s) {
+		*ret = SHP_API_PAGE_DEFAULT;
+		return 0;
+	}
+	if (shp_parse_int(s, 1, SHP_API_PAGE_MAX, &v, err) < 0) {
+		shp_error_prefix(err, "query parameter 'limit'");
+		shp_error_detail(err, "field", "limit");
+		return -SHP_E_INVAL;
+	}
+	*ret = (int)v;
+	return 0;
+}
+
+int shd_req_require_admin(struct shd_req *req, struct shp_error *err)
+{
+	if (req->authenticated && req->ident.is_admin)
+		return 0;
+	return shp_error_set(err, SHP_E_PERM, "this needs the platform-admin role");
+}
+
+int shd_cursor_encode(const char *key, struct shp_buf *out)
+{
+	size_t n = strlen(key);
+	size_t cap = 4 * ((n + 2) / 3) + 1;
+	_cleanup_free_ unsigned char *b64 = malloc(cap);
+	int len;
+
+	if (!b64)
+		return -SHP_E_NOMEM;
+	len = EVP_EncodeBlock(b64, (const unsigned char *)key, (int)n);
+	while (len > 0 && b64[len - 1] == '=')
+		len--;
+	for (int i = 0; i < len; i++) {
+		if (b64[i] == '+')
+			b64[i] = '-';
+		else if (b64[i] == '/')
+			b64[i] = '_';
+	}
+	return shp_buf_addn(out, b64, (size_t)len);
+}
+
+int shd_cursor_decode(const char *cursor, struct shp_buf *out, struct shp_error *err)
+{
+	size_t n = strlen(cursor);
+	char tmp[PARAM_MAX * 2 + 8];
+	unsigned char dec[sizeof(tmp)];
+	size_t pad;
+	int len;
+
+	if (n == 0 || n > PARAM_MAX * 2)
+		goto bad;
+	for (size_t i = 0; i < n; i++) {
+		char c = cursor[i];
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			   (c >= '0' && c <= '9')))
+			goto bad;
+		tmp[i] = c;
+	}
+	pad = (4 - n % 4) % 4;
+	if (pad == 3)
+		goto bad;
+	memset(tmp + n, '=', pad);
+	tmp[n + pad] = '\0';
+	len = EVP_DecodeBlock(dec, (const unsigned char *)tmp, (int)(n + pad));
+	if (len < 0)
+		goto bad;
+	len -= (int)pad;
+	if (len <= 0 || memchr(dec, '\0', (size_t)len) || !shp_utf8_is_valid((char *)dec, (size_t)len))
+		goto bad;
+	if (shp_buf_addn(out, dec, (size_t)len) < 0)
+		goto bad;
+	return 0;
+bad:
+	shp_error_set(err, SHP_E_INVAL, "invalid cursor");
+	shp_error_detail(err, "field", "cursor");
+	return -SHP_E_INVAL;
+}
+
+int shd_resp_list(struct shd_resp *resp, const char *items_json, const char *last_key,
+		  struct shp_error *err)
+{
+	struct shp_buf b __attribute__((cleanup(shp_buf_releasep))) = SHP_BUF_INIT(SIZE_MAX / 2);
+	size_t len;
+	char *text;
+
+	if (shp_buf_add(&b, "{\"" SHP_API_FIELD_ITEMS "\":") < 0 || shp_buf_add(&b, items_json) < 0 ||
+	    shp_buf_add(&b, ",\"" SHP_API_FIELD_NEXT_CURSOR "\":") < 0)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	if (last_key) {
+		if (shp_buf_addch(&b, '"') < 0 || shd_cursor_encode(last_key, &b) < 0 ||
+		    shp_buf_addch(&b, '"') < 0)
+			return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	} else if (shp_buf_add(&b, "null") < 0) {
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	}
+	if (shp_buf_addch(&b, '}') < 0)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	text = shp_buf_detach(&b, &len);
+	if (!text)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	shd_resp_release(resp);
+	resp->raw = text;
+	resp->raw_len = len;
+	resp->status = 200;
+	return 0;
+}
+
+int shd_resp_db_object(struct shd_resp *resp, int status, const char *json_text,
+		       struct shp_error *err)
+{
+	if (!json_text)
+		return shp_error_set(err, SHP_E_INTERNAL, "the database returned no object");
+	if (shd_resp_raw(resp, status, json_text, strlen(json_text), NULL) < 0)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	return 0;
+}
+
+int shd_resp_page(struct shd_req *req, struct shd_resp *resp, const char *sql, int nparams,
+		  const char *const *params, struct shp_error *err)
+{
+	_cleanup_(PQclearp) PGresult *res = shd_db_exec(req->db, sql, nparams, params, err);
+	bool more;
+
+	if (!res)
+		return -err->code;
+	if (PQntuples(res) != 1 || PQnfields(res) != 3)
+		return shp_error_set(err, SHP_E_INTERNAL, "page query returned an unexpected shape");
+	more = strcmp(shd_db_value(res, 0, 1), "t") == 0;
+	return shd_resp_list(resp, shd_db_value(res, 0, 0), more ? shd_db_value(res, 0, 2) : NULL,
+			     err);
+}
+
+static bool media_type_is_json(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (!ct)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/* Find the route; sets req->route and params, or the error (404/405/400). */
+static int route_request(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	bool path_matched = false;
+
+	for (size_t i = 0; i < shd_routes_count; i++) {
+		struct shd_req probe = { 0 };
+		int m = match(shd_routes[i].pattern, req->url, &probe);
+
+		if (m < 0)
+			return shp_error_set(err, SHP_E_INVAL,
+					     "invalid path parameter (bad escape, too long or "
+					     "not UTF-8)");
+		if (m == 0)
+			continue;
+		if (strcmp(shd_routes[i].method, req->method) == 0 ||
+		    (strcmp(req->method, "HEAD") == 0 && strcmp(shd_routes[i].method, "GET") == 0)) {
+			for (int k = 0; k < req->nparams; k++)
+				free(req->params[k]);
+			memcpy(req->params, probe.params, sizeof(probe.params));
+			req->nparams = probe.nparams;
+			req->route = (int)i;
+			return 0;
+		}
+		for (int k = 0; k < probe.nparams; k++)
+			free(probe.params[k]);
+		path_matched = true;
+	}
+	if (path_matched)
+		return shp_error_set(err, SHP_E_METHOD, "method %s is not allowed on '%s'",
+				     req->method, req->url);
+	return shp_error_set(err, SHP_E_NOTFOUND, "no such endpoint '%s'", req->url);
+}
+
+static const char *allow_header(const char *url)
+{
+	static const char *const combos[] = { "GET", "POST", "DELETE", "GET, POST", "GET, DELETE",
+					      "GET, POST, DELETE", "POST, DELETE" };
+	bool get = false, post = false, del = false;
+	struct shd_req probe;
+
+	for (size_t i = 0; i < shd_routes_count; i++) {
+		memset(&probe, 0, sizeof(probe));
+		if (match(shd_routes[i].pattern, url, &probe) != 1)
+			continue;
+		for (int k = 0; k < probe.nparams; k++)
+			free(probe.params[k]);
+		get |= strcmp(shd_routes[i].method, "GET") == 0;
+		post |= strcmp(shd_routes[i].method, "POST") == 0;
+		del |= strcmp(shd_routes[i].method, "DELETE") == 0;
+	}
+	if (get && post && del)
+		return combos[5];
+	if (get && post)
+		return combos[3];
+	if (get && del)
+		return combos[4];
+	if (post && del)
+		return combos[6];
+	if (get)
+		return combos[0];
+	if (post)
+		return combos[1];
+	return del ? combos[2] : NULL;
+}
+
+/* Audit a refused mutation (permission) on a connection of its own. */
+static void audit_refusal(struct shd_req *req, const struct shd_route *route,
+			  const struct shp_error *err)
+{
+	struct shp_error e2 = SHP_ERROR_INIT;
+	PGconn *conn = req->db;
+	bool borrowed = false;
+	json_auto_t *details = NULL;
+	const char *name;
+
+	if (!req->audit_name[0] && req->body.len > 0) {
+		/* the refused body's "name", if it has a sane one, says what was attempted */
+		json_auto_t *body = shp_json_parse_object(req->body.buf, req->body.len,
+							  SHP_API_JSON_DEPTH_MAX, NULL);
+		const char *n = shp_json_str(body, "name");
+		if (n && strlen(n) < sizeof(req->audit_name) && shp_utf8_is_valid(n, strlen(n)))
+			(void)snprintf(req->audit_name, sizeof(req->audit_name), "%s", n);
+	}
+	name = req->audit_name[0] ? req->audit_name : req->nparams > 0 ? req->params[0] : "";
+
+	if (!conn) {
+		conn = shd_dbpool_get(req->d->pool, &e2);
+		if (!conn) {
+			log_warn("refused %s by '%s' not audited: %s", route->audit_action,
+				 req->ident.name, e2.msg);
+			return;
+		}
+		borrowed = true;
+	}
+	shd_db_rollback(conn);
+	details = json_pack("{s:s,s:s}", "code", shp_error_api_code_of(err), "message", err->msg);
+	if (shd_audit_write(conn, req, route->audit_action, route->resource_type, name, "denied",
+			    details, &e2) < 0)
+		log_warn("refused %s by '%s' not audited: %s", route->audit_action, req->ident.name,
+			 e2.msg);
+	if (borrowed)
+		shd_dbpool_put(req->d->pool, conn);
+}
+
+void shd_router_dispatch(struct shd_req *req, struct shd_resp *resp)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+	const struct shd_route *route;
+	int r;
+
+	resp->retry_after = -1;
+	r = route_request(req, resp, &err);
+	if (r < 0) {
+		shd_resp_error(req, resp, &err);
+		if (err.code == SHP_E_METHOD)
+			resp->allow = allow_header(req->url);
+		return;
+	}
+	route = &shd_routes[req->route];
+
+	if ((route->flags & ROUTE_BODY) &&
+	    !media_type_is_json(MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND,
+							    MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		shp_error_set(&err, SHP_E_MEDIA, "request body must be application/json");
+		shd_resp_error(req, resp, &err);
+		return;
+	}
+
+	if (route->flags & ROUTE_DB) {
+		req->db = shd_dbpool_get(req->d->pool, &err);
+		if (!req->db) {
+			shd_resp_error(req, resp, &err);
+			return;
+		}
+	}
+	if (!(route->flags & ROUTE_PUBLIC)) {
+		r = shd_auth_identify(req, &err);
+		if (r == 0 && (route->flags & ROUTE_ADMIN))
+			r = shd_req_require_admin(req, &err);
+		if (r < 0) {
+			if (err.code == SHP_E_PERM && route->audit_action)
+				audit_refusal(req, route, &err);
+			goto out;
+		}
+		shp_log_ctx_set("user", req->ident.name);
+	}
+
+	r = route->handler(req, resp, &err);
+	if (r < 0 && err.code == SHP_E_PERM && route->audit_action)
+		audit_refusal(req, route, &err);
+out:
+	if (req->db) {
+		shd_dbpool_put(req->d->pool, req->db);
+		req->db = NULL;
+	}
+	if (r < 0)
+		shd_resp_error(req, resp, &err);
+}

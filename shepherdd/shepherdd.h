@@ -1,0 +1,321 @@
+/*
+ * shepherdd's internal header: the configuration, the daemon context, requests and responses,
+ * the route table and the handlers. Each area (config, server, router, auth, metrics, api-*)
+ * declares its functions here in its own section.
+ */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "buf.h"
+#include "cleanup.h"
+#include "log.h"
+
+struct shp_error;
+struct shd_dbpool;
+struct shd_metrics;
+struct MHD_Connection;
+
+/* ---- config.c ------------------------------------------------------------------------------ */
+
+/* Immutable after load; owned by main for the daemon's life. */
+struct shd_config {
+	char *config_path; /* the file read, or NULL */
+	char *state_dir;
+	char *schema_dir;
+
+	char *socket_path;
+	unsigned socket_mode;
+	char *socket_group;
+
+	char *tls_listen; /* "host:port", NULL = no TLS listener */
+	char *tls_cert;
+	char *tls_key;
+	char *tls_client_ca;
+
+	char *database_url; /* NULL = embedded PostgreSQL */
+	int db_pool_size;
+	int db_checkout_timeout_ms;
+	int db_statement_timeout_ms;
+	int db_lock_timeout_ms;
+	int db_idle_in_tx_timeout_ms;
+
+	char *pg_bindir;
+	char *pg_user;
+	int pg_start_timeout_ms;
+
+	int http_threads;
+	uint64_t http_body_limit;
+	uint64_t http_header_limit;
+	int http_connection_timeout_s;
+	int http_max_connections;
+
+	enum shp_log_level log_level;
+	enum shp_log_format log_format;
+
+	json_t *admins; /* array of user names made platform admins on first contact */
+};
+
+/*
+ * Build the configuration: defaults, then the YAML file (explicit path, or the default one if it
+ * exists), then SHEPHERD_* environment variables, then flags (argv: the options shepherdd
+ * accepts; *ret_argi is the index of the first non-option argument).
+ * Help and version are handled by the caller before this.
+ */
+struct shd_config *shd_config_load(int argc, char **argv, int *ret_argi, struct shp_error *err);
+struct shd_config *shd_config_free(struct shd_config *cfg);
+SHP_DEFINE_CLEANUP(struct shd_config *, shd_config_free)
+/* The effective configuration as JSON (secrets masked), for --check-config. */
+json_t *shd_config_to_json(const struct shd_config *cfg);
+/* Print the option help (generated from the option table) to f. */
+void shd_config_print_help(FILE *f);
+/* Print shepherd.conf(5)'s generated key list (roff) to f. */
+void shd_config_print_man_keys(FILE *f);
+
+/* ---- the daemon context -------------------------------------------------------------------- */
+
+struct shd_daemon {
+	const struct shd_config *cfg;
+	struct shd_dbpool *pool;
+	struct shd_metrics *metrics;
+	uid_t owner_uid;           /* the account running the daemon: a bootstrap admin */
+	uint64_t started_at_us;    /* realtime */
+	bool embedded_db;
+	int schema_latest;         /* highest migration version on disk */
+	char pg_server_version[32];
+	atomic_bool shutting_down;
+};
+
+/* ---- requests and responses ---------------------------------------------------------------- */
+
+enum shd_auth_method { SHD_AUTH_NONE, SHD_AUTH_UNIX, SHD_AUTH_TOKEN, SHD_AUTH_CERT };
+
+struct shd_identity {
+	int64_t user_id;
+	char name[129];
+	bool is_admin;
+	enum shd_auth_method method;
+	char principal[160]; /* "uid:1000", "token:7", "cert:CN=..." */
+};
+
+/* Per-connection state (MHD socket context). */
+struct shd_conn {
+	bool is_unix;
+	bool has_peer;
+	uid_t peer_uid;
+	gid_t peer_gid;
+	pid_t peer_pid;
+	/* cached identity of a unix peer (the uid is fixed per connection) */
+	bool ident_cached;
+	uint64_t ident_cached_at_ns;
+	struct shd_identity ident;
+};
+
+#define SHD_MAX_PATH_PARAMS 4
+
+struct shd_req {
+	struct shd_daemon *d;
+	struct MHD_Connection *mhd;
+	struct shd_conn *conn;
+	const char *method;
+	const char *url; /* path only, owned by MHD */
+	char request_id[33];
+	uint64_t start_ns;
+
+	/* the body, capped at http.body_limit */
+	struct shp_buf body;
+	bool body_too_large;
+
+	int route; /* index into shd_routes, -1 if none matched */
+	int nparams;
+	char *params[SHD_MAX_PATH_PARAMS]; /* decoded path parameters (owned) */
+
+	struct shd_identity ident;
+	bool authenticated;
+	PGconn *db; /* borrowed from the pool for ROUTE_DB routes */
+
+	/* for the audit row the router writes when a mutation is refused */
+	char audit_name[128];
+};
+
+struct shd_resp {
+	int status;
+	json_t *json;       /* owned; serialised compact */
+	char *raw;          /* owned; alternative to json */
+	size_t raw_len;
+	const char *content_type; /* static string; default application/json */
+	long retry_after;   /* >= 0 adds Retry-After */
+	const char *allow;  /* static; adds Allow (405) */
+};
+
+/* ---- router.c ------------------------------------------------------------------------------ */
+
+typedef int (*shd_handler_fn)(struct shd_req *req, struct shd_resp *resp, struct shp_error *err);
+
+enum shd_route_flags {
+	ROUTE_PUBLIC = 1 << 0, /* no identity needed */
+	ROUTE_DB = 1 << 1,     /* borrow a database connection */
+	ROUTE_ADMIN = 1 << 2,  /* platform admins only */
+	ROUTE_BODY = 1 << 3,   /* takes a JSON object body */
+};
+
+struct shd_route {
+	const char *method;
+	const char *pattern; /* "/api/v1/namespaces/{name}" */
+	shd_handler_fn handler;
+	unsigned flags;
+	const char *audit_action;  /* set for mutations: refused attempts are audited too */
+	const char *resource_type; /* for those audit rows */
+	const char *metric_name;   /* label in /metrics */
+};
+
+extern const struct shd_route shd_routes[];
+extern const size_t shd_routes_count;
+
+/*
+ * Handle one complete request: match, authenticate, authorise, borrow a connection, call the
+ * handler, turn errors into the JSON error body, write the refusal audit row.
+ */
+void shd_router_dispatch(struct shd_req *req, struct shd_resp *resp);
+/* Fill resp with the error body for err (logs 5xx detail, never sends it). */
+void shd_resp_error(struct shd_req *req, struct shd_resp *resp, const struct shp_error *err);
+/* Set a JSON body (takes ownership of j) and status. Returns 0. */
+int shd_resp_json_take(struct shd_resp *resp, int status, json_t *j);
+/* Set a raw JSON text body (copied). Returns 0 or -SHP_E_NOMEM. */
+int shd_resp_raw(struct shd_resp *resp, int status, const char *text, size_t len,
+		 const char *content_type) SHP_MUSTCHECK;
+void shd_resp_release(struct shd_resp *resp);
+
+/* ---- request helpers (router.c) ------------------------------------------------------------ */
+
+/* Parse the body as a JSON object with only the allowed fields. NULL with err on failure. */
+json_t *shd_req_json_object(struct shd_req *req, const char *const *allowed, struct shp_error *err);
+/* A query argument (borrowed from MHD) or NULL. */
+const char *shd_req_query(struct shd_req *req, const char *key);
+/* ?limit= within [1, SHP_API_PAGE_MAX], default SHP_API_PAGE_DEFAULT. */
+int shd_req_limit(struct shd_req *req, int *ret, struct shp_error *err) SHP_MUSTCHECK;
+/* Refuse unless the caller is a platform admin (SHP_E_PERM). */
+int shd_req_require_admin(struct shd_req *req, struct shp_error *err) SHP_MUSTCHECK;
+
+/* Opaque keyset cursors: base64url text. */
+int shd_cursor_encode(const char *key, struct shp_buf *out) SHP_MUSTCHECK;
+/* Decode into out (cap applies); -SHP_E_INVAL "invalid cursor" on anything malformed. */
+int shd_cursor_decode(const char *cursor, struct shp_buf *out, struct shp_error *err) SHP_MUSTCHECK;
+
+/*
+ * Build {"items": <items_json>, "next_cursor": <cursor|null>} from a JSON array text produced by
+ * the database and the last key of the page (NULL when there is no further page).
+ */
+int shd_resp_list(struct shd_resp *resp, const char *items_json, const char *last_key,
+		  struct shp_error *err) SHP_MUSTCHECK;
+/*
+ * Run a page query (one row: items JSON array text, has-more boolean, last key of the page) and
+ * answer with the list body.
+ */
+int shd_resp_page(struct shd_req *req, struct shd_resp *resp, const char *sql, int nparams,
+		  const char *const *params, struct shp_error *err) SHP_MUSTCHECK;
+/* A single JSON object text from the database as a response. */
+int shd_resp_db_object(struct shd_resp *resp, int status, const char *json_text,
+		       struct shp_error *err) SHP_MUSTCHECK;
+
+/* ---- auth.c -------------------------------------------------------------------------------- */
+
+/* Resolve the caller (unix peer, bearer token, client certificate). SHP_E_UNAUTH if none. */
+int shd_auth_identify(struct shd_req *req, struct shp_error *err) SHP_MUSTCHECK;
+const char *shd_auth_method_to_string(enum shd_auth_method m);
+/* SHA-256 of a token (raw 32 bytes). */
+void shd_auth_token_hash(const char *token, unsigned char out[32]);
+
+/* ---- audit.c ------------------------------------------------------------------------------- */
+
+/*
+ * Append one audit row on conn (inside the caller's transaction, if any). details may be NULL
+ * (borrowed); it is masked before it is stored.
+ */
+int shd_audit_write(PGconn *conn, const struct shd_req *req, const char *action,
+		    const char *resource_type, const char *resource_name, const char *outcome,
+		    const json_t *details, struct shp_error *err) SHP_MUSTCHECK;
+
+/* ---- metrics.c ----------------------------------------------------------------------------- */
+
+struct shd_metrics *shd_metrics_new(size_t nroutes);
+struct shd_metrics *shd_metrics_free(struct shd_metrics *m);
+/* Record one finished request (route -1 = unmatched). Lock-free. */
+void shd_metrics_observe(struct shd_metrics *m, int route, int status, uint64_t duration_ns);
+/* The Prometheus text exposition of everything. */
+int shd_metrics_render(struct shd_daemon *d, struct shp_buf *out) SHP_MUSTCHECK;
+
+/* ---- server.c ------------------------------------------------------------------------------ */
+
+struct shd_server;
+/* Bind the Unix socket (and the TLS listener if configured) and start serving. */
+struct shd_server *shd_server_start(struct shd_daemon *d, struct shp_error *err);
+/* Stop accepting, finish in-flight requests, close. Returns NULL. */
+struct shd_server *shd_server_stop(struct shd_server *s);
+SHP_DEFINE_CLEANUP(struct shd_server *, shd_server_stop)
+
+/* ---- sdnotify.c ---------------------------------------------------------------------------- */
+
+/* Send a state string to $NOTIFY_SOCKET if set (systemd's sd_notify protocol); 0 if unset. */
+int shd_sd_notify(const char *state, struct shp_error *err) SHP_MUSTCHECK;
+
+/* ---- handlers (api-*.c) -------------------------------------------------------------------- */
+
+int shd_api_health_live(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_health_ready(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_metrics(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_version(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_status(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_whoami(struct shd_req *, struct shd_resp *, struct shp_error *);
+
+int shd_api_tokens_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tokens_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tokens_revoke(struct shd_req *, struct shd_resp *, struct shp_error *);
+
+int shd_api_namespaces_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_namespaces_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_namespaces_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_namespaces_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+
+int shd_api_clusters_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_clusters_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_clusters_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_clusters_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+
+int shd_api_audit_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+
+/* ---- validate.c: pure checks of request bodies (also the fuzz target's entry) --------------- */
+
+struct shd_namespace_spec {
+	const char *name; /* borrowed from the JSON */
+	const char *environment;
+	const char *description;
+};
+
+struct shd_cluster_spec {
+	const char *name;
+	const char *api_url;
+	const char *environment;
+	const char *credentials_ref;
+	const char *description;
+};
+
+int shd_validate_namespace(const json_t *body, struct shd_namespace_spec *ret,
+			   struct shp_error *err) SHP_MUSTCHECK;
+int shd_validate_cluster(const json_t *body, struct shd_cluster_spec *ret, struct shp_error *err)
+	SHP_MUSTCHECK;
+/* environment must be "test" or "prod" (SHP_E_INVAL names the field). */
+int shd_validate_environment(const char *field, const char *value, struct shp_error *err)
+	SHP_MUSTCHECK;
+/* A DNS-1123 label for the given field. */
+int shd_validate_name(const char *field, const char *value, struct shp_error *err) SHP_MUSTCHECK;
+/* Free text: valid UTF-8, no control characters except \n and \t, at most max bytes. */
+int shd_validate_text(const char *field, const char *value, size_t max, struct shp_error *err)
+	SHP_MUSTCHECK;
