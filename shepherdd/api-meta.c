@@ -57,7 +57,7 @@ int shd_api_health_ready(struct shd_req *req, struct shd_resp *resp, struct shp_
 	}
 	(void)shd_resp_json_take(
 		resp, reason ? 503 : 200,
-		json_pack("{s:s,s:s?,s:{s:i,s:i}}", "status", reason ? "not ready" : "ready",
+		json_pack("{s:s,s:s*,s:{s:i,s:i}}", "status", reason ? "not ready" : "ready",
 			  "reason", reason, "migrations", "current", current, "latest",
 			  req->d->schema_latest));
 	if (reason)

@@ -528,8 +528,10 @@ struct shd_config *shd_config_load(int argc, char **argv, int *ret_argi, struct 
 			const struct opt *o = &opts[c - FLAG_OPT_BASE];
 			char src[80];
 			(void)snprintf(src, sizeof(src), "--%s", o->flag);
-			if (set_opt(cfg, o, optarg, src, err) < 0)
+			if (set_opt(cfg, o, optarg, src, err) < 0) {
+				err->code = SHP_E_USAGE;
 				return NULL;
+			}
 			continue;
 		}
 		if (c == ':' || (c == '?' && optopt))
@@ -631,16 +633,18 @@ void shd_config_print_help(FILE *f)
 		   "The shepherd daemon: serves the shepherd API on a Unix socket (and TLS), keeps\n"
 		   "all state in PostgreSQL (an embedded server when no database URL is set).\n"
 		   "\n"
-		   "  -h, --help               show this help and exit\n"
-		   "      --version            show the version and exit\n"
-		   "      --check-config       validate the configuration, print it as JSON, exit\n"
-		   "      --config FILE        configuration file (YAML; see shepherd.conf(5))\n"
-		   "  -v, --verbose            log at debug level\n");
+		   "  -h, --help                             show this help and exit\n"
+		   "      --version                          show the version and exit\n"
+		   "      --check-config                     validate the configuration, print it "
+		   "as JSON, exit\n"
+		   "      --config FILE                      configuration file (YAML; see "
+		   "shepherd.conf(5))\n"
+		   "  -v, --verbose                          log at debug level\n");
 	for (size_t i = 0; i < SHP_ARRAY_SIZE(opts); i++) {
 		char lhs[64];
 		(void)snprintf(lhs, sizeof(lhs), "--%s %s", opts[i].flag, opts[i].arg);
-		fprintf(f, "      %-26s %s\n", lhs, opts[i].help);
-		fprintf(f, "      %-26s [%s, $%s%s%s]\n", "", opts[i].key, opts[i].env,
+		fprintf(f, "      %-34s %s\n", lhs, opts[i].help);
+		fprintf(f, "      %-34s [%s, $%s%s%s]\n", "", opts[i].key, opts[i].env,
 			opts[i].def ? ", default " : "", opts[i].def ? opts[i].def : "");
 	}
 	fprintf(f, "\nSee shepherdd(8) and shepherd.conf(5).\n");

@@ -26,8 +26,16 @@
 #include "shepherdd.h"
 #include "util.h"
 
+/* The context of one listener's callbacks. */
+struct listener {
+	struct shd_server *s;
+	bool is_unix;
+};
+
 struct shd_server {
 	struct shd_daemon *d;
+	struct listener unix_l;
+	struct listener tls_l;
 	struct MHD_Daemon *unix_mhd;
 	struct MHD_Daemon *tls_mhd;
 	int unix_fd;
@@ -80,7 +88,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 static void notify_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
 			      enum MHD_ConnectionNotificationCode toe)
 {
-	struct shd_server *s = cls;
+	struct listener *l = cls;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		struct shd_conn *c = calloc(1, sizeof(*c));
@@ -89,9 +97,7 @@ static void notify_connection(void *cls, struct MHD_Connection *connection, void
 		*socket_context = c;
 		if (!c)
 			return;
-		c->is_unix = MHD_get_connection_info(connection,
-						     MHD_CONNECTION_INFO_DAEMON)->daemon ==
-			     s->unix_mhd;
+		c->is_unix = l->is_unix;
 		ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
 		if (c->is_unix && ci) {
 			struct ucred cred;
@@ -168,18 +174,19 @@ static enum MHD_Result queue(struct shd_req *req, struct shd_resp *resp)
 	ret = MHD_queue_response(req->mhd, (unsigned)resp->status, r);
 	MHD_destroy_response(r);
 
+	shp_log_ctx_set("req", req->request_id);
 	dur = shp_now_monotonic_ns() - req->start_ns;
 	shd_metrics_observe(req->d->metrics, req->route, resp->status, dur);
 	if (resp->status >= 500 || (strcmp(req->method, "GET") != 0 &&
 				    strcmp(req->method, "HEAD") != 0))
 		shp_log(resp->status >= 500 ? SHP_LOG_ERROR : SHP_LOG_INFO,
-			"request method=%s path=%s status=%d duration_us=%llu user=%s", req->method,
-			req->url, resp->status, (unsigned long long)(dur / 1000),
-			req->authenticated ? req->ident.name : "-");
+			"request method=%s path=%s status=%d duration_us=%llu", req->method,
+			req->url, resp->status, (unsigned long long)(dur / 1000));
 	else
 		log_debug("request method=%s path=%s status=%d duration_us=%llu", req->method,
 			  req->url, resp->status, (unsigned long long)(dur / 1000));
 	shd_resp_release(resp);
+	shp_log_ctx_clear();
 	return ret;
 }
 
@@ -222,7 +229,6 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
 	struct shd_server *s = cls;
 	struct shd_req *req = *con_cls;
 	struct shd_resp resp = { .retry_after = -1 };
-	enum MHD_Result ret;
 
 	if (!req) {
 		const char *cl;
@@ -269,9 +275,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
 
 	shp_log_ctx_set("req", req->request_id);
 	shd_router_dispatch(req, &resp);
-	ret = queue(req, &resp);
-	shp_log_ctx_clear();
-	return ret;
+	return queue(req, &resp);
 }
 
 static int bind_unix_socket(struct shd_server *s, const struct shd_config *cfg,
@@ -366,7 +370,7 @@ static void opt_add(struct opts *o, enum MHD_OPTION option, intptr_t value, void
 }
 
 /* The options both listeners share. */
-static void common_opts(struct shd_server *s, struct opts *o)
+static void common_opts(struct shd_server *s, struct listener *l, struct opts *o)
 {
 	const struct shd_config *cfg = s->d->cfg;
 
@@ -374,17 +378,19 @@ static void common_opts(struct shd_server *s, struct opts *o)
 	opt_add(o, MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections, NULL);
 	opt_add(o, MHD_OPTION_CONNECTION_TIMEOUT, cfg->http_connection_timeout_s, NULL);
 	opt_add(o, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->http_header_limit, NULL);
-	opt_add(o, MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, s);
+	opt_add(o, MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, l);
 	opt_add(o, MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, s);
-	opt_add(o, MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s);
 }
 
 static int start_unix(struct shd_server *s, struct shp_error *err)
 {
 	struct opts o = { .n = 0 };
 
+	/* the logger goes first, or MHD prints what comes before it itself */
+	opt_add(&o, MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s);
 	opt_add(&o, MHD_OPTION_LISTEN_SOCKET, s->unix_fd, NULL);
-	common_opts(s, &o);
+	s->unix_l = (struct listener){ s, true };
+	common_opts(s, &s->unix_l, &o);
 	s->unix_mhd = MHD_start_daemon(mhd_flags(), 0, NULL, NULL, access_handler, s,
 				       MHD_OPTION_ARRAY, o.item, MHD_OPTION_END);
 	if (!s->unix_mhd)
@@ -452,12 +458,14 @@ static int start_tls(struct shd_server *s, struct shp_error *err)
 	if (cfg->tls_client_ca && !(s->tls_ca_pem = read_pem(cfg->tls_client_ca, "client CA", err)))
 		return -err->code;
 
+	opt_add(&o, MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s);
 	opt_add(&o, MHD_OPTION_SOCK_ADDR, 0, &ss);
 	opt_add(&o, MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem);
 	opt_add(&o, MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem);
 	if (s->tls_ca_pem)
 		opt_add(&o, MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_ca_pem);
-	common_opts(s, &o);
+	s->tls_l = (struct listener){ s, false };
+	common_opts(s, &s->tls_l, &o);
 	s->tls_mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_ARRAY,
 				      o.item, MHD_OPTION_END);
 	if (!s->tls_mhd)

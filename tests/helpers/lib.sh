@@ -1,0 +1,134 @@
+# Shared by the shell tests in tests/cli/: a temp dir, the real daemon on a real socket against
+# the throwaway PostgreSQL of with-postgres.sh, the real CLI, and small assertions.
+# Each test: `. "$top_srcdir/tests/helpers/lib.sh"`, then its steps, then `finish`.
+set -u
+
+: "${top_srcdir:?run through make check or tests/helpers/run-test.sh}"
+: "${SHEPHERD:?}" "${SHEPHERDD:?}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/shp-t.XXXXXX")
+chmod 755 "$T"
+SOCK="$T/shepherdd.sock"
+DAEMON_PID=
+TESTS_RUN=0
+TESTS_FAILED=0
+
+cleanup() {
+	stop_daemon 2>/dev/null
+	if [ "$TESTS_FAILED" -gt 0 ] || [ "${KEEP_TMP:-}" = 1 ]; then
+		echo "# daemon log ($T/daemon.log):"
+		sed 's/^/#   /' "$T/daemon.log" 2>/dev/null | tail -n 60
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+note() { echo "# $*"; }
+
+pass() {
+	TESTS_RUN=$((TESTS_RUN + 1))
+	echo "ok $TESTS_RUN - $1"
+}
+
+fail() {
+	TESTS_RUN=$((TESTS_RUN + 1))
+	TESTS_FAILED=$((TESTS_FAILED + 1))
+	echo "not ok $TESTS_RUN - $1"
+	[ $# -gt 1 ] && printf '%s\n' "$2" | sed 's/^/#   /'
+	return 0
+}
+
+# Start shepherdd against the test database; extra arguments go to shepherdd.
+start_daemon() {
+	"$SHEPHERDD" --database-url "$SHP_TEST_PGURL" --state-dir "$T/state" --socket "$SOCK" \
+		--log-level debug "$@" >>"$T/daemon.log" 2>&1 &
+	DAEMON_PID=$!
+	wait_ready "$SOCK" || { echo "# shepherdd did not become ready"; tail -n 40 "$T/daemon.log"; exit 1; }
+}
+
+# Wait until /health/ready answers 200 on the socket (30 s).
+wait_ready() {
+	local sock=$1 i=0
+	while [ $i -lt 300 ]; do
+		if [ -S "$sock" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$sock" \
+			http://localhost/health/ready)" = 200 ]; then
+			return 0
+		fi
+		if [ -n "$DAEMON_PID" ] && ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			return 1
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+stop_daemon() {
+	[ -n "$DAEMON_PID" ] || return 0
+	kill -TERM "$DAEMON_PID" 2>/dev/null
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_STATUS=$?
+	DAEMON_PID=
+}
+
+# The CLI against the test daemon.
+shp() { "$SHEPHERD" --socket "$SOCK" "$@"; }
+
+# curl against the daemon's socket: api METHOD PATH [curl args...] prints the body; the status
+# is then $(code) (it is kept in a file, as api usually runs in a command substitution).
+api() {
+	local method=$1 path=$2
+	shift 2
+	curl -s -o "$T/body" -w '%{http_code}' -X "$method" --unix-socket "$SOCK" \
+		"http://localhost$path" "$@" >"$T/code"
+	cat "$T/body"
+}
+code() { cat "$T/code"; }
+
+# psql against the test database.
+sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$SHP_TEST_PGURL" -c "$1"; }
+
+# expect_exit CODE DESC CMD...: run CMD, compare its exit status; output in $OUT, stderr in $ERR.
+expect_exit() {
+	local want=$1 desc=$2
+	shift 2
+	"$@" >"$T/out" 2>"$T/err"
+	local got=$?
+	OUT=$(cat "$T/out")
+	ERR=$(cat "$T/err")
+	if [ "$got" = "$want" ]; then
+		pass "$desc"
+	else
+		fail "$desc (exit $got, wanted $want)" "stdout: $OUT
+stderr: $ERR"
+	fi
+}
+
+# expect_eq WANT GOT DESC
+expect_eq() {
+	if [ "$1" = "$2" ]; then
+		pass "$3"
+	else
+		fail "$3" "wanted: $1
+got:    $2"
+	fi
+}
+
+# expect_match REGEX TEXT DESC
+expect_match() {
+	if printf '%s' "$2" | grep -Eq -e "$1"; then
+		pass "$3"
+	else
+		fail "$3" "wanted a match for: $1
+in: $2"
+	fi
+}
+
+finish() {
+	echo "1..$TESTS_RUN"
+	if [ "$TESTS_FAILED" -gt 0 ]; then
+		echo "# $TESTS_FAILED of $TESTS_RUN failed"
+		exit 1
+	fi
+	exit 0
+}
