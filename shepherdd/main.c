@@ -342,6 +342,12 @@ int main(int argc, char **argv)
 		shd_config_print_man_keys(stdout);
 		return 0;
 	}
+	if (has_flag(argc, argv, "--list-routes", NULL)) {
+		/* for the documentation checks: every route as "METHOD PATTERN" */
+		for (size_t i = 0; i < shd_routes_count; i++)
+			printf("%s %s\n", shd_routes[i].method, shd_routes[i].pattern);
+		return 0;
+	}
 	check_config = has_flag(argc, argv, "--check-config", NULL);
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--check-config") == 0)

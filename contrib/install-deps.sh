@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install what building, running and testing shepherd needs on Debian 12 (bookworm).
+# Run as root, or as a user with sudo.
+set -eu
+pkgs="build-essential autoconf automake autoconf-archive libtool pkg-config
+libpq-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libreadline-dev libssl-dev
+libmicrohttpd-dev libgnutls28-dev libcriterion-dev
+postgresql postgresql-client util-linux passwd
+curl jq openssl python3 iproute2 procps clang"
+if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
+missing=
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "installing:$missing"
+	$sudo apt-get update -qq
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+fi
+# The postgresql package starts a cluster of its own; shepherd never uses it (the daemon runs
+# its own server, the tests throwaway ones), so it is left as Debian configured it.
