@@ -255,35 +255,51 @@ static int load_migrations(const char *dir, struct migration_set *set, struct sh
 	return r;
 }
 
-/* The tracking table, or NULL res when it does not exist yet. */
+static int table_exists(PGconn *conn, bool *ret, struct shp_error *err)
+{
+	const char *params[] = {"shepherd_schema_migrations"};
+	_cleanup_(PQclearp) PGresult *res = NULL;
+
+	res = shd_db_exec(conn, "SELECT to_regclass($1) IS NOT NULL", 1, params, err);
+	if (!res)
+		return shp_error_prefix(err, "looking for the migrations table");
+	*ret = shp_streq(shd_db_value(res, 0, 0), "t");
+	return 0;
+}
+
+/* The tracking table's rows, or a NULL result when it does not exist yet. */
 static int read_applied(PGconn *conn, PGresult **ret, struct shp_error *err)
 {
 	static const char sql[] =
 		"SELECT version, name, checksum, "
 		"to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
 		"FROM shepherd_schema_migrations ORDER BY version";
-	const char *params[] = {"shepherd_schema_migrations"};
-	_cleanup_(PQclearp) PGresult *exists = NULL;
+	bool exists = false;
+	int r;
 
-	exists = shd_db_exec(conn, "SELECT to_regclass($1) IS NOT NULL", 1, params, err);
-	if (!exists)
-		return shp_error_prefix(err, "looking for the migrations table");
 	*ret = NULL;
-	if (strcmp(shd_db_value(exists, 0, 0), "t"))
-		return 0;
+	r = table_exists(conn, &exists, err);
+	if (r < 0 || !exists)
+		return r;
 	*ret = shd_db_exec(conn, sql, 0, NULL, err);
 	return *ret ? 0 : shp_error_prefix(err, "reading the applied migrations");
 }
 
+/* Create the tracking table if missing (under the lock, so no two creators race). */
 static int ensure_table(PGconn *conn, struct shp_error *err)
 {
-	static const char sql[] = "CREATE TABLE IF NOT EXISTS shepherd_schema_migrations ("
+	static const char sql[] = "CREATE TABLE shepherd_schema_migrations ("
 				  " version integer PRIMARY KEY,"
 				  " name text NOT NULL,"
 				  " checksum text NOT NULL,"
 				  " applied_at timestamptz NOT NULL DEFAULT now())";
-	int r = shd_db_command(conn, sql, 0, NULL, err);
+	bool exists = false;
+	int r;
 
+	r = table_exists(conn, &exists, err);
+	if (r < 0 || exists)
+		return r;
+	r = shd_db_command(conn, sql, 0, NULL, err);
 	return r < 0 ? shp_error_prefix(err, "creating the migrations table") : 0;
 }
 
