@@ -321,6 +321,30 @@ static void drop_arg(int *argc, char **argv, int i)
 	(*argc)--;
 }
 
+/* Remove "migrate VERB [N]" at argv[i]; 0, or the exit status of a usage error. */
+static int take_migrate_args(int *argc, char **argv, int i, const char **ret_verb, int *ret_steps)
+{
+	const char *verb = i + 1 < *argc ? argv[i + 1] : "";
+	long long v;
+
+	if (strcmp(verb, "status") != 0 && strcmp(verb, "up") != 0 && strcmp(verb, "down") != 0) {
+		fprintf(stderr, "shepherdd: error: usage: shepherdd migrate status|up|down [N]\n");
+		return 2;
+	}
+	*ret_verb = verb;
+	drop_arg(argc, argv, i);
+	drop_arg(argc, argv, i);
+	if (i < *argc && argv[i][0] != '-') {
+		if (strcmp(verb, "status") == 0 || shp_parse_int(argv[i], 1, 100000, &v, NULL) < 0) {
+			fprintf(stderr, "shepherdd: error: N must be a positive number\n");
+			return 2;
+		}
+		*ret_steps = (int)v;
+		drop_arg(argc, argv, i);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	_cleanup_(shd_config_freep) struct shd_config *cfg = NULL;
@@ -352,30 +376,19 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--check-config") == 0)
 			drop_arg(&argc, argv, i--);
-	if (argc > 1 && strcmp(argv[1], "migrate") == 0) {
-		if (argc < 3 || (strcmp(argv[2], "status") != 0 && strcmp(argv[2], "up") != 0 &&
-				 strcmp(argv[2], "down") != 0)) {
-			fprintf(stderr, "shepherdd: error: usage: shepherdd migrate status|up|down [N]\n");
-			return 2;
-		}
-		migrate_verb = argv[2];
-		drop_arg(&argc, argv, 1);
-		drop_arg(&argc, argv, 1);
-		if (argc > 1 && argv[1][0] != '-') {
-			long long v;
-			if (strcmp(migrate_verb, "status") == 0 ||
-			    shp_parse_int(argv[1], 1, 100000, &v, &err) < 0) {
-				fprintf(stderr, "shepherdd: error: N must be a positive number\n");
-				return 2;
-			}
-			steps = (int)v;
-			drop_arg(&argc, argv, 1);
-		}
-	}
-
 	cfg = shd_config_load(argc, argv, &argi, &err);
 	if (!cfg)
 		return die(&err);
+	if (argi < argc && strcmp(argv[argi], "migrate") == 0) {
+		/* "migrate VERB [N]" may stand among the options: take it out and parse again */
+		int r = take_migrate_args(&argc, argv, argi, &migrate_verb, &steps);
+		if (r != 0)
+			return r;
+		cfg = shd_config_free(cfg);
+		cfg = shd_config_load(argc, argv, &argi, &err);
+		if (!cfg)
+			return die(&err);
+	}
 	if (argi < argc) {
 		fprintf(stderr, "shepherdd: error: unexpected argument '%s' (see shepherdd --help)\n",
 			argv[argi]);
