@@ -23,7 +23,8 @@ int shp_buf_grow(struct shp_buf *b, size_t n)
 	size_t need, nalloc;
 	char *p;
 
-	if (n > b->max || b->len > b->max - n)
+	/* len + n + 1 must not wrap, whatever the cap (SIZE_MAX included). */
+	if (n > b->max || b->len > b->max - n || b->len + n == SIZE_MAX)
 		return -SHP_E_LIMIT;
 	need = b->len + n + 1;
 	if (need <= b->alloc)
@@ -31,7 +32,7 @@ int shp_buf_grow(struct shp_buf *b, size_t n)
 	nalloc = b->alloc ? b->alloc : 64;
 	while (nalloc < need)
 		nalloc = nalloc > SIZE_MAX / 2 ? need : nalloc * 2;
-	if (nalloc > b->max + 1)
+	if (b->max < SIZE_MAX && nalloc > b->max + 1)
 		nalloc = b->max + 1;
 	p = b->alloc ? realloc(b->buf, nalloc) : malloc(nalloc);
 	if (!p)

@@ -41,6 +41,30 @@ static const struct errc_row errc_table[_SHP_E_MAX] = {
 	[SHP_E_UNREACHABLE] = { "SHP_E_UNREACHABLE", "UNREACHABLE", 503, SHP_EXIT_UNREACHABLE },
 };
 
+/*
+ * A message cut by snprintf may end in half a UTF-8 character; drop it so the text stays valid
+ * for the JSON error body.
+ */
+static void trim_partial_utf8(char *s)
+{
+	size_t len = strlen(s), i = len, cont = 0;
+	unsigned char lead;
+	size_t need;
+
+	while (i > 0 && cont < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80) {
+		i--;
+		cont++;
+	}
+	if (i == 0)
+		return;
+	lead = (unsigned char)s[i - 1];
+	if (lead < 0xc0)
+		return;
+	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+	if (cont + 1 < need)
+		s[i - 1] = '\0';
+}
+
 static const struct errc_row *row(enum shp_errc code)
 {
 	if ((int)code < 0 || code >= _SHP_E_MAX)
@@ -50,13 +74,18 @@ static const struct errc_row *row(enum shp_errc code)
 
 int shp_error_vset(struct shp_error *err, enum shp_errc code, const char *fmt, va_list ap)
 {
+	char msg[SHP_ERROR_MSG_MAX];
+
 	if (code <= SHP_OK || code >= _SHP_E_MAX)
 		code = SHP_E_INTERNAL;
 	if (!err)
 		return -(int)code;
+	/* Format first: the arguments may point into *err (its old message or details). */
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	trim_partial_utf8(msg);
 	shp_error_clear(err);
 	err->code = code;
-	(void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	memcpy(err->msg, msg, sizeof(msg));
 	return -(int)code;
 }
 
@@ -87,6 +116,7 @@ int shp_error_errno(struct shp_error *err, int errnum, const char *fmt, ...)
 	len = strlen(err->msg);
 	(void)snprintf(err->msg + len, sizeof(err->msg) - len, ": %s",
 		       shp_strerror(errnum, ebuf, sizeof(ebuf)));
+	trim_partial_utf8(err->msg);
 	return r;
 }
 
@@ -105,6 +135,7 @@ int shp_error_prefix(struct shp_error *err, const char *fmt, ...)
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
 	(void)snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	trim_partial_utf8(err->msg);
 	return -(int)err->code;
 }
 
@@ -117,9 +148,11 @@ void shp_error_detail(struct shp_error *err, const char *key, const char *fmt, .
 		return;
 	d = &err->details[err->n_details++];
 	(void)snprintf(d->key, sizeof(d->key), "%s", key);
+	trim_partial_utf8(d->key);
 	va_start(ap, fmt);
 	(void)vsnprintf(d->value, sizeof(d->value), fmt, ap);
 	va_end(ap);
+	trim_partial_utf8(d->value);
 }
 
 void shp_error_api_code(struct shp_error *err, const char *api_code)

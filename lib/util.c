@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -166,6 +167,9 @@ int shp_parse_int(const char *s, long long min, long long max, long long *ret, s
 
 	if (!s || !*s)
 		return shp_error_set(err, SHP_E_INVAL, "empty number");
+	/* strtoll would skip leading blanks; trailing ones are refused, so refuse these too. */
+	if (isspace((unsigned char)s[0]))
+		return shp_error_set(err, SHP_E_INVAL, "'%s' is not a whole number", s);
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno == ERANGE || *end != '\0' || end == s)
@@ -218,7 +222,7 @@ int shp_parse_size(const char *s, uint64_t *ret_bytes, struct shp_error *err)
 	if (n >= sizeof(num))
 		return shp_error_set(err, SHP_E_INVAL, "size '%.40s' is too long", s);
 	memcpy(num, s, n + 1);
-	if (n > 2 && strcmp(num + n - 2, "iB") == 0)
+	if (n > 3 && strcmp(num + n - 2, "iB") == 0 && strchr("kKmMgG", num[n - 3]))
 		num[n -= 2] = '\0';
 	else if (n > 1 && (num[n - 1] == 'B' || num[n - 1] == 'b') && n > 1 &&
 		 strchr("kKmMgG", num[n - 2]))
