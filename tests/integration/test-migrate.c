@@ -247,6 +247,14 @@ static void remove_file(const char *name)
 	cr_assert_eq(unlink(path), 0, "%s: %s", path, strerror(errno));
 }
 
+/* Advisory locks in this test's database (other tests run beside it, in their own). */
+static long advisory_locks(PGconn *conn)
+{
+	return query_long(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+				"database = (SELECT oid FROM pg_database "
+				"WHERE datname = current_database())");
+}
+
 static long current_version(PGconn *conn)
 {
 	return query_long(conn, "SELECT coalesce(max(version), 0) FROM shepherd_schema_migrations");
@@ -422,8 +430,7 @@ Test(migrate, concurrent_appliers_apply_each_migration_once)
 	cr_assert_eq(query_long(conn, "SELECT (SELECT count(*) FROM alpha) + "
 				      "(SELECT count(*) FROM beta) + (SELECT count(*) FROM gamma)"),
 		     3);
-	cr_assert_eq(query_long(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
-		     0, "the migration lock was not released");
+	cr_assert_eq(advisory_locks(conn), 0, "the migration lock was not released");
 	PQfinish(conn);
 }
 
@@ -461,8 +468,8 @@ Test(migrate, changed_checksum_is_detected)
 	cr_assert_eq(shd_migrate_down(conn, tmpdir, 1, NULL, &err), -SHP_E_CONFLICT, "%s", err.msg);
 	cr_assert_eq(query_long(conn, "SELECT count(*) FROM shepherd_schema_migrations"), n,
 		     "a changed migration was re-run or reverted");
-	cr_assert_eq(query_long(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
-		     0, "the migration lock was not released after the error");
+	cr_assert_eq(advisory_locks(conn), 0,
+		     "the migration lock was not released after the error");
 	PQfinish(conn);
 }
 
@@ -533,8 +540,8 @@ Test(migrate, failing_migration_rolls_back_and_unlocks)
 	cr_assert_eq(current_version(conn), 1);
 	cr_assert_eq(query_long(conn, "SELECT count(*) FROM pg_tables WHERE tablename = 'beta'"), 0,
 		     "the failed migration was not rolled back");
-	cr_assert_eq(query_long(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
-		     0, "the migration lock was not released after the error");
+	cr_assert_eq(advisory_locks(conn), 0,
+		     "the migration lock was not released after the error");
 
 	write_file(tmpdir, "0002_beta.up.sql",
 		   "CREATE TABLE beta (id int PRIMARY KEY);\nCOMMIT;\n");
