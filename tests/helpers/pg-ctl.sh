@@ -11,7 +11,8 @@ set -u
 # runner) open.
 for fd in /proc/$$/fd/*; do
 	fd=${fd##*/}
-	[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+	# 255 is where bash reads this script from.
+	[ "$fd" -gt 2 ] 2>/dev/null && [ "$fd" -ne 255 ] && eval "exec $fd>&-" 2>/dev/null
 done
 
 pgctl() {

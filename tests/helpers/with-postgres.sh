@@ -136,7 +136,13 @@ build_template() {
 }
 
 cache=${SHP_TEST_CACHE:-${TMPDIR:-/tmp}/shp-test-cache}
-mkdir -p "$cache" || die "cannot create the template cache '$cache'"
+mkdir -p "$cache" 2>/dev/null
+# A default cache made by another user is not ours to write: use one of our own.
+if [ -z "${SHP_TEST_CACHE:-}" ] && [ ! -w "$cache" ]; then
+	cache="$cache-$(id -u)"
+	mkdir -p "$cache" 2>/dev/null
+fi
+[ -d "$cache" ] && [ -w "$cache" ] || die "cannot create the template cache '$cache'"
 [ "$(id -u)" = 0 ] && chmod 0755 "$cache"
 template="$cache/pg-$pgversion-$server_user-$template_format"
 (
