@@ -125,6 +125,13 @@ in: $2"
 }
 
 finish() {
+	stop_daemon
+	# under --enable-asan, a daemon's report ends up in its log: that is a failure too
+	if grep -l -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:|WARNING: ThreadSanitizer' "$T"/*.log >/dev/null 2>&1; then
+		fail "no sanitizer reports in the daemon logs" "$(grep -h -A 30 -E 'Sanitizer|runtime error:' "$T"/*.log | head -n 60)"
+	else
+		pass "no sanitizer reports in the daemon logs"
+	fi
 	echo "1..$TESTS_RUN"
 	if [ "$TESTS_FAILED" -gt 0 ]; then
 		echo "# $TESTS_FAILED of $TESTS_RUN failed"
