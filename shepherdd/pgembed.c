@@ -787,15 +787,17 @@ struct shd_pgembed *shd_pgembed_start(const struct shd_pgembed_config *cfg, stru
 	_cleanup_(pgembed_stopp) struct shd_pgembed *pg = NULL;
 	_cleanup_free_ char *state = NULL;
 	_cleanup_close_ int log_fd = -1;
-	const char *run_as = cfg->run_as && *cfg->run_as ? cfg->run_as : DEFAULT_RUN_AS;
-	int timeout = cfg->start_timeout_ms > 0 ? cfg->start_timeout_ms : DEFAULT_START_TIMEOUT_MS;
 	struct server_user user;
+	const char *run_as;
+	int timeout;
 
 	if (!cfg || !cfg->state_dir || !*cfg->state_dir || !cfg->bindir || !*cfg->bindir) {
 		shp_error_set(err, SHP_E_INVAL,
 			      "the embedded database needs a state and a bin dir");
 		return NULL;
 	}
+	run_as = cfg->run_as && *cfg->run_as ? cfg->run_as : DEFAULT_RUN_AS;
+	timeout = cfg->start_timeout_ms > 0 ? cfg->start_timeout_ms : DEFAULT_START_TIMEOUT_MS;
 	pg = calloc(1, sizeof(*pg));
 	if (!pg) {
 		shp_error_set(err, SHP_E_NOMEM, "starting the database server");

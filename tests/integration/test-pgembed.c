@@ -311,6 +311,42 @@ Test(pgembed, stale_pid_file_with_live_foreign_pid)
 	(void)waitpid(other, NULL, 0);
 }
 
+/* The postmaster of with-postgres.sh: a live postgres, but for another data directory. */
+static pid_t other_postmaster(void)
+{
+	const char *data = getenv("SHP_TEST_PGDATA");
+	char path[1024];
+	FILE *f;
+	int pid = 0;
+
+	cr_assert(data && *data, "SHP_TEST_PGDATA is not set: run me under with-postgres.sh");
+	(void)snprintf(path, sizeof(path), "%s/postmaster.pid", data);
+	f = fopen(path, "r");
+	cr_assert(f, "%s: %s", path, strerror(errno));
+	cr_assert_eq(fscanf(f, "%d", &pid), 1);
+	fclose(f);
+	cr_assert_eq(kill(pid, 0), 0);
+	return pid;
+}
+
+Test(pgembed, stale_pid_file_naming_another_server)
+{
+	struct shd_pgembed *pg = start();
+	pid_t other = other_postmaster();
+	PGconn *conn;
+	char v[16];
+
+	shd_pgembed_stop(pg, 30000);
+	write_pidfiles(other);
+	pg = start();
+	cr_assert_eq(kill(other, 0), 0, "the other data directory's server was stopped");
+	conn = connect_ok(pg);
+	query1(conn, "SELECT 1", v, sizeof(v));
+	cr_assert_str_eq(v, "1");
+	PQfinish(conn);
+	shd_pgembed_stop(pg, 30000);
+}
+
 Test(pgembed, leftover_server_is_replaced)
 {
 	struct shd_pgembed *forgotten = start();
