@@ -29,7 +29,7 @@ SHP_DEFINE_CLEANUP(struct curl_slist *, curl_slist_free_all)
 struct shp_httpc {
 	CURL *curl;
 	char *socket_path; /* set when talking over the Unix socket */
-	char *base_url;    /* "http://localhost" (socket) or the server URL without a trailing '/' */
+	char *base_url; /* "http://localhost" (socket) or the server URL without a trailing '/' */
 	char *auth_header; /* "Authorization: Bearer ..."; wiped on free */
 	char *cacert;
 	char *cert;
@@ -86,7 +86,8 @@ static int set_base_url(struct shp_httpc *c, const struct shp_httpc_config *cfg,
 
 	if (!cfg->server_url) {
 		if (!cfg->socket_path || !cfg->socket_path[0])
-			return shp_error_set(err, SHP_E_INVAL, "no socket path or server URL given");
+			return shp_error_set(err, SHP_E_INVAL,
+					     "no socket path or server URL given");
 		if (dup_opt(cfg->socket_path, &c->socket_path, err) < 0)
 			return -SHP_E_NOMEM;
 		return dup_opt("http://localhost", &c->base_url, err);
@@ -144,7 +145,7 @@ struct shp_httpc *shp_httpc_new(const struct shp_httpc_config *cfg, struct shp_e
 
 void shp_httpc_response_init(struct shp_httpc_response *r)
 {
-	*r = (struct shp_httpc_response){ .status = 0, .retry_after = -1 };
+	*r = (struct shp_httpc_response){.status = 0, .retry_after = -1};
 	shp_buf_init(&r->body, SHP_HTTPC_BODY_MAX);
 }
 
@@ -153,7 +154,7 @@ void shp_httpc_response_release(struct shp_httpc_response *r)
 	size_t max = r->body.max;
 
 	shp_buf_release(&r->body);
-	*r = (struct shp_httpc_response){ .status = 0, .retry_after = -1 };
+	*r = (struct shp_httpc_response){.status = 0, .retry_after = -1};
 	shp_buf_init(&r->body, max);
 }
 
@@ -286,11 +287,13 @@ static int map_curl_error(struct shp_httpc *c, CURLcode rc, const struct transfe
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
-		return shp_error_set(err, SHP_E_UNREACHABLE, "cannot connect to shepherdd at '%s': %s",
-				     peer_name(c), detail);
+		return shp_error_set(err, SHP_E_UNREACHABLE,
+				     "cannot connect to shepherdd at '%s': %s", peer_name(c),
+				     detail);
 	case CURLE_OPERATION_TIMEDOUT:
-		return shp_error_set(err, SHP_E_TIMEOUT, "no answer from shepherdd at '%s' within %ld ms",
-				     peer_name(c), c->timeout_ms);
+		return shp_error_set(err, SHP_E_TIMEOUT,
+				     "no answer from shepherdd at '%s' within %ld ms", peer_name(c),
+				     c->timeout_ms);
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:
@@ -304,16 +307,15 @@ static int map_curl_error(struct shp_httpc *c, CURLcode rc, const struct transfe
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 	case CURLE_SSL_INVALIDCERTSTATUS:
 	case CURLE_USE_SSL_FAILED:
-		return shp_error_set(err, SHP_E_UNREACHABLE, "TLS with shepherdd at '%s' failed: %s",
-				     peer_name(c), detail);
+		return shp_error_set(err, SHP_E_UNREACHABLE,
+				     "TLS with shepherdd at '%s' failed: %s", peer_name(c), detail);
 	case CURLE_WRITE_ERROR:
 		if (t->over_cap)
 			return shp_error_set(err, SHP_E_LIMIT,
 					     "the answer from shepherdd is larger than %zu bytes",
 					     t->resp->body.max);
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory reading the answer");
-	case CURLE_OUT_OF_MEMORY:
-		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	case CURLE_OUT_OF_MEMORY: return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	case CURLE_GOT_NOTHING:
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
@@ -324,8 +326,8 @@ static int map_curl_error(struct shp_httpc *c, CURLcode rc, const struct transfe
 		return shp_error_set(err, SHP_E_PROTO, "talking to shepherdd at '%s': %s",
 				     peer_name(c), detail);
 	default:
-		return shp_error_set(err, SHP_E_IO, "talking to shepherdd at '%s': %s", peer_name(c),
-				     detail);
+		return shp_error_set(err, SHP_E_IO, "talking to shepherdd at '%s': %s",
+				     peer_name(c), detail);
 	}
 }
 
@@ -338,8 +340,9 @@ static int check_socket(const struct shp_httpc *c, struct shp_error *err)
 	if (!c->socket_path)
 		return 0;
 	if (stat(c->socket_path, &st) < 0)
-		return shp_error_set(err, SHP_E_UNREACHABLE, "cannot connect to shepherdd at '%s': %s",
-				     c->socket_path, shp_strerror(errno, ebuf, sizeof(ebuf)));
+		return shp_error_set(err, SHP_E_UNREACHABLE,
+				     "cannot connect to shepherdd at '%s': %s", c->socket_path,
+				     shp_strerror(errno, ebuf, sizeof(ebuf)));
 	if (!S_ISSOCK(st.st_mode))
 		return shp_error_set(err, SHP_E_UNREACHABLE,
 				     "cannot connect to shepherdd at '%s': not a socket",
@@ -355,8 +358,8 @@ static int build_headers(const struct shp_httpc *c, bool has_body, const char *i
 	struct curl_slist *n;
 
 	(void)snprintf(line, sizeof(line), "%s: %d", SHP_HDR_API_VERSION, SHP_API_VERSION);
-	const char *fixed[] = { "Accept: application/json", "Expect:", line,
-				has_body ? "Content-Type: application/json" : NULL };
+	const char *fixed[] = {"Accept: application/json", "Expect:", line,
+			       has_body ? "Content-Type: application/json" : NULL};
 	for (size_t i = 0; i < SHP_ARRAY_SIZE(fixed); i++) {
 		if (!fixed[i])
 			continue;
@@ -423,7 +426,8 @@ static void setup_transport(struct shp_httpc *c)
 	(void)curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	(void)curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	(void)curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-			       c->timeout_ms < CONNECT_TIMEOUT_MS ? c->timeout_ms : CONNECT_TIMEOUT_MS);
+			       c->timeout_ms < CONNECT_TIMEOUT_MS ? c->timeout_ms
+								  : CONNECT_TIMEOUT_MS);
 	(void)curl_easy_setopt(curl, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
 	(void)curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, c->errbuf);
 }
@@ -434,7 +438,7 @@ int shp_httpc_request(struct shp_httpc *c, const char *method, const char *path,
 {
 	_cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
 	_cleanup_(shp_buf_releasep) struct shp_buf url = SHP_BUF_INIT(SHP_API_URL_MAX + 4096);
-	struct transfer t = { .resp = resp };
+	struct transfer t = {.resp = resp};
 	uint64_t start;
 	CURLcode rc;
 	int r;
@@ -483,21 +487,23 @@ int shp_httpc_request(struct shp_httpc *c, const char *method, const char *path,
 
 static void add_details(const json_t *details, int room, struct shp_error *err)
 {
-	const char *key;
-	json_t *v;
+	json_t *obj = (json_t *)details; /* jansson's iterators are not const */
 
 	if (!json_is_object(details))
 		return;
-	json_object_foreach((json_t *)details, key, v) {
-		if (room-- <= 0)
-			break;
-		if (json_is_string(v)) {
-			shp_error_detail(err, key, "%s", json_string_value(v));
-		} else {
-			_cleanup_free_ char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS |
-							     JSON_ENCODE_ANY);
-			shp_error_detail(err, key, "%s", s ? s : "");
-		}
+	for (void *it = json_object_iter(obj); it && room > 0;
+	     it = json_object_iter_next(obj, it)) {
+		const char *key = json_object_iter_key(it);
+		json_t *v = json_object_iter_value(it);
+		_cleanup_free_ char *text = NULL;
+
+		if (!json_is_string(v))
+			text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+		shp_error_detail(err, key, "%s",
+				 json_is_string(v) ? json_string_value(v)
+				 : text            ? text
+						   : "");
+		room--;
 	}
 }
 
@@ -568,7 +574,8 @@ int shp_httpc_json(struct shp_httpc *c, const char *method, const char *path, co
 	if (resp.body.len > 0) {
 		struct shp_error perr = SHP_ERROR_INIT;
 
-		answer = shp_json_parse(resp.body.buf, resp.body.len, SHP_API_JSON_DEPTH_MAX, &perr);
+		answer =
+			shp_json_parse(resp.body.buf, resp.body.len, SHP_API_JSON_DEPTH_MAX, &perr);
 		if (!answer)
 			return shp_error_set(err, SHP_E_PROTO, "invalid JSON from shepherdd: %s",
 					     perr.msg);
@@ -583,7 +590,7 @@ int shp_httpc_escape(const char *s, struct shp_buf *out)
 	size_t start = out->len;
 
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char enc[3] = { '%', hex[*p >> 4], hex[*p & 0xf] };
+		char enc[3] = {'%', hex[*p >> 4], hex[*p & 0xf]};
 		int r;
 
 		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||

@@ -57,14 +57,15 @@ static const char *hdr(struct MHD_Connection *conn, const char *name)
 static enum MHD_Result echo(struct MHD_Connection *conn, const char *url, const char *method,
 			    struct upload *up)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s%}", "method", method, "path", url,
-			      "authorization", hdr(conn, "Authorization"), "idempotency_key",
-			      hdr(conn, "Idempotency-Key"), "content_type",
-			      hdr(conn, "Content-Type"), "api_version",
-			      hdr(conn, "X-Shepherd-Api-Version"), "body", up->body.buf,
-			      up->body.len);
+	json_t *j =
+		json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s%}", "method", method, "path", url,
+			  "authorization", hdr(conn, "Authorization"), "idempotency_key",
+			  hdr(conn, "Idempotency-Key"), "content_type", hdr(conn, "Content-Type"),
+			  "api_version", hdr(conn, "X-Shepherd-Api-Version"), "body", up->body.buf,
+			  up->body.len);
 	char *text = json_dumps(j, JSON_COMPACT);
-	enum MHD_Result ret = reply(conn, 200, "application/json", text, "X-Request-Id", "req-echo");
+	enum MHD_Result ret =
+		reply(conn, 200, "application/json", text, "X-Request-Id", "req-echo");
 
 	free(text);
 	json_decref(j);
@@ -99,10 +100,11 @@ static enum MHD_Result route(struct MHD_Connection *conn, const char *url, const
 			     "long\",\"details\":{\"field\":\"name\",\"max\":63,\"ok\":false}}}",
 			     "X-Request-Id", "req-inval");
 	if (strcmp(url, "/confirm") == 0)
-		return reply(conn, 409, "application/json",
-			     "{\"error\":{\"code\":\"CONFIRMATION_REQUIRED\",\"message\":\"type the "
-			     "name\",\"details\":{}}}",
-			     NULL, NULL);
+		return reply(
+			conn, 409, "application/json",
+			"{\"error\":{\"code\":\"CONFIRMATION_REQUIRED\",\"message\":\"type the "
+			"name\",\"details\":{}}}",
+			NULL, NULL);
 	if (strcmp(url, "/proxy") == 0)
 		return reply(conn, 502, "text/html", "<html>Bad Gateway</html>", NULL, NULL);
 	if (strcmp(url, "/redirect") == 0)
@@ -166,7 +168,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static int unix_listener(const char *path, bool do_listen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
 	cr_assert(fd >= 0);
@@ -179,17 +181,17 @@ static int unix_listener(const char *path, bool do_listen)
 
 static struct MHD_Daemon *start_mhd(int fd)
 {
-	struct MHD_Daemon *d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, NULL,
-		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-		MHD_OPTION_END);
+	struct MHD_Daemon *d =
+		MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, NULL,
+				 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
+				 completed, NULL, MHD_OPTION_END);
 	cr_assert(d != NULL);
 	return d;
 }
 
 static void setup(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
 	int tcp;
 
@@ -224,7 +226,7 @@ TestSuite(httpc, .init = setup, .fini = teardown, .timeout = 60);
 
 static struct shp_httpc *client(const char *token)
 {
-	struct shp_httpc_config cfg = { .socket_path = sock_path, .token = token };
+	struct shp_httpc_config cfg = {.socket_path = sock_path, .token = token};
 	struct shp_error err = SHP_ERROR_INIT;
 	struct shp_httpc *c = shp_httpc_new(&cfg, &err);
 
@@ -429,7 +431,7 @@ Test(httpc, default_cap_is_enforced)
 
 Test(httpc, missing_socket_is_unreachable)
 {
-	struct shp_httpc_config cfg = { .socket_path = "/nonexistent/shepherd/shepherdd.sock" };
+	struct shp_httpc_config cfg = {.socket_path = "/nonexistent/shepherd/shepherdd.sock"};
 	struct shp_error err = SHP_ERROR_INIT;
 	_cleanup_(shp_httpc_freep) struct shp_httpc *c = shp_httpc_new(&cfg, &err);
 	json_t *got = NULL;
@@ -444,7 +446,7 @@ Test(httpc, missing_socket_is_unreachable)
 Test(httpc, stale_socket_is_unreachable)
 {
 	char path[160];
-	struct shp_httpc_config cfg = { .socket_path = path };
+	struct shp_httpc_config cfg = {.socket_path = path};
 	struct shp_error err = SHP_ERROR_INIT;
 	json_t *got = NULL;
 
@@ -452,15 +454,14 @@ Test(httpc, stale_socket_is_unreachable)
 	(void)snprintf(path, sizeof(path), "%s/stale.sock", tmpdir);
 	close(unix_listener(path, false));
 	_cleanup_(shp_httpc_freep) struct shp_httpc *c = shp_httpc_new(&cfg, &err);
-	cr_assert_eq(shp_httpc_json(c, "GET", "/echo", NULL, NULL, &got, &err),
-		     -SHP_E_UNREACHABLE);
+	cr_assert_eq(shp_httpc_json(c, "GET", "/echo", NULL, NULL, &got, &err), -SHP_E_UNREACHABLE);
 	cr_assert(strstr(err.msg, path) != NULL, "%s", err.msg);
 }
 
 Test(httpc, timeout)
 {
 	char path[160];
-	struct shp_httpc_config cfg = { .socket_path = path, .timeout_ms = 200 };
+	struct shp_httpc_config cfg = {.socket_path = path, .timeout_ms = 200};
 	struct shp_error err = SHP_ERROR_INIT;
 	json_t *got = NULL;
 	int fd;
@@ -476,7 +477,7 @@ Test(httpc, timeout)
 Test(httpc, tls_failure_is_unreachable)
 {
 	char url[64];
-	struct shp_httpc_config cfg = { .server_url = url };
+	struct shp_httpc_config cfg = {.server_url = url};
 	struct shp_error err = SHP_ERROR_INIT;
 	json_t *got = NULL;
 
@@ -491,7 +492,7 @@ Test(httpc, tls_failure_is_unreachable)
 
 Test(httpc, plain_http_server_url_is_refused)
 {
-	struct shp_httpc_config cfg = { .server_url = "http://example.com:8443" };
+	struct shp_httpc_config cfg = {.server_url = "http://example.com:8443"};
 	struct shp_error err = SHP_ERROR_INIT;
 
 	cr_assert_null(shp_httpc_new(&cfg, &err));
@@ -524,8 +525,8 @@ Test(httpc, retry_after)
 
 Test(httpc, verbose_never_shows_the_token)
 {
-	struct shp_httpc_config cfg = { .socket_path = sock_path, .token = "shp_topsecret",
-					.verbose = true };
+	struct shp_httpc_config cfg = {
+		.socket_path = sock_path, .token = "shp_topsecret", .verbose = true};
 	struct shp_error err = SHP_ERROR_INIT;
 	json_t *got = NULL;
 	char out[4096] = "";
@@ -553,7 +554,7 @@ Test(httpc, verbose_never_shows_the_token)
 Test(httpc, bad_arguments)
 {
 	_cleanup_(shp_httpc_freep) struct shp_httpc *c = client("tok");
-	struct shp_httpc_config cfg = { .token = "a\r\nX-Evil: 1", .socket_path = sock_path };
+	struct shp_httpc_config cfg = {.token = "a\r\nX-Evil: 1", .socket_path = sock_path};
 	struct shp_error err = SHP_ERROR_INIT;
 	json_t *got = NULL;
 
