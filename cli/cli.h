@@ -1,0 +1,279 @@
+/*
+ * The shepherd command line: the command table (STYLE 2.6), the context of one invocation, and
+ * the helpers the cmd-<noun>.c files share (options, daemon calls, allocation, suggestions).
+ *
+ * Adding a command: write cmd-<noun>.c ending in a `const struct shp_cmd cmd_<noun>`, declare it
+ * below and list it in commands.c (sorted). Help, completions and shepherd(1) follow from it.
+ */
+#pragma once
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "cleanup.h"
+#include "error.h"
+
+struct cli_ctx;
+struct shp_httpc;
+
+typedef int (*shp_cmd_fn)(int argc, char **argv, struct cli_ctx *ctx);
+
+/* Subcommand flags. */
+#define CMD_NEEDS_DAEMON (1u << 0) /* talks to shepherdd: the configuration is loaded first */
+#define CMD_READONLY (1u << 1)     /* changes nothing */
+#define CMD_HIDDEN (1u << 2)       /* left out of help, suggestions, completions and man page */
+
+/* What the positional arguments of a command complete to. */
+enum cli_complete {
+	CLI_COMPLETE_NONE,
+	CLI_COMPLETE_VALUES,  /* one of arg_values */
+	CLI_COMPLETE_COMMAND, /* a command, then one of its verbs */
+};
+
+/* Option ids: the short letter when there is one, else a number from these ranges. */
+enum {
+	CLI_OPT_HELP = 'h',
+	CLI_OPT_OUTPUT = 'o',
+	CLI_OPT_QUIET = 'q',
+	CLI_OPT_VERBOSE = 'v',
+	CLI_OPT_SOCKET = 0x100,
+	CLI_OPT_SERVER,
+	CLI_OPT_TOKEN,
+	CLI_OPT_CACERT,
+	CLI_OPT_CERT,
+	CLI_OPT_KEY,
+	CLI_OPT_JSON,
+	CLI_OPT_NO_COLOR,
+	CLI_OPT_TIMEOUT,
+	CLI_OPT_VERSION,
+	CLI_OPT_LOCAL = 0x200, /* each cmd-<noun>.c numbers its own options from here */
+};
+
+/* One option of a command, or a global one. Tables end with { NULL }. */
+struct shp_flag {
+	const char *name;          /* long name, without "--" */
+	int id;                    /* what cli_getopt() returns */
+	int short_name;            /* 'o' for -o, or 0 */
+	const char *alias;         /* another long name (--env for --environment), or NULL */
+	const char *arg;           /* the value's name ("ENV") when the option takes one */
+	const char *help;          /* one line, lowercase, no full stop */
+	const char *const *values; /* the only accepted values (checked and completed), or NULL */
+	bool file;                 /* the value is a path: complete file names */
+	bool required;             /* the command refuses to run without it */
+};
+
+struct shp_subcmd {
+	const char *name; /* the verb; NULL for the entry of a verbless command */
+	shp_cmd_fn fn;
+	int min_args; /* positional arguments, after the options are taken out */
+	int max_args;
+	const char *usage;           /* what follows "shepherd NOUN [VERB]" */
+	unsigned flags;              /* CMD_* */
+	const char *summary;         /* one line, lowercase, no full stop */
+	const char *description;     /* sentences for --help and shepherd(1); "\n\n" between
+					paragraphs */
+	const struct shp_flag *opts; /* its options, or NULL */
+	enum cli_complete args_complete;
+	const char *const *arg_values;
+};
+
+struct shp_cmd {
+	const char *name;
+	const char *alias;                /* or NULL */
+	const char *summary;              /* one line, lowercase, no full stop */
+	const char *description;          /* a paragraph for help and shepherd(1) */
+	const struct shp_subcmd *subcmds; /* its verbs, sorted, ending with { NULL } */
+	const struct shp_subcmd *self;    /* instead of subcmds: the command takes no verb */
+};
+
+/* commands.c: the table, sorted by name, ending with NULL. */
+extern const struct shp_cmd *const cli_commands[];
+extern const struct shp_flag cli_global_flags[];
+extern const char *const cli_output_values[];
+extern const char *const cli_environment_values[];
+extern const char *const cli_shell_values[];
+
+extern const struct shp_cmd cmd_audit;
+extern const struct shp_cmd cmd_cluster;
+extern const struct shp_cmd cmd_completion;
+extern const struct shp_cmd cmd_help;
+extern const struct shp_cmd cmd_man_commands;
+extern const struct shp_cmd cmd_man_options;
+extern const struct shp_cmd cmd_namespace;
+extern const struct shp_cmd cmd_status;
+extern const struct shp_cmd cmd_token;
+extern const struct shp_cmd cmd_version;
+extern const struct shp_cmd cmd_whoami;
+
+/* The commands help, completions and the man page show (no hidden ones), ending with NULL. */
+const struct shp_cmd *const *cli_visible_commands(void);
+/* Exact name or alias; NULL when unknown. */
+const struct shp_cmd *cli_find_cmd(const char *name);
+const struct shp_subcmd *cli_find_subcmd(const struct shp_cmd *cmd, const char *name);
+/* The closest visible command (or verb of cmd) to a mistyped word, or NULL. */
+const char *cli_suggest_cmd(const char *word);
+const char *cli_suggest_subcmd(const struct shp_cmd *cmd, const char *word);
+/* Its verbs, or its own entry when it takes no verb, as a {NULL}-terminated array. */
+const struct shp_subcmd *cli_cmd_entries(const struct shp_cmd *cmd);
+bool cli_cmd_is_hidden(const struct shp_cmd *cmd);
+/* "namespace create" or "version" (static storage, overwritten by the next call). */
+const char *cli_cmd_path(const struct shp_cmd *cmd, const struct shp_subcmd *sub);
+
+/* config.c: settings from the command line, the environment and the config file. */
+enum cli_source { CLI_SRC_NONE, CLI_SRC_DEFAULT, CLI_SRC_FILE, CLI_SRC_ENV, CLI_SRC_FLAG };
+
+struct cli_setting {
+	char *value;
+	enum cli_source source;
+	const char *origin; /* "--socket", "SHEPHERD_SOCKET", "config file": for messages */
+};
+
+struct cli_config {
+	char *path; /* the config file that was read, or NULL */
+	struct cli_setting socket, server, token, cacert, cert, key, output;
+	int color; /* the file's "color": -1 unset, 0 or 1 */
+};
+
+void cli_config_init(struct cli_config *cfg);
+void cli_config_release(struct cli_config *cfg);
+/* Set s to value unless it already holds a value from a stronger source. */
+void cli_config_set(struct cli_setting *s, const char *value, enum cli_source src,
+		    const char *origin);
+/* The config file's path: $SHEPHERD_CONFIG, else $XDG_CONFIG_HOME or ~/.config/shepherd/. */
+char *cli_config_file_path(void);
+/*
+ * Read the config file (if it exists) and the SHEPHERD_* environment into cfg, then decide
+ * between socket and server and fill in the default socket. Values set earlier from a stronger
+ * source (the command line) are kept. -SHP_E_INVAL for a broken file, -SHP_E_PERM for a file
+ * that holds a token and is open to others.
+ */
+int cli_config_load(struct cli_config *cfg, struct shp_error *err) SHP_MUSTCHECK;
+/* The socket used when nothing else is configured. */
+char *cli_config_default_socket(void);
+
+enum cli_format {
+	CLI_FORMAT_TABLE,
+	CLI_FORMAT_WIDE,
+	CLI_FORMAT_JSON,
+	CLI_FORMAT_YAML,
+	CLI_FORMAT_NAME
+};
+/* "table" -> CLI_FORMAT_TABLE; -1 when unknown. */
+int cli_format_from_string(const char *s);
+
+/* The state of one invocation. */
+struct cli_ctx {
+	struct cli_config config;
+	enum cli_format format;
+	bool format_set; /* given on the command line (else the config's output applies) */
+	bool quiet;
+	bool verbose;
+	bool no_color;
+	bool color; /* colour on stdout: a terminal, and neither --no-color nor NO_COLOR */
+	bool stdout_tty;
+	int term_width; /* columns of the terminal on stdout; 0 when stdout is not a terminal */
+	long timeout_ms;
+	const struct shp_cmd *cmd;
+	const struct shp_subcmd *sub;
+	struct option *longopts; /* the running command's options, for cli_getopt() */
+	char *shortopts;
+	struct shp_httpc *http; /* created by the first daemon call */
+	struct shp_error err;   /* the failure a handler returned */
+	bool usage_hint;        /* err is about the command line: show the usage with it */
+	json_t *error_body;     /* the daemon's {"error": {...}} behind err, if any */
+};
+
+void cli_ctx_init(struct cli_ctx *ctx);
+void cli_ctx_release(struct cli_ctx *ctx);
+
+/* options.c */
+/*
+ * For handlers: getopt_long over the running command's options as listed in the table. Global
+ * options and --help were applied (and every value checked) by main before the handler ran and
+ * are skipped here. Returns the option's id (optarg holds its value), -1 at the end, when
+ * argv[optind..argc) are the positional arguments.
+ */
+int cli_getopt(struct cli_ctx *ctx, int argc, char **argv);
+/*
+ * For main: getopt_long with ctx's tables. Returns the option's id, -1 at the end, or
+ * CLI_OPT_FAILED with a usage error in ctx->err for an unknown or abbreviated option or a missing
+ * value (what names the command in the message).
+ */
+int cli_next_option(struct cli_ctx *ctx, int argc, char **argv, const char *what);
+#define CLI_OPT_FAILED (-2)
+/* Build the getopt_long tables of sets (each a {NULL}-terminated flag table; NULL ends). */
+void cli_build_options(const struct shp_flag *const *sets, bool stop_at_nonoption,
+		       struct option **ret_long, char **ret_short);
+/* Find the flag with id in sets. */
+const struct shp_flag *cli_flag_by_id(const struct shp_flag *const *sets, int id);
+/* Apply a global option to ctx; -SHP_E_USAGE/-SHP_E_INVAL with ctx->err on a bad value. */
+int cli_apply_global(struct cli_ctx *ctx, int id, const char *arg);
+/* Check a value against flag->values; -SHP_E_INVAL naming the option otherwise. */
+int cli_check_value(const struct shp_flag *flag, const char *value, struct shp_error *err);
+
+/* client.c: calls to shepherdd. On failure they return -code with ctx->err set. */
+/*
+ * One request: body may be NULL; mutating methods carry a fresh Idempotency-Key (kept across
+ * the retries of a 429/503 that asked for a short wait). On 2xx *ret is the answer (NULL for
+ * an empty body).
+ */
+int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const json_t *body,
+	     json_t **ret) SHP_MUSTCHECK;
+/*
+ * GET a list: route plus query (may be empty; "key=value&..." already escaped), page by page
+ * through next_cursor, up to limit items (0: all, capped at CLI_LIST_MAX with a warning).
+ * *ret_items is the array of all items.
+ */
+int cli_list(struct cli_ctx *ctx, const char *route, const char *query, long limit,
+	     const char *plural, json_t **ret_items) SHP_MUSTCHECK;
+#define CLI_LIST_MAX 10000
+/* Append "&key=value" (or "key=value" to an empty query) with value escaped; no-op when NULL. */
+void cli_query_add(struct shp_buf *query, const char *key, const char *value);
+/* route + "/" + the escaped segment (allocated). */
+char *cli_path(const char *route, const char *segment);
+/* obj[key] = value as a JSON string; -SHP_E_INVAL when value is not UTF-8. NULL is skipped. */
+int cli_body_set(struct cli_ctx *ctx, json_t *obj, const char *key,
+		 const char *value) SHP_MUSTCHECK;
+/* Parse --limit's value (1..CLI_LIST_MAX). */
+int cli_parse_limit(struct cli_ctx *ctx, const char *s, long *ret) SHP_MUSTCHECK;
+
+/* util.c: allocation that aborts on OOM, messages, suggestions. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xreallocarray(void *p, size_t n, size_t size);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) SHP_PRINTF(1, 2);
+void xbuf_add(struct shp_buf *b, const char *s);
+void xbuf_addn(struct shp_buf *b, const void *data, size_t n);
+void xbuf_addf(struct shp_buf *b, const char *fmt, ...) SHP_PRINTF(2, 3);
+#define CLI_BUF_MAX (256u * 1024 * 1024)
+
+/* Set ctx->err to a usage error; returns -SHP_E_USAGE. */
+int cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...) SHP_PRINTF(2, 3);
+/* "shepherd: warning: ..." on stderr, unless --quiet. */
+void cli_warn(const struct cli_ctx *ctx, const char *fmt, ...) SHP_PRINTF(2, 3);
+/* Informational text on stderr, unless --quiet. */
+void cli_note(const struct cli_ctx *ctx, const char *fmt, ...) SHP_PRINTF(2, 3);
+
+/* Optimal string alignment distance (Damerau-Levenshtein with adjacent transpositions). */
+size_t cli_edit_distance(const char *a, const char *b);
+/*
+ * The candidate (of n) a mistyped word most likely meant: the closest within 2 edits, else the
+ * only candidate the word is a prefix of (2+ characters); NULL when none is close.
+ */
+const char *cli_suggest(const char *word, const char *const *candidates, size_t n);
+
+/* help.c: help text, generated from the table. */
+void cli_help_overview(FILE *out);
+void cli_help_command(FILE *out, const struct shp_cmd *cmd);
+void cli_help_subcmd(FILE *out, const struct shp_cmd *cmd, const struct shp_subcmd *sub);
+/* "shepherd namespace create NAME --environment ENV [...]" */
+void cli_print_usage(FILE *out, const struct shp_cmd *cmd, const struct shp_subcmd *sub);
+/* Print text word-wrapped to width columns, each line indented by indent spaces. */
+void cli_wrap(FILE *out, const char *text, int indent, int width);

@@ -1,0 +1,241 @@
+/*
+ * The CLI's calls to shepherdd: one lazily opened connection per invocation, an Idempotency-Key
+ * on every mutating request (reused by the retries of a 429/503 that asked for a short wait),
+ * list paging through next_cursor, and the small builders for paths, queries and bodies.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "cli.h"
+#include "error.h"
+#include "httpc.h"
+#include "json.h"
+#include "util.h"
+
+#define RETRY_WAIT_MAX 10 /* seconds: a longer Retry-After is the caller's decision */
+#define RETRY_ATTEMPTS 3
+
+static int connect_daemon(struct cli_ctx *ctx)
+{
+	struct cli_config *cfg = &ctx->config;
+	struct shp_httpc_config hc = {
+		.socket_path = cfg->socket.value,
+		.server_url = cfg->server.value,
+		.token = cfg->token.value,
+		.cacert = cfg->cacert.value,
+		.cert = cfg->cert.value,
+		.key = cfg->key.value,
+		.timeout_ms = ctx->timeout_ms,
+		.verbose = ctx->verbose,
+	};
+
+	if (ctx->http)
+		return 0;
+	if (ctx->verbose) {
+		if (hc.server_url)
+			fprintf(stderr, "using server %s (from %s)\n", hc.server_url,
+				cfg->server.origin);
+		else
+			fprintf(stderr, "using socket %s (from %s)\n", hc.socket_path,
+				cfg->socket.origin);
+		if (hc.token)
+			fprintf(stderr, "using a bearer token (from %s)\n", cfg->token.origin);
+	}
+	ctx->http = shp_httpc_new(&hc, &ctx->err);
+	return ctx->http ? 0 : -(int)ctx->err.code;
+}
+
+static bool is_mutating(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+static int parse_answer(struct cli_ctx *ctx, const struct shp_httpc_response *resp, json_t **ret)
+{
+	struct shp_error perr = SHP_ERROR_INIT;
+	json_t *j;
+
+	if (resp->body.len == 0) {
+		*ret = NULL;
+		return 0;
+	}
+	j = shp_json_parse(resp->body.buf, resp->body.len, SHP_API_JSON_DEPTH_MAX, &perr);
+	if (!j)
+		return shp_error_set(&ctx->err, SHP_E_PROTO, "invalid JSON from shepherdd: %s",
+				     perr.msg);
+	*ret = j;
+	return 0;
+}
+
+int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const json_t *body,
+	     json_t **ret)
+{
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	_cleanup_free_ char *text = NULL;
+	char key[33];
+	int r;
+
+	shp_httpc_response_init(&resp);
+	r = connect_daemon(ctx);
+	if (r < 0)
+		return r;
+	if (is_mutating(method)) {
+		r = shp_random_hex(16, key, &ctx->err);
+		if (r < 0)
+			return r;
+	}
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!text)
+			return shp_error_set(&ctx->err, SHP_E_NOMEM,
+					     "cannot serialise the request");
+	}
+	for (int attempt = 1;; attempt++) {
+		r = shp_httpc_request(ctx->http, method, path, text, text ? strlen(text) : 0,
+				      is_mutating(method) ? key : NULL, &resp, &ctx->err);
+		if (r < 0)
+			return r;
+		if (resp.status >= 200 && resp.status <= 299)
+			return parse_answer(ctx, &resp, ret);
+		json_decref(ctx->error_body);
+		ctx->error_body = NULL;
+		r = shp_httpc_response_error(&resp, &ctx->error_body, &ctx->err);
+		if ((resp.status != 429 && resp.status != 503) || resp.retry_after < 0 ||
+		    resp.retry_after > RETRY_WAIT_MAX || attempt == RETRY_ATTEMPTS)
+			return r;
+		if (ctx->verbose)
+			fprintf(stderr, "retrying in %lds: %s\n", resp.retry_after, ctx->err.msg);
+		(void)sleep((unsigned)resp.retry_after);
+	}
+}
+
+void cli_query_add(struct shp_buf *query, const char *key, const char *value)
+{
+	if (!value)
+		return;
+	xbuf_addf(query, "%s%s=", query->len ? "&" : "", key);
+	/* Fails only past CLI_BUF_MAX or without memory: nothing sensible is left to do. */
+	if (shp_httpc_escape(value, query) < 0)
+		abort();
+}
+
+char *cli_path(const char *route, const char *segment)
+{
+	struct shp_buf b = SHP_BUF_INIT(CLI_BUF_MAX);
+	char *s;
+
+	xbuf_addf(&b, "%s/", route);
+	if (shp_httpc_escape(segment, &b) < 0)
+		abort();
+	s = shp_buf_detach(&b, NULL);
+	if (!s)
+		abort();
+	return s;
+}
+
+int cli_body_set(struct cli_ctx *ctx, json_t *obj, const char *key, const char *value)
+{
+	json_t *s;
+
+	if (!value)
+		return 0;
+	s = json_string(value);
+	if (!s)
+		return shp_error_set(&ctx->err, SHP_E_INVAL, "the value of '%s' is not valid UTF-8",
+				     key);
+	if (json_object_set_new(obj, key, s) < 0)
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+	return 0;
+}
+
+int cli_parse_limit(struct cli_ctx *ctx, const char *s, long *ret)
+{
+	long long v;
+	struct shp_error perr = SHP_ERROR_INIT;
+
+	if (shp_parse_int(s, 1, CLI_LIST_MAX, &v, &perr) < 0)
+		return cli_usage_error(ctx, "invalid value '%s' for '--limit' (expected 1 to %d)",
+				       s, CLI_LIST_MAX);
+	*ret = (long)v;
+	return 0;
+}
+
+/* One page: checks the shape and moves its items into all. */
+static int take_page(struct cli_ctx *ctx, json_t *page, json_t *all, long cap,
+		     const char **ret_cursor)
+{
+	json_t *items = json_object_get(page, SHP_API_FIELD_ITEMS);
+	json_t *cursor = json_object_get(page, SHP_API_FIELD_NEXT_CURSOR);
+	if (!json_is_array(items) || (cursor && !json_is_null(cursor) && !json_is_string(cursor)))
+		return shp_error_set(&ctx->err, SHP_E_PROTO,
+				     "unexpected answer from shepherdd: not a list");
+	for (size_t i = 0; i < json_array_size(items); i++) {
+		if ((long)json_array_size(all) >= cap)
+			break;
+		if (json_array_append(all, json_array_get(items, i)) < 0)
+			return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+	}
+	*ret_cursor = json_is_string(cursor) && json_string_value(cursor)[0]
+			      ? json_string_value(cursor)
+			      : NULL;
+	if (*ret_cursor && json_array_size(items) == 0)
+		return shp_error_set(
+			&ctx->err, SHP_E_PROTO,
+			"unexpected answer from shepherdd: an empty page with a cursor");
+	return 0;
+}
+
+int cli_list(struct cli_ctx *ctx, const char *route, const char *query, long limit,
+	     const char *plural, json_t **ret_items)
+{
+	_cleanup_(json_decrefp) json_t *all = json_array();
+	_cleanup_(json_decrefp) json_t *page = NULL;
+	_cleanup_free_ char *cursor = NULL;
+	long cap = limit > 0 ? limit : CLI_LIST_MAX;
+	const char *next = NULL;
+	int r;
+
+	if (!all)
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+	for (;;) {
+		_cleanup_(shp_buf_releasep) struct shp_buf path = SHP_BUF_INIT(CLI_BUF_MAX);
+		long want = cap - (long)json_array_size(all);
+		struct shp_buf q = SHP_BUF_INIT(CLI_BUF_MAX);
+
+		xbuf_add(&q, query ? query : "");
+		xbuf_addf(&q, "%slimit=%ld", q.len ? "&" : "",
+			  want < SHP_API_PAGE_MAX ? want : (long)SHP_API_PAGE_MAX);
+		cli_query_add(&q, "cursor", cursor);
+		xbuf_addf(&path, "%s?%s", route, q.buf);
+		shp_buf_release(&q);
+
+		json_decref(TAKE_PTR(page));
+		r = cli_call(ctx, "GET", path.buf, NULL, &page);
+		if (r < 0)
+			return r;
+		r = take_page(ctx, page, all, cap, &next);
+		if (r < 0)
+			return r;
+		if (!next || (long)json_array_size(all) >= cap)
+			break;
+		if (cursor && strcmp(cursor, next) == 0)
+			return shp_error_set(
+				&ctx->err, SHP_E_PROTO,
+				"unexpected answer from shepherdd: the same cursor twice");
+		free(cursor);
+		cursor = xstrdup(next);
+	}
+	if (next && limit <= 0)
+		cli_warn(ctx, "showing the first %ld %s only; narrow the list with a filter", cap,
+			 plural);
+	*ret_items = TAKE_PTR(all);
+	return 0;
+}

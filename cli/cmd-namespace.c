@@ -1,0 +1,184 @@
+/*
+ * shepherd namespace: the namespace registry. A namespace has a global name and an environment
+ * (test or prod) and no cluster binding; shepherdd creates it on a cluster when a VM first
+ * needs it there.
+ */
+#include "config.h"
+
+#include <jansson.h>
+
+#include "api.h"
+#include "buf.h"
+#include "cli.h"
+#include "output.h"
+
+enum { OPT_ENVIRONMENT = CLI_OPT_LOCAL, OPT_DESCRIPTION, OPT_LIMIT };
+
+static const struct cli_column namespace_columns[] = {
+	{"NAME", "Name", "name"},
+	{"ENVIRONMENT", "Environment", "environment"},
+	{"DESCRIPTION", "Description", "description", COL_FLEX, ""},
+	{"AGE", "Created", "created_at", COL_AGE},
+	{"CREATED BY", "Created by", "created_by", COL_WIDE},
+	{"ID", "ID", "id", COL_WIDE | COL_RIGHT},
+	{NULL},
+};
+
+static const struct cli_kind namespace_kind = {
+	"namespace",
+	"namespaces",
+	"name",
+	namespace_columns,
+};
+
+static int cmd_namespace_create(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *body = json_object();
+	_cleanup_(json_decrefp) json_t *ns = NULL;
+	const char *env = NULL, *description = NULL;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		if (c == OPT_ENVIRONMENT)
+			env = optarg;
+		else if (c == OPT_DESCRIPTION)
+			description = optarg;
+	}
+	if ((r = cli_body_set(ctx, body, "name", argv[optind])) < 0 ||
+	    (r = cli_body_set(ctx, body, "environment", env)) < 0 ||
+	    (r = cli_body_set(ctx, body, "description", description)) < 0)
+		return r;
+	r = cli_call(ctx, "POST", SHP_ROUTE_NAMESPACES, body, &ns);
+	if (r < 0)
+		return r;
+	return cli_show_done(ctx, &namespace_kind, ns, "created");
+}
+
+static int cmd_namespace_list(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf query = SHP_BUF_INIT(CLI_BUF_MAX);
+	_cleanup_(json_decrefp) json_t *items = NULL;
+	long limit = 0;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		if (c == OPT_ENVIRONMENT) {
+			cli_query_add(&query, "environment", optarg);
+		} else if (c == OPT_LIMIT) {
+			r = cli_parse_limit(ctx, optarg, &limit);
+			if (r < 0)
+				return r;
+		}
+	}
+	r = cli_list(ctx, SHP_ROUTE_NAMESPACES, query.buf, limit, namespace_kind.plural, &items);
+	if (r < 0)
+		return r;
+	return cli_show_list(ctx, &namespace_kind, items);
+}
+
+static int cmd_namespace_show(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *ns = NULL;
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	while (cli_getopt(ctx, argc, argv) != -1)
+		;
+	path = cli_path(SHP_ROUTE_NAMESPACES, argv[optind]);
+	r = cli_call(ctx, "GET", path, NULL, &ns);
+	if (r < 0)
+		return r;
+	return cli_show_object(ctx, &namespace_kind, ns);
+}
+
+static int cmd_namespace_delete(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *ns = NULL;
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	while (cli_getopt(ctx, argc, argv) != -1)
+		;
+	path = cli_path(SHP_ROUTE_NAMESPACES, argv[optind]);
+	r = cli_call(ctx, "DELETE", path, NULL, &ns);
+	if (r < 0)
+		return r;
+	return cli_show_done(ctx, &namespace_kind, ns, "deleted");
+}
+
+static const struct shp_flag create_flags[] = {
+	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", "the environment of the namespace",
+	 cli_environment_values, .required = true},
+	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", "what the namespace is for"},
+	{NULL},
+};
+
+static const struct shp_flag list_flags[] = {
+	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", "only namespaces of this environment",
+	 cli_environment_values},
+	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N namespaces"},
+	{NULL},
+};
+
+static const struct shp_subcmd namespace_verbs[] = {
+	{
+		.name = "create",
+		.fn = cmd_namespace_create,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME --environment test|prod [--description TEXT]",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "register a namespace",
+		.description =
+			"Register the namespace NAME in the environment given by "
+			"--environment. NAME is a DNS label: up to 63 lower-case letters, "
+			"digits and hyphens, starting and ending with a letter or digit. Only "
+			"administrators may create namespaces.",
+		.opts = create_flags,
+	},
+	{
+		.name = "delete",
+		.fn = cmd_namespace_delete,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "remove a namespace from the registry",
+		.description = "Remove the namespace NAME from the registry and print what was "
+			       "removed. Only administrators may delete namespaces.",
+	},
+	{
+		.name = "list",
+		.fn = cmd_namespace_list,
+		.usage = "[--environment test|prod] [--limit N]",
+		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
+		.summary = "list namespaces",
+		.description =
+			"List the registered namespaces, sorted by name. Only the namespaces "
+			"of the environments you may see are shown.",
+		.opts = list_flags,
+	},
+	{
+		.name = "show",
+		.fn = cmd_namespace_show,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME",
+		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
+		.summary = "show one namespace",
+		.description = "Show every field of the namespace NAME.",
+	},
+	{NULL},
+};
+
+const struct shp_cmd cmd_namespace = {
+	.name = "namespace",
+	.alias = "ns",
+	.summary = "manage the namespace registry",
+	.description =
+		"Namespaces are registered once, with a name that is unique across all "
+		"clusters and an environment (test or prod). They are not bound to a "
+		"cluster: shepherdd creates a namespace on a cluster of the same environment "
+		"when a virtual machine first needs it there.",
+	.subcmds = namespace_verbs,
+};
