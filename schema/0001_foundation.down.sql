@@ -1,5 +1,4 @@
 DROP TABLE audit_log;
-DROP FUNCTION rfc3339(timestamptz);
 DROP FUNCTION audit_log_refuse_change();
 DROP TABLE clusters;
 DROP TABLE namespaces;

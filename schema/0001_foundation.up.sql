@@ -90,9 +90,3 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change();
-
--- Timestamps leave the database as RFC 3339 UTC text with microseconds, whatever the session's
--- TimeZone setting.
-CREATE FUNCTION rfc3339(ts timestamptz) RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');

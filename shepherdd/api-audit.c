@@ -13,26 +13,27 @@
 #include "shepherdd.h"
 #include "util.h"
 
+static const struct shd_col audit_cols[] = {
+	{ "id", COL_INT },	       { "at", COL_TIME },	      { "actor", COL_TEXT },
+	{ "action", COL_TEXT },	       { "resource_type", COL_TEXT }, { "resource_name", COL_TEXT },
+	{ "outcome", COL_TEXT },       { "request_id", COL_TEXT },    { "details", COL_JSON },
+};
+
 static const char sql_audit_page[] =
-	"WITH page AS ("
-	"  SELECT a.*, row_number() OVER (ORDER BY a.id DESC) AS rn FROM audit_log a"
-	"   WHERE ($1::bigint IS NULL OR a.id < $1::bigint)"
-	"     AND ($2::text IS NULL OR a.action = $2)"
-	"     AND ($3::text IS NULL OR a.actor = $3)"
-	"     AND ($4::text IS NULL OR a.resource_type = $4)"
-	"     AND ($5::text IS NULL OR a.resource_name = $5)"
-	"   ORDER BY a.id DESC LIMIT $6::int + 1)"
-	" SELECT coalesce(json_agg(json_build_object('id', id, 'at', rfc3339(at), 'actor', actor,"
-	"          'action', action, 'resource_type', resource_type, 'resource_name',"
-	"          resource_name, 'outcome', outcome, 'request_id', request_id,"
-	"          'details', details) ORDER BY id DESC) FILTER (WHERE rn <= $6::int), '[]'),"
-	"        count(*) > $6::int, min(id) FILTER (WHERE rn <= $6::int)"
-	"   FROM page";
+	"SELECT id, at, actor, action, resource_type, resource_name, outcome, request_id, details"
+	"  FROM audit_log"
+	" WHERE id < coalesce($1::bigint, 9223372036854775807)"
+	"   AND ($2::text IS NULL OR action = $2)"
+	"   AND ($3::text IS NULL OR actor = $3)"
+	"   AND ($4::text IS NULL OR resource_type = $4)"
+	"   AND ($5::text IS NULL OR resource_name = $5)"
+	" ORDER BY id DESC LIMIT $6::int + 1";
 
 int shd_api_audit_list(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	struct shp_buf cur __attribute__((cleanup(shp_buf_releasep))) = SHP_BUF_INIT(32);
 	const char *cursor = shd_req_query(req, "cursor");
+	_cleanup_(PQclearp) PGresult *res = NULL;
 	const char *params[6];
 	char limit_s[16];
 	int limit;
@@ -59,5 +60,8 @@ int shd_api_audit_list(struct shd_req *req, struct shd_resp *resp, struct shp_er
 	for (int i = 1; i < 5; i++)
 		if (params[i] && shd_validate_text("filter", params[i], 256, err) < 0)
 			return -err->code;
-	return shd_resp_page(req, resp, sql_audit_page, 6, params, err);
+	res = shd_db_exec(req->db, sql_audit_page, 6, params, err);
+	if (!res)
+		return -err->code;
+	return shd_resp_rows_page(resp, res, audit_cols, SHP_ARRAY_SIZE(audit_cols), limit, 0, err);
 }

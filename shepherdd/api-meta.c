@@ -120,20 +120,25 @@ int shd_api_status(struct shd_req *req, struct shd_resp *resp, struct shp_error 
 
 int shd_api_whoami(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
+	static const struct shd_col cols[] = { { "created_at", COL_TIME } };
 	_cleanup_(PQclearp) PGresult *res = NULL;
+	json_t *row;
 	char id[24];
 
 	(void)snprintf(id, sizeof(id), "%lld", (long long)req->ident.user_id);
-	res = shd_db_exec(req->db, "SELECT rfc3339(created_at) FROM users WHERE id = $1", 1,
+	res = shd_db_exec(req->db, "SELECT created_at FROM users WHERE id = $1", 1,
 			  (const char *[]){ id }, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) != 1)
 		return shp_error_set(err, SHP_E_NOTFOUND, "user not found");
-	return shd_resp_json_take(
-		resp, 200,
-		json_pack("{s:I,s:s,s:b,s:s,s:s,s:s}", "id", (json_int_t)req->ident.user_id, "name",
-			  req->ident.name, "is_admin", req->ident.is_admin, "auth_method",
-			  shd_auth_method_to_string(req->ident.method), "principal",
-			  req->ident.principal, "created_at", shd_db_value(res, 0, 0)));
+	row = shd_row_to_json(res, 0, cols, 1);
+	if (!row)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	(void)json_object_update_new(
+		row, json_pack("{s:I,s:s,s:b,s:s,s:s}", "id", (json_int_t)req->ident.user_id, "name",
+			       req->ident.name, "is_admin", req->ident.is_admin, "auth_method",
+			       shd_auth_method_to_string(req->ident.method), "principal",
+			       req->ident.principal));
+	return shd_resp_json_take(resp, 200, row);
 }

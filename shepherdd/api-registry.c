@@ -18,49 +18,59 @@ struct registry {
 	const char *kind;         /* "namespace" */
 	const char *audit_create; /* "NAMESPACE_CREATE" */
 	const char *audit_delete;
-	const char *sql_get;      /* $1 name -> one row, one column: the JSON object */
-	const char *sql_delete;   /* $1 name -> the deleted object */
-	const char *sql_page;     /* $1 after-name, $2 limit, $3 environment filter */
+	const struct shd_col *cols; /* the columns every statement below returns */
+	int ncols;
+	const char *sql_get;    /* $1 name -> the row */
+	const char *sql_delete; /* $1 name -> the deleted row */
+	const char *sql_page;   /* $1 after-name, $2 limit, $3 environment filter */
 };
 
-#define NS_JSON                                                                                    \
-	"json_build_object('id', n.id, 'name', n.name, 'environment', n.environment,"             \
-	" 'description', n.description, 'created_at', rfc3339(n.created_at),"                     \
-	" 'created_by', (SELECT u.name FROM users u WHERE u.id = n.created_by))"
+/* Both tables carry these columns first; the key (name) is column 1. */
+#define REG_COLS "n.id, n.name, n.environment, n.description, n.created_at, u.name"
+#define WITH_CREATOR " n LEFT JOIN users u ON u.id = n.created_by"
+#define KEY_COL 1
 
-#define CL_JSON                                                                                    \
-	"json_build_object('id', n.id, 'name', n.name, 'api_url', n.api_url,"                     \
-	" 'environment', n.environment, 'credentials_ref', n.credentials_ref,"                    \
-	" 'description', n.description, 'created_at', rfc3339(n.created_at),"                     \
-	" 'created_by', (SELECT u.name FROM users u WHERE u.id = n.created_by))"
+static const struct shd_col ns_cols[] = {
+	{ "id", COL_INT },	    { "name", COL_TEXT },	{ "environment", COL_TEXT },
+	{ "description", COL_TEXT }, { "created_at", COL_TIME }, { "created_by", COL_TEXT },
+};
 
-#define PAGE_SQL(table, obj)                                                                       \
-	"WITH page AS (SELECT n.*, row_number() OVER (ORDER BY n.name) AS rn FROM " table " n"    \
-	"  WHERE ($1::text IS NULL OR n.name > $1) AND ($3::environment IS NULL OR"               \
-	"        n.environment = $3::environment)"                                                 \
-	"  ORDER BY n.name LIMIT $2::int + 1)"                                                     \
-	" SELECT coalesce(json_agg(" obj " ORDER BY n.name) FILTER (WHERE n.rn <= $2::int),"      \
-	"        '[]'), count(*) > $2::int, max(n.name) FILTER (WHERE n.rn <= $2::int)"            \
-	"   FROM page n"
+static const struct shd_col cl_cols[] = {
+	{ "id", COL_INT },	    { "name", COL_TEXT },	{ "environment", COL_TEXT },
+	{ "description", COL_TEXT }, { "created_at", COL_TIME }, { "created_by", COL_TEXT },
+	{ "api_url", COL_TEXT },     { "credentials_ref", COL_TEXT },
+};
+
+#define NS_SELECT "SELECT " REG_COLS
+#define CL_SELECT "SELECT " REG_COLS ", n.api_url, n.credentials_ref"
+
+/* Keyset page by name; '' sorts before every name, so the first page needs no special case. */
+#define PAGE_WHERE                                                                                 \
+	" WHERE n.name > coalesce($1::text, '') AND ($3::environment IS NULL OR"                   \
+	" n.environment = $3::environment) ORDER BY n.name LIMIT $2::int + 1"
 
 static const struct registry namespaces = {
 	.kind = "namespace",
 	.audit_create = "NAMESPACE_CREATE",
 	.audit_delete = "NAMESPACE_DELETE",
-	.sql_get = "SELECT " NS_JSON " FROM namespaces n WHERE n.name = $1",
-	.sql_delete = "WITH n AS (DELETE FROM namespaces WHERE name = $1 RETURNING *)"
-		      " SELECT " NS_JSON " FROM n",
-	.sql_page = PAGE_SQL("namespaces", NS_JSON),
+	.cols = ns_cols,
+	.ncols = SHP_ARRAY_SIZE(ns_cols),
+	.sql_get = NS_SELECT " FROM namespaces" WITH_CREATOR " WHERE n.name = $1",
+	.sql_delete = "WITH n AS (DELETE FROM namespaces WHERE name = $1 RETURNING *) " NS_SELECT
+		      " FROM n LEFT JOIN users u ON u.id = n.created_by",
+	.sql_page = NS_SELECT " FROM namespaces" WITH_CREATOR PAGE_WHERE,
 };
 
 static const struct registry clusters = {
 	.kind = "cluster",
 	.audit_create = "CLUSTER_CREATE",
 	.audit_delete = "CLUSTER_DELETE",
-	.sql_get = "SELECT " CL_JSON " FROM clusters n WHERE n.name = $1",
-	.sql_delete = "WITH n AS (DELETE FROM clusters WHERE name = $1 RETURNING *)"
-		      " SELECT " CL_JSON " FROM n",
-	.sql_page = PAGE_SQL("clusters", CL_JSON),
+	.cols = cl_cols,
+	.ncols = SHP_ARRAY_SIZE(cl_cols),
+	.sql_get = CL_SELECT " FROM clusters" WITH_CREATOR " WHERE n.name = $1",
+	.sql_delete = "WITH n AS (DELETE FROM clusters WHERE name = $1 RETURNING *) " CL_SELECT
+		      " FROM n LEFT JOIN users u ON u.id = n.created_by",
+	.sql_page = CL_SELECT " FROM clusters" WITH_CREATOR PAGE_WHERE,
 };
 
 static int not_found(const struct registry *r, const char *name, struct shp_error *err)
@@ -83,7 +93,7 @@ static int registry_get(const struct registry *r, struct shd_req *req, struct sh
 		return -err->code;
 	if (PQntuples(res) == 0)
 		return not_found(r, name, err);
-	return shd_resp_db_object(resp, 200, shd_db_value(res, 0, 0), err);
+	return shd_resp_row(resp, 200, res, r->cols, r->ncols, err);
 }
 
 static int registry_list(const struct registry *r, struct shd_req *req, struct shd_resp *resp,
@@ -92,6 +102,7 @@ static int registry_list(const struct registry *r, struct shd_req *req, struct s
 	struct shp_buf after __attribute__((cleanup(shp_buf_releasep))) = SHP_BUF_INIT(256);
 	const char *cursor = shd_req_query(req, "cursor");
 	const char *env = shd_req_query(req, "environment");
+	_cleanup_(PQclearp) PGresult *res = NULL;
 	char limit_s[16];
 	int limit;
 
@@ -102,8 +113,11 @@ static int registry_list(const struct registry *r, struct shd_req *req, struct s
 	if (env && shd_validate_environment("environment", env, err) < 0)
 		return -err->code;
 	(void)snprintf(limit_s, sizeof(limit_s), "%d", limit);
-	return shd_resp_page(req, resp, r->sql_page, 3,
-			     (const char *[]){ cursor ? after.buf : NULL, limit_s, env }, err);
+	res = shd_db_exec(req->db, r->sql_page, 3,
+			  (const char *[]){ cursor ? after.buf : NULL, limit_s, env }, err);
+	if (!res)
+		return -err->code;
+	return shd_resp_rows_page(resp, res, r->cols, r->ncols, limit, KEY_COL, err);
 }
 
 static int registry_delete(const struct registry *r, struct shd_req *req, struct shd_resp *resp,
@@ -125,11 +139,11 @@ static int registry_delete(const struct registry *r, struct shd_req *req, struct
 		shd_db_rollback(req->db);
 		return not_found(r, name, err);
 	}
-	obj = json_loads(shd_db_value(res, 0, 0), 0, NULL);
+	obj = shd_row_to_json(res, 0, r->cols, r->ncols);
 	if (shd_audit_write(req->db, req, r->audit_delete, r->kind, name, "success", obj, err) < 0 ||
 	    shd_db_commit(req->db, err) < 0)
 		goto fail;
-	return shd_resp_db_object(resp, 200, shd_db_value(res, 0, 0), err);
+	return shd_resp_row(resp, 200, res, r->cols, r->ncols, err);
 fail:
 	shd_db_rollback(req->db);
 	return -err->code;
@@ -157,7 +171,7 @@ static int registry_insert(const struct registry *r, struct shd_req *req, struct
 			    err) < 0 ||
 	    shd_db_commit(req->db, err) < 0)
 		goto fail;
-	return shd_resp_db_object(resp, 201, shd_db_value(res, 0, 0), err);
+	return shd_resp_row(resp, 201, res, r->cols, r->ncols, err);
 fail:
 	shd_db_rollback(req->db);
 	return -err->code;
@@ -176,7 +190,8 @@ int shd_api_namespaces_create(struct shd_req *req, struct shd_resp *resp, struct
 	return registry_insert(
 		&namespaces, req, resp, spec.name,
 		"WITH n AS (INSERT INTO namespaces (name, environment, description, created_by)"
-		" VALUES ($1, $2::environment, $3, $4) RETURNING *) SELECT " NS_JSON " FROM n",
+		" VALUES ($1, $2::environment, $3, $4) RETURNING *) " NS_SELECT
+		" FROM n LEFT JOIN users u ON u.id = n.created_by",
 		4, (const char *[]){ spec.name, spec.environment, spec.description, uid }, body,
 		err);
 }
@@ -210,7 +225,7 @@ int shd_api_clusters_create(struct shd_req *req, struct shd_resp *resp, struct s
 		&clusters, req, resp, spec.name,
 		"WITH n AS (INSERT INTO clusters (name, api_url, environment, credentials_ref,"
 		" description, created_by) VALUES ($1, $2, $3::environment, $4, $5, $6)"
-		" RETURNING *) SELECT " CL_JSON " FROM n",
+		" RETURNING *) " CL_SELECT " FROM n LEFT JOIN users u ON u.id = n.created_by",
 		6,
 		(const char *[]){ spec.name, spec.api_url, spec.environment, spec.credentials_ref,
 				  spec.description, uid },

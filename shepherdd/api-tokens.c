@@ -23,10 +23,16 @@
 #define TOKEN_MAX_LIFETIME_S (366LL * 86400)
 #define TOKEN_DEFAULT_LIFETIME "90d"
 
-#define TOKEN_JSON                                                                                 \
-	"json_build_object('id', t.id, 'name', t.name, 'user', u.name, 'prefix', t.prefix,"       \
-	" 'created_at', rfc3339(t.created_at), 'expires_at', rfc3339(t.expires_at),"              \
-	" 'last_used_at', rfc3339(t.last_used_at), 'revoked_at', rfc3339(t.revoked_at))"
+static const struct shd_col token_cols[] = {
+	{ "id", COL_INT },	     { "name", COL_TEXT },	     { "user", COL_TEXT },
+	{ "prefix", COL_TEXT },	     { "created_at", COL_TIME },      { "expires_at", COL_TIME },
+	{ "last_used_at", COL_TIME }, { "revoked_at", COL_TIME },
+};
+#define NCOLS ((int)SHP_ARRAY_SIZE(token_cols))
+
+#define TOKEN_SELECT                                                                               \
+	"SELECT t.id, t.name, u.name, t.prefix, t.created_at, t.expires_at, t.last_used_at,"     \
+	" t.revoked_at"
 
 static bool token_name_ok(const char *s)
 {
@@ -145,8 +151,7 @@ int shd_api_tokens_create(struct shd_req *req, struct shd_resp *resp, struct shp
 		"WITH t AS (INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_by,"
 		"  expires_at) VALUES ($1, $2, $3::bytea, $4, $5,"
 		"  CASE WHEN $6::bigint > 0 THEN now() + make_interval(secs => $6::bigint) END)"
-		"  RETURNING *)"
-		" SELECT " TOKEN_JSON " FROM t JOIN users u ON u.id = t.user_id",
+		"  RETURNING *) " TOKEN_SELECT " FROM t JOIN users u ON u.id = t.user_id",
 		6,
 		(const char *[]){ uid, name, bytea, prefix, caller, secs },
 		err);
@@ -157,7 +162,7 @@ int shd_api_tokens_create(struct shd_req *req, struct shd_resp *resp, struct shp
 				      name);
 		goto fail;
 	}
-	obj = json_loads(shd_db_value(res, 0, 0), 0, NULL);
+	obj = shd_row_to_json(res, 0, token_cols, NCOLS);
 	if (!obj) {
 		shp_error_set(err, SHP_E_INTERNAL, "unreadable token row");
 		goto fail;
@@ -183,6 +188,7 @@ int shd_api_tokens_list(struct shd_req *req, struct shd_resp *resp, struct shp_e
 	const char *user = shd_req_query(req, "user");
 	const char *all = shd_req_query(req, "all");
 	bool everyone = all && strcmp(all, "true") == 0;
+	_cleanup_(PQclearp) PGresult *res = NULL;
 	char limit_s[16], self[24];
 	int limit;
 
@@ -196,22 +202,19 @@ int shd_api_tokens_list(struct shd_req *req, struct shd_resp *resp, struct shp_e
 		return -err->code;
 	(void)snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	(void)snprintf(self, sizeof(self), "%lld", (long long)req->ident.user_id);
-	return shd_resp_page(
-		req, resp,
-		"WITH page AS (SELECT t.*, row_number() OVER (ORDER BY t.id) AS rn"
-		"   FROM api_tokens t JOIN users u ON u.id = t.user_id"
-		"  WHERE ($1::bigint IS NULL OR t.id > $1::bigint)"
-		"    AND ($3::boolean OR ($4::text IS NULL AND t.user_id = $5::bigint)"
-		"         OR u.name = $4)"
-		"  ORDER BY t.id LIMIT $2::int + 1)"
-		" SELECT coalesce(json_agg(" TOKEN_JSON " ORDER BY t.id) FILTER"
-		"        (WHERE t.rn <= $2::int), '[]'), count(*) > $2::int,"
-		"        max(t.id) FILTER (WHERE t.rn <= $2::int)"
-		"   FROM page t JOIN users u ON u.id = t.user_id",
-		5,
-		(const char *[]){ cursor ? cur.buf : NULL, limit_s, everyone ? "true" : "false",
-				  user, self },
-		err);
+	res = shd_db_exec(req->db,
+			  TOKEN_SELECT " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+			  " WHERE t.id > coalesce($1::bigint, 0)"
+			  "   AND ($3::boolean OR ($4::text IS NULL AND t.user_id = $5::bigint)"
+			  "        OR u.name = $4)"
+			  " ORDER BY t.id LIMIT $2::int + 1",
+			  5,
+			  (const char *[]){ cursor ? cur.buf : NULL, limit_s, everyone ? "true" : "false",
+					    user, self },
+			  err);
+	if (!res)
+		return -err->code;
+	return shd_resp_rows_page(resp, res, token_cols, NCOLS, limit, 0, err);
 }
 
 int shd_api_tokens_revoke(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
@@ -232,8 +235,7 @@ int shd_api_tokens_revoke(struct shd_req *req, struct shd_resp *resp, struct shp
 	res = shd_db_exec(req->db,
 			  "WITH t AS (UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
 			  "  WHERE id = $1::bigint AND ($2::boolean OR user_id = $3::bigint)"
-			  "  RETURNING *)"
-			  " SELECT " TOKEN_JSON ", t.name FROM t JOIN users u ON u.id = t.user_id",
+			  "  RETURNING *) " TOKEN_SELECT " FROM t JOIN users u ON u.id = t.user_id",
 			  3, (const char *[]){ id, req->ident.is_admin ? "true" : "false", self },
 			  err);
 	if (!res)
@@ -242,12 +244,12 @@ int shd_api_tokens_revoke(struct shd_req *req, struct shd_resp *resp, struct shp
 		shd_db_rollback(req->db);
 		return shp_error_set(err, SHP_E_NOTFOUND, "token '%s' not found", id);
 	}
-	obj = json_loads(shd_db_value(res, 0, 0), 0, NULL);
+	obj = shd_row_to_json(res, 0, token_cols, NCOLS);
 	if (shd_audit_write(req->db, req, "TOKEN_REVOKE", "token", shd_db_value(res, 0, 1),
 			    "success", obj, err) < 0 ||
 	    shd_db_commit(req->db, err) < 0)
 		goto fail;
-	return shd_resp_db_object(resp, 200, shd_db_value(res, 0, 0), err);
+	return shd_resp_row(resp, 200, res, token_cols, NCOLS, err);
 fail:
 	shd_db_rollback(req->db);
 	return -err->code;

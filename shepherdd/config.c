@@ -94,7 +94,7 @@ static const struct opt opts[] = {
 	{ "embedded.start_timeout", "SHEPHERD_PG_START_TIMEOUT", "pg-start-timeout",
 	  OPT_DURATION_MS, O(pg_start_timeout_ms), "60s", 1000, 3600000, "DURATION",
 	  "how long to wait for the embedded PostgreSQL to start" },
-	{ "http.threads", "SHEPHERD_HTTP_THREADS", "http-threads", OPT_INT, O(http_threads), "4", 1,
+	{ "http.threads", "SHEPHERD_HTTP_THREADS", "http-threads", OPT_INT, O(http_threads), "8", 1,
 	  256, "N", "threads serving requests" },
 	{ "http.body_limit", "SHEPHERD_HTTP_BODY_LIMIT", "http-body-limit", OPT_SIZE,
 	  O(http_body_limit), "1MiB", 1024, 64 * 1024 * 1024, "SIZE",

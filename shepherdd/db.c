@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-events.h>
 #include <libpq-fe.h>
 
 #include "db.h"
@@ -117,13 +118,18 @@ static int check_config(const struct shd_dbpool_config *cfg, struct shp_error *e
 	return 0;
 }
 
-/* Settings every session gets, in one parameterised statement. */
+/*
+ * Settings every session gets, in one parameterised statement. DateStyle and TimeZone fix the
+ * text form of timestamps the daemon turns into RFC 3339.
+ */
 static int apply_session_settings(PGconn *conn, const struct shd_dbpool_config *cfg,
 				  struct shp_error *err)
 {
 	static const char sql[] = "SELECT set_config('statement_timeout', $1, false), "
 				  "set_config('lock_timeout', $2, false), "
-				  "set_config('idle_in_transaction_session_timeout', $3, false)";
+				  "set_config('idle_in_transaction_session_timeout', $3, false), "
+				  "set_config('DateStyle', 'ISO, YMD', false), "
+				  "set_config('TimeZone', 'UTC', false)";
 	char b1[16], b2[16], b3[16];
 	const char *params[3] = {
 		ms_text(cfg->statement_timeout_ms, b1, sizeof(b1)),
@@ -488,10 +494,108 @@ static void set_result_error(PGconn *conn, const PGresult *res, struct shp_error
 		(void)snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
 }
 
+/*
+ * Prepared statements. Each connection remembers, in libpq instance data, the statements it has
+ * prepared (by a 64-bit hash of their text; the statement is named after it). The first run of
+ * a statement on a connection prepares it, later runs only bind and execute: planning is most
+ * of the cost of a short query. The cache dies with its connection (PGEVT_CONNDESTROY) and
+ * is emptied when libpq resets one. A connection belongs to one thread at a time, so the cache
+ * needs no lock.
+ */
+#define STMT_CACHE_SLOTS 256 /* a power of two; a full cache falls back to unprepared runs */
+
+struct stmt_cache {
+	int used;
+	uint64_t slot[STMT_CACHE_SLOTS]; /* 0 = empty */
+};
+
+static int stmt_event(PGEventId id, void *info, void *pass)
+{
+	if (id == PGEVT_CONNDESTROY) {
+		PGEventConnDestroy *e = info;
+		free(PQinstanceData(e->conn, stmt_event));
+	} else if (id == PGEVT_CONNRESET) {
+		PGEventConnReset *e = info;
+		struct stmt_cache *c = PQinstanceData(e->conn, stmt_event);
+		if (c)
+			memset(c, 0, sizeof(*c));
+	}
+	return 1;
+}
+
+static uint64_t stmt_hash(const char *sql, int nparams)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)nparams;
+
+	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+static struct stmt_cache *stmt_cache_of(PGconn *conn)
+{
+	struct stmt_cache *c = PQinstanceData(conn, stmt_event);
+
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	if (!PQregisterEventProc(conn, stmt_event, "shepherd-statements", NULL) ||
+	    !PQsetInstanceData(conn, stmt_event, c)) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Find h in the cache: 1 present, 0 absent (*ret_slot: where to add it, or -1 if full). */
+static int stmt_lookup(const struct stmt_cache *c, uint64_t h, int *ret_slot)
+{
+	unsigned i = (unsigned)h & (STMT_CACHE_SLOTS - 1);
+
+	for (int n = 0; n < STMT_CACHE_SLOTS; n++, i = (i + 1) & (STMT_CACHE_SLOTS - 1)) {
+		if (c->slot[i] == h)
+			return 1;
+		if (c->slot[i] == 0) {
+			*ret_slot = c->used < STMT_CACHE_SLOTS * 3 / 4 ? (int)i : -1;
+			return 0;
+		}
+	}
+	*ret_slot = -1;
+	return 0;
+}
+
+static PGresult *exec_cached(PGconn *conn, const char *sql, int nparams,
+			     const char *const *params)
+{
+	struct stmt_cache *c = stmt_cache_of(conn);
+	uint64_t h = stmt_hash(sql, nparams);
+	char name[24];
+	int slot = -1;
+
+	if (!c)
+		return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	(void)snprintf(name, sizeof(name), "shp_%016llx", (unsigned long long)h);
+	if (!stmt_lookup(c, h, &slot)) {
+		PGresult *prep;
+
+		if (slot < 0)
+			return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		prep = PQprepare(conn, name, sql, nparams, NULL);
+		if (!prep || PQresultStatus(prep) != PGRES_COMMAND_OK)
+			return prep; /* the caller reports the error */
+		PQclear(prep);
+		c->slot[slot] = h;
+		c->used++;
+	}
+	return PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+}
+
 PGresult *shd_db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 		      struct shp_error *err)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res = exec_cached(conn, sql, nparams, params);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)

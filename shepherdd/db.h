@@ -63,7 +63,9 @@ void shd_dbpool_get_stats(struct shd_dbpool *pool, struct shd_dbpool_stats *ret)
 PGconn *shd_db_connect(const struct shd_dbpool_config *cfg, struct shp_error *err);
 
 /*
- * Run a parameterised statement (params are text, NULL = SQL NULL). Returns the result for
+ * Run one parameterised statement (params are text, NULL = SQL NULL). The statement is prepared
+ * on the connection the first time that connection runs it and reused after that (so it must
+ * be a single statement). Returns the result for
  * PGRES_COMMAND_OK / PGRES_TUPLES_OK, else NULL with err set from the SQLSTATE:
  * 23505 -> SHP_E_CONFLICT, 23503/23502/23514/22xxx -> SHP_E_INVAL, 40001/40P01 -> SHP_E_UNAVAIL
  * (retryable), 57014 -> SHP_E_TIMEOUT, 08xxx / lost connection -> SHP_E_UNAVAIL, else SHP_E_DB.

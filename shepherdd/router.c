@@ -331,60 +331,6 @@ bad:
 	return -SHP_E_INVAL;
 }
 
-int shd_resp_list(struct shd_resp *resp, const char *items_json, const char *last_key,
-		  struct shp_error *err)
-{
-	struct shp_buf b __attribute__((cleanup(shp_buf_releasep))) = SHP_BUF_INIT(SIZE_MAX / 2);
-	size_t len;
-	char *text;
-
-	if (shp_buf_add(&b, "{\"" SHP_API_FIELD_ITEMS "\":") < 0 || shp_buf_add(&b, items_json) < 0 ||
-	    shp_buf_add(&b, ",\"" SHP_API_FIELD_NEXT_CURSOR "\":") < 0)
-		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-	if (last_key) {
-		if (shp_buf_addch(&b, '"') < 0 || shd_cursor_encode(last_key, &b) < 0 ||
-		    shp_buf_addch(&b, '"') < 0)
-			return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-	} else if (shp_buf_add(&b, "null") < 0) {
-		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-	}
-	if (shp_buf_addch(&b, '}') < 0)
-		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-	text = shp_buf_detach(&b, &len);
-	if (!text)
-		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-	shd_resp_release(resp);
-	resp->raw = text;
-	resp->raw_len = len;
-	resp->status = 200;
-	return 0;
-}
-
-int shd_resp_db_object(struct shd_resp *resp, int status, const char *json_text,
-		       struct shp_error *err)
-{
-	if (!json_text)
-		return shp_error_set(err, SHP_E_INTERNAL, "the database returned no object");
-	if (shd_resp_raw(resp, status, json_text, strlen(json_text), NULL) < 0)
-		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-	return 0;
-}
-
-int shd_resp_page(struct shd_req *req, struct shd_resp *resp, const char *sql, int nparams,
-		  const char *const *params, struct shp_error *err)
-{
-	_cleanup_(PQclearp) PGresult *res = shd_db_exec(req->db, sql, nparams, params, err);
-	bool more;
-
-	if (!res)
-		return -err->code;
-	if (PQntuples(res) != 1 || PQnfields(res) != 3)
-		return shp_error_set(err, SHP_E_INTERNAL, "page query returned an unexpected shape");
-	more = strcmp(shd_db_value(res, 0, 1), "t") == 0;
-	return shd_resp_list(resp, shd_db_value(res, 0, 0), more ? shd_db_value(res, 0, 2) : NULL,
-			     err);
-}
-
 static bool media_type_is_json(const char *ct)
 {
 	size_t n = strlen("application/json");

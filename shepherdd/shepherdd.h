@@ -209,21 +209,36 @@ int shd_cursor_encode(const char *key, struct shp_buf *out) SHP_MUSTCHECK;
 /* Decode into out (cap applies); -SHP_E_INVAL "invalid cursor" on anything malformed. */
 int shd_cursor_decode(const char *cursor, struct shp_buf *out, struct shp_error *err) SHP_MUSTCHECK;
 
+/* ---- rows.c: result rows to JSON ------------------------------------------------------- */
+
+enum shd_col_type {
+	COL_INT,  /* written as is */
+	COL_TEXT, /* a JSON string */
+	COL_BOOL, /* 't'/'f' -> true/false */
+	COL_TIME, /* timestamptz (DateStyle ISO, TimeZone UTC) -> RFC 3339 string */
+	COL_JSON, /* json/jsonb text, written as is */
+};
+
+/* Result column i is written as member cols[i].name; SQL NULL is null. */
+struct shd_col {
+	const char *name;
+	enum shd_col_type type;
+};
+
+/* Append row `row` of res as a JSON object. 0 or -SHP_E_NOMEM/-SHP_E_LIMIT. */
+int shd_row_json(const PGresult *res, int row, const struct shd_col *cols, int ncols,
+		 struct shp_buf *out) SHP_MUSTCHECK;
+/* The same as a new json_t (NULL on failure). */
+json_t *shd_row_to_json(const PGresult *res, int row, const struct shd_col *cols, int ncols);
+/* Answer with row 0 of res as the body. */
+int shd_resp_row(struct shd_resp *resp, int status, const PGresult *res,
+		 const struct shd_col *cols, int ncols, struct shp_error *err) SHP_MUSTCHECK;
 /*
- * Build {"items": <items_json>, "next_cursor": <cursor|null>} from a JSON array text produced by
- * the database and the last key of the page (NULL when there is no further page).
+ * Answer with a list page: res holds up to limit + 1 rows; the first limit are the items, and
+ * a further row means another page, whose cursor is column key_col of the last item.
  */
-int shd_resp_list(struct shd_resp *resp, const char *items_json, const char *last_key,
-		  struct shp_error *err) SHP_MUSTCHECK;
-/*
- * Run a page query (one row: items JSON array text, has-more boolean, last key of the page) and
- * answer with the list body.
- */
-int shd_resp_page(struct shd_req *req, struct shd_resp *resp, const char *sql, int nparams,
-		  const char *const *params, struct shp_error *err) SHP_MUSTCHECK;
-/* A single JSON object text from the database as a response. */
-int shd_resp_db_object(struct shd_resp *resp, int status, const char *json_text,
-		       struct shp_error *err) SHP_MUSTCHECK;
+int shd_resp_rows_page(struct shd_resp *resp, const PGresult *res, const struct shd_col *cols,
+		       int ncols, int limit, int key_col, struct shp_error *err) SHP_MUSTCHECK;
 
 /* ---- auth.c -------------------------------------------------------------------------------- */
 
