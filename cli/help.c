@@ -167,6 +167,35 @@ void cli_help_command(FILE *out, const struct shp_cmd *cmd)
 	fprintf(out, "\nRun 'shepherd %s VERB --help' for the options of a verb.\n", cmd->name);
 }
 
+/*
+ * "Usage: shepherd NOUN VERB ARGS", the arguments wrapped under the first one; a bracketed
+ * group ("[--limit N]") is never split.
+ */
+static void print_usage_wrapped(FILE *out, const struct shp_cmd *cmd, const struct shp_subcmd *sub)
+{
+	int indent = fprintf(out, "Usage: shepherd %s", cli_cmd_path(cmd, sub)) + 1;
+	int col = indent - 1;
+	const char *p = sub->usage ? sub->usage : "";
+
+	while (*p) {
+		size_t n = 0;
+		int depth = 0;
+
+		p += strspn(p, " ");
+		while (p[n] && (depth > 0 || p[n] != ' ')) {
+			depth += p[n] == '[' ? 1 : p[n] == ']' ? -1 : 0;
+			n++;
+		}
+		if (n == 0)
+			break;
+		if (col + 1 + (int)n > HELP_WIDTH && col > indent)
+			col = fprintf(out, "\n%*s", indent - 1, "") - 1;
+		col += fprintf(out, " %.*s", (int)n, p);
+		p += n;
+	}
+	fputc('\n', out);
+}
+
 void cli_help_subcmd(FILE *out, const struct shp_cmd *cmd, const struct shp_subcmd *sub)
 {
 	static const struct shp_flag help_flag[] = {
@@ -174,8 +203,7 @@ void cli_help_subcmd(FILE *out, const struct shp_cmd *cmd, const struct shp_subc
 		{NULL},
 	};
 
-	fputs("Usage: ", out);
-	cli_print_usage(out, cmd, sub);
+	print_usage_wrapped(out, cmd, sub);
 	fputc('\n', out);
 	cli_wrap(out, sub->description, 0, HELP_WIDTH);
 	if (cmd->alias)

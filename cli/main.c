@@ -147,10 +147,13 @@ static int parse_command_options(struct cli_ctx *ctx, int argc, char **argv, boo
 	}
 	if (*ret_help)
 		return 0;
+	r = check_arity(ctx, argc - optind);
+	if (r < 0)
+		return r;
 	for (f = local; f->name; f++)
 		if (f->required && f - local < MAX_LOCAL_FLAGS && !seen[f - local])
 			return cli_usage_error(ctx, "'%s' needs '--%s %s'", path, f->name, f->arg);
-	return check_arity(ctx, argc - optind);
+	return 0;
 }
 
 static int run_subcmd(struct cli_ctx *ctx, int argc, char **argv)

@@ -153,14 +153,14 @@ int cli_next_option(struct cli_ctx *ctx, int argc, char **argv, const char *what
 	if (c == -1)
 		return -1;
 	if (c == '?' || c == ':') {
-		word = argv[optind - 1];
+		/* optopt is the letter of a short option; a long one is named by its word. */
+		char letter[3] = {'-', (char)optopt, '\0'};
+		bool is_long = strncmp(argv[optind - 1], "--", 2) == 0;
+
+		word = is_long ? argv[optind - 1] : letter;
 		n = strcspn(word, "=");
-		if (c == ':' && optopt)
-			(void)cli_usage_error(ctx, "option '-%c' needs a value", optopt);
-		else if (c == ':')
-			(void)cli_usage_error(ctx, "option '%s' needs a value", word);
-		else if (optopt)
-			(void)cli_usage_error(ctx, "unknown option '-%c' for '%s'", optopt, what);
+		if (c == ':')
+			(void)cli_usage_error(ctx, "option '%.*s' needs a value", (int)n, word);
 		else
 			(void)cli_usage_error(ctx, "unknown option '%.*s' for '%s'", (int)n, word,
 					      what);
