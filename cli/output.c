@@ -315,13 +315,15 @@ static void print_cell(FILE *out, const char *text, size_t width, bool right, bo
 }
 
 static void print_row(FILE *out, const struct cli_column *const *cols, char **texts,
-		      const size_t *width, size_t ncols)
+		      const size_t *width, size_t ncols, bool bold)
 {
+	if (bold)
+		fputs(BOLD, out);
 	for (size_t j = 0; j < ncols; j++) {
 		cli_text_truncate(texts[j], width[j]);
 		print_cell(out, texts[j], width[j], cols[j]->flags & COL_RIGHT, j + 1 == ncols);
 	}
-	fputc('\n', out);
+	fputs(bold ? RESET "\n" : "\n", out);
 }
 
 static int render_table(FILE *out, const struct cli_kind *kind, const json_t *items,
@@ -352,13 +354,9 @@ static int render_table(FILE *out, const struct cli_kind *kind, const json_t *it
 		}
 	}
 	fit_columns(cols, width, ncols, r->width);
-	if (r->color)
-		fputs(BOLD, out);
-	print_row(out, cols, header, width, ncols);
-	if (r->color)
-		fputs(RESET, out);
+	print_row(out, cols, header, width, ncols, r->color);
 	for (size_t i = 0; i < nrows; i++)
-		print_row(out, cols, texts + i * ncols, width, ncols);
+		print_row(out, cols, texts + i * ncols, width, ncols, false);
 	for (size_t j = 0; j < ncols; j++)
 		free(header[j]);
 	for (size_t i = 0; i < nrows * ncols; i++)

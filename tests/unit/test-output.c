@@ -366,3 +366,20 @@ Test(suggest, did_you_mean)
 	cr_assert_eq(cli_edit_distance("", "abc"), 3);
 	cr_assert_eq(cli_edit_distance("kitten", "sitting"), 3);
 }
+
+Test(output, colour_is_a_bold_header_only)
+{
+	json_t *list = items();
+	struct cli_render r = {.format = CLI_FORMAT_TABLE, .color = true, .now = NOW};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	cli_render_list(f, &kind, list, &r);
+	fclose(f);
+	cr_assert(strncmp(text, "\033[1mNAME ", 8) == 0, "%s", text);
+	cr_assert_not_null(strstr(text, "AGE\033[0m\nalpha "), "%s", text);
+	cr_assert_eq(strchr(strchr(text, '\n'), '\033'), NULL, "rows are plain");
+	free(text);
+	json_decref(list);
+}
