@@ -482,8 +482,12 @@ int cli_show_list(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t
 int cli_show_object(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t *obj)
 {
 	struct cli_render r = cli_render_of(ctx);
-	int rc = cli_render_object(stdout, kind, obj, &r);
+	int rc;
 
+	if (!json_is_object(obj))
+		return shp_error_set(&ctx->err, SHP_E_PROTO,
+				     "unexpected answer from shepherdd: not a %s", kind->name);
+	rc = cli_render_object(stdout, kind, obj, &r);
 	return rc < 0 ? output_failed(ctx, rc) : 0;
 }
 
@@ -501,7 +505,8 @@ int cli_show_done(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t
 	struct cli_column col = {.field = kind->name_field, .none = ""};
 	_cleanup_free_ char *name = NULL;
 
-	if (ctx->format != CLI_FORMAT_TABLE && ctx->format != CLI_FORMAT_WIDE)
+	if (!json_is_object(obj) ||
+	    (ctx->format != CLI_FORMAT_TABLE && ctx->format != CLI_FORMAT_WIDE))
 		return cli_show_object(ctx, kind, obj);
 	if (ctx->quiet)
 		return 0;

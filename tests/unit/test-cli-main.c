@@ -642,4 +642,10 @@ Test(cli, a_broken_page_is_a_protocol_error)
 	r = shepherd("cluster", "list", NULL);
 	cr_assert_eq(r.status, 8);
 	run_free(&r);
+	expect(200, NULL, "[1]");
+	r = shepherd("cluster", "show", "lab", NULL);
+	cr_assert_eq(r.status, 8);
+	cr_assert_str_eq(r.err,
+			 "shepherd: error: unexpected answer from shepherdd: not a cluster\n");
+	run_free(&r);
 }
