@@ -503,7 +503,7 @@ struct shd_config *shd_config_load(int argc, char **argv, int *ret_argi, struct 
 
 	path = find_config_flag(argc, argv);
 	if (!path)
-		path = getenv("SHEPHERD_CONFIG");
+		path = getenv("SHEPHERDD_CONFIG");
 	if (path) {
 		if (load_file(cfg, path, true, err) < 0)
 			return NULL;
@@ -638,7 +638,7 @@ void shd_config_print_help(FILE *f)
 		   "      --check-config                     validate the configuration, print it "
 		   "as JSON, exit\n"
 		   "      --config FILE                      configuration file (YAML; see "
-		   "shepherd.conf(5))\n"
+		   "shepherd.conf(5)); also $SHEPHERDD_CONFIG\n"
 		   "  -v, --verbose                          log at debug level\n");
 	for (size_t i = 0; i < SHP_ARRAY_SIZE(opts); i++) {
 		char lhs[64];
