@@ -240,6 +240,15 @@ char *cli_path(const char *route, const char *segment);
 /* obj[key] = value as a JSON string; -SHP_E_INVAL when value is not UTF-8. NULL is skipped. */
 int cli_body_set(struct cli_ctx *ctx, json_t *obj, const char *key,
 		 const char *value) SHP_MUSTCHECK;
+struct cli_kind;
+/*
+ * The "NOUN show NAME" and "NOUN delete NAME" commands of a resource at route/NAME, which take
+ * no options of their own: GET and show it, or DELETE it and report done_word ("deleted").
+ */
+int cli_named_show(int argc, char **argv, struct cli_ctx *ctx, const char *route,
+		   const struct cli_kind *kind) SHP_MUSTCHECK;
+int cli_named_delete(int argc, char **argv, struct cli_ctx *ctx, const char *route,
+		     const struct cli_kind *kind, const char *done_word) SHP_MUSTCHECK;
 /* Parse --limit's value (1..CLI_LIST_MAX). */
 int cli_parse_limit(struct cli_ctx *ctx, const char *s, long *ret) SHP_MUSTCHECK;
 

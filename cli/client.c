@@ -18,6 +18,7 @@
 #include "error.h"
 #include "httpc.h"
 #include "json.h"
+#include "output.h"
 #include "util.h"
 
 #define RETRY_WAIT_MAX 10 /* seconds: a longer Retry-After is the caller's decision */
@@ -238,4 +239,33 @@ int cli_list(struct cli_ctx *ctx, const char *route, const char *query, long lim
 			 plural);
 	*ret_items = TAKE_PTR(all);
 	return 0;
+}
+
+static int named_call(int argc, char **argv, struct cli_ctx *ctx, const char *method,
+		      const char *route, json_t **ret)
+{
+	_cleanup_free_ char *path = NULL;
+
+	while (cli_getopt(ctx, argc, argv) != -1)
+		;
+	path = cli_path(route, argv[optind]);
+	return cli_call(ctx, method, path, NULL, ret);
+}
+
+int cli_named_show(int argc, char **argv, struct cli_ctx *ctx, const char *route,
+		   const struct cli_kind *kind)
+{
+	_cleanup_(json_decrefp) json_t *obj = NULL;
+	int r = named_call(argc, argv, ctx, "GET", route, &obj);
+
+	return r < 0 ? r : cli_show_object(ctx, kind, obj);
+}
+
+int cli_named_delete(int argc, char **argv, struct cli_ctx *ctx, const char *route,
+		     const struct cli_kind *kind, const char *done_word)
+{
+	_cleanup_(json_decrefp) json_t *obj = NULL;
+	int r = named_call(argc, argv, ctx, "DELETE", route, &obj);
+
+	return r < 0 ? r : cli_show_done(ctx, kind, obj, done_word);
 }

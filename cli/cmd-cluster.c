@@ -81,32 +81,12 @@ static int cmd_cluster_list(int argc, char **argv, struct cli_ctx *ctx)
 
 static int cmd_cluster_show(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(json_decrefp) json_t *cluster = NULL;
-	_cleanup_free_ char *path = NULL;
-	int r;
-
-	while (cli_getopt(ctx, argc, argv) != -1)
-		;
-	path = cli_path(SHP_ROUTE_CLUSTERS, argv[optind]);
-	r = cli_call(ctx, "GET", path, NULL, &cluster);
-	if (r < 0)
-		return r;
-	return cli_show_object(ctx, &cluster_kind, cluster);
+	return cli_named_show(argc, argv, ctx, SHP_ROUTE_CLUSTERS, &cluster_kind);
 }
 
 static int cmd_cluster_remove(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(json_decrefp) json_t *cluster = NULL;
-	_cleanup_free_ char *path = NULL;
-	int r;
-
-	while (cli_getopt(ctx, argc, argv) != -1)
-		;
-	path = cli_path(SHP_ROUTE_CLUSTERS, argv[optind]);
-	r = cli_call(ctx, "DELETE", path, NULL, &cluster);
-	if (r < 0)
-		return r;
-	return cli_show_done(ctx, &cluster_kind, cluster, "removed");
+	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_CLUSTERS, &cluster_kind, "removed");
 }
 
 static const struct shp_flag add_flags[] = {

@@ -78,32 +78,12 @@ static int cmd_namespace_list(int argc, char **argv, struct cli_ctx *ctx)
 
 static int cmd_namespace_show(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(json_decrefp) json_t *ns = NULL;
-	_cleanup_free_ char *path = NULL;
-	int r;
-
-	while (cli_getopt(ctx, argc, argv) != -1)
-		;
-	path = cli_path(SHP_ROUTE_NAMESPACES, argv[optind]);
-	r = cli_call(ctx, "GET", path, NULL, &ns);
-	if (r < 0)
-		return r;
-	return cli_show_object(ctx, &namespace_kind, ns);
+	return cli_named_show(argc, argv, ctx, SHP_ROUTE_NAMESPACES, &namespace_kind);
 }
 
 static int cmd_namespace_delete(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(json_decrefp) json_t *ns = NULL;
-	_cleanup_free_ char *path = NULL;
-	int r;
-
-	while (cli_getopt(ctx, argc, argv) != -1)
-		;
-	path = cli_path(SHP_ROUTE_NAMESPACES, argv[optind]);
-	r = cli_call(ctx, "DELETE", path, NULL, &ns);
-	if (r < 0)
-		return r;
-	return cli_show_done(ctx, &namespace_kind, ns, "deleted");
+	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_NAMESPACES, &namespace_kind, "deleted");
 }
 
 static const struct shp_flag create_flags[] = {

@@ -56,6 +56,17 @@ void shp_hex_encode(const void *data, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+int shp_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 int shp_random_hex(size_t nbytes, char *out, struct shp_error *err)
 {
 	unsigned char raw[64];

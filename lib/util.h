@@ -19,6 +19,8 @@ const char *shp_strerror(int errnum, char *buf, size_t size);
 int shp_random_bytes(void *buf, size_t n, struct shp_error *err) SHP_MUSTCHECK;
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void shp_hex_encode(const void *data, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int shp_hex_digit(char c);
 /* A random id of 2*nbytes hex characters into out (size >= 2*nbytes + 1); 0 or -SHP_E_IO. */
 int shp_random_hex(size_t nbytes, char *out, struct shp_error *err) SHP_MUSTCHECK;
 

@@ -61,17 +61,6 @@ const size_t shd_routes_count = SHP_ARRAY_SIZE(shd_routes);
 
 #define PARAM_MAX 256
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode one path segment; NULL if malformed, too long, or not valid UTF-8. */
 static char *decode_segment(const char *s, size_t n)
 {
@@ -88,8 +77,8 @@ static char *decode_segment(const char *s, size_t n)
 			int hi, lo;
 			if (i + 2 >= n)
 				goto bad;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
+			hi = shp_hex_digit(s[i + 1]);
+			lo = shp_hex_digit(s[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				goto bad;
 			out[o++] = (char)(hi * 16 + lo);

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "error.h"
 #include "log.h"
+#include "util.h"
 
 #define TRUNC_MARK "\xe2\x80\xa6(truncated)"
 
@@ -48,17 +49,6 @@ static char *captured(void)
 
 /* ---- a strict logfmt reader: key=value pairs, values bare or quoted with JSON escapes ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static const char *read_quoted(const char *p, struct shp_buf *v)
 {
 	for (p++; *p && *p != '"'; p++) {
@@ -78,9 +68,9 @@ static const char *read_quoted(const char *p, struct shp_buf *v)
 				int cp = 0;
 
 				for (int i = 1; i <= 4; i++) {
-					if (hexval(p[i]) < 0)
+					if (shp_hex_digit(p[i]) < 0)
 						return NULL;
-					cp = cp * 16 + hexval(p[i]);
+					cp = cp * 16 + shp_hex_digit(p[i]);
 				}
 				p += 4;
 				if (cp >= 0x100)
