@@ -70,4 +70,27 @@ expect_eq "" "$(pg_pids)" "and the embedded server with it"
 sleep 0.3
 expect_match 'STOPPING=1' "$(cat "$notify_log")" "stopping is sent to NOTIFY_SOCKET"
 kill "$listener" 2>/dev/null
+
+# Started by an ordinary user, the daemon runs the server as that user (no run-as account).
+if [ "$(id -u)" = 0 ]; then
+	id shp-bob >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin shp-bob
+	mkdir -p "$T/bob" && cp -r "$top_srcdir/schema" "$T/bob/schema" && install -m 0755 "$SHEPHERDD" "$T/bob/shepherdd"
+	chown -R shp-bob "$T/bob"
+	setpriv --reuid=shp-bob --regid=shp-bob --init-groups -- env -i HOME="$T/bob" PATH=/usr/bin:/bin \
+		"$T/bob/shepherdd" --state-dir "$T/bob/state" --schema-dir "$T/bob/schema" >>"$T/daemon-bob.log" 2>&1 &
+	DAEMON_PID=$!
+	if wait_ready "$T/bob/state/shepherdd.sock"; then
+		pass "an ordinary user's daemon starts with its embedded PostgreSQL"
+	else
+		fail "an ordinary user's daemon starts with its embedded PostgreSQL" "$(tail -n 30 "$T/daemon-bob.log")"
+	fi
+	STATE="$T/bob/state"
+	pid=$(pg_pids | head -n 1)
+	expect_eq "$(id -u shp-bob)" "$(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" "its server runs as that user"
+	body=$(curl -s --unix-socket "$T/bob/state/shepherdd.sock" http://localhost/api/v1/whoami)
+	expect_eq true "$(jq .is_admin <<<"$body")" "root is a platform admin of any daemon"
+	stop_daemon
+	expect_eq 0 "$DAEMON_STATUS" "the ordinary user's daemon stops cleanly"
+	expect_eq "" "$(pg_pids)" "and its server with it"
+fi
 finish
