@@ -8,7 +8,7 @@
 API_YAML="$top_srcdir/docs/api.yaml"
 CONF_MAN="$top_srcdir/man/shepherd.conf.5"
 DAEMON_MAN="$top_srcdir/man/shepherdd.8"
-UNIT="$top_srcdir/contrib/shepherdd.service"
+UNIT="$top_srcdir/contrib/shepherdd.service.in"
 
 # "METHOD PATH" for every operation under the top-level `paths:` of an OpenAPI file written
 # with two-space indentation (paths at two spaces, methods at four).
