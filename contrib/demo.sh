@@ -27,7 +27,12 @@ for _ in $(seq 1 600); do
 	sleep 0.1
 done
 
-run() { printf '\n$ shepherd %s\n' "$*"; "$shepherd" --socket "$sock" "$@"; }
+run() {
+	printf '\n$ shepherd'
+	printf ' %q' "$@"
+	printf '\n'
+	"$shepherd" --socket "$sock" "$@"
+}
 run version
 run status
 run whoami
