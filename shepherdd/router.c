@@ -228,6 +228,11 @@ json_t *shd_req_json_object(struct shd_req *req, const char *const *allowed,
 	return TAKE_PTR(j);
 }
 
+const char *shd_req_header(struct shd_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND, name);
+}
+
 const char *shd_req_query(struct shd_req *req, const char *key)
 {
 	return MHD_lookup_connection_value(req->mhd, MHD_GET_ARGUMENT_KIND, key);
@@ -331,6 +336,11 @@ static bool media_type_is_json(const char *ct)
 	if (strncasecmp(ct, "application/json", n) != 0)
 		return false;
 	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+static bool is_mutation(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
 /* Find the route; sets req->route and params, or the error (404/405/400). */
@@ -481,9 +491,22 @@ void shd_router_dispatch(struct shd_req *req, struct shd_resp *resp)
 		shp_log_ctx_set("user", req->ident.name);
 	}
 
+	if (is_mutation(req->method) && (route->flags & ROUTE_DB)) {
+		r = shd_idempotency_begin(req, resp, &err);
+		if (r != 0) {
+			r = r > 0 ? 0 : r;
+			goto out;
+		}
+	}
 	r = route->handler(req, resp, &err);
 	if (r < 0 && err.code == SHP_E_PERM && route->audit_action)
 		audit_refusal(req, route, &err);
+	if (req->idem_id > 0) {
+		if (r < 0)
+			shd_resp_error(req, resp, &err);
+		shd_idempotency_finish(req, resp);
+		r = 0;
+	}
 out:
 	if (req->db) {
 		shd_dbpool_put(req->d->pool, req->db);

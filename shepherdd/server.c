@@ -171,6 +171,8 @@ static enum MHD_Result queue(struct shd_req *req, struct shd_resp *resp)
 	}
 	if (resp->allow)
 		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
+	if (resp->replayed)
+		(void)MHD_add_response_header(r, "Idempotent-Replayed", "true");
 	ret = MHD_queue_response(req->mhd, (unsigned)resp->status, r);
 	MHD_destroy_response(r);
 

@@ -57,6 +57,10 @@ struct shd_config {
 	int http_connection_timeout_s;
 	int http_max_connections;
 
+	int queue_workers;
+	int queue_fetch_batch;
+	int queue_poll_interval_ms;
+	int queue_shutdown_grace_ms;
 	enum shp_log_level log_level;
 	enum shp_log_format log_format;
 
@@ -143,6 +147,8 @@ struct shd_req {
 
 	/* for the audit row the router writes when a mutation is refused */
 	char audit_name[128];
+
+	int64_t idem_id; /* the idempotency key this request claimed, 0 if none */
 };
 
 struct shd_resp {
@@ -153,6 +159,7 @@ struct shd_resp {
 	const char *content_type; /* static string; default application/json */
 	long retry_after;   /* >= 0 adds Retry-After */
 	const char *allow;  /* static; adds Allow (405) */
+	bool replayed;      /* the stored answer to an earlier request with this Idempotency-Key */
 };
 
 /* ---- router.c ------------------------------------------------------------------------------ */
@@ -197,6 +204,8 @@ void shd_resp_release(struct shd_resp *resp);
 
 /* Parse the body as a JSON object with only the allowed fields. NULL with err on failure. */
 json_t *shd_req_json_object(struct shd_req *req, const char *const *allowed, struct shp_error *err);
+/* A request header (borrowed from MHD) or NULL. */
+const char *shd_req_header(struct shd_req *req, const char *name);
 /* A query argument (borrowed from MHD) or NULL. */
 const char *shd_req_query(struct shd_req *req, const char *key);
 /* ?limit= within [1, SHP_API_PAGE_MAX], default SHP_API_PAGE_DEFAULT. */
@@ -257,6 +266,17 @@ void shd_auth_token_hash(const char *token, unsigned char out[32]);
 int shd_audit_write(PGconn *conn, const struct shd_req *req, const char *action,
 		    const char *resource_type, const char *resource_name, const char *outcome,
 		    const json_t *details, struct shp_error *err) SHP_MUSTCHECK;
+
+/* ---- idempotency.c ------------------------------------------------------------------------ */
+
+/*
+ * Before a mutating handler: claim the request's Idempotency-Key (if any) for the caller.
+ * 0: go on (run the handler); 1: resp holds the stored answer to replay; <0: err (422 key used
+ * for another request, 409 still in progress, 400 malformed key).
+ */
+int shd_idempotency_begin(struct shd_req *req, struct shd_resp *resp, struct shp_error *err);
+/* After the handler: store the answer (or release the key after a 5xx). */
+void shd_idempotency_finish(struct shd_req *req, struct shd_resp *resp);
 
 /* ---- metrics.c ----------------------------------------------------------------------------- */
 
