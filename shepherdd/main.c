@@ -24,6 +24,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pgembed.h"
+#include "queue.h"
 #include "shepherdd.h"
 #include "util.h"
 
@@ -148,6 +149,27 @@ static void setup_signals(sigset_t *set)
 	(void)pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
+/* The job queue runs beside the listeners, on connections of its own. */
+static struct shd_queue *queue_start(const struct shd_config *cfg,
+				     const struct shd_dbpool_config *pc, struct shp_error *err)
+{
+	struct shd_queue_config qc = {
+		.db = pc,
+		.workers = cfg->queue_workers,
+		.fetch_batch = cfg->queue_fetch_batch,
+		.poll_interval_ms = cfg->queue_poll_interval_ms,
+		.shutdown_grace_ms = cfg->queue_shutdown_grace_ms,
+		.maintenance = true,
+	};
+	struct shd_queue *q = shd_queue_new(&qc, err);
+
+	if (!q)
+		return NULL;
+	if (shd_jobs_test_register(q, err) < 0 || shd_queue_start(q, err) < 0)
+		return shd_queue_free(q);
+	return q;
+}
+
 static void notify(const char *state)
 {
 	struct shp_error err = SHP_ERROR_INIT;
@@ -187,6 +209,7 @@ static int run_daemon(const struct shd_config *cfg)
 	struct shd_daemon d = { .cfg = cfg };
 	struct shd_dbpool_config pc;
 	struct shd_server *srv = NULL;
+	struct shd_queue *queue = NULL;
 	uint64_t next_try = 0;
 	int backoff = 1, status = 1;
 	sigset_t set;
@@ -208,6 +231,9 @@ static int run_daemon(const struct shd_config *cfg)
 		goto out;
 	srv = shd_server_start(&d, &err);
 	if (!srv)
+		goto out;
+	queue = queue_start(cfg, &pc, &err);
+	if (!queue)
 		goto out;
 	log_info("shepherdd %s ready: socket '%s'%s%s, database %s, schema version %d",
 		 PACKAGE_VERSION, cfg->socket_path, cfg->tls_listen ? ", TLS on " : "",
@@ -235,6 +261,7 @@ out:
 	if (status != 0)
 		log_error("%s", err.msg);
 	srv = shd_server_stop(srv);
+	queue = shd_queue_free(queue);
 	d.pool = shd_dbpool_free(d.pool);
 	d.metrics = shd_metrics_free(d.metrics);
 	db_stop(&db);
