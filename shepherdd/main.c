@@ -24,6 +24,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pgembed.h"
+#include "events.h"
 #include "queue.h"
 #include "shepherdd.h"
 #include "util.h"
@@ -165,7 +166,8 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 
 	if (!q)
 		return NULL;
-	if (shd_jobs_test_register(q, err) < 0 || shd_queue_start(q, err) < 0)
+	if (shd_jobs_test_register(q, err) < 0 || shd_events_register(q, err) < 0 ||
+	    shd_queue_start(q, err) < 0)
 		return shd_queue_free(q);
 	return q;
 }
