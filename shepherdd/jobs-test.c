@@ -121,7 +121,7 @@ int shd_jobs_test_register(struct shd_queue *q, struct shp_error *err)
 		{ .name = "test.noop", .run = run_noop, .timeout_ms = 1000 },
 		{ .name = "test.sleep", .run = run_sleep, .timeout_ms = 60000 },
 		{ .name = "test.fail", .run = run_fail, .timeout_ms = 1000 },
-		{ .name = "test.effect", .run = run_effect, .timeout_ms = 10000 },
+		{ .name = "test.effect", .run = run_effect, .timeout_ms = 2000 },
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)

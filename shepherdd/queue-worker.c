@@ -978,9 +978,9 @@ struct shd_queue *shd_queue_new(const struct shd_queue_config *cfg, struct shp_e
 	q->cfg.lease_buffer_ms = def(cfg->lease_buffer_ms, 5000);
 	q->cfg.retry_base_ms = def(cfg->retry_base_ms, 1000);
 	q->cfg.retry_max_ms = def(cfg->retry_max_ms, 3600000);
-	q->cfg.leader_ttl_ms = def(cfg->leader_ttl_ms, 15000);
+	q->cfg.leader_ttl_ms = def(cfg->leader_ttl_ms, 5000);
 	q->cfg.maint_interval_ms = def(cfg->maint_interval_ms, 1000);
-	q->cfg.rescue_interval_ms = def(cfg->rescue_interval_ms, 5000);
+	q->cfg.rescue_interval_ms = def(cfg->rescue_interval_ms, 2000);
 	q->cfg.clean_interval_ms = def(cfg->clean_interval_ms, 60000);
 	q->cfg.completed_retention_s = def(cfg->completed_retention_s, 86400);
 	q->cfg.final_retention_s = def(cfg->final_retention_s, 7 * 86400);

@@ -216,9 +216,9 @@ struct shd_queue_config {
 	int retry_base_ms;         /* backoff = base * 2^attempt ± 10 % (0 = 1 s) */
 	int retry_max_ms;          /* backoff cap (0 = 1 h) */
 	bool maintenance;          /* take part in leader election and maintenance */
-	int leader_ttl_ms;         /* leadership lasts this long unless renewed (0 = 15 s) */
+	int leader_ttl_ms;         /* leadership lasts this long unless renewed (0 = 5 s) */
 	int maint_interval_ms;     /* scheduler and leadership period (0 = 1 s) */
-	int rescue_interval_ms;    /* rescuer period (0 = 5 s) */
+	int rescue_interval_ms;    /* rescuer period (0 = 2 s) */
 	int clean_interval_ms;     /* cleaner period (0 = 60 s) */
 	int completed_retention_s; /* completed jobs are deleted after this (0 = 24 h) */
 	int final_retention_s;     /* cancelled and discarded ones after this (0 = 7 d) */
