@@ -25,6 +25,8 @@
 #define SHP_ROUTE_NAMESPACES SHP_API_PREFIX "/namespaces"
 #define SHP_ROUTE_CLUSTERS SHP_API_PREFIX "/clusters"
 #define SHP_ROUTE_AUDIT SHP_API_PREFIX "/audit"
+#define SHP_ROUTE_JOBS SHP_API_PREFIX "/jobs"
+#define SHP_ROUTE_QUEUES SHP_API_PREFIX "/queues"
 
 /*
  * Bodies.

@@ -55,6 +55,22 @@ const struct shd_route shd_routes[] = {
 	  "CLUSTER_DELETE", "cluster", "clusters_delete" },
 	{ "GET", SHP_ROUTE_AUDIT, shd_api_audit_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
 	  "audit_list" },
+	{ "GET", SHP_ROUTE_JOBS, shd_api_jobs_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	  "jobs_list" },
+	{ "GET", SHP_ROUTE_JOBS "/{id}", shd_api_jobs_get, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	  "jobs_get" },
+	{ "POST", SHP_ROUTE_JOBS "/{id}/retry", shd_api_jobs_retry, ROUTE_DB | ROUTE_ADMIN,
+	  "JOB_RETRY", "job", "jobs_retry" },
+	{ "POST", SHP_ROUTE_JOBS "/{id}/discard", shd_api_jobs_discard, ROUTE_DB | ROUTE_ADMIN,
+	  "JOB_DISCARD", "job", "jobs_discard" },
+	{ "POST", SHP_ROUTE_JOBS "/{id}/cancel", shd_api_jobs_cancel, ROUTE_DB | ROUTE_ADMIN,
+	  "JOB_CANCEL", "job", "jobs_cancel" },
+	{ "GET", SHP_ROUTE_QUEUES, shd_api_queues_stats, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	  "queues_stats" },
+	{ "POST", SHP_ROUTE_QUEUES "/{name}/pause", shd_api_queues_pause, ROUTE_DB | ROUTE_ADMIN,
+	  "QUEUE_PAUSE", "queue", "queues_pause" },
+	{ "POST", SHP_ROUTE_QUEUES "/{name}/resume", shd_api_queues_resume, ROUTE_DB | ROUTE_ADMIN,
+	  "QUEUE_RESUME", "queue", "queues_resume" },
 };
 
 const size_t shd_routes_count = SHP_ARRAY_SIZE(shd_routes);

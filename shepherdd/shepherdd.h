@@ -326,6 +326,15 @@ int shd_api_clusters_delete(struct shd_req *, struct shd_resp *, struct shp_erro
 
 int shd_api_audit_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 
+int shd_api_jobs_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_jobs_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_jobs_retry(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_jobs_discard(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_jobs_cancel(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_queues_stats(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_queues_pause(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_queues_resume(struct shd_req *, struct shd_resp *, struct shp_error *);
+
 /* ---- validate.c: pure checks of request bodies (also the fuzz target's entry) --------------- */
 
 struct shd_namespace_spec {
