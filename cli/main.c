@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "api.h"
@@ -308,15 +307,10 @@ int main(int argc, char **argv)
 	int status = SHP_EXIT_OK;
 
 	cli_ctx_init(&ctx);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fputs("shepherd: error: cannot initialise libcurl\n", stderr);
-		return SHP_EXIT_FAILURE;
-	}
 	if (run(&ctx, argc, argv) < 0)
 		status = report_error(&ctx);
 	if (close_stdout() < 0 && status == SHP_EXIT_OK)
 		status = SHP_EXIT_FAILURE;
 	cli_ctx_release(&ctx);
-	curl_global_cleanup();
 	return status;
 }

@@ -1,19 +1,34 @@
 /*
- * The client side of the wire: one libcurl easy handle per struct shp_httpc, reset before each
- * request (the connection survives the reset), a capped body sink, the few response headers the
- * CLI needs, and the mapping of transport failures and daemon error bodies onto shp_error.
+ * The client side of the wire: HTTP/1.1 over the daemon's Unix socket or over TLS (OpenSSL), one
+ * kept-alive connection per struct shp_httpc, every step of a request bounded by one deadline
+ * (poll on a non-blocking socket). A response is read just far enough for the CLI: status, a few
+ * headers, a capped body framed by Content-Length, chunks or the end of the connection. Transport
+ * failures and daemon error bodies become shp_error.
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
-#include <curl/curl.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "api.h"
 #include "error.h"
@@ -22,27 +37,45 @@
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS 30000L
-#define CONNECT_TIMEOUT_MS 10000L
+#define HEAD_MAX (64u * 1024)  /* status line, header section and trailers of one response */
+#define CHUNK_LINE_MAX 1024u   /* a chunk-size line, extensions included */
+#define REQUEST_HEAD_MAX 1024u /* our request head, besides the path and the token */
+#define IDEMPOTENCY_KEY_MAX 100u
+#define BACKLOG_NAP_NS 10000000L /* a full listen backlog on the Unix socket: retry after 10 ms */
 
-SHP_DEFINE_CLEANUP(struct curl_slist *, curl_slist_free_all)
+SHP_DEFINE_CLEANUP(SSL_CTX *, SSL_CTX_free)
 
 struct shp_httpc {
-	CURL *curl;
-	char *socket_path; /* set when talking over the Unix socket */
-	char *base_url; /* "http://localhost" (socket) or the server URL without a trailing '/' */
-	char *auth_header; /* "Authorization: Bearer ..."; wiped on free */
+	char *socket_path;   /* set when talking over the Unix socket */
+	char *base_url;      /* the server URL without trailing '/'; messages name it */
+	const char *prefix;  /* the URL's path inside base_url, or "" */
+	char authority[300]; /* the Host header: "localhost", "name[:port]" or "[v6][:port]" */
+	char host[256];      /* what to connect to and verify the certificate against */
+	char port[6];
+	char *token; /* wiped on free */
 	char *cacert;
 	char *cert;
 	char *key;
 	long timeout_ms;
 	bool verbose;
-	char errbuf[CURL_ERROR_SIZE];
+	SSL_CTX *ssl_ctx; /* built for the first TLS connection, kept for the next ones */
+	BIO_METHOD *bio_method;
+	int fd; /* the connection, or -1 */
+	SSL *ssl;
+	size_t rpos, rlen; /* the unread bytes of rbuf */
+	char rbuf[16384];
 };
 
-/* What the callbacks of one transfer write into. */
-struct transfer {
-	struct shp_httpc_response *resp;
-	bool over_cap;
+/* One request and its response on the connection. */
+struct xfer {
+	uint64_t deadline;
+	bool head;        /* a HEAD request: the response has no body */
+	bool answered;    /* some of the response arrived */
+	bool lost;        /* the server closed or reset the connection */
+	bool close;       /* the connection cannot carry another request */
+	bool chunked;     /* Transfer-Encoding: chunked */
+	long long length; /* Content-Length, or -1 */
+	size_t head_left; /* what remains of HEAD_MAX */
 };
 
 static void free_secret(char *s)
@@ -63,15 +96,31 @@ static int dup_opt(const char *in, char **out, struct shp_error *err)
 	return 0;
 }
 
+static const char *peer_name(const struct shp_httpc *c)
+{
+	return c->socket_path ? c->socket_path : c->base_url;
+}
+
+static void conn_close(struct shp_httpc *c)
+{
+	SSL_free(c->ssl); /* and its BIO */
+	c->ssl = NULL;
+	if (c->fd >= 0)
+		(void)close(c->fd);
+	c->fd = -1;
+	c->rpos = c->rlen = 0;
+}
+
 struct shp_httpc *shp_httpc_free(struct shp_httpc *c)
 {
 	if (!c)
 		return NULL;
-	if (c->curl)
-		curl_easy_cleanup(c->curl);
+	conn_close(c);
+	SSL_CTX_free(c->ssl_ctx);
+	BIO_meth_free(c->bio_method);
 	free(c->socket_path);
 	free(c->base_url);
-	free_secret(c->auth_header);
+	free_secret(c->token);
 	free(c->cacert);
 	free(c->cert);
 	free(c->key);
@@ -79,33 +128,89 @@ struct shp_httpc *shp_httpc_free(struct shp_httpc *c)
 	return NULL;
 }
 
-static int set_base_url(struct shp_httpc *c, const struct shp_httpc_config *cfg,
-			struct shp_error *err)
+static int bad_url(const char *url, struct shp_error *err)
 {
-	size_t n;
+	return shp_error_set(err, SHP_E_INVAL,
+			     "server URL '%s' must be https://HOST[:PORT][/PREFIX]", url);
+}
 
-	if (!cfg->server_url) {
-		if (!cfg->socket_path || !cfg->socket_path[0])
-			return shp_error_set(err, SHP_E_INVAL,
-					     "no socket path or server URL given");
-		if (dup_opt(cfg->socket_path, &c->socket_path, err) < 0)
-			return -SHP_E_NOMEM;
-		return dup_opt("http://localhost", &c->base_url, err);
+/* Split the authority into host and port ("443" when absent); IPv6 literals are bracketed. */
+static int split_authority(struct shp_httpc *c, const char *url, struct shp_error *err)
+{
+	const char *a = c->authority, *port, *end;
+	struct in6_addr a6;
+	size_t n;
+	long p;
+
+	if (a[0] == '[') {
+		end = strchr(a, ']');
+		if (!end)
+			return bad_url(url, err);
+		a++;
+		port = end[1] == ':' ? end + 2 : end[1] ? "" : NULL;
+	} else {
+		end = a + strcspn(a, ":");
+		port = *end ? end + 1 : NULL;
 	}
+	n = (size_t)(end - a);
+	if (n == 0 || n >= sizeof(c->host) || memchr(a, '[', n) || memchr(a, ']', n))
+		return bad_url(url, err);
+	memcpy(c->host, a, n);
+	c->host[n] = '\0';
+	if (a != c->authority && inet_pton(AF_INET6, c->host, &a6) != 1)
+		return bad_url(url, err);
+	if (!port) {
+		memcpy(c->port, "443", 4);
+		return 0;
+	}
+	n = strlen(port);
+	if (n == 0 || n >= sizeof(c->port) || strspn(port, "0123456789") != n)
+		return bad_url(url, err);
+	p = strtol(port, NULL, 10);
+	if (p < 1 || p > 65535)
+		return bad_url(url, err);
+	memcpy(c->port, port, n + 1);
+	return 0;
+}
+
+/* "https://HOST[:PORT][/PREFIX]": the prefix goes before every request path. */
+static int parse_server_url(struct shp_httpc *c, const char *url, struct shp_error *err)
+{
+	const char *auth = url + 8;
+	size_t n, auth_len;
+
 	/* Bearer tokens never travel in clear text: a server URL must be https. */
-	if (strncasecmp(cfg->server_url, "https://", 8) != 0 || !cfg->server_url[8])
+	if (strncasecmp(url, "https://", 8) != 0 || !url[8])
 		return shp_error_set(err, SHP_E_INVAL, "server URL '%s' must start with https://",
-				     cfg->server_url);
-	if (strpbrk(cfg->server_url, " \t\r\n?#"))
-		return shp_error_set(err, SHP_E_INVAL,
-				     "server URL '%s' must be https://HOST[:PORT][/PREFIX]",
-				     cfg->server_url);
-	if (dup_opt(cfg->server_url, &c->base_url, err) < 0)
+				     url);
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("?#@\\", *p))
+			return bad_url(url, err);
+	auth_len = strcspn(auth, "/");
+	if (auth_len == 0 || auth_len >= sizeof(c->authority))
+		return bad_url(url, err);
+	memcpy(c->authority, auth, auth_len);
+	c->authority[auth_len] = '\0';
+	if (split_authority(c, url, err) < 0)
+		return -SHP_E_INVAL;
+	if (dup_opt(url, &c->base_url, err) < 0)
 		return -SHP_E_NOMEM;
 	n = strlen(c->base_url);
-	while (n > 8 && c->base_url[n - 1] == '/')
+	while (n > 8 + auth_len && c->base_url[n - 1] == '/')
 		c->base_url[--n] = '\0';
+	c->prefix = c->base_url + 8 + auth_len;
 	return 0;
+}
+
+static int set_peer(struct shp_httpc *c, const struct shp_httpc_config *cfg, struct shp_error *err)
+{
+	if (cfg->server_url)
+		return parse_server_url(c, cfg->server_url, err);
+	if (!cfg->socket_path || !cfg->socket_path[0])
+		return shp_error_set(err, SHP_E_INVAL, "no socket path or server URL given");
+	memcpy(c->authority, "localhost", sizeof("localhost"));
+	c->prefix = "";
+	return dup_opt(cfg->socket_path, &c->socket_path, err);
 }
 
 struct shp_httpc *shp_httpc_new(const struct shp_httpc_config *cfg, struct shp_error *err)
@@ -117,29 +222,20 @@ struct shp_httpc *shp_httpc_new(const struct shp_httpc_config *cfg, struct shp_e
 		(void)shp_error_set(err, SHP_E_NOMEM, "out of memory");
 		return NULL;
 	}
-	if (set_base_url(c, cfg, err) < 0)
+	c->fd = -1;
+	if (set_peer(c, cfg, err) < 0)
 		return NULL;
 	if (dup_opt(cfg->cacert, &c->cacert, err) < 0 || dup_opt(cfg->cert, &c->cert, err) < 0 ||
 	    dup_opt(cfg->key, &c->key, err) < 0)
 		return NULL;
-	if (cfg->token && cfg->token[0]) {
-		if (strpbrk(cfg->token, "\r\n")) {
-			(void)shp_error_set(err, SHP_E_INVAL, "the token contains a line break");
-			return NULL;
-		}
-		if (asprintf(&c->auth_header, "Authorization: Bearer %s", cfg->token) < 0) {
-			c->auth_header = NULL;
-			(void)shp_error_set(err, SHP_E_NOMEM, "out of memory");
-			return NULL;
-		}
-	}
-	c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
-	c->verbose = cfg->verbose;
-	c->curl = curl_easy_init();
-	if (!c->curl) {
-		(void)shp_error_set(err, SHP_E_NOMEM, "cannot create an HTTP handle");
+	if (cfg->token && strpbrk(cfg->token, "\r\n")) {
+		(void)shp_error_set(err, SHP_E_INVAL, "the token contains a line break");
 		return NULL;
 	}
+	if (dup_opt(cfg->token, &c->token, err) < 0)
+		return NULL;
+	c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->verbose = cfg->verbose;
 	return TAKE_PTR(c);
 }
 
@@ -168,16 +264,523 @@ static void response_reset(struct shp_httpc_response *r)
 	r->content_type[0] = '\0';
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+/* ---- errors ------------------------------------------------------------------------------- */
+
+static int unreachable(const struct shp_httpc *c, const char *why, struct shp_error *err)
 {
-	struct transfer *t = userdata;
-	size_t n = size * nmemb;
+	return shp_error_set(err, SHP_E_UNREACHABLE, "cannot connect to shepherdd at '%s': %s",
+			     peer_name(c), why);
+}
+
+static int timeout_error(const struct shp_httpc *c, struct shp_error *err)
+{
+	return shp_error_set(err, SHP_E_TIMEOUT, "no answer from shepherdd at '%s' within %ld ms",
+			     peer_name(c), c->timeout_ms);
+}
+
+static int proto_error(const struct shp_httpc *c, const char *what, struct shp_error *err)
+{
+	return shp_error_set(err, SHP_E_PROTO, "%s from shepherdd at '%s'", what, peer_name(c));
+}
+
+static int limit_error(const struct shp_httpc_response *resp, struct shp_error *err)
+{
+	return shp_error_set(err, SHP_E_LIMIT, "the answer from shepherdd is larger than %zu bytes",
+			     resp->body.max);
+}
+
+/* A reset or a broken pipe means the server went away: x->lost, maybe worth one more try. */
+static int io_error(const struct shp_httpc *c, struct xfer *x, int errnum, struct shp_error *err)
+{
+	char ebuf[128];
+
+	if (errnum == EPIPE || errnum == ECONNRESET)
+		x->lost = true;
+	return shp_error_set(err, SHP_E_PROTO, "talking to shepherdd at '%s': %s", peer_name(c),
+			     shp_strerror(errnum, ebuf, sizeof(ebuf)));
+}
+
+/* An OpenSSL failure, with the reason from its error queue (which it then clears). */
+static int tls_error(const struct shp_httpc *c, enum shp_errc code, const char *what,
+		     const char *file, struct shp_error *err)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *why = e ? ERR_reason_error_string(e) : NULL;
 	int r;
 
-	r = shp_buf_addn(&t->resp->body, data, n);
-	if (r == -SHP_E_LIMIT)
-		t->over_cap = true;
-	return r < 0 ? 0 : n;
+	r = shp_error_set(err, code, "TLS with shepherdd at '%s' failed: %s%s%s%s: %s",
+			  peer_name(c), what, file ? " '" : "", file ? file : "", file ? "'" : "",
+			  why ? why : "no details");
+	ERR_clear_error();
+	return r;
+}
+
+/* ---- waiting and raw I/O ------------------------------------------------------------------ */
+
+static uint64_t deadline_after(uint64_t start, long ms)
+{
+	if ((uint64_t)ms > (UINT64_MAX - start) / 1000000)
+		return UINT64_MAX;
+	return start + (uint64_t)ms * 1000000;
+}
+
+/* Wait until fd is ready for events (or in error): 0, -SHP_E_TIMEOUT past the deadline. */
+static int wait_fd(const struct shp_httpc *c, int fd, short events, uint64_t deadline,
+		   struct shp_error *err)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	uint64_t now, ms;
+	int n;
+
+	for (;;) {
+		now = shp_now_monotonic_ns();
+		if (now >= deadline)
+			return timeout_error(c, err);
+		ms = (deadline - now + 999999) / 1000000;
+		n = poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return shp_error_errno(err, errno, "waiting for shepherdd at '%s'",
+					       peer_name(c));
+	}
+}
+
+/* OpenSSL writes through this BIO so that a closed peer is EPIPE, never SIGPIPE. */
+static int bio_io(BIO *b, char *buf, int n, bool wr)
+{
+	const struct shp_httpc *c = BIO_get_data(b);
+	ssize_t k;
+
+	BIO_clear_retry_flags(b);
+	do
+		k = wr ? send(c->fd, buf, (size_t)n, MSG_NOSIGNAL) : recv(c->fd, buf, (size_t)n, 0);
+	while (k < 0 && errno == EINTR);
+	if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (wr)
+			BIO_set_retry_write(b);
+		else
+			BIO_set_retry_read(b);
+	}
+	return (int)k;
+}
+
+static int bio_write(BIO *b, const char *buf, int n)
+{
+	return bio_io(b, (char *)buf, n, true);
+}
+
+static int bio_read(BIO *b, char *buf, int n)
+{
+	return bio_io(b, buf, n, false);
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static ssize_t plain_io(struct shp_httpc *c, struct xfer *x, bool wr, void *buf, size_t n,
+			struct shp_error *err)
+{
+	ssize_t k;
+	int r;
+
+	for (;;) {
+		k = wr ? send(c->fd, buf, n, MSG_NOSIGNAL) : recv(c->fd, buf, n, 0);
+		if (k >= 0)
+			return k;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return io_error(c, x, errno, err);
+		r = wait_fd(c, c->fd, wr ? POLLOUT : POLLIN, x->deadline, err);
+		if (r < 0)
+			return r;
+	}
+}
+
+static ssize_t tls_io(struct shp_httpc *c, struct xfer *x, bool wr, void *buf, size_t n,
+		      struct shp_error *err)
+{
+	int k, e, r;
+
+	for (;;) {
+		ERR_clear_error();
+		errno = 0;
+		k = wr ? SSL_write(c->ssl, buf, (int)n) : SSL_read(c->ssl, buf, (int)n);
+		if (k > 0)
+			return k;
+		e = SSL_get_error(c->ssl, k);
+		if (e == SSL_ERROR_ZERO_RETURN)
+			return 0;
+		if (e == SSL_ERROR_SYSCALL)
+			return io_error(c, x, errno ? errno : ECONNRESET, err);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			return tls_error(c, SHP_E_PROTO, "the connection", NULL, err);
+		r = wait_fd(c, c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, x->deadline,
+			    err);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* One read or write of up to n bytes: the count, 0 at the end of the stream, or an error. */
+static ssize_t conn_io(struct shp_httpc *c, struct xfer *x, bool wr, void *buf, size_t n,
+		       struct shp_error *err)
+{
+	if (n > INT_MAX)
+		n = INT_MAX;
+	return c->ssl ? tls_io(c, x, wr, buf, n, err) : plain_io(c, x, wr, buf, n, err);
+}
+
+static int send_all(struct shp_httpc *c, struct xfer *x, const char *data, size_t n,
+		    struct shp_error *err)
+{
+	ssize_t k;
+
+	while (n > 0) {
+		k = conn_io(c, x, true, (void *)data, n, err);
+		if (k < 0)
+			return (int)k;
+		data += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* ---- connecting --------------------------------------------------------------------------- */
+
+static int unix_connect(struct shp_httpc *c, uint64_t deadline, struct shp_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timespec nap = {.tv_nsec = BACKLOG_NAP_NS};
+	struct stat st;
+	char ebuf[128];
+
+	/* A missing socket file is the usual sign of a daemon that is not running: say so. */
+	if (strlen(c->socket_path) >= sizeof(sa.sun_path))
+		return unreachable(c, "the socket path is too long", err);
+	if (stat(c->socket_path, &st) < 0)
+		return unreachable(c, shp_strerror(errno, ebuf, sizeof(ebuf)), err);
+	if (!S_ISSOCK(st.st_mode))
+		return unreachable(c, "not a socket", err);
+	memcpy(sa.sun_path, c->socket_path, strlen(c->socket_path) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return shp_error_errno(err, errno, "cannot create a socket");
+	while (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (errno == EISCONN)
+			break;
+		if (errno != EAGAIN && errno != EINTR)
+			return unreachable(c, shp_strerror(errno, ebuf, sizeof(ebuf)), err);
+		if (shp_now_monotonic_ns() >= deadline)
+			return timeout_error(c, err);
+		(void)nanosleep(&nap, NULL);
+	}
+	return 0;
+}
+
+/* One address: 0 when connected, an errno value to try the next one, or a negative error. */
+static int tcp_try(struct shp_httpc *c, const struct addrinfo *a, uint64_t deadline,
+		   struct shp_error *err)
+{
+	socklen_t len = sizeof(int);
+	int e = 0, one = 1, r;
+
+	c->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+	if (c->fd < 0)
+		return errno;
+	if (connect(c->fd, a->ai_addr, a->ai_addrlen) < 0) {
+		e = errno;
+		if (e == EINPROGRESS || e == EINTR) {
+			r = wait_fd(c, c->fd, POLLOUT, deadline, err);
+			if (r < 0)
+				return r;
+			if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+				e = errno;
+		}
+		if (e) {
+			conn_close(c);
+			return e;
+		}
+	}
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return 0;
+}
+
+/* Name resolution is getaddrinfo's: it blocks, outside the request's deadline. */
+static int tcp_connect(struct shp_httpc *c, uint64_t deadline, struct shp_error *err)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *list = NULL;
+	char ebuf[128];
+	int r;
+
+	r = getaddrinfo(c->host, c->port, &hints, &list);
+	if (r != 0)
+		return unreachable(c,
+				   r == EAI_SYSTEM ? shp_strerror(errno, ebuf, sizeof(ebuf))
+						   : gai_strerror(r),
+				   err);
+	r = EHOSTUNREACH;
+	for (const struct addrinfo *a = list; a; a = a->ai_next) {
+		r = tcp_try(c, a, deadline, err);
+		if (r <= 0)
+			break;
+	}
+	freeaddrinfo(list);
+	if (r > 0)
+		return unreachable(c, shp_strerror(r, ebuf, sizeof(ebuf)), err);
+	return r;
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)userdata;
+	return 0; /* an encrypted key fails to load instead of prompting on the terminal */
+}
+
+static int tls_bio_method(struct shp_httpc *c, struct shp_error *err)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "shepherd");
+
+	if (!m || BIO_meth_set_write(m, bio_write) != 1 || BIO_meth_set_read(m, bio_read) != 1 ||
+	    BIO_meth_set_ctrl(m, bio_ctrl) != 1) {
+		BIO_meth_free(m);
+		return tls_error(c, SHP_E_UNREACHABLE, "cannot set up TLS", NULL, err);
+	}
+	c->bio_method = m;
+	return 0;
+}
+
+/* TLS 1.2 or later, the server verified against cacert (or the system's CAs), maybe mTLS. */
+static int tls_context(struct shp_httpc *c, struct shp_error *err)
+{
+	_cleanup_(SSL_CTX_freep) SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	int ok;
+
+	if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+		return tls_error(c, SHP_E_UNREACHABLE, "cannot set up TLS", NULL, err);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* A close without close_notify is an end of stream; the HTTP framing catches truncation. */
+	(void)SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	if (c->cacert)
+		ok = SSL_CTX_load_verify_locations(ctx, c->cacert, NULL);
+	else
+		ok = SSL_CTX_set_default_verify_paths(ctx);
+	if (ok != 1)
+		return tls_error(c, SHP_E_UNREACHABLE, "cannot load the CA certificates", c->cacert,
+				 err);
+	if (c->cert &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx, c->key ? c->key : c->cert, SSL_FILETYPE_PEM) != 1 ||
+	     SSL_CTX_check_private_key(ctx) != 1))
+		return tls_error(c, SHP_E_UNREACHABLE, "cannot load the client certificate",
+				 c->cert, err);
+	if (!c->bio_method && tls_bio_method(c, err) < 0)
+		return -SHP_E_UNREACHABLE;
+	c->ssl_ctx = TAKE_PTR(ctx);
+	return 0;
+}
+
+/* The name (with SNI) or the IP address the server's certificate must match. */
+static int tls_set_peer(struct shp_httpc *c)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, c->host, addr) == 1 || inet_pton(AF_INET6, c->host, addr) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->host) == 1 ? 0 : -1;
+	SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (SSL_set_tlsext_host_name(c->ssl, c->host) != 1 || SSL_set1_host(c->ssl, c->host) != 1)
+		return -1;
+	return 0;
+}
+
+static int handshake_error(const struct shp_httpc *c, int ssl_err, struct shp_error *err)
+{
+	long v = SSL_get_verify_result(c->ssl);
+	char ebuf[128];
+
+	if (v != X509_V_OK) {
+		ERR_clear_error();
+		return shp_error_set(err, SHP_E_UNREACHABLE,
+				     "TLS with shepherdd at '%s' failed: the server certificate is "
+				     "not trusted (%s)",
+				     peer_name(c), X509_verify_cert_error_string(v));
+	}
+	if (ssl_err == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0)
+		return shp_error_set(err, SHP_E_UNREACHABLE,
+				     "TLS with shepherdd at '%s' failed: %s", peer_name(c),
+				     errno ? shp_strerror(errno, ebuf, sizeof(ebuf))
+					   : "the server closed the connection");
+	return tls_error(c, SHP_E_UNREACHABLE, "handshake", NULL, err);
+}
+
+static int tls_handshake(struct shp_httpc *c, uint64_t deadline, struct shp_error *err)
+{
+	BIO *bio;
+	int k, e, r;
+
+	if (!c->ssl_ctx && tls_context(c, err) < 0)
+		return -SHP_E_UNREACHABLE;
+	c->ssl = SSL_new(c->ssl_ctx);
+	bio = c->ssl ? BIO_new(c->bio_method) : NULL;
+	if (!bio)
+		return tls_error(c, SHP_E_UNREACHABLE, "cannot set up TLS", NULL, err);
+	BIO_set_data(bio, c);
+	BIO_set_init(bio, 1);
+	SSL_set_bio(c->ssl, bio, bio);
+	if (tls_set_peer(c) < 0)
+		return tls_error(c, SHP_E_UNREACHABLE, "cannot set the server name to verify", NULL,
+				 err);
+	for (;;) {
+		ERR_clear_error();
+		errno = 0;
+		k = SSL_connect(c->ssl);
+		if (k == 1)
+			return 0;
+		e = SSL_get_error(c->ssl, k);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			return handshake_error(c, e, err);
+		r = wait_fd(c, c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, err);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int conn_open(struct shp_httpc *c, uint64_t deadline, struct shp_error *err)
+{
+	int r;
+
+	c->rpos = c->rlen = 0;
+	if (c->socket_path)
+		r = unix_connect(c, deadline, err);
+	else
+		r = tcp_connect(c, deadline, err);
+	if (r == 0 && !c->socket_path)
+		r = tls_handshake(c, deadline, err);
+	if (r < 0)
+		conn_close(c);
+	return r;
+}
+
+/* An idle kept connection that turned readable was closed (or spoken on) by the server. */
+static void drop_if_stale(struct shp_httpc *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
+
+	if (c->fd < 0)
+		return;
+	if (c->rpos < c->rlen || (c->ssl && SSL_pending(c->ssl) > 0) || poll(&p, 1, 0) != 0)
+		conn_close(c);
+}
+
+/* ---- reading the response ----------------------------------------------------------------- */
+
+/* Make sure unread bytes are buffered: 1, 0 at the end of the stream, or an error. */
+static int fill(struct shp_httpc *c, struct xfer *x, struct shp_error *err)
+{
+	ssize_t k;
+
+	if (c->rpos < c->rlen)
+		return 1;
+	k = conn_io(c, x, false, c->rbuf, sizeof(c->rbuf), err);
+	if (k < 0)
+		return (int)k;
+	c->rpos = 0;
+	c->rlen = (size_t)k;
+	if (k > 0)
+		x->answered = true;
+	return k > 0;
+}
+
+static int cut_short(const struct shp_httpc *c, struct xfer *x, struct shp_error *err)
+{
+	if (x->answered)
+		return proto_error(c, "a truncated answer", err);
+	x->lost = true;
+	return shp_error_set(err, SHP_E_PROTO,
+			     "shepherdd at '%s' closed the connection without an answer",
+			     peer_name(c));
+}
+
+/* One CRLF-terminated line into line (without the CRLF), at most line->max bytes with it. */
+static int read_line(struct shp_httpc *c, struct xfer *x, struct shp_buf *line,
+		     const char *too_long, struct shp_error *err)
+{
+	const char *p, *lf;
+	size_t n;
+	int r;
+
+	shp_buf_reset(line);
+	do {
+		r = fill(c, x, err);
+		if (r <= 0)
+			return r < 0 ? r : cut_short(c, x, err);
+		p = c->rbuf + c->rpos;
+		lf = memchr(p, '\n', c->rlen - c->rpos);
+		n = lf ? (size_t)(lf - p) + 1 : c->rlen - c->rpos;
+		if (shp_buf_addn(line, p, n) < 0)
+			return proto_error(c, too_long, err);
+		c->rpos += n;
+	} while (!lf);
+	if (line->len < 2 || line->buf[line->len - 2] != '\r')
+		return proto_error(c, "a line not ending in CRLF", err);
+	shp_buf_truncate(line, line->len - 2);
+	if (memchr(line->buf, '\r', line->len) || memchr(line->buf, '\0', line->len))
+		return proto_error(c, "a stray control character", err);
+	return 0;
+}
+
+/* A line of the header section (or of the trailers), charged to HEAD_MAX. */
+static int read_head_line(struct shp_httpc *c, struct xfer *x, struct shp_buf *line,
+			  struct shp_error *err)
+{
+	int r;
+
+	line->max = x->head_left;
+	r = read_line(c, x, line, "a header section over 64 KiB", err);
+	if (r < 0)
+		return r;
+	x->head_left -= line->len + 2;
+	return 0;
+}
+
+static bool is_digit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+/* "HTTP/1.x NNN[ reason]"; HTTP/1.0 means no keep-alive. */
+static int read_status(struct shp_httpc *c, struct xfer *x, struct shp_httpc_response *resp,
+		       struct shp_buf *line, struct shp_error *err)
+{
+	const char *s;
+	int r;
+
+	r = read_head_line(c, x, line, err);
+	if (r < 0)
+		return r;
+	s = line->buf;
+	if (line->len < 12 || strncmp(s, "HTTP/1.", 7) != 0 || !is_digit(s[7]) || s[8] != ' ' ||
+	    s[9] < '1' || s[9] > '5' || !is_digit(s[10]) || !is_digit(s[11]) ||
+	    (line->len > 12 && s[12] != ' '))
+		return proto_error(c, "a malformed status line", err);
+	resp->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+	if (s[7] == '0')
+		x->close = true;
+	return 0;
 }
 
 /* Copy a header value, keeping printable ASCII only (it may end up on a terminal). */
@@ -195,6 +798,28 @@ static void copy_header_value(const char *v, size_t n, char *out, size_t size)
 	out[j] = '\0';
 }
 
+/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") in seconds since the epoch, or -1. */
+static time_t parse_http_date(const char *v)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	struct tm tm = {0};
+	char mon[4];
+	const char *m;
+	int end = 0;
+
+	if (sscanf(v, "%*3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", &tm.tm_mday, mon,
+		   &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &end) != 6 ||
+	    end == 0 || v[end] != '\0')
+		return -1;
+	m = strstr(months, mon);
+	if (!m || strlen(mon) != 3 || (m - months) % 3 != 0 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+		return -1;
+	tm.tm_mon = (int)(m - months) / 3;
+	tm.tm_year -= 1900;
+	return timegm(&tm);
+}
+
 /* Retry-After is delta-seconds or an HTTP date (RFC 9110 10.2.3). */
 static long parse_retry_after(const char *v)
 {
@@ -202,66 +827,290 @@ static long parse_retry_after(const char *v)
 	long secs;
 	time_t when;
 
-	if (v[0] >= '0' && v[0] <= '9') {
+	if (is_digit(v[0])) {
 		errno = 0;
 		secs = strtol(v, &end, 10);
 		if (errno || *end)
 			return -1;
 		return secs;
 	}
-	when = curl_getdate(v, NULL);
+	when = parse_http_date(v);
 	if (when == (time_t)-1)
 		return -1;
 	secs = (long)(when - time(NULL));
 	return secs < 0 ? 0 : secs;
 }
 
-static bool header_is(const char *line, size_t n, const char *name, const char **ret_value,
-		      size_t *ret_len)
+static bool name_is(const char *name, size_t n, const char *want)
 {
-	size_t k = strlen(name);
-	const char *v;
-	size_t len;
-
-	if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0)
-		return false;
-	v = line + k + 1;
-	len = n - k - 1;
-	while (len > 0 && (*v == ' ' || *v == '\t')) {
-		v++;
-		len--;
-	}
-	while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
-		len--;
-	*ret_value = v;
-	*ret_len = len;
-	return true;
+	return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }
 
-static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
+/* Whether the comma-separated list v holds token (in any case). */
+static bool list_has(const char *v, size_t n, const char *token)
 {
-	struct transfer *t = userdata;
-	struct shp_httpc_response *r = t->resp;
-	size_t n = size * nmemb;
-	const char *v;
-	size_t len;
+	const char *end = v + n, *next;
+	size_t k;
+
+	for (; v < end; v = next + 1) {
+		next = memchr(v, ',', (size_t)(end - v));
+		if (!next)
+			next = end;
+		k = (size_t)(next - v);
+		while (k > 0 && (*v == ' ' || *v == '\t')) {
+			v++;
+			k--;
+		}
+		while (k > 0 && (v[k - 1] == ' ' || v[k - 1] == '\t'))
+			k--;
+		if (name_is(v, k, token))
+			return true;
+	}
+	return false;
+}
+
+static int parse_length(const struct shp_httpc *c, struct xfer *x, const char *v, size_t n,
+			struct shp_error *err)
+{
+	long long len = 0;
+
+	if (n == 0 || n > 18)
+		return proto_error(c, "a bad Content-Length", err);
+	for (size_t i = 0; i < n; i++) {
+		if (!is_digit(v[i]))
+			return proto_error(c, "a bad Content-Length", err);
+		len = len * 10 + (v[i] - '0');
+	}
+	if (x->length >= 0 && x->length != len)
+		return proto_error(c, "conflicting Content-Length headers", err);
+	x->length = len;
+	return 0;
+}
+
+static int use_field(const struct shp_httpc *c, struct xfer *x, struct shp_httpc_response *resp,
+		     const char *name, size_t n, const char *v, size_t vlen, struct shp_error *err)
+{
 	char tmp[64];
 
-	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-		/* A new status line: the headers of an interim response do not count. */
-		response_reset(r);
-		return n;
+	if (name_is(name, n, "Content-Length"))
+		return parse_length(c, x, v, vlen, err);
+	if (name_is(name, n, "Transfer-Encoding")) {
+		if (x->chunked || !name_is(v, vlen, "chunked"))
+			return proto_error(c, "an unsupported transfer coding", err);
+		x->chunked = true;
+	} else if (name_is(name, n, "Connection")) {
+		if (list_has(v, vlen, "close"))
+			x->close = true;
+	} else if (name_is(name, n, SHP_HDR_REQUEST_ID)) {
+		copy_header_value(v, vlen, resp->request_id, sizeof(resp->request_id));
+	} else if (name_is(name, n, SHP_HDR_RETRY_AFTER)) {
+		copy_header_value(v, vlen, tmp, sizeof(tmp));
+		resp->retry_after = parse_retry_after(tmp);
+	} else if (name_is(name, n, "Content-Type")) {
+		copy_header_value(v, vlen, resp->content_type, sizeof(resp->content_type));
 	}
-	if (header_is(line, n, SHP_HDR_REQUEST_ID, &v, &len)) {
-		copy_header_value(v, len, r->request_id, sizeof(r->request_id));
-	} else if (header_is(line, n, SHP_HDR_RETRY_AFTER, &v, &len)) {
-		copy_header_value(v, len, tmp, sizeof(tmp));
-		r->retry_after = parse_retry_after(tmp);
-	} else if (header_is(line, n, "Content-Type", &v, &len)) {
-		copy_header_value(v, len, r->content_type, sizeof(r->content_type));
-	}
-	return n;
+	return 0;
 }
+
+/* "name: value"; resp NULL for trailers, which are checked and ignored. */
+static int parse_field(const struct shp_httpc *c, struct xfer *x, struct shp_httpc_response *resp,
+		       const char *line, size_t len, struct shp_error *err)
+{
+	const char *colon = memchr(line, ':', len), *v;
+	size_t n, vlen;
+
+	n = colon ? (size_t)(colon - line) : 0;
+	if (n == 0)
+		return proto_error(c, "a malformed header line", err);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		/* tchar (RFC 9110 5.6.2); a space here is also how obsolete line folding starts */
+		if (ch <= 0x20 || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch))
+			return proto_error(c, "a malformed header line", err);
+	}
+	v = colon + 1;
+	vlen = len - n - 1;
+	while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		vlen--;
+	}
+	while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+		vlen--;
+	return resp ? use_field(c, x, resp, line, n, v, vlen, err) : 0;
+}
+
+/* Header (or trailer) fields up to the empty line. */
+static int read_fields(struct shp_httpc *c, struct xfer *x, struct shp_httpc_response *resp,
+		       struct shp_buf *line, struct shp_error *err)
+{
+	int r;
+
+	for (;;) {
+		r = read_head_line(c, x, line, err);
+		if (r < 0)
+			return r;
+		if (line->len == 0)
+			return 0;
+		r = parse_field(c, x, resp, line->buf, line->len, err);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* The status line and headers of the final response (interim 1xx ones are skipped). */
+static int read_head(struct shp_httpc *c, struct xfer *x, struct shp_httpc_response *resp,
+		     struct shp_buf *line, struct shp_error *err)
+{
+	int r;
+
+	do {
+		response_reset(resp);
+		x->length = -1;
+		x->chunked = false;
+		x->head_left = HEAD_MAX;
+		r = read_status(c, x, resp, line, err);
+		if (r == 0)
+			r = read_fields(c, x, resp, line, err);
+		if (r < 0)
+			return r;
+	} while (resp->status < 200 && resp->status != 101);
+	if (resp->status == 101)
+		return proto_error(c, "an unexpected protocol switch", err);
+	if (x->chunked && x->length >= 0)
+		return proto_error(c, "both Content-Length and chunked framing", err);
+	return 0;
+}
+
+static int body_add(struct shp_httpc_response *resp, const char *data, size_t n,
+		    struct shp_error *err)
+{
+	int r = shp_buf_addn(&resp->body, data, n);
+
+	if (r == -SHP_E_LIMIT)
+		return limit_error(resp, err);
+	if (r < 0)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory reading the answer");
+	return 0;
+}
+
+/* The next n bytes of the stream into the body. */
+static int read_body_bytes(struct shp_httpc *c, struct xfer *x, struct shp_httpc_response *resp,
+			   uint64_t n, struct shp_error *err)
+{
+	size_t k;
+	int r;
+
+	if (n > resp->body.max - resp->body.len)
+		return limit_error(resp, err);
+	if (shp_buf_grow(&resp->body, (size_t)n) < 0)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory reading the answer");
+	while (n > 0) {
+		r = fill(c, x, err);
+		if (r <= 0)
+			return r < 0 ? r : cut_short(c, x, err);
+		k = c->rlen - c->rpos < n ? c->rlen - c->rpos : (size_t)n;
+		r = body_add(resp, c->rbuf + c->rpos, k, err);
+		if (r < 0)
+			return r;
+		c->rpos += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int read_until_close(struct shp_httpc *c, struct xfer *x, struct shp_httpc_response *resp,
+			    struct shp_error *err)
+{
+	int r;
+
+	for (;;) {
+		r = fill(c, x, err);
+		if (r <= 0)
+			return r;
+		r = body_add(resp, c->rbuf + c->rpos, c->rlen - c->rpos, err);
+		if (r < 0)
+			return r;
+		c->rpos = c->rlen;
+	}
+}
+
+/* "HEX[ ][;ext]": the size of the next chunk. */
+static int read_chunk_size(struct shp_httpc *c, struct xfer *x, struct shp_buf *line, uint64_t *ret,
+			   struct shp_error *err)
+{
+	uint64_t size = 0;
+	size_t i = 0;
+	int d, r;
+
+	line->max = CHUNK_LINE_MAX;
+	r = read_line(c, x, line, "a chunk size line over 1 KiB", err);
+	if (r < 0)
+		return r;
+	for (; i < line->len && (d = shp_hex_digit(line->buf[i])) >= 0; i++) {
+		if (i == 15)
+			return proto_error(c, "a bad chunk size", err);
+		size = size * 16 + (uint64_t)d;
+	}
+	if (i == 0)
+		return proto_error(c, "a bad chunk size", err);
+	while (i < line->len && (line->buf[i] == ' ' || line->buf[i] == '\t'))
+		i++;
+	if (i < line->len && line->buf[i] != ';')
+		return proto_error(c, "a bad chunk size", err);
+	*ret = size;
+	return 0;
+}
+
+static int read_chunked(struct shp_httpc *c, struct xfer *x, struct shp_httpc_response *resp,
+			struct shp_buf *line, struct shp_error *err)
+{
+	uint64_t size = 0;
+	int r;
+
+	for (;;) {
+		r = read_chunk_size(c, x, line, &size, err);
+		if (r < 0)
+			return r;
+		if (size == 0)
+			return read_fields(c, x, NULL, line, err);
+		r = read_body_bytes(c, x, resp, size, err);
+		if (r < 0)
+			return r;
+		line->max = CHUNK_LINE_MAX;
+		r = read_line(c, x, line, "a chunk longer than its size", err);
+		if (r < 0)
+			return r;
+		if (line->len != 0)
+			return proto_error(c, "a chunk longer than its size", err);
+	}
+}
+
+static int read_response(struct shp_httpc *c, struct xfer *x, struct shp_httpc_response *resp,
+			 struct shp_error *err)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf line = SHP_BUF_INIT(HEAD_MAX);
+	int r;
+
+	r = read_head(c, x, resp, &line, err);
+	if (r < 0)
+		return r;
+	if (x->head || resp->status == 204 || resp->status == 304) {
+		r = 0;
+	} else if (x->chunked) {
+		r = read_chunked(c, x, resp, &line, err);
+	} else if (x->length >= 0) {
+		r = read_body_bytes(c, x, resp, (uint64_t)x->length, err);
+	} else {
+		x->close = true;
+		r = read_until_close(c, x, resp, err);
+	}
+	if (c->rpos < c->rlen)
+		x->close = true; /* bytes beyond the answer: do not trust this connection again */
+	return r;
+}
+
+/* ---- the request -------------------------------------------------------------------------- */
 
 static bool path_is_valid(const char *path)
 {
@@ -273,217 +1122,139 @@ static bool path_is_valid(const char *path)
 	return true;
 }
 
-static const char *peer_name(const struct shp_httpc *c)
+static int check_request(const struct shp_httpc *c, const char *method, const char *path,
+			 const char *idempotency_key, struct shp_error *err)
 {
-	return c->socket_path ? c->socket_path : c->base_url;
-}
-
-static int map_curl_error(struct shp_httpc *c, CURLcode rc, const struct transfer *t,
-			  struct shp_error *err)
-{
-	const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
-
-	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		return shp_error_set(err, SHP_E_UNREACHABLE,
-				     "cannot connect to shepherdd at '%s': %s", peer_name(c),
-				     detail);
-	case CURLE_OPERATION_TIMEDOUT:
-		return shp_error_set(err, SHP_E_TIMEOUT,
-				     "no answer from shepherdd at '%s' within %ld ms", peer_name(c),
-				     c->timeout_ms);
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ENGINE_NOTFOUND:
-	case CURLE_SSL_ENGINE_SETFAILED:
-	case CURLE_SSL_ENGINE_INITFAILED:
-	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_USE_SSL_FAILED:
-		return shp_error_set(err, SHP_E_UNREACHABLE,
-				     "TLS with shepherdd at '%s' failed: %s", peer_name(c), detail);
-	case CURLE_WRITE_ERROR:
-		if (t->over_cap)
-			return shp_error_set(err, SHP_E_LIMIT,
-					     "the answer from shepherdd is larger than %zu bytes",
-					     t->resp->body.max);
-		return shp_error_set(err, SHP_E_NOMEM, "out of memory reading the answer");
-	case CURLE_OUT_OF_MEMORY: return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-	case CURLE_GOT_NOTHING:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_WEIRD_SERVER_REPLY:
-	case CURLE_HTTP2:
-	case CURLE_BAD_CONTENT_ENCODING:
-		return shp_error_set(err, SHP_E_PROTO, "talking to shepherdd at '%s': %s",
-				     peer_name(c), detail);
-	default:
-		return shp_error_set(err, SHP_E_IO, "talking to shepherdd at '%s': %s",
-				     peer_name(c), detail);
-	}
-}
-
-/* The missing socket file is the usual case of a daemon that is not running: say so plainly. */
-static int check_socket(const struct shp_httpc *c, struct shp_error *err)
-{
-	struct stat st;
-	char ebuf[128];
-
-	if (!c->socket_path)
+	if (!method[0] || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(method) ||
+	    strlen(method) > 16)
+		return shp_error_set(err, SHP_E_INVAL, "invalid request method '%s'", method);
+	if (!path_is_valid(path))
+		return shp_error_set(err, SHP_E_INVAL, "invalid request path '%s'", path);
+	if (strlen(c->prefix) + strlen(path) > SHP_API_URL_MAX + 4096)
+		return shp_error_set(err, SHP_E_LIMIT, "request URL is too long");
+	if (!idempotency_key)
 		return 0;
-	if (stat(c->socket_path, &st) < 0)
-		return shp_error_set(err, SHP_E_UNREACHABLE,
-				     "cannot connect to shepherdd at '%s': %s", c->socket_path,
-				     shp_strerror(errno, ebuf, sizeof(ebuf)));
-	if (!S_ISSOCK(st.st_mode))
-		return shp_error_set(err, SHP_E_UNREACHABLE,
-				     "cannot connect to shepherdd at '%s': not a socket",
-				     c->socket_path);
-	return 0;
-}
-
-static int build_headers(const struct shp_httpc *c, bool has_body, const char *idempotency_key,
-			 struct curl_slist **ret, struct shp_error *err)
-{
-	_cleanup_(curl_slist_free_allp) struct curl_slist *h = NULL;
-	char line[160];
-	struct curl_slist *n;
-
-	(void)snprintf(line, sizeof(line), "%s: %d", SHP_HDR_API_VERSION, SHP_API_VERSION);
-	const char *fixed[] = {"Accept: application/json", "Expect:", line,
-			       has_body ? "Content-Type: application/json" : NULL};
-	for (size_t i = 0; i < SHP_ARRAY_SIZE(fixed); i++) {
-		if (!fixed[i])
-			continue;
-		n = curl_slist_append(h, fixed[i]);
-		if (!n)
-			return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-		h = n;
-	}
-	if (idempotency_key) {
-		if (strlen(idempotency_key) > 100 || strpbrk(idempotency_key, "\r\n"))
+	if (strlen(idempotency_key) > IDEMPOTENCY_KEY_MAX)
+		return shp_error_set(err, SHP_E_INVAL, "invalid idempotency key");
+	for (const char *p = idempotency_key; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return shp_error_set(err, SHP_E_INVAL, "invalid idempotency key");
-		(void)snprintf(line, sizeof(line), "%s: %s", SHP_HDR_IDEMPOTENCY_KEY,
-			       idempotency_key);
-		n = curl_slist_append(h, line);
-		if (!n)
-			return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-		h = n;
-	}
-	if (c->auth_header) {
-		n = curl_slist_append(h, c->auth_header);
-		if (!n)
-			return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-		h = n;
-	}
-	*ret = TAKE_PTR(h);
 	return 0;
 }
 
-static void setup_method(CURL *curl, const char *method, const char *body, size_t body_len)
+/* The request holds the token: clear it before the memory goes back. */
+static void wipe_bufp(struct shp_buf *b)
 {
-	if (strcmp(method, "GET") == 0 && !body) {
-		(void)curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-		return;
-	}
-	if (strcmp(method, "HEAD") == 0) {
-		(void)curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-		return;
-	}
-	if (strcmp(method, "POST") != 0)
-		(void)curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-	if (body || strcmp(method, "GET") != 0) {
-		(void)curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-		(void)curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
-	}
+	explicit_bzero(b->buf, b->len);
+	shp_buf_release(b);
 }
 
-static void setup_transport(struct shp_httpc *c)
+/* The whole request into req, allocated once so that no copy of the token is left behind. */
+static int build_request(const struct shp_httpc *c, const char *method, const char *path,
+			 const char *body, size_t body_len, const char *key, struct shp_buf *req)
 {
-	CURL *curl = c->curl;
+	size_t head = REQUEST_HEAD_MAX + strlen(c->prefix) + strlen(path) +
+		      (c->token ? strlen(c->token) : 0);
+	int r;
 
-	if (c->socket_path)
-		(void)curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	(void)curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	(void)curl_easy_setopt(curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-	if (c->cacert)
-		(void)curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
-	if (c->cert)
-		(void)curl_easy_setopt(curl, CURLOPT_SSLCERT, c->cert);
-	if (c->key)
-		(void)curl_easy_setopt(curl, CURLOPT_SSLKEY, c->key);
-	(void)curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	(void)curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-			       c->timeout_ms < CONNECT_TIMEOUT_MS ? c->timeout_ms
-								  : CONNECT_TIMEOUT_MS);
-	(void)curl_easy_setopt(curl, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
-	(void)curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, c->errbuf);
+	if (!body)
+		body_len = 0;
+	if (body_len > SIZE_MAX / 2)
+		return -SHP_E_LIMIT;
+	req->max = head + body_len;
+	r = shp_buf_grow(req, req->max);
+	if (r == 0)
+		r = shp_buf_addf(req,
+				 "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s/%s\r\n"
+				 "Accept: application/json\r\n%s: %d\r\n",
+				 method, c->prefix, path, c->authority, PACKAGE_NAME,
+				 PACKAGE_VERSION, SHP_HDR_API_VERSION, SHP_API_VERSION);
+	if (r == 0 && key)
+		r = shp_buf_addf(req, "%s: %s\r\n", SHP_HDR_IDEMPOTENCY_KEY, key);
+	if (r == 0 && c->token)
+		r = shp_buf_addf(req, "Authorization: Bearer %s\r\n", c->token);
+	if (r == 0 && body)
+		r = shp_buf_addf(req, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+				 body_len);
+	else if (r == 0 && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		r = shp_buf_add(req, "Content-Length: 0\r\n");
+	if (r == 0)
+		r = shp_buf_add(req, "\r\n");
+	if (r == 0 && body_len > 0)
+		r = shp_buf_addn(req, body, body_len);
+	return r;
+}
+
+/*
+ * Send the request and read the answer, on the kept connection when there is one. The server
+ * may have closed that connection meanwhile: when it fails before any byte of an answer, a
+ * request that is safe to send twice gets one more try on a fresh connection.
+ */
+static int exchange(struct shp_httpc *c, const struct shp_buf *req, struct xfer *proto,
+		    bool resend_ok, struct shp_httpc_response *resp, struct shp_error *err)
+{
+	struct shp_error e = SHP_ERROR_INIT;
+	struct xfer x;
+	bool reused;
+	int r;
+
+	for (int attempt = 1;; attempt++) {
+		x = *proto;
+		drop_if_stale(c);
+		reused = c->fd >= 0;
+		r = reused ? 0 : conn_open(c, x.deadline, &e);
+		if (r == 0)
+			r = send_all(c, &x, req->buf, req->len, &e);
+		if (r == 0)
+			r = read_response(c, &x, resp, &e);
+		if (r < 0 || x.close)
+			conn_close(c);
+		if (r == 0)
+			return 0;
+		if (!reused || !resend_ok || !x.lost || x.answered || attempt > 1)
+			break;
+		response_reset(resp);
+	}
+	if (err)
+		*err = e;
+	return r;
 }
 
 int shp_httpc_request(struct shp_httpc *c, const char *method, const char *path, const char *body,
 		      size_t body_len, const char *idempotency_key, struct shp_httpc_response *resp,
 		      struct shp_error *err)
 {
-	_cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
-	_cleanup_(shp_buf_releasep) struct shp_buf url = SHP_BUF_INIT(SHP_API_URL_MAX + 4096);
-	struct transfer t = {.resp = resp};
+	_cleanup_(wipe_bufp) struct shp_buf req = SHP_BUF_INIT(0);
+	struct xfer x = {.head = strcmp(method, "HEAD") == 0, .length = -1};
+	bool resend_ok;
 	uint64_t start;
-	CURLcode rc;
 	int r;
 
 	response_reset(resp);
-	if (!path_is_valid(path))
-		return shp_error_set(err, SHP_E_INVAL, "invalid request path '%s'", path);
-	if (shp_buf_add(&url, c->base_url) < 0 || shp_buf_add(&url, path) < 0)
-		return shp_error_set(err, SHP_E_LIMIT, "request URL is too long");
-	r = build_headers(c, body != NULL, idempotency_key, &headers, err);
+	r = check_request(c, method, path, idempotency_key, err);
 	if (r < 0)
 		return r;
+	r = build_request(c, method, path, body, body_len, idempotency_key, &req);
+	if (r < 0)
+		return shp_error_set(err, r == -SHP_E_LIMIT ? SHP_E_LIMIT : SHP_E_NOMEM,
+				     "cannot build the request");
 	if (c->verbose)
 		fprintf(stderr, "-> %s %s\n", method, path);
-	r = check_socket(c, err);
-	if (r < 0)
-		return r;
-
-	curl_easy_reset(c->curl);
-	c->errbuf[0] = '\0';
-	setup_transport(c);
-	(void)curl_easy_setopt(c->curl, CURLOPT_URL, url.buf);
-	(void)curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
-	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &t);
-	(void)curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
-	(void)curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, &t);
-	setup_method(c->curl, method, body, body_len);
-
 	start = shp_now_monotonic_ns();
-	rc = curl_easy_perform(c->curl);
-	if (rc != CURLE_OK) {
-		r = map_curl_error(c, rc, &t, err);
-		if (c->verbose)
-			fprintf(stderr, "<- failed (%.1f ms)\n",
-				(double)(shp_now_monotonic_ns() - start) / 1e6);
-		return r;
-	}
-	(void)curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &resp->status);
-	if (c->verbose)
+	x.deadline = deadline_after(start, c->timeout_ms);
+	resend_ok = x.head || strcmp(method, "GET") == 0 || idempotency_key;
+	r = exchange(c, &req, &x, resend_ok, resp, err);
+	if (c->verbose && r < 0)
+		fprintf(stderr, "<- failed (%.1f ms)\n",
+			(double)(shp_now_monotonic_ns() - start) / 1e6);
+	else if (c->verbose)
 		fprintf(stderr, "<- %ld (%.1f ms) request-id=%s\n", resp->status,
 			(double)(shp_now_monotonic_ns() - start) / 1e6,
 			resp->request_id[0] ? resp->request_id : "-");
-	return 0;
+	return r;
 }
+
+/* ---- JSON on top ---------------------------------------------------------------------------- */
 
 static void add_details(const json_t *details, int room, struct shp_error *err)
 {
