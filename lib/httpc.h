@@ -1,8 +1,9 @@
 /*
- * The HTTP client that speaks to shepherdd: libcurl over the daemon's Unix socket
- * (CURLOPT_UNIX_SOCKET_PATH) or over HTTPS (server CA, client certificate, bearer token).
- * One struct shp_httpc wraps one CURL easy handle and reuses its connection; it belongs to one
- * thread at a time. Response bodies are capped (SHP_HTTPC_BODY_MAX).
+ * The HTTP client that speaks to shepherdd: plain HTTP/1.1 over the daemon's Unix socket, or
+ * over TLS with OpenSSL (server CA, client certificate, bearer token). It does not use libcurl:
+ * loading libcurl's dependencies alone costs more than the CLI's whole start-up budget. One
+ * struct shp_httpc holds one kept-alive connection; it belongs to one thread at a time.
+ * Response bodies are capped (SHP_HTTPC_BODY_MAX).
  */
 #pragma once
 
