@@ -19,8 +19,12 @@ _shepherd_verbs()
 		_shepherd_offer 'list' ;;
 	cluster)
 		_shepherd_offer 'add list remove show' ;;
+	jobs)
+		_shepherd_offer 'cancel discard list retry show' ;;
 	namespace|ns)
 		_shepherd_offer 'create delete list show' ;;
+	queue)
+		_shepherd_offer 'pause resume stats' ;;
 	token)
 		_shepherd_offer 'create list revoke' ;;
 	esac
@@ -58,7 +62,7 @@ _shepherd()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		w="${COMP_WORDS[i]}"
 		case "$w" in
-		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--action|--actor|--resource-type|--resource|--limit|--api-url|--environment|--env|--credentials-ref|--description|--user|--expires)
+		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--action|--actor|--resource-type|--resource|--limit|--api-url|--environment|--env|--credentials-ref|--description|--state|--kind|--queue|--user|--expires)
 			if [[ ${COMP_WORDS[i+1]} == = ]]; then
 				((i += 2))
 			else
@@ -74,7 +78,7 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--socket --server --token --cacert --cert --key --output -o --json --no-color --quiet -q --verbose -v --timeout --help -h --version'
 		else
-			_shepherd_offer 'audit cluster completion help namespace status token version whoami'
+			_shepherd_offer 'audit cluster completion help jobs namespace queue status token version whoami'
 		fi ;;
 	audit)
 		case "${pos[1]}" in
@@ -145,11 +149,52 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--help -h'
 		elif [[ ${#pos[@]} -eq 1 ]]; then
-			_shepherd_offer 'audit cluster completion help namespace status token version whoami'
+			_shepherd_offer 'audit cluster completion help jobs namespace queue status token version whoami'
 		elif [[ ${#pos[@]} -eq 2 ]]; then
 			_shepherd_verbs "${pos[1]}"
 		fi
 		;;
+	jobs)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs jobs
+			fi ;;
+		cancel)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		discard)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--state)
+				_shepherd_offer 'available scheduled running retryable completed cancelled discarded'
+				return ;;
+			--kind|--queue|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--state --kind --queue --limit --help -h'
+			fi
+			;;
+		retry)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		show)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
 	namespace|ns)
 		case "${pos[1]}" in
 		'')
@@ -188,6 +233,30 @@ _shepherd()
 			fi
 			;;
 		show)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
+	queue)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs queue
+			fi ;;
+		pause)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		resume)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		stats)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
 			fi

@@ -13,7 +13,7 @@ function __shepherd_words
             continue
         end
         switch $w
-            case --socket --server --token --cacert --cert --key --output -o --timeout --action --actor --resource-type --resource --limit --api-url --environment --env --credentials-ref --description --user --expires
+            case --socket --server --token --cacert --cert --key --output -o --timeout --action --actor --resource-type --resource --limit --api-url --environment --env --credentials-ref --description --state --kind --queue --user --expires
                 set skip 1
             case '-*'
             case '*'
@@ -62,7 +62,9 @@ complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a audit -d 'read 
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a cluster -d 'manage the Kubernetes clusters virtual machines run on'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a completion -d 'print a shell completion script'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a help -d 'show help for a command or verb'
+complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a jobs -d 'inspect and steer the job queue (platform admins)'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a namespace -d 'manage the namespace registry'
+complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a queue -d 'see and pause the job queues (platform admins)'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a status -d 'show the daemon\'s health'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a token -d 'manage API tokens'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a version -d 'show the client\'s and the daemon\'s versions'
@@ -101,11 +103,21 @@ complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a show -d 'show one cluster'
 complete -c shepherd -n '__shepherd_nargs help 0' -a completion -d 'print a shell completion script'
 complete -c shepherd -n '__shepherd_nargs help 0' -a help -d 'show help for a command or verb'
+complete -c shepherd -n '__shepherd_nargs help 0' -a jobs -d 'inspect and steer the job queue (platform admins)'
+complete -c shepherd -n '__shepherd_in help jobs; and __shepherd_nargs help 1' -a cancel -d 'cancel a job'
+complete -c shepherd -n '__shepherd_in help jobs; and __shepherd_nargs help 1' -a discard -d 'discard a waiting job'
+complete -c shepherd -n '__shepherd_in help jobs; and __shepherd_nargs help 1' -a list -d 'list jobs, newest first'
+complete -c shepherd -n '__shepherd_in help jobs; and __shepherd_nargs help 1' -a retry -d 'queue a failed job again'
+complete -c shepherd -n '__shepherd_in help jobs; and __shepherd_nargs help 1' -a show -d 'show one job'
 complete -c shepherd -n '__shepherd_nargs help 0' -a namespace -d 'manage the namespace registry'
 complete -c shepherd -n '__shepherd_in help namespace; and __shepherd_nargs help 1' -a create -d 'register a namespace'
 complete -c shepherd -n '__shepherd_in help namespace; and __shepherd_nargs help 1' -a delete -d 'remove a namespace from the registry'
 complete -c shepherd -n '__shepherd_in help namespace; and __shepherd_nargs help 1' -a list -d 'list namespaces'
 complete -c shepherd -n '__shepherd_in help namespace; and __shepherd_nargs help 1' -a show -d 'show one namespace'
+complete -c shepherd -n '__shepherd_nargs help 0' -a queue -d 'see and pause the job queues (platform admins)'
+complete -c shepherd -n '__shepherd_in help queue; and __shepherd_nargs help 1' -a pause -d 'stop taking jobs from a queue'
+complete -c shepherd -n '__shepherd_in help queue; and __shepherd_nargs help 1' -a resume -d 'take jobs from a paused queue again'
+complete -c shepherd -n '__shepherd_in help queue; and __shepherd_nargs help 1' -a stats -d 'count jobs per queue and state'
 complete -c shepherd -n '__shepherd_nargs help 0' -a status -d 'show the daemon\'s health'
 complete -c shepherd -n '__shepherd_nargs help 0' -a token -d 'manage API tokens'
 complete -c shepherd -n '__shepherd_in help token; and __shepherd_nargs help 1' -a create -d 'create a token and print it once'
@@ -113,6 +125,17 @@ complete -c shepherd -n '__shepherd_in help token; and __shepherd_nargs help 1' 
 complete -c shepherd -n '__shepherd_in help token; and __shepherd_nargs help 1' -a revoke -d 'revoke a token'
 complete -c shepherd -n '__shepherd_nargs help 0' -a version -d 'show the client\'s and the daemon\'s versions'
 complete -c shepherd -n '__shepherd_nargs help 0' -a whoami -d 'show who the daemon takes you for'
+
+# jobs
+complete -c shepherd -n '__shepherd_nargs jobs 0' -a cancel -d 'cancel a job'
+complete -c shepherd -n '__shepherd_nargs jobs 0' -a discard -d 'discard a waiting job'
+complete -c shepherd -n '__shepherd_nargs jobs 0' -a list -d 'list jobs, newest first'
+complete -c shepherd -n '__shepherd_nargs jobs 0' -a retry -d 'queue a failed job again'
+complete -c shepherd -n '__shepherd_nargs jobs 0' -a show -d 'show one job'
+complete -c shepherd -n '__shepherd_in jobs list' -l state -x -a 'available scheduled running retryable completed cancelled discarded' -d 'only jobs in this state'
+complete -c shepherd -n '__shepherd_in jobs list' -l kind -x -d 'only jobs of this kind (event.dispatch)'
+complete -c shepherd -n '__shepherd_in jobs list' -l queue -x -d 'only jobs of this queue'
+complete -c shepherd -n '__shepherd_in jobs list' -l limit -x -d 'show at most the N newest jobs'
 
 # namespace
 complete -c shepherd -n '__shepherd_nargs namespace 0' -a create -d 'register a namespace'
@@ -125,6 +148,11 @@ complete -c shepherd -n '__shepherd_in namespace create' -l description -x -d 'w
 complete -c shepherd -n '__shepherd_in namespace list' -l environment -x -a 'test prod' -d 'only namespaces of this environment'
 complete -c shepherd -n '__shepherd_in namespace list' -l env -x -a 'test prod' -d 'only namespaces of this environment'
 complete -c shepherd -n '__shepherd_in namespace list' -l limit -x -d 'show at most N namespaces'
+
+# queue
+complete -c shepherd -n '__shepherd_nargs queue 0' -a pause -d 'stop taking jobs from a queue'
+complete -c shepherd -n '__shepherd_nargs queue 0' -a resume -d 'take jobs from a paused queue again'
+complete -c shepherd -n '__shepherd_nargs queue 0' -a stats -d 'count jobs per queue and state'
 
 # status
 

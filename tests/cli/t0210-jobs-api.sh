@@ -59,6 +59,26 @@ expect_eq true "$(jq '.queues.default.paused' <<<"$body")" "stats show the pause
 api POST /api/v1/queues/default/resume >/dev/null
 wait_job "$held" completed && pass "resuming the queue runs what waited" || fail "resuming the queue runs what waited"
 
+# The same through the CLI.
+wait_job "$bad" discarded
+expect_exit 0 "shepherd jobs list --state discarded" shp jobs list --state discarded -o json
+expect_eq "$bad" "$(jq '.[0].id' <<<"$OUT")" "the retried job failed again and is back among the dead letters"
+expect_eq 2 "$(sql "SELECT attempt FROM jobs WHERE id = $bad")" "after one more attempt"
+expect_exit 0 "shepherd jobs list (table)" shp jobs list --limit 3
+expect_match '^ID +STATE +KIND' "$OUT" "the jobs table has a header"
+expect_exit 0 "shepherd jobs show" shp jobs show "$ok" -o json
+expect_eq completed "$(jq -r .state <<<"$OUT")" "show gives the job"
+expect_exit 4 "shepherd jobs show of a missing job" shp jobs show 999999
+expect_exit 7 "a bad state filter is refused by the CLI" shp jobs list --state exploded
+failing=$(enqueue test.fail '{"times": 100}' 1)
+wait_job "$failing" discarded
+expect_exit 0 "shepherd jobs retry" shp jobs retry "$failing"
+expect_match "queued again" "$OUT" "retry says what it did"
+expect_exit 0 "shepherd queue pause" shp queue pause bulk
+expect_exit 0 "shepherd queue stats" shp queue stats -o json
+expect_eq true "$(jq -r '.[] | select(.name == "bulk") | .paused' <<<"$OUT")" "stats list the paused queue"
+expect_exit 0 "shepherd queue resume" shp queue resume bulk
+
 "$top_srcdir/tests/helpers/make-certs.sh" "$T/pki"
 port=$((20000 + RANDOM % 20000))
 stop_daemon

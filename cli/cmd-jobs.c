@@ -1,0 +1,194 @@
+/*
+ * shepherd jobs: the durable job queue for platform admins — list and show jobs, revive one
+ * from the dead-letter state, discard or cancel one.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "buf.h"
+#include "cli.h"
+#include "json.h"
+#include "output.h"
+
+enum { OPT_STATE = CLI_OPT_LOCAL, OPT_KIND, OPT_QUEUE, OPT_LIMIT };
+
+static const char *const job_states[] = { "available", "scheduled", "running", "retryable",
+					  "completed", "cancelled", "discarded", NULL };
+
+static char *job_attempts(const json_t *j, int64_t now)
+{
+	return xasprintf("%lld/%lld", (long long)shp_json_int(j, "attempt", 0),
+			 (long long)shp_json_int(j, "max_attempts", 0));
+}
+
+static char *job_last_error(const json_t *j, int64_t now)
+{
+	const json_t *errors = json_object_get(j, "errors");
+	const json_t *last = json_array_get(errors, json_array_size(errors) - 1);
+	const char *e = shp_json_str(last, "error");
+
+	return xstrdup(e ? e : "");
+}
+
+static const struct cli_column job_columns[] = {
+	{"ID", "ID", "id", COL_RIGHT},
+	{"STATE", "State", "state"},
+	{"KIND", "Kind", "kind"},
+	{"QUEUE", "Queue", "queue"},
+	{"ATTEMPTS", "Attempts", NULL, 0, NULL, job_attempts},
+	{"PRIORITY", "Priority", "priority", COL_RIGHT},
+	{"AGE", "Created", "created_at", COL_AGE},
+	{"SCHEDULED", "Scheduled", "scheduled_at", COL_WIDE | COL_WHEN},
+	{"ARGS", "Args", "args", COL_WIDE},
+	{"LAST ERROR", "Last error", NULL, COL_WIDE | COL_FLEX, NULL, job_last_error},
+	{NULL},
+};
+
+static const struct cli_kind job_kind = {"job", "jobs", "id", job_columns};
+
+static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf query = SHP_BUF_INIT(CLI_BUF_MAX);
+	_cleanup_(json_decrefp) json_t *items = NULL;
+	long limit = 0;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		switch (c) {
+		case OPT_STATE: cli_query_add(&query, "state", optarg); break;
+		case OPT_KIND: cli_query_add(&query, "kind", optarg); break;
+		case OPT_QUEUE: cli_query_add(&query, "queue", optarg); break;
+		case OPT_LIMIT:
+			r = cli_parse_limit(ctx, optarg, &limit);
+			if (r < 0)
+				return r;
+			break;
+		}
+	}
+	r = cli_list(ctx, SHP_ROUTE_JOBS, query.buf, limit, job_kind.plural, &items);
+	if (r < 0)
+		return r;
+	return cli_show_list(ctx, &job_kind, items);
+}
+
+static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return cli_named_show(argc, argv, ctx, SHP_ROUTE_JOBS, &job_kind);
+}
+
+/* POST /jobs/ID/<verb>, then report the job as it is now. */
+static int job_action(int argc, char **argv, struct cli_ctx *ctx, const char *verb,
+		      const char *done)
+{
+	_cleanup_(json_decrefp) json_t *job = NULL;
+	_cleanup_free_ char *base = NULL;
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	while (cli_getopt(ctx, argc, argv) != -1)
+		;
+	base = cli_path(SHP_ROUTE_JOBS, argv[optind]);
+	path = xasprintf("%s/%s", base, verb);
+	r = cli_call(ctx, "POST", path, NULL, &job);
+	if (r < 0)
+		return r;
+	return cli_show_done(ctx, &job_kind, job, done);
+}
+
+static int cmd_jobs_retry(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return job_action(argc, argv, ctx, "retry", "queued again");
+}
+
+static int cmd_jobs_discard(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return job_action(argc, argv, ctx, "discard", "discarded");
+}
+
+static int cmd_jobs_cancel(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return job_action(argc, argv, ctx, "cancel", "cancelled");
+}
+
+static const struct shp_flag list_flags[] = {
+	{"state", OPT_STATE, 0, NULL, "STATE", "only jobs in this state", job_states},
+	{"kind", OPT_KIND, 0, NULL, "KIND", "only jobs of this kind (event.dispatch)"},
+	{"queue", OPT_QUEUE, 0, NULL, "QUEUE", "only jobs of this queue"},
+	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most the N newest jobs"},
+	{NULL},
+};
+
+static const struct shp_flag no_flags[] = {{NULL}};
+
+static const struct shp_subcmd jobs_verbs[] = {
+	{
+		.name = "cancel",
+		.fn = cmd_jobs_cancel,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "ID",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "cancel a job",
+		.description = "Cancel job ID: a waiting job at once, a running one at its next "
+			       "check. Cancelling twice is harmless.",
+		.opts = no_flags,
+	},
+	{
+		.name = "discard",
+		.fn = cmd_jobs_discard,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "ID",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "discard a waiting job",
+		.description = "Move waiting job ID to the dead-letter state without running it.",
+		.opts = no_flags,
+	},
+	{
+		.name = "list",
+		.fn = cmd_jobs_list,
+		.usage = "[--state STATE] [--kind KIND] [--queue QUEUE] [--limit N]",
+		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
+		.summary = "list jobs, newest first",
+		.description = "List the queue's jobs, newest first, matching every filter given. "
+			       "Discarded jobs are the dead-letter queue.",
+		.opts = list_flags,
+	},
+	{
+		.name = "retry",
+		.fn = cmd_jobs_retry,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "ID",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "queue a failed job again",
+		.description = "Queue a discarded, cancelled or retryable job ID again now; an "
+			       "exhausted job gets one more attempt.",
+		.opts = no_flags,
+	},
+	{
+		.name = "show",
+		.fn = cmd_jobs_show,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "ID",
+		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
+		.summary = "show one job",
+		.description = "Show job ID with its arguments and the error of every failed "
+			       "attempt.",
+		.opts = no_flags,
+	},
+	{NULL},
+};
+
+const struct shp_cmd cmd_jobs = {
+	.name = "jobs",
+	.summary = "inspect and steer the job queue (platform admins)",
+	.description = "Every change shepherd makes runs as a job of its durable queue, with "
+		       "retries and a dead-letter state for jobs that keep failing.",
+	.subcmds = jobs_verbs,
+};
