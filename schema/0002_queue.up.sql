@@ -47,8 +47,6 @@ CREATE INDEX jobs_cleaner_idx ON jobs (state, finalized_at) WHERE finalized_at I
 -- At most one live job per unique key; cancelled and discarded ones release it.
 CREATE UNIQUE INDEX jobs_unique_key_idx ON jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded');
--- Admin listings by kind.
-CREATE INDEX jobs_kind_idx ON jobs (kind, id);
 
 CREATE TABLE queues (
     name      text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 128),

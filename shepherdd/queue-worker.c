@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "db.h"
 #include "error.h"
+#include "json.h"
 #include "log.h"
 #include "queue.h"
 #include "util.h"
@@ -64,7 +65,7 @@ struct shd_queue {
 	char *conninfo, *appname;
 	char worker_id[128];
 	char *queues_literal; /* text[] literal of the served queues, or NULL for all */
-	int capacity;         /* workers + fetch_batch: jobs held in memory at most */
+	int capacity;         /* workers + 2 × fetch_batch: jobs held in memory at most */
 
 	/* read-only once started, except samples (stats_lock) */
 	struct kind_entry kinds[KINDS_MAX];
@@ -314,8 +315,7 @@ static const char claim_sql[] =
 	"WITH c AS (SELECT id FROM jobs"
 	"  WHERE state = 'available' AND scheduled_at <= now()"
 	"  AND ($3::text[] IS NULL OR queue = ANY($3::text[]))"
-	"  AND NOT EXISTS (SELECT 1 FROM queues p WHERE p.name = jobs.queue"
-	"   AND p.paused_at IS NOT NULL)"
+	"  AND queue <> ALL (ARRAY(SELECT name FROM queues WHERE paused_at IS NOT NULL))"
 	"  ORDER BY priority, scheduled_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
 	" UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),"
 	"  attempted_by = (array_append(j.attempted_by, $2::text))[greatest(1,"
@@ -559,19 +559,27 @@ static void *worker_main(void *arg)
 
 /* ---- completer ---------------------------------------------------------------------------- */
 
+/*
+ * One statement records a batch of outcomes. Each job's outcome travels in one jsonb object
+ * keyed by job id (s: state, f: fence, d: delay ms, u: 1 if the attempt is not counted, e:
+ * error), looked up per row: no join, so no plan can go quadratic however stale the statistics.
+ * Only the holder of the claim (state running, attempted_at = fence) can finish a job.
+ */
 static const char complete_sql[] =
-	"WITH upd AS (UPDATE jobs j SET state = u.state,"
-	"  finalized_at = CASE WHEN u.state IN ('completed', 'cancelled', 'discarded')"
-	"   THEN now() END,"
-	"  scheduled_at = CASE WHEN u.delay_ms IS NULL THEN j.scheduled_at"
-	"   ELSE now() + u.delay_ms * interval '1 millisecond' END,"
-	"  attempt = j.attempt - u.uncount, lease_expires_at = NULL,"
-	"  errors = CASE WHEN u.error IS NULL THEN j.errors"
-	"   ELSE array_append(coalesce(j.errors, '{}'), jsonb_build_object('attempt', j.attempt,"
-	"    'at', now(), 'error', u.error, 'worker', $2::text)) END"
-	" FROM unnest($1::bigint[], $3::timestamptz[], $4::job_state[], $5::int[], $6::int[],"
-	"  $7::text[]) AS u(id, fence, state, delay_ms, uncount, error)"
-	" WHERE j.id = u.id AND j.state = 'running' AND j.attempted_at = u.fence"
+	"WITH upd AS (UPDATE jobs j SET"
+	"  state = ($2::jsonb -> j.id::text ->> 's')::job_state,"
+	"  finalized_at = CASE WHEN $2::jsonb -> j.id::text ->> 's'"
+	"   IN ('completed', 'cancelled', 'discarded') THEN now() END,"
+	"  scheduled_at = coalesce(now() + ($2::jsonb -> j.id::text ->> 'd')::int"
+	"   * interval '1 millisecond', j.scheduled_at),"
+	"  attempt = j.attempt - coalesce(($2::jsonb -> j.id::text ->> 'u')::int, 0),"
+	"  lease_expires_at = NULL,"
+	"  errors = CASE WHEN $2::jsonb -> j.id::text ? 'e'"
+	"   THEN array_append(coalesce(j.errors, '{}'), jsonb_build_object('attempt', j.attempt,"
+	"    'at', now(), 'error', $2::jsonb -> j.id::text ->> 'e', 'worker', $3::text))"
+	"   ELSE j.errors END"
+	" WHERE j.id = ANY($1::bigint[]) AND j.state = 'running'"
+	"  AND j.attempted_at = ($2::jsonb -> j.id::text ->> 'f')::timestamptz"
 	" RETURNING j.id, j.kind, j.attempt, j.state, j.queue)"
 	" SELECT id, kind, attempt, state,"
 	"  (SELECT count(pg_notify('shepherd_jobs', q)) FROM (SELECT DISTINCT queue AS q FROM upd"
@@ -598,14 +606,12 @@ static int backoff_ms(struct shd_queue *q, int attempt, uint64_t *rnd)
 	return (int)ms;
 }
 
-enum { C_ID, C_FENCE, C_STATE, C_DELAY, C_UNCOUNT, C_ERROR, C_N };
-
-static int add_result(struct shd_queue *q, struct shp_buf b[C_N], const struct shd_job *job,
-		      uint64_t *rnd)
+/* The outcome of one job as {"s": state, "f": fence, "d": delay, "u": 1, "e": error}. */
+static json_t *outcome_json(struct shd_queue *q, const struct shd_job *job, uint64_t *rnd)
 {
-	const char *state, *err = NULL, *sep = b[C_ID].len > 1 ? "," : "";
-	int delay = -1, uncount = 0, r;
-	char delay_s[16], errq[1100];
+	const char *state, *err = NULL;
+	int delay = -1, uncount = 0;
+	json_t *o;
 
 	switch ((int)job->outcome) {
 	case SHD_JOB_DONE:
@@ -635,59 +641,46 @@ static int add_result(struct shd_queue *q, struct shp_buf b[C_N], const struct s
 		err = job->error[0] ? job->error : "failed";
 		break;
 	}
-	if (delay >= 0)
-		(void)snprintf(delay_s, sizeof(delay_s), "%d", delay);
-	if (err) {
-		size_t o = 0;
+	o = json_pack("{s:s, s:s}", "s", state, "f", job->fence);
+	if (o && delay >= 0)
+		json_object_set_new(o, "d", json_integer(delay));
+	if (o && uncount)
+		json_object_set_new(o, "u", json_integer(1));
+	if (o && err) {
+		/* handler messages are not trusted to be UTF-8 */
+		json_t *e = json_stringn(err, strlen(err));
 
-		errq[o++] = '"';
-		for (; *err && o < sizeof(errq) - 3; err++) {
-			if (*err == '"' || *err == '\\')
-				errq[o++] = '\\';
-			errq[o++] = *err;
-		}
-		errq[o++] = '"';
-		errq[o] = '\0';
+		json_object_set_new(o, "e", e ? e : json_string("(error text is not UTF-8)"));
 	}
-	r = shp_buf_addf(&b[C_ID], "%s%" PRId64, sep, job->id);
-	r = r ?: shp_buf_addf(&b[C_FENCE], "%s\"%s\"", sep, job->fence);
-	r = r ?: shp_buf_addf(&b[C_STATE], "%s%s", sep, state);
-	r = r ?: shp_buf_addf(&b[C_DELAY], "%s%s", sep, delay >= 0 ? delay_s : "NULL");
-	r = r ?: shp_buf_addf(&b[C_UNCOUNT], "%s%d", sep, uncount);
-	r = r ?: shp_buf_addf(&b[C_ERROR], "%s%s", sep, err ? errq : "NULL");
-	return r;
+	return o;
 }
 
 /* Record a list of finished jobs in one statement. */
 static int write_results(struct shd_queue *q, PGconn *conn, struct shd_job *list, uint64_t *rnd,
 			 struct shp_error *err)
 {
-	struct shp_buf b[C_N];
+	struct shp_buf ids = SHP_BUF_INIT((size_t)COMPLETE_BATCH * 24 + 16);
+	struct shp_buf data = SHP_BUF_INIT((size_t)COMPLETE_BATCH * 2048 + 16);
 	_cleanup_(PQclearp) PGresult *res = NULL;
-	const char *params[7];
-	int r = 0;
+	json_auto_t *all = json_object();
+	int r = all ? shp_buf_addch(&ids, '{') : -SHP_E_NOMEM;
 
-	for (int k = 0; k < C_N; k++) {
-		shp_buf_init(&b[k], (size_t)COMPLETE_BATCH * 1200 + 16);
-		r = r ?: shp_buf_addch(&b[k], '{');
+	for (struct shd_job *j = list; j && r == 0; j = j->next) {
+		char key[24];
+
+		(void)snprintf(key, sizeof(key), "%" PRId64, j->id);
+		r = json_object_set_new(all, key, outcome_json(q, j, rnd)) < 0 ? -SHP_E_NOMEM : 0;
+		r = r ?: shp_buf_addf(&ids, "%s%s", j == list ? "" : ",", key);
 	}
-	for (struct shd_job *j = list; j && r == 0; j = j->next)
-		r = add_result(q, b, j, rnd);
-	for (int k = 0; k < C_N && r == 0; k++)
-		r = shp_buf_addch(&b[k], '}');
-	params[0] = b[C_ID].buf;
-	params[1] = q->worker_id;
-	params[2] = b[C_FENCE].buf;
-	params[3] = b[C_STATE].buf;
-	params[4] = b[C_DELAY].buf;
-	params[5] = b[C_UNCOUNT].buf;
-	params[6] = b[C_ERROR].buf;
+	r = r ?: shp_buf_addch(&ids, '}');
+	r = r ?: shp_json_dump_buf(all, &data, false);
 	if (r == 0)
-		res = shd_db_exec(conn, complete_sql, 7, params, err);
+		res = shd_db_exec(conn, complete_sql, 3,
+				  (const char *[]){ ids.buf, data.buf, q->worker_id }, err);
 	else
 		shp_error_set(err, SHP_E_NOMEM, "building the completion batch");
-	for (int k = 0; k < C_N; k++)
-		shp_buf_release(&b[k]);
+	shp_buf_release(&ids);
+	shp_buf_release(&data);
 	if (!res)
 		return -err->code;
 	for (int i = 0; i < PQntuples(res); i++)
@@ -984,7 +977,8 @@ struct shd_queue *shd_queue_new(const struct shd_queue_config *cfg, struct shp_e
 	q->cfg.clean_interval_ms = def(cfg->clean_interval_ms, 60000);
 	q->cfg.completed_retention_s = def(cfg->completed_retention_s, 86400);
 	q->cfg.final_retention_s = def(cfg->final_retention_s, 7 * 86400);
-	q->capacity = cfg->workers + cfg->fetch_batch;
+	/* two batches in memory: the next claim overlaps the completion of the last one */
+	q->capacity = cfg->workers + 2 * cfg->fetch_batch;
 	q->db = *cfg->db;
 	q->conninfo = strdup(cfg->db->conninfo);
 	q->appname = strdup(cfg->db->application_name ? cfg->db->application_name : "shepherdd");
