@@ -251,6 +251,19 @@ int cli_named_show(int argc, char **argv, struct cli_ctx *ctx, const char *route
 		   const struct cli_kind *kind) SHP_MUSTCHECK;
 int cli_named_delete(int argc, char **argv, struct cli_ctx *ctx, const char *route,
 		     const struct cli_kind *kind, const char *done_word) SHP_MUSTCHECK;
+/* One option of a "NOUN list" command that becomes a query parameter. */
+struct cli_filter {
+	int opt;           /* the option's id */
+	const char *key;   /* the query parameter */
+	const char *value; /* fixed value for an option without argument; NULL: its argument */
+};
+/*
+ * The "NOUN list" commands: the options in filters (ended by { 0 }) become query parameters,
+ * limit_opt is the id of --limit; then list route and show the items as kind.
+ */
+int cli_filtered_list(int argc, char **argv, struct cli_ctx *ctx, const char *route,
+		      const struct cli_kind *kind, const struct cli_filter *filters,
+		      int limit_opt) SHP_MUSTCHECK;
 /* Parse --limit's value (1..CLI_LIST_MAX). */
 int cli_parse_limit(struct cli_ctx *ctx, const char *s, long *ret) SHP_MUSTCHECK;
 

@@ -269,3 +269,28 @@ int cli_named_delete(int argc, char **argv, struct cli_ctx *ctx, const char *rou
 
 	return r < 0 ? r : cli_show_done(ctx, kind, obj, done_word);
 }
+
+int cli_filtered_list(int argc, char **argv, struct cli_ctx *ctx, const char *route,
+		      const struct cli_kind *kind, const struct cli_filter *filters, int limit_opt)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf query = SHP_BUF_INIT(CLI_BUF_MAX);
+	_cleanup_(json_decrefp) json_t *items = NULL;
+	long limit = 0;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		if (c == limit_opt) {
+			r = cli_parse_limit(ctx, optarg, &limit);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		for (const struct cli_filter *f = filters; f && f->opt; f++)
+			if (f->opt == c)
+				cli_query_add(&query, f->key, f->value ? f->value : optarg);
+	}
+	r = cli_list(ctx, route, query.buf, limit, kind->plural, &items);
+	if (r < 0)
+		return r;
+	return cli_show_list(ctx, kind, items);
+}

@@ -39,30 +39,18 @@ static const struct cli_column audit_columns[] = {
 
 static const struct cli_kind audit_kind = {"audit", "audit entries", "id", audit_columns};
 
+static const struct cli_filter audit_filters[] = {
+	{OPT_ACTION, "action"},
+	{OPT_ACTOR, "actor"},
+	{OPT_RESOURCE_TYPE, "resource_type"},
+	{OPT_RESOURCE, "resource_name"},
+	{0},
+};
+
 static int cmd_audit_list(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(shp_buf_releasep) struct shp_buf query = SHP_BUF_INIT(CLI_BUF_MAX);
-	_cleanup_(json_decrefp) json_t *items = NULL;
-	long limit = 0;
-	int c, r;
-
-	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
-		switch (c) {
-		case OPT_ACTION: cli_query_add(&query, "action", optarg); break;
-		case OPT_ACTOR: cli_query_add(&query, "actor", optarg); break;
-		case OPT_RESOURCE_TYPE: cli_query_add(&query, "resource_type", optarg); break;
-		case OPT_RESOURCE: cli_query_add(&query, "resource_name", optarg); break;
-		case OPT_LIMIT:
-			r = cli_parse_limit(ctx, optarg, &limit);
-			if (r < 0)
-				return r;
-			break;
-		}
-	}
-	r = cli_list(ctx, SHP_ROUTE_AUDIT, query.buf, limit, audit_kind.plural, &items);
-	if (r < 0)
-		return r;
-	return cli_show_list(ctx, &audit_kind, items);
+	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_AUDIT, &audit_kind, audit_filters,
+				 OPT_LIMIT);
 }
 
 static const struct shp_flag list_flags[] = {

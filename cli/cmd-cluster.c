@@ -62,21 +62,8 @@ static int cmd_cluster_add(int argc, char **argv, struct cli_ctx *ctx)
 
 static int cmd_cluster_list(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(json_decrefp) json_t *items = NULL;
-	long limit = 0;
-	int c, r;
-
-	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
-		if (c == OPT_LIMIT) {
-			r = cli_parse_limit(ctx, optarg, &limit);
-			if (r < 0)
-				return r;
-		}
-	}
-	r = cli_list(ctx, SHP_ROUTE_CLUSTERS, NULL, limit, cluster_kind.plural, &items);
-	if (r < 0)
-		return r;
-	return cli_show_list(ctx, &cluster_kind, items);
+	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_CLUSTERS, &cluster_kind, NULL,
+				 OPT_LIMIT);
 }
 
 static int cmd_cluster_show(int argc, char **argv, struct cli_ctx *ctx)

@@ -50,29 +50,16 @@ static const struct cli_column job_columns[] = {
 
 static const struct cli_kind job_kind = {"job", "jobs", "id", job_columns};
 
+static const struct cli_filter job_filters[] = {
+	{OPT_STATE, "state"},
+	{OPT_KIND, "kind"},
+	{OPT_QUEUE, "queue"},
+	{0},
+};
+
 static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(shp_buf_releasep) struct shp_buf query = SHP_BUF_INIT(CLI_BUF_MAX);
-	_cleanup_(json_decrefp) json_t *items = NULL;
-	long limit = 0;
-	int c, r;
-
-	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
-		switch (c) {
-		case OPT_STATE: cli_query_add(&query, "state", optarg); break;
-		case OPT_KIND: cli_query_add(&query, "kind", optarg); break;
-		case OPT_QUEUE: cli_query_add(&query, "queue", optarg); break;
-		case OPT_LIMIT:
-			r = cli_parse_limit(ctx, optarg, &limit);
-			if (r < 0)
-				return r;
-			break;
-		}
-	}
-	r = cli_list(ctx, SHP_ROUTE_JOBS, query.buf, limit, job_kind.plural, &items);
-	if (r < 0)
-		return r;
-	return cli_show_list(ctx, &job_kind, items);
+	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_JOBS, &job_kind, job_filters, OPT_LIMIT);
 }
 
 static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)

@@ -54,26 +54,15 @@ static int cmd_namespace_create(int argc, char **argv, struct cli_ctx *ctx)
 	return cli_show_done(ctx, &namespace_kind, ns, "created");
 }
 
+static const struct cli_filter namespace_filters[] = {
+	{OPT_ENVIRONMENT, "environment"},
+	{0},
+};
+
 static int cmd_namespace_list(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(shp_buf_releasep) struct shp_buf query = SHP_BUF_INIT(CLI_BUF_MAX);
-	_cleanup_(json_decrefp) json_t *items = NULL;
-	long limit = 0;
-	int c, r;
-
-	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
-		if (c == OPT_ENVIRONMENT) {
-			cli_query_add(&query, "environment", optarg);
-		} else if (c == OPT_LIMIT) {
-			r = cli_parse_limit(ctx, optarg, &limit);
-			if (r < 0)
-				return r;
-		}
-	}
-	r = cli_list(ctx, SHP_ROUTE_NAMESPACES, query.buf, limit, namespace_kind.plural, &items);
-	if (r < 0)
-		return r;
-	return cli_show_list(ctx, &namespace_kind, items);
+	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_NAMESPACES, &namespace_kind,
+				 namespace_filters, OPT_LIMIT);
 }
 
 static int cmd_namespace_show(int argc, char **argv, struct cli_ctx *ctx)

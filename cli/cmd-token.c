@@ -84,28 +84,16 @@ static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
+static const struct cli_filter token_filters[] = {
+	{OPT_USER, "user"},
+	{OPT_ALL, "all", "true"},
+	{0},
+};
+
 static int cmd_token_list(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(shp_buf_releasep) struct shp_buf query = SHP_BUF_INIT(CLI_BUF_MAX);
-	_cleanup_(json_decrefp) json_t *items = NULL;
-	long limit = 0;
-	int c, r;
-
-	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
-		if (c == OPT_USER) {
-			cli_query_add(&query, "user", optarg);
-		} else if (c == OPT_ALL) {
-			cli_query_add(&query, "all", "true");
-		} else if (c == OPT_LIMIT) {
-			r = cli_parse_limit(ctx, optarg, &limit);
-			if (r < 0)
-				return r;
-		}
-	}
-	r = cli_list(ctx, SHP_ROUTE_TOKENS, query.buf, limit, token_kind.plural, &items);
-	if (r < 0)
-		return r;
-	return cli_show_list(ctx, &token_kind, items);
+	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_TOKENS, &token_kind, token_filters,
+				 OPT_LIMIT);
 }
 
 static int cmd_token_revoke(int argc, char **argv, struct cli_ctx *ctx)
