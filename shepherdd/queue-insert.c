@@ -20,6 +20,12 @@
 #include "queue.h"
 #include "util.h"
 
+/* err may be NULL: failures then go to a local error that nobody reads. */
+#define ERR_LOCAL(err)                                                                             \
+	struct shp_error err##_local_ = SHP_ERROR_INIT;                                            \
+	if (!(err))                                                                                \
+	(err) = &err##_local_
+
 static const char *const state_names[] = {
 	"available", "scheduled", "running", "retryable", "completed", "cancelled", "discarded",
 };
@@ -255,6 +261,7 @@ static int resolve_duplicates(PGconn *conn, const PGresult *res, struct shd_job_
 int shd_job_insert_many(PGconn *conn, const struct shd_job_params *p, size_t n,
 			struct shd_job_inserted *ret, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	struct shp_buf arr[A_N];
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	const char *params[A_N];
@@ -297,10 +304,89 @@ int shd_job_insert_many(PGconn *conn, const struct shd_job_params *p, size_t n,
 	return any_dup ? resolve_duplicates(conn, res, ret, err) : 0;
 }
 
+/* One job: the same contract as the batch statement, in a lighter statement. */
+static const char insert_one_sql[] =
+	"WITH ins AS (INSERT INTO jobs (state, kind, queue, args, metadata, priority, max_attempts,"
+	"  sla_class, scheduled_at, unique_key, tags)"
+	" VALUES (CASE WHEN $8::timestamptz > now() THEN 'scheduled'::job_state"
+	"  ELSE 'available'::job_state END, $1, $2, $3::jsonb, $4::jsonb, $5::smallint,"
+	"  $6::smallint, $7::sla_class, greatest(coalesce($8::timestamptz, now()), now()), $9,"
+	"  $10::text[])"
+	" ON CONFLICT (unique_key)"
+	"  WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded') DO NOTHING"
+	" RETURNING id, queue, state)"
+	" SELECT id, CASE WHEN state = 'available' THEN pg_notify('shepherd_jobs', queue) END"
+	" FROM ins";
+
+static int existing_one(PGconn *conn, const char *key, int64_t *ret_id, struct shp_error *err)
+{
+	struct shp_buf keys = SHP_BUF_INIT(4 * SHD_JOB_NAME_MAX);
+	_cleanup_(PQclearp) PGresult *res = NULL;
+
+	if (array_add(&keys, key) < 0 || array_end(&keys) < 0) {
+		shp_buf_release(&keys);
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	}
+	res = shd_db_exec(conn, existing_sql, 1, (const char *[]){ keys.buf }, err);
+	shp_buf_release(&keys);
+	if (!res)
+		return -err->code;
+	if (PQntuples(res) != 1)
+		return shp_error_set(err, SHP_E_CONFLICT,
+				     "unique key '%s' is held by a job not yet committed", key);
+	*ret_id = strtoll(shd_db_value(res, 0, 1), NULL, 10);
+	return 0;
+}
+
 int shd_job_insert(PGconn *conn, const struct shd_job_params *p, struct shd_job_inserted *ret,
 		   struct shp_error *err)
 {
-	return shd_job_insert_many(conn, p, 1, ret, err);
+	ERR_LOCAL(err);
+	struct shp_buf tags = SHP_BUF_INIT((SHD_JOB_NAME_MAX * 2 + 3) * SHD_JOB_TAGS_MAX + 3);
+	_cleanup_(PQclearp) PGresult *res = NULL;
+	char prio[8], max[8], at[40];
+	const char *params[10];
+	int r = 0;
+
+	if (check_params(p, err) < 0)
+		return -err->code;
+	for (size_t i = 0; p->tags && p->tags[i] && r == 0; i++)
+		r = array_add(&tags, p->tags[i]);
+	r = r ?: array_end(&tags);
+	if (r < 0) {
+		shp_buf_release(&tags);
+		return shp_error_set(err, -r, "building the job tags");
+	}
+	(void)snprintf(prio, sizeof(prio), "%d", p->priority);
+	(void)snprintf(max, sizeof(max), "%d",
+		       p->max_attempts ? p->max_attempts : shd_sla_max_attempts(p->sla));
+	if (p->run_at_us)
+		shp_format_rfc3339(p->run_at_us, at, sizeof(at));
+	params[0] = p->kind;
+	params[1] = p->queue ? p->queue : "default";
+	params[2] = p->args ? p->args : "{}";
+	params[3] = p->metadata ? p->metadata : "{}";
+	params[4] = prio;
+	params[5] = max;
+	params[6] = shd_sla_class_to_string(p->sla);
+	params[7] = p->run_at_us ? at : NULL;
+	params[8] = p->unique_key;
+	params[9] = tags.buf;
+	res = shd_db_exec(conn, insert_one_sql, 10, params, err);
+	shp_buf_release(&tags);
+	if (!res)
+		return -err->code;
+	if (PQntuples(res) == 1) {
+		ret->id = strtoll(shd_db_value(res, 0, 0), NULL, 10);
+		ret->duplicate = false;
+		return 0;
+	}
+	if (!p->unique_key)
+		return shp_error_set(err, SHP_E_INTERNAL, "enqueue returned no row");
+	if (existing_one(conn, p->unique_key, &ret->id, err) < 0)
+		return -err->code;
+	ret->duplicate = true;
+	return 0;
 }
 
 /* ---- admin -------------------------------------------------------------------------------- */
@@ -316,6 +402,7 @@ static json_t *parse_row_json(const char *text, struct shp_error *err)
 
 json_t *shd_job_get(PGconn *conn, int64_t id, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] = "SELECT to_jsonb(j) FROM jobs j WHERE id = $1";
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	char ids[24];
@@ -333,6 +420,7 @@ json_t *shd_job_get(PGconn *conn, int64_t id, struct shp_error *err)
 
 json_t *shd_job_list(PGconn *conn, const struct shd_job_filter *f, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] =
 		"SELECT coalesce(jsonb_agg(to_jsonb(j) ORDER BY j.id DESC), '[]') FROM"
 		" (SELECT * FROM jobs WHERE ($1::job_state IS NULL OR state = $1)"
@@ -396,6 +484,7 @@ static int id_action(PGconn *conn, const char *sql, int64_t id, const char *what
 
 int shd_job_retry(PGconn *conn, int64_t id, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] =
 		"WITH upd AS (UPDATE jobs SET state = 'available', scheduled_at = now(),"
 		" finalized_at = NULL, cancel_requested_at = NULL, lease_expires_at = NULL,"
@@ -408,6 +497,7 @@ int shd_job_retry(PGconn *conn, int64_t id, struct shp_error *err)
 
 int shd_job_discard(PGconn *conn, int64_t id, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] =
 		"UPDATE jobs SET state = 'discarded', finalized_at = now(),"
 		" errors = array_append(coalesce(errors, '{}'), jsonb_build_object('attempt', attempt,"
@@ -420,6 +510,7 @@ int shd_job_discard(PGconn *conn, int64_t id, struct shp_error *err)
 int shd_job_cancel(PGconn *conn, int64_t id, enum shd_job_state *ret_state,
 		   struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	/* every SET expression sees the old row */
 	static const char sql[] =
 		"WITH upd AS (UPDATE jobs SET"
@@ -447,6 +538,7 @@ int shd_job_cancel(PGconn *conn, int64_t id, enum shd_job_state *ret_state,
 
 int shd_queue_pause(PGconn *conn, const char *queue, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] =
 		"INSERT INTO queues (name, paused_at) VALUES ($1, now()) ON CONFLICT (name)"
 		" DO UPDATE SET paused_at = coalesce(queues.paused_at, now())";
@@ -458,6 +550,7 @@ int shd_queue_pause(PGconn *conn, const char *queue, struct shp_error *err)
 
 int shd_queue_resume(PGconn *conn, const char *queue, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] =
 		"WITH upd AS (UPDATE queues SET paused_at = NULL WHERE name = $1 RETURNING name)"
 		" SELECT pg_notify('shepherd_jobs', $1) FROM upd";
@@ -469,6 +562,7 @@ int shd_queue_resume(PGconn *conn, const char *queue, struct shp_error *err)
 
 json_t *shd_queue_stats(PGconn *conn, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] =
 		"SELECT coalesce(s.queue, q.name), s.state, coalesce(s.n, 0), q.paused_at IS NOT NULL"
 		" FROM (SELECT queue, state::text, count(*) AS n FROM jobs GROUP BY 1, 2) s"

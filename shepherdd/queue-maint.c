@@ -18,9 +18,16 @@
 #include "queue.h"
 #include "util.h"
 
+/* err may be NULL: failures then go to a local error that nobody reads. */
+#define ERR_LOCAL(err)                                                                             \
+	struct shp_error err##_local_ = SHP_ERROR_INIT;                                            \
+	if (!(err))                                                                                \
+	(err) = &err##_local_
+
 int shd_queue_elect(PGconn *conn, const char *name, const char *leader_id, int ttl_ms,
 		    bool *ret_leader, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] =
 		"INSERT INTO leader AS l (name, leader_id, elected_at, expires_at)"
 		" VALUES ($1, $2, now(), now() + $3::int * interval '1 millisecond')"
@@ -43,6 +50,7 @@ int shd_queue_elect(PGconn *conn, const char *name, const char *leader_id, int t
 int shd_queue_resign(PGconn *conn, const char *name, const char *leader_id,
 		     struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] = "DELETE FROM leader WHERE name = $1 AND leader_id = $2";
 
 	return shd_db_command(conn, sql, 2, (const char *[]){ name, leader_id }, err);
@@ -74,6 +82,7 @@ static const char rescue_sql[] =
 
 int shd_queue_rescue(PGconn *conn, int limit, int *ret_count, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	char lim[16];
 
@@ -102,6 +111,7 @@ static const char schedule_sql[] =
 
 int shd_queue_schedule(PGconn *conn, int limit, int *ret_count, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	char lim[16];
 
@@ -124,6 +134,7 @@ static const char clean_sql[] =
 int shd_queue_clean(PGconn *conn, int completed_s, int final_s, int limit, int *ret_count,
 		    struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	char c[16], f[16], lim[16];
 
@@ -154,6 +165,7 @@ static int parse_hhmm(const char *s, int64_t *ret)
 int shd_periodic_due(const char *spec, int64_t now_s, int64_t *ret_period_start,
 		     struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	int64_t v;
 
 	if (strncmp(spec, "@every ", 7) == 0) {
@@ -183,6 +195,7 @@ int shd_queue_periodic_enqueue(PGconn *conn, const char *name, const char *spec,
 			       const char *kind, const char *args, int64_t now_s,
 			       bool *ret_enqueued, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	struct shd_job_params p = SHD_JOB_PARAMS_INIT;
 	struct shd_job_inserted ins;
 	char key[SHD_JOB_NAME_MAX + 1];

@@ -28,6 +28,12 @@
 #include "queue.h"
 #include "util.h"
 
+/* err may be NULL: failures then go to a local error that nobody reads. */
+#define ERR_LOCAL(err)                                                                             \
+	struct shp_error err##_local_ = SHP_ERROR_INIT;                                            \
+	if (!(err))                                                                                \
+	(err) = &err##_local_
+
 #define KINDS_MAX 64
 #define SAMPLES 64 /* durations kept per kind for its p95 */
 #define PERIODIC_MAX 32
@@ -163,6 +169,7 @@ static bool ensure_conn(struct shd_queue *q, PGconn **conn, const char *who, boo
 		return true;
 	if (*conn)
 		PQfinish(*conn);
+	*conn = NULL;
 	*conn = shd_db_connect(&q->db, &err);
 	if (!*conn && !*warned) {
 		log_warn("queue %s: cannot reach the database, retrying: %s", who, err.msg);
@@ -272,6 +279,7 @@ PGconn *shd_job_conn(struct shd_job *job, struct shp_error *err)
 
 int shd_job_heartbeat(struct shd_job *job, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	static const char sql[] =
 		"UPDATE jobs SET lease_expires_at = now() + $3::int * interval '1 millisecond',"
 		" lease_renewals = lease_renewals + 1"
@@ -403,10 +411,24 @@ static int claim(struct shd_queue *q, PGconn *conn, int limit, struct shd_job **
 	return n;
 }
 
+/*
+ * The claim is planned for each run: a generic plan cannot see the LIMIT and assumes a tenth
+ * of the backlog, which makes sorting the whole backlog look cheaper than walking
+ * jobs_fetch_idx. Set once per session.
+ */
+static bool custom_plans(PGconn *conn, struct shp_error *err)
+{
+	static const char sql[] = "SELECT set_config('plan_cache_mode', $1, false)";
+	_cleanup_(PQclearp) PGresult *res = NULL;
+
+	res = shd_db_exec(conn, sql, 1, (const char *[]){ "force_custom_plan" }, err);
+	return res != NULL;
+}
+
 static void *fetcher_main(void *arg)
 {
 	struct shd_queue *q = arg;
-	PGconn *conn = NULL;
+	PGconn *conn = NULL, *tuned_conn = NULL;
 	bool warned = false, more = true;
 	int backoff_ms = 100;
 
@@ -436,13 +458,17 @@ static void *fetcher_main(void *arg)
 
 		if (!ensure_conn(q, &conn, "fetcher", &warned)) {
 			n = -SHP_E_UNAVAIL;
+		} else if (conn != tuned_conn && !custom_plans(conn, &err)) {
+			n = -err.code;
 		} else {
+			tuned_conn = conn;
 			n = claim(q, conn, limit, &list, &err);
 			if (n < 0 && !warned)
 				log_warn("queue fetcher: claiming jobs failed: %s", err.msg);
 		}
 		if (n < 0) {
 			more = true;
+			tuned_conn = NULL; /* a new connection may reuse the old one's address */
 			pthread_mutex_lock(&q->lock);
 			ts = deadline_ts(ms_ns(backoff_ms));
 			while (!q->stop_fetch &&
@@ -952,6 +978,7 @@ static int copy_queues(struct shd_queue *q, const char *const *queues, struct sh
 
 struct shd_queue *shd_queue_new(const struct shd_queue_config *cfg, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	struct shd_queue *q;
 	char host[64] = "localhost", rnd[9] = "0";
 
@@ -1016,6 +1043,7 @@ struct shd_queue *shd_queue_new(const struct shd_queue_config *cfg, struct shp_e
 int shd_queue_register(struct shd_queue *q, const struct shd_job_kind *kind,
 		       struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	if (q->started || !kind->run || !kind->name || !is_plain_name(kind->name))
 		return shp_error_set(err, SHP_E_INVAL, "invalid job kind registration");
 	if (find_kind(q, kind->name))
@@ -1030,6 +1058,7 @@ int shd_queue_register(struct shd_queue *q, const struct shd_job_kind *kind,
 int shd_queue_add_periodic(struct shd_queue *q, const char *name, const char *spec,
 			   const char *kind, const char *args, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	struct periodic *p;
 	int64_t period;
 
@@ -1053,6 +1082,7 @@ int shd_queue_add_periodic(struct shd_queue *q, const char *name, const char *sp
 
 int shd_queue_start(struct shd_queue *q, struct shp_error *err)
 {
+	ERR_LOCAL(err);
 	int r = 0, i;
 
 	if (q->started)
