@@ -1091,7 +1091,8 @@ int shd_queue_start(struct shd_queue *q, struct shp_error *err)
 	r = pthread_create(&q->completer, NULL, completer_main, q);
 	r = r ?: pthread_create(&q->fetcher, NULL, fetcher_main, q);
 	r = r ?: pthread_create(&q->listener, NULL, listener_main, q);
-	r = r ?: pthread_create(&q->maint, NULL, maint_main, q);
+	if (q->cfg.maintenance)
+		r = r ?: pthread_create(&q->maint, NULL, maint_main, q);
 	for (i = 0; i < q->cfg.workers && r == 0; i++) {
 		q->workers[i] = (struct worker){ .q = q, .index = i };
 		r = pthread_create(&q->workers[i].thread, NULL, worker_main, &q->workers[i]);
@@ -1166,7 +1167,8 @@ static void stop_threads(struct shd_queue *q)
 	pthread_cond_broadcast(&q->aux_cond);
 	pthread_mutex_unlock(&q->aux_lock);
 	pthread_join(q->listener, NULL);
-	pthread_join(q->maint, NULL);
+	if (q->cfg.maintenance)
+		pthread_join(q->maint, NULL);
 }
 
 struct shd_queue *shd_queue_free(struct shd_queue *q)

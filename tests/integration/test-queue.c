@@ -228,6 +228,7 @@ static struct shd_queue *start_queue(const struct shd_queue_config *over)
 		qc.shutdown_grace_ms = over->shutdown_grace_ms ?: qc.shutdown_grace_ms;
 		qc.leader_ttl_ms = over->leader_ttl_ms ?: qc.leader_ttl_ms;
 		qc.worker_id = over->worker_id;
+		qc.maintenance = !over->worker_id || strcmp(over->worker_id, "no-maintenance") != 0;
 	}
 	q = shd_queue_new(&qc, &err);
 	cr_assert(q, "%s", err.msg);
@@ -618,6 +619,19 @@ Test(queue, leader_takeover_after_expiry)
 	cr_assert_eq(val("SELECT count(*) FROM leader", NULL, NULL), 0);
 }
 
+Test(queue, runner_without_maintenance_never_leads)
+{
+	struct shd_queue_config over = { .worker_id = "no-maintenance" };
+	struct shd_queue *q = start_queue(&over);
+	int64_t id = enqueue("test.noop", NULL, NULL);
+
+	wait_state(id, "completed", 5000);
+	usleep(300 * 1000);
+	cr_assert(!shd_queue_is_leader(q));
+	cr_assert_eq(val("SELECT count(*) FROM leader", NULL, NULL), 0);
+	shd_queue_free(q);
+}
+
 /* ---- periodic jobs, cleaner, admin -------------------------------------------------------- */
 
 Test(queue, periodic_schedule)
@@ -791,6 +805,7 @@ static const struct {
 	{ "graceful_shutdown_requeues_long_job", test_graceful_shutdown_requeues_long_job },
 	{ "two_runners_exactly_once", test_two_runners_exactly_once },
 	{ "leader_takeover_after_expiry", test_leader_takeover_after_expiry },
+	{ "runner_without_maintenance_never_leads", test_runner_without_maintenance_never_leads },
 	{ "periodic_schedule", test_periodic_schedule },
 	{ "cleaner_deletes_old_finished_jobs", test_cleaner_deletes_old_finished_jobs },
 	{ "admin_get_list_discard", test_admin_get_list_discard },
