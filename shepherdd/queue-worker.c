@@ -358,6 +358,11 @@ static struct shd_job *job_from_row(struct shd_queue *q, const PGresult *res, in
 	atomic_init(&job->abandoned, false);
 	job->lease_ms = atoi(shd_db_value(res, i, 10));
 	job->lease_deadline_ns = t0 + ms_ns(job->lease_ms);
+	if (!job->args) {
+		/* rows written by hand may hold args jansson refuses (e.g. nested too deep) */
+		job->args = json_object();
+		(void)snprintf(job->error, sizeof(job->error), "the job's args cannot be parsed");
+	}
 	if (!job->kind || !job->queue || !job->args || (int)job->sla < 0)
 		return job_free(job);
 	return job;
@@ -526,6 +531,10 @@ static void run_job(struct shd_queue *q, struct shd_job *job)
 	if (t0 + ms_ns(100) >= job->lease_deadline_ns) {
 		/* waited in memory until its lease ran out: never run it twice, give it back */
 		job->outcome = OUTCOME_REQUEUE;
+		return;
+	}
+	if (job->error[0]) {
+		job->outcome = SHD_JOB_DISCARD; /* unusable args: retrying cannot help */
 		return;
 	}
 	if (!e) {

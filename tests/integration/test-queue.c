@@ -716,6 +716,33 @@ Test(queue, admin_get_list_discard)
 	cr_assert_eq(err.code, SHP_E_NOTFOUND);
 }
 
+Test(queue, unknown_kind_and_unparsable_args)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shd_queue *q;
+	int64_t unknown = enqueue("no.such.kind", NULL, NULL), deep;
+	PGresult *res;
+
+	/* a row written by hand with args nested deeper than jansson parses */
+	res = shd_db_exec(tc,
+			  "INSERT INTO jobs (kind, max_attempts, args) VALUES ('test.noop', 3,"
+			  " ('{\"a\": ' || repeat('[', 3000) || repeat(']', 3000) || '}')::jsonb)"
+			  " RETURNING id",
+			  0, NULL, &err);
+	cr_assert(res && PQntuples(res) == 1, "%s", err.msg);
+	deep = strtoll(shd_db_value(res, 0, 0), NULL, 10);
+	PQclear(res);
+	q = start_queue(NULL);
+	wait_state(deep, "discarded", 5000);
+	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND errors[1]->>'error' ="
+			 " 'the job''s args cannot be parsed'", idstr(deep), NULL), 1);
+	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(deep), NULL), 1);
+	wait_state(unknown, "discarded", 10000);
+	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(unknown), NULL), 5,
+		     "an unknown kind is retried like a failure");
+	shd_queue_free(q);
+}
+
 Test(queue, bad_parameters_refused)
 {
 	struct shd_job_params p = SHD_JOB_PARAMS_INIT;
@@ -806,6 +833,7 @@ static const struct {
 	{ "two_runners_exactly_once", test_two_runners_exactly_once },
 	{ "leader_takeover_after_expiry", test_leader_takeover_after_expiry },
 	{ "runner_without_maintenance_never_leads", test_runner_without_maintenance_never_leads },
+	{ "unknown_kind_and_unparsable_args", test_unknown_kind_and_unparsable_args },
 	{ "periodic_schedule", test_periodic_schedule },
 	{ "cleaner_deletes_old_finished_jobs", test_cleaner_deletes_old_finished_jobs },
 	{ "admin_get_list_discard", test_admin_get_list_discard },
