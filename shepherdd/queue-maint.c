@@ -118,7 +118,7 @@ int shd_queue_schedule(PGconn *conn, int limit, int *ret_count, struct shp_error
 	(void)snprintf(lim, sizeof(lim), "%d", limit);
 	if (run_counted(conn, schedule_sql, 1, (const char *[]){ lim }, &res, err) < 0)
 		return -err->code;
-	*ret_count = atoi(shd_db_value(res, 0, 0) ?: "0");
+	*ret_count = (int)strtol(shd_db_value(res, 0, 0) ?: "0", NULL, 10);
 	return 0;
 }
 
@@ -143,7 +143,7 @@ int shd_queue_clean(PGconn *conn, int completed_s, int final_s, int limit, int *
 	(void)snprintf(lim, sizeof(lim), "%d", limit);
 	if (run_counted(conn, clean_sql, 3, (const char *[]){ c, f, lim }, &res, err) < 0)
 		return -err->code;
-	*ret_count = atoi(PQcmdTuples(res));
+	*ret_count = (int)strtol(PQcmdTuples(res), NULL, 10);
 	return 0;
 }
 

@@ -349,14 +349,14 @@ static struct shd_job *job_from_row(struct shd_queue *q, const PGresult *res, in
 	job->kind = strdup(shd_db_value(res, i, 1));
 	job->queue = strdup(shd_db_value(res, i, 2));
 	job->args = json_loads(shd_db_value(res, i, 3), 0, NULL);
-	job->priority = atoi(shd_db_value(res, i, 4));
-	job->attempt = atoi(shd_db_value(res, i, 5));
-	job->max_attempts = atoi(shd_db_value(res, i, 6));
+	job->priority = (int)strtol(shd_db_value(res, i, 4), NULL, 10);
+	job->attempt = (int)strtol(shd_db_value(res, i, 5), NULL, 10);
+	job->max_attempts = (int)strtol(shd_db_value(res, i, 6), NULL, 10);
 	job->sla = (enum shd_sla_class)shd_sla_class_from_string(shd_db_value(res, i, 7));
 	(void)snprintf(job->fence, sizeof(job->fence), "%s", shd_db_value(res, i, 8));
 	atomic_init(&job->cancel, shd_db_value(res, i, 9)[0] == 't');
 	atomic_init(&job->abandoned, false);
-	job->lease_ms = atoi(shd_db_value(res, i, 10));
+	job->lease_ms = (int)strtol(shd_db_value(res, i, 10), NULL, 10);
 	job->lease_deadline_ns = t0 + ms_ns(job->lease_ms);
 	if (!job->args) {
 		/* rows written by hand may hold args jansson refuses (e.g. nested too deep) */
