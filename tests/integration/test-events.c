@@ -98,17 +98,20 @@ static struct shd_queue *start_queue(void)
 	return q;
 }
 
-static char *text_of(const char *sql, int64_t id)
+/* One text value of sql with $1 = id; the result lives in one of a few rotating buffers. */
+static const char *text_of(const char *sql, int64_t id)
 {
+	static char slots[4][512];
+	static int next;
 	struct shp_error err = SHP_ERROR_INIT;
-	char ids[24];
+	char ids[24], *out = slots[next++ % 4];
 	PGresult *res;
-	char *out;
 
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	res = shd_db_exec(tc, sql, 1, (const char *[]){ ids }, &err);
 	cr_assert(res, "%s: %s", sql, err.msg);
-	out = strdup(PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
+	(void)snprintf(out, sizeof(slots[0]), "%s",
+		       PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
 	PQclear(res);
 	return out;
 }
@@ -116,10 +119,7 @@ static char *text_of(const char *sql, int64_t id)
 static void wait_status(int64_t id, const char *want)
 {
 	for (int i = 0; i < 500; i++) {
-		char *s = text_of("SELECT status FROM domain_events WHERE id = $1", id);
-		bool ok = strcmp(s, want) == 0;
-		free(s);
-		if (ok)
+		if (strcmp(text_of("SELECT status FROM domain_events WHERE id = $1", id), want) == 0)
 			return;
 		usleep(10000);
 	}
@@ -235,10 +235,8 @@ Test(events, failures_retry_then_succeed_or_fail_the_event)
 	cr_assert(strstr(text_of("SELECT error FROM domain_events WHERE id = $1", bad),
 			 "failing on purpose"));
 	for (int i = 0; i < 200; i++) {
-		char *s = text_of("SELECT state::text FROM jobs WHERE args->>'event_id' = $1::text", bad);
-		bool done = strcmp(s, "discarded") == 0;
-		free(s);
-		if (done)
+		if (strcmp(text_of("SELECT state::text FROM jobs WHERE args->>'event_id' = $1::text",
+				   bad), "discarded") == 0)
 			break;
 		usleep(10000);
 	}
@@ -258,10 +256,8 @@ Test(events, job_without_its_event_is_cancelled)
 	p.args = "{\"event_id\":424242}";
 	cr_assert_eq(shd_job_insert(tc, &p, &ins, &err), 0, "%s", err.msg);
 	for (int i = 0; i < 300; i++) {
-		char *s = text_of("SELECT state::text FROM jobs WHERE id = $1", ins.id);
-		bool done = strcmp(s, "cancelled") == 0;
-		free(s);
-		if (done)
+		if (strcmp(text_of("SELECT state::text FROM jobs WHERE id = $1", ins.id),
+			   "cancelled") == 0)
 			break;
 		usleep(10000);
 	}
@@ -279,10 +275,7 @@ Test(events, cancelling_a_running_event)
 	enum shd_job_state st;
 
 	for (int i = 0; i < 300; i++) {
-		char *s = text_of("SELECT state::text FROM jobs WHERE id = $1", job);
-		bool running = strcmp(s, "running") == 0;
-		free(s);
-		if (running)
+		if (strcmp(text_of("SELECT state::text FROM jobs WHERE id = $1", job), "running") == 0)
 			break;
 		usleep(10000);
 	}
