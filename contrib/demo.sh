@@ -46,6 +46,7 @@ run namespace list
 run namespace list -o json
 run cluster list -o wide
 run audit list --limit 5
+run queue stats
 
 printf '\nshepherdd is serving on %s; try:\n  %s --socket %s namespace list\n' "$sock" "$shepherd" "$sock"
 if [ -t 0 ]; then
