@@ -34,14 +34,19 @@ rss_load=$(rss)
 cli=$(python3 - "$SHEPHERD" "$SOCK" <<'PY'
 import statistics, subprocess, sys, time
 cmd = [sys.argv[1], "--socket", sys.argv[2], "namespace", "list", "-o", "json"]
-for _ in range(10):
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
-times = []
-for _ in range(200):
-    t0 = time.perf_counter_ns()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
-    times.append((time.perf_counter_ns() - t0) / 1e6)
-print(f"{statistics.median(times):.2f} {min(times):.2f} {max(times):.2f}")
+def timed(argv, n):
+    for _ in range(10):
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    return times
+times = timed(cmd, 200)
+floor = statistics.median(timed(["true"], 200))
+# the harness's own cost of starting any process, measured the same way, is printed beside it
+print(f"{statistics.median(times):.2f} {min(times):.2f} {max(times):.2f} {floor:.2f}")
 PY
 )
 rows=$("$SHEPHERD" --socket "$SOCK" namespace list -o json | jq length)
@@ -52,7 +57,9 @@ printf '%-46s %12s %10s %10s   %s\n' "GET /health/live, 50 conns (req/s)" "$(jq 
 	"$(jq .p50_us <<<"$health")" "$(jq .p99_us <<<"$health")" ">= 50000"
 printf '%-46s %12s %10s %10s   %s\n' "GET /api/v1/namespaces 100 rows, 50 conns (req/s)" "$(jq .rps <<<"$list")" \
 	"$(jq .p50_us <<<"$list")" "$(jq .p99_us <<<"$list")" ">= 5000"
-printf '%-46s %12s %10s %10s   %s\n' "shepherd namespace list -o json (ms, median)" "${cli%% *}" "" "" "<= 5 ms ($rows rows; min/max ${cli#* })"
+read -r cli_med cli_min cli_max cli_floor <<<"$cli"
+printf '%-46s %12s %10s %10s   %s\n' "shepherd namespace list -o json (ms, median)" "$cli_med" "" "" \
+	"<= 5 ms ($rows rows; min/max $cli_min/$cli_max; starting 'true' the same way: $cli_floor ms)"
 printf '%-46s %12s %10s %10s   %s\n' "shepherdd RSS idle (MiB)" "$rss_idle" "" "" "<= 20 MiB"
 printf '%-46s %12s %10s %10s   %s\n' "shepherdd RSS after the load (MiB)" "$rss_load" "" "" ""
 printf 'errors: health %s, list %s\n' "$(jq .errors <<<"$health")" "$(jq .errors <<<"$list")"
