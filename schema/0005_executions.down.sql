@@ -1,0 +1,10 @@
+DROP VIEW execution_dlq;
+DROP TABLE execution_locks;
+DROP TABLE execution_events;
+DROP TABLE execution_steps;
+DROP TABLE executions;
+DROP TABLE timeout_policies;
+DROP TYPE step_status;
+DROP TYPE approval_state;
+DROP TYPE execution_mode;
+DROP TYPE execution_status;
