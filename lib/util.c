@@ -263,6 +263,19 @@ bool shp_mem_equal_ct(const void *a, const void *b, size_t n)
 	return acc == 0;
 }
 
+const char *shp_enum_to_string(const char *const *names, size_t n, int v)
+{
+	return v >= 0 && (size_t)v < n ? names[v] : "unknown";
+}
+
+int shp_enum_from_string(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
 int shp_strcmp0(const char *a, const char *b)
 {
 	return strcmp(a ? a : "", b ? b : "");

@@ -49,6 +49,13 @@ int shp_parse_int(const char *s, long long min, long long max, long long *ret, s
 /* Constant-time comparison of n bytes. */
 bool shp_mem_equal_ct(const void *a, const void *b, size_t n);
 
+/*
+ * Enum names: names[v] for 0 <= v < n ("unknown" otherwise), and the index of s in names
+ * (-1 if absent). Every enum that reaches SQL or JSON goes through a table of names.
+ */
+const char *shp_enum_to_string(const char *const *names, size_t n, int v);
+int shp_enum_from_string(const char *const *names, size_t n, const char *s);
+
 /* strcmp that treats NULL as "". */
 int shp_strcmp0(const char *a, const char *b);
 static inline bool shp_streq(const char *a, const char *b)

@@ -33,28 +33,22 @@ static const char *const sla_names[] = { "fast", "medium", "long" };
 
 const char *shd_job_state_to_string(enum shd_job_state s)
 {
-	return (unsigned)s < _SHD_JOB_STATE_MAX ? state_names[s] : "unknown";
+	return shp_enum_to_string(state_names, SHP_ARRAY_SIZE(state_names), (int)s);
 }
 
 int shd_job_state_from_string(const char *s)
 {
-	for (int i = 0; i < _SHD_JOB_STATE_MAX; i++)
-		if (shp_streq(s, state_names[i]))
-			return i;
-	return -1;
+	return shp_enum_from_string(state_names, SHP_ARRAY_SIZE(state_names), s);
 }
 
 const char *shd_sla_class_to_string(enum shd_sla_class c)
 {
-	return (unsigned)c < _SHD_SLA_MAX ? sla_names[c] : "unknown";
+	return shp_enum_to_string(sla_names, SHP_ARRAY_SIZE(sla_names), (int)c);
 }
 
 int shd_sla_class_from_string(const char *s)
 {
-	for (int i = 0; i < _SHD_SLA_MAX; i++)
-		if (shp_streq(s, sla_names[i]))
-			return i;
-	return -1;
+	return shp_enum_from_string(sla_names, SHP_ARRAY_SIZE(sla_names), s);
 }
 
 int shd_sla_max_attempts(enum shd_sla_class c)

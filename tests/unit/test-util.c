@@ -268,3 +268,15 @@ Test(util, strings)
 	cr_assert_str_eq(shp_strerror(ENOENT, buf, sizeof(buf)), "No such file or directory");
 	cr_assert_gt(strlen(shp_strerror(123456, buf, sizeof(buf))), 0);
 }
+
+Test(util, enum_names)
+{
+	static const char *const names[] = { "fast", "medium", "long" };
+
+	cr_assert_str_eq(shp_enum_to_string(names, 3, 1), "medium");
+	cr_assert_str_eq(shp_enum_to_string(names, 3, 3), "unknown");
+	cr_assert_str_eq(shp_enum_to_string(names, 3, -1), "unknown");
+	cr_assert_eq(shp_enum_from_string(names, 3, "long"), 2);
+	cr_assert_eq(shp_enum_from_string(names, 3, "LONG"), -1, "names are case-sensitive");
+	cr_assert_eq(shp_enum_from_string(names, 3, NULL), -1);
+}
