@@ -25,6 +25,7 @@
 #include "migrate.h"
 #include "pgembed.h"
 #include "events.h"
+#include "locks.h"
 #include "queue.h"
 #include "shepherdd.h"
 #include "util.h"
@@ -167,7 +168,7 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 	if (!q)
 		return NULL;
 	if (shd_jobs_test_register(q, err) < 0 || shd_events_register(q, err) < 0 ||
-	    shd_queue_start(q, err) < 0)
+	    shd_locks_register(q, err) < 0 || shd_queue_start(q, err) < 0)
 		return shd_queue_free(q);
 	return q;
 }

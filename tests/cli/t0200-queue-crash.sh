@@ -28,9 +28,9 @@ wait_for() {
 
 start_daemon --queue-workers 4
 enqueue_effects crash- 200 40
-wait_for "SELECT count(*) >= 20 FROM jobs WHERE state = 'completed'" t 30
-running=$(count "SELECT count(*) FROM jobs WHERE state = 'running'")
-done_before=$(count "SELECT count(*) FROM jobs WHERE state = 'completed'")
+wait_for "SELECT count(*) >= 20 FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" t 30
+running=$(count "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'running'")
+done_before=$(count "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'")
 kill -9 "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
@@ -42,16 +42,16 @@ rm -f "$SOCK"
 t0=$(date +%s)
 start_daemon --queue-workers 4
 # the dead daemon's leadership and leases must expire first (about 5 and 7 s)
-if wait_for "SELECT count(*) FROM jobs WHERE state = 'completed'" 200 90; then
+if wait_for "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" 200 90; then
 	pass "after the restart every job completed ($(($(date +%s) - t0)) s)"
 else
-	fail "after the restart every job completed" "$(sql "SELECT state, count(*) FROM jobs GROUP BY 1")"
+	fail "after the restart every job completed" "$(sql "SELECT state, count(*) FROM jobs WHERE kind = 'test.effect' GROUP BY 1")"
 fi
-expect_eq 200 "$(count "SELECT count(*) FROM jobs")" "no job was lost"
+expect_eq 200 "$(count "SELECT count(*) FROM jobs WHERE kind = 'test.effect'")" "no job was lost"
 expect_eq 200 "$(count "SELECT count(*) FROM test_effects WHERE key LIKE 'crash-%'")" "every key has its effect"
 expect_eq 0 "$(count "SELECT count(*) FROM (SELECT key FROM test_effects GROUP BY key HAVING count(*) > 1) d")" \
 	"no key has two effects"
-rescued=$(count "SELECT count(*) FROM jobs WHERE rescues > 0")
+rescued=$(count "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND rescues > 0")
 [ "$rescued" -gt 0 ] && pass "the jobs the dead daemon held were rescued ($rescued)" ||
 	fail "the jobs the dead daemon held were rescued"
 note "re-runs after the crash: $(count "SELECT coalesce(sum(runs - 1), 0) FROM test_effects")"
@@ -61,15 +61,15 @@ expect_eq 0 "$(count "SELECT coalesce(sum(overlapped), 0) FROM test_effects")" \
 
 # The database restarts under load; the daemon reconnects by itself.
 enqueue_effects restart- 200 20
-wait_for "SELECT count(*) >= 220 FROM jobs WHERE state = 'completed'" t 30
+wait_for "SELECT count(*) >= 220 FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" t 30
 "$top_srcdir/tests/helpers/pg-ctl.sh" restart 1 >/dev/null
 t0=$(date +%s)
-if wait_for "SELECT count(*) FROM jobs WHERE state = 'completed'" 400 90; then
+if wait_for "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" 400 90; then
 	pass "after the database restart every job completed ($(($(date +%s) - t0)) s)"
 else
-	fail "after the database restart every job completed" "$(sql "SELECT state, count(*) FROM jobs GROUP BY 1")"
+	fail "after the database restart every job completed" "$(sql "SELECT state, count(*) FROM jobs WHERE kind = 'test.effect' GROUP BY 1")"
 fi
-expect_eq 400 "$(count "SELECT count(*) FROM jobs")" "no job was lost in the database restart"
+expect_eq 400 "$(count "SELECT count(*) FROM jobs WHERE kind = 'test.effect'")" "no job was lost in the database restart"
 expect_eq 200 "$(count "SELECT count(*) FROM test_effects WHERE key LIKE 'restart-%'")" \
 	"every key of the second batch has its effect"
 api GET /health/ready >/dev/null
