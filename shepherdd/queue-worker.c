@@ -86,6 +86,12 @@ struct shd_queue {
 	pthread_cond_t fetch_cond; /* fetcher: a NOTIFY, room, or stop */
 	pthread_cond_t idle_cond;  /* shutdown: a running job finished */
 	struct shd_job *ready_head, *ready_tail;
+	/*
+	 * Cancel requests for jobs not found in memory: a job claimed in the database but not yet
+	 * handed to the ready list when its NOTIFY came. Checked as claimed jobs arrive.
+	 */
+	int64_t early_cancels[64];
+	unsigned next_early_cancel;
 	int held;    /* claimed and not yet recorded as finished */
 	int running; /* inside a handler */
 	bool fetch_wake, stop_fetch, stop_workers;
@@ -109,6 +115,17 @@ struct shd_queue {
 	pthread_t fetcher, completer, listener, maint;
 	struct worker *workers;
 };
+
+
+/* A cancel that came before the job reached memory (caller holds q->lock). */
+static void apply_early_cancel(struct shd_queue *q, struct shd_job *job)
+{
+	for (size_t i = 0; i < SHP_ARRAY_SIZE(q->early_cancels); i++)
+		if (q->early_cancels[i] == job->id) {
+			atomic_store(&job->cancel, true);
+			q->early_cancels[i] = 0;
+		}
+}
 
 static uint64_t ms_ns(int ms)
 {
@@ -487,9 +504,12 @@ static void *fetcher_main(void *arg)
 		more = n == limit;
 		if (n == 0)
 			continue;
-		for (last = list; last->next; last = last->next)
-			;
 		pthread_mutex_lock(&q->lock);
+		for (last = list;; last = last->next) {
+			apply_early_cancel(q, last);
+			if (!last->next)
+				break;
+		}
 		if (q->ready_tail)
 			q->ready_tail->next = list;
 		else
@@ -813,13 +833,21 @@ static void wake_fetcher(struct shd_queue *q)
 
 static void mark_cancel(struct shd_queue *q, int64_t id)
 {
+	bool found = false;
+
 	pthread_mutex_lock(&q->lock);
 	for (struct shd_job *j = q->ready_head; j; j = j->next)
-		if (j->id == id)
+		if (j->id == id) {
 			atomic_store(&j->cancel, true);
+			found = true;
+		}
 	for (int i = 0; i < q->cfg.workers; i++)
-		if (q->workers[i].current && q->workers[i].current->id == id)
+		if (q->workers[i].current && q->workers[i].current->id == id) {
 			atomic_store(&q->workers[i].current->cancel, true);
+			found = true;
+		}
+	if (!found)
+		q->early_cancels[q->next_early_cancel++ % SHP_ARRAY_SIZE(q->early_cancels)] = id;
 	pthread_mutex_unlock(&q->lock);
 }
 
