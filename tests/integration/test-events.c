@@ -19,66 +19,20 @@
 #include "db.h"
 #include "error.h"
 #include "events.h"
-#include "migrate.h"
 #include "queue.h"
-
-static char dbname[64];
-static char conninfo[600];
-static PGconn *tc;
-static struct shd_dbpool_config dbc;
-
-static const char *env_required(const char *name)
-{
-	const char *v = getenv(name);
-
-	cr_assert(v && *v, "%s is not set: run me under tests/helpers/with-postgres.sh", name);
-	return v;
-}
-
-static void admin_exec(const char *verb, const char *suffix)
-{
-	PGconn *admin = PQconnectdb(env_required("SHP_TEST_PGURL"));
-	char sql[200];
-	PGresult *res;
-
-	cr_assert_eq(PQstatus(admin), CONNECTION_OK, "%s", PQerrorMessage(admin));
-	(void)snprintf(sql, sizeof(sql), "%s %s%s", verb, dbname, suffix);
-	res = PQexec(admin, sql);
-	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(admin));
-	PQclear(res);
-	PQfinish(admin);
-}
+#include "testdb.h"
 
 static void setup(void)
 {
-	struct shp_error err = SHP_ERROR_INIT;
-
-	(void)snprintf(dbname, sizeof(dbname), "shp_events_%d", (int)getpid());
-	admin_exec("CREATE DATABASE", "");
-	(void)snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", env_required("SHP_TEST_PGURL"),
-		       dbname);
-	dbc = (struct shd_dbpool_config){ .conninfo = conninfo, .size = 1,
-					  .application_name = "test-events" };
-	tc = shd_db_connect(&dbc, &err);
-	cr_assert(tc, "%s", err.msg);
-	cr_assert_eq(shd_migrate_up(tc, env_required("SHP_SCHEMA_DIR"), 0, NULL, &err), 0, "%s",
-		     err.msg);
+	testdb_setup("shp_events");
 }
 
-static void teardown(void)
-{
-	if (tc)
-		PQfinish(tc);
-	tc = NULL;
-	admin_exec("DROP DATABASE IF EXISTS", " WITH (FORCE)");
-}
-
-TestSuite(events, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(events, .init = setup, .fini = testdb_teardown, .timeout = 60);
 
 static struct shd_queue *start_queue(void)
 {
 	struct shd_queue_config qc = {
-		.db = &dbc,
+		.db = &testdb_config,
 		.workers = 2,
 		.fetch_batch = 10,
 		.poll_interval_ms = 50,
@@ -108,7 +62,7 @@ static const char *text_of(const char *sql, int64_t id)
 	PGresult *res;
 
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	res = shd_db_exec(tc, sql, 1, (const char *[]){ ids }, &err);
+	res = shd_db_exec(testdb_conn, sql, 1, (const char *[]){ ids }, &err);
 	cr_assert(res, "%s: %s", sql, err.msg);
 	(void)snprintf(out, sizeof(slots[0]), "%s",
 		       PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
@@ -136,9 +90,9 @@ static int64_t create(const char *type, const char *payload, bool approved, int6
 	int64_t id = 0, job = 0;
 
 	ev.payload = p;
-	cr_assert_eq(shd_db_begin(tc, &err), 0);
-	cr_assert_eq(shd_event_create(tc, &ev, &id, &job, &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_db_commit(tc, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_db_begin(testdb_conn, &err), 0);
+	cr_assert_eq(shd_event_create(testdb_conn, &ev, &id, &job, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_db_commit(testdb_conn, &err), 0, "%s", err.msg);
 	if (ret_job)
 		*ret_job = job;
 	return id;
@@ -168,9 +122,9 @@ Test(events, pending_event_waits_for_approval)
 	cr_assert_eq(job, 0, "a pending event has no job");
 	usleep(200000);
 	cr_assert_str_eq(text_of("SELECT status FROM domain_events WHERE id = $1", id), "PENDING");
-	cr_assert_eq(shd_db_begin(tc, &err), 0);
-	cr_assert_eq(shd_event_approve(tc, id, SHD_SLA_FAST, 0, &job, &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_db_commit(tc, &err), 0);
+	cr_assert_eq(shd_db_begin(testdb_conn, &err), 0);
+	cr_assert_eq(shd_event_approve(testdb_conn, id, SHD_SLA_FAST, 0, &job, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_db_commit(testdb_conn, &err), 0);
 	wait_status(id, "COMPLETED");
 	q = shd_queue_free(q);
 }
@@ -184,9 +138,9 @@ Test(events, rolled_back_request_leaves_nothing)
 	int64_t id, job;
 
 	ev.payload = p;
-	cr_assert_eq(shd_db_begin(tc, &err), 0);
-	cr_assert_eq(shd_event_create(tc, &ev, &id, &job, &err), 0, "%s", err.msg);
-	shd_db_rollback(tc);
+	cr_assert_eq(shd_db_begin(testdb_conn, &err), 0);
+	cr_assert_eq(shd_event_create(testdb_conn, &ev, &id, &job, &err), 0, "%s", err.msg);
+	shd_db_rollback(testdb_conn);
 	cr_assert_str_eq(text_of("SELECT count(*)::text FROM domain_events WHERE id >= $1", 0), "0");
 	cr_assert_str_eq(text_of("SELECT count(*)::text FROM jobs WHERE id >= $1", 0), "0");
 }
@@ -198,16 +152,16 @@ Test(events, payload_is_immutable_and_events_are_never_deleted)
 	char ids[24];
 
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	cr_assert_lt(shd_db_command(tc, "UPDATE domain_events SET payload = '{\"cpu\":64}' WHERE id = $1",
+	cr_assert_lt(shd_db_command(testdb_conn, "UPDATE domain_events SET payload = '{\"cpu\":64}' WHERE id = $1",
 				    1, (const char *[]){ ids }, &err), 0);
 	cr_assert(strstr(err.msg, "immutable"), "%s", err.msg);
-	cr_assert_lt(shd_db_command(tc, "UPDATE domain_events SET actor = 'mallory' WHERE id = $1",
+	cr_assert_lt(shd_db_command(testdb_conn, "UPDATE domain_events SET actor = 'mallory' WHERE id = $1",
 				    1, (const char *[]){ ids }, &err), 0);
-	cr_assert_lt(shd_db_command(tc, "DELETE FROM domain_events WHERE id = $1", 1,
+	cr_assert_lt(shd_db_command(testdb_conn, "DELETE FROM domain_events WHERE id = $1", 1,
 				    (const char *[]){ ids }, &err), 0);
-	cr_assert_lt(shd_db_command(tc, "TRUNCATE domain_events", 0, NULL, &err), 0);
+	cr_assert_lt(shd_db_command(testdb_conn, "TRUNCATE domain_events", 0, NULL, &err), 0);
 	cr_assert_str_eq(text_of("SELECT payload->>'cpu' FROM domain_events WHERE id = $1", id), "2");
-	cr_assert_eq(shd_event_transition(tc, id, "CANCELLED", "withdrawn", &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "CANCELLED", "withdrawn", &err), 0, "%s", err.msg);
 }
 
 Test(events, illegal_transitions_are_refused)
@@ -215,13 +169,13 @@ Test(events, illegal_transitions_are_refused)
 	struct shp_error err = SHP_ERROR_INIT;
 	int64_t id = create("TEST_NOOP", "{}", false, NULL);
 
-	cr_assert_eq(shd_event_transition(tc, id, "COMPLETED", NULL, &err), -SHP_E_CONFLICT);
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "COMPLETED", NULL, &err), -SHP_E_CONFLICT);
 	cr_assert_str_eq(err.api_code, "ILLEGAL_TRANSITION");
-	cr_assert_eq(shd_event_transition(tc, id, "PROCESSING", NULL, &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_event_transition(tc, id, "FAILED", "broken", &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_event_transition(tc, id, "PROCESSING", NULL, &err), -SHP_E_CONFLICT,
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "PROCESSING", NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "FAILED", "broken", &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "PROCESSING", NULL, &err), -SHP_E_CONFLICT,
 		     "a final state never moves");
-	cr_assert_eq(shd_event_transition(tc, 999999, "PROCESSING", NULL, &err), -SHP_E_NOTFOUND);
+	cr_assert_eq(shd_event_transition(testdb_conn, 999999, "PROCESSING", NULL, &err), -SHP_E_NOTFOUND);
 }
 
 Test(events, failures_retry_then_succeed_or_fail_the_event)
@@ -254,7 +208,7 @@ Test(events, job_without_its_event_is_cancelled)
 
 	p.kind = SHD_EVENT_KIND;
 	p.args = "{\"event_id\":424242}";
-	cr_assert_eq(shd_job_insert(tc, &p, &ins, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_job_insert(testdb_conn, &p, &ins, &err), 0, "%s", err.msg);
 	for (int i = 0; i < 300; i++) {
 		if (strcmp(text_of("SELECT state::text FROM jobs WHERE id = $1", ins.id),
 			   "cancelled") == 0)
@@ -279,7 +233,7 @@ Test(events, cancelling_a_running_event)
 			break;
 		usleep(10000);
 	}
-	cr_assert_eq(shd_job_cancel(tc, job, &st, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_job_cancel(testdb_conn, job, &st, &err), 0, "%s", err.msg);
 	wait_status(id, "CANCELLED");
 	q = shd_queue_free(q);
 }
@@ -292,13 +246,13 @@ Test(events, archiving_hides_old_finished_events)
 	int n = -1;
 	char ids[24];
 
-	cr_assert_eq(shd_event_transition(tc, old, "CANCELLED", NULL, &err), 0);
+	cr_assert_eq(shd_event_transition(testdb_conn, old, "CANCELLED", NULL, &err), 0);
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)old);
 	/* age it: only the timestamps that follow the status may move */
-	cr_assert_eq(shd_db_command(tc, "UPDATE domain_events SET finalized_at = now() - interval"
+	cr_assert_eq(shd_db_command(testdb_conn, "UPDATE domain_events SET finalized_at = now() - interval"
 				    " '31 days' WHERE id = $1", 1, (const char *[]){ ids }, &err),
 		     0, "%s", err.msg);
-	cr_assert_eq(shd_events_archive(tc, 30, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_events_archive(testdb_conn, 30, &n, &err), 0, "%s", err.msg);
 	cr_assert_eq(n, 1);
 	cr_assert_str_eq(text_of("SELECT count(*)::text FROM domain_events_current WHERE id = $1",
 				 old), "0", "archived events leave the default view");
@@ -306,7 +260,7 @@ Test(events, archiving_hides_old_finished_events)
 			 "but stay queryable");
 	cr_assert_str_eq(text_of("SELECT count(*)::text FROM domain_events_current WHERE id = $1",
 				 live), "1");
-	json_auto_t *j = shd_event_get(tc, old, &err);
+	json_auto_t *j = shd_event_get(testdb_conn, old, &err);
 	cr_assert(j, "%s", err.msg);
 	cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "CANCELLED");
 	cr_assert(json_is_string(json_object_get(j, "archived_at")));

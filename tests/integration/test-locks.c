@@ -18,60 +18,14 @@
 #include "db.h"
 #include "error.h"
 #include "locks.h"
-#include "migrate.h"
-
-static char dbname[64];
-static char conninfo[600];
-static PGconn *tc;
-static struct shd_dbpool_config dbc;
-
-static const char *env_required(const char *name)
-{
-	const char *v = getenv(name);
-
-	cr_assert(v && *v, "%s is not set: run me under tests/helpers/with-postgres.sh", name);
-	return v;
-}
-
-static void admin_exec(const char *verb, const char *suffix)
-{
-	PGconn *admin = PQconnectdb(env_required("SHP_TEST_PGURL"));
-	char sql[200];
-	PGresult *res;
-
-	cr_assert_eq(PQstatus(admin), CONNECTION_OK, "%s", PQerrorMessage(admin));
-	(void)snprintf(sql, sizeof(sql), "%s %s%s", verb, dbname, suffix);
-	res = PQexec(admin, sql);
-	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(admin));
-	PQclear(res);
-	PQfinish(admin);
-}
+#include "testdb.h"
 
 static void setup(void)
 {
-	struct shp_error err = SHP_ERROR_INIT;
-
-	(void)snprintf(dbname, sizeof(dbname), "shp_locks_%d", (int)getpid());
-	admin_exec("CREATE DATABASE", "");
-	(void)snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", env_required("SHP_TEST_PGURL"),
-		       dbname);
-	dbc = (struct shd_dbpool_config){ .conninfo = conninfo, .size = 1,
-					  .application_name = "test-locks" };
-	tc = shd_db_connect(&dbc, &err);
-	cr_assert(tc, "%s", err.msg);
-	cr_assert_eq(shd_migrate_up(tc, env_required("SHP_SCHEMA_DIR"), 0, NULL, &err), 0, "%s",
-		     err.msg);
+	testdb_setup("shp_locks");
 }
 
-static void teardown(void)
-{
-	if (tc)
-		PQfinish(tc);
-	tc = NULL;
-	admin_exec("DROP DATABASE IF EXISTS", " WITH (FORCE)");
-}
-
-TestSuite(locks, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(locks, .init = setup, .fini = testdb_teardown, .timeout = 60);
 
 /* The key of target in tenant sys-a for action restart, into one of a few rotating buffers. */
 static const char *key_of(const char *target)
@@ -92,14 +46,14 @@ Test(locks, one_holder_and_busy_names_it)
 	const char *key = key_of("ns/a/vm-1");
 
 	cr_assert_str_eq(key, "lock:v1:sys-a:ns/a/vm-1:restart");
-	cr_assert_eq(shd_lock_acquire(tc, key, "worker-1", 60000, 0, &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_lock_acquire(tc, key, "worker-2", 60000, 0, &err), -SHP_E_CONFLICT);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-1", 60000, 0, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err), -SHP_E_CONFLICT);
 	cr_assert_str_eq(err.api_code, "RESOURCE_BUSY");
 	cr_assert_str_eq(err.details[1].key, "owner");
 	cr_assert_str_eq(err.details[1].value, "worker-1");
-	cr_assert_eq(shd_lock_acquire(tc, key, "worker-1", 60000, 0, &err), 0,
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-1", 60000, 0, &err), 0,
 		     "the holder taking it again renews it");
-	cr_assert_eq(shd_lock_acquire(tc, key_of("ns/a/vm-2"), "worker-2", 60000, 0, &err), 0,
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key_of("ns/a/vm-2"), "worker-2", 60000, 0, &err), 0,
 		     "another asset is another lock");
 }
 
@@ -109,15 +63,15 @@ Test(locks, only_the_owner_renews_or_releases)
 	const char *key = key_of("ns/a/vm-1");
 	bool released = true;
 
-	cr_assert_eq(shd_lock_acquire(tc, key, "worker-1", 60000, 0, &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_lock_renew(tc, key, "worker-2", 60000, &err), -SHP_E_CONFLICT);
-	cr_assert_eq(shd_lock_release(tc, key, "worker-2", &released, &err), 0);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-1", 60000, 0, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_lock_renew(testdb_conn, key, "worker-2", 60000, &err), -SHP_E_CONFLICT);
+	cr_assert_eq(shd_lock_release(testdb_conn, key, "worker-2", &released, &err), 0);
 	cr_assert(!released, "someone else's release leaves the lock");
-	cr_assert_eq(shd_lock_acquire(tc, key, "worker-2", 60000, 0, &err), -SHP_E_CONFLICT);
-	cr_assert_eq(shd_lock_renew(tc, key, "worker-1", 60000, &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_lock_release(tc, key, "worker-1", &released, &err), 0);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err), -SHP_E_CONFLICT);
+	cr_assert_eq(shd_lock_renew(testdb_conn, key, "worker-1", 60000, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_lock_release(testdb_conn, key, "worker-1", &released, &err), 0);
 	cr_assert(released);
-	cr_assert_eq(shd_lock_acquire(tc, key, "worker-2", 60000, 0, &err), 0, "free again");
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err), 0, "free again");
 }
 
 Test(locks, expired_lock_is_taken_over_and_reaped)
@@ -126,17 +80,17 @@ Test(locks, expired_lock_is_taken_over_and_reaped)
 	const char *key = key_of("ns/a/vm-1");
 	int n = -1;
 
-	cr_assert_eq(shd_lock_acquire(tc, key, "dead-worker", 50, 0, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "dead-worker", 50, 0, &err), 0, "%s", err.msg);
 	usleep(100000);
-	cr_assert_eq(shd_lock_renew(tc, key, "dead-worker", 60000, &err), -SHP_E_CONFLICT,
+	cr_assert_eq(shd_lock_renew(testdb_conn, key, "dead-worker", 60000, &err), -SHP_E_CONFLICT,
 		     "an expired lock cannot be renewed");
-	cr_assert_eq(shd_lock_acquire(tc, key, "worker-2", 60000, 0, &err), 0,
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err), 0,
 		     "an expired lock is taken over: %s", err.msg);
-	cr_assert_eq(shd_lock_acquire(tc, key_of("ns/a/vm-9"), "dead-worker", 50, 0, &err), 0);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key_of("ns/a/vm-9"), "dead-worker", 50, 0, &err), 0);
 	usleep(100000);
-	cr_assert_eq(shd_lock_reap(tc, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_lock_reap(testdb_conn, &n, &err), 0, "%s", err.msg);
 	cr_assert_eq(n, 1, "the reaper removes only the expired lock");
-	cr_assert_eq(shd_lock_acquire(tc, key, "worker-3", 60000, 0, &err), -SHP_E_CONFLICT,
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-3", 60000, 0, &err), -SHP_E_CONFLICT,
 		     "the live one stays");
 }
 
@@ -162,7 +116,7 @@ static char race_key[SHD_LOCK_KEY_MAX];
 static void *racer(void *arg)
 {
 	struct shp_error err = SHP_ERROR_INIT;
-	PGconn *c = shd_db_connect(&dbc, &err);
+	PGconn *c = shd_db_connect(&testdb_config, &err);
 	char owner[32];
 
 	if (!c)
