@@ -17,19 +17,14 @@
 #include "db.h"
 #include "error.h"
 #include "json.h"
+#include "queue-internal.h"
 #include "queue.h"
 #include "util.h"
-
-/* err may be NULL: failures then go to a local error that nobody reads. */
-#define ERR_LOCAL(err)                                                                             \
-	struct shp_error err##_local_ = SHP_ERROR_INIT;                                            \
-	if (!(err))                                                                                \
-	(err) = &err##_local_
 
 static const char *const state_names[] = {
 	"available", "scheduled", "running", "retryable", "completed", "cancelled", "discarded",
 };
-static const char *const sla_names[] = { "fast", "medium", "long" };
+static const char *const sla_names[] = {"fast", "medium", "long"};
 
 const char *shd_job_state_to_string(enum shd_job_state s)
 {
@@ -68,8 +63,8 @@ static int check_name(const char *field, const char *v, struct shp_error *err)
 	size_t n = strlen(v);
 
 	if (n == 0 || n > SHD_JOB_NAME_MAX || !shp_utf8_is_valid(v, n))
-		return shp_error_set(err, SHP_E_INVAL, "job %s must be 1 to %d bytes of UTF-8", field,
-				     SHD_JOB_NAME_MAX);
+		return shp_error_set(err, SHP_E_INVAL, "job %s must be 1 to %d bytes of UTF-8",
+				     field, SHD_JOB_NAME_MAX);
 	return 0;
 }
 
@@ -233,7 +228,7 @@ static int resolve_duplicates(PGconn *conn, const PGresult *res, struct shd_job_
 		shp_buf_release(&keys);
 		return shp_error_set(err, -r, "building the unique keys");
 	}
-	ex = shd_db_exec(conn, existing_sql, 1, (const char *[]){ keys.buf }, err);
+	ex = shd_db_exec(conn, existing_sql, 1, (const char *[]){keys.buf}, err);
 	shp_buf_release(&keys);
 	if (!ex)
 		return -err->code;
@@ -321,7 +316,7 @@ static int existing_one(PGconn *conn, const char *key, int64_t *ret_id, struct s
 		shp_buf_release(&keys);
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	}
-	res = shd_db_exec(conn, existing_sql, 1, (const char *[]){ keys.buf }, err);
+	res = shd_db_exec(conn, existing_sql, 1, (const char *[]){keys.buf}, err);
 	shp_buf_release(&keys);
 	if (!res)
 		return -err->code;
@@ -402,7 +397,7 @@ json_t *shd_job_get(PGconn *conn, int64_t id, struct shp_error *err)
 	char ids[24];
 
 	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
-	res = shd_db_exec(conn, sql, 1, (const char *[]){ ids }, err);
+	res = shd_db_exec(conn, sql, 1, (const char *[]){ids}, err);
 	if (!res)
 		return NULL;
 	if (PQntuples(res) == 0) {
@@ -445,8 +440,9 @@ json_t *shd_job_list(PGconn *conn, const struct shd_job_filter *f, struct shp_er
 		return NULL;
 	last = json_array_get(jobs, json_array_size(jobs) - 1);
 	out = json_pack("{s:o, s:o}", "jobs", jobs, "next_before_id",
-			(int)json_array_size(jobs) == f->limit ? json_incref(json_object_get(last, "id"))
-							      : json_null());
+			(int)json_array_size(jobs) == f->limit
+				? json_incref(json_object_get(last, "id"))
+				: json_null());
 	if (!out)
 		shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	return out;
@@ -461,13 +457,13 @@ static int id_action(PGconn *conn, const char *sql, int64_t id, const char *what
 	char ids[24];
 
 	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
-	res = shd_db_exec(conn, sql, 1, (const char *[]){ ids }, err);
+	res = shd_db_exec(conn, sql, 1, (const char *[]){ids}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 1)
 		return 0;
 	PQclear(res);
-	res = shd_db_exec(conn, state_sql, 1, (const char *[]){ ids }, err);
+	res = shd_db_exec(conn, state_sql, 1, (const char *[]){ids}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
@@ -483,7 +479,8 @@ int shd_job_retry(PGconn *conn, int64_t id, struct shp_error *err)
 		"WITH upd AS (UPDATE jobs SET state = 'available', scheduled_at = now(),"
 		" finalized_at = NULL, cancel_requested_at = NULL, lease_expires_at = NULL,"
 		" max_attempts = greatest(max_attempts, attempt + 1)"
-		" WHERE id = $1 AND state IN ('discarded', 'cancelled', 'retryable') RETURNING queue)"
+		" WHERE id = $1 AND state IN ('discarded', 'cancelled', 'retryable') RETURNING "
+		"queue)"
 		" SELECT pg_notify('shepherd_jobs', queue) FROM upd";
 
 	return id_action(conn, sql, id, "retry", err);
@@ -494,15 +491,15 @@ int shd_job_discard(PGconn *conn, int64_t id, struct shp_error *err)
 	ERR_LOCAL(err);
 	static const char sql[] =
 		"UPDATE jobs SET state = 'discarded', finalized_at = now(),"
-		" errors = array_append(coalesce(errors, '{}'), jsonb_build_object('attempt', attempt,"
+		" errors = array_append(coalesce(errors, '{}'), jsonb_build_object('attempt', "
+		"attempt,"
 		"  'at', now(), 'error', 'discarded by an administrator', 'worker', NULL))"
 		" WHERE id = $1 AND state IN ('available', 'scheduled', 'retryable') RETURNING id";
 
 	return id_action(conn, sql, id, "discard", err);
 }
 
-int shd_job_cancel(PGconn *conn, int64_t id, enum shd_job_state *ret_state,
-		   struct shp_error *err)
+int shd_job_cancel(PGconn *conn, int64_t id, enum shd_job_state *ret_state, struct shp_error *err)
 {
 	ERR_LOCAL(err);
 	/* every SET expression sees the old row */
@@ -520,7 +517,7 @@ int shd_job_cancel(PGconn *conn, int64_t id, enum shd_job_state *ret_state,
 	char ids[24];
 
 	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
-	res = shd_db_exec(conn, sql, 1, (const char *[]){ ids }, err);
+	res = shd_db_exec(conn, sql, 1, (const char *[]){ids}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
@@ -539,7 +536,7 @@ int shd_queue_pause(PGconn *conn, const char *queue, struct shp_error *err)
 
 	if (check_name("queue", queue, err) < 0)
 		return -err->code;
-	return shd_db_command(conn, sql, 1, (const char *[]){ queue }, err);
+	return shd_db_command(conn, sql, 1, (const char *[]){queue}, err);
 }
 
 int shd_queue_resume(PGconn *conn, const char *queue, struct shp_error *err)
@@ -551,14 +548,15 @@ int shd_queue_resume(PGconn *conn, const char *queue, struct shp_error *err)
 
 	if (check_name("queue", queue, err) < 0)
 		return -err->code;
-	return shd_db_command(conn, sql, 1, (const char *[]){ queue }, err);
+	return shd_db_command(conn, sql, 1, (const char *[]){queue}, err);
 }
 
 json_t *shd_queue_stats(PGconn *conn, struct shp_error *err)
 {
 	ERR_LOCAL(err);
 	static const char sql[] =
-		"SELECT coalesce(s.queue, q.name), s.state, coalesce(s.n, 0), q.paused_at IS NOT NULL"
+		"SELECT coalesce(s.queue, q.name), s.state, coalesce(s.n, 0), q.paused_at IS NOT "
+		"NULL"
 		" FROM (SELECT queue, state::text, count(*) AS n FROM jobs GROUP BY 1, 2) s"
 		" FULL JOIN queues q ON q.name = s.queue";
 	_cleanup_(PQclearp) PGresult *res = shd_db_exec(conn, sql, 0, NULL, err);
@@ -581,8 +579,8 @@ json_t *shd_queue_stats(PGconn *conn, struct shp_error *err)
 		}
 		json_object_set_new(q, "paused", json_boolean(shd_db_value(res, i, 3)[0] == 't'));
 		if (state)
-			json_object_set_new(q, state, json_integer(strtoll(shd_db_value(res, i, 2),
-									   NULL, 10)));
+			json_object_set_new(
+				q, state, json_integer(strtoll(shd_db_value(res, i, 2), NULL, 10)));
 	}
 	return json_pack("{s:O}", "queues", queues);
 }

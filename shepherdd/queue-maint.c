@@ -1,7 +1,8 @@
 /*
  * The leader's maintenance steps, each one short statement on the leader's connection:
  * election, the rescuer (expired leases), the scheduler (due jobs become available), the
- * cleaner (old finished jobs) and periodic jobs (one unique job per period).
+ * cleaner (old finished jobs) and periodic jobs (one unique job per period); and the runner's
+ * maintenance thread that takes part in the election and runs them while it leads.
  */
 #include "config.h"
 
@@ -15,14 +16,9 @@
 #include "db.h"
 #include "error.h"
 #include "log.h"
+#include "queue-internal.h"
 #include "queue.h"
 #include "util.h"
-
-/* err may be NULL: failures then go to a local error that nobody reads. */
-#define ERR_LOCAL(err)                                                                             \
-	struct shp_error err##_local_ = SHP_ERROR_INIT;                                            \
-	if (!(err))                                                                                \
-	(err) = &err##_local_
 
 int shd_queue_elect(PGconn *conn, const char *name, const char *leader_id, int ttl_ms,
 		    bool *ret_leader, struct shp_error *err)
@@ -40,20 +36,19 @@ int shd_queue_elect(PGconn *conn, const char *name, const char *leader_id, int t
 	char ttl[16];
 
 	(void)snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
-	res = shd_db_exec(conn, sql, 3, (const char *[]){ name, leader_id, ttl }, err);
+	res = shd_db_exec(conn, sql, 3, (const char *[]){name, leader_id, ttl}, err);
 	if (!res)
 		return -err->code;
 	*ret_leader = PQntuples(res) == 1;
 	return 0;
 }
 
-int shd_queue_resign(PGconn *conn, const char *name, const char *leader_id,
-		     struct shp_error *err)
+int shd_queue_resign(PGconn *conn, const char *name, const char *leader_id, struct shp_error *err)
 {
 	ERR_LOCAL(err);
 	static const char sql[] = "DELETE FROM leader WHERE name = $1 AND leader_id = $2";
 
-	return shd_db_command(conn, sql, 2, (const char *[]){ name, leader_id }, err);
+	return shd_db_command(conn, sql, 2, (const char *[]){name, leader_id}, err);
 }
 
 static int run_counted(PGconn *conn, const char *sql, int nparams, const char *const *params,
@@ -76,7 +71,8 @@ static const char rescue_sql[] =
 	"  finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,"
 	"  scheduled_at = now(), rescues = j.rescues + 1, lease_expires_at = NULL,"
 	"  errors = array_append(coalesce(j.errors, '{}'), jsonb_build_object("
-	"   'attempt', j.attempt, 'at', now(), 'worker', j.attempted_by[cardinality(j.attempted_by)],"
+	"   'attempt', j.attempt, 'at', now(), 'worker', "
+	"j.attempted_by[cardinality(j.attempted_by)],"
 	"   'error', 'lease expired: the worker stopped without finishing the job'))"
 	" FROM r WHERE j.id = r.id RETURNING j.id, j.kind, j.attempt, j.state";
 
@@ -87,7 +83,7 @@ int shd_queue_rescue(PGconn *conn, int limit, int *ret_count, struct shp_error *
 	char lim[16];
 
 	(void)snprintf(lim, sizeof(lim), "%d", limit);
-	if (run_counted(conn, rescue_sql, 1, (const char *[]){ lim }, &res, err) < 0)
+	if (run_counted(conn, rescue_sql, 1, (const char *[]){lim}, &res, err) < 0)
 		return -err->code;
 	for (int i = 0; i < PQntuples(res); i++) {
 		bool discarded = shp_streq(shd_db_value(res, i, 3), "discarded");
@@ -116,7 +112,7 @@ int shd_queue_schedule(PGconn *conn, int limit, int *ret_count, struct shp_error
 	char lim[16];
 
 	(void)snprintf(lim, sizeof(lim), "%d", limit);
-	if (run_counted(conn, schedule_sql, 1, (const char *[]){ lim }, &res, err) < 0)
+	if (run_counted(conn, schedule_sql, 1, (const char *[]){lim}, &res, err) < 0)
 		return -err->code;
 	*ret_count = (int)strtol(shd_db_value(res, 0, 0) ?: "0", NULL, 10);
 	return 0;
@@ -141,7 +137,7 @@ int shd_queue_clean(PGconn *conn, int completed_s, int final_s, int limit, int *
 	(void)snprintf(c, sizeof(c), "%d", completed_s);
 	(void)snprintf(f, sizeof(f), "%d", final_s);
 	(void)snprintf(lim, sizeof(lim), "%d", limit);
-	if (run_counted(conn, clean_sql, 3, (const char *[]){ c, f, lim }, &res, err) < 0)
+	if (run_counted(conn, clean_sql, 3, (const char *[]){c, f, lim}, &res, err) < 0)
 		return -err->code;
 	*ret_count = (int)strtol(PQcmdTuples(res), NULL, 10);
 	return 0;
@@ -191,9 +187,9 @@ int shd_periodic_due(const char *spec, int64_t now_s, int64_t *ret_period_start,
 			     spec);
 }
 
-int shd_queue_periodic_enqueue(PGconn *conn, const char *name, const char *spec,
-			       const char *kind, const char *args, int64_t now_s,
-			       bool *ret_enqueued, struct shp_error *err)
+int shd_queue_periodic_enqueue(PGconn *conn, const char *name, const char *spec, const char *kind,
+			       const char *args, int64_t now_s, bool *ret_enqueued,
+			       struct shp_error *err)
 {
 	ERR_LOCAL(err);
 	struct shd_job_params p = SHD_JOB_PARAMS_INIT;
@@ -214,6 +210,78 @@ int shd_queue_periodic_enqueue(PGconn *conn, const char *name, const char *spec,
 		return -err->code;
 	*ret_enqueued = !ins.duplicate;
 	return 0;
+}
+
+/* ---- maintenance -------------------------------------------------------------------------- */
+
+static void maint_round(struct shd_queue *q, PGconn *conn, uint64_t now, uint64_t *next_rescue,
+			uint64_t *next_clean)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+	bool leader = false, was = atomic_load(&q->leader);
+	int n;
+
+	if (shd_queue_elect(conn, LEADER_NAME, q->worker_id, q->cfg.leader_ttl_ms, &leader, &err) <
+	    0) {
+		log_warn("queue leader election failed: %s", err.msg);
+		return;
+	}
+	atomic_store(&q->leader, leader);
+	if (leader != was)
+		log_info("queue maintenance: %s",
+			 leader ? "this daemon is the leader" : "leadership lost");
+	if (!leader)
+		return;
+	if (now >= *next_rescue) {
+		*next_rescue = now + ms_ns(q->cfg.rescue_interval_ms);
+		if (shd_queue_rescue(conn, MAINT_LIMIT, &n, &err) < 0)
+			log_warn("queue rescuer failed: %s", err.msg);
+	}
+	if (shd_queue_schedule(conn, MAINT_LIMIT, &n, &err) < 0)
+		log_warn("queue scheduler failed: %s", err.msg);
+	if (now >= *next_clean) {
+		*next_clean = now + ms_ns(q->cfg.clean_interval_ms);
+		if (shd_queue_clean(conn, q->cfg.completed_retention_s, q->cfg.final_retention_s,
+				    MAINT_LIMIT, &n, &err) < 0)
+			log_warn("queue cleaner failed: %s", err.msg);
+		else if (n > 0)
+			log_debug("queue cleaner deleted %d finished job(s)", n);
+	}
+	for (int i = 0; i < q->nperiodic; i++) {
+		struct periodic *p = &q->periodic[i];
+		bool enq;
+
+		if (shd_queue_periodic_enqueue(conn, p->name, p->spec, p->kind, p->args,
+					       (int64_t)(shp_now_realtime_us() / 1000000), &enq,
+					       &err) < 0)
+			log_warn("periodic job '%s' failed to enqueue: %s", p->name, err.msg);
+		else if (enq)
+			log_debug("periodic job '%s' enqueued", p->name);
+	}
+}
+
+void *shd_queue_maint_main(void *arg)
+{
+	struct shd_queue *q = arg;
+	PGconn *conn = NULL;
+	bool warned = false;
+	uint64_t next_rescue = 0, next_clean = 0;
+	struct shp_error err = SHP_ERROR_INIT;
+
+	shp_log_ctx_set("thread", "queue-maintenance");
+	do {
+		if (shd_queue_ensure_conn(q, &conn, "maintenance", &warned))
+			maint_round(q, conn, shp_now_monotonic_ns(), &next_rescue, &next_clean);
+		else
+			atomic_store(&q->leader, false);
+	} while (!shd_queue_aux_sleep(q, q->cfg.maint_interval_ms));
+	if (conn && atomic_load(&q->leader) &&
+	    shd_queue_resign(conn, LEADER_NAME, q->worker_id, &err) < 0)
+		log_warn("resigning the queue leadership failed, ignoring: %s", err.msg);
+	atomic_store(&q->leader, false);
+	if (conn)
+		PQfinish(conn);
+	return NULL;
 }
 
 const char *shd_queue_sql(const char *name)

@@ -8,8 +8,9 @@
  * Three groups of functions:
  *  - enqueue and admin (queue-insert.c): plain functions on a caller's PGconn, any thread; they
  *    never open or close a transaction themselves, so enqueue is atomic with the caller's work;
- *  - the runner, struct shd_queue (queue-worker.c, queue-maint.c): created and started by one
- *    thread (main), which also stops and frees it; its threads each own one PGconn;
+ *  - the runner, struct shd_queue (queue-runner.c and the files of its threads, listed in
+ *    queue-internal.h): created and started by one thread (main), which also stops and frees
+ *    it; its threads each own one PGconn;
  *  - handler helpers taking a struct shd_job *: called only from the handler's own thread,
  *    during the handler call.
  * See docs/internals/queue.md for the states and the SQL.
@@ -45,38 +46,42 @@ enum shd_sla_class { SHD_SLA_FAST, SHD_SLA_MEDIUM, SHD_SLA_LONG, _SHD_SLA_MAX };
 const char *shd_job_state_to_string(enum shd_job_state s);
 int shd_job_state_from_string(const char *s); /* -1 if unknown */
 const char *shd_sla_class_to_string(enum shd_sla_class c);
-int shd_sla_class_from_string(const char *s); /* -1 if unknown */
-int shd_sla_max_attempts(enum shd_sla_class c);   /* fast 3, medium 5, long 3 */
-int shd_sla_max_renewals(enum shd_sla_class c);   /* fast 1, medium 3, long 10 */
+int shd_sla_class_from_string(const char *s);   /* -1 if unknown */
+int shd_sla_max_attempts(enum shd_sla_class c); /* fast 3, medium 5, long 3 */
+int shd_sla_max_renewals(enum shd_sla_class c); /* fast 1, medium 3, long 10 */
 
 #define SHD_JOB_PRIORITY_URGENT 0
 #define SHD_JOB_PRIORITY_NORMAL 50
 #define SHD_JOB_PRIORITY_BULK 100
-#define SHD_JOB_NAME_MAX 128        /* kind, queue, unique key, tag: bytes */
+#define SHD_JOB_NAME_MAX 128          /* kind, queue, unique key, tag: bytes */
 #define SHD_JOB_ARGS_MAX (256 * 1024) /* args and metadata JSON text: bytes */
 #define SHD_JOB_TAGS_MAX 16
-#define SHD_JOB_BATCH_MAX 10000     /* jobs per shd_job_insert_many call */
-#define SHD_JOB_LIST_MAX 500        /* rows per shd_job_list page */
+#define SHD_JOB_BATCH_MAX 10000 /* jobs per shd_job_insert_many call */
+#define SHD_JOB_LIST_MAX 500    /* rows per shd_job_list page */
 
 /* ---- enqueue (queue-insert.c) ---------------------------------------------------------------- */
 
 /* What to enqueue. Start from SHD_JOB_PARAMS_INIT; every pointer is borrowed for the call. */
 struct shd_job_params {
-	const char *kind;        /* required: the handler's name */
-	const char *queue;       /* NULL = "default" */
-	const char *args;        /* JSON object text; NULL = "{}" */
-	const char *metadata;    /* JSON object text; NULL = "{}" */
-	int priority;            /* 0 (urgent) .. 100 (bulk) */
+	const char *kind;     /* required: the handler's name */
+	const char *queue;    /* NULL = "default" */
+	const char *args;     /* JSON object text; NULL = "{}" */
+	const char *metadata; /* JSON object text; NULL = "{}" */
+	int priority;         /* 0 (urgent) .. 100 (bulk) */
 	enum shd_sla_class sla;
-	int max_attempts;        /* 0 = the SLA class default */
-	uint64_t run_at_us;      /* realtime µs; 0 or past = now, future = state scheduled */
-	const char *unique_key;  /* NULL = none; else at most one live (not cancelled/discarded) job */
+	int max_attempts;   /* 0 = the SLA class default */
+	uint64_t run_at_us; /* realtime µs; 0 or past = now, future = state scheduled */
+	/* NULL = none; else at most one live (not cancelled/discarded) job */
+	const char *unique_key;
 	const char *const *tags; /* NULL-terminated, at most SHD_JOB_TAGS_MAX; NULL = none */
 };
-#define SHD_JOB_PARAMS_INIT { .priority = SHD_JOB_PRIORITY_NORMAL, .sla = SHD_SLA_MEDIUM }
+#define SHD_JOB_PARAMS_INIT                                                                        \
+	{                                                                                          \
+		.priority = SHD_JOB_PRIORITY_NORMAL, .sla = SHD_SLA_MEDIUM                         \
+	}
 
 struct shd_job_inserted {
-	int64_t id;     /* the new job, or the existing one for a duplicate unique key */
+	int64_t id; /* the new job, or the existing one for a duplicate unique key */
 	bool duplicate;
 };
 
@@ -98,11 +103,11 @@ int shd_job_insert_many(PGconn *conn, const struct shd_job_params *p, size_t n,
 json_t *shd_job_get(PGconn *conn, int64_t id, struct shp_error *err);
 
 struct shd_job_filter {
-	int state;            /* enum shd_job_state, or -1 for any */
-	const char *kind;     /* NULL = any */
-	const char *queue;    /* NULL = any */
-	int64_t before_id;    /* keyset cursor: only ids below it; 0 = from the newest */
-	int limit;            /* 1..SHD_JOB_LIST_MAX */
+	int state;         /* enum shd_job_state, or -1 for any */
+	const char *kind;  /* NULL = any */
+	const char *queue; /* NULL = any */
+	int64_t before_id; /* keyset cursor: only ids below it; 0 = from the newest */
+	int limit;         /* 1..SHD_JOB_LIST_MAX */
 };
 /*
  * Jobs newest first: {"jobs": [...], "next_before_id": N or null}. A new reference, or NULL
@@ -154,33 +159,33 @@ struct shd_job {
 	int64_t id;
 	const char *kind;
 	const char *queue;
-	json_t *args;         /* the args object (borrowed; do not modify) */
-	int attempt;          /* 1 on the first run */
+	json_t *args; /* the args object (borrowed; do not modify) */
+	int attempt;  /* 1 on the first run */
 	int max_attempts;
 	int priority;
 	enum shd_sla_class sla;
 	/* private */
 	struct shd_queue *priv;
-	int worker;               /* index of the running worker, -1 while queued */
-	char fence[40];           /* attempted_at of this claim: proves the lease */
+	int worker;                 /* index of the running worker, -1 while queued */
+	char fence[40];             /* attempted_at of this claim: proves the lease */
 	uint64_t lease_deadline_ns; /* monotonic: the lease ends here unless renewed */
 	int lease_ms;
 	int renewals;
-	atomic_bool cancel;       /* set by the listener (NOTIFY) or a heartbeat */
-	atomic_bool abandoned;    /* shutdown gave up on it: it was requeued */
+	atomic_bool cancel;    /* set by the listener (NOTIFY) or a heartbeat */
+	atomic_bool abandoned; /* shutdown gave up on it: it was requeued */
 	enum shd_job_outcome outcome;
 	int snooze_ms;
 	char error[512];
-	struct shd_job *next;     /* queue-internal lists */
+	struct shd_job *next; /* queue-internal lists */
 };
 
 typedef enum shd_job_outcome (*shd_job_fn)(struct shd_job *job, void *ctx);
 
 struct shd_job_kind {
-	const char *name;  /* static string */
+	const char *name; /* static string */
 	shd_job_fn run;
-	void *ctx;         /* passed to run; must be safe to use from any worker thread */
-	int timeout_ms;    /* expected longest step; the lease starts from it */
+	void *ctx;      /* passed to run; must be safe to use from any worker thread */
+	int timeout_ms; /* expected longest step; the lease starts from it */
 };
 
 /* True once the job should stop at the next safe point: cancelled, or given up at shutdown. */
@@ -202,20 +207,20 @@ int shd_job_heartbeat(struct shd_job *job, struct shp_error *err) SHP_MUSTCHECK;
  */
 PGconn *shd_job_conn(struct shd_job *job, struct shp_error *err);
 
-/* ---- the runner (queue-worker.c) ------------------------------------------------------------ */
+/* ---- the runner (queue-runner.c) ------------------------------------------------------------ */
 
 struct shd_queue_config {
 	const struct shd_dbpool_config *db; /* session settings for the queue's own connections */
-	const char *worker_id;     /* NULL: "<host>/<pid>/<random>" */
-	const char *const *queues; /* NULL-terminated names served; NULL = every queue */
-	int workers;               /* handler threads, 1..256 */
-	int fetch_batch;           /* jobs claimed per fetch, 1..1000 */
-	int poll_interval_ms;      /* fetch this often even without a NOTIFY */
-	int shutdown_grace_ms;     /* running jobs get this long at shutdown */
-	int lease_buffer_ms;       /* added to a kind's timeout for its lease (0 = 5 s) */
-	int retry_base_ms;         /* backoff = base * 2^attempt ± 10 % (0 = 1 s) */
-	int retry_max_ms;          /* backoff cap (0 = 1 h) */
-	bool maintenance;          /* take part in leader election and maintenance */
+	const char *worker_id;              /* NULL: "<host>/<pid>/<random>" */
+	const char *const *queues;          /* NULL-terminated names served; NULL = every queue */
+	int workers;                        /* handler threads, 1..256 */
+	int fetch_batch;                    /* jobs claimed per fetch, 1..1000 */
+	int poll_interval_ms;               /* fetch this often even without a NOTIFY */
+	int shutdown_grace_ms;              /* running jobs get this long at shutdown */
+	int lease_buffer_ms;                /* added to a kind's timeout for its lease (0 = 5 s) */
+	int retry_base_ms;                  /* backoff = base * 2^attempt ± 10 % (0 = 1 s) */
+	int retry_max_ms;                   /* backoff cap (0 = 1 h) */
+	bool maintenance;                   /* take part in leader election and maintenance */
 	int leader_ttl_ms;         /* leadership lasts this long unless renewed (0 = 5 s) */
 	int maint_interval_ms;     /* scheduler and leadership period (0 = 1 s) */
 	int rescue_interval_ms;    /* rescuer period (0 = 2 s) */
@@ -255,7 +260,7 @@ bool shd_queue_is_leader(struct shd_queue *q);
 /* This runner's worker id (borrowed, valid for q's life). */
 const char *shd_queue_worker_id(const struct shd_queue *q);
 
-/* ---- maintenance steps (queue-maint.c): run by the leader's thread, callable on any conn ---- */
+/* ---- maintenance steps (queue-maint.c): run by the leader's thread, on any conn ---------- */
 
 /*
  * Take or renew the leadership `name` for leader_id for ttl_ms; *ret_leader says whether
@@ -270,11 +275,10 @@ int shd_queue_resign(PGconn *conn, const char *name, const char *leader_id,
  * Rescuer: running jobs whose lease expired become retryable now (rescues + 1, the error
  * recorded), or discarded past max_attempts; each is logged at info. At most limit per call.
  */
-int shd_queue_rescue(PGconn *conn, int limit, int *ret_count, struct shp_error *err)
-	SHP_MUSTCHECK;
+int shd_queue_rescue(PGconn *conn, int limit, int *ret_count, struct shp_error *err) SHP_MUSTCHECK;
 /* Scheduler: due scheduled and retryable jobs become available (then NOTIFY). */
-int shd_queue_schedule(PGconn *conn, int limit, int *ret_count, struct shp_error *err)
-	SHP_MUSTCHECK;
+int shd_queue_schedule(PGconn *conn, int limit, int *ret_count,
+		       struct shp_error *err) SHP_MUSTCHECK;
 /* Cleaner: delete completed jobs older than completed_s and cancelled/discarded past final_s. */
 int shd_queue_clean(PGconn *conn, int completed_s, int final_s, int limit, int *ret_count,
 		    struct shp_error *err) SHP_MUSTCHECK;
@@ -282,9 +286,9 @@ int shd_queue_clean(PGconn *conn, int completed_s, int final_s, int limit, int *
  * Enqueue the periodic job `name` for the period due at now_s, if any (unique key
  * "periodic:<name>:<period start>"): *ret_enqueued is true when a new job was inserted.
  */
-int shd_queue_periodic_enqueue(PGconn *conn, const char *name, const char *spec,
-			       const char *kind, const char *args, int64_t now_s,
-			       bool *ret_enqueued, struct shp_error *err) SHP_MUSTCHECK;
+int shd_queue_periodic_enqueue(PGconn *conn, const char *name, const char *spec, const char *kind,
+			       const char *args, int64_t now_s, bool *ret_enqueued,
+			       struct shp_error *err) SHP_MUSTCHECK;
 
 /*
  * The text of an internal statement ("claim", "complete", "rescue", "schedule", "clean"), so
