@@ -2,8 +2,9 @@
  * The client side of the wire: HTTP/1.1 over the daemon's Unix socket or over TLS (OpenSSL), one
  * kept-alive connection per struct shp_httpc, every step of a request bounded by one deadline
  * (poll on a non-blocking socket). A response is read just far enough for the CLI: status, a few
- * headers, a capped body framed by Content-Length, chunks or the end of the connection. Transport
- * failures and daemon error bodies become shp_error.
+ * headers, a capped body framed by Content-Length, chunks or the end of the connection; or, for
+ * a streamed request, the body handed to a callback piece by piece, each read bounded by an idle
+ * timeout instead. Transport failures and daemon error bodies become shp_error.
  */
 #include "config.h"
 
@@ -41,6 +42,7 @@
 #define CHUNK_LINE_MAX 1024u   /* a chunk-size line, extensions included */
 #define REQUEST_HEAD_MAX 1024u /* our request head, besides the path and the token */
 #define IDEMPOTENCY_KEY_MAX 100u
+#define EXTRA_HEADERS_MAX 8192u  /* the extra header lines of a streamed request, together */
 #define BACKLOG_NAP_NS 10000000L /* a full listen backlog on the Unix socket: retry after 10 ms */
 
 SHP_DEFINE_CLEANUP(SSL_CTX *, SSL_CTX_free)
@@ -69,13 +71,17 @@ struct shp_httpc {
 /* One request and its response on the connection. */
 struct xfer {
 	uint64_t deadline;
-	bool head;        /* a HEAD request: the response has no body */
-	bool answered;    /* some of the response arrived */
-	bool lost;        /* the server closed or reset the connection */
-	bool close;       /* the connection cannot carry another request */
-	bool chunked;     /* Transfer-Encoding: chunked */
-	long long length; /* Content-Length, or -1 */
-	size_t head_left; /* what remains of HEAD_MAX */
+	bool head;                             /* a HEAD request: the response has no body */
+	bool answered;                         /* some of the response arrived */
+	bool lost;                             /* the server closed or reset the connection */
+	bool close;                            /* the connection cannot carry another request */
+	bool chunked;                          /* Transfer-Encoding: chunked */
+	long long length;                      /* Content-Length, or -1 */
+	size_t head_left;                      /* what remains of HEAD_MAX */
+	const struct shp_httpc_stream *stream; /* a streamed request, or NULL */
+	bool streaming; /* the body goes to stream->on_data (a 2xx answer of a stream) */
+	bool stopped;   /* a callback asked to stop reading */
+	long idle_ms;   /* while streaming, each read waits this long at most */
 };
 
 static void free_secret(char *s)
@@ -276,6 +282,12 @@ static int timeout_error(const struct shp_httpc *c, struct shp_error *err)
 {
 	return shp_error_set(err, SHP_E_TIMEOUT, "no answer from shepherdd at '%s' within %ld ms",
 			     peer_name(c), c->timeout_ms);
+}
+
+static int idle_error(const struct shp_httpc *c, long idle_ms, struct shp_error *err)
+{
+	return shp_error_set(err, SHP_E_TIMEOUT, "no data from shepherdd at '%s' for %ld ms",
+			     peer_name(c), idle_ms);
 }
 
 static int proto_error(const struct shp_httpc *c, const char *what, struct shp_error *err)
@@ -695,6 +707,8 @@ static int fill(struct shp_httpc *c, struct xfer *x, struct shp_error *err)
 
 	if (c->rpos < c->rlen)
 		return 1;
+	if (x->streaming)
+		x->deadline = deadline_after(shp_now_monotonic_ns(), x->idle_ms);
 	k = conn_io(c, x, false, c->rbuf, sizeof(c->rbuf), err);
 	if (k < 0)
 		return (int)k;
@@ -982,10 +996,21 @@ static int read_head(struct shp_httpc *c, struct xfer *x, struct shp_httpc_respo
 	return 0;
 }
 
-static int body_add(struct shp_httpc_response *resp, const char *data, size_t n,
+/* Body bytes: to the stream's callback (1 when it asked to stop), or into resp->body. */
+static int body_add(struct xfer *x, struct shp_httpc_response *resp, const char *data, size_t n,
 		    struct shp_error *err)
 {
-	int r = shp_buf_addn(&resp->body, data, n);
+	int r;
+
+	if (x->streaming) {
+		if (n == 0)
+			return 0;
+		r = x->stream->on_data(x->stream->arg, data, n, err);
+		if (r > 0)
+			x->stopped = true;
+		return r < 0 ? r : x->stopped;
+	}
+	r = shp_buf_addn(&resp->body, data, n);
 
 	if (r == -SHP_E_LIMIT)
 		return limit_error(resp, err);
@@ -1001,20 +1026,20 @@ static int read_body_bytes(struct shp_httpc *c, struct xfer *x, struct shp_httpc
 	size_t k;
 	int r;
 
-	if (n > resp->body.max - resp->body.len)
+	if (!x->streaming && n > resp->body.max - resp->body.len)
 		return limit_error(resp, err);
-	if (shp_buf_grow(&resp->body, (size_t)n) < 0)
+	if (!x->streaming && shp_buf_grow(&resp->body, (size_t)n) < 0)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory reading the answer");
 	while (n > 0) {
 		r = fill(c, x, err);
 		if (r <= 0)
 			return r < 0 ? r : cut_short(c, x, err);
 		k = c->rlen - c->rpos < n ? c->rlen - c->rpos : (size_t)n;
-		r = body_add(resp, c->rbuf + c->rpos, k, err);
-		if (r < 0)
-			return r;
 		c->rpos += k;
 		n -= k;
+		r = body_add(x, resp, c->rbuf + c->rpos - k, k, err);
+		if (r != 0)
+			return r;
 	}
 	return 0;
 }
@@ -1025,13 +1050,16 @@ static int read_until_close(struct shp_httpc *c, struct xfer *x, struct shp_http
 	int r;
 
 	for (;;) {
+		size_t start;
+
 		r = fill(c, x, err);
 		if (r <= 0)
 			return r;
-		r = body_add(resp, c->rbuf + c->rpos, c->rlen - c->rpos, err);
-		if (r < 0)
-			return r;
+		start = c->rpos;
 		c->rpos = c->rlen;
+		r = body_add(x, resp, c->rbuf + start, c->rlen - start, err);
+		if (r != 0)
+			return r;
 	}
 }
 
@@ -1075,7 +1103,7 @@ static int read_chunked(struct shp_httpc *c, struct xfer *x, struct shp_httpc_re
 		if (size == 0)
 			return read_fields(c, x, NULL, line, err);
 		r = read_body_bytes(c, x, resp, size, err);
-		if (r < 0)
+		if (r != 0)
 			return r;
 		line->max = CHUNK_LINE_MAX;
 		r = read_line(c, x, line, "a chunk longer than its size", err);
@@ -1095,6 +1123,14 @@ static int read_response(struct shp_httpc *c, struct xfer *x, struct shp_httpc_r
 	r = read_head(c, x, resp, &line, err);
 	if (r < 0)
 		return r;
+	if (x->stream) {
+		r = x->stream->on_head ? x->stream->on_head(x->stream->arg, resp, err) : 0;
+		if (r != 0) {
+			x->close = true; /* the body is left unread */
+			return r < 0 ? r : 0;
+		}
+		x->streaming = resp->status >= 200 && resp->status <= 299;
+	}
 	if (x->head || resp->status == 204 || resp->status == 304) {
 		r = 0;
 	} else if (x->chunked) {
@@ -1105,9 +1141,9 @@ static int read_response(struct shp_httpc *c, struct xfer *x, struct shp_httpc_r
 		x->close = true;
 		r = read_until_close(c, x, resp, err);
 	}
-	if (c->rpos < c->rlen)
+	if (c->rpos < c->rlen || x->stopped)
 		x->close = true; /* bytes beyond the answer: do not trust this connection again */
-	return r;
+	return r < 0 ? r : 0;
 }
 
 /* ---- the request -------------------------------------------------------------------------- */
@@ -1120,6 +1156,42 @@ static bool path_is_valid(const char *path)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
 			return false;
 	return true;
+}
+
+/* A header value: no control characters but tabs (so no line breaks). */
+static bool value_is_clean(const char *v)
+{
+	for (; *v; v++)
+		if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f)
+			return false;
+	return true;
+}
+
+/* Extra "Name: value" lines: a token for the name, printable text for the value. */
+static int check_headers(const char *const *headers, size_t *ret_len, struct shp_error *err)
+{
+	size_t total = 0, n;
+
+	for (size_t i = 0; headers && headers[i]; i++) {
+		const char *h = headers[i], *colon = strchr(h, ':');
+
+		n = colon ? (size_t)(colon - h) : 0;
+		if (n == 0)
+			return shp_error_set(err, SHP_E_INVAL, "invalid request header '%s'", h);
+		for (size_t k = 0; k < n; k++)
+			if ((unsigned char)h[k] <= 0x20 || (unsigned char)h[k] >= 0x7f ||
+			    strchr("\"(),/:;<=>?@[\\]{}", h[k]))
+				return shp_error_set(err, SHP_E_INVAL,
+						     "invalid request header '%s'", h);
+		if (!value_is_clean(colon + 1))
+			return shp_error_set(err, SHP_E_INVAL,
+					     "invalid value in request header '%.*s'", (int)n, h);
+		total += strlen(h) + 2;
+		if (total > EXTRA_HEADERS_MAX)
+			return shp_error_set(err, SHP_E_LIMIT, "request headers are too long");
+	}
+	*ret_len = total;
+	return 0;
 }
 
 static int check_request(const struct shp_httpc *c, const char *method, const char *path,
@@ -1149,12 +1221,21 @@ static void wipe_bufp(struct shp_buf *b)
 	shp_buf_release(b);
 }
 
+/* What a request carries besides method, path and body. */
+struct req_opts {
+	const char *key;            /* Idempotency-Key, or NULL */
+	const char *accept;         /* "application/json" when NULL */
+	const char *const *headers; /* extra lines (checked), or NULL */
+	size_t headers_len;         /* their length with CRLFs */
+};
+
 /* The whole request into req, allocated once so that no copy of the token is left behind. */
 static int build_request(const struct shp_httpc *c, const char *method, const char *path,
-			 const char *body, size_t body_len, const char *key, struct shp_buf *req)
+			 const char *body, size_t body_len, const struct req_opts *o,
+			 struct shp_buf *req)
 {
 	size_t head = REQUEST_HEAD_MAX + strlen(c->prefix) + strlen(path) +
-		      (c->token ? strlen(c->token) : 0);
+		      (c->token ? strlen(c->token) : 0) + o->headers_len;
 	int r;
 
 	if (!body)
@@ -1166,11 +1247,14 @@ static int build_request(const struct shp_httpc *c, const char *method, const ch
 	if (r == 0)
 		r = shp_buf_addf(req,
 				 "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s/%s\r\n"
-				 "Accept: application/json\r\n%s: %d\r\n",
+				 "Accept: %s\r\n%s: %d\r\n",
 				 method, c->prefix, path, c->authority, PACKAGE_NAME,
-				 PACKAGE_VERSION, SHP_HDR_API_VERSION, SHP_API_VERSION);
-	if (r == 0 && key)
-		r = shp_buf_addf(req, "%s: %s\r\n", SHP_HDR_IDEMPOTENCY_KEY, key);
+				 PACKAGE_VERSION, o->accept ? o->accept : "application/json",
+				 SHP_HDR_API_VERSION, SHP_API_VERSION);
+	if (r == 0 && o->key)
+		r = shp_buf_addf(req, "%s: %s\r\n", SHP_HDR_IDEMPOTENCY_KEY, o->key);
+	for (size_t i = 0; r == 0 && o->headers && o->headers[i]; i++)
+		r = shp_buf_addf(req, "%s\r\n", o->headers[i]);
 	if (r == 0 && c->token)
 		r = shp_buf_addf(req, "Authorization: Bearer %s\r\n", c->token);
 	if (r == 0 && body)
@@ -1188,30 +1272,31 @@ static int build_request(const struct shp_httpc *c, const char *method, const ch
 /*
  * Send the request and read the answer, on the kept connection when there is one. The server
  * may have closed that connection meanwhile: when it fails before any byte of an answer, a
- * request that is safe to send twice gets one more try on a fresh connection.
+ * request that is safe to send twice gets one more try on a fresh connection. *x is the
+ * template of each attempt, and holds the last one's state on return.
  */
-static int exchange(struct shp_httpc *c, const struct shp_buf *req, struct xfer *proto,
-		    bool resend_ok, struct shp_httpc_response *resp, struct shp_error *err)
+static int exchange(struct shp_httpc *c, const struct shp_buf *req, struct xfer *x, bool resend_ok,
+		    struct shp_httpc_response *resp, struct shp_error *err)
 {
 	struct shp_error e = SHP_ERROR_INIT;
-	struct xfer x;
+	const struct xfer proto = *x;
 	bool reused;
 	int r;
 
 	for (int attempt = 1;; attempt++) {
-		x = *proto;
+		*x = proto;
 		drop_if_stale(c);
 		reused = c->fd >= 0;
-		r = reused ? 0 : conn_open(c, x.deadline, &e);
+		r = reused ? 0 : conn_open(c, x->deadline, &e);
 		if (r == 0)
-			r = send_all(c, &x, req->buf, req->len, &e);
+			r = send_all(c, x, req->buf, req->len, &e);
 		if (r == 0)
-			r = read_response(c, &x, resp, &e);
-		if (r < 0 || x.close)
+			r = read_response(c, x, resp, &e);
+		if (r < 0 || x->close)
 			conn_close(c);
 		if (r == 0)
 			return 0;
-		if (!reused || !resend_ok || !x.lost || x.answered || attempt > 1)
+		if (!reused || !resend_ok || !x->lost || x->answered || attempt > 1)
 			break;
 		response_reset(resp);
 	}
@@ -1220,30 +1305,37 @@ static int exchange(struct shp_httpc *c, const struct shp_buf *req, struct xfer 
 	return r;
 }
 
-int shp_httpc_request(struct shp_httpc *c, const char *method, const char *path, const char *body,
-		      size_t body_len, const char *idempotency_key, struct shp_httpc_response *resp,
-		      struct shp_error *err)
+static int do_request(struct shp_httpc *c, const char *method, const char *path, const char *body,
+		      size_t body_len, struct req_opts *o, struct xfer *x,
+		      struct shp_httpc_response *resp, struct shp_error *err)
 {
 	_cleanup_(wipe_bufp) struct shp_buf req = SHP_BUF_INIT(0);
-	struct xfer x = {.head = strcmp(method, "HEAD") == 0, .length = -1};
 	bool resend_ok;
 	uint64_t start;
 	int r;
 
 	response_reset(resp);
-	r = check_request(c, method, path, idempotency_key, err);
+	r = check_request(c, method, path, o->key, err);
+	if (r == 0 && o->accept && (!o->accept[0] || !value_is_clean(o->accept)))
+		r = shp_error_set(err, SHP_E_INVAL, "invalid Accept header value");
+	if (r == 0)
+		r = check_headers(o->headers, &o->headers_len, err);
 	if (r < 0)
 		return r;
-	r = build_request(c, method, path, body, body_len, idempotency_key, &req);
+	r = build_request(c, method, path, body, body_len, o, &req);
 	if (r < 0)
 		return shp_error_set(err, r == -SHP_E_LIMIT ? SHP_E_LIMIT : SHP_E_NOMEM,
 				     "cannot build the request");
 	if (c->verbose)
 		fprintf(stderr, "-> %s %s\n", method, path);
 	start = shp_now_monotonic_ns();
-	x.deadline = deadline_after(start, c->timeout_ms);
-	resend_ok = x.head || strcmp(method, "GET") == 0 || idempotency_key;
-	r = exchange(c, &req, &x, resend_ok, resp, err);
+	x->head = strcmp(method, "HEAD") == 0;
+	x->length = -1;
+	x->deadline = deadline_after(start, c->timeout_ms);
+	resend_ok = x->head || strcmp(method, "GET") == 0 || o->key;
+	r = exchange(c, &req, x, resend_ok, resp, err);
+	if (r == -SHP_E_TIMEOUT && x->streaming)
+		r = idle_error(c, x->idle_ms, err);
 	if (c->verbose && r < 0)
 		fprintf(stderr, "<- failed (%.1f ms)\n",
 			(double)(shp_now_monotonic_ns() - start) / 1e6);
@@ -1252,6 +1344,28 @@ int shp_httpc_request(struct shp_httpc *c, const char *method, const char *path,
 			(double)(shp_now_monotonic_ns() - start) / 1e6,
 			resp->request_id[0] ? resp->request_id : "-");
 	return r;
+}
+
+int shp_httpc_request(struct shp_httpc *c, const char *method, const char *path, const char *body,
+		      size_t body_len, const char *idempotency_key, struct shp_httpc_response *resp,
+		      struct shp_error *err)
+{
+	struct req_opts o = {.key = idempotency_key};
+	struct xfer x = {.length = -1};
+
+	return do_request(c, method, path, body, body_len, &o, &x, resp, err);
+}
+
+int shp_httpc_stream(struct shp_httpc *c, const struct shp_httpc_stream *s,
+		     struct shp_httpc_response *resp, struct shp_error *err)
+{
+	struct req_opts o = {.accept = s->accept, .headers = s->headers};
+	struct xfer x = {.length = -1, .stream = s};
+
+	if (!s->on_data)
+		return shp_error_set(err, SHP_E_INVAL, "a stream needs a data callback");
+	x.idle_ms = s->idle_timeout_ms > 0 ? s->idle_timeout_ms : c->timeout_ms;
+	return do_request(c, s->method ? s->method : "GET", s->path, NULL, 0, &o, &x, resp, err);
 }
 
 /* ---- JSON on top ---------------------------------------------------------------------------- */

@@ -3,7 +3,8 @@
  * over TLS with OpenSSL (server CA, client certificate, bearer token). It does not use libcurl:
  * loading libcurl's dependencies alone costs more than the CLI's whole start-up budget. One
  * struct shp_httpc holds one kept-alive connection; it belongs to one thread at a time.
- * Response bodies are capped (SHP_HTTPC_BODY_MAX).
+ * Response bodies are capped (SHP_HTTPC_BODY_MAX), except a streamed body, which the caller
+ * takes piece by piece as it arrives (shp_httpc_stream) and must bound itself.
  */
 #pragma once
 
@@ -56,6 +57,42 @@ void shp_httpc_response_release(struct shp_httpc_response *r);
 int shp_httpc_request(struct shp_httpc *c, const char *method, const char *path, const char *body,
 		      size_t body_len, const char *idempotency_key, struct shp_httpc_response *resp,
 		      struct shp_error *err) SHP_MUSTCHECK;
+
+/*
+ * A streamed request: the body of a 2xx answer goes to on_data piece by piece as it arrives
+ * (Content-Length, chunked or close-delimited framing, already removed), for answers that
+ * never end on their own such as Server-Sent Events.
+ */
+struct shp_httpc_stream {
+	const char *method;         /* "GET" when NULL; the request has no body */
+	const char *path;           /* as for shp_httpc_request */
+	const char *accept;         /* the Accept header; "application/json" when NULL */
+	const char *const *headers; /* more "Name: value" header lines, NULL-terminated, or NULL */
+	long idle_timeout_ms;       /* longest silence while the body streams; 0: the client's */
+	/*
+	 * Called once the status and headers are in (resp's body still empty). Returns 0 to read
+	 * on, 1 to stop here (the body is left unread and the connection closed), or a negative
+	 * -SHP_E_* with err filled to fail. May be NULL.
+	 */
+	int (*on_head)(void *arg, const struct shp_httpc_response *resp, struct shp_error *err);
+	/*
+	 * Called with each piece of a 2xx answer's body (never empty); borrowed, valid during the
+	 * call only. Returns 0, 1 or -SHP_E_* as on_head.
+	 */
+	int (*on_data)(void *arg, const char *data, size_t len, struct shp_error *err);
+	void *arg;
+};
+
+/*
+ * Send a streamed request and read its answer to the end, or until a callback stops it. The
+ * connect, the request and the answer's head are bounded by the client's timeout; then every
+ * read by s->idle_timeout_ms (SHP_E_TIMEOUT, "no data ... for N ms"). A non-2xx answer's body
+ * is not streamed: it is collected into resp->body (capped), for shp_httpc_response_error.
+ * Returns 0 when the answer ended or a callback returned 1; otherwise the errors of
+ * shp_httpc_request (SHP_E_PROTO for a body cut short) or a callback's negative value.
+ */
+int shp_httpc_stream(struct shp_httpc *c, const struct shp_httpc_stream *s,
+		     struct shp_httpc_response *resp, struct shp_error *err) SHP_MUSTCHECK;
 
 /*
  * Request with a JSON body (may be NULL) and a JSON answer. On a 2xx status *ret is the parsed

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1169,6 +1170,401 @@ Test(httpc, tls_handshake_is_bounded_by_the_timeout)
 	raw_stop(&s);
 }
 
+/* ---- streamed answers ----------------------------------------------------------------------- */
+
+/*
+ * A server for one streamed answer: it sends its pieces in order, and a piece may first wait
+ * for the client's signal (a byte its data callback writes once a frame, "\n\n", is in). A
+ * client that collected the body before handing it over would never signal: the server then
+ * gives up after a few seconds and closes, which the test sees as a truncated answer.
+ */
+struct drip_step {
+	const char *send;
+	bool wait_signal;
+	int sleep_ms;
+};
+
+struct drip {
+	int fd;
+	char path[160];
+	pthread_t thread;
+	const struct drip_step *steps;
+	int n_steps;
+	int signal[2];
+	char request[8192];
+};
+
+static void *drip_serve(void *arg)
+{
+	struct drip *d = arg;
+	size_t len = 0;
+	ssize_t n;
+	int fd = accept(d->fd, NULL, NULL);
+
+	if (fd < 0)
+		return NULL;
+	while (len + 1 < sizeof(d->request) && !strstr(d->request, "\r\n\r\n")) {
+		n = read(fd, d->request + len, sizeof(d->request) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		d->request[len] = '\0';
+	}
+	for (int i = 0; i < d->n_steps; i++) {
+		const struct drip_step *st = &d->steps[i];
+		struct pollfd p = {.fd = d->signal[0], .events = POLLIN};
+		char b;
+
+		if (st->wait_signal && (poll(&p, 1, 3000) != 1 || read(d->signal[0], &b, 1) != 1))
+			break;
+		if (st->sleep_ms)
+			usleep((useconds_t)st->sleep_ms * 1000);
+		if (st->send)
+			(void)!send(fd, st->send, strlen(st->send), MSG_NOSIGNAL);
+	}
+	close(fd);
+	return NULL;
+}
+
+static void drip_start(struct drip *d, const struct drip_step *steps, int n)
+{
+	*d = (struct drip){.steps = steps, .n_steps = n};
+	(void)snprintf(d->path, sizeof(d->path), "%s/drip.sock", tmpdir);
+	d->fd = unix_listener(d->path, true);
+	cr_assert_eq(pipe(d->signal), 0);
+	cr_assert_eq(pthread_create(&d->thread, NULL, drip_serve, d), 0);
+}
+
+static void drip_stop(struct drip *d)
+{
+	pthread_join(d->thread, NULL);
+	close(d->fd);
+	close(d->signal[0]);
+	close(d->signal[1]);
+	unlink(d->path);
+}
+
+/* What a streamed request saw. */
+struct got {
+	struct shp_buf data;
+	int heads, pieces;
+	long status;
+	char type[128];
+	int signal_fd;  /* written to when the data so far ends a frame, or -1 */
+	int stop_head;  /* on_head's answer */
+	int stop_after; /* on_data answers 1 after this many pieces (0: never) */
+	bool fail;      /* on_data fails */
+};
+
+static void got_init(struct got *g)
+{
+	*g = (struct got){.signal_fd = -1};
+	shp_buf_init(&g->data, 1 << 24);
+}
+
+static int got_head(void *arg, const struct shp_httpc_response *resp, struct shp_error *err)
+{
+	struct got *g = arg;
+
+	g->heads++;
+	g->status = resp->status;
+	(void)snprintf(g->type, sizeof(g->type), "%s", resp->content_type);
+	cr_assert_eq(resp->body.len, 0);
+	return g->stop_head;
+}
+
+static int got_data(void *arg, const char *data, size_t len, struct shp_error *err)
+{
+	struct got *g = arg;
+
+	cr_assert_gt(len, 0);
+	cr_assert_eq(shp_buf_addn(&g->data, data, len), 0);
+	g->pieces++;
+	if (g->signal_fd >= 0 && g->data.len >= 2 &&
+	    memcmp(g->data.buf + g->data.len - 2, "\n\n", 2) == 0)
+		cr_assert_eq(write(g->signal_fd, "s", 1), 1);
+	if (g->fail)
+		return shp_error_set(err, SHP_E_INVAL, "the callback refused the data");
+	return g->stop_after && g->pieces >= g->stop_after ? 1 : 0;
+}
+
+static struct shp_httpc_stream stream_of(const char *path, struct got *g)
+{
+	return (struct shp_httpc_stream){
+		.path = path,
+		.accept = "text/event-stream",
+		.on_head = got_head,
+		.on_data = got_data,
+		.arg = g,
+	};
+}
+
+/* "HEX\r\ntext\r\n" (static storage, one slot per call site index). */
+static const char *chunk(int slot, const char *text)
+{
+	static char out[8][256];
+
+	(void)snprintf(out[slot], sizeof(out[slot]), "%zx\r\n%s\r\n", strlen(text), text);
+	return out[slot];
+}
+
+/* A streamed answer against the drip server; the client's idle and overall timeouts given. */
+static int drip_stream(const struct drip_step *steps, int n, long timeout_ms, long idle_ms,
+		       const char *const *headers, struct got *g, struct shp_httpc_response *resp,
+		       struct shp_error *err, char *request, size_t request_size)
+{
+	struct drip d;
+	struct shp_httpc_config cfg = {.socket_path = NULL, .timeout_ms = timeout_ms};
+	struct shp_httpc_stream s;
+	int r;
+
+	drip_start(&d, steps, n);
+	cfg.socket_path = d.path;
+	_cleanup_(shp_httpc_freep) struct shp_httpc *c = shp_httpc_new(&cfg, err);
+	cr_assert_not_null(c);
+	g->signal_fd = d.signal[1];
+	s = stream_of("/api/v1/tasks/12/stream", g);
+	s.idle_timeout_ms = idle_ms;
+	s.headers = headers;
+	r = shp_httpc_stream(c, &s, resp, err);
+	shp_httpc_free(TAKE_PTR(c));
+	drip_stop(&d);
+	if (request)
+		(void)snprintf(request, request_size, "%s", d.request);
+	return r;
+}
+
+#define SSE_HEAD_CHUNKED                                                                           \
+	"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+Test(httpc, stream_delivers_chunks_as_they_arrive)
+{
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	struct shp_error err = SHP_ERROR_INIT;
+	const char *headers[] = {"Last-Event-ID: 41", "Cache-Control: no-cache", NULL};
+	char head_and_first[512], request[8192];
+	struct got g;
+	int r;
+
+	(void)snprintf(head_and_first, sizeof(head_and_first), "%s%s", SSE_HEAD_CHUNKED,
+		       chunk(0, "id: 1\ndata: first\n\n"));
+	const struct drip_step steps[] = {
+		{head_and_first},
+		{chunk(1, "id: 2\ndata: second\n\n"), true},
+		{chunk(2, ": keepalive\n"), true},
+		{chunk(3, "\n"), false, 50},
+		{"0\r\n\r\n"},
+	};
+	shp_httpc_response_init(&resp);
+	got_init(&g);
+	r = drip_stream(steps, 5, 5000, 0, headers, &g, &resp, &err, request, sizeof(request));
+	cr_assert_eq(r, 0, "%s", err.msg);
+	cr_assert_eq(g.heads, 1);
+	cr_assert_eq(g.status, 200);
+	cr_assert_str_eq(g.type, "text/event-stream");
+	cr_assert_str_eq(g.data.buf,
+			 "id: 1\ndata: first\n\nid: 2\ndata: second\n\n: keepalive\n\n");
+	cr_assert_geq(g.pieces, 3, "one piece per chunk at least");
+	cr_assert_eq(resp.body.len, 0, "a streamed body is not collected");
+	cr_assert(strncmp(request, "GET /api/v1/tasks/12/stream HTTP/1.1\r\n", 38) == 0, "%s",
+		  request);
+	cr_assert_not_null(strstr(request, "\r\nAccept: text/event-stream\r\n"), "%s", request);
+	cr_assert_not_null(strstr(request, "\r\nLast-Event-ID: 41\r\n"), "%s", request);
+	cr_assert_not_null(strstr(request, "\r\nCache-Control: no-cache\r\n"), "%s", request);
+	shp_buf_release(&g.data);
+}
+
+Test(httpc, stream_close_delimited_and_sized_bodies)
+{
+	const struct drip_step close_steps[] = {
+		{"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n\n"},
+		{"data: b\n\n", true},
+	};
+	const struct drip_step sized_steps[] = {
+		{"HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\ndata: a\n\n"},
+		{"data: b\n\n", true},
+	};
+	const struct {
+		const struct drip_step *steps;
+	} cases[] = {{close_steps}, {sized_steps}};
+
+	for (size_t i = 0; i < SHP_ARRAY_SIZE(cases); i++) {
+		_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+		struct shp_error err = SHP_ERROR_INIT;
+		struct got g;
+
+		shp_httpc_response_init(&resp);
+		got_init(&g);
+		cr_assert_eq(
+			drip_stream(cases[i].steps, 2, 5000, 0, NULL, &g, &resp, &err, NULL, 0), 0,
+			"case %zu: %s", i, err.msg);
+		cr_assert_str_eq(g.data.buf, "data: a\n\ndata: b\n\n", "case %zu", i);
+		shp_buf_release(&g.data);
+	}
+}
+
+Test(httpc, stream_idle_timeout_is_per_read)
+{
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	struct shp_error err = SHP_ERROR_INIT;
+	char head_and_first[512];
+	struct got g;
+	uint64_t start, took;
+	int r;
+
+	(void)snprintf(head_and_first, sizeof(head_and_first), "%s%s", SSE_HEAD_CHUNKED,
+		       chunk(0, "data: 0\n\n"));
+	/* Longer in all than the client's 300 ms, but never silent for its idle 1000 ms. */
+	const struct drip_step slow[] = {
+		{head_and_first},
+		{chunk(1, "data: 1\n\n"), false, 150},
+		{chunk(2, "data: 2\n\n"), false, 150},
+		{chunk(3, "data: 3\n\n"), false, 150},
+		{"0\r\n\r\n", false, 150},
+	};
+	shp_httpc_response_init(&resp);
+	got_init(&g);
+	r = drip_stream(slow, 5, 300, 1000, NULL, &g, &resp, &err, NULL, 0);
+	cr_assert_eq(r, 0, "%s", err.msg);
+	cr_assert_str_eq(g.data.buf, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\n");
+	shp_buf_release(&g.data);
+
+	/* Silent for longer than the idle timeout: SHP_E_TIMEOUT, soon. */
+	const struct drip_step silent[] = {
+		{head_and_first},
+		{"0\r\n\r\n", false, 1500},
+	};
+	got_init(&g);
+	start = now_ms();
+	r = drip_stream(silent, 2, 5000, 300, NULL, &g, &resp, &err, NULL, 0);
+	took = now_ms() - start;
+	cr_assert_eq(r, -SHP_E_TIMEOUT, "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "no data from shepherdd"), "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "for 300 ms"), "%s", err.msg);
+	cr_assert_str_eq(g.data.buf, "data: 0\n\n", "what came first was handed over");
+	cr_assert_lt(took, 1500 + 1000, "took %llu ms", (unsigned long long)took);
+	shp_buf_release(&g.data);
+}
+
+Test(httpc, stream_cut_short_is_a_protocol_error)
+{
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	struct shp_error err = SHP_ERROR_INIT;
+	char head[512];
+	struct got g;
+
+	(void)snprintf(head, sizeof(head), "%s%s", SSE_HEAD_CHUNKED, "20\r\ndata: only part");
+	const struct drip_step steps[] = {{head}};
+	shp_httpc_response_init(&resp);
+	got_init(&g);
+	cr_assert_eq(drip_stream(steps, 1, 5000, 0, NULL, &g, &resp, &err, NULL, 0), -SHP_E_PROTO);
+	cr_assert_not_null(strstr(err.msg, "truncated"), "%s", err.msg);
+	cr_assert_str_eq(g.data.buf, "data: only part");
+	shp_buf_release(&g.data);
+}
+
+Test(httpc, stream_error_status_collects_the_body)
+{
+	_cleanup_(shp_httpc_freep) struct shp_httpc *c = client(NULL);
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	struct shp_error err = SHP_ERROR_INIT;
+	struct got g;
+	struct shp_httpc_stream s;
+
+	shp_httpc_response_init(&resp);
+	got_init(&g);
+	s = stream_of("/not-found", &g);
+	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(g.heads, 1);
+	cr_assert_eq(g.status, 404);
+	cr_assert_eq(g.pieces, 0, "an error body is not streamed");
+	cr_assert_eq(shp_httpc_response_error(&resp, NULL, &err), -SHP_E_NOTFOUND);
+	cr_assert_str_eq(err.msg, "namespace 'x' not found");
+	/* The connection stays usable. */
+	cr_assert_eq(shp_httpc_request(c, "GET", "/echo", NULL, 0, NULL, &resp, &err), 0);
+	cr_assert_eq(atomic_load(&mhd_connections), 1);
+	shp_buf_release(&g.data);
+}
+
+Test(httpc, stream_callbacks_stop_or_fail_it)
+{
+	_cleanup_(shp_httpc_freep) struct shp_httpc *c = client(NULL);
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shp_httpc_stream s;
+	struct got g;
+
+	shp_httpc_response_init(&resp);
+	/* The whole body otherwise, in pieces, as MHD sends it. */
+	got_init(&g);
+	s = stream_of("/chunked/100000", &g);
+	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(g.data.len, 100000);
+	for (size_t i = 0; i < g.data.len; i++)
+		cr_assert_eq(g.data.buf[i], 'a' + (char)(i % 26), "byte %zu", i);
+	cr_assert_gt(g.pieces, 1);
+	shp_buf_release(&g.data);
+
+	/* on_head says stop: no body, and the connection is not reused. */
+	got_init(&g);
+	g.stop_head = 1;
+	s = stream_of("/chunked/100000", &g);
+	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(g.pieces, 0);
+	shp_buf_release(&g.data);
+
+	/* on_data says stop after the first piece. */
+	got_init(&g);
+	g.stop_after = 1;
+	s = stream_of("/chunked/100000", &g);
+	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(g.pieces, 1);
+	shp_buf_release(&g.data);
+
+	/* on_data fails: its error comes back. */
+	got_init(&g);
+	g.fail = true;
+	s = stream_of("/chunked/100000", &g);
+	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), -SHP_E_INVAL);
+	cr_assert_str_eq(err.msg, "the callback refused the data");
+	shp_buf_release(&g.data);
+
+	cr_assert_eq(shp_httpc_request(c, "GET", "/echo", NULL, 0, NULL, &resp, &err), 0);
+	cr_assert_eq(atomic_load(&mhd_connections), 4, "a stopped answer costs its connection");
+}
+
+Test(httpc, stream_refuses_bad_headers_before_connecting)
+{
+	_cleanup_(shp_httpc_freep) struct shp_httpc *c = client(NULL);
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	const char *bad[][2] = {
+		{"Last-Event-ID: 1\r\nX-Injected: 1", NULL},
+		{"No colon", NULL},
+		{": empty name", NULL},
+		{"Bad Name: x", NULL},
+		{"X-Nul: a\x01", NULL},
+	};
+	struct got g;
+
+	shp_httpc_response_init(&resp);
+	got_init(&g);
+	for (size_t i = 0; i < SHP_ARRAY_SIZE(bad); i++) {
+		struct shp_error err = SHP_ERROR_INIT;
+		struct shp_httpc_stream s = stream_of("/echo", &g);
+
+		s.headers = bad[i];
+		cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), -SHP_E_INVAL, "header %zu", i);
+	}
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shp_httpc_stream s = stream_of("/echo", &g);
+
+	s.accept = "text/event-stream\r\nX-Injected: 1";
+	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), -SHP_E_INVAL);
+	cr_assert_eq(g.heads, 0);
+	cr_assert_eq(atomic_load(&mhd_connections), 0);
+	shp_buf_release(&g.data);
+}
+
 /* ---- TLS ------------------------------------------------------------------------------------ */
 
 /* A CA, another CA, a server certificate for localhost and 127.0.0.1, one for another name,
@@ -1370,4 +1766,24 @@ Test(httpc_tls, unusable_client_certificate)
 	_cleanup_(shp_httpc_freep) struct shp_httpc *d = shp_httpc_new(&nocafile, &err);
 	cr_assert_eq(shp_httpc_json(d, "GET", "/echo", NULL, NULL, &got, &err), -SHP_E_UNREACHABLE);
 	cr_assert(strstr(err.msg, "/nonexistent/ca.crt") != NULL, "%s", err.msg);
+}
+
+Test(httpc_tls, streamed_answer)
+{
+	_cleanup_(shp_httpc_freep) struct shp_httpc *c =
+		tls_client("localhost", tls_port, ca_path, false);
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shp_httpc_stream s;
+	struct got g;
+
+	shp_httpc_response_init(&resp);
+	got_init(&g);
+	s = stream_of("/chunked/70000", &g);
+	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(g.status, 200);
+	cr_assert_eq(g.data.len, 70000);
+	for (size_t i = 0; i < g.data.len; i++)
+		cr_assert_eq(g.data.buf[i], 'a' + (char)(i % 26), "byte %zu", i);
+	shp_buf_release(&g.data);
 }
