@@ -16,8 +16,8 @@
 
 enum { OPT_STATE = CLI_OPT_LOCAL, OPT_KIND, OPT_QUEUE, OPT_LIMIT };
 
-static const char *const job_states[] = { "available", "scheduled", "running", "retryable",
-					  "completed", "cancelled", "discarded", NULL };
+static const char *const job_states[] = {"available", "scheduled", "running",   "retryable",
+					 "completed", "cancelled", "discarded", NULL};
 
 static char *job_attempts(const json_t *j, int64_t now)
 {
@@ -59,7 +59,8 @@ static const struct cli_filter job_filters[] = {
 
 static int cmd_jobs_list(int argc, char **argv, struct cli_ctx *ctx)
 {
-	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_JOBS, &job_kind, job_filters, OPT_LIMIT);
+	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_JOBS, &job_kind, job_filters,
+				 OPT_LIMIT);
 }
 
 static int cmd_jobs_show(int argc, char **argv, struct cli_ctx *ctx)

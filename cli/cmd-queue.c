@@ -41,7 +41,8 @@ static int cmd_queue_stats(int argc, char **argv, struct cli_ctx *ctx)
 	if (r < 0)
 		return r;
 	/* {"queues": {"NAME": {...}}} becomes a list of {"name": NAME, ...} */
-	json_object_foreach(json_object_get(stats, "queues"), name, q) {
+	json_object_foreach(json_object_get(stats, "queues"), name, q)
+	{
 		json_t *row = json_deep_copy(q);
 		if (!row || json_object_set_new(row, "name", json_string(name)) < 0 ||
 		    json_array_append_new(items, row) < 0)
