@@ -102,6 +102,7 @@ extern const char *const cli_shell_values[];
 extern const struct shp_cmd cmd_audit;
 extern const struct shp_cmd cmd_cluster;
 extern const struct shp_cmd cmd_completion;
+extern const struct shp_cmd cmd_flags;
 extern const struct shp_cmd cmd_help;
 extern const struct shp_cmd cmd_jobs;
 extern const struct shp_cmd cmd_man_commands;
@@ -109,6 +110,8 @@ extern const struct shp_cmd cmd_man_options;
 extern const struct shp_cmd cmd_namespace;
 extern const struct shp_cmd cmd_queue;
 extern const struct shp_cmd cmd_status;
+extern const struct shp_cmd cmd_tasks;
+extern const struct shp_cmd cmd_tenant;
 extern const struct shp_cmd cmd_token;
 extern const struct shp_cmd cmd_version;
 extern const struct shp_cmd cmd_whoami;
@@ -189,6 +192,7 @@ struct cli_ctx {
 	struct shp_error err;   /* the failure a handler returned */
 	bool usage_hint;        /* err is about the command line: show the usage with it */
 	json_t *error_body;     /* the daemon's {"error": {...}} behind err, if any */
+	int exit_status;        /* when not 0: the exit status of a failure, instead of err's */
 };
 
 void cli_ctx_init(struct cli_ctx *ctx);
@@ -220,6 +224,8 @@ int cli_apply_global(struct cli_ctx *ctx, int id, const char *arg);
 int cli_check_value(const struct shp_flag *flag, const char *value, struct shp_error *err);
 
 /* client.c: calls to shepherdd. On failure they return -code with ctx->err set. */
+/* Set up ctx->http (no connection is made yet); a no-op when it exists. */
+int cli_connect(struct cli_ctx *ctx) SHP_MUSTCHECK;
 /*
  * One request: body may be NULL; mutating methods carry a fresh Idempotency-Key (kept across
  * the retries of a 429/503 that asked for a short wait). On 2xx *ret is the answer (NULL for
@@ -235,6 +241,9 @@ int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const js
 int cli_list(struct cli_ctx *ctx, const char *route, const char *query, long limit,
 	     const char *plural, json_t **ret_items) SHP_MUSTCHECK;
 #define CLI_LIST_MAX 10000
+/* cli_list, and *ret_first_page is the whole first answer (for members besides the items). */
+int cli_list_full(struct cli_ctx *ctx, const char *route, const char *query, long limit,
+		  const char *plural, json_t **ret_items, json_t **ret_first_page) SHP_MUSTCHECK;
 /* Append "&key=value" (or "key=value" to an empty query) with value escaped; no-op when NULL. */
 void cli_query_add(struct shp_buf *query, const char *key, const char *value);
 /* route + "/" + the escaped segment (allocated). */
@@ -266,6 +275,18 @@ int cli_filtered_list(int argc, char **argv, struct cli_ctx *ctx, const char *ro
 		      int limit_opt) SHP_MUSTCHECK;
 /* Parse --limit's value (1..CLI_LIST_MAX). */
 int cli_parse_limit(struct cli_ctx *ctx, const char *s, long *ret) SHP_MUSTCHECK;
+
+/* follow.c: following a task to its end. */
+#define CLI_SSE_FRAME_MAX (1u << 20) /* one event-stream frame */
+#define CLI_FOLLOW_POLL_MS 500       /* the polling interval when the stream is not available */
+/*
+ * Follow task id (digits) until it ends: GET its event stream (reconnecting with Last-Event-ID
+ * after a break, with backoff), or poll its events when streaming is not possible. In table
+ * output each event is a line on stderr. *ret_task is then the finished task, with its steps.
+ */
+int cli_follow_task(struct cli_ctx *ctx, const char *id, json_t **ret_task) SHP_MUSTCHECK;
+/* "12:00:01 step_started  step 0 'test.sleep' started" for an event object (no newline). */
+char *cli_event_line(const json_t *event);
 
 /* util.c: allocation that aborts on OOM, messages, suggestions. */
 void *xmalloc(size_t n);

@@ -24,7 +24,7 @@
 #define RETRY_WAIT_MAX 10 /* seconds: a longer Retry-After is the caller's decision */
 #define RETRY_ATTEMPTS 3
 
-static int connect_daemon(struct cli_ctx *ctx)
+int cli_connect(struct cli_ctx *ctx)
 {
 	struct cli_config *cfg = &ctx->config;
 	struct shp_httpc_config hc = {
@@ -85,7 +85,7 @@ int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const js
 	int r;
 
 	shp_httpc_response_init(&resp);
-	r = connect_daemon(ctx);
+	r = cli_connect(ctx);
 	if (r < 0)
 		return r;
 	if (is_mutating(method)) {
@@ -197,7 +197,14 @@ static int take_page(struct cli_ctx *ctx, json_t *page, json_t *all, long cap,
 int cli_list(struct cli_ctx *ctx, const char *route, const char *query, long limit,
 	     const char *plural, json_t **ret_items)
 {
+	return cli_list_full(ctx, route, query, limit, plural, ret_items, NULL);
+}
+
+int cli_list_full(struct cli_ctx *ctx, const char *route, const char *query, long limit,
+		  const char *plural, json_t **ret_items, json_t **ret_first_page)
+{
 	_cleanup_(json_decrefp) json_t *all = json_array();
+	_cleanup_(json_decrefp) json_t *first = NULL;
 	_cleanup_(json_decrefp) json_t *page = NULL;
 	_cleanup_free_ char *cursor = NULL;
 	long cap = limit > 0 ? limit : CLI_LIST_MAX;
@@ -225,6 +232,8 @@ int cli_list(struct cli_ctx *ctx, const char *route, const char *query, long lim
 		r = take_page(ctx, page, all, cap, &next);
 		if (r < 0)
 			return r;
+		if (!first)
+			first = json_incref(page);
 		if (!next || (long)json_array_size(all) >= cap)
 			break;
 		if (cursor && strcmp(cursor, next) == 0)
@@ -238,6 +247,8 @@ int cli_list(struct cli_ctx *ctx, const char *route, const char *query, long lim
 		cli_warn(ctx, "showing the first %ld %s only; narrow the list with a filter", cap,
 			 plural);
 	*ret_items = TAKE_PTR(all);
+	if (ret_first_page)
+		*ret_first_page = TAKE_PTR(first);
 	return 0;
 }
 

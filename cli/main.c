@@ -276,7 +276,7 @@ static int report_error(struct cli_ctx *ctx)
 		      stderr);
 	if (code == SHP_E_USAGE && ctx->usage_hint)
 		usage_hint(ctx);
-	return shp_errc_exit_status(code);
+	return ctx->exit_status ? ctx->exit_status : (int)shp_errc_exit_status(code);
 }
 
 /* git's check: output that could not be written is a failure, unless the reader went away. */

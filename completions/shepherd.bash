@@ -19,12 +19,18 @@ _shepherd_verbs()
 		_shepherd_offer 'list' ;;
 	cluster)
 		_shepherd_offer 'add list remove show' ;;
+	flags)
+		_shepherd_offer 'list set unset' ;;
 	jobs)
 		_shepherd_offer 'cancel discard list retry show' ;;
 	namespace|ns)
 		_shepherd_offer 'create delete list show' ;;
 	queue)
 		_shepherd_offer 'pause resume stats' ;;
+	tasks|task)
+		_shepherd_offer 'cancel list show submit watch' ;;
+	tenant)
+		_shepherd_offer 'grant members revoke' ;;
 	token)
 		_shepherd_offer 'create list revoke' ;;
 	esac
@@ -62,7 +68,7 @@ _shepherd()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		w="${COMP_WORDS[i]}"
 		case "$w" in
-		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--action|--actor|--resource-type|--resource|--limit|--api-url|--environment|--env|--credentials-ref|--description|--state|--kind|--queue|--user|--expires)
+		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--action|--actor|--resource-type|--resource|--limit|--api-url|--environment|--env|--credentials-ref|--description|--state|--kind|--queue|--reason|--status|--tenant|--file|-f|--sla|--priority|--user|--expires)
 			if [[ ${COMP_WORDS[i+1]} == = ]]; then
 				((i += 2))
 			else
@@ -78,7 +84,7 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--socket --server --token --cacert --cert --key --output -o --json --no-color --quiet -q --verbose -v --timeout --help -h --version'
 		else
-			_shepherd_offer 'audit cluster completion help jobs namespace queue status token version whoami'
+			_shepherd_offer 'audit cluster completion flags help jobs namespace queue status tasks tenant token version whoami'
 		fi ;;
 	audit)
 		case "${pos[1]}" in
@@ -145,11 +151,35 @@ _shepherd()
 			_shepherd_offer 'bash zsh fish'
 		fi
 		;;
+	flags)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs flags
+			fi ;;
+		list)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		set)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		unset)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
 	help)
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--help -h'
 		elif [[ ${#pos[@]} -eq 1 ]]; then
-			_shepherd_offer 'audit cluster completion help jobs namespace queue status token version whoami'
+			_shepherd_offer 'audit cluster completion flags help jobs namespace queue status tasks tenant token version whoami'
 		elif [[ ${#pos[@]} -eq 2 ]]; then
 			_shepherd_verbs "${pos[1]}"
 		fi
@@ -267,6 +297,85 @@ _shepherd()
 			_shepherd_offer '--help -h'
 		fi
 		;;
+	tasks|task)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs tasks
+			fi ;;
+		cancel)
+			case "$prev" in
+			--reason)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--reason --wait --help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--status)
+				_shepherd_offer 'pending running succeeded failed cancelled rejected'
+				return ;;
+			--tenant|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--status --tenant --limit --help -h'
+			fi
+			;;
+		show)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		submit)
+			case "$prev" in
+			--sla)
+				_shepherd_offer 'fast medium long'
+				return ;;
+			--file|-f)
+				_shepherd_files
+				return ;;
+			--tenant|--priority)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--file -f --tenant --sla --priority --wait-lock --wait --help -h'
+			fi
+			;;
+		watch)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
+	tenant)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs tenant
+			fi ;;
+		grant)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		members)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		revoke)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
 	token)
 		case "${pos[1]}" in
 		'')

@@ -13,7 +13,7 @@ function __shepherd_words
             continue
         end
         switch $w
-            case --socket --server --token --cacert --cert --key --output -o --timeout --action --actor --resource-type --resource --limit --api-url --environment --env --credentials-ref --description --state --kind --queue --user --expires
+            case --socket --server --token --cacert --cert --key --output -o --timeout --action --actor --resource-type --resource --limit --api-url --environment --env --credentials-ref --description --state --kind --queue --reason --status --tenant --file -f --sla --priority --user --expires
                 set skip 1
             case '-*'
             case '*'
@@ -21,6 +21,8 @@ function __shepherd_words
                     switch $w
                         case ns
                             set w namespace
+                        case task
+                            set w tasks
                     end
                 end
                 echo $w
@@ -61,11 +63,14 @@ complete -c shepherd -l version -d 'show the client version and exit'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a audit -d 'read the audit log'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a cluster -d 'manage the Kubernetes clusters virtual machines run on'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a completion -d 'print a shell completion script'
+complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a flags -d 'switch task execution on or off'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a help -d 'show help for a command or verb'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a jobs -d 'inspect and steer the job queue (platform admins)'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a namespace -d 'manage the namespace registry'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a queue -d 'see and pause the job queues (platform admins)'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a status -d 'show the daemon\'s health'
+complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a tasks -d 'run plans and follow their tasks'
+complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a tenant -d 'manage who belongs to a tenant'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a token -d 'manage API tokens'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a version -d 'show the client\'s and the daemon\'s versions'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a whoami -d 'show who the daemon takes you for'
@@ -93,6 +98,11 @@ complete -c shepherd -n '__shepherd_in cluster list' -l limit -x -d 'show at mos
 # completion
 complete -c shepherd -n '__shepherd_nargs completion 0' -a 'bash zsh fish'
 
+# flags
+complete -c shepherd -n '__shepherd_nargs flags 0' -a list -d 'list the execution flags that are set'
+complete -c shepherd -n '__shepherd_nargs flags 0' -a set -d 'switch execution on or off for a scope'
+complete -c shepherd -n '__shepherd_nargs flags 0' -a unset -d 'remove the flag of a scope'
+
 # help
 complete -c shepherd -n '__shepherd_nargs help 0' -a audit -d 'read the audit log'
 complete -c shepherd -n '__shepherd_in help audit; and __shepherd_nargs help 1' -a list -d 'list audit entries, newest first'
@@ -102,6 +112,10 @@ complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a remove -d 'remove a cluster from shepherd'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a show -d 'show one cluster'
 complete -c shepherd -n '__shepherd_nargs help 0' -a completion -d 'print a shell completion script'
+complete -c shepherd -n '__shepherd_nargs help 0' -a flags -d 'switch task execution on or off'
+complete -c shepherd -n '__shepherd_in help flags; and __shepherd_nargs help 1' -a list -d 'list the execution flags that are set'
+complete -c shepherd -n '__shepherd_in help flags; and __shepherd_nargs help 1' -a set -d 'switch execution on or off for a scope'
+complete -c shepherd -n '__shepherd_in help flags; and __shepherd_nargs help 1' -a unset -d 'remove the flag of a scope'
 complete -c shepherd -n '__shepherd_nargs help 0' -a help -d 'show help for a command or verb'
 complete -c shepherd -n '__shepherd_nargs help 0' -a jobs -d 'inspect and steer the job queue (platform admins)'
 complete -c shepherd -n '__shepherd_in help jobs; and __shepherd_nargs help 1' -a cancel -d 'cancel a job'
@@ -119,6 +133,16 @@ complete -c shepherd -n '__shepherd_in help queue; and __shepherd_nargs help 1' 
 complete -c shepherd -n '__shepherd_in help queue; and __shepherd_nargs help 1' -a resume -d 'take jobs from a paused queue again'
 complete -c shepherd -n '__shepherd_in help queue; and __shepherd_nargs help 1' -a stats -d 'count jobs per queue and state'
 complete -c shepherd -n '__shepherd_nargs help 0' -a status -d 'show the daemon\'s health'
+complete -c shepherd -n '__shepherd_nargs help 0' -a tasks -d 'run plans and follow their tasks'
+complete -c shepherd -n '__shepherd_in help tasks; and __shepherd_nargs help 1' -a cancel -d 'cancel a task'
+complete -c shepherd -n '__shepherd_in help tasks; and __shepherd_nargs help 1' -a list -d 'list tasks, newest first'
+complete -c shepherd -n '__shepherd_in help tasks; and __shepherd_nargs help 1' -a show -d 'show one task and its steps'
+complete -c shepherd -n '__shepherd_in help tasks; and __shepherd_nargs help 1' -a submit -d 'run a plan for a tenant'
+complete -c shepherd -n '__shepherd_in help tasks; and __shepherd_nargs help 1' -a watch -d 'follow a task to its end'
+complete -c shepherd -n '__shepherd_nargs help 0' -a tenant -d 'manage who belongs to a tenant'
+complete -c shepherd -n '__shepherd_in help tenant; and __shepherd_nargs help 1' -a grant -d 'give a user a role in a tenant'
+complete -c shepherd -n '__shepherd_in help tenant; and __shepherd_nargs help 1' -a members -d 'list the members of a tenant'
+complete -c shepherd -n '__shepherd_in help tenant; and __shepherd_nargs help 1' -a revoke -d 'remove a user from a tenant'
 complete -c shepherd -n '__shepherd_nargs help 0' -a token -d 'manage API tokens'
 complete -c shepherd -n '__shepherd_in help token; and __shepherd_nargs help 1' -a create -d 'create a token and print it once'
 complete -c shepherd -n '__shepherd_in help token; and __shepherd_nargs help 1' -a list -d 'list tokens'
@@ -155,6 +179,29 @@ complete -c shepherd -n '__shepherd_nargs queue 0' -a resume -d 'take jobs from 
 complete -c shepherd -n '__shepherd_nargs queue 0' -a stats -d 'count jobs per queue and state'
 
 # status
+
+# tasks
+complete -c shepherd -n '__shepherd_nargs tasks 0' -a cancel -d 'cancel a task'
+complete -c shepherd -n '__shepherd_nargs tasks 0' -a list -d 'list tasks, newest first'
+complete -c shepherd -n '__shepherd_nargs tasks 0' -a show -d 'show one task and its steps'
+complete -c shepherd -n '__shepherd_nargs tasks 0' -a submit -d 'run a plan for a tenant'
+complete -c shepherd -n '__shepherd_nargs tasks 0' -a watch -d 'follow a task to its end'
+complete -c shepherd -n '__shepherd_in tasks cancel' -l reason -x -d 'why, kept with the task (at most 1024 bytes)'
+complete -c shepherd -n '__shepherd_in tasks cancel' -l wait -d 'wait until the task has ended'
+complete -c shepherd -n '__shepherd_in tasks list' -l status -x -a 'pending running succeeded failed cancelled rejected' -d 'only tasks in this status'
+complete -c shepherd -n '__shepherd_in tasks list' -l tenant -x -d 'only tasks of this tenant'
+complete -c shepherd -n '__shepherd_in tasks list' -l limit -x -d 'show at most the N newest tasks'
+complete -c shepherd -n '__shepherd_in tasks submit' -s f -l file -r -F -d 'the plan, YAML or JSON ({"steps": [...]}); - reads standard input'
+complete -c shepherd -n '__shepherd_in tasks submit' -l tenant -x -d 'the tenant the task runs for'
+complete -c shepherd -n '__shepherd_in tasks submit' -l sla -x -a 'fast medium long' -d 'the SLA class, which sets the timeouts'
+complete -c shepherd -n '__shepherd_in tasks submit' -l priority -x -d 'the task\'s priority in the queue, 0 to 100'
+complete -c shepherd -n '__shepherd_in tasks submit' -l wait-lock -d 'wait for a target another task holds instead of failing'
+complete -c shepherd -n '__shepherd_in tasks submit' -l wait -d 'follow the task to its end; exit with its outcome'
+
+# tenant
+complete -c shepherd -n '__shepherd_nargs tenant 0' -a grant -d 'give a user a role in a tenant'
+complete -c shepherd -n '__shepherd_nargs tenant 0' -a members -d 'list the members of a tenant'
+complete -c shepherd -n '__shepherd_nargs tenant 0' -a revoke -d 'remove a user from a tenant'
 
 # token
 complete -c shepherd -n '__shepherd_nargs token 0' -a create -d 'create a token and print it once'
