@@ -131,40 +131,179 @@ static json_t *outcome_json(struct shd_queue *q, const struct shd_job *job, uint
 	return o;
 }
 
-/* Record a list of finished jobs in one statement. */
+/*
+ * Jobs that completed, by claim: every job of one claim has the same fence (the claim's
+ * transaction time), so one short statement with the ids and the fence finishes the lot, with
+ * no per-row lookup. Every other outcome goes through shd_queue_complete_sql.
+ */
+const char shd_queue_done_sql[] =
+	"UPDATE jobs SET state = 'completed', finalized_at = now(), lease_expires_at = NULL"
+	" WHERE id = ANY ($1::bigint[]) AND state = 'running' AND attempted_at = $2::timestamptz";
+
+#define STMT_DONE "shd_queue_done"
+#define STMT_COMPLETE "shd_queue_complete"
+#define FENCE_GROUPS 64 /* done statements per batch; the rest take the general statement */
+
+struct fence_group {
+	const char *fence;
+	struct shp_buf ids;
+};
+
+/* The group of a completed job, or NULL when every group is taken by another fence. */
+static struct fence_group *group_of(struct fence_group *g, int *ng, const char *fence)
+{
+	for (int i = 0; i < *ng; i++)
+		if (strcmp(g[i].fence, fence) == 0)
+			return &g[i];
+	if (*ng == FENCE_GROUPS)
+		return NULL;
+	g[*ng].fence = fence;
+	shp_buf_init(&g[*ng].ids, (size_t)COMPLETE_BATCH * 24 + 16);
+	return &g[(*ng)++];
+}
+
+static int add_id(struct shp_buf *b, int64_t id)
+{
+	return shp_buf_addf(b, "%c%" PRId64, b->len ? ',' : '{', id);
+}
+
+/* Read every result up to the pipeline's sync; the first failure goes to err. */
+static int read_results(PGconn *conn, struct shp_error *err)
+{
+	int r = 0;
+
+	for (;;) {
+		PGresult *res = PQgetResult(conn);
+		ExecStatusType st;
+
+		if (!res) {
+			if (PQstatus(conn) != CONNECTION_OK)
+				return r
+					       ?: shp_error_set(err, SHP_E_UNAVAIL, "%s",
+								PQerrorMessage(conn));
+			continue; /* the end of one statement's results */
+		}
+		st = PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			return r;
+		}
+		if (st == PGRES_TUPLES_OK) {
+			for (int i = 0; i < PQntuples(res); i++)
+				if (shp_streq(PQgetvalue(res, i, 3), "discarded"))
+					log_info("discarded job %s (kind %s) after attempt %s",
+						 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+						 PQgetvalue(res, i, 2));
+		} else if (st != PGRES_COMMAND_OK && r == 0) {
+			r = shp_error_set(err, SHP_E_DB, "%s",
+					  st == PGRES_PIPELINE_ABORTED ? "pipeline aborted"
+								       : PQresultErrorMessage(res));
+		}
+		PQclear(res);
+	}
+}
+
+/*
+ * Record a list of finished jobs: one statement per claim for the completed ones, one for the
+ * rest, sent as one pipeline (one round trip) and applied in one implicit transaction.
+ */
 static int write_results(struct shd_queue *q, PGconn *conn, struct shd_job *list, uint64_t *rnd,
 			 struct shp_error *err)
 {
+	struct fence_group groups[FENCE_GROUPS];
 	struct shp_buf ids = SHP_BUF_INIT((size_t)COMPLETE_BATCH * 24 + 16);
 	struct shp_buf data = SHP_BUF_INIT((size_t)COMPLETE_BATCH * 2048 + 16);
-	_cleanup_(PQclearp) PGresult *res = NULL;
-	json_auto_t *all = json_object();
-	int r = all ? shp_buf_addch(&ids, '{') : -SHP_E_NOMEM;
+	json_auto_t *general = json_object();
+	int ng = 0, r = general ? 0 : -SHP_E_NOMEM, sent = 1;
 
 	for (struct shd_job *j = list; j && r == 0; j = j->next) {
+		struct fence_group *g =
+			j->outcome == SHD_JOB_DONE ? group_of(groups, &ng, j->fence) : NULL;
 		char key[24];
 
+		if (g) {
+			r = add_id(&g->ids, j->id);
+			continue;
+		}
 		(void)snprintf(key, sizeof(key), "%" PRId64, j->id);
-		r = json_object_set_new(all, key, outcome_json(q, j, rnd)) < 0 ? -SHP_E_NOMEM : 0;
-		r = r ?: shp_buf_addf(&ids, "%s%s", j == list ? "" : ",", key);
+		r = json_object_set_new(general, key, outcome_json(q, j, rnd)) < 0 ? -SHP_E_NOMEM
+										   : 0;
+		r = r ?: add_id(&ids, j->id);
 	}
-	r = r ?: shp_buf_addch(&ids, '}');
-	r = r ?: shp_json_dump_buf(all, &data, false);
-	if (r == 0)
-		res = shd_db_exec(conn, shd_queue_complete_sql, 3,
-				  (const char *[]){ids.buf, data.buf, q->worker_id}, err);
-	else
-		shp_error_set(err, SHP_E_NOMEM, "building the completion batch");
+	r = r ?: ids.len ? shp_json_dump_buf(general, &data, false) : 0;
+	for (int i = 0; i < ng && r == 0; i++) {
+		r = shp_buf_addch(&groups[i].ids, '}');
+		if (r == 0 &&
+		    !PQsendQueryPrepared(conn, STMT_DONE, 2,
+					 (const char *[]){groups[i].ids.buf, groups[i].fence}, NULL,
+					 NULL, 0))
+			sent = 0;
+	}
+	if (r == 0 && ids.len && sent) {
+		r = shp_buf_addch(&ids, '}');
+		if (r == 0 &&
+		    !PQsendQueryPrepared(conn, STMT_COMPLETE, 3,
+					 (const char *[]){ids.buf, data.buf, q->worker_id}, NULL,
+					 NULL, 0))
+			sent = 0;
+	}
+	for (int i = 0; i < ng; i++)
+		shp_buf_release(&groups[i].ids);
 	shp_buf_release(&ids);
 	shp_buf_release(&data);
+	if (r < 0)
+		return shp_error_set(err, SHP_E_NOMEM, "building the completion batch");
+	if (!sent || !PQpipelineSync(conn))
+		return shp_error_set(err, SHP_E_UNAVAIL, "%s", PQerrorMessage(conn));
+	return read_results(conn, err);
+}
+
+/*
+ * Prepare the completer's statements on a new connection and switch it to pipeline mode; it
+ * runs nothing else. Generic plans: both statements find their rows by primary key.
+ */
+static int setup_conn(PGconn *conn, struct shp_error *err)
+{
+	static const char plans_sql[] = "SELECT set_config('plan_cache_mode', $1, false)";
+	_cleanup_(PQclearp) PGresult *res = NULL;
+	PGresult *prep;
+
+	res = shd_db_exec(conn, plans_sql, 1, (const char *[]){"force_generic_plan"}, err);
 	if (!res)
 		return -err->code;
-	for (int i = 0; i < PQntuples(res); i++)
-		if (shp_streq(shd_db_value(res, i, 3), "discarded"))
-			log_info("discarded job %s (kind %s) after attempt %s",
-				 shd_db_value(res, i, 0), shd_db_value(res, i, 1),
-				 shd_db_value(res, i, 2));
+	prep = PQprepare(conn, STMT_DONE, shd_queue_done_sql, 0, NULL);
+	if (PQresultStatus(prep) == PGRES_COMMAND_OK) {
+		PQclear(prep);
+		prep = PQprepare(conn, STMT_COMPLETE, shd_queue_complete_sql, 0, NULL);
+	}
+	if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
+		shp_error_set(err, SHP_E_DB, "preparing the completion statements: %s",
+			      PQresultErrorMessage(prep));
+		PQclear(prep);
+		return -err->code;
+	}
+	PQclear(prep);
+	if (!PQenterPipelineMode(conn))
+		return shp_error_set(err, SHP_E_DB, "entering pipeline mode: %s",
+				     PQerrorMessage(conn));
 	return 0;
+}
+
+/* A ready connection in *conn (opened and set up if needed); false if there is none. */
+static bool completer_conn(struct shd_queue *q, PGconn **conn, bool *warned, struct shp_error *err)
+{
+	if (*conn && PQpipelineStatus(*conn) == PQ_PIPELINE_ON && PQstatus(*conn) == CONNECTION_OK)
+		return true;
+	if (*conn)
+		PQfinish(*conn);
+	*conn = NULL;
+	if (!shd_queue_ensure_conn(q, conn, "completer", warned))
+		return false;
+	if (setup_conn(*conn, err) == 0)
+		return true;
+	PQfinish(*conn);
+	*conn = NULL;
+	return false;
 }
 
 /* Take up to COMPLETE_BATCH finished jobs; NULL when stopping with nothing left. */
@@ -210,9 +349,15 @@ void *shd_queue_completer_main(void *arg)
 		for (;;) {
 			struct shp_error err = SHP_ERROR_INIT;
 
-			if (shd_queue_ensure_conn(q, &conn, "completer", &warned) &&
+			if (completer_conn(q, &conn, &warned, &err) &&
 			    write_results(q, conn, list, &rnd, &err) == 0)
 				break;
+			if (conn) {
+				/* start again from a clean connection: the next one is set up anew
+				 */
+				PQfinish(conn);
+				conn = NULL;
+			}
 			if (err.code && !warned)
 				log_warn("queue completer: recording %d job(s) failed: %s", n,
 					 err.msg);

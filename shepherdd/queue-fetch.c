@@ -22,64 +22,80 @@
 #include "queue.h"
 #include "util.h"
 
-const char shd_queue_claim_sql[] =
-	"WITH c AS (SELECT id FROM jobs"
-	"  WHERE state = 'available' AND scheduled_at <= now()"
-	"  AND ($3::text[] IS NULL OR queue = ANY($3::text[]))"
-	"  AND queue <> ALL (ARRAY(SELECT name FROM queues WHERE paused_at IS NOT NULL))"
-	"  ORDER BY priority, scheduled_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
-	" UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),"
-	"  attempted_by = (array_append(j.attempted_by, $2::text))[greatest(1,"
-	"   cardinality(j.attempted_by) - 18):],"
-	"  lease_renewals = 0,"
-	"  lease_expires_at = now() + coalesce((SELECT l.ms FROM unnest($4::text[], $5::int[])"
-	"   AS l(kind, ms) WHERE l.kind = j.kind LIMIT 1), $6::int) * interval '1 millisecond'"
-	" FROM c WHERE j.id = c.id"
-	" RETURNING j.id, j.kind, j.queue, j.args, j.priority, j.attempt, j.max_attempts,"
-	"  j.sla_class, j.attempted_at, j.cancel_requested_at IS NOT NULL,"
-	"  (extract(epoch FROM j.lease_expires_at - now()) * 1000)::int";
+/*
+ * The claim. One statement: the inner SELECT walks jobs_fetch_idx in order and locks up to $1
+ * available jobs with SKIP LOCKED; the UPDATE finds them by primary key (= ANY of the array, so
+ * no join to misplan) and sets the lease. It runs as a generic plan, planned once per session:
+ * every filter is written so that the estimate cannot fall to a row or two, which would make
+ * sorting the backlog look cheaper than walking the index (a paused queue is a hashed subplan,
+ * estimated at half the rows, where `queue <> ALL (...)` would be estimated at none when there
+ * is one queue). Each kind's lease comes in two arrays ($3 names, $4 ms; $5 for other kinds).
+ * The served queues, if configured, are $6 of the second text.
+ */
+#define CLAIM_HEAD                                                                                 \
+	"UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),"      \
+	" attempted_by = (array_append(j.attempted_by, $2::text))[greatest(1,"                     \
+	"  cardinality(j.attempted_by) - 18):],"                                                   \
+	" lease_renewals = 0,"                                                                     \
+	" lease_expires_at = now() + coalesce(($4::int[])[array_position($3::text[], j.kind)],"    \
+	"  $5::int) * interval '1 millisecond'"                                                    \
+	" WHERE j.id = ANY (ARRAY (SELECT id FROM jobs WHERE state = 'available'"                  \
+	"  AND scheduled_at <= now()"                                                              \
+	"  AND NOT (queue = ANY (SELECT name FROM queues WHERE paused_at IS NOT NULL))"
+#define CLAIM_TAIL                                                                                 \
+	"  ORDER BY priority, scheduled_at, id LIMIT $1 FOR UPDATE SKIP LOCKED))"                  \
+	" RETURNING j.id, j.kind, j.queue, j.args, j.priority, j.attempt, j.max_attempts,"         \
+	"  j.sla_class, j.attempted_at, j.cancel_requested_at IS NOT NULL"
 
-static struct shd_job *job_from_row(struct shd_queue *q, const PGresult *res, int i, uint64_t t0)
+const char shd_queue_claim_sql[] = CLAIM_HEAD CLAIM_TAIL;
+const char shd_queue_claim_queues_sql[] = CLAIM_HEAD "  AND queue = ANY ($6::text[])" CLAIM_TAIL;
+
+/* One allocation per job: the struct, then its kind, queue and args text. */
+static struct shd_job *job_from_row(struct shd_queue *q, const PGresult *res, int i, uint64_t t0,
+				    const int *lease_ms)
 {
-	struct shd_job *job = calloc(1, sizeof(*job));
+	const char *kind = PQgetvalue(res, i, 1), *queue = PQgetvalue(res, i, 2);
+	const char *args = PQgetvalue(res, i, 3);
+	size_t nkind = strlen(kind) + 1, nqueue = strlen(queue) + 1, nargs = strlen(args) + 1;
+	struct shd_job *job = calloc(1, sizeof(*job) + nkind + nqueue + nargs);
+	struct kind_entry *e;
+	char *p;
 
 	if (!job)
 		return NULL;
+	p = (char *)(job + 1);
+	job->kind = memcpy(p, kind, nkind);
+	job->queue = memcpy(p + nkind, queue, nqueue);
+	job->args_text = memcpy(p + nkind + nqueue, args, nargs);
 	job->priv = q;
 	job->worker = -1;
-	job->id = strtoll(shd_db_value(res, i, 0), NULL, 10);
-	job->kind = strdup(shd_db_value(res, i, 1));
-	job->queue = strdup(shd_db_value(res, i, 2));
-	job->args = json_loads(shd_db_value(res, i, 3), 0, NULL);
-	job->priority = (int)strtol(shd_db_value(res, i, 4), NULL, 10);
-	job->attempt = (int)strtol(shd_db_value(res, i, 5), NULL, 10);
-	job->max_attempts = (int)strtol(shd_db_value(res, i, 6), NULL, 10);
-	job->sla = (enum shd_sla_class)shd_sla_class_from_string(shd_db_value(res, i, 7));
-	(void)snprintf(job->fence, sizeof(job->fence), "%s", shd_db_value(res, i, 8));
-	atomic_init(&job->cancel, shd_db_value(res, i, 9)[0] == 't');
+	job->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	job->priority = (int)strtol(PQgetvalue(res, i, 4), NULL, 10);
+	job->attempt = (int)strtol(PQgetvalue(res, i, 5), NULL, 10);
+	job->max_attempts = (int)strtol(PQgetvalue(res, i, 6), NULL, 10);
+	job->sla = (enum shd_sla_class)shd_sla_class_from_string(PQgetvalue(res, i, 7));
+	(void)snprintf(job->fence, sizeof(job->fence), "%s", PQgetvalue(res, i, 8));
+	atomic_init(&job->cancel, PQgetvalue(res, i, 9)[0] == 't');
 	atomic_init(&job->abandoned, false);
-	job->lease_ms = (int)strtol(shd_db_value(res, i, 10), NULL, 10);
+	e = shd_queue_find_kind(q, job->kind);
+	job->lease_ms = e ? lease_ms[e - q->kinds] : DEFAULT_TIMEOUT_MS + q->cfg.lease_buffer_ms;
 	job->lease_deadline_ns = t0 + ms_ns(job->lease_ms);
-	if (!job->args) {
-		/* rows written by hand may hold args jansson refuses (e.g. nested too deep) */
-		job->args = json_object();
-		(void)snprintf(job->error, sizeof(job->error), "the job's args cannot be parsed");
-	}
-	if (!job->kind || !job->queue || !job->args || (int)job->sla < 0)
+	if ((int)job->sla < 0)
 		return shd_queue_job_free(job);
 	return job;
 }
 
-/* The lease of every registered kind, as two array literals. */
-static int lease_arrays(struct shd_queue *q, struct shp_buf *kinds, struct shp_buf *ms)
+/* The lease of every registered kind, as two array literals and in lease_ms[]. */
+static int lease_arrays(struct shd_queue *q, struct shp_buf *kinds, struct shp_buf *ms,
+			int *lease_ms)
 {
 	int r = shp_buf_addch(kinds, '{') ?: shp_buf_addch(ms, '{');
 
 	for (int i = 0; i < q->nkinds && r == 0; i++) {
+		lease_ms[i] = shd_queue_kind_lease_ms(q, &q->kinds[i]);
 		/* kind names are checked at registration: no quotes, commas or braces */
 		r = shp_buf_addf(kinds, "%s\"%s\"", i ? "," : "", q->kinds[i].k.name)
-			    ?: shp_buf_addf(ms, "%s%d", i ? "," : "",
-					    shd_queue_kind_lease_ms(q, &q->kinds[i]));
+			    ?: shp_buf_addf(ms, "%s%d", i ? "," : "", lease_ms[i]);
 	}
 	return r ?: shp_buf_addch(kinds, '}') ?: shp_buf_addch(ms, '}');
 }
@@ -90,17 +106,20 @@ static int claim(struct shd_queue *q, PGconn *conn, int limit, struct shd_job **
 {
 	struct shp_buf kinds = SHP_BUF_INIT(KINDS_MAX * 160), ms = SHP_BUF_INIT(KINDS_MAX * 16);
 	_cleanup_(PQclearp) PGresult *res = NULL;
+	int lease_ms[KINDS_MAX];
 	char lim[16], def[16];
 	uint64_t t0 = shp_now_monotonic_ns();
 	int n;
 
 	(void)snprintf(lim, sizeof(lim), "%d", limit);
 	(void)snprintf(def, sizeof(def), "%d", DEFAULT_TIMEOUT_MS + q->cfg.lease_buffer_ms);
-	if (lease_arrays(q, &kinds, &ms) == 0)
-		res = shd_db_exec(conn, shd_queue_claim_sql, 6,
-				  (const char *[]){lim, q->worker_id, q->queues_literal, kinds.buf,
-						   ms.buf, def},
-				  err);
+	if (lease_arrays(q, &kinds, &ms, lease_ms) == 0)
+		res = shd_db_exec(
+			conn, q->queues_literal ? shd_queue_claim_queues_sql : shd_queue_claim_sql,
+			q->queues_literal ? 6 : 5,
+			(const char *[]){lim, q->worker_id, kinds.buf, ms.buf, def,
+					 q->queues_literal},
+			err);
 	else
 		shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	shp_buf_release(&kinds);
@@ -109,11 +128,11 @@ static int claim(struct shd_queue *q, PGconn *conn, int limit, struct shd_job **
 		return -err->code;
 	n = PQntuples(res);
 	for (int i = n - 1; i >= 0; i--) {
-		struct shd_job *job = job_from_row(q, res, i, t0);
+		struct shd_job *job = job_from_row(q, res, i, t0, lease_ms);
 
+		/* out of memory with claimed jobs: their leases would recover them */
 		if (!job)
-			abort(); /* out of memory with claimed jobs: the leases would recover them
-				  */
+			abort();
 		job->next = *list;
 		*list = job;
 	}
@@ -121,16 +140,15 @@ static int claim(struct shd_queue *q, PGconn *conn, int limit, struct shd_job **
 }
 
 /*
- * The claim is planned for each run: a generic plan cannot see the LIMIT and assumes a tenth
- * of the backlog, which makes sorting the whole backlog look cheaper than walking
- * jobs_fetch_idx. Set once per session.
+ * The fetcher's session runs the claim as a generic plan (see shd_queue_claim_sql): planning
+ * it for every claim would cost about as much as running it.
  */
-static bool custom_plans(PGconn *conn, struct shp_error *err)
+static bool generic_plans(PGconn *conn, struct shp_error *err)
 {
 	static const char sql[] = "SELECT set_config('plan_cache_mode', $1, false)";
 	_cleanup_(PQclearp) PGresult *res = NULL;
 
-	res = shd_db_exec(conn, sql, 1, (const char *[]){"force_custom_plan"}, err);
+	res = shd_db_exec(conn, sql, 1, (const char *[]){"force_generic_plan"}, err);
 	return res != NULL;
 }
 
@@ -167,7 +185,7 @@ void *shd_queue_fetcher_main(void *arg)
 
 		if (!shd_queue_ensure_conn(q, &conn, "fetcher", &warned)) {
 			n = -SHP_E_UNAVAIL;
-		} else if (conn != tuned_conn && !custom_plans(conn, &err)) {
+		} else if (conn != tuned_conn && !generic_plans(conn, &err)) {
 			n = -err.code;
 		} else {
 			tuned_conn = conn;

@@ -134,7 +134,7 @@ struct kind_entry *shd_queue_find_kind(struct shd_queue *q, const char *name);
 /* lease = max(timeout + buffer, 2 × p95 of recent runs); p95 starts at the timeout. */
 int shd_queue_kind_lease_ms(struct shd_queue *q, struct kind_entry *e);
 void shd_queue_kind_record(struct shd_queue *q, struct kind_entry *e, uint64_t ns);
-/* Free a job and what it owns; NULL-safe, returns NULL. */
+/* Free a job and its args; NULL-safe, returns NULL. */
 struct shd_job *shd_queue_job_free(struct shd_job *job);
 
 /* ---- thread entry points (arg: the struct shd_queue) ------------------------------------- */
@@ -147,6 +147,8 @@ void *shd_queue_maint_main(void *arg);     /* queue-maint.c */
 /* ---- queue-fetch.c, queue-complete.c, queue-listen.c ------------------------------------- */
 
 extern const char shd_queue_claim_sql[];
+extern const char shd_queue_claim_queues_sql[];
+extern const char shd_queue_done_sql[];
 extern const char shd_queue_complete_sql[];
 /* Hand a finished job to the completer. Caller holds q->lock (lock order: lock, done_lock). */
 void shd_queue_push_done(struct shd_queue *q, struct shd_job *job);

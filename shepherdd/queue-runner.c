@@ -134,9 +134,7 @@ struct shd_job *shd_queue_job_free(struct shd_job *job)
 {
 	if (!job)
 		return NULL;
-	free((char *)job->kind);
-	free((char *)job->queue);
-	json_decref(job->args);
+	json_decref(job->args); /* kind, queue and args_text live in the job's allocation */
 	free(job);
 	return NULL;
 }
@@ -153,8 +151,12 @@ static void run_job(struct shd_queue *q, struct shd_job *job)
 		job->outcome = OUTCOME_REQUEUE;
 		return;
 	}
-	if (job->error[0]) {
-		job->outcome = SHD_JOB_DISCARD; /* unusable args: retrying cannot help */
+	/* parsed here rather than by the fetcher: the workers share the work */
+	job->args = json_loads(job->args_text, 0, NULL);
+	if (!job->args) {
+		/* rows written by hand may hold args jansson refuses (e.g. nested too deep) */
+		(void)snprintf(job->error, sizeof(job->error), "the job's args cannot be parsed");
+		job->outcome = SHD_JOB_DISCARD; /* retrying cannot help */
 		return;
 	}
 	if (!e) {
@@ -488,6 +490,10 @@ const char *shd_queue_worker_sql(const char *name)
 {
 	if (shp_streq(name, "claim"))
 		return shd_queue_claim_sql;
+	if (shp_streq(name, "claim-queues"))
+		return shd_queue_claim_queues_sql;
+	if (shp_streq(name, "done"))
+		return shd_queue_done_sql;
 	if (shp_streq(name, "complete"))
 		return shd_queue_complete_sql;
 	return NULL;

@@ -166,6 +166,7 @@ struct shd_job {
 	enum shd_sla_class sla;
 	/* private */
 	struct shd_queue *priv;
+	const char *args_text;      /* args as claimed; parsed into args before the handler runs */
 	int worker;                 /* index of the running worker, -1 while queued */
 	char fence[40];             /* attempted_at of this claim: proves the lease */
 	uint64_t lease_deadline_ns; /* monotonic: the lease ends here unless renewed */
@@ -291,7 +292,8 @@ int shd_queue_periodic_enqueue(PGconn *conn, const char *name, const char *spec,
 			       struct shp_error *err) SHP_MUSTCHECK;
 
 /*
- * The text of an internal statement ("claim", "complete", "rescue", "schedule", "clean"), so
+ * The text of an internal statement ("claim", "claim-queues", "done", "complete", "rescue",
+ * "schedule", "clean"), so
  * tests can EXPLAIN exactly what runs; NULL if unknown. shd_queue_worker_sql knows the first two.
  */
 const char *shd_queue_sql(const char *name);

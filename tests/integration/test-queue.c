@@ -761,16 +761,21 @@ Test(queue, bad_parameters_refused)
 
 /* ---- the planner uses the queue's indexes -------------------------------------------------- */
 
-static void expect_index(const char *name, const char *args, const char *index)
+/* EXPLAIN the statement `name` with args under a plan cache mode; it must use index. */
+static void expect_index(const char *name, const char *args, const char *mode, const char *index)
 {
 	struct shp_error err = SHP_ERROR_INIT;
-	PGresult *res = PQprepare(tc, name, shd_queue_sql(name), 0, NULL);
+	PGresult *res;
 	char sql[200];
 	bool found = false;
 
+	cr_assert_eq(shd_db_command(tc, "SELECT set_config('plan_cache_mode', $1, false)", 1,
+				    (const char *[]){mode}, &err),
+		     0, "%s", err.msg);
+	res = PQprepare(tc, name, shd_queue_sql(name), 0, NULL);
 	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(tc));
 	PQclear(res);
-	(void)snprintf(sql, sizeof(sql), "EXPLAIN EXECUTE %s(%s)", name, args);
+	(void)snprintf(sql, sizeof(sql), "EXPLAIN EXECUTE \"%s\"(%s)", name, args);
 	res = PQexec(tc, sql);
 	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(tc));
 	for (int i = 0; i < PQntuples(res); i++)
@@ -779,14 +784,40 @@ static void expect_index(const char *name, const char *args, const char *index)
 		for (int i = 0; i < PQntuples(res); i++)
 			cr_log_info("%s\n", PQgetvalue(res, i, 0));
 	PQclear(res);
-	(void)err;
-	cr_assert(found, "the %s statement uses %s", name, index);
+	(void)snprintf(sql, sizeof(sql), "DEALLOCATE \"%s\"", name);
+	PQclear(PQexec(tc, sql));
+	cr_assert(found, "the %s statement uses %s (%s)", name, index, mode);
+}
+
+/* Both plan modes: the runner's sessions use generic plans for the claim and the completions. */
+static void expect_index_any_plan(const char *name, const char *args, const char *index)
+{
+	expect_index(name, args, "force_custom_plan", index);
+	expect_index(name, args, "force_generic_plan", index);
+}
+
+/* A backlog of available jobs only, one queue: every estimate from the statistics is exact. */
+static void expect_claim_on_backlog(void)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+
+	cr_assert_eq(shd_db_command(tc,
+				    "INSERT INTO jobs (kind, max_attempts) SELECT 'test.noop', 3"
+				    " FROM generate_series(1, $1::int)",
+				    1, (const char *[]){"20000"}, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(shd_db_command(tc, "ANALYZE jobs", 0, NULL, &err), 0, "%s", err.msg);
+	expect_index_any_plan("claim", "100, 'w', '{test.noop}', '{1000}', 1000", "jobs_fetch_idx");
+	expect_index_any_plan("claim-queues", "100, 'w', '{test.noop}', '{1000}', 1000, '{default}'",
+			      "jobs_fetch_idx");
+	cr_assert_eq(shd_db_command(tc, "TRUNCATE jobs", 0, NULL, &err), 0, "%s", err.msg);
 }
 
 Test(queue, statements_use_their_indexes)
 {
 	struct shp_error err = SHP_ERROR_INIT;
 
+	expect_claim_on_backlog();
 	/* a realistic table: mostly finished jobs, a few in each live state */
 	cr_assert_eq(shd_db_command(tc,
 				    "INSERT INTO jobs (kind, state, max_attempts, priority,"
@@ -806,10 +837,15 @@ Test(queue, statements_use_their_indexes)
 				    1, (const char *[]){ "100000" }, &err),
 		     0, "%s", err.msg);
 	cr_assert_eq(shd_db_command(tc, "ANALYZE jobs", 0, NULL, &err), 0, "%s", err.msg);
-	expect_index("claim", "100, 'w', NULL, '{test.noop}', '{1000}', 1000", "jobs_fetch_idx");
-	expect_index("rescue", "1000", "jobs_rescuer_idx");
-	expect_index("schedule", "1000", "jobs_scheduler_idx");
-	expect_index("clean", "86400, 604800, 1000", "jobs_cleaner_idx");
+	expect_index_any_plan("claim", "100, 'w', '{test.noop}', '{1000}', 1000", "jobs_fetch_idx");
+	expect_index_any_plan("claim", "100, 'w', '{test.noop}', '{1000}', 1000", "jobs_pkey");
+	expect_index_any_plan("claim-queues", "100, 'w', '{test.noop}', '{1000}', 1000, '{default}'",
+			      "jobs_fetch_idx");
+	expect_index_any_plan("done", "'{1,2,3}', now()", "jobs_pkey");
+	expect_index_any_plan("complete", "'{1,2,3}', '{}', 'w'", "jobs_pkey");
+	expect_index("rescue", "1000", "force_custom_plan", "jobs_rescuer_idx");
+	expect_index("schedule", "1000", "force_custom_plan", "jobs_scheduler_idx");
+	expect_index("clean", "86400, 604800, 1000", "force_custom_plan", "jobs_cleaner_idx");
 }
 
 #ifdef SHP_QUEUE_DRIVER
