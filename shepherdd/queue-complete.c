@@ -56,7 +56,7 @@ const char shd_queue_complete_sql[] =
 	"   THEN array_append(coalesce(j.errors, '{}'), jsonb_build_object('attempt', j.attempt,"
 	"    'at', now(), 'error', $2::jsonb -> j.id::text ->> 'e', 'worker', $3::text))"
 	"   ELSE j.errors END"
-	" WHERE j.id = ANY($1::bigint[]) AND j.state = 'running'"
+	" WHERE j.id = ANY($1::bigint[]) AND j.state::text = 'running'"
 	"  AND j.attempted_at = ($2::jsonb -> j.id::text ->> 'f')::timestamptz"
 	" RETURNING j.id, j.kind, j.attempt, j.state, j.queue)"
 	" SELECT id, kind, attempt, state,"
@@ -135,10 +135,15 @@ static json_t *outcome_json(struct shd_queue *q, const struct shd_job *job, uint
  * Jobs that completed, by claim: every job of one claim has the same fence (the claim's
  * transaction time), so one short statement with the ids and the fence finishes the lot, with
  * no per-row lookup. Every other outcome goes through shd_queue_complete_sql.
+ *
+ * Both compare state as text: `state = 'running'` would match the predicate of
+ * jobs_rescuer_idx, and statistics taken while few jobs ran make walking every running job
+ * through that index look cheaper than fetching the batch by primary key.
  */
 const char shd_queue_done_sql[] =
 	"UPDATE jobs SET state = 'completed', finalized_at = now(), lease_expires_at = NULL"
-	" WHERE id = ANY ($1::bigint[]) AND state = 'running' AND attempted_at = $2::timestamptz";
+	" WHERE id = ANY ($1::bigint[]) AND state::text = 'running'"
+	" AND attempted_at = $2::timestamptz";
 
 #define STMT_DONE "shd_queue_done"
 #define STMT_COMPLETE "shd_queue_complete"
