@@ -12,6 +12,7 @@
 #include "api.h"
 #include "db.h"
 #include "error.h"
+#include "exec.h"
 #include "migrate.h"
 #include "shepherdd.h"
 #include "util.h"
@@ -68,10 +69,20 @@ int shd_api_health_ready(struct shd_req *req, struct shd_resp *resp, struct shp_
 int shd_api_metrics(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	struct shp_buf b = SHP_BUF_INIT(16u << 20);
+	struct shp_error dberr = SHP_ERROR_INIT;
+	PGconn *conn;
 	size_t len;
 	char *text;
+	int r;
 
-	if (shd_metrics_render(req->d, &b) < 0) {
+	/* the database gauges are left out while the database is unreachable */
+	conn = shd_dbpool_get(req->d->pool, &dberr);
+	r = shd_metrics_render(req->d, &b);
+	if (r == 0 && req->d->exec)
+		r = shd_exec_metrics_render(req->d->exec, conn, &b);
+	if (conn)
+		shd_dbpool_put(req->d->pool, conn);
+	if (r < 0) {
 		shp_buf_release(&b);
 		return shp_error_set(err, SHP_E_NOMEM, "rendering metrics failed");
 	}

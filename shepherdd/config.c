@@ -35,6 +35,7 @@ enum opt_type {
 	OPT_LOG_LEVEL,
 	OPT_LOG_FORMAT,
 	OPT_NAMES,
+	OPT_BOOL,
 };
 
 struct opt {
@@ -107,6 +108,17 @@ static const struct opt opts[] = {
 	  "idle connections are closed after this long" },
 	{ "http.max_connections", "SHEPHERD_HTTP_MAX_CONNECTIONS", "http-max-connections", OPT_INT,
 	  O(http_max_connections), "1024", 1, 65536, "N", "concurrent connections per listener" },
+	{ "http.max_streams", "SHEPHERD_HTTP_MAX_STREAMS", "http-max-streams", OPT_INT,
+	  O(http_max_streams), "64", 1, 4096, "N", "open task event streams (429 above)" },
+	{ "execution.enabled", "SHEPHERD_EXECUTION_ENABLED", "execution-enabled", OPT_BOOL,
+	  O(exec_enabled), "true", 0, 0, "BOOL",
+	  "run plans for real when no global flag is set (false: record only)" },
+	{ "execution.immediate_max", "SHEPHERD_EXECUTION_IMMEDIATE_MAX", "execution-immediate-max",
+	  OPT_DURATION_MS, O(exec_immediate_max_ms), "10s", 0, 600000, "DURATION",
+	  "read-only plans estimated within this run inline in the request" },
+	{ "execution.dedupe_window", "SHEPHERD_EXECUTION_DEDUPE_WINDOW", "execution-dedupe-window",
+	  OPT_DURATION_S, O(exec_dedupe_window_s), "60s", 0, 86400, "DURATION",
+	  "a finished task still answers an identical submission this long" },
 	{ "queue.workers", "SHEPHERD_QUEUE_WORKERS", "queue-workers", OPT_INT, O(queue_workers),
 	  "10", 1, 256, "N", "job queue worker threads" },
 	{ "queue.fetch_batch", "SHEPHERD_QUEUE_FETCH_BATCH", "queue-fetch-batch", OPT_INT,
@@ -237,6 +249,18 @@ static int set_opt(struct shd_config *cfg, const struct opt *o, const char *text
 			break;
 		}
 		return 0;
+	case OPT_BOOL:
+		if (strcmp(text, "true") == 0 || strcmp(text, "yes") == 0 ||
+		    strcmp(text, "on") == 0 || strcmp(text, "1") == 0)
+			*(bool *)((char *)cfg + o->offset) = true;
+		else if (strcmp(text, "false") == 0 || strcmp(text, "no") == 0 ||
+			 strcmp(text, "off") == 0 || strcmp(text, "0") == 0)
+			*(bool *)((char *)cfg + o->offset) = false;
+		else {
+			shp_error_set(&e, SHP_E_INVAL, "'%s' is not one of true, false", text);
+			break;
+		}
+		return 0;
 	case OPT_NAMES:
 		if (parse_names(text, (json_t **)((char *)cfg + o->offset), &e) < 0)
 			break;
@@ -316,7 +340,9 @@ static int apply_yaml_node(struct shd_config *cfg, const char *prefix, json_t *n
 			(void)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 				       json_integer_value(v));
 			text = num;
-		} else if (json_is_null(v))
+		} else if (json_is_boolean(v))
+			text = json_is_true(v) ? "true" : "false";
+		else if (json_is_null(v))
 			text = "";
 		else {
 			shp_error_set(err, SHP_E_INVAL, "%s: '%s' must be a scalar value", file, key);
@@ -628,6 +654,9 @@ json_t *shd_config_to_json(const struct shd_config *cfg)
 			break;
 		case OPT_NAMES:
 			v = json_deep_copy(cfg->admins);
+			break;
+		case OPT_BOOL:
+			v = json_boolean(*(const bool *)base);
 			break;
 		}
 		(void)json_object_set_new(root, o->key, v ? v : json_null());

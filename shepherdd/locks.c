@@ -133,14 +133,18 @@ static enum shd_job_outcome reap_job(struct shd_job *job, void *ctx)
 
 	if (!conn || shd_lock_reap(conn, &n, &err) < 0)
 		return shd_job_fail(job, "%s", err.msg);
-	if (n > 0)
+	if (n > 0) {
 		log_info("lock reaper: removed %d expired lock(s)", n);
+		if (ctx)
+			atomic_fetch_add_explicit((atomic_uint_fast64_t *)ctx, (uint64_t)n,
+						  memory_order_relaxed);
+	}
 	return SHD_JOB_DONE;
 }
 
-int shd_locks_register(struct shd_queue *q, struct shp_error *err)
+int shd_locks_register(struct shd_queue *q, atomic_uint_fast64_t *reaped, struct shp_error *err)
 {
-	const struct shd_job_kind kind = { .name = "locks.reap", .run = reap_job,
+	const struct shd_job_kind kind = { .name = "locks.reap", .run = reap_job, .ctx = reaped,
 					   .timeout_ms = 30000 };
 
 	if (shd_queue_register(q, &kind, err) < 0)

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,5 +44,9 @@ int shd_lock_release(PGconn *conn, const char *key, const char *owner, bool *ret
 int shd_lock_reap(PGconn *conn, int *ret_count, struct shp_error *err) SHP_MUSTCHECK;
 
 struct shd_queue;
-/* Register the reaper's job kind and run it every 60 s on the queue's leader. */
-int shd_locks_register(struct shd_queue *q, struct shp_error *err) SHP_MUSTCHECK;
+/*
+ * Register the reaper's job kind and run it every 60 s on the queue's leader; reaped (may be
+ * NULL) counts the locks it deletes, for the metrics.
+ */
+int shd_locks_register(struct shd_queue *q, atomic_uint_fast64_t *reaped, struct shp_error *err)
+	SHP_MUSTCHECK;

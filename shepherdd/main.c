@@ -26,6 +26,7 @@
 #include "pgembed.h"
 #include "events.h"
 #include "locks.h"
+#include "exec.h"
 #include "queue.h"
 #include "shepherdd.h"
 #include "util.h"
@@ -153,7 +154,8 @@ static void setup_signals(sigset_t *set)
 
 /* The job queue runs beside the listeners, on connections of its own. */
 static struct shd_queue *queue_start(const struct shd_config *cfg,
-				     const struct shd_dbpool_config *pc, struct shp_error *err)
+				     const struct shd_dbpool_config *pc, struct shd_exec_engine *e,
+				     struct shp_error *err)
 {
 	struct shd_queue_config qc = {
 		.db = pc,
@@ -168,9 +170,21 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 	if (!q)
 		return NULL;
 	if (shd_jobs_test_register(q, err) < 0 || shd_events_register(q, err) < 0 ||
-	    shd_locks_register(q, err) < 0 || shd_queue_start(q, err) < 0)
+	    shd_locks_register(q, shd_exec_reaped_counter(e), err) < 0 ||
+	    shd_exec_register(e, q, err) < 0 || shd_queue_start(q, err) < 0)
 		return shd_queue_free(q);
 	return q;
+}
+
+static struct shd_exec_engine *exec_engine(const struct shd_config *cfg, struct shp_error *err)
+{
+	struct shd_exec_config ec = {
+		.immediate_max_ms = cfg->exec_immediate_max_ms,
+		.dedupe_window_s = cfg->exec_dedupe_window_s,
+		.default_enabled = cfg->exec_enabled,
+	};
+
+	return shd_exec_engine_new(&ec, err);
 }
 
 static void notify(const char *state)
@@ -232,10 +246,16 @@ static int run_daemon(const struct shd_config *cfg)
 	d.metrics = shd_metrics_new(shd_routes_count);
 	if (!d.pool || !d.metrics)
 		goto out;
+	d.exec = exec_engine(cfg, &err);
+	if (!d.exec)
+		goto out;
+	d.sse = shd_sse_hub_new(&pc, cfg->http_max_streams, &err);
+	if (!d.sse)
+		goto out;
 	srv = shd_server_start(&d, &err);
 	if (!srv)
 		goto out;
-	queue = queue_start(cfg, &pc, &err);
+	queue = queue_start(cfg, &pc, d.exec, &err);
 	if (!queue)
 		goto out;
 	log_info("shepherdd %s ready: socket '%s'%s%s, database %s, schema version %d",
@@ -263,8 +283,11 @@ static int run_daemon(const struct shd_config *cfg)
 out:
 	if (status != 0)
 		log_error("%s", err.msg);
+	shd_sse_hub_close_all(d.sse);
 	srv = shd_server_stop(srv);
+	d.sse = shd_sse_hub_free(d.sse);
 	queue = shd_queue_free(queue);
+	d.exec = shd_exec_engine_free(d.exec);
 	d.pool = shd_dbpool_free(d.pool);
 	d.metrics = shd_metrics_free(d.metrics);
 	db_stop(&db);

@@ -71,6 +71,28 @@ const struct shd_route shd_routes[] = {
 	  "QUEUE_PAUSE", "queue", "queues_pause" },
 	{ "POST", SHP_ROUTE_QUEUES "/{name}/resume", shd_api_queues_resume, ROUTE_DB | ROUTE_ADMIN,
 	  "QUEUE_RESUME", "queue", "queues_resume" },
+	{ "POST", SHP_ROUTE_TASKS, shd_api_tasks_submit, ROUTE_DB | ROUTE_BODY, "TASK_SUBMIT",
+	  "task", "tasks_submit" },
+	{ "GET", SHP_ROUTE_TASKS, shd_api_tasks_list, ROUTE_DB, NULL, NULL, "tasks_list" },
+	{ "GET", SHP_ROUTE_TASKS "/{id}", shd_api_tasks_get, ROUTE_DB, NULL, NULL, "tasks_get" },
+	{ "GET", SHP_ROUTE_TASKS "/{id}/events", shd_api_tasks_events, ROUTE_DB, NULL, NULL,
+	  "tasks_events" },
+	{ "GET", SHP_ROUTE_TASKS "/{id}/stream", shd_api_tasks_stream, ROUTE_DB, NULL, NULL,
+	  "tasks_stream" },
+	{ "POST", SHP_ROUTE_TASKS "/{id}/cancel", shd_api_tasks_cancel, ROUTE_DB, "TASK_CANCEL",
+	  "task", "tasks_cancel" },
+	{ "GET", SHP_ROUTE_TENANTS "/{tenant}/members", shd_api_tenant_members_list, ROUTE_DB, NULL,
+	  NULL, "tenant_members_list" },
+	{ "PUT", SHP_ROUTE_TENANTS "/{tenant}/members/{user}", shd_api_tenant_members_put,
+	  ROUTE_DB | ROUTE_BODY, "TENANT_MEMBER_SET", "tenant", "tenant_members_put" },
+	{ "DELETE", SHP_ROUTE_TENANTS "/{tenant}/members/{user}", shd_api_tenant_members_delete,
+	  ROUTE_DB, "TENANT_MEMBER_REMOVE", "tenant", "tenant_members_delete" },
+	{ "GET", SHP_ROUTE_EXEC_FLAGS, shd_api_exec_flags_list, ROUTE_DB, NULL, NULL,
+	  "exec_flags_list" },
+	{ "PUT", SHP_ROUTE_EXEC_FLAGS "/{scope}", shd_api_exec_flags_put,
+	  ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "EXEC_FLAG_SET", "execution_flag", "exec_flags_put" },
+	{ "DELETE", SHP_ROUTE_EXEC_FLAGS "/{scope}", shd_api_exec_flags_delete,
+	  ROUTE_DB | ROUTE_ADMIN, "EXEC_FLAG_UNSET", "execution_flag", "exec_flags_delete" },
 };
 
 const size_t shd_routes_count = SHP_ARRAY_SIZE(shd_routes);
@@ -183,6 +205,9 @@ int shd_resp_raw(struct shd_resp *resp, int status, const char *text, size_t len
 
 void shd_resp_release(struct shd_resp *resp)
 {
+	if (resp->stream)
+		MHD_destroy_response(resp->stream);
+	resp->stream = NULL;
 	json_decref(resp->json);
 	resp->json = NULL;
 	free(resp->raw);

@@ -139,11 +139,11 @@ static enum MHD_Result queue(struct shd_req *req, struct shd_resp *resp)
 	char num[32];
 	uint64_t dur;
 
-	if (!resp->raw && resp->json) {
+	if (!resp->stream && !resp->raw && resp->json) {
 		resp->raw = json_dumps(resp->json, JSON_COMPACT);
 		resp->raw_len = resp->raw ? strlen(resp->raw) : 0;
 	}
-	if (resp->raw && resp->content_type == NULL) {
+	if (!resp->stream && resp->raw && resp->content_type == NULL) {
 		/* a JSON body ends with a newline, like curl users expect */
 		char *p = realloc(resp->raw, resp->raw_len + 2);
 		if (p) {
@@ -152,9 +152,16 @@ static enum MHD_Result queue(struct shd_req *req, struct shd_resp *resp)
 			resp->raw[resp->raw_len] = '\0';
 		}
 	}
-	r = MHD_create_response_from_buffer(resp->raw_len, resp->raw ? resp->raw : (char *)"",
-					    resp->raw ? MHD_RESPMEM_MUST_FREE :
-							MHD_RESPMEM_PERSISTENT);
+	if (resp->stream) {
+		r = resp->stream; /* a streamed body (sse.c): ours to queue and destroy */
+		resp->stream = NULL;
+		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	} else {
+		r = MHD_create_response_from_buffer(resp->raw_len,
+						    resp->raw ? resp->raw : (char *)"",
+						    resp->raw ? MHD_RESPMEM_MUST_FREE :
+								MHD_RESPMEM_PERSISTENT);
+	}
 	if (!r) {
 		shd_resp_release(resp);
 		return MHD_NO;

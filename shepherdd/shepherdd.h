@@ -21,7 +21,10 @@
 struct shp_error;
 struct shd_dbpool;
 struct shd_metrics;
+struct shd_exec_engine;
+struct shd_sse_hub;
 struct MHD_Connection;
+struct MHD_Response;
 
 /* ---- config.c ------------------------------------------------------------------------------ */
 
@@ -56,6 +59,11 @@ struct shd_config {
 	uint64_t http_header_limit;
 	int http_connection_timeout_s;
 	int http_max_connections;
+	int http_max_streams;
+
+	bool exec_enabled;
+	int exec_immediate_max_ms;
+	int exec_dedupe_window_s;
 
 	int queue_workers;
 	int queue_fetch_batch;
@@ -89,6 +97,8 @@ struct shd_daemon {
 	const struct shd_config *cfg;
 	struct shd_dbpool *pool;
 	struct shd_metrics *metrics;
+	struct shd_exec_engine *exec;
+	struct shd_sse_hub *sse;
 	uid_t owner_uid;           /* the account running the daemon: a bootstrap admin */
 	uint64_t started_at_us;    /* realtime */
 	bool embedded_db;
@@ -160,6 +170,7 @@ struct shd_resp {
 	long retry_after;   /* >= 0 adds Retry-After */
 	const char *allow;  /* static; adds Allow (405) */
 	bool replayed;      /* the stored answer to an earlier request with this Idempotency-Key */
+	struct MHD_Response *stream; /* owned: a streamed body (sse.c) instead of json/raw */
 };
 
 /* ---- router.c ------------------------------------------------------------------------------ */
@@ -233,6 +244,10 @@ struct shd_col {
 	const char *name;
 	enum shd_col_type type;
 };
+
+/* The task object's columns (exec-store.c); lists use the first shd_exec_task_ncols_list. */
+extern const struct shd_col shd_exec_task_cols[];
+extern const int shd_exec_task_ncols_list;
 
 /* Append row `row` of res as a JSON object. 0 or -SHP_E_NOMEM/-SHP_E_LIMIT. */
 int shd_row_json(const PGresult *res, int row, const struct shd_col *cols, int ncols,
@@ -334,6 +349,35 @@ int shd_api_jobs_cancel(struct shd_req *, struct shd_resp *, struct shp_error *)
 int shd_api_queues_stats(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_queues_pause(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_queues_resume(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tasks_submit(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tasks_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tasks_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tasks_events(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tasks_stream(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tasks_cancel(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tenant_members_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tenant_members_put(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_tenant_members_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_exec_flags_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_exec_flags_put(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_exec_flags_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+
+/* ---- sse.c: task event streams --------------------------------------------------------------- */
+
+struct shd_dbpool_config;
+/* Start the stream hub (one thread, its own connection). At most max_streams open streams. */
+struct shd_sse_hub *shd_sse_hub_new(const struct shd_dbpool_config *db, int max_streams,
+				    struct shp_error *err);
+/* End every stream (their connections are resumed to close): call before stopping MHD. */
+void shd_sse_hub_close_all(struct shd_sse_hub *h);
+/* Stop the thread and free the hub, after MHD was stopped. Returns NULL. */
+struct shd_sse_hub *shd_sse_hub_free(struct shd_sse_hub *h);
+/*
+ * A response streaming the events of execution exec_id after after_id (HTTP thread). NULL with
+ * SHP_E_RATE when the streams are all taken.
+ */
+struct MHD_Response *shd_sse_open(struct shd_sse_hub *h, struct MHD_Connection *mhd,
+				  int64_t exec_id, int64_t after_id, struct shp_error *err);
 
 /* ---- validate.c: pure checks of request bodies (also the fuzz target's entry) --------------- */
 
