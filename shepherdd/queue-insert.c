@@ -124,11 +124,15 @@ static int array_add(struct shp_buf *b, const char *s)
 	if (!s)
 		return shp_buf_add(b, "NULL");
 	r = shp_buf_addch(b, '"');
-	for (; r == 0 && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			r = shp_buf_addch(b, '\\');
-		if (r == 0)
-			r = shp_buf_addch(b, *s);
+	while (r == 0 && *s) {
+		size_t run = strcspn(s, "\"\\");
+
+		r = shp_buf_addn(b, s, run);
+		s += run;
+		if (r == 0 && *s) {
+			r = shp_buf_addch(b, '\\') ?: shp_buf_addch(b, *s);
+			s++;
+		}
 	}
 	return r == 0 ? shp_buf_addch(b, '"') : r;
 }
@@ -143,23 +147,20 @@ static int array_end(struct shp_buf *b)
 
 enum { A_KIND, A_QUEUE, A_ARGS, A_META, A_PRIO, A_MAX, A_SLA, A_RUNAT, A_UKEY, A_TAGS, A_N };
 
-/* The tags of one job as JSON array text. */
-static int tags_json(const struct shd_job_params *p, struct shp_buf *out)
+/* The tags of one job as a text[] literal, or NULL (no buffer touched) when it has none. */
+static int tags_literal(const struct shd_job_params *p, struct shp_buf *out)
 {
-	json_auto_t *a = json_array();
+	int r = 0;
 
-	if (!a)
-		return -SHP_E_NOMEM;
-	for (size_t i = 0; p->tags && p->tags[i]; i++)
-		if (json_array_append_new(a, json_string(p->tags[i])) < 0)
-			return -SHP_E_NOMEM;
-	return shp_json_dump_buf(a, out, false);
+	for (size_t i = 0; p->tags && p->tags[i] && r == 0; i++)
+		r = array_add(out, p->tags[i]);
+	return r ?: out->len ? array_end(out) : 0;
 }
 
 static int add_job_arrays(struct shp_buf arr[A_N], const struct shd_job_params *p)
 {
 	char num[32], at[40];
-	struct shp_buf tags = SHP_BUF_INIT(8192);
+	struct shp_buf tags = SHP_BUF_INIT((SHD_JOB_NAME_MAX * 2 + 3) * SHD_JOB_TAGS_MAX + 3);
 	int r;
 
 	r = array_add(&arr[A_KIND], p->kind);
@@ -176,37 +177,59 @@ static int add_job_arrays(struct shp_buf arr[A_N], const struct shd_job_params *
 		shp_format_rfc3339(p->run_at_us, at, sizeof(at));
 	r = r ?: array_add(&arr[A_RUNAT], p->run_at_us ? at : NULL);
 	r = r ?: array_add(&arr[A_UKEY], p->unique_key);
-	r = r ?: tags_json(p, &tags);
-	r = r ?: array_add(&arr[A_TAGS], tags.buf);
+	r = r ?: tags_literal(p, &tags);
+	r = r ?: array_add(&arr[A_TAGS], tags.len ? tags.buf : NULL);
 	shp_buf_release(&tags);
 	return r;
 }
 
+#define INSERT_INPUT                                                                               \
+	" FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::smallint[],"           \
+	"  $6::smallint[], $7::sla_class[], $8::timestamptz[], $9::text[], $10::text[])"           \
+	"  WITH ORDINALITY AS t(kind, queue, args, metadata, priority, max_attempts, sla,"         \
+	"  run_at, unique_key, tags, ord)"
+#define INSERT_COLUMNS                                                                             \
+	" INSERT INTO jobs (state, kind, queue, args, metadata, priority, max_attempts, "          \
+	"sla_class,"                                                                               \
+	"  scheduled_at, unique_key, tags)"                                                        \
+	" SELECT CASE WHEN run_at > now() THEN 'scheduled'::job_state"                             \
+	"  ELSE 'available'::job_state END, kind, queue, args, metadata, priority, max_attempts,"  \
+	"  sla, greatest(coalesce(run_at, now()), now()), unique_key, coalesce(tags::text[], "     \
+	"'{}')"
+#define INSERT_NOTIFY                                                                              \
+	" (SELECT count(pg_notify('shepherd_jobs', q)) FROM (SELECT DISTINCT queue AS q FROM ins"  \
+	"  WHERE state = 'available') s)"
+
 /*
- * Ids are drawn up front so each input row knows its id: the rows RETURNING leaves out are the
- * duplicates. The NOTIFY sits in the statement and is delivered when the transaction commits.
+ * A batch with unique keys. Ids are drawn up front so each input row knows its id: the rows
+ * RETURNING leaves out are the duplicates. The NOTIFY sits in the statement and is delivered
+ * when the transaction commits. Tags come as one text[] literal per job ($10, NULL for none).
  */
 static const char insert_sql[] =
-	"WITH input AS ("
-	" SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, t.*"
-	" FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::smallint[],"
-	"  $6::smallint[], $7::sla_class[], $8::timestamptz[], $9::text[], $10::jsonb[])"
-	"  WITH ORDINALITY AS t(kind, queue, args, metadata, priority, max_attempts, sla,"
-	"  run_at, unique_key, tags, ord)),"
+	"WITH input AS (SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, "
+	"t.*" INSERT_INPUT "),"
 	" ins AS (INSERT INTO jobs (id, state, kind, queue, args, metadata, priority, max_attempts,"
 	"  sla_class, scheduled_at, unique_key, tags)"
 	"  SELECT id, CASE WHEN run_at > now() THEN 'scheduled'::job_state"
 	"   ELSE 'available'::job_state END, kind, queue, args, metadata, priority, max_attempts,"
 	"   sla, greatest(coalesce(run_at, now()), now()), unique_key,"
-	"   ARRAY(SELECT jsonb_array_elements_text(tags))"
+	"   coalesce(tags::text[], '{}')"
 	"  FROM input ORDER BY ord"
 	"  ON CONFLICT (unique_key)"
 	"   WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded') DO NOTHING"
 	"  RETURNING id, queue, state),"
-	" woken AS (SELECT count(pg_notify('shepherd_jobs', q)) AS n"
-	"  FROM (SELECT DISTINCT queue AS q FROM ins WHERE state = 'available') s)"
+	" woken AS (SELECT" INSERT_NOTIFY " AS n)"
 	" SELECT input.id, ins.id IS NULL, input.unique_key, woken.n"
 	" FROM input LEFT JOIN ins ON ins.id = input.id CROSS JOIN woken ORDER BY input.ord";
+
+/*
+ * A batch without unique keys cannot meet a duplicate: a plain insert (no speculative
+ * insertion, no join back to the input), in the input's order, so RETURNING gives the ids in
+ * order. Same parameters as insert_sql ($9 is all NULL).
+ */
+static const char insert_plain_sql[] =
+	"WITH ins AS (" INSERT_COLUMNS INSERT_INPUT " ORDER BY ord RETURNING id, queue, state)"
+	" SELECT id, false, NULL," INSERT_NOTIFY " FROM ins";
 
 static const char existing_sql[] =
 	"SELECT unique_key, id FROM jobs WHERE unique_key = ANY($1::text[])"
@@ -254,7 +277,7 @@ int shd_job_insert_many(PGconn *conn, const struct shd_job_params *p, size_t n,
 	struct shp_buf arr[A_N];
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	const char *params[A_N];
-	bool any_dup = false;
+	bool any_dup = false, any_key = false;
 	int r = 0;
 
 	if (n == 0 || n > SHD_JOB_BATCH_MAX)
@@ -271,8 +294,10 @@ int shd_job_insert_many(PGconn *conn, const struct shd_job_params *p, size_t n,
 		r = array_end(&arr[k]);
 	for (int k = 0; k < A_N; k++)
 		params[k] = arr[k].buf;
+	for (size_t i = 0; i < n && !any_key; i++)
+		any_key = p[i].unique_key != NULL;
 	if (r == 0) {
-		res = shd_db_exec(conn, insert_sql, A_N, params, err);
+		res = shd_db_exec(conn, any_key ? insert_sql : insert_plain_sql, A_N, params, err);
 		if (!res)
 			r = -err->code;
 	} else {
@@ -294,18 +319,25 @@ int shd_job_insert_many(PGconn *conn, const struct shd_job_params *p, size_t n,
 }
 
 /* One job: the same contract as the batch statement, in a lighter statement. */
-static const char insert_one_sql[] =
-	"WITH ins AS (INSERT INTO jobs (state, kind, queue, args, metadata, priority, max_attempts,"
-	"  sla_class, scheduled_at, unique_key, tags)"
-	" VALUES (CASE WHEN $8::timestamptz > now() THEN 'scheduled'::job_state"
-	"  ELSE 'available'::job_state END, $1, $2, $3::jsonb, $4::jsonb, $5::smallint,"
-	"  $6::smallint, $7::sla_class, greatest(coalesce($8::timestamptz, now()), now()), $9,"
+#define INSERT_ONE                                                                                 \
+	"WITH ins AS (INSERT INTO jobs (state, kind, queue, args, metadata, priority, "            \
+	"max_attempts,"                                                                            \
+	"  sla_class, scheduled_at, unique_key, tags)"                                             \
+	" VALUES (CASE WHEN $8::timestamptz > now() THEN 'scheduled'::job_state"                   \
+	"  ELSE 'available'::job_state END, $1, $2, $3::jsonb, $4::jsonb, $5::smallint,"           \
+	"  $6::smallint, $7::sla_class, greatest(coalesce($8::timestamptz, now()), now()), $9,"    \
 	"  $10::text[])"
-	" ON CONFLICT (unique_key)"
-	"  WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded') DO NOTHING"
-	" RETURNING id, queue, state)"
-	" SELECT id, CASE WHEN state = 'available' THEN pg_notify('shepherd_jobs', queue) END"
-	" FROM ins";
+#define INSERT_ONE_NOTIFY                                                                          \
+	" RETURNING id, queue, state)"                                                             \
+	" SELECT id, CASE WHEN state = 'available' THEN pg_notify('shepherd_jobs', queue) END"     \
+	" FROM ins"
+
+static const char insert_one_sql[] =
+	INSERT_ONE " ON CONFLICT (unique_key)"
+		   "  WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded') DO "
+		   "NOTHING" INSERT_ONE_NOTIFY;
+/* Without a unique key there is nothing to conflict with: no speculative insertion. */
+static const char insert_one_plain_sql[] = INSERT_ONE INSERT_ONE_NOTIFY;
 
 static int existing_one(PGconn *conn, const char *key, int64_t *ret_id, struct shp_error *err)
 {
@@ -361,7 +393,8 @@ int shd_job_insert(PGconn *conn, const struct shd_job_params *p, struct shd_job_
 	params[7] = p->run_at_us ? at : NULL;
 	params[8] = p->unique_key;
 	params[9] = tags.buf;
-	res = shd_db_exec(conn, insert_one_sql, 10, params, err);
+	res = shd_db_exec(conn, p->unique_key ? insert_one_sql : insert_one_plain_sql, 10, params,
+			  err);
 	shp_buf_release(&tags);
 	if (!res)
 		return -err->code;

@@ -303,6 +303,21 @@ Test(queue, batch_insert)
 	}
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE tags = '{batch}'", NULL, NULL), N);
 	cr_assert_eq(shd_job_insert_many(tc, p, 0, ins, &err), -SHP_E_LIMIT);
+	{
+		/* tags that need quoting inside the nested array literals; a job without tags */
+		static const char *const odd[] = { "a\"b", "c,d", "{e}", "f\\g", "NULL", NULL };
+		struct shd_job_params two[2] = { SHD_JOB_PARAMS_INIT, SHD_JOB_PARAMS_INIT };
+
+		two[0].kind = two[1].kind = "t.none";
+		two[0].tags = odd;
+		cr_assert_eq(shd_job_insert_many(tc, two, 2, ins, &err), 0, "%s", err.msg);
+		cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND tags = ARRAY['a\"b',"
+				 " 'c,d', '{e}', 'f\\g', 'NULL']", idstr(ins[0].id), NULL), 1);
+		cr_assert_eq(val("SELECT cardinality(tags) FROM jobs WHERE id = $1", idstr(ins[1].id),
+				 NULL), 0);
+		cr_assert_eq(val("WITH d AS (DELETE FROM jobs WHERE kind = 't.none' RETURNING 1)"
+				 " SELECT count(*) FROM d", NULL, NULL), 2);
+	}
 	q = start_queue(NULL);
 	wait_val("SELECT count(*) FROM jobs WHERE state = 'completed'", NULL, N, 20000);
 	shd_queue_free(q);
