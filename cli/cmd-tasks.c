@@ -33,6 +33,7 @@ enum {
 	OPT_SLA,
 	OPT_PRIORITY,
 	OPT_WAIT_LOCK,
+	OPT_YES,
 	OPT_WAIT,
 	OPT_STATUS,
 	OPT_LIMIT,
@@ -398,7 +399,7 @@ static int read_plan(struct cli_ctx *ctx, const char *file, json_t **ret)
 
 struct submit_opts {
 	const char *file, *tenant, *sla, *priority;
-	bool wait_lock, wait;
+	bool wait_lock, wait, yes;
 };
 
 static int submit_body(struct cli_ctx *ctx, const struct submit_opts *o, json_t **ret)
@@ -427,6 +428,8 @@ static int submit_body(struct cli_ctx *ctx, const struct submit_opts *o, json_t 
 	    (r = cli_body_set(ctx, body, "sla_class", o->sla)) < 0 ||
 	    (r = cli_body_set(ctx, body, "on_busy", o->wait_lock ? "wait" : NULL)) < 0)
 		return r;
+	if (o->yes && json_object_set_new(body, "confirm", json_true()) < 0)
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
 	*ret = TAKE_PTR(body);
 	return 0;
 }
@@ -445,6 +448,7 @@ static int cmd_tasks_submit(int argc, char **argv, struct cli_ctx *ctx)
 		case OPT_SLA: o.sla = optarg; break;
 		case OPT_PRIORITY: o.priority = optarg; break;
 		case OPT_WAIT_LOCK: o.wait_lock = true; break;
+		case OPT_YES: o.yes = true; break;
 		case OPT_WAIT: o.wait = true; break;
 		default: break;
 		}
@@ -599,6 +603,9 @@ static const struct shp_flag submit_flags[] = {
 	{"priority", OPT_PRIORITY, 0, NULL, "N", "the task's priority in the queue, 0 to 100"},
 	{"wait-lock", OPT_WAIT_LOCK, 0, NULL, NULL,
 	 "wait for a target another task holds instead of failing"},
+	{"yes", OPT_YES, 0, NULL, NULL,
+	 "confirm a plan that changes things (approval level 1; deploy plans also need a "
+	 "platform-admin)"},
 	{"wait", OPT_WAIT, 0, NULL, NULL, "follow the task to its end; exit with its outcome"},
 	{NULL},
 };
@@ -666,7 +673,7 @@ static const struct shp_subcmd tasks_verbs[] = {
 		.name = "submit",
 		.fn = cmd_tasks_submit,
 		.usage = "--file FILE|- --tenant TENANT [--sla fast|medium|long] [--priority N] "
-			 "[--wait-lock] [--wait]",
+			 "[--wait-lock] [--yes] [--wait]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = "run a plan for a tenant",
 		.description =

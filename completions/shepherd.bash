@@ -343,7 +343,7 @@ _shepherd()
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--file -f --tenant --sla --priority --wait-lock --wait --help -h'
+				_shepherd_offer '--file -f --tenant --sla --priority --wait-lock --yes --wait --help -h'
 			fi
 			;;
 		watch)

@@ -196,6 +196,7 @@ complete -c shepherd -n '__shepherd_in tasks submit' -l tenant -x -d 'the tenant
 complete -c shepherd -n '__shepherd_in tasks submit' -l sla -x -a 'fast medium long' -d 'the SLA class, which sets the timeouts'
 complete -c shepherd -n '__shepherd_in tasks submit' -l priority -x -d 'the task\'s priority in the queue, 0 to 100'
 complete -c shepherd -n '__shepherd_in tasks submit' -l wait-lock -d 'wait for a target another task holds instead of failing'
+complete -c shepherd -n '__shepherd_in tasks submit' -l yes -d 'confirm a plan that changes things (approval level 1; deploy plans also need a platform-admin)'
 complete -c shepherd -n '__shepherd_in tasks submit' -l wait -d 'follow the task to its end; exit with its outcome'
 
 # tenant
