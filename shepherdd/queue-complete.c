@@ -386,8 +386,8 @@ void *shd_queue_completer_main(void *arg)
 		}
 		pthread_mutex_lock(&q->lock);
 		q->held -= n;
-		pthread_cond_signal(&q->fetch_cond);
 		pthread_mutex_unlock(&q->lock);
+		shd_queue_wake_fetcher(q);
 	}
 	if (conn)
 		PQfinish(conn);

@@ -6,10 +6,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -140,52 +142,130 @@ static int claim(struct shd_queue *q, PGconn *conn, int limit, struct shd_job **
 }
 
 /*
- * The fetcher's session runs the claim as a generic plan (see shd_queue_claim_sql): planning
- * it for every claim would cost about as much as running it.
+ * Set up a new fetcher session: the claim runs as a generic plan (see shd_queue_claim_sql;
+ * planning it for every claim would cost about as much as running it), and the session
+ * LISTENs to shepherd_jobs itself, so a NOTIFY wakes the thread that claims, with no hop
+ * through another thread.
  */
-static bool generic_plans(PGconn *conn, struct shp_error *err)
+static bool setup_conn(PGconn *conn, struct shp_error *err)
 {
 	static const char sql[] = "SELECT set_config('plan_cache_mode', $1, false)";
 	_cleanup_(PQclearp) PGresult *res = NULL;
 
 	res = shd_db_exec(conn, sql, 1, (const char *[]){"force_generic_plan"}, err);
-	return res != NULL;
+	if (!res)
+		return false;
+	PQclear(res);
+	/* LISTEN is a utility statement: it cannot be prepared and takes no parameters */
+	res = PQexec(conn, "LISTEN shepherd_jobs");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		shp_error_set(err, SHP_E_DB, "LISTEN: %s", PQerrorMessage(conn));
+		return false;
+	}
+	return true;
 }
 
+/* Take the NOTIFYs libpq has read; true if there was one. */
+static bool take_notifies(PGconn *conn)
+{
+	PGnotify *nt;
+	bool any = false;
+
+	while (conn && (nt = PQnotifies(conn))) {
+		any = true;
+		PQfreemem(nt);
+	}
+	return any;
+}
+
+/*
+ * Sleep until ms pass, another thread wakes the fetcher (shd_queue_wake_fetcher) or, when conn
+ * is given, a NOTIFY arrives on it; true for a NOTIFY. A broken conn is left for the caller.
+ */
+static bool fetcher_sleep(struct shd_queue *q, PGconn *conn, int ms)
+{
+	struct pollfd pfd[2] = {{.fd = q->wake_fd[0], .events = POLLIN},
+				{.fd = conn ? PQsocket(conn) : -1, .events = POLLIN}};
+	char drain[64];
+
+	if (poll(pfd, conn ? 2 : 1, ms < 0 ? 0 : ms) <= 0)
+		return false;
+	while (read(q->wake_fd[0], drain, sizeof(drain)) > 0)
+		;
+	if (conn && (pfd[1].revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn))
+		return true; /* broken: claim now, which finds out and reconnects */
+	return take_notifies(conn);
+}
+
+/* Room for this many more jobs in memory (at most a batch); stop is set when stopping. */
+static int room(struct shd_queue *q, bool *stop)
+{
+	int limit;
+
+	pthread_mutex_lock(&q->lock);
+	limit = q->capacity - q->held;
+	*stop = q->stop_fetch;
+	pthread_mutex_unlock(&q->lock);
+	return limit > q->cfg.fetch_batch ? q->cfg.fetch_batch : limit;
+}
+
+/* Hand claimed jobs to the workers. */
+static void push_ready(struct shd_queue *q, struct shd_job *list, int n)
+{
+	struct shd_job *last;
+
+	pthread_mutex_lock(&q->lock);
+	for (last = list;; last = last->next) {
+		shd_queue_apply_early_cancel(q, last);
+		if (!last->next)
+			break;
+	}
+	if (q->ready_tail)
+		q->ready_tail->next = list;
+	else
+		q->ready_head = list;
+	q->ready_tail = last;
+	q->held += n;
+	if (n == 1)
+		pthread_cond_signal(&q->work_cond);
+	else
+		pthread_cond_broadcast(&q->work_cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/*
+ * Claim while the last claim was full, a NOTIFY came or the poll interval passed, and memory
+ * has room; sleep otherwise.
+ */
 void *shd_queue_fetcher_main(void *arg)
 {
 	struct shd_queue *q = arg;
 	PGconn *conn = NULL, *tuned_conn = NULL;
-	bool warned = false, more = true;
+	bool warned = false, more = true, stop = false;
 	int backoff_ms = 100;
+	uint64_t next_poll = 0;
 
 	shp_log_ctx_set("thread", "queue-fetcher");
 	for (;;) {
-		struct shd_job *list = NULL, *last;
+		struct shd_job *list = NULL;
 		struct shp_error err = SHP_ERROR_INIT;
-		struct timespec ts = deadline_ts(ms_ns(q->cfg.poll_interval_ms));
-		int limit = 0, n;
+		uint64_t now = shp_now_monotonic_ns();
+		int limit = room(q, &stop), n;
 
-		pthread_mutex_lock(&q->lock);
-		for (;;) {
-			limit = q->capacity - q->held;
-			limit = limit > q->cfg.fetch_batch ? q->cfg.fetch_batch : limit;
-			if (q->stop_fetch || (limit > 0 && (q->fetch_wake || more)))
-				break;
-			if (pthread_cond_timedwait(&q->fetch_cond, &q->lock, &ts) == ETIMEDOUT &&
-			    limit > 0)
-				break;
-		}
-		q->fetch_wake = false;
-		if (q->stop_fetch) {
-			pthread_mutex_unlock(&q->lock);
+		if (stop)
 			break;
+		more |= take_notifies(tuned_conn);
+		if (limit <= 0 || (!more && now < next_poll)) {
+			/* no room: only the completer (or stop) can change that */
+			more |= fetcher_sleep(q, limit > 0 ? tuned_conn : NULL,
+					      limit > 0 ? (int)((next_poll - now) / 1000000) + 1
+							: q->cfg.poll_interval_ms);
+			continue;
 		}
-		pthread_mutex_unlock(&q->lock);
-
+		next_poll = now + ms_ns(q->cfg.poll_interval_ms);
 		if (!shd_queue_ensure_conn(q, &conn, "fetcher", &warned)) {
 			n = -SHP_E_UNAVAIL;
-		} else if (conn != tuned_conn && !generic_plans(conn, &err)) {
+		} else if (conn != tuned_conn && !setup_conn(conn, &err)) {
 			n = -err.code;
 		} else {
 			tuned_conn = conn;
@@ -196,36 +276,14 @@ void *shd_queue_fetcher_main(void *arg)
 		if (n < 0) {
 			more = true;
 			tuned_conn = NULL; /* a new connection may reuse the old one's address */
-			pthread_mutex_lock(&q->lock);
-			ts = deadline_ts(ms_ns(backoff_ms));
-			while (!q->stop_fetch &&
-			       pthread_cond_timedwait(&q->fetch_cond, &q->lock, &ts) == 0)
-				;
-			pthread_mutex_unlock(&q->lock);
+			(void)fetcher_sleep(q, NULL, backoff_ms);
 			backoff_ms = backoff_ms >= 5000 ? 5000 : backoff_ms * 2;
 			continue;
 		}
 		backoff_ms = 100;
 		more = n == limit;
-		if (n == 0)
-			continue;
-		pthread_mutex_lock(&q->lock);
-		for (last = list;; last = last->next) {
-			shd_queue_apply_early_cancel(q, last);
-			if (!last->next)
-				break;
-		}
-		if (q->ready_tail)
-			q->ready_tail->next = list;
-		else
-			q->ready_head = list;
-		q->ready_tail = last;
-		q->held += n;
-		if (n == 1)
-			pthread_cond_signal(&q->work_cond);
-		else
-			pthread_cond_broadcast(&q->work_cond);
-		pthread_mutex_unlock(&q->lock);
+		if (n > 0)
+			push_ready(q, list, n);
 	}
 	if (conn)
 		PQfinish(conn);

@@ -68,12 +68,16 @@ struct shd_queue {
 	struct periodic periodic[PERIODIC_MAX];
 	int nperiodic;
 
-	/* lock protects the ready list, every worker's current job, held/running, the fetch wake
-	 * flag and the stop flags of the fetcher and workers */
+	/* lock protects the ready list, every worker's current job, held/running and the stop
+	 * flags of the fetcher and workers */
 	pthread_mutex_t lock;
-	pthread_cond_t work_cond;  /* workers: a job is ready, or stop */
-	pthread_cond_t fetch_cond; /* fetcher: a NOTIFY, room, or stop */
-	pthread_cond_t idle_cond;  /* shutdown: a running job finished */
+	pthread_cond_t work_cond; /* workers: a job is ready, or stop */
+	pthread_cond_t idle_cond; /* shutdown: a running job finished */
+	/*
+	 * The fetcher sleeps in poll() on its connection (NOTIFY) and on this pipe, which other
+	 * threads write a byte to when there is room again or it should stop. Non-blocking.
+	 */
+	int wake_fd[2];
 	struct shd_job *ready_head, *ready_tail;
 	/*
 	 * Cancel requests for jobs not found in memory: a job claimed in the database but not yet
@@ -83,7 +87,7 @@ struct shd_queue {
 	unsigned next_early_cancel;
 	int held;    /* claimed and not yet recorded as finished */
 	int running; /* inside a handler */
-	bool fetch_wake, stop_fetch, stop_workers;
+	bool stop_fetch, stop_workers;
 
 	/* done_lock protects the list of finished jobs waiting for the completer and its stop flag
 	 */
@@ -134,6 +138,8 @@ struct kind_entry *shd_queue_find_kind(struct shd_queue *q, const char *name);
 /* lease = max(timeout + buffer, 2 × p95 of recent runs); p95 starts at the timeout. */
 int shd_queue_kind_lease_ms(struct shd_queue *q, struct kind_entry *e);
 void shd_queue_kind_record(struct shd_queue *q, struct kind_entry *e, uint64_t ns);
+/* Wake the fetcher (any thread, any lock held). */
+void shd_queue_wake_fetcher(struct shd_queue *q);
 /* Free a job and its args; NULL-safe, returns NULL. */
 struct shd_job *shd_queue_job_free(struct shd_job *job);
 

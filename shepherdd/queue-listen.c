@@ -1,6 +1,6 @@
 /*
- * The listener thread: LISTEN shepherd_jobs (wakes the fetcher) and shepherd_job_cancel (flags
- * the job in memory, or remembers the id until the job arrives).
+ * The listener thread: LISTEN shepherd_job_cancel, and flag the job in memory (or remember the
+ * id until the job arrives). The fetcher LISTENs to shepherd_jobs on its own connection.
  */
 #include "config.h"
 
@@ -27,14 +27,6 @@ void shd_queue_apply_early_cancel(struct shd_queue *q, struct shd_job *job)
 		}
 }
 
-static void wake_fetcher(struct shd_queue *q)
-{
-	pthread_mutex_lock(&q->lock);
-	q->fetch_wake = true;
-	pthread_cond_signal(&q->fetch_cond);
-	pthread_mutex_unlock(&q->lock);
-}
-
 static void mark_cancel(struct shd_queue *q, int64_t id)
 {
 	bool found = false;
@@ -58,7 +50,7 @@ static void mark_cancel(struct shd_queue *q, int64_t id)
 static bool listen_on(PGconn *conn)
 {
 	/* LISTEN is a utility statement: it cannot be prepared and takes no parameters */
-	PGresult *res = PQexec(conn, "LISTEN shepherd_jobs; LISTEN shepherd_job_cancel");
+	PGresult *res = PQexec(conn, "LISTEN shepherd_job_cancel");
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	PQclear(res);
@@ -83,7 +75,6 @@ void *shd_queue_listener_main(void *arg)
 					break;
 				continue;
 			}
-			wake_fetcher(q); /* NOTIFYs sent while we were away are lost */
 		}
 		pfd = (struct pollfd){.fd = PQsocket(conn), .events = POLLIN};
 		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
@@ -96,8 +87,6 @@ void *shd_queue_listener_main(void *arg)
 		while ((nt = PQnotifies(conn))) {
 			if (strcmp(nt->relname, "shepherd_job_cancel") == 0)
 				mark_cancel(q, strtoll(nt->extra, NULL, 10));
-			else
-				wake_fetcher(q);
 			PQfreemem(nt);
 		}
 	}

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -128,6 +129,14 @@ void shd_queue_kind_record(struct shd_queue *q, struct kind_entry *e, uint64_t n
 	if (e->nsamples < SAMPLES)
 		e->nsamples++;
 	pthread_mutex_unlock(&q->stats_lock);
+}
+
+void shd_queue_wake_fetcher(struct shd_queue *q)
+{
+	char c = 1;
+
+	/* a full pipe already holds a wake-up */
+	(void)!write(q->wake_fd[1], &c, 1);
 }
 
 struct shd_job *shd_queue_job_free(struct shd_job *job)
@@ -272,6 +281,7 @@ struct shd_queue *shd_queue_new(const struct shd_queue_config *cfg, struct shp_e
 		shp_error_set(err, SHP_E_NOMEM, "out of memory");
 		return NULL;
 	}
+	q->wake_fd[0] = q->wake_fd[1] = -1;
 	q->cfg = *cfg;
 	q->cfg.queues = NULL;
 	q->cfg.lease_buffer_ms = def(cfg->lease_buffer_ms, 5000);
@@ -296,12 +306,13 @@ struct shd_queue *shd_queue_new(const struct shd_queue_config *cfg, struct shp_e
 	pthread_mutex_init(&q->stats_lock, NULL);
 	pthread_mutex_init(&q->aux_lock, NULL);
 	cond_init_mono(&q->work_cond);
-	cond_init_mono(&q->fetch_cond);
 	cond_init_mono(&q->idle_cond);
 	cond_init_mono(&q->done_cond);
 	cond_init_mono(&q->aux_cond);
 	atomic_init(&q->leader, false);
-	if (!q->conninfo || !q->appname || !q->workers) {
+	if (pipe2(q->wake_fd, O_NONBLOCK | O_CLOEXEC) < 0)
+		q->wake_fd[0] = q->wake_fd[1] = -1;
+	if (!q->conninfo || !q->appname || !q->workers || q->wake_fd[0] < 0) {
 		shp_error_set(err, SHP_E_NOMEM, "out of memory");
 		return shd_queue_free(q);
 	}
@@ -401,8 +412,8 @@ static void stop_threads(struct shd_queue *q)
 
 	pthread_mutex_lock(&q->lock);
 	q->stop_fetch = true;
-	pthread_cond_broadcast(&q->fetch_cond);
 	pthread_mutex_unlock(&q->lock);
+	shd_queue_wake_fetcher(q);
 	pthread_join(q->fetcher, NULL);
 
 	pthread_mutex_lock(&q->lock);
@@ -464,7 +475,9 @@ struct shd_queue *shd_queue_free(struct shd_queue *q)
 	pthread_mutex_destroy(&q->stats_lock);
 	pthread_mutex_destroy(&q->aux_lock);
 	pthread_cond_destroy(&q->work_cond);
-	pthread_cond_destroy(&q->fetch_cond);
+	for (int i = 0; i < 2; i++)
+		if (q->wake_fd[i] >= 0)
+			close(q->wake_fd[i]);
 	pthread_cond_destroy(&q->idle_cond);
 	pthread_cond_destroy(&q->done_cond);
 	pthread_cond_destroy(&q->aux_cond);
