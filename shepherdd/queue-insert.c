@@ -157,45 +157,101 @@ static int tags_literal(const struct shd_job_params *p, struct shp_buf *out)
 	return r ?: out->len ? array_end(out) : 0;
 }
 
-static int add_job_arrays(struct shp_buf arr[A_N], const struct shd_job_params *p)
+static const char *queue_of(const struct shd_job_params *p)
+{
+	return p->queue ? p->queue : "default";
+}
+
+static const char *args_of(const char *json)
+{
+	return json ? json : "{}";
+}
+
+static int max_attempts_of(const struct shd_job_params *p)
+{
+	return p->max_attempts ? p->max_attempts : shd_sla_max_attempts(p->sla);
+}
+
+/*
+ * Which columns a batch sends whole: a column that is the same for every job goes as one
+ * element (the statement repeats it), one that is NULL for every job as an empty array. The
+ * kinds always go whole: they set the number of rows.
+ */
+static void batch_shape(const struct shd_job_params *p, size_t n, bool whole[A_N])
+{
+	for (int k = 0; k < A_N; k++)
+		whole[k] = k == A_KIND;
+	for (size_t i = 1; i < n; i++) {
+		whole[A_QUEUE] |= strcmp(queue_of(&p[i]), queue_of(p)) != 0;
+		whole[A_ARGS] |= strcmp(args_of(p[i].args), args_of(p->args)) != 0;
+		whole[A_META] |= strcmp(args_of(p[i].metadata), args_of(p->metadata)) != 0;
+		whole[A_PRIO] |= p[i].priority != p->priority;
+		whole[A_MAX] |= max_attempts_of(&p[i]) != max_attempts_of(p);
+		whole[A_SLA] |= p[i].sla != p->sla;
+	}
+	for (size_t i = 0; i < n; i++) {
+		whole[A_RUNAT] |= p[i].run_at_us != 0;
+		whole[A_UKEY] |= p[i].unique_key != NULL;
+		whole[A_TAGS] |= p[i].tags && p[i].tags[0];
+	}
+}
+
+/* Add job p's values to the arrays: every whole column, and the others for the first job. */
+static int add_job_arrays(struct shp_buf arr[A_N], const struct shd_job_params *p,
+			  const bool whole[A_N], bool first)
 {
 	char num[32], at[40];
 	struct shp_buf tags = SHP_BUF_INIT((SHD_JOB_NAME_MAX * 2 + 3) * SHD_JOB_TAGS_MAX + 3);
 	int r;
 
 	r = array_add(&arr[A_KIND], p->kind);
-	r = r ?: array_add(&arr[A_QUEUE], p->queue ? p->queue : "default");
-	r = r ?: array_add(&arr[A_ARGS], p->args ? p->args : "{}");
-	r = r ?: array_add(&arr[A_META], p->metadata ? p->metadata : "{}");
+	if (r == 0 && (first || whole[A_QUEUE]))
+		r = array_add(&arr[A_QUEUE], queue_of(p));
+	if (r == 0 && (first || whole[A_ARGS]))
+		r = array_add(&arr[A_ARGS], args_of(p->args));
+	if (r == 0 && (first || whole[A_META]))
+		r = array_add(&arr[A_META], args_of(p->metadata));
 	(void)snprintf(num, sizeof(num), "%d", p->priority);
-	r = r ?: array_add(&arr[A_PRIO], num);
-	(void)snprintf(num, sizeof(num), "%d",
-		       p->max_attempts ? p->max_attempts : shd_sla_max_attempts(p->sla));
-	r = r ?: array_add(&arr[A_MAX], num);
-	r = r ?: array_add(&arr[A_SLA], shd_sla_class_to_string(p->sla));
+	if (r == 0 && (first || whole[A_PRIO]))
+		r = array_add(&arr[A_PRIO], num);
+	(void)snprintf(num, sizeof(num), "%d", max_attempts_of(p));
+	if (r == 0 && (first || whole[A_MAX]))
+		r = array_add(&arr[A_MAX], num);
+	if (r == 0 && (first || whole[A_SLA]))
+		r = array_add(&arr[A_SLA], shd_sla_class_to_string(p->sla));
 	if (p->run_at_us)
 		shp_format_rfc3339(p->run_at_us, at, sizeof(at));
-	r = r ?: array_add(&arr[A_RUNAT], p->run_at_us ? at : NULL);
-	r = r ?: array_add(&arr[A_UKEY], p->unique_key);
-	r = r ?: tags_literal(p, &tags);
-	r = r ?: array_add(&arr[A_TAGS], tags.len ? tags.buf : NULL);
+	if (r == 0 && whole[A_RUNAT])
+		r = array_add(&arr[A_RUNAT], p->run_at_us ? at : NULL);
+	if (r == 0 && whole[A_UKEY])
+		r = array_add(&arr[A_UKEY], p->unique_key);
+	if (r == 0 && whole[A_TAGS]) {
+		r = tags_literal(p, &tags);
+		r = r ?: array_add(&arr[A_TAGS], tags.len ? tags.buf : NULL);
+	}
 	shp_buf_release(&tags);
 	return r;
 }
 
+/*
+ * The rows of a batch: unnest pads the shorter arrays with NULLs, and a column sent as one
+ * element (see batch_shape) is repeated from it. Tags come as one text[] literal per job.
+ */
 #define INSERT_INPUT                                                                               \
-	" FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::smallint[],"           \
-	"  $6::smallint[], $7::sla_class[], $8::timestamptz[], $9::text[], $10::text[])"           \
-	"  WITH ORDINALITY AS t(kind, queue, args, metadata, priority, max_attempts, sla,"         \
-	"  run_at, unique_key, tags, ord)"
-#define INSERT_COLUMNS                                                                             \
-	" INSERT INTO jobs (state, kind, queue, args, metadata, priority, max_attempts, "          \
-	"sla_class,"                                                                               \
-	"  scheduled_at, unique_key, tags)"                                                        \
-	" SELECT CASE WHEN run_at > now() THEN 'scheduled'::job_state"                             \
-	"  ELSE 'available'::job_state END, kind, queue, args, metadata, priority, max_attempts,"  \
-	"  sla, greatest(coalesce(run_at, now()), now()), unique_key, coalesce(tags::text[], "     \
-	"'{}')"
+	" FROM (SELECT t.kind, coalesce(t.queue, ($2::text[])[1]) AS queue,"                       \
+	"  coalesce(t.args, ($3::jsonb[])[1]) AS args,"                                            \
+	"  coalesce(t.metadata, ($4::jsonb[])[1]) AS metadata,"                                    \
+	"  coalesce(t.priority, ($5::smallint[])[1]) AS priority,"                                 \
+	"  coalesce(t.max_attempts, ($6::smallint[])[1]) AS max_attempts,"                         \
+	"  coalesce(t.sla, ($7::sla_class[])[1]) AS sla, t.run_at, t.unique_key, t.tags, t.ord"    \
+	"  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::smallint[],"          \
+	"   $6::smallint[], $7::sla_class[], $8::timestamptz[], $9::text[], $10::text[])"          \
+	"   WITH ORDINALITY AS t(kind, queue, args, metadata, priority, max_attempts, sla,"        \
+	"   run_at, unique_key, tags, ord)) t"
+#define INSERT_VALUES                                                                              \
+	" CASE WHEN run_at > now() THEN 'scheduled'::job_state ELSE 'available'::job_state END,"   \
+	" kind, queue, args, metadata, priority, max_attempts, sla,"                               \
+	" greatest(coalesce(run_at, now()), now()), unique_key, coalesce(tags::text[], '{}')"
 #define INSERT_NOTIFY                                                                              \
 	" (SELECT count(pg_notify('shepherd_jobs', q)) FROM (SELECT DISTINCT queue AS q FROM ins"  \
 	"  WHERE state = 'available') s)"
@@ -203,18 +259,14 @@ static int add_job_arrays(struct shp_buf arr[A_N], const struct shd_job_params *
 /*
  * A batch with unique keys. Ids are drawn up front so each input row knows its id: the rows
  * RETURNING leaves out are the duplicates. The NOTIFY sits in the statement and is delivered
- * when the transaction commits. Tags come as one text[] literal per job ($10, NULL for none).
+ * when the transaction commits.
  */
 static const char insert_sql[] =
 	"WITH input AS (SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, "
 	"t.*" INSERT_INPUT "),"
 	" ins AS (INSERT INTO jobs (id, state, kind, queue, args, metadata, priority, max_attempts,"
 	"  sla_class, scheduled_at, unique_key, tags)"
-	"  SELECT id, CASE WHEN run_at > now() THEN 'scheduled'::job_state"
-	"   ELSE 'available'::job_state END, kind, queue, args, metadata, priority, max_attempts,"
-	"   sla, greatest(coalesce(run_at, now()), now()), unique_key,"
-	"   coalesce(tags::text[], '{}')"
-	"  FROM input ORDER BY ord"
+	"  SELECT id," INSERT_VALUES " FROM input ORDER BY ord"
 	"  ON CONFLICT (unique_key)"
 	"   WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded') DO NOTHING"
 	"  RETURNING id, queue, state),"
@@ -225,10 +277,12 @@ static const char insert_sql[] =
 /*
  * A batch without unique keys cannot meet a duplicate: a plain insert (no speculative
  * insertion, no join back to the input), in the input's order, so RETURNING gives the ids in
- * order. Same parameters as insert_sql ($9 is all NULL).
+ * order. Same parameters as insert_sql ($9 is empty).
  */
 static const char insert_plain_sql[] =
-	"WITH ins AS (" INSERT_COLUMNS INSERT_INPUT " ORDER BY ord RETURNING id, queue, state)"
+	"WITH ins AS (INSERT INTO jobs (state, kind, queue, args, metadata, priority,"
+	"  max_attempts, sla_class, scheduled_at, unique_key, tags)"
+	" SELECT" INSERT_VALUES INSERT_INPUT " ORDER BY ord RETURNING id, queue, state)"
 	" SELECT id, false, NULL," INSERT_NOTIFY " FROM ins";
 
 static const char existing_sql[] =
@@ -277,7 +331,7 @@ int shd_job_insert_many(PGconn *conn, const struct shd_job_params *p, size_t n,
 	struct shp_buf arr[A_N];
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	const char *params[A_N];
-	bool any_dup = false, any_key = false;
+	bool any_dup = false, whole[A_N];
 	int r = 0;
 
 	if (n == 0 || n > SHD_JOB_BATCH_MAX)
@@ -288,16 +342,16 @@ int shd_job_insert_many(PGconn *conn, const struct shd_job_params *p, size_t n,
 			return -err->code;
 	for (int k = 0; k < A_N; k++)
 		shp_buf_init(&arr[k], BATCH_TEXT_MAX);
+	batch_shape(p, n, whole);
 	for (size_t i = 0; i < n && r == 0; i++)
-		r = add_job_arrays(arr, &p[i]);
+		r = add_job_arrays(arr, &p[i], whole, i == 0);
 	for (int k = 0; k < A_N && r == 0; k++)
 		r = array_end(&arr[k]);
 	for (int k = 0; k < A_N; k++)
 		params[k] = arr[k].buf;
-	for (size_t i = 0; i < n && !any_key; i++)
-		any_key = p[i].unique_key != NULL;
 	if (r == 0) {
-		res = shd_db_exec(conn, any_key ? insert_sql : insert_plain_sql, A_N, params, err);
+		res = shd_db_exec(conn, whole[A_UKEY] ? insert_sql : insert_plain_sql, A_N, params,
+				  err);
 		if (!res)
 			r = -err->code;
 	} else {

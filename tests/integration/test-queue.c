@@ -318,6 +318,28 @@ Test(queue, batch_insert)
 		cr_assert_eq(val("WITH d AS (DELETE FROM jobs WHERE kind = 't.none' RETURNING 1)"
 				 " SELECT count(*) FROM d", NULL, NULL), 2);
 	}
+	{
+		/* columns the same for every job travel once and are repeated for each row */
+		struct shd_job_params same[3];
+
+		for (int i = 0; i < 3; i++) {
+			same[i] = (struct shd_job_params)SHD_JOB_PARAMS_INIT;
+			same[i].kind = "t.none";
+			same[i].queue = "q2";
+			same[i].args = "{\"a\": 1}";
+			same[i].metadata = "{\"m\": 2}";
+			same[i].priority = 7;
+			same[i].sla = SHD_SLA_FAST;
+		}
+		cr_assert_eq(shd_job_insert_many(tc, same, 3, ins, &err), 0, "%s", err.msg);
+		cr_assert_eq(val("WITH d AS (DELETE FROM jobs WHERE kind = 't.none' AND queue = 'q2'"
+				 " AND args = '{\"a\": 1}' AND metadata = '{\"m\": 2}' AND priority = 7"
+				 " AND sla_class = 'fast' AND max_attempts = 3 AND tags = '{}'"
+				 " AND unique_key IS NULL AND state = 'available' RETURNING 1)"
+				 " SELECT count(*) FROM d", NULL, NULL), 3);
+	}
+	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE queue = 'default' AND metadata = '{}'"
+			 " AND max_attempts = 5 AND sla_class = 'medium'", NULL, NULL), N);
 	q = start_queue(NULL);
 	wait_val("SELECT count(*) FROM jobs WHERE state = 'completed'", NULL, N, 20000);
 	shd_queue_free(q);
