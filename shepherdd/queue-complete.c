@@ -27,6 +27,7 @@
 void shd_queue_push_done(struct shd_queue *q, struct shd_job *job)
 {
 	job->next = NULL;
+	q->unrecorded++;
 	pthread_mutex_lock(&q->done_lock);
 	if (q->done_tail)
 		q->done_tail->next = job;
@@ -385,7 +386,7 @@ void *shd_queue_completer_main(void *arg)
 			list = next;
 		}
 		pthread_mutex_lock(&q->lock);
-		q->held -= n;
+		q->unrecorded -= n;
 		pthread_mutex_unlock(&q->lock);
 		shd_queue_wake_fetcher(q);
 	}

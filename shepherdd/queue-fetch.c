@@ -1,7 +1,7 @@
 /*
  * The fetcher thread: claims batches of available jobs in one statement that takes them with
- * FOR UPDATE SKIP LOCKED and sets the lease, and hands them to the workers' ready list while
- * memory holds at most the runner's capacity.
+ * FOR UPDATE SKIP LOCKED and sets the lease, and hands them to the workers' ready list, a batch
+ * ahead of them (see room()).
  */
 #include "config.h"
 
@@ -197,16 +197,26 @@ static bool fetcher_sleep(struct shd_queue *q, PGconn *conn, int ms)
 	return take_notifies(conn);
 }
 
-/* Room for this many more jobs in memory (at most a batch); stop is set when stopping. */
+/*
+ * How many jobs to claim now (at most a batch), or 0 to wait: the claimed jobs not yet run stay
+ * within capacity, a claim is at least half a batch while jobs still wait for workers (a claim
+ * costs nearly as much for a few jobs as for a batch), and the completer is not too far behind.
+ * stop is set when stopping.
+ */
 static int room(struct shd_queue *q, bool *stop)
 {
 	int limit;
 
 	pthread_mutex_lock(&q->lock);
 	limit = q->capacity - q->held;
+	limit = limit > q->cfg.fetch_batch ? q->cfg.fetch_batch : limit;
+	if (limit < shd_queue_refill_at(q) && q->held > q->running)
+		limit = 0;
+	if (q->unrecorded >= UNRECORDED_MAX)
+		limit = 0;
 	*stop = q->stop_fetch;
 	pthread_mutex_unlock(&q->lock);
-	return limit > q->cfg.fetch_batch ? q->cfg.fetch_batch : limit;
+	return limit;
 }
 
 /* Hand claimed jobs to the workers. */

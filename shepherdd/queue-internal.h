@@ -28,6 +28,7 @@
 #define PERIODIC_MAX 32
 #define QUEUES_MAX 64
 #define COMPLETE_BATCH 2000
+#define UNRECORDED_MAX (2 * COMPLETE_BATCH) /* the fetcher waits for the completer past it */
 #define MAINT_LIMIT 1000
 #define DEFAULT_TIMEOUT_MS 30000
 #define OUTCOME_REQUEUE 100 /* internal: back to available, attempt not counted */
@@ -60,7 +61,7 @@ struct shd_queue {
 	char *conninfo, *appname;
 	char worker_id[128];
 	char *queues_literal; /* text[] literal of the served queues, or NULL for all */
-	int capacity;         /* workers + 2 × fetch_batch: jobs held in memory at most */
+	int capacity;         /* workers + 2 × fetch_batch: claimed jobs not yet run, at most */
 
 	/* read-only once started, except samples (stats_lock) */
 	struct kind_entry kinds[KINDS_MAX];
@@ -85,8 +86,9 @@ struct shd_queue {
 	 */
 	int64_t early_cancels[64];
 	unsigned next_early_cancel;
-	int held;    /* claimed and not yet recorded as finished */
-	int running; /* inside a handler */
+	int held;       /* claimed and not yet finished by a worker (ready or running) */
+	int running;    /* inside a handler */
+	int unrecorded; /* finished, waiting for the completer (at most UNRECORDED_MAX) */
 	bool stop_fetch, stop_workers;
 
 	/* done_lock protects the list of finished jobs waiting for the completer and its stop flag
@@ -138,6 +140,11 @@ struct kind_entry *shd_queue_find_kind(struct shd_queue *q, const char *name);
 /* lease = max(timeout + buffer, 2 × p95 of recent runs); p95 starts at the timeout. */
 int shd_queue_kind_lease_ms(struct shd_queue *q, struct kind_entry *e);
 void shd_queue_kind_record(struct shd_queue *q, struct kind_entry *e, uint64_t ns);
+/* The room for which the fetcher claims while jobs still wait for workers: half a batch. */
+static inline int shd_queue_refill_at(const struct shd_queue *q)
+{
+	return (q->cfg.fetch_batch + 1) / 2;
+}
 /* Wake the fetcher (any thread, any lock held). */
 void shd_queue_wake_fetcher(struct shd_queue *q);
 /* Free a job and its args; NULL-safe, returns NULL. */

@@ -195,8 +195,10 @@ static void *worker_main(void *arg)
 			break;
 		job = q->ready_head;
 		q->ready_head = job->next;
-		if (!q->ready_head)
+		if (!q->ready_head) {
 			q->ready_tail = NULL;
+			shd_queue_wake_fetcher(q); /* drained: claim whatever fits */
+		}
 		job->worker = w->index;
 		w->current = job;
 		q->running++;
@@ -210,9 +212,12 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&q->lock);
 		w->current = NULL;
 		q->running--;
+		q->held--;
+		if (q->capacity - q->held == shd_queue_refill_at(q))
+			shd_queue_wake_fetcher(q); /* room for a claim worth its cost */
+		/* an abandoned job was requeued at shutdown: its result does not count */
 		if (atomic_load(&job->abandoned))
-			shd_queue_job_free(
-				job); /* shutdown requeued it already; its result does not count */
+			shd_queue_job_free(job);
 		else
 			shd_queue_push_done(q, job);
 		pthread_cond_broadcast(&q->idle_cond);
@@ -293,7 +298,7 @@ struct shd_queue *shd_queue_new(const struct shd_queue_config *cfg, struct shp_e
 	q->cfg.clean_interval_ms = def(cfg->clean_interval_ms, 60000);
 	q->cfg.completed_retention_s = def(cfg->completed_retention_s, 86400);
 	q->cfg.final_retention_s = def(cfg->final_retention_s, 7 * 86400);
-	/* two batches in memory: the next claim overlaps the completion of the last one */
+	/* up to two batches wait for workers: the next claim overlaps the running of the last */
 	q->capacity = cfg->workers + 2 * cfg->fetch_batch;
 	q->db = *cfg->db;
 	q->conninfo = strdup(cfg->db->conninfo);
@@ -421,6 +426,7 @@ static void stop_threads(struct shd_queue *q)
 		struct shd_job *j = q->ready_head;
 
 		q->ready_head = j->next;
+		q->held--;
 		j->outcome = OUTCOME_REQUEUE;
 		shd_queue_push_done(q, j);
 	}
