@@ -45,6 +45,15 @@ run whoami
 run namespace list
 run namespace list -o json
 run cluster list -o wide
+# a plan flowing through the execution engine: queued, run by a worker, followed to its end
+plan="$dir/demo-plan.yaml"
+cat >"$plan" <<YAML
+steps:
+  - {action: test.effect, targets: [demo-vm], params: {key: "demo-$$-1", ms: 300}}
+  - {action: test.effect, targets: [demo-vm], params: {key: "demo-$$-2", ms: 300}}
+YAML
+run tasks submit -f "$plan" --tenant team-a --yes --wait
+run tasks list --limit 5
 run audit list --limit 5
 run queue stats
 
