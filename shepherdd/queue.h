@@ -293,8 +293,8 @@ int shd_queue_periodic_enqueue(PGconn *conn, const char *name, const char *spec,
 
 /*
  * The text of an internal statement ("claim", "claim-queues", "done", "complete", "rescue",
- * "schedule", "clean"), so
- * tests can EXPLAIN exactly what runs; NULL if unknown. shd_queue_worker_sql knows the first two.
+ * "schedule", "clean"), so tests can EXPLAIN exactly what runs; NULL if unknown.
+ * shd_queue_worker_sql knows the first four.
  */
 const char *shd_queue_sql(const char *name);
 const char *shd_queue_worker_sql(const char *name);
