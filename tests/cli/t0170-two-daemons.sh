@@ -1,6 +1,7 @@
 #!/bin/bash
 # Two daemons started at the same moment on one empty database: the migrations run once under
-# the advisory lock, both daemons serve, and they share the state.
+# the advisory lock, both daemons serve, they share the state, and together they process 5,000
+# jobs with none lost, none run twice and none held by both at once.
 . "$top_srcdir/tests/helpers/lib.sh"
 
 SOCK2="$T/second.sock"
@@ -22,6 +23,19 @@ api POST /api/v1/namespaces -H 'Content-Type: application/json' -d '{"name":"sha
 expect_eq 201 "$(code)" "the first daemon creates a namespace"
 body=$(curl -s --unix-socket "$SOCK2" http://localhost/api/v1/namespaces/shared)
 expect_eq test "$(jq -r .environment <<<"$body")" "the second daemon sees it"
+
+sql "WITH ins AS (INSERT INTO jobs (kind, args, max_attempts)
+	SELECT 'test.effect', jsonb_build_object('key', 'two-' || g), 5 FROM generate_series(1, 5000) g
+	RETURNING queue) SELECT count(pg_notify('shepherd_jobs', q)) FROM (SELECT DISTINCT queue AS q FROM ins) s" >/dev/null
+for _ in $(seq 1 600); do
+	[ "$(sql "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'")" = 5000 ] && break
+	sleep 0.1
+done
+expect_eq 5000 "$(sql "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'")" "the two daemons complete 5,000 jobs"
+expect_eq 5000 "$(sql "SELECT count(*) FROM test_effects WHERE key LIKE 'two-%'")" "none is lost"
+expect_eq 0 "$(sql "SELECT count(*) FROM test_effects WHERE key LIKE 'two-%' AND runs <> 1")" "none runs twice"
+expect_eq 0 "$(sql "SELECT coalesce(sum(overlapped), 0) FROM test_effects WHERE key LIKE 'two-%'")" "none is held by both at once"
+expect_eq 2 "$(sql "SELECT count(DISTINCT split_part(attempted_by[1], '/', 2)) FROM jobs WHERE kind = 'test.effect'")" "both daemons took jobs"
 
 kill -TERM "$p2"; wait "$p2"
 expect_eq 0 $? "the second daemon stops cleanly"
