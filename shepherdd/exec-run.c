@@ -542,6 +542,7 @@ enum shd_job_outcome shd_exec_run(struct shd_exec_engine *e, PGconn *conn, int64
 {
 	struct shp_error err = SHP_ERROR_INIT;
 	struct run r = {.e = e, .conn = conn, .id = id, .job = job, .worker_id = worker_id};
+	uint64_t wait_until = mono_ns() + (uint64_t)e->cfg.immediate_max_ms * 1000000u;
 	struct timespec poll = {.tv_sec = e->cfg.lock_wait_poll_ms / 1000,
 				.tv_nsec = (long)(e->cfg.lock_wait_poll_ms % 1000) * 1000000L};
 	enum shd_job_outcome o;
@@ -552,10 +553,21 @@ enum shd_job_outcome shd_exec_run(struct shd_exec_engine *e, PGconn *conn, int64
 		enum start st = start(&r, &err);
 		if (st == START_RUN)
 			break;
-		if (st == START_WAIT && !job) {
+		if (st == START_WAIT && !job && mono_ns() < wait_until) {
 			(void)nanosleep(&poll,
-					NULL); /* inline: wait here, bounded by the timeout */
+					NULL); /* inline: wait here, a request's time at most */
 			continue;
+		}
+		if (st == START_WAIT && !job) {
+			struct outcome busy = {.status = "rejected", .error_code = "RESOURCE_BUSY"};
+			(void)snprintf(busy.error, sizeof(busy.error),
+				       "a target stayed busy for the %" PRId64
+				       " ms an inline task may "
+				       "wait; submit it again later",
+				       e->cfg.immediate_max_ms);
+			finish(&r, &busy);
+			shp_log_ctx_unset("exec");
+			return SHD_JOB_DONE;
 		}
 		shp_log_ctx_unset("exec");
 		if (st == START_WAIT)

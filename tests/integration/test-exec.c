@@ -20,6 +20,7 @@
 #include "error.h"
 #include "exec.h"
 #include "exec-internal.h"
+#include "locks.h"
 #include "testdb.h"
 
 static struct shd_exec_engine *engine;
@@ -242,4 +243,37 @@ Test(exec, non_members_and_viewers_are_refused)
 	cr_assert_eq(shd_exec_submit(engine, testdb_conn, &s, &out, &err), -SHP_E_PERM,
 		     "a viewer may not modify");
 	cr_assert_eq(count("SELECT count(*) FROM executions"), 0);
+}
+
+Test(exec, inline_wait_for_a_busy_lock_is_bounded)
+{
+	struct shd_exec_config cfg = {
+		.default_enabled = true, .immediate_max_ms = 300, .lock_wait_poll_ms = 50};
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shd_exec_engine *e = shd_exec_engine_new(&cfg, &err);
+	json_auto_t *plan =
+		json_pack("{s:[{s:s,s:[s]}]}", "steps", "action", "test.noop", "targets", "held");
+	struct shd_exec_submit s = {.tenant = "team-a",
+				    .plan = plan,
+				    .sla = SHD_SLA_FAST,
+				    .priority = 50,
+				    .wait_lock = true,
+				    .actor_id = 1,
+				    .actor = "alice"};
+	struct shd_exec_submitted out = {0};
+
+	cr_assert_not_null(e);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, "lock:v1:team-a:held:test.noop", "someone",
+				      60000, 0, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(shd_exec_submit(e, testdb_conn, &s, &out, &err), 0, "%s", err.msg);
+	cr_assert(out.immediate);
+	cr_assert_eq(shd_exec_run(e, testdb_conn, out.id, NULL, "test"), SHD_JOB_DONE);
+	cr_assert_eq(count("SELECT count(*) FROM executions WHERE status = 'rejected'"
+			   " AND error_code = 'RESOURCE_BUSY'"),
+		     1, "an inline task waits for a busy lock only as long as a request may");
+	cr_assert_eq(count("SELECT count(*) FROM execution_events WHERE type = 'lock_busy'"), 1);
+	cr_assert_eq(count("SELECT count(*) FROM execution_locks WHERE owner = 'someone'"), 1,
+		     "the holder keeps its lock");
+	shd_exec_engine_free(e);
 }
