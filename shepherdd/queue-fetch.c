@@ -26,13 +26,14 @@
 
 /*
  * The claim. One statement: the inner SELECT walks jobs_fetch_idx in order and locks up to $1
- * available jobs with SKIP LOCKED; the UPDATE finds them by primary key (= ANY of the array, so
- * no join to misplan) and sets the lease. It runs as a generic plan, planned once per session:
- * every filter is written so that the estimate cannot fall to a row or two, which would make
- * sorting the backlog look cheaper than walking the index (a paused queue is a hashed subplan,
- * estimated at half the rows, where `queue <> ALL (...)` would be estimated at none when there
- * is one queue). Each kind's lease comes in two arrays ($3 names, $4 ms; $5 for other kinds).
- * The served queues, if configured, are $6 of the second text.
+ * available jobs with SKIP LOCKED; the UPDATE takes exactly the locked row versions by ctid (a
+ * TID scan: no index to descend and no join to misplan; a row that a concurrent update moved
+ * after our snapshot is left for the next claim). It runs as a generic plan, planned once per
+ * session: every filter is written so that the estimate cannot fall to a row or two, which
+ * would make sorting the backlog look cheaper than walking the index (a paused queue is a
+ * hashed subplan, estimated at half the rows, where `queue <> ALL (...)` would be estimated at
+ * none when there is one queue). Each kind's lease comes in two arrays ($3 names, $4 ms; $5 for
+ * other kinds). The served queues, if configured, are $6 of the second text.
  */
 #define CLAIM_HEAD                                                                                 \
 	"UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),"      \
@@ -41,7 +42,7 @@
 	" lease_renewals = 0,"                                                                     \
 	" lease_expires_at = now() + coalesce(($4::int[])[array_position($3::text[], j.kind)],"    \
 	"  $5::int) * interval '1 millisecond'"                                                    \
-	" WHERE j.id = ANY (ARRAY (SELECT id FROM jobs WHERE state = 'available'"                  \
+	" WHERE j.ctid = ANY (ARRAY (SELECT ctid FROM jobs WHERE state = 'available'"              \
 	"  AND scheduled_at <= now()"                                                              \
 	"  AND NOT (queue = ANY (SELECT name FROM queues WHERE paused_at IS NOT NULL))"
 #define CLAIM_TAIL                                                                                 \
