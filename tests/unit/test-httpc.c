@@ -106,6 +106,14 @@ static ssize_t chunk_body(void *cls, uint64_t pos, char *buf, size_t max)
 	return (ssize_t)n;
 }
 
+/* What /chunked/N sends: N bytes of the alphabet over and over. */
+static void assert_chunked_body(const struct shp_buf *body, size_t n)
+{
+	cr_assert_eq(body->len, n);
+	for (size_t i = 0; i < body->len; i++)
+		cr_assert_eq(body->buf[i], 'a' + (char)(i % 26), "byte %zu", i);
+}
+
 static enum MHD_Result callback_reply(struct MHD_Connection *conn, uint64_t size,
 				      MHD_ContentReaderCallback fn, uint64_t total)
 {
@@ -679,9 +687,7 @@ Test(httpc, chunked_answer)
 	cr_assert_eq(shp_httpc_request(c, "GET", "/chunked/100000", NULL, 0, NULL, &resp, &err), 0,
 		     "%s", err.msg);
 	cr_assert_eq(resp.status, 200);
-	cr_assert_eq(resp.body.len, 100000);
-	for (size_t i = 0; i < resp.body.len; i++)
-		cr_assert_eq(resp.body.buf[i], 'a' + (char)(i % 26), "byte %zu", i);
+	assert_chunked_body(&resp.body, 100000);
 	cr_assert_eq(shp_httpc_request(c, "GET", "/chunked/0", NULL, 0, NULL, &resp, &err), 0);
 	cr_assert_eq(resp.body.len, 0);
 
@@ -1299,6 +1305,15 @@ static struct shp_httpc_stream stream_of(const char *path, struct got *g)
 	};
 }
 
+/* shp_httpc_stream of path into g, which the caller has set up with got_init. */
+static int stream_path(struct shp_httpc *c, const char *path, struct got *g,
+		       struct shp_httpc_response *resp, struct shp_error *err)
+{
+	struct shp_httpc_stream s = stream_of(path, g);
+
+	return shp_httpc_stream(c, &s, resp, err);
+}
+
 /* "HEX\r\ntext\r\n" (static storage, one slot per call site index). */
 static const char *chunk(int slot, const char *text)
 {
@@ -1469,12 +1484,10 @@ Test(httpc, stream_error_status_collects_the_body)
 	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
 	struct shp_error err = SHP_ERROR_INIT;
 	struct got g;
-	struct shp_httpc_stream s;
 
 	shp_httpc_response_init(&resp);
 	got_init(&g);
-	s = stream_of("/not-found", &g);
-	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(stream_path(c, "/not-found", &g, &resp, &err), 0, "%s", err.msg);
 	cr_assert_eq(g.heads, 1);
 	cr_assert_eq(g.status, 404);
 	cr_assert_eq(g.pieces, 0, "an error body is not streamed");
@@ -1491,41 +1504,34 @@ Test(httpc, stream_callbacks_stop_or_fail_it)
 	_cleanup_(shp_httpc_freep) struct shp_httpc *c = client(NULL);
 	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
 	struct shp_error err = SHP_ERROR_INIT;
-	struct shp_httpc_stream s;
 	struct got g;
 
 	shp_httpc_response_init(&resp);
 	/* The whole body otherwise, in pieces, as MHD sends it. */
 	got_init(&g);
-	s = stream_of("/chunked/100000", &g);
-	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
-	cr_assert_eq(g.data.len, 100000);
-	for (size_t i = 0; i < g.data.len; i++)
-		cr_assert_eq(g.data.buf[i], 'a' + (char)(i % 26), "byte %zu", i);
+	cr_assert_eq(stream_path(c, "/chunked/100000", &g, &resp, &err), 0, "%s", err.msg);
+	assert_chunked_body(&g.data, 100000);
 	cr_assert_gt(g.pieces, 1);
 	shp_buf_release(&g.data);
 
 	/* on_head says stop: no body, and the connection is not reused. */
 	got_init(&g);
 	g.stop_head = 1;
-	s = stream_of("/chunked/100000", &g);
-	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(stream_path(c, "/chunked/100000", &g, &resp, &err), 0, "%s", err.msg);
 	cr_assert_eq(g.pieces, 0);
 	shp_buf_release(&g.data);
 
 	/* on_data says stop after the first piece. */
 	got_init(&g);
 	g.stop_after = 1;
-	s = stream_of("/chunked/100000", &g);
-	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(stream_path(c, "/chunked/100000", &g, &resp, &err), 0, "%s", err.msg);
 	cr_assert_eq(g.pieces, 1);
 	shp_buf_release(&g.data);
 
 	/* on_data fails: its error comes back. */
 	got_init(&g);
 	g.fail = true;
-	s = stream_of("/chunked/100000", &g);
-	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), -SHP_E_INVAL);
+	cr_assert_eq(stream_path(c, "/chunked/100000", &g, &resp, &err), -SHP_E_INVAL);
 	cr_assert_str_eq(err.msg, "the callback refused the data");
 	shp_buf_release(&g.data);
 
@@ -1774,16 +1780,12 @@ Test(httpc_tls, streamed_answer)
 		tls_client("localhost", tls_port, ca_path, false);
 	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
 	struct shp_error err = SHP_ERROR_INIT;
-	struct shp_httpc_stream s;
 	struct got g;
 
 	shp_httpc_response_init(&resp);
 	got_init(&g);
-	s = stream_of("/chunked/70000", &g);
-	cr_assert_eq(shp_httpc_stream(c, &s, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(stream_path(c, "/chunked/70000", &g, &resp, &err), 0, "%s", err.msg);
 	cr_assert_eq(g.status, 200);
-	cr_assert_eq(g.data.len, 70000);
-	for (size_t i = 0; i < g.data.len; i++)
-		cr_assert_eq(g.data.buf[i], 'a' + (char)(i % 26), "byte %zu", i);
+	assert_chunked_body(&g.data, 70000);
 	shp_buf_release(&g.data);
 }
