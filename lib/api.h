@@ -27,9 +27,9 @@
 #define SHP_ROUTE_AUDIT SHP_API_PREFIX "/audit"
 #define SHP_ROUTE_JOBS SHP_API_PREFIX "/jobs"
 #define SHP_ROUTE_QUEUES SHP_API_PREFIX "/queues"
-#define SHP_ROUTE_TASKS SHP_API_PREFIX "/tasks"                 /* executions of plans */
-#define SHP_ROUTE_EXEC_FLAGS SHP_API_PREFIX "/execution/flags"  /* the execution feature flag */
-#define SHP_ROUTE_TENANTS SHP_API_PREFIX "/tenants"             /* tenant members */
+#define SHP_ROUTE_TASKS SHP_API_PREFIX "/tasks"                /* executions of plans */
+#define SHP_ROUTE_EXEC_FLAGS SHP_API_PREFIX "/execution/flags" /* the execution feature flag */
+#define SHP_ROUTE_TENANTS SHP_API_PREFIX "/tenants"            /* tenant members */
 
 /* Server-Sent Events (GET /api/v1/tasks/{id}/stream). */
 #define SHP_HDR_LAST_EVENT_ID "Last-Event-ID"

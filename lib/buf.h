@@ -27,7 +27,10 @@ struct shp_buf {
 
 extern char shp_buf_empty[];
 
-#define SHP_BUF_INIT(cap) { .buf = shp_buf_empty, .len = 0, .max = (cap), .alloc = 0 }
+#define SHP_BUF_INIT(cap)                                                                          \
+	{                                                                                          \
+		.buf = shp_buf_empty, .len = 0, .max = (cap), .alloc = 0                           \
+	}
 
 void shp_buf_init(struct shp_buf *b, size_t max);
 /* Append; 0, -SHP_E_LIMIT (cap) or -SHP_E_NOMEM. */

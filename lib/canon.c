@@ -108,8 +108,9 @@ static int add_object(const json_t *j, struct shp_buf *out, int depth)
 
 	if (n > 0 && !(m = calloc(n, sizeof(*m))))
 		return -SHP_E_NOMEM;
-	json_object_keylen_foreach((json_t *)j, key, key_len, v) {
-		m[i++] = (struct member){ .key = key, .key_len = key_len, .value = v };
+	json_object_keylen_foreach((json_t *)j, key, key_len, v)
+	{
+		m[i++] = (struct member){.key = key, .key_len = key_len, .value = v};
 	}
 	if (n > 1)
 		qsort(m, n, sizeof(*m), member_cmp);
@@ -133,7 +134,8 @@ static int add_array(const json_t *j, struct shp_buf *out, int depth)
 	int r;
 
 	r = shp_buf_addch(out, '[');
-	json_array_foreach(j, i, v) {
+	json_array_foreach(j, i, v)
+	{
 		if (r == 0 && i > 0)
 			r = shp_buf_addch(out, ',');
 		if (r == 0)

@@ -26,5 +26,5 @@ void shp_sha256(const void *data, size_t len, unsigned char out[SHP_SHA256_LEN])
 /* Lower-case hex SHA-256 of data into out (65 bytes). */
 void shp_sha256_hex(const void *data, size_t len, char out[SHP_SHA256_HEX_LEN + 1]);
 /* Hex SHA-256 of the canonical form of j. */
-int shp_canon_sha256_hex(const json_t *j, char out[SHP_SHA256_HEX_LEN + 1], struct shp_error *err)
-	SHP_MUSTCHECK;
+int shp_canon_sha256_hex(const json_t *j, char out[SHP_SHA256_HEX_LEN + 1],
+			 struct shp_error *err) SHP_MUSTCHECK;

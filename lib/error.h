@@ -16,27 +16,27 @@
 
 enum shp_errc {
 	SHP_OK = 0,
-	SHP_E_INVAL,       /* validation failed: 400 INVALID_ARGUMENT */
-	SHP_E_MALFORMED,   /* unparsable request body: 400 MALFORMED_REQUEST */
-	SHP_E_USAGE,       /* CLI usage error: exit 2 */
-	SHP_E_UNAUTH,      /* no identity: 401 */
-	SHP_E_PERM,        /* not allowed: 403 */
-	SHP_E_NOTFOUND,    /* 404 */
-	SHP_E_METHOD,      /* 405 */
-	SHP_E_CONFLICT,    /* 409 */
-	SHP_E_LIMIT,       /* a size cap was hit: 413 */
-	SHP_E_MEDIA,       /* 415 */
+	SHP_E_INVAL,         /* validation failed: 400 INVALID_ARGUMENT */
+	SHP_E_MALFORMED,     /* unparsable request body: 400 MALFORMED_REQUEST */
+	SHP_E_USAGE,         /* CLI usage error: exit 2 */
+	SHP_E_UNAUTH,        /* no identity: 401 */
+	SHP_E_PERM,          /* not allowed: 403 */
+	SHP_E_NOTFOUND,      /* 404 */
+	SHP_E_METHOD,        /* 405 */
+	SHP_E_CONFLICT,      /* 409 */
+	SHP_E_LIMIT,         /* a size cap was hit: 413 */
+	SHP_E_MEDIA,         /* 415 */
 	SHP_E_UNPROCESSABLE, /* 422 */
-	SHP_E_RATE,        /* 429 */
-	SHP_E_NOMEM,       /* 500 */
-	SHP_E_INTERNAL,    /* 500 */
-	SHP_E_DB,          /* 500, never with detail on the wire */
-	SHP_E_IO,          /* 500 (local I/O failure) */
-	SHP_E_K8S,         /* 502 */
-	SHP_E_PROTO,       /* 502: a peer spoke nonsense */
-	SHP_E_UNAVAIL,     /* 503: retry later */
-	SHP_E_TIMEOUT,     /* 504 */
-	SHP_E_UNREACHABLE, /* CLI: the daemon could not be reached, exit 3 */
+	SHP_E_RATE,          /* 429 */
+	SHP_E_NOMEM,         /* 500 */
+	SHP_E_INTERNAL,      /* 500 */
+	SHP_E_DB,            /* 500, never with detail on the wire */
+	SHP_E_IO,            /* 500 (local I/O failure) */
+	SHP_E_K8S,           /* 502 */
+	SHP_E_PROTO,         /* 502: a peer spoke nonsense */
+	SHP_E_UNAVAIL,       /* 503: retry later */
+	SHP_E_TIMEOUT,       /* 504 */
+	SHP_E_UNREACHABLE,   /* CLI: the daemon could not be reached, exit 3 */
 	_SHP_E_MAX,
 };
 
@@ -67,13 +67,17 @@ struct shp_error {
 	int sys_errno;
 	char sqlstate[6];
 	long http_status;
-	char api_code[40]; /* overrides the code's default API string, e.g. "CONFIRMATION_REQUIRED" */
+	char api_code[40]; /* overrides the code's default API string, e.g. "CONFIRMATION_REQUIRED"
+			    */
 	char msg[SHP_ERROR_MSG_MAX];
 	int n_details;
 	struct shp_error_detail details[SHP_ERROR_DETAILS_MAX];
 };
 
-#define SHP_ERROR_INIT { .code = SHP_OK }
+#define SHP_ERROR_INIT                                                                             \
+	{                                                                                          \
+		.code = SHP_OK                                                                     \
+	}
 
 /* Set code and message; returns -code so callers can `return shp_error_set(...)`. */
 int shp_error_set(struct shp_error *err, enum shp_errc code, const char *fmt, ...) SHP_PRINTF(3, 4);
@@ -92,10 +96,10 @@ void shp_error_api_code(struct shp_error *err, const char *api_code);
 void shp_error_clear(struct shp_error *err);
 
 /* Table look-ups; all return a valid value for any input. */
-const char *shp_errc_to_string(enum shp_errc code);      /* "SHP_E_INVAL" style name */
-const char *shp_errc_api_code(enum shp_errc code);       /* "INVALID_ARGUMENT" */
-int shp_errc_http_status(enum shp_errc code);            /* 400 */
-enum shp_exit shp_errc_exit_status(enum shp_errc code);  /* SHP_EXIT_INVALID */
+const char *shp_errc_to_string(enum shp_errc code);     /* "SHP_E_INVAL" style name */
+const char *shp_errc_api_code(enum shp_errc code);      /* "INVALID_ARGUMENT" */
+int shp_errc_http_status(enum shp_errc code);           /* 400 */
+enum shp_exit shp_errc_exit_status(enum shp_errc code); /* SHP_EXIT_INVALID */
 /* The API code of err (override or default). */
 const char *shp_error_api_code_of(const struct shp_error *err);
 /* Map an API code string back to a code; unknown strings fall back on the HTTP status. */

@@ -70,7 +70,7 @@ static int malformed_at(struct shp_error *err, const struct text_pos *pos, const
  */
 static int prescan(const char *data, size_t len, int max_depth, struct shp_error *err)
 {
-	struct text_pos pos = { .line = 1, .column = 0, .offset = 0 };
+	struct text_pos pos = {.line = 1, .column = 0, .offset = 0};
 	bool in_string = false, escaped = false;
 	int depth = 0;
 	char what[64];
@@ -96,9 +96,7 @@ static int prescan(const char *data, size_t len, int max_depth, struct shp_error
 			continue;
 		}
 		switch (c) {
-		case '"':
-			in_string = true;
-			break;
+		case '"': in_string = true; break;
 		case '[':
 		case '{':
 			if (++depth > max_depth) {
@@ -116,8 +114,7 @@ static int prescan(const char *data, size_t len, int max_depth, struct shp_error
 			pos.line++;
 			pos.column = 0;
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	return 0;
@@ -181,7 +178,8 @@ int shp_json_check_fields(const json_t *obj, const char *const *allowed, struct 
 	json_t *v;
 	int r;
 
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		bool ok = false;
 
 		for (size_t i = 0; allowed && allowed[i] && !ok; i++)
@@ -326,7 +324,7 @@ static int dump_cb(const char *data, size_t size, void *data_ctx)
 
 int shp_json_dump_buf(const json_t *j, struct shp_buf *out, bool pretty)
 {
-	struct dump_ctx ctx = { .out = out, .r = 0 };
+	struct dump_ctx ctx = {.out = out, .r = 0};
 	size_t flags = JSON_SORT_KEYS | JSON_ENCODE_ANY;
 	size_t old_len = out->len;
 

@@ -31,8 +31,8 @@ json_t *shp_json_parse_object(const char *data, size_t len, int max_depth, struc
  * Refuse keys of obj that are not in allowed (a NULL-terminated list): SHP_E_INVAL
  * "unknown field 'x'" with detail field=x.
  */
-int shp_json_check_fields(const json_t *obj, const char *const *allowed, struct shp_error *err)
-	SHP_MUSTCHECK;
+int shp_json_check_fields(const json_t *obj, const char *const *allowed,
+			  struct shp_error *err) SHP_MUSTCHECK;
 
 /*
  * Typed getters. A missing key (or JSON null) gives -SHP_E_INVAL "missing field 'k'" when

@@ -169,8 +169,8 @@ void shp_log_ctx_clear(void)
 /* ---- masking ---- */
 
 static const char *const secret_words[] = {
-	"password", "passwd", "token", "secret", "key", "credential", "api_key", "apikey",
-	"private_key", "authorization", "cookie", NULL,
+	"password", "passwd", "token",       "secret",        "key",    "credential",
+	"api_key",  "apikey", "private_key", "authorization", "cookie", NULL,
 };
 
 static bool word_is_secret(const char *s, size_t n)
@@ -233,7 +233,7 @@ static size_t token_at(const char *s, size_t len)
 /* "Bearer " / "Basic " at s: the length up to the credential, 0 if absent. */
 static size_t scheme_at(const char *s, size_t len)
 {
-	static const char *const schemes[] = { "bearer", "basic" };
+	static const char *const schemes[] = {"bearer", "basic"};
 
 	for (size_t k = 0; k < SHP_ARRAY_SIZE(schemes); k++) {
 		size_t n = strlen(schemes[k]), i;
@@ -469,7 +469,8 @@ static json_t *mask_json(const json_t *j, int depth)
 	case JSON_OBJECT:
 		if (!(copy = json_object()))
 			return NULL;
-		json_object_keylen_foreach((json_t *)j, key, key_len, v) {
+		json_object_keylen_foreach((json_t *)j, key, key_len, v)
+		{
 			json_t *m = keyn_is_secret(key, key_len) ? json_string(MASK)
 								 : mask_json(v, depth + 1);
 
@@ -480,15 +481,14 @@ static json_t *mask_json(const json_t *j, int depth)
 	case JSON_ARRAY:
 		if (!(copy = json_array()))
 			return NULL;
-		json_array_foreach(j, i, v) {
+		json_array_foreach(j, i, v)
+		{
 			if (json_array_append_new(copy, mask_json(v, depth + 1)) < 0)
 				return json_decref(copy), NULL;
 		}
 		return copy;
-	case JSON_STRING:
-		return masked_string(json_string_value(j), json_string_length(j));
-	default:
-		return json_deep_copy(j);
+	case JSON_STRING: return masked_string(json_string_value(j), json_string_length(j));
+	default: return json_deep_copy(j);
 	}
 }
 
@@ -506,8 +506,11 @@ json_t *shp_mask_json(const json_t *j)
 static size_t encode_char(const char *s, size_t len, char piece[8], size_t *piece_len)
 {
 	unsigned char c = (unsigned char)s[0];
-	size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-				: (c & 0xf8) == 0xf0 ? 4 : 0;
+	size_t n = c < 0x80             ? 1
+		   : (c & 0xe0) == 0xc0 ? 2
+		   : (c & 0xf0) == 0xe0 ? 3
+		   : (c & 0xf8) == 0xf0 ? 4
+					: 0;
 	const char *esc = NULL;
 
 	if (n == 0 || n > len || !shp_utf8_is_valid(s, n)) {
@@ -670,7 +673,8 @@ static int add_fields(struct shp_buf *tail, const json_t *fields, bool json)
 	json_t *v;
 	int r;
 
-	json_object_keylen_foreach((json_t *)fields, key, key_len, v) {
+	json_object_keylen_foreach((json_t *)fields, key, key_len, v)
+	{
 		r = add_pair(tail, key, key_len, v, json);
 		if (r == -SHP_E_LIMIT)
 			return shp_buf_add(tail,
@@ -726,8 +730,8 @@ static int build_line(struct shp_buf *line, enum shp_log_level level, const char
 	else
 		r = shp_buf_addf(line, "ts=%s level=%s msg=", ts, shp_log_level_to_string(level));
 	if (r == 0)
-		r = add_value(line, masked.buf, masked.len, json,
-			      line->max - tail.len - close, msg_cut);
+		r = add_value(line, masked.buf, masked.len, json, line->max - tail.len - close,
+			      msg_cut);
 	if (r == 0)
 		r = shp_buf_addn(line, tail.buf, tail.len);
 	return r < 0 ? r : shp_buf_add(line, json ? "}\n" : "\n");

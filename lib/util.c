@@ -73,7 +73,8 @@ int shp_random_hex(size_t nbytes, char *out, struct shp_error *err)
 	int r;
 
 	if (nbytes > sizeof(raw))
-		return shp_error_set(err, SHP_E_INTERNAL, "random id of %zu bytes is too long", nbytes);
+		return shp_error_set(err, SHP_E_INTERNAL, "random id of %zu bytes is too long",
+				     nbytes);
 	r = shp_random_bytes(raw, nbytes, err);
 	if (r < 0)
 		return r;
@@ -144,7 +145,8 @@ bool shp_utf8_is_valid(const char *s, size_t n)
 				return false;
 			cp = (cp << 6) | (p[i + k] & 0x3f);
 		}
-		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+		    (len == 4 && cp < 0x10000))
 			return false; /* overlong */
 		if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 			return false;
@@ -171,7 +173,8 @@ bool shp_name_is_valid(const char *s)
 	return true;
 }
 
-int shp_parse_int(const char *s, long long min, long long max, long long *ret, struct shp_error *err)
+int shp_parse_int(const char *s, long long min, long long max, long long *ret,
+		  struct shp_error *err)
 {
 	char *end = NULL;
 	long long v;
@@ -206,10 +209,22 @@ int shp_parse_duration(const char *s, int64_t *ret_seconds, struct shp_error *er
 		return shp_error_set(err, SHP_E_INVAL, "duration '%.40s' is too long", s);
 	memcpy(num, s, n + 1);
 	switch (num[n - 1]) {
-	case 's': mult = 1; num[--n] = '\0'; break;
-	case 'm': mult = 60; num[--n] = '\0'; break;
-	case 'h': mult = 3600; num[--n] = '\0'; break;
-	case 'd': mult = 86400; num[--n] = '\0'; break;
+	case 's':
+		mult = 1;
+		num[--n] = '\0';
+		break;
+	case 'm':
+		mult = 60;
+		num[--n] = '\0';
+		break;
+	case 'h':
+		mult = 3600;
+		num[--n] = '\0';
+		break;
+	case 'd':
+		mult = 86400;
+		num[--n] = '\0';
+		break;
 	default: break;
 	}
 	r = shp_parse_int(num, 0, INT64_MAX / 86400, &v, NULL);
@@ -240,9 +255,21 @@ int shp_parse_size(const char *s, uint64_t *ret_bytes, struct shp_error *err)
 		num[--n] = '\0';
 	if (n > 0) {
 		switch (num[n - 1]) {
-		case 'k': case 'K': mult = 1024; num[--n] = '\0'; break;
-		case 'm': case 'M': mult = 1024 * 1024; num[--n] = '\0'; break;
-		case 'g': case 'G': mult = 1024 * 1024 * 1024; num[--n] = '\0'; break;
+		case 'k':
+		case 'K':
+			mult = 1024;
+			num[--n] = '\0';
+			break;
+		case 'm':
+		case 'M':
+			mult = 1024 * 1024;
+			num[--n] = '\0';
+			break;
+		case 'g':
+		case 'G':
+			mult = 1024 * 1024 * 1024;
+			num[--n] = '\0';
+			break;
 		default: break;
 		}
 	}

@@ -43,8 +43,8 @@ int shp_parse_duration(const char *s, int64_t *ret_seconds, struct shp_error *er
 /* Parse a size "64", "512k", "1M", "1MiB", "2G"; 0 or -SHP_E_INVAL. */
 int shp_parse_size(const char *s, uint64_t *ret_bytes, struct shp_error *err) SHP_MUSTCHECK;
 /* strtol with full checking into [min, max]; 0 or -SHP_E_INVAL. */
-int shp_parse_int(const char *s, long long min, long long max, long long *ret, struct shp_error *err)
-	SHP_MUSTCHECK;
+int shp_parse_int(const char *s, long long min, long long max, long long *ret,
+		  struct shp_error *err) SHP_MUSTCHECK;
 
 /* Constant-time comparison of n bytes. */
 bool shp_mem_equal_ct(const void *a, const void *b, size_t n);

@@ -32,8 +32,8 @@
 enum plain_kind { PLAIN_NULL, PLAIN_BOOL, PLAIN_INT, PLAIN_FLOAT, PLAIN_STR };
 
 struct frame {
-	json_t *node;   /* borrowed: owned by the parent or by builder.root */
-	char *key;      /* mappings: the key waiting for its value */
+	json_t *node; /* borrowed: owned by the parent or by builder.root */
+	char *key;    /* mappings: the key waiting for its value */
 };
 
 struct builder {
@@ -97,11 +97,11 @@ static bool is_one_of(const char *s, size_t len, const char *const *words)
 	return false;
 }
 
-static const char *const null_words[] = { "~", "null", "Null", "NULL", NULL };
-static const char *const true_words[] = { "true", "True", "TRUE", NULL };
-static const char *const false_words[] = { "false", "False", "FALSE", NULL };
-static const char *const inf_words[] = { ".inf", ".Inf", ".INF", NULL };
-static const char *const nan_words[] = { ".nan", ".NaN", ".NAN", NULL };
+static const char *const null_words[] = {"~", "null", "Null", "NULL", NULL};
+static const char *const true_words[] = {"true", "True", "TRUE", NULL};
+static const char *const false_words[] = {"false", "False", "FALSE", NULL};
+static const char *const inf_words[] = {".inf", ".Inf", ".INF", NULL};
+static const char *const nan_words[] = {".nan", ".NaN", ".NAN", NULL};
 
 static bool is_int_form(const char *s, size_t len)
 {
@@ -179,8 +179,8 @@ static int int_value(const char *s, const yaml_mark_t *m, json_t **ret, struct s
 	else
 		v = strtoll(s, &end, 10);
 	if (errno == ERANGE || *end != '\0')
-		return error_at(err, m->line + 1, m->column + 1,
-				"integer '%.*s' is out of range", quote_len(s, strlen(s)), s);
+		return error_at(err, m->line + 1, m->column + 1, "integer '%.*s' is out of range",
+				quote_len(s, strlen(s)), s);
 	*ret = json_integer(v);
 	return *ret ? 0 : -SHP_E_NOMEM;
 }
@@ -198,8 +198,7 @@ static int real_value(const char *s, const yaml_mark_t *m, json_t **ret, struct 
 		*ret = json_real(d);
 	else
 		return error_at(err, m->line + 1, m->column + 1,
-				"'%.*s' cannot be represented in JSON", quote_len(s, strlen(s)),
-				s);
+				"'%.*s' cannot be represented in JSON", quote_len(s, strlen(s)), s);
 	return *ret ? 0 : -SHP_E_NOMEM;
 }
 
@@ -219,9 +218,9 @@ static int scalar_tag_kind(const char *tag)
 		const char *name;
 		enum plain_kind kind;
 	} tags[] = {
-		{ TAG_PREFIX "str", PLAIN_STR },     { TAG_PREFIX "int", PLAIN_INT },
-		{ TAG_PREFIX "float", PLAIN_FLOAT }, { TAG_PREFIX "bool", PLAIN_BOOL },
-		{ TAG_PREFIX "null", PLAIN_NULL },   { "!", PLAIN_STR },
+		{TAG_PREFIX "str", PLAIN_STR},     {TAG_PREFIX "int", PLAIN_INT},
+		{TAG_PREFIX "float", PLAIN_FLOAT}, {TAG_PREFIX "bool", PLAIN_BOOL},
+		{TAG_PREFIX "null", PLAIN_NULL},   {"!", PLAIN_STR},
 	};
 
 	for (size_t i = 0; i < SHP_ARRAY_SIZE(tags); i++)
@@ -256,9 +255,8 @@ static int scalar_value(const yaml_event_t *ev, json_t **ret, struct shp_error *
 		    strncmp(s, "0x", 2) != 0)
 			got = PLAIN_FLOAT;
 		if (want != PLAIN_STR && want != got)
-			return error_at(err, m->line + 1, m->column + 1,
-					"'%.*s' is not a valid %s", quote_len(s, len), s,
-					tag_name(tag, tbuf, sizeof(tbuf)));
+			return error_at(err, m->line + 1, m->column + 1, "'%.*s' is not a valid %s",
+					quote_len(s, len), s, tag_name(tag, tbuf, sizeof(tbuf)));
 	} else {
 		want = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? got : PLAIN_STR;
 	}
@@ -328,8 +326,8 @@ static int take_key(struct builder *b, const yaml_event_t *ev)
 static int open_container(struct builder *b, const yaml_event_t *ev)
 {
 	bool is_map = ev->type == YAML_MAPPING_START_EVENT;
-	const char *tag = (const char *)(is_map ? ev->data.mapping_start.tag
-						: ev->data.sequence_start.tag);
+	const char *tag =
+		(const char *)(is_map ? ev->data.mapping_start.tag : ev->data.sequence_start.tag);
 	const char *want_tag = is_map ? TAG_PREFIX "map" : TAG_PREFIX "seq";
 	const yaml_mark_t *m = &ev->start_mark;
 	char tbuf[QUOTE_MAX + 8];
@@ -345,8 +343,8 @@ static int open_container(struct builder *b, const yaml_event_t *ev)
 				"mapping keys must be strings, not %s",
 				is_map ? "mappings" : "sequences");
 	if (b->depth >= (size_t)b->max_depth)
-		return error_at(b->err, m->line + 1, m->column + 1,
-				"nesting deeper than %d levels", b->max_depth);
+		return error_at(b->err, m->line + 1, m->column + 1, "nesting deeper than %d levels",
+				b->max_depth);
 	if (b->depth == b->alloc) {
 		size_t n = b->alloc ? b->alloc * 2 : 16;
 		struct frame *p = realloc(b->stack, n * sizeof(*p));
@@ -362,7 +360,7 @@ static int open_container(struct builder *b, const yaml_event_t *ev)
 	r = attach(b, node, m);
 	if (r < 0)
 		return r;
-	b->stack[b->depth++] = (struct frame){ .node = node, .key = NULL };
+	b->stack[b->depth++] = (struct frame){.node = node, .key = NULL};
 	return 0;
 }
 
@@ -387,10 +385,11 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
 	case YAML_SCALAR_EVENT:
 	case YAML_SEQUENCE_START_EVENT:
 	case YAML_MAPPING_START_EVENT: {
-		const char *anchor = (const char *)(ev->type == YAML_SCALAR_EVENT
-			? ev->data.scalar.anchor
-			: ev->type == YAML_MAPPING_START_EVENT ? ev->data.mapping_start.anchor
-							       : ev->data.sequence_start.anchor);
+		const char *anchor =
+			(const char *)(ev->type == YAML_SCALAR_EVENT ? ev->data.scalar.anchor
+				       : ev->type == YAML_MAPPING_START_EVENT
+					       ? ev->data.mapping_start.anchor
+					       : ev->data.sequence_start.anchor);
 
 		if (anchor)
 			return error_at(b->err, m->line + 1, m->column + 1,
@@ -408,8 +407,7 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
 		if (b->depth > 0)
 			b->depth--;
 		return 0;
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -483,7 +481,7 @@ json_t *shp_yaml_to_json(const char *data, size_t len, int max_depth, struct shp
 		.max_depth = max_depth < 0 ? 0 : max_depth,
 		.err = err,
 	};
-	_cleanup_(parser_deletep) yaml_parser_t parser = { 0 };
+	_cleanup_(parser_deletep) yaml_parser_t parser = {0};
 	bool done = false;
 	size_t bad, line, column;
 	int r = 0;
@@ -526,8 +524,11 @@ json_t *shp_yaml_to_json(const char *data, size_t len, int max_depth, struct shp
 static size_t next_char(const char *s, size_t len, uint32_t *cp)
 {
 	unsigned char c = (unsigned char)s[0];
-	size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-				: (c & 0xf8) == 0xf0 ? 4 : 0;
+	size_t n = c < 0x80             ? 1
+		   : (c & 0xe0) == 0xc0 ? 2
+		   : (c & 0xf0) == 0xe0 ? 3
+		   : (c & 0xf8) == 0xf0 ? 4
+					: 0;
 
 	if (n == 0 || n > len || !shp_utf8_is_valid(s, n))
 		return 0;
@@ -564,8 +565,8 @@ static bool chars_ok(const char *s, size_t len, bool allow_newline_tab)
 static bool plain_ok(const char *s, size_t len)
 {
 	static const char *const yaml11_words[] = {
-		"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
-		"on", "On", "ON", "off", "Off", "OFF", "<<", "=", NULL,
+		"y",  "Y",  "yes", "Yes", "YES", "n",   "N",  "no", "No", "NO",
+		"on", "On", "ON",  "off", "Off", "OFF", "<<", "=",  NULL,
 	};
 
 	if (len == 0 || !chars_ok(s, len, false))
@@ -761,8 +762,7 @@ static int emit_object(struct shp_buf *out, const json_t *j, int indent, bool in
 
 	if (!(keys = calloc(n, sizeof(*keys))))
 		return -SHP_E_NOMEM;
-	json_object_foreach((json_t *)j, key, v)
-		keys[i++] = key;
+	json_object_foreach((json_t *)j, key, v) keys[i++] = key;
 	qsort(keys, n, sizeof(*keys), member_cmp);
 	for (i = 0; r == 0 && i < n; i++) {
 		bool explicit_key;
@@ -785,7 +785,8 @@ static int emit_array(struct shp_buf *out, const json_t *j, int indent, bool inl
 	json_t *v;
 	int r = 0;
 
-	json_array_foreach(j, i, v) {
+	json_array_foreach(j, i, v)
+	{
 		if (i > 0 || !inline_first)
 			r = add_indent(out, indent);
 		if (r == 0)
@@ -837,8 +838,7 @@ int shp_json_to_yaml(const json_t *j, struct shp_buf *out, struct shp_error *err
 		return 0;
 	shp_buf_truncate(out, old_len);
 	switch (r) {
-	case -SHP_E_NOMEM:
-		return shp_error_set(err, SHP_E_NOMEM, "out of memory writing YAML");
+	case -SHP_E_NOMEM: return shp_error_set(err, SHP_E_NOMEM, "out of memory writing YAML");
 	case -SHP_E_INVAL:
 		return shp_error_set(err, SHP_E_INVAL, "cannot write YAML: a string is not UTF-8");
 	case -SHP_E_UNPROCESSABLE:

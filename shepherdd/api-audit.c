@@ -14,9 +14,15 @@
 #include "util.h"
 
 static const struct shd_col audit_cols[] = {
-	{ "id", COL_INT },	       { "at", COL_TIME },	      { "actor", COL_TEXT },
-	{ "action", COL_TEXT },	       { "resource_type", COL_TEXT }, { "resource_name", COL_TEXT },
-	{ "outcome", COL_TEXT },       { "request_id", COL_TEXT },    { "details", COL_JSON },
+	{"id", COL_INT},
+	{"at", COL_TIME},
+	{"actor", COL_TEXT},
+	{"action", COL_TEXT},
+	{"resource_type", COL_TEXT},
+	{"resource_name", COL_TEXT},
+	{"outcome", COL_TEXT},
+	{"request_id", COL_TEXT},
+	{"details", COL_JSON},
 };
 
 static const char sql_audit_page[] =

@@ -28,7 +28,7 @@ static int job_id_param(struct shd_req *req, int64_t *ret, struct shp_error *err
 int shd_api_jobs_list(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	struct shp_buf cur __attribute__((cleanup(shp_buf_releasep))) = SHP_BUF_INIT(32);
-	struct shd_job_filter f = { .state = -1 };
+	struct shd_job_filter f = {.state = -1};
 	const char *cursor = shd_req_query(req, "cursor");
 	const char *state = shd_req_query(req, "state");
 	json_auto_t *page = NULL;
@@ -67,8 +67,8 @@ int shd_api_jobs_list(struct shd_req *req, struct shd_resp *resp, struct shp_err
 	}
 	return shd_resp_json_take(resp, 200,
 				  json_pack("{s:O,s:o}", SHP_API_FIELD_ITEMS,
-					    json_object_get(page, "jobs"), SHP_API_FIELD_NEXT_CURSOR,
-					    next));
+					    json_object_get(page, "jobs"),
+					    SHP_API_FIELD_NEXT_CURSOR, next));
 }
 
 int shd_api_jobs_get(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
@@ -104,8 +104,8 @@ static int job_change(struct shd_req *req, struct shd_resp *resp, const char *ac
 		goto fail;
 	details = json_pack("{s:O,s:O,s:O}", "kind", json_object_get(job, "kind"), "queue",
 			    json_object_get(job, "queue"), "state", json_object_get(job, "state"));
-	if (shd_audit_write(req->db, req, action, "job", req->audit_name, "success", details,
-			    err) < 0 ||
+	if (shd_audit_write(req->db, req, action, "job", req->audit_name, "success", details, err) <
+		    0 ||
 	    shd_db_commit(req->db, err) < 0) {
 		json_decref(job);
 		goto fail;
@@ -151,7 +151,8 @@ static int queue_change(struct shd_req *req, struct shd_resp *resp, bool pause,
 	const char *name = req->params[0];
 
 	(void)snprintf(req->audit_name, sizeof(req->audit_name), "%.64s", name);
-	if (strlen(name) > (size_t)SHD_JOB_NAME_MAX || shd_validate_text("queue", name, 128, err) < 0)
+	if (strlen(name) > (size_t)SHD_JOB_NAME_MAX ||
+	    shd_validate_text("queue", name, 128, err) < 0)
 		return shp_error_set(err, SHP_E_INVAL, "invalid queue name");
 	if (shd_db_begin(req->db, err) < 0)
 		return -err->code;

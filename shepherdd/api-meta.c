@@ -29,8 +29,9 @@ int shd_api_health_live(struct shd_req *req, struct shd_resp *resp, struct shp_e
 /* Highest applied migration, or -1 with err. */
 static int applied_version(PGconn *db, struct shp_error *err)
 {
-	_cleanup_(PQclearp) PGresult *res = shd_db_exec(
-		db, "SELECT coalesce(max(version), 0) FROM shepherd_schema_migrations", 0, NULL, err);
+	_cleanup_(PQclearp) PGresult *res =
+		shd_db_exec(db, "SELECT coalesce(max(version), 0) FROM shepherd_schema_migrations",
+			    0, NULL, err);
 
 	if (!res)
 		return -1;
@@ -56,11 +57,11 @@ int shd_api_health_ready(struct shd_req *req, struct shd_resp *resp, struct shp_
 		else if (current != req->d->schema_latest)
 			reason = "migrations pending";
 	}
-	(void)shd_resp_json_take(
-		resp, reason ? 503 : 200,
-		json_pack("{s:s,s:s*,s:{s:i,s:i}}", "status", reason ? "not ready" : "ready",
-			  "reason", reason, "migrations", "current", current, "latest",
-			  req->d->schema_latest));
+	(void)shd_resp_json_take(resp, reason ? 503 : 200,
+				 json_pack("{s:s,s:s*,s:{s:i,s:i}}", "status",
+					   reason ? "not ready" : "ready", "reason", reason,
+					   "migrations", "current", current, "latest",
+					   req->d->schema_latest));
 	if (reason)
 		resp->retry_after = 1;
 	return 0;
@@ -100,8 +101,8 @@ int shd_api_version(struct shd_req *req, struct shd_resp *resp, struct shp_error
 {
 	return shd_resp_json_take(resp, 200,
 				  json_pack("{s:s,s:i,s:s,s:s}", "version", PACKAGE_VERSION,
-					    "api_version", SHP_API_VERSION, "commit", SHP_GIT_COMMIT,
-					    "built", __DATE__ " " __TIME__));
+					    "api_version", SHP_API_VERSION, "commit",
+					    SHP_GIT_COMMIT, "built", __DATE__ " " __TIME__));
 }
 
 int shd_api_status(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
@@ -131,14 +132,14 @@ int shd_api_status(struct shd_req *req, struct shd_resp *resp, struct shp_error 
 
 int shd_api_whoami(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
-	static const struct shd_col cols[] = { { "created_at", COL_TIME } };
+	static const struct shd_col cols[] = {{"created_at", COL_TIME}};
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	json_t *row;
 	char id[24];
 
 	(void)snprintf(id, sizeof(id), "%lld", (long long)req->ident.user_id);
 	res = shd_db_exec(req->db, "SELECT created_at FROM users WHERE id = $1", 1,
-			  (const char *[]){ id }, err);
+			  (const char *[]){id}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) != 1)
@@ -147,9 +148,9 @@ int shd_api_whoami(struct shd_req *req, struct shd_resp *resp, struct shp_error 
 	if (!row)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	(void)json_object_update_new(
-		row, json_pack("{s:I,s:s,s:b,s:s,s:s}", "id", (json_int_t)req->ident.user_id, "name",
-			       req->ident.name, "is_admin", req->ident.is_admin, "auth_method",
-			       shd_auth_method_to_string(req->ident.method), "principal",
-			       req->ident.principal));
+		row, json_pack("{s:I,s:s,s:b,s:s,s:s}", "id", (json_int_t)req->ident.user_id,
+			       "name", req->ident.name, "is_admin", req->ident.is_admin,
+			       "auth_method", shd_auth_method_to_string(req->ident.method),
+			       "principal", req->ident.principal));
 	return shd_resp_json_take(resp, 200, row);
 }

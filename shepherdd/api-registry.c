@@ -31,14 +31,15 @@ struct registry {
 #define KEY_COL 1
 
 static const struct shd_col ns_cols[] = {
-	{ "id", COL_INT },	    { "name", COL_TEXT },	{ "environment", COL_TEXT },
-	{ "description", COL_TEXT }, { "created_at", COL_TIME }, { "created_by", COL_TEXT },
+	{"id", COL_INT},           {"name", COL_TEXT},       {"environment", COL_TEXT},
+	{"description", COL_TEXT}, {"created_at", COL_TIME}, {"created_by", COL_TEXT},
 };
 
 static const struct shd_col cl_cols[] = {
-	{ "id", COL_INT },	    { "name", COL_TEXT },	{ "environment", COL_TEXT },
-	{ "description", COL_TEXT }, { "created_at", COL_TIME }, { "created_by", COL_TEXT },
-	{ "api_url", COL_TEXT },     { "credentials_ref", COL_TEXT },
+	{"id", COL_INT},           {"name", COL_TEXT},
+	{"environment", COL_TEXT}, {"description", COL_TEXT},
+	{"created_at", COL_TIME},  {"created_by", COL_TEXT},
+	{"api_url", COL_TEXT},     {"credentials_ref", COL_TEXT},
 };
 
 #define NS_SELECT "SELECT " REG_COLS
@@ -88,7 +89,7 @@ static int registry_get(const struct registry *r, struct shd_req *req, struct sh
 
 	if (!shp_name_is_valid(name))
 		return not_found(r, name, err);
-	res = shd_db_exec(req->db, r->sql_get, 1, (const char *[]){ name }, err);
+	res = shd_db_exec(req->db, r->sql_get, 1, (const char *[]){name}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
@@ -114,7 +115,7 @@ static int registry_list(const struct registry *r, struct shd_req *req, struct s
 		return -err->code;
 	(void)snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	res = shd_db_exec(req->db, r->sql_page, 3,
-			  (const char *[]){ cursor ? after.buf : NULL, limit_s, env }, err);
+			  (const char *[]){cursor ? after.buf : NULL, limit_s, env}, err);
 	if (!res)
 		return -err->code;
 	return shd_resp_rows_page(resp, res, r->cols, r->ncols, limit, KEY_COL, err);
@@ -132,7 +133,7 @@ static int registry_delete(const struct registry *r, struct shd_req *req, struct
 		return not_found(r, name, err);
 	if (shd_db_begin(req->db, err) < 0)
 		return -err->code;
-	res = shd_db_exec(req->db, r->sql_delete, 1, (const char *[]){ name }, err);
+	res = shd_db_exec(req->db, r->sql_delete, 1, (const char *[]){name}, err);
 	if (!res)
 		goto fail;
 	if (PQntuples(res) == 0) {
@@ -140,7 +141,8 @@ static int registry_delete(const struct registry *r, struct shd_req *req, struct
 		return not_found(r, name, err);
 	}
 	obj = shd_row_to_json(res, 0, r->cols, r->ncols);
-	if (shd_audit_write(req->db, req, r->audit_delete, r->kind, name, "success", obj, err) < 0 ||
+	if (shd_audit_write(req->db, req, r->audit_delete, r->kind, name, "success", obj, err) <
+		    0 ||
 	    shd_db_commit(req->db, err) < 0)
 		goto fail;
 	return shd_resp_row(resp, 200, res, r->cols, r->ncols, err);
@@ -192,8 +194,7 @@ int shd_api_namespaces_create(struct shd_req *req, struct shd_resp *resp, struct
 		"WITH n AS (INSERT INTO namespaces (name, environment, description, created_by)"
 		" VALUES ($1, $2::environment, $3, $4) RETURNING *) " NS_SELECT
 		" FROM n LEFT JOIN users u ON u.id = n.created_by",
-		4, (const char *[]){ spec.name, spec.environment, spec.description, uid }, body,
-		err);
+		4, (const char *[]){spec.name, spec.environment, spec.description, uid}, body, err);
 }
 
 int shd_api_namespaces_list(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
@@ -227,8 +228,8 @@ int shd_api_clusters_create(struct shd_req *req, struct shd_resp *resp, struct s
 		" description, created_by) VALUES ($1, $2, $3::environment, $4, $5, $6)"
 		" RETURNING *) " CL_SELECT " FROM n LEFT JOIN users u ON u.id = n.created_by",
 		6,
-		(const char *[]){ spec.name, spec.api_url, spec.environment, spec.credentials_ref,
-				  spec.description, uid },
+		(const char *[]){spec.name, spec.api_url, spec.environment, spec.credentials_ref,
+				 spec.description, uid},
 		body, err);
 }
 

@@ -24,14 +24,19 @@
 #define TOKEN_DEFAULT_LIFETIME "90d"
 
 static const struct shd_col token_cols[] = {
-	{ "id", COL_INT },	     { "name", COL_TEXT },	     { "user", COL_TEXT },
-	{ "prefix", COL_TEXT },	     { "created_at", COL_TIME },      { "expires_at", COL_TIME },
-	{ "last_used_at", COL_TIME }, { "revoked_at", COL_TIME },
+	{"id", COL_INT},
+	{"name", COL_TEXT},
+	{"user", COL_TEXT},
+	{"prefix", COL_TEXT},
+	{"created_at", COL_TIME},
+	{"expires_at", COL_TIME},
+	{"last_used_at", COL_TIME},
+	{"revoked_at", COL_TIME},
 };
 #define NCOLS ((int)SHP_ARRAY_SIZE(token_cols))
 
 #define TOKEN_SELECT                                                                               \
-	"SELECT t.id, t.name, u.name, t.prefix, t.created_at, t.expires_at, t.last_used_at,"     \
+	"SELECT t.id, t.name, u.name, t.prefix, t.created_at, t.expires_at, t.last_used_at,"       \
 	" t.revoked_at"
 
 static bool token_name_ok(const char *s)
@@ -90,7 +95,7 @@ static int target_user(struct shd_req *req, const char *user, char id[24], bool 
 			  "  ON CONFLICT (name) DO NOTHING RETURNING id)"
 			  " SELECT id, true FROM ins UNION ALL"
 			  " SELECT id, false FROM users WHERE name = $1",
-			  1, (const char *[]){ user }, err);
+			  1, (const char *[]){user}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) < 1)
@@ -100,7 +105,7 @@ static int target_user(struct shd_req *req, const char *user, char id[24], bool 
 	return 0;
 }
 
-static const char *const token_fields[] = { "name", "user", "expires_in", NULL };
+static const char *const token_fields[] = {"name", "user", "expires_in", NULL};
 
 int shd_api_tokens_create(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
@@ -125,9 +130,8 @@ int shd_api_tokens_create(struct shd_req *req, struct shd_resp *resp, struct shp
 		shp_error_detail(err, "field", "name");
 		return -SHP_E_INVAL;
 	}
-	if (strcmp(expires, "never") != 0 &&
-	    (shp_parse_duration(expires, &lifetime, err) < 0 || lifetime <= 0 ||
-	     lifetime > TOKEN_MAX_LIFETIME_S)) {
+	if (strcmp(expires, "never") != 0 && (shp_parse_duration(expires, &lifetime, err) < 0 ||
+					      lifetime <= 0 || lifetime > TOKEN_MAX_LIFETIME_S)) {
 		shp_error_set(err, SHP_E_INVAL,
 			      "field 'expires_in' must be a duration up to 366d (e.g. 30d) or "
 			      "'never'");
@@ -152,9 +156,7 @@ int shd_api_tokens_create(struct shd_req *req, struct shd_resp *resp, struct shp
 		"  expires_at) VALUES ($1, $2, $3::bytea, $4, $5,"
 		"  CASE WHEN $6::bigint > 0 THEN now() + make_interval(secs => $6::bigint) END)"
 		"  RETURNING *) " TOKEN_SELECT " FROM t JOIN users u ON u.id = t.user_id",
-		6,
-		(const char *[]){ uid, name, bytea, prefix, caller, secs },
-		err);
+		6, (const char *[]){uid, name, bytea, prefix, caller, secs}, err);
 	if (!res) {
 		if (err->code == SHP_E_CONFLICT)
 			shp_error_set(err, SHP_E_CONFLICT,
@@ -203,14 +205,15 @@ int shd_api_tokens_list(struct shd_req *req, struct shd_resp *resp, struct shp_e
 	(void)snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	(void)snprintf(self, sizeof(self), "%lld", (long long)req->ident.user_id);
 	res = shd_db_exec(req->db,
-			  TOKEN_SELECT " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+			  TOKEN_SELECT
+			  " FROM api_tokens t JOIN users u ON u.id = t.user_id"
 			  " WHERE t.id > coalesce($1::bigint, 0)"
 			  "   AND ($3::boolean OR ($4::text IS NULL AND t.user_id = $5::bigint)"
 			  "        OR u.name = $4)"
 			  " ORDER BY t.id LIMIT $2::int + 1",
 			  5,
-			  (const char *[]){ cursor ? cur.buf : NULL, limit_s, everyone ? "true" : "false",
-					    user, self },
+			  (const char *[]){cursor ? cur.buf : NULL, limit_s,
+					   everyone ? "true" : "false", user, self},
 			  err);
 	if (!res)
 		return -err->code;
@@ -232,12 +235,12 @@ int shd_api_tokens_revoke(struct shd_req *req, struct shd_resp *resp, struct shp
 	if (shd_db_begin(req->db, err) < 0)
 		return -err->code;
 	/* someone else's token is "not found" to a non-admin: existence is not revealed */
-	res = shd_db_exec(req->db,
-			  "WITH t AS (UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
-			  "  WHERE id = $1::bigint AND ($2::boolean OR user_id = $3::bigint)"
-			  "  RETURNING *) " TOKEN_SELECT " FROM t JOIN users u ON u.id = t.user_id",
-			  3, (const char *[]){ id, req->ident.is_admin ? "true" : "false", self },
-			  err);
+	res = shd_db_exec(
+		req->db,
+		"WITH t AS (UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
+		"  WHERE id = $1::bigint AND ($2::boolean OR user_id = $3::bigint)"
+		"  RETURNING *) " TOKEN_SELECT " FROM t JOIN users u ON u.id = t.user_id",
+		3, (const char *[]){id, req->ident.is_admin ? "true" : "false", self}, err);
 	if (!res)
 		goto fail;
 	if (PQntuples(res) == 0) {

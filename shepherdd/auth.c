@@ -49,9 +49,8 @@ static bool name_is_admin(const struct shd_config *cfg, const char *name)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach(cfg->admins, i, v)
-		if (strcmp(json_string_value(v), name) == 0)
-			return true;
+	json_array_foreach(cfg->admins, i,
+			   v) if (strcmp(json_string_value(v), name) == 0) return true;
 	return false;
 }
 
@@ -68,16 +67,15 @@ static int ident_from_row(struct shd_identity *ident, PGresult *res, struct shp_
 	return 0;
 }
 
-static const char sql_by_principal[] =
-	"SELECT u.id, u.name, u.is_admin, u.disabled_at IS NOT NULL"
-	"  FROM principals p JOIN users u ON u.id = p.user_id"
-	" WHERE p.kind = $1 AND p.subject = $2";
+static const char sql_by_principal[] = "SELECT u.id, u.name, u.is_admin, u.disabled_at IS NOT NULL"
+				       "  FROM principals p JOIN users u ON u.id = p.user_id"
+				       " WHERE p.kind = $1 AND p.subject = $2";
 
 /* 1 found, 0 not found, <0 error. */
 static int lookup_principal(PGconn *db, const char *kind, const char *subject,
 			    struct shd_identity *ident, struct shp_error *err)
 {
-	const char *params[] = { kind, subject };
+	const char *params[] = {kind, subject};
 	_cleanup_(PQclearp) PGresult *res = shd_db_exec(db, sql_by_principal, 2, params, err);
 	int r;
 
@@ -98,7 +96,7 @@ static int create_principal(struct shd_req *req, const char *kind, const char *s
 			    const char *name, bool admin, struct shp_error *err)
 {
 	PGconn *db = req->db;
-	const char *p_user[] = { name, admin ? "true" : "false" };
+	const char *p_user[] = {name, admin ? "true" : "false"};
 	_cleanup_(PQclearp) PGresult *ins = NULL;
 	_cleanup_(PQclearp) PGresult *sel = NULL;
 	const char *user_id;
@@ -121,23 +119,24 @@ static int create_principal(struct shd_req *req, const char *kind, const char *s
 				  "SELECT u.id, EXISTS (SELECT 1 FROM principals p"
 				  "  WHERE p.user_id = u.id AND p.kind = $2)"
 				  "  FROM users u WHERE u.name = $1 FOR UPDATE",
-				  2, (const char *[]){ name, kind }, err);
+				  2, (const char *[]){name, kind}, err);
 		if (!sel)
 			goto fail;
 		if (PQntuples(sel) != 1 || strcmp(kind, "cert") == 0 ||
 		    strcmp(shd_db_value(sel, 0, 1), "t") == 0) {
 			shd_db_rollback(db);
-			return shp_error_set(err, SHP_E_UNAUTH,
-					     "%s identity '%s' cannot be mapped: the user name '%s' "
-					     "is already taken; a platform admin must map it",
-					     kind, subject, name);
+			return shp_error_set(
+				err, SHP_E_UNAUTH,
+				"%s identity '%s' cannot be mapped: the user name '%s' "
+				"is already taken; a platform admin must map it",
+				kind, subject, name);
 		}
 		user_id = shd_db_value(sel, 0, 0);
 	}
 	r = shd_db_command(db,
 			   "INSERT INTO principals (kind, subject, user_id) VALUES ($1, $2, $3)"
 			   " ON CONFLICT (kind, subject) DO NOTHING",
-			   3, (const char *[]){ kind, subject, user_id }, err);
+			   3, (const char *[]){kind, subject, user_id}, err);
 	if (r < 0)
 		goto fail;
 	if (created) {
@@ -192,7 +191,8 @@ static int identify_unix(struct shd_req *req, struct shp_error *err)
 			return r;
 		r = lookup_principal(req->db, "unix", subject, ident, err);
 		if (r == 0)
-			return shp_error_set(err, SHP_E_INTERNAL, "user for uid %s vanished", subject);
+			return shp_error_set(err, SHP_E_INTERNAL, "user for uid %s vanished",
+					     subject);
 	}
 	if (r < 0)
 		return r;
@@ -223,7 +223,7 @@ static int identify_token(struct shd_req *req, const char *token, struct shp_err
 {
 	unsigned char hash[32];
 	char hex[65], bytea[70];
-	const char *params[1] = { bytea };
+	const char *params[1] = {bytea};
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	int r;
 
@@ -251,9 +251,10 @@ static int identify_token(struct shd_req *req, const char *token, struct shp_err
 		       shd_db_value(res, 0, 4));
 	if (strcmp(shd_db_value(res, 0, 5), "t") == 0) {
 		struct shp_error e2 = SHP_ERROR_INIT;
-		const char *p2[] = { shd_db_value(res, 0, 4) };
-		if (shd_db_command(req->db, "UPDATE api_tokens SET last_used_at = now() WHERE id = $1",
-				   1, p2, &e2) < 0)
+		const char *p2[] = {shd_db_value(res, 0, 4)};
+		if (shd_db_command(req->db,
+				   "UPDATE api_tokens SET last_used_at = now() WHERE id = $1", 1,
+				   p2, &e2) < 0)
 			log_warn("recording token use failed, ignoring: %s", e2.msg);
 	}
 	return 0;
@@ -286,7 +287,8 @@ static int identify_cert(struct shd_req *req, struct shp_error *err)
 	if (r >= 0)
 		r = gnutls_x509_crt_get_dn(crt, dn, &dnlen);
 	if (r >= 0)
-		r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cnlen);
+		r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn,
+						  &cnlen);
 	gnutls_x509_crt_deinit(crt);
 	if (r < 0)
 		return shp_error_set(err, SHP_E_UNAUTH,

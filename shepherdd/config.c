@@ -46,95 +46,96 @@ struct opt {
 	size_t offset;
 	const char *def; /* default as text; NULL = none or computed */
 	long long min, max;
-	const char *arg;  /* metavariable for help */
+	const char *arg; /* metavariable for help */
 	const char *help;
 };
 
 #define O(f) offsetof(struct shd_config, f)
 
 static const struct opt opts[] = {
-	{ "state_dir", "SHEPHERD_STATE_DIR", "state-dir", OPT_STRING, O(state_dir), NULL, 0, 0,
-	  "DIR", "state directory (embedded database, socket); default /var/lib/shepherd for root, "
-		 "else $XDG_STATE_HOME/shepherd" },
-	{ "schema_dir", "SHEPHERD_SCHEMA_DIR", "schema-dir", OPT_STRING, O(schema_dir), NULL, 0, 0,
-	  "DIR", "directory of the schema migrations (default: the installed ones)" },
-	{ "socket.path", "SHEPHERD_SOCKET", "socket", OPT_STRING, O(socket_path), NULL, 0, 0,
-	  "PATH", "Unix socket of the API (default <state_dir>/shepherdd.sock)" },
-	{ "socket.mode", "SHEPHERD_SOCKET_MODE", "socket-mode", OPT_MODE, O(socket_mode), "0660",
-	  0, 0777, "MODE", "permissions of the socket (octal)" },
-	{ "socket.group", "SHEPHERD_SOCKET_GROUP", "socket-group", OPT_STRING, O(socket_group),
-	  NULL, 0, 0, "GROUP", "group owning the socket: its members may use shepherd" },
-	{ "tls.listen", "SHEPHERD_TLS_LISTEN", "tls-listen", OPT_STRING, O(tls_listen), NULL, 0, 0,
-	  "HOST:PORT", "also serve the API over TLS on this address" },
-	{ "tls.cert", "SHEPHERD_TLS_CERT", "tls-cert", OPT_STRING, O(tls_cert), NULL, 0, 0, "FILE",
-	  "server certificate (PEM)" },
-	{ "tls.key", "SHEPHERD_TLS_KEY", "tls-key", OPT_STRING, O(tls_key), NULL, 0, 0, "FILE",
-	  "server private key (PEM)" },
-	{ "tls.client_ca", "SHEPHERD_TLS_CLIENT_CA", "tls-client-ca", OPT_STRING, O(tls_client_ca),
-	  NULL, 0, 0, "FILE", "CA that signs client certificates (enables mTLS)" },
-	{ "database.url", "SHEPHERD_DATABASE_URL", "database-url", OPT_STRING, O(database_url),
-	  NULL, 0, 0, "URL", "PostgreSQL to use; unset = run an embedded PostgreSQL" },
-	{ "database.pool_size", "SHEPHERD_DATABASE_POOL_SIZE", "db-pool-size", OPT_INT,
-	  O(db_pool_size), "8", 1, 256, "N", "database connections of the request pool" },
-	{ "database.checkout_timeout", "SHEPHERD_DATABASE_CHECKOUT_TIMEOUT", "db-checkout-timeout",
-	  OPT_DURATION_MS, O(db_checkout_timeout_ms), "5s", 1, 600000, "DURATION",
-	  "how long a request waits for a free connection" },
-	{ "database.statement_timeout", "SHEPHERD_DATABASE_STATEMENT_TIMEOUT",
-	  "db-statement-timeout", OPT_DURATION_MS, O(db_statement_timeout_ms), "30s", 0, 3600000,
-	  "DURATION", "statement_timeout of every connection" },
-	{ "database.lock_timeout", "SHEPHERD_DATABASE_LOCK_TIMEOUT", "db-lock-timeout",
-	  OPT_DURATION_MS, O(db_lock_timeout_ms), "10s", 0, 3600000, "DURATION",
-	  "lock_timeout of every connection" },
-	{ "database.idle_in_transaction_timeout", "SHEPHERD_DATABASE_IDLE_IN_TX_TIMEOUT",
-	  "db-idle-in-tx-timeout", OPT_DURATION_MS, O(db_idle_in_tx_timeout_ms), "60s", 0, 3600000,
-	  "DURATION", "idle_in_transaction_session_timeout of every connection" },
-	{ "embedded.bindir", "SHEPHERD_PG_BINDIR", "pg-bindir", OPT_STRING, O(pg_bindir),
-	  SHP_PG_BINDIR, 0, 0, "DIR", "PostgreSQL server binaries for the embedded database" },
-	{ "embedded.user", "SHEPHERD_PG_USER", "pg-user", OPT_STRING, O(pg_user), "shepherd", 0, 0,
-	  "USER", "system user running the embedded PostgreSQL when shepherdd runs as root" },
-	{ "embedded.start_timeout", "SHEPHERD_PG_START_TIMEOUT", "pg-start-timeout",
-	  OPT_DURATION_MS, O(pg_start_timeout_ms), "60s", 1000, 3600000, "DURATION",
-	  "how long to wait for the embedded PostgreSQL to start" },
-	{ "http.threads", "SHEPHERD_HTTP_THREADS", "http-threads", OPT_INT, O(http_threads), "8", 1,
-	  256, "N", "threads serving requests" },
-	{ "http.body_limit", "SHEPHERD_HTTP_BODY_LIMIT", "http-body-limit", OPT_SIZE,
-	  O(http_body_limit), "1MiB", 1024, 64 * 1024 * 1024, "SIZE",
-	  "largest request body accepted (413 above)" },
-	{ "http.header_limit", "SHEPHERD_HTTP_HEADER_LIMIT", "http-header-limit", OPT_SIZE,
-	  O(http_header_limit), "32KiB", 4096, 1024 * 1024, "SIZE",
-	  "memory for a request's line and headers (431/413 above)" },
-	{ "http.connection_timeout", "SHEPHERD_HTTP_CONNECTION_TIMEOUT", "http-connection-timeout",
-	  OPT_DURATION_S, O(http_connection_timeout_s), "60s", 1, 86400, "DURATION",
-	  "idle connections are closed after this long" },
-	{ "http.max_connections", "SHEPHERD_HTTP_MAX_CONNECTIONS", "http-max-connections", OPT_INT,
-	  O(http_max_connections), "1024", 1, 65536, "N", "concurrent connections per listener" },
-	{ "http.max_streams", "SHEPHERD_HTTP_MAX_STREAMS", "http-max-streams", OPT_INT,
-	  O(http_max_streams), "64", 1, 4096, "N", "open task event streams (429 above)" },
-	{ "execution.enabled", "SHEPHERD_EXECUTION_ENABLED", "execution-enabled", OPT_BOOL,
-	  O(exec_enabled), "true", 0, 0, "BOOL",
-	  "run plans for real when no global flag is set (false: record only)" },
-	{ "execution.immediate_max", "SHEPHERD_EXECUTION_IMMEDIATE_MAX", "execution-immediate-max",
-	  OPT_DURATION_MS, O(exec_immediate_max_ms), "10s", 0, 600000, "DURATION",
-	  "read-only plans estimated within this run inline in the request" },
-	{ "execution.dedupe_window", "SHEPHERD_EXECUTION_DEDUPE_WINDOW", "execution-dedupe-window",
-	  OPT_DURATION_S, O(exec_dedupe_window_s), "60s", 0, 86400, "DURATION",
-	  "a finished task still answers an identical submission this long" },
-	{ "queue.workers", "SHEPHERD_QUEUE_WORKERS", "queue-workers", OPT_INT, O(queue_workers),
-	  "10", 1, 256, "N", "job queue worker threads" },
-	{ "queue.fetch_batch", "SHEPHERD_QUEUE_FETCH_BATCH", "queue-fetch-batch", OPT_INT,
-	  O(queue_fetch_batch), "100", 1, 1000, "N", "jobs claimed per fetch" },
-	{ "queue.poll_interval", "SHEPHERD_QUEUE_POLL_INTERVAL", "queue-poll-interval",
-	  OPT_DURATION_MS, O(queue_poll_interval_ms), "1s", 1000, 3600000, "DURATION",
-	  "look for jobs this often even without a notification" },
-	{ "queue.shutdown_grace", "SHEPHERD_QUEUE_SHUTDOWN_GRACE", "queue-shutdown-grace",
-	  OPT_DURATION_MS, O(queue_shutdown_grace_ms), "10s", 0, 3600000, "DURATION",
-	  "running jobs get this long at shutdown before they are requeued" },
-	{ "log.level", "SHEPHERD_LOG_LEVEL", "log-level", OPT_LOG_LEVEL, O(log_level), "info", 0, 0,
-	  "LEVEL", "error, warn, info or debug" },
-	{ "log.format", "SHEPHERD_LOG_FORMAT", "log-format", OPT_LOG_FORMAT, O(log_format),
-	  "logfmt", 0, 0, "FORMAT", "logfmt or json" },
-	{ "admins", "SHEPHERD_ADMINS", "admins", OPT_NAMES, O(admins), NULL, 0, 0, "NAMES",
-	  "comma-separated user names made platform admins on first contact" },
+	{"state_dir", "SHEPHERD_STATE_DIR", "state-dir", OPT_STRING, O(state_dir), NULL, 0, 0,
+	 "DIR",
+	 "state directory (embedded database, socket); default /var/lib/shepherd for root, "
+	 "else $XDG_STATE_HOME/shepherd"},
+	{"schema_dir", "SHEPHERD_SCHEMA_DIR", "schema-dir", OPT_STRING, O(schema_dir), NULL, 0, 0,
+	 "DIR", "directory of the schema migrations (default: the installed ones)"},
+	{"socket.path", "SHEPHERD_SOCKET", "socket", OPT_STRING, O(socket_path), NULL, 0, 0, "PATH",
+	 "Unix socket of the API (default <state_dir>/shepherdd.sock)"},
+	{"socket.mode", "SHEPHERD_SOCKET_MODE", "socket-mode", OPT_MODE, O(socket_mode), "0660", 0,
+	 0777, "MODE", "permissions of the socket (octal)"},
+	{"socket.group", "SHEPHERD_SOCKET_GROUP", "socket-group", OPT_STRING, O(socket_group), NULL,
+	 0, 0, "GROUP", "group owning the socket: its members may use shepherd"},
+	{"tls.listen", "SHEPHERD_TLS_LISTEN", "tls-listen", OPT_STRING, O(tls_listen), NULL, 0, 0,
+	 "HOST:PORT", "also serve the API over TLS on this address"},
+	{"tls.cert", "SHEPHERD_TLS_CERT", "tls-cert", OPT_STRING, O(tls_cert), NULL, 0, 0, "FILE",
+	 "server certificate (PEM)"},
+	{"tls.key", "SHEPHERD_TLS_KEY", "tls-key", OPT_STRING, O(tls_key), NULL, 0, 0, "FILE",
+	 "server private key (PEM)"},
+	{"tls.client_ca", "SHEPHERD_TLS_CLIENT_CA", "tls-client-ca", OPT_STRING, O(tls_client_ca),
+	 NULL, 0, 0, "FILE", "CA that signs client certificates (enables mTLS)"},
+	{"database.url", "SHEPHERD_DATABASE_URL", "database-url", OPT_STRING, O(database_url), NULL,
+	 0, 0, "URL", "PostgreSQL to use; unset = run an embedded PostgreSQL"},
+	{"database.pool_size", "SHEPHERD_DATABASE_POOL_SIZE", "db-pool-size", OPT_INT,
+	 O(db_pool_size), "8", 1, 256, "N", "database connections of the request pool"},
+	{"database.checkout_timeout", "SHEPHERD_DATABASE_CHECKOUT_TIMEOUT", "db-checkout-timeout",
+	 OPT_DURATION_MS, O(db_checkout_timeout_ms), "5s", 1, 600000, "DURATION",
+	 "how long a request waits for a free connection"},
+	{"database.statement_timeout", "SHEPHERD_DATABASE_STATEMENT_TIMEOUT",
+	 "db-statement-timeout", OPT_DURATION_MS, O(db_statement_timeout_ms), "30s", 0, 3600000,
+	 "DURATION", "statement_timeout of every connection"},
+	{"database.lock_timeout", "SHEPHERD_DATABASE_LOCK_TIMEOUT", "db-lock-timeout",
+	 OPT_DURATION_MS, O(db_lock_timeout_ms), "10s", 0, 3600000, "DURATION",
+	 "lock_timeout of every connection"},
+	{"database.idle_in_transaction_timeout", "SHEPHERD_DATABASE_IDLE_IN_TX_TIMEOUT",
+	 "db-idle-in-tx-timeout", OPT_DURATION_MS, O(db_idle_in_tx_timeout_ms), "60s", 0, 3600000,
+	 "DURATION", "idle_in_transaction_session_timeout of every connection"},
+	{"embedded.bindir", "SHEPHERD_PG_BINDIR", "pg-bindir", OPT_STRING, O(pg_bindir),
+	 SHP_PG_BINDIR, 0, 0, "DIR", "PostgreSQL server binaries for the embedded database"},
+	{"embedded.user", "SHEPHERD_PG_USER", "pg-user", OPT_STRING, O(pg_user), "shepherd", 0, 0,
+	 "USER", "system user running the embedded PostgreSQL when shepherdd runs as root"},
+	{"embedded.start_timeout", "SHEPHERD_PG_START_TIMEOUT", "pg-start-timeout", OPT_DURATION_MS,
+	 O(pg_start_timeout_ms), "60s", 1000, 3600000, "DURATION",
+	 "how long to wait for the embedded PostgreSQL to start"},
+	{"http.threads", "SHEPHERD_HTTP_THREADS", "http-threads", OPT_INT, O(http_threads), "8", 1,
+	 256, "N", "threads serving requests"},
+	{"http.body_limit", "SHEPHERD_HTTP_BODY_LIMIT", "http-body-limit", OPT_SIZE,
+	 O(http_body_limit), "1MiB", 1024, 64 * 1024 * 1024, "SIZE",
+	 "largest request body accepted (413 above)"},
+	{"http.header_limit", "SHEPHERD_HTTP_HEADER_LIMIT", "http-header-limit", OPT_SIZE,
+	 O(http_header_limit), "32KiB", 4096, 1024 * 1024, "SIZE",
+	 "memory for a request's line and headers (431/413 above)"},
+	{"http.connection_timeout", "SHEPHERD_HTTP_CONNECTION_TIMEOUT", "http-connection-timeout",
+	 OPT_DURATION_S, O(http_connection_timeout_s), "60s", 1, 86400, "DURATION",
+	 "idle connections are closed after this long"},
+	{"http.max_connections", "SHEPHERD_HTTP_MAX_CONNECTIONS", "http-max-connections", OPT_INT,
+	 O(http_max_connections), "1024", 1, 65536, "N", "concurrent connections per listener"},
+	{"http.max_streams", "SHEPHERD_HTTP_MAX_STREAMS", "http-max-streams", OPT_INT,
+	 O(http_max_streams), "64", 1, 4096, "N", "open task event streams (429 above)"},
+	{"execution.enabled", "SHEPHERD_EXECUTION_ENABLED", "execution-enabled", OPT_BOOL,
+	 O(exec_enabled), "true", 0, 0, "BOOL",
+	 "run plans for real when no global flag is set (false: record only)"},
+	{"execution.immediate_max", "SHEPHERD_EXECUTION_IMMEDIATE_MAX", "execution-immediate-max",
+	 OPT_DURATION_MS, O(exec_immediate_max_ms), "10s", 0, 600000, "DURATION",
+	 "read-only plans estimated within this run inline in the request"},
+	{"execution.dedupe_window", "SHEPHERD_EXECUTION_DEDUPE_WINDOW", "execution-dedupe-window",
+	 OPT_DURATION_S, O(exec_dedupe_window_s), "60s", 0, 86400, "DURATION",
+	 "a finished task still answers an identical submission this long"},
+	{"queue.workers", "SHEPHERD_QUEUE_WORKERS", "queue-workers", OPT_INT, O(queue_workers),
+	 "10", 1, 256, "N", "job queue worker threads"},
+	{"queue.fetch_batch", "SHEPHERD_QUEUE_FETCH_BATCH", "queue-fetch-batch", OPT_INT,
+	 O(queue_fetch_batch), "100", 1, 1000, "N", "jobs claimed per fetch"},
+	{"queue.poll_interval", "SHEPHERD_QUEUE_POLL_INTERVAL", "queue-poll-interval",
+	 OPT_DURATION_MS, O(queue_poll_interval_ms), "1s", 1000, 3600000, "DURATION",
+	 "look for jobs this often even without a notification"},
+	{"queue.shutdown_grace", "SHEPHERD_QUEUE_SHUTDOWN_GRACE", "queue-shutdown-grace",
+	 OPT_DURATION_MS, O(queue_shutdown_grace_ms), "10s", 0, 3600000, "DURATION",
+	 "running jobs get this long at shutdown before they are requeued"},
+	{"log.level", "SHEPHERD_LOG_LEVEL", "log-level", OPT_LOG_LEVEL, O(log_level), "info", 0, 0,
+	 "LEVEL", "error, warn, info or debug"},
+	{"log.format", "SHEPHERD_LOG_FORMAT", "log-format", OPT_LOG_FORMAT, O(log_format), "logfmt",
+	 0, 0, "FORMAT", "logfmt or json"},
+	{"admins", "SHEPHERD_ADMINS", "admins", OPT_NAMES, O(admins), NULL, 0, 0, "NAMES",
+	 "comma-separated user names made platform admins on first contact"},
 };
 
 #undef O
@@ -215,8 +216,8 @@ static int set_opt(struct shd_config *cfg, const struct opt *o, const char *text
 		if (shp_parse_size(text, &bytes, &e) < 0)
 			break;
 		if (bytes < (uint64_t)o->min || bytes > (uint64_t)o->max) {
-			shp_error_set(&e, SHP_E_INVAL, "'%s' is out of range [%lld, %lld] bytes", text,
-				      o->min, o->max);
+			shp_error_set(&e, SHP_E_INVAL, "'%s' is out of range [%lld, %lld] bytes",
+				      text, o->min, o->max);
 			break;
 		}
 		*(uint64_t *)((char *)cfg + o->offset) = bytes;
@@ -233,8 +234,8 @@ static int set_opt(struct shd_config *cfg, const struct opt *o, const char *text
 	case OPT_LOG_LEVEL:
 		lvl = shp_log_level_from_string(text);
 		if (lvl < 0) {
-			shp_error_set(&e, SHP_E_INVAL, "'%s' is not one of error, warn, info, debug",
-				      text);
+			shp_error_set(&e, SHP_E_INVAL,
+				      "'%s' is not one of error, warn, info, debug", text);
 			break;
 		}
 		*(enum shp_log_level *)((char *)cfg + o->offset) = (enum shp_log_level)lvl;
@@ -300,7 +301,8 @@ static int apply_yaml_node(struct shd_config *cfg, const char *prefix, json_t *n
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(node, k, v) {
+	json_object_foreach(node, k, v)
+	{
 		char key[128];
 		const struct opt *o;
 		char num[64];
@@ -325,7 +327,8 @@ static int apply_yaml_node(struct shd_config *cfg, const char *prefix, json_t *n
 			size_t i;
 			json_t *item;
 			json_array_clear(cfg->admins);
-			json_array_foreach(v, i, item) {
+			json_array_foreach(v, i, item)
+			{
 				if (!json_is_string(item))
 					return shp_error_set(err, SHP_E_INVAL,
 							     "%s: '%s' must be a list of names",
@@ -345,7 +348,8 @@ static int apply_yaml_node(struct shd_config *cfg, const char *prefix, json_t *n
 		else if (json_is_null(v))
 			text = "";
 		else {
-			shp_error_set(err, SHP_E_INVAL, "%s: '%s' must be a scalar value", file, key);
+			shp_error_set(err, SHP_E_INVAL, "%s: '%s' must be a scalar value", file,
+				      key);
 			shp_error_detail(err, "field", "%s", key);
 			return -SHP_E_INVAL;
 		}
@@ -467,8 +471,7 @@ static int fill_computed(struct shd_config *cfg, struct shp_error *err)
 	if (!cfg->schema_dir && !(cfg->schema_dir = default_schema_dir()))
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	if (cfg->tls_listen && (!cfg->tls_cert || !cfg->tls_key))
-		return shp_error_set(err, SHP_E_INVAL,
-				     "tls.listen needs tls.cert and tls.key");
+		return shp_error_set(err, SHP_E_INVAL, "tls.listen needs tls.cert and tls.key");
 	if (cfg->tls_client_ca && !cfg->tls_listen)
 		return shp_error_set(err, SHP_E_INVAL, "tls.client_ca needs tls.listen");
 	if (strlen(cfg->socket_path) >= 108)
@@ -486,11 +489,11 @@ static struct option *build_longopts(void)
 
 	if (!lo)
 		return NULL;
-	lo[0] = (struct option){ "config", required_argument, NULL, FLAG_CONFIG };
-	lo[1] = (struct option){ "verbose", no_argument, NULL, FLAG_VERBOSE };
+	lo[0] = (struct option){"config", required_argument, NULL, FLAG_CONFIG};
+	lo[1] = (struct option){"verbose", no_argument, NULL, FLAG_VERBOSE};
 	for (size_t i = 0; i < n; i++)
-		lo[i + 2] = (struct option){ opts[i].flag, required_argument, NULL,
-					     FLAG_OPT_BASE + (int)i };
+		lo[i + 2] = (struct option){opts[i].flag, required_argument, NULL,
+					    FLAG_OPT_BASE + (int)i};
 	return lo;
 }
 
@@ -633,31 +636,19 @@ json_t *shd_config_to_json(const struct shd_config *cfg)
 			break;
 		}
 		case OPT_INT:
-		case OPT_DURATION_S:
-			v = json_integer(*(const int *)base);
-			break;
-		case OPT_DURATION_MS:
-			v = json_integer(*(const int *)base);
-			break;
-		case OPT_SIZE:
-			v = json_integer((json_int_t) * (const uint64_t *)base);
-			break;
+		case OPT_DURATION_S: v = json_integer(*(const int *)base); break;
+		case OPT_DURATION_MS: v = json_integer(*(const int *)base); break;
+		case OPT_SIZE: v = json_integer((json_int_t) * (const uint64_t *)base); break;
 		case OPT_MODE:
 			(void)snprintf(text, sizeof(text), "%04o", *(const unsigned *)base);
 			v = json_string(text);
 			break;
-		case OPT_LOG_LEVEL:
-			v = json_string(shp_log_level_to_string(cfg->log_level));
-			break;
+		case OPT_LOG_LEVEL: v = json_string(shp_log_level_to_string(cfg->log_level)); break;
 		case OPT_LOG_FORMAT:
 			v = json_string(cfg->log_format == SHP_LOG_JSON ? "json" : "logfmt");
 			break;
-		case OPT_NAMES:
-			v = json_deep_copy(cfg->admins);
-			break;
-		case OPT_BOOL:
-			v = json_boolean(*(const bool *)base);
-			break;
+		case OPT_NAMES: v = json_deep_copy(cfg->admins); break;
+		case OPT_BOOL: v = json_boolean(*(const bool *)base); break;
 		}
 		(void)json_object_set_new(root, o->key, v ? v : json_null());
 	}
@@ -666,19 +657,20 @@ json_t *shd_config_to_json(const struct shd_config *cfg)
 
 void shd_config_print_help(FILE *f)
 {
-	fprintf(f, "Usage: shepherdd [OPTION...]\n"
-		   "       shepherdd migrate status|up|down [N] [OPTION...]\n"
-		   "\n"
-		   "The shepherd daemon: serves the shepherd API on a Unix socket (and TLS), keeps\n"
-		   "all state in PostgreSQL (an embedded server when no database URL is set).\n"
-		   "\n"
-		   "  -h, --help                             show this help and exit\n"
-		   "      --version                          show the version and exit\n"
-		   "      --check-config                     validate the configuration, print it "
-		   "as JSON, exit\n"
-		   "      --config FILE                      configuration file (YAML; see "
-		   "shepherd.conf(5)); also $SHEPHERDD_CONFIG\n"
-		   "  -v, --verbose                          log at debug level\n");
+	fprintf(f,
+		"Usage: shepherdd [OPTION...]\n"
+		"       shepherdd migrate status|up|down [N] [OPTION...]\n"
+		"\n"
+		"The shepherd daemon: serves the shepherd API on a Unix socket (and TLS), keeps\n"
+		"all state in PostgreSQL (an embedded server when no database URL is set).\n"
+		"\n"
+		"  -h, --help                             show this help and exit\n"
+		"      --version                          show the version and exit\n"
+		"      --check-config                     validate the configuration, print it "
+		"as JSON, exit\n"
+		"      --config FILE                      configuration file (YAML; see "
+		"shepherd.conf(5)); also $SHEPHERDD_CONFIG\n"
+		"  -v, --verbose                          log at debug level\n");
 	for (size_t i = 0; i < SHP_ARRAY_SIZE(opts); i++) {
 		char lhs[64];
 		(void)snprintf(lhs, sizeof(lhs), "--%s %s", opts[i].flag, opts[i].arg);
@@ -695,8 +687,8 @@ void shd_config_print_man_keys(FILE *f)
 		const struct opt *o = &opts[i];
 		fprintf(f, ".TP\n.B %s\n", o->key);
 		fprintf(f, "%s.\n", o->help);
-		fprintf(f, "Environment\n.BR %s ;\nflag\n.BR \\-\\-%s\\ \\fI%s\\fR", o->env, o->flag,
-			o->arg);
+		fprintf(f, "Environment\n.BR %s ;\nflag\n.BR \\-\\-%s\\ \\fI%s\\fR", o->env,
+			o->flag, o->arg);
 		if (o->def)
 			fprintf(f, ";\ndefault\n.BR %s", o->def);
 		fprintf(f, ".\n");

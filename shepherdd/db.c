@@ -566,8 +566,7 @@ static int stmt_lookup(const struct stmt_cache *c, uint64_t h, int *ret_slot)
 	return 0;
 }
 
-static PGresult *exec_cached(PGconn *conn, const char *sql, int nparams,
-			     const char *const *params)
+static PGresult *exec_cached(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
 	struct stmt_cache *c = stmt_cache_of(conn);
 	uint64_t h = stmt_hash(sql, nparams);

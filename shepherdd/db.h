@@ -17,25 +17,25 @@ struct shp_error;
 SHP_DEFINE_CLEANUP(PGresult *, PQclear)
 
 struct shd_dbpool_config {
-	const char *conninfo;        /* libpq connection string or URI (copied) */
-	int size;                    /* maximum connections, >= 1 */
-	int checkout_timeout_ms;     /* wait for a free connection at most this long */
-	int statement_timeout_ms;    /* SET per connection; 0 = server default */
-	int lock_timeout_ms;         /* likewise */
-	int idle_in_tx_timeout_ms;   /* idle_in_transaction_session_timeout */
+	const char *conninfo;      /* libpq connection string or URI (copied) */
+	int size;                  /* maximum connections, >= 1 */
+	int checkout_timeout_ms;   /* wait for a free connection at most this long */
+	int statement_timeout_ms;  /* SET per connection; 0 = server default */
+	int lock_timeout_ms;       /* likewise */
+	int idle_in_tx_timeout_ms; /* idle_in_transaction_session_timeout */
 	const char *application_name;
 };
 
 struct shd_dbpool_stats {
-	int size;          /* configured maximum */
-	int open;          /* connections currently open */
-	int in_use;        /* checked out */
-	int waiting;       /* threads waiting for a connection */
+	int size;    /* configured maximum */
+	int open;    /* connections currently open */
+	int in_use;  /* checked out */
+	int waiting; /* threads waiting for a connection */
 	uint64_t checkouts;
-	uint64_t timeouts;     /* checkouts that gave up */
+	uint64_t timeouts; /* checkouts that gave up */
 	uint64_t connect_failures;
-	uint64_t resets;       /* broken connections discarded */
-	bool healthy;          /* the last connect attempt succeeded */
+	uint64_t resets; /* broken connections discarded */
+	bool healthy;    /* the last connect attempt succeeded */
 };
 
 /*

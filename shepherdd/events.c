@@ -58,14 +58,15 @@ int shd_event_create(PGconn *conn, const struct shd_event_new *ev, int64_t *ret_
 	if (!payload)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	(void)snprintf(actor_id, sizeof(actor_id), "%lld", (long long)ev->actor_id);
-	res = shd_db_exec(conn,
-			  "INSERT INTO domain_events (type, payload, actor_id, actor, tenant, status)"
-			  " VALUES ($1, $2::jsonb, $3, $4, $5, $6::event_status) RETURNING id",
-			  6,
-			  (const char *[]){ ev->type, payload, ev->actor_id > 0 ? actor_id : NULL,
-					    ev->actor, ev->tenant ? ev->tenant : "",
-					    ev->auto_approved ? "PROCESSING" : "PENDING" },
-			  err);
+	res = shd_db_exec(
+		conn,
+		"INSERT INTO domain_events (type, payload, actor_id, actor, tenant, status)"
+		" VALUES ($1, $2::jsonb, $3, $4, $5, $6::event_status) RETURNING id",
+		6,
+		(const char *[]){ev->type, payload, ev->actor_id > 0 ? actor_id : NULL, ev->actor,
+				 ev->tenant ? ev->tenant : "",
+				 ev->auto_approved ? "PROCESSING" : "PENDING"},
+		err);
 	if (!res)
 		return shp_error_prefix(err, "recording the %s event", ev->type);
 	id = strtoll(shd_db_value(res, 0, 0), NULL, 10);
@@ -87,7 +88,7 @@ int shd_event_transition(PGconn *conn, int64_t id, const char *to, const char *e
 
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	res = shd_db_exec(conn, "SELECT status FROM domain_events WHERE id = $1 FOR UPDATE", 1,
-			  (const char *[]){ ids }, err);
+			  (const char *[]){ids}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
@@ -102,7 +103,7 @@ int shd_event_transition(PGconn *conn, int64_t id, const char *to, const char *e
 			      "UPDATE domain_events SET status = $2::event_status, error = $3,"
 			      " updated_at = now(), finalized_at = CASE WHEN $2 IN ('COMPLETED',"
 			      " 'FAILED', 'CANCELLED') THEN now() END WHERE id = $1",
-			      3, (const char *[]){ ids, to, error ? msg : NULL }, err);
+			      3, (const char *[]){ids, to, error ? msg : NULL}, err);
 }
 
 /* Transition in a transaction of its own (the worker's connection is in autocommit). */
@@ -129,10 +130,12 @@ int shd_event_approve(PGconn *conn, int64_t id, enum shd_sla_class sla, int prio
 json_t *shd_event_get(PGconn *conn, int64_t id, struct shp_error *err)
 {
 	static const struct shd_col cols[] = {
-		{ "id", COL_INT },	     { "type", COL_TEXT },	  { "payload", COL_JSON },
-		{ "actor", COL_TEXT },	     { "tenant", COL_TEXT },	  { "status", COL_TEXT },
-		{ "error", COL_TEXT },	     { "created_at", COL_TIME },  { "updated_at", COL_TIME },
-		{ "finalized_at", COL_TIME }, { "archived_at", COL_TIME },
+		{"id", COL_INT},           {"type", COL_TEXT},
+		{"payload", COL_JSON},     {"actor", COL_TEXT},
+		{"tenant", COL_TEXT},      {"status", COL_TEXT},
+		{"error", COL_TEXT},       {"created_at", COL_TIME},
+		{"updated_at", COL_TIME},  {"finalized_at", COL_TIME},
+		{"archived_at", COL_TIME},
 	};
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	char ids[24];
@@ -142,7 +145,7 @@ json_t *shd_event_get(PGconn *conn, int64_t id, struct shp_error *err)
 	res = shd_db_exec(conn,
 			  "SELECT id, type, payload, actor, tenant, status, error, created_at,"
 			  " updated_at, finalized_at, archived_at FROM domain_events WHERE id = $1",
-			  1, (const char *[]){ ids }, err);
+			  1, (const char *[]){ids}, err);
 	if (!res)
 		return NULL;
 	if (PQntuples(res) == 0) {
@@ -165,7 +168,7 @@ int shd_events_archive(PGconn *conn, int days, int *ret_count, struct shp_error 
 			  "UPDATE domain_events SET archived_at = now()"
 			  " WHERE archived_at IS NULL AND finalized_at IS NOT NULL"
 			  "   AND finalized_at < now() - make_interval(days => $1::int)",
-			  1, (const char *[]){ d }, err);
+			  1, (const char *[]){d}, err);
 	if (!res)
 		return -err->code;
 	if (ret_count)
@@ -198,7 +201,7 @@ static int test_sleep(PGconn *conn, int64_t id, const json_t *payload, struct sh
 		      struct shp_error *err)
 {
 	json_int_t ms = json_integer_value(json_object_get(payload, "ms"));
-	struct timespec tick = { .tv_nsec = 10 * 1000 * 1000 };
+	struct timespec tick = {.tv_nsec = 10 * 1000 * 1000};
 
 	for (json_int_t slept = 0; slept < ms; slept += 10) {
 		if (shd_job_should_stop(job))
@@ -210,10 +213,10 @@ static int test_sleep(PGconn *conn, int64_t id, const json_t *payload, struct sh
 }
 
 const struct shd_event_route shd_event_routes[] = {
-	{ "TEST_NOOP", test_noop },
-	{ "TEST_FAIL", test_fail },
-	{ "TEST_SLEEP", test_sleep },
-	{ NULL, NULL },
+	{"TEST_NOOP", test_noop},
+	{"TEST_FAIL", test_fail},
+	{"TEST_SLEEP", test_sleep},
+	{NULL, NULL},
 };
 
 /* ---- the dispatcher ---------------------------------------------------------------------- */
@@ -266,7 +269,7 @@ static enum shd_job_outcome dispatch(struct shd_job *job, void *ctx)
 		return shd_job_fail(job, "%s", err.msg);
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	res = shd_db_exec(conn, "SELECT type, payload, status FROM domain_events WHERE id = $1", 1,
-			  (const char *[]){ ids }, &err);
+			  (const char *[]){ids}, &err);
 	if (!res)
 		return shd_job_fail(job, "%s", err.msg);
 	if (PQntuples(res) == 0) {
@@ -314,8 +317,8 @@ static enum shd_job_outcome archive(struct shd_job *job, void *ctx)
 int shd_events_register(struct shd_queue *q, struct shp_error *err)
 {
 	const struct shd_job_kind kinds[] = {
-		{ .name = SHD_EVENT_KIND, .run = dispatch, .timeout_ms = 60000 },
-		{ .name = "events.archive", .run = archive, .timeout_ms = 60000 },
+		{.name = SHD_EVENT_KIND, .run = dispatch, .timeout_ms = 60000},
+		{.name = "events.archive", .run = archive, .timeout_ms = 60000},
 	};
 
 	for (size_t i = 0; i < SHP_ARRAY_SIZE(kinds); i++)

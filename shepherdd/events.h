@@ -53,8 +53,7 @@ int shd_event_transition(PGconn *conn, int64_t id, const char *to, const char *e
 /* The event as JSON (archived ones too): a new reference, or NULL with SHP_E_NOTFOUND. */
 json_t *shd_event_get(PGconn *conn, int64_t id, struct shp_error *err);
 /* Archive finalized events older than days; *ret_count archived. */
-int shd_events_archive(PGconn *conn, int days, int *ret_count, struct shp_error *err)
-	SHP_MUSTCHECK;
+int shd_events_archive(PGconn *conn, int days, int *ret_count, struct shp_error *err) SHP_MUSTCHECK;
 
 /*
  * An event handler: does the work of one event on the worker's connection (no transaction

@@ -9,46 +9,58 @@
 #include "error.h"
 #include "fsm.h"
 
-static const char *const exec_states[] = { "pending",   "running",   "succeeded", "failed",
-					   "cancelled", "rejected", NULL };
-static const char *const exec_terminal[] = { "succeeded", "failed", "cancelled", "rejected",
-					     NULL };
+static const char *const exec_states[] = {"pending",   "running",  "succeeded", "failed",
+					  "cancelled", "rejected", NULL};
+static const char *const exec_terminal[] = {"succeeded", "failed", "cancelled", "rejected", NULL};
 static const struct shd_fsm_edge exec_edges[] = {
-	{ "pending", "running" },    { "pending", "rejected" },	 { "pending", "cancelled" },
-	{ "running", "succeeded" },  { "running", "failed" },	 { "running", "cancelled" },
-	{ NULL, NULL },
+	{"pending", "running"},
+	{"pending", "rejected"},
+	{"pending", "cancelled"},
+	{"running", "succeeded"},
+	{"running", "failed"},
+	{"running", "cancelled"},
+	{NULL, NULL},
 };
 
-const struct shd_fsm shd_fsm_execution = { "execution", exec_states, exec_terminal, exec_edges };
+const struct shd_fsm shd_fsm_execution = {"execution", exec_states, exec_terminal, exec_edges};
 
 /* Auto-approved events skip PENDING: they are created PROCESSING. */
-static const char *const event_states[] = { "PENDING", "PROCESSING", "COMPLETED", "FAILED",
-					    "CANCELLED", NULL };
-static const char *const event_terminal[] = { "COMPLETED", "FAILED", "CANCELLED", NULL };
+static const char *const event_states[] = {"PENDING", "PROCESSING", "COMPLETED",
+					   "FAILED",  "CANCELLED",  NULL};
+static const char *const event_terminal[] = {"COMPLETED", "FAILED", "CANCELLED", NULL};
 static const struct shd_fsm_edge event_edges[] = {
-	{ "PENDING", "PROCESSING" },   { "PENDING", "CANCELLED" },  { "PENDING", "FAILED" },
-	{ "PROCESSING", "COMPLETED" }, { "PROCESSING", "FAILED" }, { "PROCESSING", "CANCELLED" },
-	{ NULL, NULL },
+	{"PENDING", "PROCESSING"},
+	{"PENDING", "CANCELLED"},
+	{"PENDING", "FAILED"},
+	{"PROCESSING", "COMPLETED"},
+	{"PROCESSING", "FAILED"},
+	{"PROCESSING", "CANCELLED"},
+	{NULL, NULL},
 };
 
-const struct shd_fsm shd_fsm_event = { "event", event_states, event_terminal, event_edges };
+const struct shd_fsm shd_fsm_event = {"event", event_states, event_terminal, event_edges};
 
-static const char *const ticket_states[] = { "PENDING_APPROVAL", "APPROVED", "EXECUTING",
-					     "COMPLETED", "FAILED", "REJECTED", "CANCELLED",
-					     "EXPIRED", NULL };
-static const char *const ticket_terminal[] = { "COMPLETED", "FAILED", "REJECTED", "CANCELLED",
-					       "EXPIRED", NULL };
+static const char *const ticket_states[] = {"PENDING_APPROVAL", "APPROVED", "EXECUTING",
+					    "COMPLETED",        "FAILED",   "REJECTED",
+					    "CANCELLED",        "EXPIRED",  NULL};
+static const char *const ticket_terminal[] = {"COMPLETED", "FAILED",  "REJECTED",
+					      "CANCELLED", "EXPIRED", NULL};
 static const struct shd_fsm_edge ticket_edges[] = {
-	{ "PENDING_APPROVAL", "APPROVED" },  { "PENDING_APPROVAL", "REJECTED" },
-	{ "PENDING_APPROVAL", "CANCELLED" }, { "PENDING_APPROVAL", "EXPIRED" },
-	{ "APPROVED", "EXECUTING" },	     { "APPROVED", "CANCELLED" },
+	{"PENDING_APPROVAL", "APPROVED"},
+	{"PENDING_APPROVAL", "REJECTED"},
+	{"PENDING_APPROVAL", "CANCELLED"},
+	{"PENDING_APPROVAL", "EXPIRED"},
+	{"APPROVED", "EXECUTING"},
+	{"APPROVED", "CANCELLED"},
 	/* a change to the effective plan after approval sends the ticket back for review */
-	{ "APPROVED", "PENDING_APPROVAL" },  { "EXECUTING", "COMPLETED" },
-	{ "EXECUTING", "FAILED" },	     { "EXECUTING", "CANCELLED" },
-	{ NULL, NULL },
+	{"APPROVED", "PENDING_APPROVAL"},
+	{"EXECUTING", "COMPLETED"},
+	{"EXECUTING", "FAILED"},
+	{"EXECUTING", "CANCELLED"},
+	{NULL, NULL},
 };
 
-const struct shd_fsm shd_fsm_ticket = { "ticket", ticket_states, ticket_terminal, ticket_edges };
+const struct shd_fsm shd_fsm_ticket = {"ticket", ticket_states, ticket_terminal, ticket_edges};
 
 static bool in_list(const char *const *list, const char *s)
 {

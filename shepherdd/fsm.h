@@ -25,9 +25,10 @@ struct shd_fsm {
 };
 
 /* The machines. */
-extern const struct shd_fsm shd_fsm_execution; /* pending running succeeded failed cancelled rejected */
-extern const struct shd_fsm shd_fsm_event;     /* PENDING PROCESSING COMPLETED FAILED CANCELLED */
-extern const struct shd_fsm shd_fsm_ticket;    /* PENDING_APPROVAL APPROVED EXECUTING COMPLETED ... */
+extern const struct shd_fsm
+	shd_fsm_execution;                 /* pending running succeeded failed cancelled rejected */
+extern const struct shd_fsm shd_fsm_event; /* PENDING PROCESSING COMPLETED FAILED CANCELLED */
+extern const struct shd_fsm shd_fsm_ticket; /* PENDING_APPROVAL APPROVED EXECUTING COMPLETED ... */
 
 bool shd_fsm_has_state(const struct shd_fsm *fsm, const char *state);
 bool shd_fsm_is_terminal(const struct shd_fsm *fsm, const char *state);

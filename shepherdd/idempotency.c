@@ -55,7 +55,7 @@ static int existing_key(struct shd_req *req, struct shd_resp *resp, const char *
 		req->db,
 		"SELECT request_hash, response_status, response_body FROM idempotency_keys"
 		" WHERE user_id = $1 AND key = $2",
-		2, (const char *[]){ uid, key }, err);
+		2, (const char *[]){uid, key}, err);
 	const char *status, *body;
 
 	if (!res)
@@ -73,13 +73,14 @@ static int existing_key(struct shd_req *req, struct shd_resp *resp, const char *
 	body = shd_db_value(res, 0, 2);
 	if (!status) {
 		shp_error_set(err, SHP_E_CONFLICT,
-			      "a request with Idempotency-Key '%.64s' is still being processed", key);
+			      "a request with Idempotency-Key '%.64s' is still being processed",
+			      key);
 		shp_error_api_code(err, "IDEMPOTENCY_KEY_IN_USE");
 		shp_error_detail(err, "retry", "true");
 		return -SHP_E_CONFLICT;
 	}
-	if (shd_resp_raw(resp, (int)strtol(status, NULL, 10), body ? body : "", body ? strlen(body) : 0,
-			 NULL) < 0)
+	if (shd_resp_raw(resp, (int)strtol(status, NULL, 10), body ? body : "",
+			 body ? strlen(body) : 0, NULL) < 0)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	resp->replayed = true;
 	return 1;
@@ -104,13 +105,13 @@ int shd_idempotency_begin(struct shd_req *req, struct shd_resp *resp, struct shp
 	if (shd_db_command(req->db,
 			   "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2"
 			   " AND expires_at < now()",
-			   2, (const char *[]){ uid, key }, err) < 0)
+			   2, (const char *[]){uid, key}, err) < 0)
 		return -err->code;
 	res = shd_db_exec(req->db,
 			  "INSERT INTO idempotency_keys (user_id, key, request_hash, method, path,"
 			  " expires_at) VALUES ($1, $2, $3, $4, $5, now() + interval '" KEY_TTL "')"
 			  " ON CONFLICT (user_id, key) DO NOTHING RETURNING id",
-			  5, (const char *[]){ uid, key, hash, req->method, req->url }, err);
+			  5, (const char *[]){uid, key, hash, req->method, req->url}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
@@ -134,7 +135,7 @@ void shd_idempotency_finish(struct shd_req *req, struct shd_resp *resp)
 	if (resp->status >= 500) {
 		/* a server-side failure is not an answer: let the client's retry run again */
 		r = shd_db_command(req->db, "DELETE FROM idempotency_keys WHERE id = $1", 1,
-				   (const char *[]){ id }, &err);
+				   (const char *[]){id}, &err);
 	} else {
 		body = resp->raw;
 		if (!body && resp->json)
@@ -145,7 +146,7 @@ void shd_idempotency_finish(struct shd_req *req, struct shd_resp *resp)
 		r = shd_db_command(req->db,
 				   "UPDATE idempotency_keys SET response_status = $2,"
 				   " response_body = $3, completed_at = now() WHERE id = $1",
-				   3, (const char *[]){ id, status, body ? body : "" }, &err);
+				   3, (const char *[]){id, status, body ? body : ""}, &err);
 	}
 	if (r < 0)
 		log_warn("recording the answer to an idempotent request failed, ignoring: %s",

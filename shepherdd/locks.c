@@ -24,14 +24,15 @@ static bool part_ok(const char *s, bool colon_allowed)
 	return true;
 }
 
-int shd_lock_key(const char *tenant, const char *target, const char *action, char *out,
-		 size_t size, struct shp_error *err)
+int shd_lock_key(const char *tenant, const char *target, const char *action, char *out, size_t size,
+		 struct shp_error *err)
 {
 	int n;
 
 	if (!part_ok(tenant, false) || !part_ok(target, true) || !part_ok(action, false))
-		return shp_error_set(err, SHP_E_INVAL,
-				     "a lock needs a tenant and an action without ':' and a target");
+		return shp_error_set(
+			err, SHP_E_INVAL,
+			"a lock needs a tenant and an action without ':' and a target");
 	n = snprintf(out, size, "lock:v1:%s:%s:%s", tenant, target, action);
 	if (n < 0 || (size_t)n >= size || (size_t)n >= SHD_LOCK_KEY_MAX)
 		return shp_error_set(err, SHP_E_INVAL, "lock key is longer than %d bytes",
@@ -41,9 +42,9 @@ int shd_lock_key(const char *tenant, const char *target, const char *action, cha
 
 static int busy(PGconn *conn, const char *key, struct shp_error *err)
 {
-	_cleanup_(PQclearp) PGresult *res = shd_db_exec(
-		conn, "SELECT owner FROM execution_locks WHERE lock_key = $1", 1,
-		(const char *[]){ key }, NULL);
+	_cleanup_(PQclearp) PGresult *res =
+		shd_db_exec(conn, "SELECT owner FROM execution_locks WHERE lock_key = $1", 1,
+			    (const char *[]){key}, NULL);
 	const char *owner = res && PQntuples(res) == 1 ? shd_db_value(res, 0, 0) : "?";
 
 	shp_error_set(err, SHP_E_CONFLICT, "'%s' is busy: another operation holds it", key);
@@ -72,7 +73,8 @@ int shd_lock_acquire(PGconn *conn, const char *key, const char *owner, int ttl_m
 			  " WHERE execution_locks.expires_at <= now()"
 			  "    OR execution_locks.owner = EXCLUDED.owner"
 			  " RETURNING lock_key",
-			  4, (const char *[]){ key, owner, ttl, execution_id > 0 ? exec : NULL }, err);
+			  4, (const char *[]){key, owner, ttl, execution_id > 0 ? exec : NULL},
+			  err);
 	if (!res)
 		return -err->code;
 	return PQntuples(res) == 1 ? 0 : busy(conn, key, err);
@@ -85,25 +87,26 @@ int shd_lock_renew(PGconn *conn, const char *key, const char *owner, int ttl_ms,
 	char ttl[16];
 
 	(void)snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
-	res = shd_db_exec(conn,
-			  "UPDATE execution_locks SET expires_at = now() + make_interval(secs =>"
-			  " $3::int / 1000.0) WHERE lock_key = $1 AND owner = $2 AND expires_at > now()"
-			  " RETURNING lock_key",
-			  3, (const char *[]){ key, owner, ttl }, err);
+	res = shd_db_exec(
+		conn,
+		"UPDATE execution_locks SET expires_at = now() + make_interval(secs =>"
+		" $3::int / 1000.0) WHERE lock_key = $1 AND owner = $2 AND expires_at > now()"
+		" RETURNING lock_key",
+		3, (const char *[]){key, owner, ttl}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
-		return shp_error_set(err, SHP_E_CONFLICT, "lock '%s' is no longer held by '%s'", key,
-				     owner);
+		return shp_error_set(err, SHP_E_CONFLICT, "lock '%s' is no longer held by '%s'",
+				     key, owner);
 	return 0;
 }
 
 int shd_lock_release(PGconn *conn, const char *key, const char *owner, bool *ret_released,
 		     struct shp_error *err)
 {
-	_cleanup_(PQclearp) PGresult *res = shd_db_exec(
-		conn, "DELETE FROM execution_locks WHERE lock_key = $1 AND owner = $2", 2,
-		(const char *[]){ key, owner }, err);
+	_cleanup_(PQclearp) PGresult *res =
+		shd_db_exec(conn, "DELETE FROM execution_locks WHERE lock_key = $1 AND owner = $2",
+			    2, (const char *[]){key, owner}, err);
 
 	if (!res)
 		return -err->code;
@@ -114,9 +117,8 @@ int shd_lock_release(PGconn *conn, const char *key, const char *owner, bool *ret
 
 int shd_lock_reap(PGconn *conn, int *ret_count, struct shp_error *err)
 {
-	_cleanup_(PQclearp) PGresult *res =
-		shd_db_exec(conn, "DELETE FROM execution_locks WHERE expires_at <= now()", 0, NULL,
-			    err);
+	_cleanup_(PQclearp) PGresult *res = shd_db_exec(
+		conn, "DELETE FROM execution_locks WHERE expires_at <= now()", 0, NULL, err);
 
 	if (!res)
 		return -err->code;
@@ -144,8 +146,8 @@ static enum shd_job_outcome reap_job(struct shd_job *job, void *ctx)
 
 int shd_locks_register(struct shd_queue *q, atomic_uint_fast64_t *reaped, struct shp_error *err)
 {
-	const struct shd_job_kind kind = { .name = "locks.reap", .run = reap_job, .ctx = reaped,
-					   .timeout_ms = 30000 };
+	const struct shd_job_kind kind = {
+		.name = "locks.reap", .run = reap_job, .ctx = reaped, .timeout_ms = 30000};
 
 	if (shd_queue_register(q, &kind, err) < 0)
 		return -err->code;

@@ -25,8 +25,8 @@ struct shp_error;
  * free of ':' and control characters; target non-empty without control characters.
  * SHP_E_INVAL otherwise.
  */
-int shd_lock_key(const char *tenant, const char *target, const char *action, char *out,
-		 size_t size, struct shp_error *err) SHP_MUSTCHECK;
+int shd_lock_key(const char *tenant, const char *target, const char *action, char *out, size_t size,
+		 struct shp_error *err) SHP_MUSTCHECK;
 /*
  * Take the lock for owner for ttl_ms (execution_id may be 0). An expired lock is taken over.
  * Held by someone else: -SHP_E_CONFLICT with API code RESOURCE_BUSY and details "lock" and
@@ -48,5 +48,5 @@ struct shd_queue;
  * Register the reaper's job kind and run it every 60 s on the queue's leader; reaped (may be
  * NULL) counts the locks it deletes, for the metrics.
  */
-int shd_locks_register(struct shd_queue *q, atomic_uint_fast64_t *reaped, struct shp_error *err)
-	SHP_MUSTCHECK;
+int shd_locks_register(struct shd_queue *q, atomic_uint_fast64_t *reaped,
+		       struct shp_error *err) SHP_MUSTCHECK;

@@ -128,7 +128,8 @@ static int migrate_at_start(struct shd_daemon *d, const struct shd_dbpool_config
 		if (!status)
 			r = -err->code;
 		else
-			d->schema_latest = (int)json_integer_value(json_object_get(status, "latest"));
+			d->schema_latest =
+				(int)json_integer_value(json_object_get(status, "latest"));
 	}
 	if (r == 0) {
 		int v = PQserverVersion(conn);
@@ -142,7 +143,7 @@ static int migrate_at_start(struct shd_daemon *d, const struct shd_dbpool_config
 /* Block the signals main waits for, before any thread exists, so threads inherit the mask. */
 static void setup_signals(sigset_t *set)
 {
-	struct sigaction ign = { .sa_handler = SIG_IGN };
+	struct sigaction ign = {.sa_handler = SIG_IGN};
 
 	(void)sigaction(SIGPIPE, &ign, NULL);
 	sigemptyset(set);
@@ -222,8 +223,8 @@ static void supervise_pg(struct db_handle *h, uint64_t *next_try_ns, int *backof
 static int run_daemon(const struct shd_config *cfg)
 {
 	struct shp_error err = SHP_ERROR_INIT;
-	struct db_handle db = { 0 };
-	struct shd_daemon d = { .cfg = cfg };
+	struct db_handle db = {0};
+	struct shd_daemon d = {.cfg = cfg};
 	struct shd_dbpool_config pc;
 	struct shd_server *srv = NULL;
 	struct shd_queue *queue = NULL;
@@ -265,11 +266,12 @@ static int run_daemon(const struct shd_config *cfg)
 	notify("READY=1\nSTATUS=serving");
 
 	while (!atomic_load(&shutdown_requested)) {
-		struct timespec ts = { .tv_sec = 1 };
+		struct timespec ts = {.tv_sec = 1};
 		int sig = sigtimedwait(&set, NULL, &ts);
 
 		if (sig == SIGTERM || sig == SIGINT) {
-			log_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			log_info("received %s, shutting down",
+				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		}
 		if (sig == SIGHUP)
@@ -305,12 +307,14 @@ static int print_migrate_status(const json_t *st)
 	       (long long)json_integer_value(json_object_get(st, "current")),
 	       (long long)json_integer_value(json_object_get(st, "latest")),
 	       (long long)json_integer_value(json_object_get(st, "pending")));
-	json_array_foreach(json_object_get(st, "migrations"), i, m) {
+	json_array_foreach(json_object_get(st, "migrations"), i, m)
+	{
 		const char *at = json_string_value(json_object_get(m, "applied_at"));
-		printf("  %04lld  %-32s %s\n", (long long)json_integer_value(json_object_get(m, "version")),
+		printf("  %04lld  %-32s %s\n",
+		       (long long)json_integer_value(json_object_get(m, "version")),
 		       json_string_value(json_object_get(m, "name")),
 		       json_is_true(json_object_get(m, "applied")) ? (at ? at : "applied")
-								     : "pending");
+								   : "pending");
 	}
 	return 0;
 }
@@ -318,7 +322,7 @@ static int print_migrate_status(const json_t *st)
 static int run_migrate(const struct shd_config *cfg, const char *verb, int steps)
 {
 	struct shp_error err = SHP_ERROR_INIT;
-	struct db_handle db = { 0 };
+	struct db_handle db = {0};
 	struct shd_dbpool_config pc;
 	json_auto_t *st = NULL;
 	PGconn *conn = NULL;
@@ -388,7 +392,8 @@ static int take_migrate_args(int *argc, char **argv, int i, const char **ret_ver
 	drop_arg(argc, argv, i);
 	drop_arg(argc, argv, i);
 	if (i < *argc && argv[i][0] != '-') {
-		if (strcmp(verb, "status") == 0 || shp_parse_int(argv[i], 1, 100000, &v, NULL) < 0) {
+		if (strcmp(verb, "status") == 0 ||
+		    shp_parse_int(argv[i], 1, 100000, &v, NULL) < 0) {
 			fprintf(stderr, "shepherdd: error: N must be a positive number\n");
 			return 2;
 		}
@@ -443,7 +448,8 @@ int main(int argc, char **argv)
 			return die(&err);
 	}
 	if (argi < argc) {
-		fprintf(stderr, "shepherdd: error: unexpected argument '%s' (see shepherdd --help)\n",
+		fprintf(stderr,
+			"shepherdd: error: unexpected argument '%s' (see shepherdd --help)\n",
 			argv[argi]);
 		return 2;
 	}

@@ -18,14 +18,14 @@
 #include "util.h"
 
 /* The statuses the daemon answers with; anything else is counted as "other". */
-static const int statuses[] = { 200, 201, 202, 204, 400, 401, 403, 404, 405, 409,
-				413, 415, 422, 429, 500, 502, 503, 504 };
+static const int statuses[] = {200, 201, 202, 204, 400, 401, 403, 404, 405,
+			       409, 413, 415, 422, 429, 500, 502, 503, 504};
 #define NSTATUS (SHP_ARRAY_SIZE(statuses) + 1)
 
 /* Histogram bucket upper bounds in microseconds. */
-static const uint64_t buckets_us[] = { 250,   500,    1000,   2500,   5000,   10000,
-				       25000, 50000,  100000, 250000, 500000, 1000000,
-				       2500000, 5000000, 10000000 };
+static const uint64_t buckets_us[] = {250,    500,     1000,    2500,    5000,
+				      10000,  25000,   50000,   100000,  250000,
+				      500000, 1000000, 2500000, 5000000, 10000000};
 #define NBUCKETS (SHP_ARRAY_SIZE(buckets_us) + 1)
 
 struct route_stats {
@@ -127,9 +127,10 @@ static int render_requests(struct shd_metrics *m, struct shp_buf *b)
 
 static int render_latency(struct shd_metrics *m, struct shp_buf *b)
 {
-	int r = shp_buf_add(b, "# HELP shepherd_http_request_duration_seconds Time from the request's "
-			       "arrival to its response.\n"
-			       "# TYPE shepherd_http_request_duration_seconds histogram\n");
+	int r = shp_buf_add(b,
+			    "# HELP shepherd_http_request_duration_seconds Time from the request's "
+			    "arrival to its response.\n"
+			    "# TYPE shepherd_http_request_duration_seconds histogram\n");
 
 	for (size_t i = 0; r == 0 && i <= m->nroutes; i++) {
 		struct route_stats *rs = &m->routes[i];
@@ -158,7 +159,8 @@ static int render_latency(struct shd_metrics *m, struct shp_buf *b)
 				"shepherd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
 				"shepherd_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
 				route_label(m, i),
-				(double)atomic_load_explicit(&rs->sum_us, memory_order_relaxed) / 1e6,
+				(double)atomic_load_explicit(&rs->sum_us, memory_order_relaxed) /
+					1e6,
 				route_label(m, i), (unsigned long long)count);
 	}
 	return r;
@@ -200,15 +202,15 @@ static int render_pool(struct shd_daemon *d, struct shp_buf *b)
 
 int shd_metrics_render(struct shd_daemon *d, struct shp_buf *out)
 {
-	int r = shp_buf_addf(out,
-			     "# HELP shepherd_build_info Build information.\n"
-			     "# TYPE shepherd_build_info gauge\n"
-			     "shepherd_build_info{version=\"%s\",commit=\"%s\",api_version=\"%d\"} 1\n"
-			     "# HELP shepherd_start_time_seconds When the daemon started.\n"
-			     "# TYPE shepherd_start_time_seconds gauge\n"
-			     "shepherd_start_time_seconds %.3f\n",
-			     PACKAGE_VERSION, SHP_GIT_COMMIT, SHP_API_VERSION,
-			     (double)d->started_at_us / 1e6);
+	int r = shp_buf_addf(
+		out,
+		"# HELP shepherd_build_info Build information.\n"
+		"# TYPE shepherd_build_info gauge\n"
+		"shepherd_build_info{version=\"%s\",commit=\"%s\",api_version=\"%d\"} 1\n"
+		"# HELP shepherd_start_time_seconds When the daemon started.\n"
+		"# TYPE shepherd_start_time_seconds gauge\n"
+		"shepherd_start_time_seconds %.3f\n",
+		PACKAGE_VERSION, SHP_GIT_COMMIT, SHP_API_VERSION, (double)d->started_at_us / 1e6);
 
 	if (r == 0)
 		r = render_requests(d->metrics, out);

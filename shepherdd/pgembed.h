@@ -17,11 +17,11 @@
 struct shp_error;
 
 struct shd_pgembed_config {
-	const char *state_dir;  /* parent of pgdata/ and pgsock/ */
-	const char *bindir;     /* directory with initdb and postgres */
-	const char *run_as;     /* system user when started as root (default "shepherd") */
-	int start_timeout_ms;   /* wait for readiness at most this long */
-	const char *log_path;   /* server log file (default <state>/postgresql.log) */
+	const char *state_dir; /* parent of pgdata/ and pgsock/ */
+	const char *bindir;    /* directory with initdb and postgres */
+	const char *run_as;    /* system user when started as root (default "shepherd") */
+	int start_timeout_ms;  /* wait for readiness at most this long */
+	const char *log_path;  /* server log file (default <state>/postgresql.log) */
 };
 
 /* Start (initdb first if needed). NULL with err on failure; the log path is named in err. */

@@ -50,7 +50,8 @@ static json_t *sorted_targets(const json_t *targets, size_t step, struct shp_err
 		r = shp_error_set(err, SHP_E_NOMEM, "out of memory");
 		goto done;
 	}
-	json_array_foreach(targets, i, t) {
+	json_array_foreach(targets, i, t)
+	{
 		struct shp_buf b = SHP_BUF_INIT(CANON_MAX);
 		if (!json_is_string(t) && !json_is_object(t)) {
 			r = step_error(err, step, "a target must be a string or an object");
@@ -94,12 +95,13 @@ static json_t *normalize_step(const json_t *step, size_t i, struct shp_error *er
 
 	if (!json_is_object(step))
 		return step_fail(err, i, "must be an object");
-	json_object_foreach((json_t *)step, key, v)
-		if (strcmp(key, "action") && strcmp(key, "targets") && strcmp(key, "params")) {
-			shp_error_set(err, SHP_E_INVAL, "plan step %zu: unknown field '%.40s'", i + 1,
-				      key);
-			return NULL;
-		}
+	json_object_foreach((json_t *)step, key, v) if (strcmp(key, "action") &&
+							strcmp(key, "targets") &&
+							strcmp(key, "params"))
+	{
+		shp_error_set(err, SHP_E_INVAL, "plan step %zu: unknown field '%.40s'", i + 1, key);
+		return NULL;
+	}
 	if (!json_is_string(action) || json_string_length(action) == 0 ||
 	    json_string_length(action) > SHD_PLAN_ACTION_MAX ||
 	    strlen(json_string_value(action)) != json_string_length(action))
@@ -130,7 +132,8 @@ json_t *shd_plan_normalize(const json_t *plan, struct shp_error *err)
 		shp_error_set(err, SHP_E_INVAL, "a plan has 1 to %d steps", SHD_PLAN_STEPS_MAX);
 		return NULL;
 	}
-	json_array_foreach(steps, i, s) {
+	json_array_foreach(steps, i, s)
+	{
 		json_t *n = normalize_step(s, i, err);
 		if (!n || json_array_append_new(out, n) < 0)
 			return NULL;

@@ -28,8 +28,8 @@ struct shp_error;
  */
 json_t *shd_plan_normalize(const json_t *plan, struct shp_error *err);
 /* Hex plan hash of plan (normalised first). */
-int shd_plan_hash(const json_t *plan, char out[SHP_SHA256_HEX_LEN + 1], struct shp_error *err)
-	SHP_MUSTCHECK;
+int shd_plan_hash(const json_t *plan, char out[SHP_SHA256_HEX_LEN + 1],
+		  struct shp_error *err) SHP_MUSTCHECK;
 /* Hex dedupe key of plan for tenant and actor (both non-empty). */
 int shd_plan_dedupe_key(const json_t *plan, const char *tenant, const char *actor,
 			char out[SHP_SHA256_HEX_LEN + 1], struct shp_error *err) SHP_MUSTCHECK;

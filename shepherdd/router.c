@@ -25,74 +25,72 @@
 #define CL "/api/v1/clusters"
 
 const struct shd_route shd_routes[] = {
-	{ "GET", SHP_ROUTE_HEALTH_LIVE, shd_api_health_live, ROUTE_PUBLIC, NULL, NULL,
-	  "health_live" },
-	{ "GET", SHP_ROUTE_HEALTH_READY, shd_api_health_ready, ROUTE_PUBLIC, NULL, NULL,
-	  "health_ready" },
-	{ "GET", SHP_ROUTE_METRICS, shd_api_metrics, ROUTE_PUBLIC, NULL, NULL, "metrics" },
-	{ "GET", SHP_ROUTE_VERSION, shd_api_version, ROUTE_PUBLIC, NULL, NULL, "version" },
-	{ "GET", SHP_ROUTE_STATUS, shd_api_status, ROUTE_DB, NULL, NULL, "status" },
-	{ "GET", SHP_ROUTE_WHOAMI, shd_api_whoami, ROUTE_DB, NULL, NULL, "whoami" },
-	{ "POST", SHP_ROUTE_TOKENS, shd_api_tokens_create, ROUTE_DB | ROUTE_BODY, "TOKEN_CREATE",
-	  "token", "tokens_create" },
-	{ "GET", SHP_ROUTE_TOKENS, shd_api_tokens_list, ROUTE_DB, NULL, NULL, "tokens_list" },
-	{ "DELETE", SHP_ROUTE_TOKENS "/{id}", shd_api_tokens_revoke, ROUTE_DB, "TOKEN_REVOKE",
-	  "token", "tokens_revoke" },
-	{ "POST", NS, shd_api_namespaces_create, ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY,
-	  "NAMESPACE_CREATE", "namespace", "namespaces_create" },
-	{ "GET", NS, shd_api_namespaces_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
-	  "namespaces_list" },
-	{ "GET", NS "/{name}", shd_api_namespaces_get, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
-	  "namespaces_get" },
-	{ "DELETE", NS "/{name}", shd_api_namespaces_delete, ROUTE_DB | ROUTE_ADMIN,
-	  "NAMESPACE_DELETE", "namespace", "namespaces_delete" },
-	{ "POST", CL, shd_api_clusters_create, ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY,
-	  "CLUSTER_CREATE", "cluster", "clusters_create" },
-	{ "GET", CL, shd_api_clusters_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL, "clusters_list" },
-	{ "GET", CL "/{name}", shd_api_clusters_get, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
-	  "clusters_get" },
-	{ "DELETE", CL "/{name}", shd_api_clusters_delete, ROUTE_DB | ROUTE_ADMIN,
-	  "CLUSTER_DELETE", "cluster", "clusters_delete" },
-	{ "GET", SHP_ROUTE_AUDIT, shd_api_audit_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
-	  "audit_list" },
-	{ "GET", SHP_ROUTE_JOBS, shd_api_jobs_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
-	  "jobs_list" },
-	{ "GET", SHP_ROUTE_JOBS "/{id}", shd_api_jobs_get, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
-	  "jobs_get" },
-	{ "POST", SHP_ROUTE_JOBS "/{id}/retry", shd_api_jobs_retry, ROUTE_DB | ROUTE_ADMIN,
-	  "JOB_RETRY", "job", "jobs_retry" },
-	{ "POST", SHP_ROUTE_JOBS "/{id}/discard", shd_api_jobs_discard, ROUTE_DB | ROUTE_ADMIN,
-	  "JOB_DISCARD", "job", "jobs_discard" },
-	{ "POST", SHP_ROUTE_JOBS "/{id}/cancel", shd_api_jobs_cancel, ROUTE_DB | ROUTE_ADMIN,
-	  "JOB_CANCEL", "job", "jobs_cancel" },
-	{ "GET", SHP_ROUTE_QUEUES, shd_api_queues_stats, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
-	  "queues_stats" },
-	{ "POST", SHP_ROUTE_QUEUES "/{name}/pause", shd_api_queues_pause, ROUTE_DB | ROUTE_ADMIN,
-	  "QUEUE_PAUSE", "queue", "queues_pause" },
-	{ "POST", SHP_ROUTE_QUEUES "/{name}/resume", shd_api_queues_resume, ROUTE_DB | ROUTE_ADMIN,
-	  "QUEUE_RESUME", "queue", "queues_resume" },
-	{ "POST", SHP_ROUTE_TASKS, shd_api_tasks_submit, ROUTE_DB | ROUTE_BODY, "TASK_SUBMIT",
-	  "task", "tasks_submit" },
-	{ "GET", SHP_ROUTE_TASKS, shd_api_tasks_list, ROUTE_DB, NULL, NULL, "tasks_list" },
-	{ "GET", SHP_ROUTE_TASKS "/{id}", shd_api_tasks_get, ROUTE_DB, NULL, NULL, "tasks_get" },
-	{ "GET", SHP_ROUTE_TASKS "/{id}/events", shd_api_tasks_events, ROUTE_DB, NULL, NULL,
-	  "tasks_events" },
-	{ "GET", SHP_ROUTE_TASKS "/{id}/stream", shd_api_tasks_stream, ROUTE_DB, NULL, NULL,
-	  "tasks_stream" },
-	{ "POST", SHP_ROUTE_TASKS "/{id}/cancel", shd_api_tasks_cancel, ROUTE_DB, "TASK_CANCEL",
-	  "task", "tasks_cancel" },
-	{ "GET", SHP_ROUTE_TENANTS "/{tenant}/members", shd_api_tenant_members_list, ROUTE_DB, NULL,
-	  NULL, "tenant_members_list" },
-	{ "PUT", SHP_ROUTE_TENANTS "/{tenant}/members/{user}", shd_api_tenant_members_put,
-	  ROUTE_DB | ROUTE_BODY, "TENANT_MEMBER_SET", "tenant", "tenant_members_put" },
-	{ "DELETE", SHP_ROUTE_TENANTS "/{tenant}/members/{user}", shd_api_tenant_members_delete,
-	  ROUTE_DB, "TENANT_MEMBER_REMOVE", "tenant", "tenant_members_delete" },
-	{ "GET", SHP_ROUTE_EXEC_FLAGS, shd_api_exec_flags_list, ROUTE_DB, NULL, NULL,
-	  "exec_flags_list" },
-	{ "PUT", SHP_ROUTE_EXEC_FLAGS "/{scope}", shd_api_exec_flags_put,
-	  ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "EXEC_FLAG_SET", "execution_flag", "exec_flags_put" },
-	{ "DELETE", SHP_ROUTE_EXEC_FLAGS "/{scope}", shd_api_exec_flags_delete,
-	  ROUTE_DB | ROUTE_ADMIN, "EXEC_FLAG_UNSET", "execution_flag", "exec_flags_delete" },
+	{"GET", SHP_ROUTE_HEALTH_LIVE, shd_api_health_live, ROUTE_PUBLIC, NULL, NULL,
+	 "health_live"},
+	{"GET", SHP_ROUTE_HEALTH_READY, shd_api_health_ready, ROUTE_PUBLIC, NULL, NULL,
+	 "health_ready"},
+	{"GET", SHP_ROUTE_METRICS, shd_api_metrics, ROUTE_PUBLIC, NULL, NULL, "metrics"},
+	{"GET", SHP_ROUTE_VERSION, shd_api_version, ROUTE_PUBLIC, NULL, NULL, "version"},
+	{"GET", SHP_ROUTE_STATUS, shd_api_status, ROUTE_DB, NULL, NULL, "status"},
+	{"GET", SHP_ROUTE_WHOAMI, shd_api_whoami, ROUTE_DB, NULL, NULL, "whoami"},
+	{"POST", SHP_ROUTE_TOKENS, shd_api_tokens_create, ROUTE_DB | ROUTE_BODY, "TOKEN_CREATE",
+	 "token", "tokens_create"},
+	{"GET", SHP_ROUTE_TOKENS, shd_api_tokens_list, ROUTE_DB, NULL, NULL, "tokens_list"},
+	{"DELETE", SHP_ROUTE_TOKENS "/{id}", shd_api_tokens_revoke, ROUTE_DB, "TOKEN_REVOKE",
+	 "token", "tokens_revoke"},
+	{"POST", NS, shd_api_namespaces_create, ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY,
+	 "NAMESPACE_CREATE", "namespace", "namespaces_create"},
+	{"GET", NS, shd_api_namespaces_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL, "namespaces_list"},
+	{"GET", NS "/{name}", shd_api_namespaces_get, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	 "namespaces_get"},
+	{"DELETE", NS "/{name}", shd_api_namespaces_delete, ROUTE_DB | ROUTE_ADMIN,
+	 "NAMESPACE_DELETE", "namespace", "namespaces_delete"},
+	{"POST", CL, shd_api_clusters_create, ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "CLUSTER_CREATE",
+	 "cluster", "clusters_create"},
+	{"GET", CL, shd_api_clusters_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL, "clusters_list"},
+	{"GET", CL "/{name}", shd_api_clusters_get, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	 "clusters_get"},
+	{"DELETE", CL "/{name}", shd_api_clusters_delete, ROUTE_DB | ROUTE_ADMIN, "CLUSTER_DELETE",
+	 "cluster", "clusters_delete"},
+	{"GET", SHP_ROUTE_AUDIT, shd_api_audit_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	 "audit_list"},
+	{"GET", SHP_ROUTE_JOBS, shd_api_jobs_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL, "jobs_list"},
+	{"GET", SHP_ROUTE_JOBS "/{id}", shd_api_jobs_get, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	 "jobs_get"},
+	{"POST", SHP_ROUTE_JOBS "/{id}/retry", shd_api_jobs_retry, ROUTE_DB | ROUTE_ADMIN,
+	 "JOB_RETRY", "job", "jobs_retry"},
+	{"POST", SHP_ROUTE_JOBS "/{id}/discard", shd_api_jobs_discard, ROUTE_DB | ROUTE_ADMIN,
+	 "JOB_DISCARD", "job", "jobs_discard"},
+	{"POST", SHP_ROUTE_JOBS "/{id}/cancel", shd_api_jobs_cancel, ROUTE_DB | ROUTE_ADMIN,
+	 "JOB_CANCEL", "job", "jobs_cancel"},
+	{"GET", SHP_ROUTE_QUEUES, shd_api_queues_stats, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	 "queues_stats"},
+	{"POST", SHP_ROUTE_QUEUES "/{name}/pause", shd_api_queues_pause, ROUTE_DB | ROUTE_ADMIN,
+	 "QUEUE_PAUSE", "queue", "queues_pause"},
+	{"POST", SHP_ROUTE_QUEUES "/{name}/resume", shd_api_queues_resume, ROUTE_DB | ROUTE_ADMIN,
+	 "QUEUE_RESUME", "queue", "queues_resume"},
+	{"POST", SHP_ROUTE_TASKS, shd_api_tasks_submit, ROUTE_DB | ROUTE_BODY, "TASK_SUBMIT",
+	 "task", "tasks_submit"},
+	{"GET", SHP_ROUTE_TASKS, shd_api_tasks_list, ROUTE_DB, NULL, NULL, "tasks_list"},
+	{"GET", SHP_ROUTE_TASKS "/{id}", shd_api_tasks_get, ROUTE_DB, NULL, NULL, "tasks_get"},
+	{"GET", SHP_ROUTE_TASKS "/{id}/events", shd_api_tasks_events, ROUTE_DB, NULL, NULL,
+	 "tasks_events"},
+	{"GET", SHP_ROUTE_TASKS "/{id}/stream", shd_api_tasks_stream, ROUTE_DB, NULL, NULL,
+	 "tasks_stream"},
+	{"POST", SHP_ROUTE_TASKS "/{id}/cancel", shd_api_tasks_cancel, ROUTE_DB, "TASK_CANCEL",
+	 "task", "tasks_cancel"},
+	{"GET", SHP_ROUTE_TENANTS "/{tenant}/members", shd_api_tenant_members_list, ROUTE_DB, NULL,
+	 NULL, "tenant_members_list"},
+	{"PUT", SHP_ROUTE_TENANTS "/{tenant}/members/{user}", shd_api_tenant_members_put,
+	 ROUTE_DB | ROUTE_BODY, "TENANT_MEMBER_SET", "tenant", "tenant_members_put"},
+	{"DELETE", SHP_ROUTE_TENANTS "/{tenant}/members/{user}", shd_api_tenant_members_delete,
+	 ROUTE_DB, "TENANT_MEMBER_REMOVE", "tenant", "tenant_members_delete"},
+	{"GET", SHP_ROUTE_EXEC_FLAGS, shd_api_exec_flags_list, ROUTE_DB, NULL, NULL,
+	 "exec_flags_list"},
+	{"PUT", SHP_ROUTE_EXEC_FLAGS "/{scope}", shd_api_exec_flags_put,
+	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "EXEC_FLAG_SET", "execution_flag", "exec_flags_put"},
+	{"DELETE", SHP_ROUTE_EXEC_FLAGS "/{scope}", shd_api_exec_flags_delete,
+	 ROUTE_DB | ROUTE_ADMIN, "EXEC_FLAG_UNSET", "execution_flag", "exec_flags_delete"},
 };
 
 const size_t shd_routes_count = SHP_ARRAY_SIZE(shd_routes);
@@ -229,36 +227,31 @@ void shd_resp_error(struct shd_req *req, struct shd_resp *resp, const struct shp
 		case SHP_E_UNAVAIL:
 			message = "the service is temporarily unavailable, retry later";
 			break;
-		case SHP_E_TIMEOUT:
-			message = "the operation timed out";
-			break;
-		default:
-			message = "internal error";
-			break;
+		case SHP_E_TIMEOUT: message = "the operation timed out"; break;
+		default: message = "internal error"; break;
 		}
 	} else {
 		for (int i = 0; i < err->n_details; i++)
 			(void)json_object_set_new(details, err->details[i].key,
 						  json_string(err->details[i].value));
 	}
-	(void)shd_resp_json_take(
-		resp, status,
-		json_pack("{s:{s:s,s:s,s:o,s:s}}", SHP_API_FIELD_ERROR, SHP_API_FIELD_CODE,
-			  shp_error_api_code_of(err), SHP_API_FIELD_MESSAGE, message,
-			  SHP_API_FIELD_DETAILS, details, SHP_API_FIELD_REQUEST_ID,
-			  req->request_id));
+	(void)shd_resp_json_take(resp, status,
+				 json_pack("{s:{s:s,s:s,s:o,s:s}}", SHP_API_FIELD_ERROR,
+					   SHP_API_FIELD_CODE, shp_error_api_code_of(err),
+					   SHP_API_FIELD_MESSAGE, message, SHP_API_FIELD_DETAILS,
+					   details, SHP_API_FIELD_REQUEST_ID, req->request_id));
 	resp->content_type = NULL;
 	if (err->code == SHP_E_UNAVAIL || err->code == SHP_E_RATE)
 		resp->retry_after = 1;
 }
 
-json_t *shd_req_json_object(struct shd_req *req, const char *const *allowed,
-			    struct shp_error *err)
+json_t *shd_req_json_object(struct shd_req *req, const char *const *allowed, struct shp_error *err)
 {
 	json_auto_t *j = NULL;
 
 	if (req->body.len == 0) {
-		shp_error_set(err, SHP_E_MALFORMED, "request body is empty (a JSON object is needed)");
+		shp_error_set(err, SHP_E_MALFORMED,
+			      "request body is empty (a JSON object is needed)");
 		return NULL;
 	}
 	j = shp_json_parse_object(req->body.buf, req->body.len, SHP_API_JSON_DEPTH_MAX, err);
@@ -355,7 +348,8 @@ int shd_cursor_decode(const char *cursor, struct shp_buf *out, struct shp_error 
 	if (len < 0)
 		goto bad;
 	len -= (int)pad;
-	if (len <= 0 || memchr(dec, '\0', (size_t)len) || !shp_utf8_is_valid((char *)dec, (size_t)len))
+	if (len <= 0 || memchr(dec, '\0', (size_t)len) ||
+	    !shp_utf8_is_valid((char *)dec, (size_t)len))
 		goto bad;
 	if (shp_buf_addn(out, dec, (size_t)len) < 0)
 		goto bad;
@@ -390,7 +384,7 @@ static int route_request(struct shd_req *req, struct shd_resp *resp, struct shp_
 	bool path_matched = false;
 
 	for (size_t i = 0; i < shd_routes_count; i++) {
-		struct shd_req probe = { 0 };
+		struct shd_req probe = {0};
 		int m = match(shd_routes[i].pattern, req->url, &probe);
 
 		if (m < 0)
@@ -400,7 +394,8 @@ static int route_request(struct shd_req *req, struct shd_resp *resp, struct shp_
 		if (m == 0)
 			continue;
 		if (strcmp(shd_routes[i].method, req->method) == 0 ||
-		    (strcmp(req->method, "HEAD") == 0 && strcmp(shd_routes[i].method, "GET") == 0)) {
+		    (strcmp(req->method, "HEAD") == 0 &&
+		     strcmp(shd_routes[i].method, "GET") == 0)) {
 			for (int k = 0; k < req->nparams; k++)
 				free(req->params[k]);
 			memcpy(req->params, probe.params, sizeof(probe.params));
@@ -420,8 +415,9 @@ static int route_request(struct shd_req *req, struct shd_resp *resp, struct shp_
 
 static const char *allow_header(const char *url)
 {
-	static const char *const combos[] = { "GET", "POST", "DELETE", "GET, POST", "GET, DELETE",
-					      "GET, POST, DELETE", "POST, DELETE" };
+	static const char *const combos[] = {"GET",         "POST",        "DELETE",
+					     "GET, POST",   "GET, DELETE", "GET, POST, DELETE",
+					     "POST, DELETE"};
 	bool get = false, post = false, del = false;
 	struct shd_req probe;
 

@@ -88,25 +88,17 @@ int shd_row_json(const PGresult *res, int row, const struct shd_col *cols, int n
 		}
 		switch (cols[i].type) {
 		case COL_INT:
-		case COL_JSON:
-			r = shp_buf_add(out, v);
-			break;
-		case COL_BOOL:
-			r = shp_buf_add(out, v[0] == 't' ? "true" : "false");
-			break;
-		case COL_TIME:
-			r = add_timestamp(out, v);
-			break;
-		case COL_TEXT:
-			r = add_json_string(out, v);
-			break;
+		case COL_JSON: r = shp_buf_add(out, v); break;
+		case COL_BOOL: r = shp_buf_add(out, v[0] == 't' ? "true" : "false"); break;
+		case COL_TIME: r = add_timestamp(out, v); break;
+		case COL_TEXT: r = add_json_string(out, v); break;
 		}
 	}
 	return r == 0 ? shp_buf_addch(out, '}') : r;
 }
 
-int shd_resp_row(struct shd_resp *resp, int status, const PGresult *res,
-		 const struct shd_col *cols, int ncols, struct shp_error *err)
+int shd_resp_row(struct shd_resp *resp, int status, const PGresult *res, const struct shd_col *cols,
+		 int ncols, struct shp_error *err)
 {
 	struct shp_buf b = SHP_BUF_INIT(SIZE_MAX / 2);
 	size_t len;
@@ -129,7 +121,8 @@ json_t *shd_row_to_json(const PGresult *res, int row, const struct shd_col *cols
 {
 	struct shp_buf b __attribute__((cleanup(shp_buf_releasep))) = SHP_BUF_INIT(SIZE_MAX / 2);
 
-	if (PQntuples(res) <= row || PQnfields(res) < ncols || shd_row_json(res, row, cols, ncols, &b) < 0)
+	if (PQntuples(res) <= row || PQnfields(res) < ncols ||
+	    shd_row_json(res, row, cols, ncols, &b) < 0)
 		return NULL;
 	return json_loadb(b.buf, b.len, 0, NULL);
 }
@@ -145,7 +138,8 @@ int shd_resp_rows_page(struct shd_resp *resp, const PGresult *res, const struct 
 	int r;
 
 	if (PQnfields(res) < ncols || key_col >= PQnfields(res))
-		return shp_error_set(err, SHP_E_INTERNAL, "page query returned an unexpected shape");
+		return shp_error_set(err, SHP_E_INTERNAL,
+				     "page query returned an unexpected shape");
 	if (more)
 		n = limit;
 	r = shp_buf_grow(&b, 256 + (size_t)n * 256);

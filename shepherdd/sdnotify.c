@@ -17,7 +17,7 @@
 int shd_sd_notify(const char *state, struct shp_error *err)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	_cleanup_close_ int fd = -1;
 	size_t n;
 	socklen_t len;

@@ -52,8 +52,8 @@ static atomic_uint_fast64_t reqid_counter;
 static void make_request_id(struct shd_req *req)
 {
 	uint64_t n = atomic_fetch_add_explicit(&reqid_counter, 1, memory_order_relaxed);
-	const char *given = MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND,
-							SHP_HDR_REQUEST_ID);
+	const char *given =
+		MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND, SHP_HDR_REQUEST_ID);
 
 	if (given) {
 		size_t len = strlen(given);
@@ -157,10 +157,9 @@ static enum MHD_Result queue(struct shd_req *req, struct shd_resp *resp)
 		resp->stream = NULL;
 		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	} else {
-		r = MHD_create_response_from_buffer(resp->raw_len,
-						    resp->raw ? resp->raw : (char *)"",
-						    resp->raw ? MHD_RESPMEM_MUST_FREE :
-								MHD_RESPMEM_PERSISTENT);
+		r = MHD_create_response_from_buffer(
+			resp->raw_len, resp->raw ? resp->raw : (char *)"",
+			resp->raw ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	}
 	if (!r) {
 		shd_resp_release(resp);
@@ -186,8 +185,8 @@ static enum MHD_Result queue(struct shd_req *req, struct shd_resp *resp)
 	shp_log_ctx_set("req", req->request_id);
 	dur = shp_now_monotonic_ns() - req->start_ns;
 	shd_metrics_observe(req->d->metrics, req->route, resp->status, dur);
-	if (resp->status >= 500 || (strcmp(req->method, "GET") != 0 &&
-				    strcmp(req->method, "HEAD") != 0))
+	if (resp->status >= 500 ||
+	    (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0))
 		shp_log(resp->status >= 500 ? SHP_LOG_ERROR : SHP_LOG_INFO,
 			"request method=%s path=%s status=%d duration_us=%llu", req->method,
 			req->url, resp->status, (unsigned long long)(dur / 1000));
@@ -201,7 +200,7 @@ static enum MHD_Result queue(struct shd_req *req, struct shd_resp *resp)
 
 static enum MHD_Result reply_error(struct shd_req *req, enum shp_errc code, const char *msg)
 {
-	struct shd_resp resp = { .retry_after = -1 };
+	struct shd_resp resp = {.retry_after = -1};
 	struct shp_error err = SHP_ERROR_INIT;
 
 	shp_error_set(&err, code, "%s", msg);
@@ -230,14 +229,14 @@ static struct shd_req *req_new(struct shd_server *s, struct MHD_Connection *conn
 	return req;
 }
 
-static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connection,
-				      const char *url, const char *method, const char *version,
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connection, const char *url,
+				      const char *method, const char *version,
 				      const char *upload_data, size_t *upload_data_size,
 				      void **con_cls)
 {
 	struct shd_server *s = cls;
 	struct shd_req *req = *con_cls;
-	struct shd_resp resp = { .retry_after = -1 };
+	struct shd_resp resp = {.retry_after = -1};
 
 	if (!req) {
 		const char *cl;
@@ -290,7 +289,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
 static int bind_unix_socket(struct shd_server *s, const struct shd_config *cfg,
 			    struct shp_error *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	_cleanup_close_ int fd = -1;
 	int probe;
 
@@ -360,8 +359,8 @@ static char *read_pem(const char *path, const char *what, struct shp_error *err)
 
 static unsigned mhd_flags(void)
 {
-	return MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
-	       MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+	return MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG |
+	       MHD_ALLOW_SUSPEND_RESUME;
 }
 
 #define MAX_OPTS 20
@@ -374,8 +373,8 @@ struct opts {
 static void opt_add(struct opts *o, enum MHD_OPTION option, intptr_t value, void *ptr)
 {
 	assert(o->n < MAX_OPTS - 1);
-	o->item[o->n++] = (struct MHD_OptionItem){ option, value, ptr };
-	o->item[o->n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	o->item[o->n++] = (struct MHD_OptionItem){option, value, ptr};
+	o->item[o->n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 }
 
 /* The options both listeners share. */
@@ -393,12 +392,12 @@ static void common_opts(struct shd_server *s, struct listener *l, struct opts *o
 
 static int start_unix(struct shd_server *s, struct shp_error *err)
 {
-	struct opts o = { .n = 0 };
+	struct opts o = {.n = 0};
 
 	/* the logger goes first, or MHD prints what comes before it itself */
 	opt_add(&o, MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s);
 	opt_add(&o, MHD_OPTION_LISTEN_SOCKET, s->unix_fd, NULL);
-	s->unix_l = (struct listener){ s, true };
+	s->unix_l = (struct listener){s, true};
 	common_opts(s, &s->unix_l, &o);
 	s->unix_mhd = MHD_start_daemon(mhd_flags(), 0, NULL, NULL, access_handler, s,
 				       MHD_OPTION_ARRAY, o.item, MHD_OPTION_END);
@@ -409,13 +408,13 @@ static int start_unix(struct shd_server *s, struct shp_error *err)
 	return 0;
 }
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
-			bool *v6, struct shp_error *err)
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, bool *v6,
+			struct shp_error *err)
 {
 	char host[256];
 	const char *colon = strrchr(listen, ':');
 	const char *port;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
 	size_t hlen;
 	int r;
@@ -447,7 +446,7 @@ static int start_tls(struct shd_server *s, struct shp_error *err)
 {
 	const struct shd_config *cfg = s->d->cfg;
 	struct sockaddr_storage ss;
-	struct opts o = { .n = 0 };
+	struct opts o = {.n = 0};
 	socklen_t sslen = 0;
 	bool v6 = false;
 	unsigned flags = mhd_flags() | MHD_USE_TLS;
@@ -473,7 +472,7 @@ static int start_tls(struct shd_server *s, struct shp_error *err)
 	opt_add(&o, MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem);
 	if (s->tls_ca_pem)
 		opt_add(&o, MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_ca_pem);
-	s->tls_l = (struct listener){ s, false };
+	s->tls_l = (struct listener){s, false};
 	common_opts(s, &s->tls_l, &o);
 	s->tls_mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_ARRAY,
 				      o.item, MHD_OPTION_END);

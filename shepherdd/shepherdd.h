@@ -99,10 +99,10 @@ struct shd_daemon {
 	struct shd_metrics *metrics;
 	struct shd_exec_engine *exec;
 	struct shd_sse_hub *sse;
-	uid_t owner_uid;           /* the account running the daemon: a bootstrap admin */
-	uint64_t started_at_us;    /* realtime */
+	uid_t owner_uid;        /* the account running the daemon: a bootstrap admin */
+	uint64_t started_at_us; /* realtime */
 	bool embedded_db;
-	int schema_latest;         /* highest migration version on disk */
+	int schema_latest; /* highest migration version on disk */
 	char pg_server_version[32];
 	atomic_bool shutting_down;
 };
@@ -163,13 +163,13 @@ struct shd_req {
 
 struct shd_resp {
 	int status;
-	json_t *json;       /* owned; serialised compact */
-	char *raw;          /* owned; alternative to json */
+	json_t *json; /* owned; serialised compact */
+	char *raw;    /* owned; alternative to json */
 	size_t raw_len;
 	const char *content_type; /* static string; default application/json */
-	long retry_after;   /* >= 0 adds Retry-After */
-	const char *allow;  /* static; adds Allow (405) */
-	bool replayed;      /* the stored answer to an earlier request with this Idempotency-Key */
+	long retry_after;         /* >= 0 adds Retry-After */
+	const char *allow;        /* static; adds Allow (405) */
+	bool replayed; /* the stored answer to an earlier request with this Idempotency-Key */
 	struct MHD_Response *stream; /* owned: a streamed body (sse.c) instead of json/raw */
 };
 
@@ -255,8 +255,8 @@ int shd_row_json(const PGresult *res, int row, const struct shd_col *cols, int n
 /* The same as a new json_t (NULL on failure). */
 json_t *shd_row_to_json(const PGresult *res, int row, const struct shd_col *cols, int ncols);
 /* Answer with row 0 of res as the body. */
-int shd_resp_row(struct shd_resp *resp, int status, const PGresult *res,
-		 const struct shd_col *cols, int ncols, struct shp_error *err) SHP_MUSTCHECK;
+int shd_resp_row(struct shd_resp *resp, int status, const PGresult *res, const struct shd_col *cols,
+		 int ncols, struct shp_error *err) SHP_MUSTCHECK;
 /*
  * Answer with a list page: res holds up to limit + 1 rows; the first limit are the items, and
  * a further row means another page, whose cursor is column key_col of the last item.
@@ -397,13 +397,13 @@ struct shd_cluster_spec {
 
 int shd_validate_namespace(const json_t *body, struct shd_namespace_spec *ret,
 			   struct shp_error *err) SHP_MUSTCHECK;
-int shd_validate_cluster(const json_t *body, struct shd_cluster_spec *ret, struct shp_error *err)
-	SHP_MUSTCHECK;
+int shd_validate_cluster(const json_t *body, struct shd_cluster_spec *ret,
+			 struct shp_error *err) SHP_MUSTCHECK;
 /* environment must be "test" or "prod" (SHP_E_INVAL names the field). */
-int shd_validate_environment(const char *field, const char *value, struct shp_error *err)
-	SHP_MUSTCHECK;
+int shd_validate_environment(const char *field, const char *value,
+			     struct shp_error *err) SHP_MUSTCHECK;
 /* A DNS-1123 label for the given field. */
 int shd_validate_name(const char *field, const char *value, struct shp_error *err) SHP_MUSTCHECK;
 /* Free text: valid UTF-8, no control characters except \n and \t, at most max bytes. */
-int shd_validate_text(const char *field, const char *value, size_t max, struct shp_error *err)
-	SHP_MUSTCHECK;
+int shd_validate_text(const char *field, const char *value, size_t max,
+		      struct shp_error *err) SHP_MUSTCHECK;

@@ -32,16 +32,21 @@ int shd_validate_name(const char *field, const char *value, struct shp_error *er
 	if (shp_name_is_valid(value))
 		return 0;
 	if (strlen(value) > SHP_API_NAME_MAX)
-		return field_error(err, field, "field '%s' is longer than 63 characters ('%.40s...')", field, value);
-	return field_error(err, field, "field '%s' must be a DNS-1123 label: lower-case letters, digits and "
-			   "'-', starting and ending with a letter or digit (got '%.63s')", field, value);
+		return field_error(err, field,
+				   "field '%s' is longer than 63 characters ('%.40s...')", field,
+				   value);
+	return field_error(err, field,
+			   "field '%s' must be a DNS-1123 label: lower-case letters, digits and "
+			   "'-', starting and ending with a letter or digit (got '%.63s')",
+			   field, value);
 }
 
 int shd_validate_environment(const char *field, const char *value, struct shp_error *err)
 {
 	if (strcmp(value, SHP_ENV_TEST) == 0 || strcmp(value, SHP_ENV_PROD) == 0)
 		return 0;
-	return field_error(err, field, "field '%s' must be 'test' or 'prod' (got '%.40s')", field, value);
+	return field_error(err, field, "field '%s' must be 'test' or 'prod' (got '%.40s')", field,
+			   value);
 }
 
 int shd_validate_text(const char *field, const char *value, size_t max, struct shp_error *err)
@@ -58,7 +63,8 @@ int shd_validate_text(const char *field, const char *value, size_t max, struct s
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)value[i];
 		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
-			return field_error(err, field, "field '%s' contains control characters", field);
+			return field_error(err, field, "field '%s' contains control characters",
+					   field);
 	}
 	return 0;
 }
@@ -75,26 +81,32 @@ static int validate_url(const char *field, const char *url, struct shp_error *er
 	else if (strncmp(url, "http://", 7) == 0)
 		rest = url + 7;
 	else
-		return field_error(err, field, "field '%s' must be an http:// or https:// URL "
-					       "(got '%.60s')", field, url);
+		return field_error(err, field,
+				   "field '%s' must be an http:// or https:// URL "
+				   "(got '%.60s')",
+				   field, url);
 	for (const char *p = url; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-			return field_error(err, field, "field '%s' must not contain spaces or control "
-					   "characters", field);
+			return field_error(err, field,
+					   "field '%s' must not contain spaces or control "
+					   "characters",
+					   field);
 	end = rest + strcspn(rest, "/?#");
 	if (end == rest)
 		return field_error(err, field, "field '%s' has no host ('%.60s')", field, url);
 	if (memchr(rest, '@', (size_t)(end - rest)))
-		return field_error(err, field, "field '%s' must not carry credentials; use credentials_ref", field);
+		return field_error(err, field,
+				   "field '%s' must not carry credentials; use credentials_ref",
+				   field);
 	return 0;
 }
 
-static const char *const namespace_fields[] = { "name", "environment", "description", NULL };
+static const char *const namespace_fields[] = {"name", "environment", "description", NULL};
 
 int shd_validate_namespace(const json_t *body, struct shd_namespace_spec *ret,
 			   struct shp_error *err)
 {
-	struct shd_namespace_spec s = { .description = "" };
+	struct shd_namespace_spec s = {.description = ""};
 
 	if (shp_json_check_fields(body, namespace_fields, err) < 0 ||
 	    shp_json_get_string(body, "name", true, 256, &s.name, err) < 0 ||
@@ -109,18 +121,19 @@ int shd_validate_namespace(const json_t *body, struct shd_namespace_spec *ret,
 	return 0;
 }
 
-static const char *const cluster_fields[] = { "name", "api_url", "environment", "credentials_ref",
-					      "description", NULL };
+static const char *const cluster_fields[] = {
+	"name", "api_url", "environment", "credentials_ref", "description", NULL};
 
 int shd_validate_cluster(const json_t *body, struct shd_cluster_spec *ret, struct shp_error *err)
 {
-	struct shd_cluster_spec s = { .credentials_ref = "", .description = "" };
+	struct shd_cluster_spec s = {.credentials_ref = "", .description = ""};
 
 	if (shp_json_check_fields(body, cluster_fields, err) < 0 ||
 	    shp_json_get_string(body, "name", true, 256, &s.name, err) < 0 ||
 	    shp_json_get_string(body, "api_url", true, 4096, &s.api_url, err) < 0 ||
 	    shp_json_get_string(body, "environment", true, 64, &s.environment, err) < 0 ||
-	    shp_json_get_string(body, "credentials_ref", false, 1024, &s.credentials_ref, err) < 0 ||
+	    shp_json_get_string(body, "credentials_ref", false, 1024, &s.credentials_ref, err) <
+		    0 ||
 	    shp_json_get_string(body, "description", false, 4096, &s.description, err) < 0)
 		return -SHP_E_INVAL;
 	if (shd_validate_name("name", s.name, err) < 0 ||

@@ -54,7 +54,7 @@ static uint64_t now_ns(void)
 
 static int connect_unix(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
@@ -134,7 +134,7 @@ static void *run(void *arg)
 			fprintf(stderr, "loadgen: connect '%s': %m\n", sock_path);
 			exit(1);
 		}
-		ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &conns[i] };
+		ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &conns[i]};
 		epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
 		send_request(&conns[i]);
 	}
@@ -153,7 +153,7 @@ static void *run(void *arg)
 				close(c->fd);
 				c->fd = connect_unix();
 				c->rlen = 0;
-				ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = c };
+				ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = c};
 				epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 				send_request(c);
 				continue;
@@ -194,12 +194,12 @@ int main(int argc, char **argv)
 	const char *path = "/health/live";
 	int conns = 50, threads = 1, c;
 	double seconds = 5;
-	static const struct option lo[] = { { "socket", required_argument, NULL, 's' },
-					    { "path", required_argument, NULL, 'p' },
-					    { "connections", required_argument, NULL, 'c' },
-					    { "threads", required_argument, NULL, 't' },
-					    { "seconds", required_argument, NULL, 'd' },
-					    { NULL, 0, NULL, 0 } };
+	static const struct option lo[] = {{"socket", required_argument, NULL, 's'},
+					   {"path", required_argument, NULL, 'p'},
+					   {"connections", required_argument, NULL, 'c'},
+					   {"threads", required_argument, NULL, 't'},
+					   {"seconds", required_argument, NULL, 'd'},
+					   {NULL, 0, NULL, 0}};
 	struct worker *w;
 	uint64_t total = 0, errors = 0, start;
 	uint64_t *all;
@@ -249,9 +249,8 @@ int main(int argc, char **argv)
 	qsort(all, nall, sizeof(*all), cmp_u64);
 	printf("{\"path\":\"%s\",\"connections\":%d,\"threads\":%d,\"seconds\":%.2f,"
 	       "\"requests\":%llu,\"errors\":%llu,\"rps\":%.0f,\"p50_us\":%llu,\"p99_us\":%llu}\n",
-	       path, conns, threads, elapsed, (unsigned long long)total,
-	       (unsigned long long)errors, (double)total / elapsed,
-	       (unsigned long long)(nall ? all[nall / 2] : 0),
+	       path, conns, threads, elapsed, (unsigned long long)total, (unsigned long long)errors,
+	       (double)total / elapsed, (unsigned long long)(nall ? all[nall / 2] : 0),
 	       (unsigned long long)(nall ? all[nall * 99 / 100] : 0));
 	free(all);
 	free(w);

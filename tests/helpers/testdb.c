@@ -50,8 +50,8 @@ void testdb_setup(const char *prefix)
 	admin_exec("CREATE DATABASE", "");
 	(void)snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", env_required("SHP_TEST_PGURL"),
 		       dbname);
-	testdb_config = (struct shd_dbpool_config){ .conninfo = conninfo, .size = 1,
-						    .application_name = prefix };
+	testdb_config = (struct shd_dbpool_config){
+		.conninfo = conninfo, .size = 1, .application_name = prefix};
 	testdb_conn = shd_db_connect(&testdb_config, &err);
 	cr_assert(testdb_conn, "%s", err.msg);
 	cr_assert_eq(shd_migrate_up(testdb_conn, env_required("SHP_SCHEMA_DIR"), 0, NULL, &err), 0,

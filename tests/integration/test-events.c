@@ -62,7 +62,7 @@ static const char *text_of(const char *sql, int64_t id)
 	PGresult *res;
 
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	res = shd_db_exec(testdb_conn, sql, 1, (const char *[]){ ids }, &err);
+	res = shd_db_exec(testdb_conn, sql, 1, (const char *[]){ids}, &err);
 	cr_assert(res, "%s: %s", sql, err.msg);
 	(void)snprintf(out, sizeof(slots[0]), "%s",
 		       PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
@@ -73,7 +73,8 @@ static const char *text_of(const char *sql, int64_t id)
 static void wait_status(int64_t id, const char *want)
 {
 	for (int i = 0; i < 500; i++) {
-		if (strcmp(text_of("SELECT status FROM domain_events WHERE id = $1", id), want) == 0)
+		if (strcmp(text_of("SELECT status FROM domain_events WHERE id = $1", id), want) ==
+		    0)
 			return;
 		usleep(10000);
 	}
@@ -82,9 +83,12 @@ static void wait_status(int64_t id, const char *want)
 
 static int64_t create(const char *type, const char *payload, bool approved, int64_t *ret_job)
 {
-	struct shd_event_new ev = { .type = type, .actor = "tester", .tenant = "sys-a",
-				    .auto_approved = approved, .sla = SHD_SLA_MEDIUM,
-				    .priority = SHD_JOB_PRIORITY_NORMAL };
+	struct shd_event_new ev = {.type = type,
+				   .actor = "tester",
+				   .tenant = "sys-a",
+				   .auto_approved = approved,
+				   .sla = SHD_SLA_MEDIUM,
+				   .priority = SHD_JOB_PRIORITY_NORMAL};
 	struct shp_error err = SHP_ERROR_INIT;
 	json_auto_t *p = json_loads(payload, 0, NULL);
 	int64_t id = 0, job = 0;
@@ -109,7 +113,9 @@ Test(events, auto_approved_event_completes)
 			 text_of("SELECT id::text FROM domain_events WHERE id = $1", id),
 			 "the job carries only the event id");
 	cr_assert_str_eq(text_of("SELECT (SELECT count(*) FROM jsonb_object_keys(args))::text"
-				 " FROM jobs WHERE id = $1", job), "1");
+				 " FROM jobs WHERE id = $1",
+				 job),
+			 "1");
 	q = shd_queue_free(q);
 }
 
@@ -123,7 +129,8 @@ Test(events, pending_event_waits_for_approval)
 	usleep(200000);
 	cr_assert_str_eq(text_of("SELECT status FROM domain_events WHERE id = $1", id), "PENDING");
 	cr_assert_eq(shd_db_begin(testdb_conn, &err), 0);
-	cr_assert_eq(shd_event_approve(testdb_conn, id, SHD_SLA_FAST, 0, &job, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_event_approve(testdb_conn, id, SHD_SLA_FAST, 0, &job, &err), 0, "%s",
+		     err.msg);
 	cr_assert_eq(shd_db_commit(testdb_conn, &err), 0);
 	wait_status(id, "COMPLETED");
 	q = shd_queue_free(q);
@@ -131,8 +138,8 @@ Test(events, pending_event_waits_for_approval)
 
 Test(events, rolled_back_request_leaves_nothing)
 {
-	struct shd_event_new ev = { .type = "TEST_NOOP", .actor = "tester", .auto_approved = true,
-				    .sla = SHD_SLA_FAST };
+	struct shd_event_new ev = {
+		.type = "TEST_NOOP", .actor = "tester", .auto_approved = true, .sla = SHD_SLA_FAST};
 	struct shp_error err = SHP_ERROR_INIT;
 	json_auto_t *p = json_object();
 	int64_t id, job;
@@ -141,7 +148,8 @@ Test(events, rolled_back_request_leaves_nothing)
 	cr_assert_eq(shd_db_begin(testdb_conn, &err), 0);
 	cr_assert_eq(shd_event_create(testdb_conn, &ev, &id, &job, &err), 0, "%s", err.msg);
 	shd_db_rollback(testdb_conn);
-	cr_assert_str_eq(text_of("SELECT count(*)::text FROM domain_events WHERE id >= $1", 0), "0");
+	cr_assert_str_eq(text_of("SELECT count(*)::text FROM domain_events WHERE id >= $1", 0),
+			 "0");
 	cr_assert_str_eq(text_of("SELECT count(*)::text FROM jobs WHERE id >= $1", 0), "0");
 }
 
@@ -152,16 +160,24 @@ Test(events, payload_is_immutable_and_events_are_never_deleted)
 	char ids[24];
 
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	cr_assert_lt(shd_db_command(testdb_conn, "UPDATE domain_events SET payload = '{\"cpu\":64}' WHERE id = $1",
-				    1, (const char *[]){ ids }, &err), 0);
+	cr_assert_lt(
+		shd_db_command(testdb_conn,
+			       "UPDATE domain_events SET payload = '{\"cpu\":64}' WHERE id = $1", 1,
+			       (const char *[]){ids}, &err),
+		0);
 	cr_assert(strstr(err.msg, "immutable"), "%s", err.msg);
-	cr_assert_lt(shd_db_command(testdb_conn, "UPDATE domain_events SET actor = 'mallory' WHERE id = $1",
-				    1, (const char *[]){ ids }, &err), 0);
+	cr_assert_lt(shd_db_command(testdb_conn,
+				    "UPDATE domain_events SET actor = 'mallory' WHERE id = $1", 1,
+				    (const char *[]){ids}, &err),
+		     0);
 	cr_assert_lt(shd_db_command(testdb_conn, "DELETE FROM domain_events WHERE id = $1", 1,
-				    (const char *[]){ ids }, &err), 0);
+				    (const char *[]){ids}, &err),
+		     0);
 	cr_assert_lt(shd_db_command(testdb_conn, "TRUNCATE domain_events", 0, NULL, &err), 0);
-	cr_assert_str_eq(text_of("SELECT payload->>'cpu' FROM domain_events WHERE id = $1", id), "2");
-	cr_assert_eq(shd_event_transition(testdb_conn, id, "CANCELLED", "withdrawn", &err), 0, "%s", err.msg);
+	cr_assert_str_eq(text_of("SELECT payload->>'cpu' FROM domain_events WHERE id = $1", id),
+			 "2");
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "CANCELLED", "withdrawn", &err), 0, "%s",
+		     err.msg);
 }
 
 Test(events, illegal_transitions_are_refused)
@@ -169,13 +185,17 @@ Test(events, illegal_transitions_are_refused)
 	struct shp_error err = SHP_ERROR_INIT;
 	int64_t id = create("TEST_NOOP", "{}", false, NULL);
 
-	cr_assert_eq(shd_event_transition(testdb_conn, id, "COMPLETED", NULL, &err), -SHP_E_CONFLICT);
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "COMPLETED", NULL, &err),
+		     -SHP_E_CONFLICT);
 	cr_assert_str_eq(err.api_code, "ILLEGAL_TRANSITION");
-	cr_assert_eq(shd_event_transition(testdb_conn, id, "PROCESSING", NULL, &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_event_transition(testdb_conn, id, "FAILED", "broken", &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_event_transition(testdb_conn, id, "PROCESSING", NULL, &err), -SHP_E_CONFLICT,
-		     "a final state never moves");
-	cr_assert_eq(shd_event_transition(testdb_conn, 999999, "PROCESSING", NULL, &err), -SHP_E_NOTFOUND);
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "PROCESSING", NULL, &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "FAILED", "broken", &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(shd_event_transition(testdb_conn, id, "PROCESSING", NULL, &err),
+		     -SHP_E_CONFLICT, "a final state never moves");
+	cr_assert_eq(shd_event_transition(testdb_conn, 999999, "PROCESSING", NULL, &err),
+		     -SHP_E_NOTFOUND);
 }
 
 Test(events, failures_retry_then_succeed_or_fail_the_event)
@@ -189,13 +209,16 @@ Test(events, failures_retry_then_succeed_or_fail_the_event)
 	cr_assert(strstr(text_of("SELECT error FROM domain_events WHERE id = $1", bad),
 			 "failing on purpose"));
 	for (int i = 0; i < 200; i++) {
-		if (strcmp(text_of("SELECT state::text FROM jobs WHERE args->>'event_id' = $1::text",
-				   bad), "discarded") == 0)
+		if (strcmp(text_of("SELECT state::text FROM jobs WHERE args->>'event_id' = "
+				   "$1::text",
+				   bad),
+			   "discarded") == 0)
 			break;
 		usleep(10000);
 	}
-	cr_assert_str_eq(text_of("SELECT state::text FROM jobs WHERE args->>'event_id' = $1::text",
-				 bad), "discarded", "after max attempts the job is dead-lettered");
+	cr_assert_str_eq(
+		text_of("SELECT state::text FROM jobs WHERE args->>'event_id' = $1::text", bad),
+		"discarded", "after max attempts the job is dead-lettered");
 	q = shd_queue_free(q);
 }
 
@@ -215,7 +238,8 @@ Test(events, job_without_its_event_is_cancelled)
 			break;
 		usleep(10000);
 	}
-	cr_assert_str_eq(text_of("SELECT state::text FROM jobs WHERE id = $1", ins.id), "cancelled");
+	cr_assert_str_eq(text_of("SELECT state::text FROM jobs WHERE id = $1", ins.id),
+			 "cancelled");
 	cr_assert_str_eq(text_of("SELECT attempt::text FROM jobs WHERE id = $1", ins.id), "1",
 			 "not retried");
 	q = shd_queue_free(q);
@@ -229,7 +253,8 @@ Test(events, cancelling_a_running_event)
 	enum shd_job_state st;
 
 	for (int i = 0; i < 300; i++) {
-		if (strcmp(text_of("SELECT state::text FROM jobs WHERE id = $1", job), "running") == 0)
+		if (strcmp(text_of("SELECT state::text FROM jobs WHERE id = $1", job), "running") ==
+		    0)
 			break;
 		usleep(10000);
 	}
@@ -249,17 +274,21 @@ Test(events, archiving_hides_old_finished_events)
 	cr_assert_eq(shd_event_transition(testdb_conn, old, "CANCELLED", NULL, &err), 0);
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)old);
 	/* age it: only the timestamps that follow the status may move */
-	cr_assert_eq(shd_db_command(testdb_conn, "UPDATE domain_events SET finalized_at = now() - interval"
-				    " '31 days' WHERE id = $1", 1, (const char *[]){ ids }, &err),
+	cr_assert_eq(shd_db_command(testdb_conn,
+				    "UPDATE domain_events SET finalized_at = now() - interval"
+				    " '31 days' WHERE id = $1",
+				    1, (const char *[]){ids}, &err),
 		     0, "%s", err.msg);
 	cr_assert_eq(shd_events_archive(testdb_conn, 30, &n, &err), 0, "%s", err.msg);
 	cr_assert_eq(n, 1);
-	cr_assert_str_eq(text_of("SELECT count(*)::text FROM domain_events_current WHERE id = $1",
-				 old), "0", "archived events leave the default view");
-	cr_assert_str_eq(text_of("SELECT count(*)::text FROM domain_events WHERE id = $1", old), "1",
-			 "but stay queryable");
-	cr_assert_str_eq(text_of("SELECT count(*)::text FROM domain_events_current WHERE id = $1",
-				 live), "1");
+	cr_assert_str_eq(
+		text_of("SELECT count(*)::text FROM domain_events_current WHERE id = $1", old), "0",
+		"archived events leave the default view");
+	cr_assert_str_eq(text_of("SELECT count(*)::text FROM domain_events WHERE id = $1", old),
+			 "1", "but stay queryable");
+	cr_assert_str_eq(
+		text_of("SELECT count(*)::text FROM domain_events_current WHERE id = $1", live),
+		"1");
 	json_auto_t *j = shd_event_get(testdb_conn, old, &err);
 	cr_assert(j, "%s", err.msg);
 	cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "CANCELLED");

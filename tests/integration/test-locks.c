@@ -35,8 +35,8 @@ static const char *key_of(const char *target)
 	struct shp_error err = SHP_ERROR_INIT;
 	char *key = keys[next++ % 4];
 
-	cr_assert_eq(shd_lock_key("sys-a", target, "restart", key, SHD_LOCK_KEY_MAX, &err), 0,
-		     "%s", err.msg);
+	cr_assert_eq(shd_lock_key("sys-a", target, "restart", key, SHD_LOCK_KEY_MAX, &err), 0, "%s",
+		     err.msg);
 	return key;
 }
 
@@ -46,15 +46,17 @@ Test(locks, one_holder_and_busy_names_it)
 	const char *key = key_of("ns/a/vm-1");
 
 	cr_assert_str_eq(key, "lock:v1:sys-a:ns/a/vm-1:restart");
-	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-1", 60000, 0, &err), 0, "%s", err.msg);
-	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err), -SHP_E_CONFLICT);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-1", 60000, 0, &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err),
+		     -SHP_E_CONFLICT);
 	cr_assert_str_eq(err.api_code, "RESOURCE_BUSY");
 	cr_assert_str_eq(err.details[1].key, "owner");
 	cr_assert_str_eq(err.details[1].value, "worker-1");
 	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-1", 60000, 0, &err), 0,
 		     "the holder taking it again renews it");
-	cr_assert_eq(shd_lock_acquire(testdb_conn, key_of("ns/a/vm-2"), "worker-2", 60000, 0, &err), 0,
-		     "another asset is another lock");
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key_of("ns/a/vm-2"), "worker-2", 60000, 0, &err),
+		     0, "another asset is another lock");
 }
 
 Test(locks, only_the_owner_renews_or_releases)
@@ -63,15 +65,18 @@ Test(locks, only_the_owner_renews_or_releases)
 	const char *key = key_of("ns/a/vm-1");
 	bool released = true;
 
-	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-1", 60000, 0, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-1", 60000, 0, &err), 0, "%s",
+		     err.msg);
 	cr_assert_eq(shd_lock_renew(testdb_conn, key, "worker-2", 60000, &err), -SHP_E_CONFLICT);
 	cr_assert_eq(shd_lock_release(testdb_conn, key, "worker-2", &released, &err), 0);
 	cr_assert(!released, "someone else's release leaves the lock");
-	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err), -SHP_E_CONFLICT);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err),
+		     -SHP_E_CONFLICT);
 	cr_assert_eq(shd_lock_renew(testdb_conn, key, "worker-1", 60000, &err), 0, "%s", err.msg);
 	cr_assert_eq(shd_lock_release(testdb_conn, key, "worker-1", &released, &err), 0);
 	cr_assert(released);
-	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err), 0, "free again");
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err), 0,
+		     "free again");
 }
 
 Test(locks, expired_lock_is_taken_over_and_reaped)
@@ -80,18 +85,20 @@ Test(locks, expired_lock_is_taken_over_and_reaped)
 	const char *key = key_of("ns/a/vm-1");
 	int n = -1;
 
-	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "dead-worker", 50, 0, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "dead-worker", 50, 0, &err), 0, "%s",
+		     err.msg);
 	usleep(100000);
 	cr_assert_eq(shd_lock_renew(testdb_conn, key, "dead-worker", 60000, &err), -SHP_E_CONFLICT,
 		     "an expired lock cannot be renewed");
 	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-2", 60000, 0, &err), 0,
 		     "an expired lock is taken over: %s", err.msg);
-	cr_assert_eq(shd_lock_acquire(testdb_conn, key_of("ns/a/vm-9"), "dead-worker", 50, 0, &err), 0);
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key_of("ns/a/vm-9"), "dead-worker", 50, 0, &err),
+		     0);
 	usleep(100000);
 	cr_assert_eq(shd_lock_reap(testdb_conn, &n, &err), 0, "%s", err.msg);
 	cr_assert_eq(n, 1, "the reaper removes only the expired lock");
-	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-3", 60000, 0, &err), -SHP_E_CONFLICT,
-		     "the live one stays");
+	cr_assert_eq(shd_lock_acquire(testdb_conn, key, "worker-3", 60000, 0, &err),
+		     -SHP_E_CONFLICT, "the live one stays");
 }
 
 Test(locks, bad_keys_are_refused)

@@ -37,12 +37,13 @@ Test(fsm, execution_illegal_names_both_states)
 
 Test(fsm, terminal_states_never_move)
 {
-	const struct shd_fsm *machines[] = { &shd_fsm_execution, &shd_fsm_event, &shd_fsm_ticket };
+	const struct shd_fsm *machines[] = {&shd_fsm_execution, &shd_fsm_event, &shd_fsm_ticket};
 
 	for (size_t m = 0; m < 3; m++) {
 		const struct shd_fsm *f = machines[m];
 		for (const char *const *t = f->terminal; *t; t++) {
-			cr_assert(shd_fsm_has_state(f, *t), "%s: terminal %s is a state", f->name, *t);
+			cr_assert(shd_fsm_has_state(f, *t), "%s: terminal %s is a state", f->name,
+				  *t);
 			for (const char *const *s = f->states; *s; s++) {
 				struct shp_error err = SHP_ERROR_INIT;
 				cr_assert_lt(shd_fsm_check(f, *t, *s, &err), 0, "%s: %s -> %s",

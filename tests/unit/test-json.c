@@ -179,7 +179,7 @@ Test(json, parse_object_requires_object)
 
 Test(json, check_fields)
 {
-	static const char *const allowed[] = { "name", "environment", NULL };
+	static const char *const allowed[] = {"name", "environment", NULL};
 	struct shp_error err = SHP_ERROR_INIT;
 	json_auto_t *good = parse("{\"name\": \"a\", \"environment\": \"test\"}", NULL);
 	json_auto_t *bad = parse("{\"name\": \"a\", \"colour\": \"red\"}", NULL);
@@ -248,7 +248,8 @@ Test(json, get_int)
 {
 	struct shp_error err = SHP_ERROR_INIT;
 	json_auto_t *o = parse("{\"n\": 5, \"r\": 5.0, \"s\": \"5\", \"big\": 9223372036854775807,"
-			       " \"neg\": -3}", NULL);
+			       " \"neg\": -3}",
+			       NULL);
 	int64_t v = -1;
 
 	cr_assert_eq(shp_json_get_int(o, "n", true, 0, 10, &v, &err), 0);
@@ -281,7 +282,8 @@ Test(json, get_bool_and_object)
 {
 	struct shp_error err = SHP_ERROR_INIT;
 	json_auto_t *o = parse("{\"b\": true, \"f\": false, \"i\": 1, \"o\": {\"x\": 1}, "
-			       "\"a\": []}", NULL);
+			       "\"a\": []}",
+			       NULL);
 	bool b = false;
 	json_t *sub = NULL;
 

@@ -24,7 +24,7 @@
 
 /* ---- capture ---- */
 
-static int cap_fd[2] = { -1, -1 };
+static int cap_fd[2] = {-1, -1};
 
 static void capture(enum shp_log_level level, enum shp_log_format format)
 {
@@ -154,14 +154,34 @@ static size_t split_lines(char *text, char **lines, size_t max)
 Test(log, secret_keys)
 {
 	static const char *const secret[] = {
-		"password", "PASSWORD", "passwd", "token", "secret", "key", "credential",
-		"api_key", "apikey", "ApiKey", "private_key", "authorization", "cookie",
-		"db_password", "X-Api-Key", "client.secret", "Authorization", "access_token",
-		"refresh-token", "set-cookie", "ssh.private_key", "aws_secret_access_key", "KEY",
+		"password",
+		"PASSWORD",
+		"passwd",
+		"token",
+		"secret",
+		"key",
+		"credential",
+		"api_key",
+		"apikey",
+		"ApiKey",
+		"private_key",
+		"authorization",
+		"cookie",
+		"db_password",
+		"X-Api-Key",
+		"client.secret",
+		"Authorization",
+		"access_token",
+		"refresh-token",
+		"set-cookie",
+		"ssh.private_key",
+		"aws_secret_access_key",
+		"KEY",
 	};
 	static const char *const plain[] = {
-		"keyboard", "monkey", "tokenizer_mode", "name", "secretary", "passwords_count",
-		"keys", "tokenize", "", "user", "cookies", "credentials", "turkey.x", "hotkey",
+		"keyboard",        "monkey",      "tokenizer_mode", "name",   "secretary",
+		"passwords_count", "keys",        "tokenize",       "",       "user",
+		"cookies",         "credentials", "turkey.x",       "hotkey",
 	};
 
 	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
@@ -216,8 +236,7 @@ Test(log, mask_text_json_inside_text)
 Test(log, mask_text_schemes)
 {
 	assert_masked("Bearer abc.def", "Bearer ***");
-	assert_masked("header Bearer eyJhbGciOi.eyJzdWIi.sig-_x rest",
-		      "header Bearer *** rest");
+	assert_masked("header Bearer eyJhbGciOi.eyJzdWIi.sig-_x rest", "header Bearer *** rest");
 	assert_masked("Basic dXNlcjpw", "Basic ***");
 	assert_masked("basic dXNlcjpwYXNz==", "basic ***");
 	assert_masked("Bearer", "Bearer");
@@ -280,22 +299,26 @@ Test(log, mask_json_nested)
 		"\"d\": {\"e\": [{\"token\": \"t\"}]}}}},"
 		" \"list\": [{\"api_key\": 1}, \"password=zz\", [[{\"Client.Secret\": [1, 2]}]]],"
 		" \"X-Api-Key\": {\"nested\": \"obj\"}, \"n\": 3, \"f\": 1.5, \"b\": true,"
-		" \"z\": null, \"note\": \"Bearer abc\"}", 0, NULL);
+		" \"z\": null, \"note\": \"Bearer abc\"}",
+		0, NULL);
 	json_auto_t *want = json_loads(
 		"{\"a\": {\"b\": {\"c\": {\"password\": \"***\", \"ok\": \"y\", "
 		"\"d\": {\"e\": [{\"token\": \"***\"}]}}}},"
 		" \"list\": [{\"api_key\": \"***\"}, \"password=***\", [[{\"Client.Secret\": "
 		"\"***\"}]]], \"X-Api-Key\": \"***\", \"n\": 3, \"f\": 1.5, \"b\": true,"
-		" \"z\": null, \"note\": \"Bearer ***\"}", 0, NULL);
+		" \"z\": null, \"note\": \"Bearer ***\"}",
+		0, NULL);
 	json_auto_t *out = NULL;
 
 	cr_assert_not_null(in);
 	out = shp_mask_json(in);
 	cr_assert_not_null(out);
 	cr_assert(json_equal(out, want));
-	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
-				 json_object_get(in, "a"), "b"), "c"), "password")), "x",
-			 "the input is not modified");
+	cr_assert_str_eq(
+		json_string_value(json_object_get(
+			json_object_get(json_object_get(json_object_get(in, "a"), "b"), "c"),
+			"password")),
+		"x", "the input is not modified");
 	cr_assert_neq(out, in);
 	cr_assert_null(shp_mask_json(NULL));
 }
@@ -361,9 +384,9 @@ Test(log, level_filter)
 
 Test(log, logfmt_line_reads_back)
 {
-	json_auto_t *f = json_pack("{s:s,s:i,s:b,s:s,s:[i,s],s:n,s:s,s:s}", "vm", "web 1", "n", 3,
-				   "ok", 1, "empty", "", "list", 1, "a b", "z", "password", "pw",
-				   "eq", "a=b");
+	json_auto_t *f =
+		json_pack("{s:s,s:i,s:b,s:s,s:[i,s],s:n,s:s,s:s}", "vm", "web 1", "n", 3, "ok", 1,
+			  "empty", "", "list", 1, "a b", "z", "password", "pw", "eq", "a=b");
 	char *out, *lines[4];
 	json_auto_t *p = NULL;
 
@@ -398,15 +421,15 @@ Test(log, logfmt_line_reads_back)
 
 Test(log, json_line_reads_back)
 {
-	json_auto_t *f = json_pack("{s:s,s:{s:{s:{s:s,s:i}}},s:[{s:s}],s:f}", "vm", "web-1", "a",
-				   "b", "c", "token", "t0k", "n", 1, "arr", "secret", "s",
-				   "ratio", 0.5);
+	json_auto_t *f =
+		json_pack("{s:s,s:{s:{s:{s:s,s:i}}},s:[{s:s}],s:f}", "vm", "web-1", "a", "b", "c",
+			  "token", "t0k", "n", 1, "arr", "secret", "s", "ratio", 0.5);
 	char *out, *lines[4];
 	json_auto_t *p = NULL;
 	json_error_t jerr;
 	const char *key;
 	json_t *v;
-	const char *order[] = { "ts", "level", "msg", "req", "vm", "a", "arr", "ratio" };
+	const char *order[] = {"ts", "level", "msg", "req", "vm", "a", "arr", "ratio"};
 	size_t i = 0;
 
 	capture(SHP_LOG_INFO, SHP_LOG_JSON);
@@ -416,7 +439,8 @@ Test(log, json_line_reads_back)
 	cr_assert_eq(split_lines(out, lines, 4), 1);
 	p = json_loads(lines[0], JSON_REJECT_DUPLICATES, &jerr);
 	cr_assert_not_null(p, "%s: %s", jerr.text, lines[0]);
-	json_object_foreach(p, key, v) {
+	json_object_foreach(p, key, v)
+	{
 		cr_assert_lt(i, sizeof(order) / sizeof(order[0]));
 		cr_assert_str_eq(key, order[i], "key %zu", i);
 		i++;
@@ -425,12 +449,18 @@ Test(log, json_line_reads_back)
 	cr_assert_str_eq(json_string_value(json_object_get(p, "level")), "warn");
 	cr_assert_str_eq(json_string_value(json_object_get(p, "msg")),
 			 "tab\there \xe2\x9c\x93 \x01 password=***");
-	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
-				 json_object_get(p, "a"), "b"), "c"), "token")), "***");
-	cr_assert_eq(json_integer_value(json_object_get(json_object_get(json_object_get(
-			     json_object_get(p, "a"), "b"), "c"), "n")), 1);
-	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(
-				 json_object_get(p, "arr"), 0), "secret")), "***");
+	cr_assert_str_eq(
+		json_string_value(json_object_get(
+			json_object_get(json_object_get(json_object_get(p, "a"), "b"), "c"),
+			"token")),
+		"***");
+	cr_assert_eq(
+		json_integer_value(json_object_get(
+			json_object_get(json_object_get(json_object_get(p, "a"), "b"), "c"), "n")),
+		1);
+	cr_assert_str_eq(json_string_value(json_object_get(
+				 json_array_get(json_object_get(p, "arr"), 0), "secret")),
+			 "***");
 	cr_assert(json_real_value(json_object_get(p, "ratio")) == 0.5);
 	cr_assert_str_eq(json_string_value(json_object_get(p, "req")), "ab12");
 	free(out);
@@ -619,9 +649,10 @@ Test(log, huge_fields_are_bounded)
 		char k[16];
 
 		(void)snprintf(k, sizeof(k), "f%02d", i);
-		json_object_set_new(f, k, json_string("0123456789012345678901234567890123456789"
-						      "0123456789012345678901234567890123456789"
-						      "0123456789012345678901234567890123456789"));
+		json_object_set_new(f, k,
+				    json_string("0123456789012345678901234567890123456789"
+						"0123456789012345678901234567890123456789"
+						"0123456789012345678901234567890123456789"));
 	}
 	capture(SHP_LOG_INFO, SHP_LOG_JSON);
 	shp_log_fields(SHP_LOG_INFO, "m", f);
@@ -686,8 +717,8 @@ static void check_threads(enum shp_log_format format)
 {
 	static char *lines[THREADS * LINES_PER_THREAD + 1];
 	pthread_t t[THREADS], rd;
-	struct drain d = { .out = SHP_BUF_INIT(64u << 20) };
-	int seen[THREADS][LINES_PER_THREAD] = { { 0 } };
+	struct drain d = {.out = SHP_BUF_INIT(64u << 20)};
+	int seen[THREADS][LINES_PER_THREAD] = {{0}};
 	size_t n;
 
 	cr_assert_eq(pipe(cap_fd), 0);

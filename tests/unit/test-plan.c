@@ -45,8 +45,10 @@ Test(plan, hash_depends_on_step_order_and_values)
 {
 	char a[65], b[65], c[65];
 
-	hash_of("{\"steps\":[{\"action\":\"a\",\"targets\":[]},{\"action\":\"b\",\"targets\":[]}]}", a);
-	hash_of("{\"steps\":[{\"action\":\"b\",\"targets\":[]},{\"action\":\"a\",\"targets\":[]}]}", b);
+	hash_of("{\"steps\":[{\"action\":\"a\",\"targets\":[]},{\"action\":\"b\",\"targets\":[]}]}",
+		a);
+	hash_of("{\"steps\":[{\"action\":\"b\",\"targets\":[]},{\"action\":\"a\",\"targets\":[]}]}",
+		b);
 	hash_of("{\"steps\":[{\"action\":\"a\",\"targets\":[]},{\"action\":\"b\",\"targets\":[],"
 		"\"params\":{\"n\":1}}]}",
 		c);

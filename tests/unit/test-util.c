@@ -39,15 +39,31 @@ Test(util, utf8_valid)
 Test(util, utf8_invalid)
 {
 	static const char *const bad[] = {
-		"\x80", "\xbf", "a\x80z",                      /* lone continuation bytes */
-		"\xc0\x80", "\xc1\xbf",                        /* overlong 2-byte */
-		"\xe0\x80\x80", "\xe0\x9f\xbf",                /* overlong 3-byte */
-		"\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf",        /* overlong 4-byte */
-		"\xed\xa0\x80", "\xed\xbf\xbf", "\xed\xb0\x80", /* surrogates */
-		"\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf7\xbf\xbf\xbf", /* > U+10FFFF */
-		"\xf8\x88\x80\x80\x80", "\xfc\x84\x80\x80\x80\x80", "\xfe", "\xff",
-		"\xc3", "\xe2\x82", "\xf0\x9f\x90",            /* truncated */
-		"\xc3(", "\xe2\x28\xa1", "\xf0\x9f\x28\x91",   /* bad continuation */
+		"\x80",
+		"\xbf",
+		"a\x80z", /* lone continuation bytes */
+		"\xc0\x80",
+		"\xc1\xbf", /* overlong 2-byte */
+		"\xe0\x80\x80",
+		"\xe0\x9f\xbf", /* overlong 3-byte */
+		"\xf0\x80\x80\x80",
+		"\xf0\x8f\xbf\xbf", /* overlong 4-byte */
+		"\xed\xa0\x80",
+		"\xed\xbf\xbf",
+		"\xed\xb0\x80", /* surrogates */
+		"\xf4\x90\x80\x80",
+		"\xf5\x80\x80\x80",
+		"\xf7\xbf\xbf\xbf", /* > U+10FFFF */
+		"\xf8\x88\x80\x80\x80",
+		"\xfc\x84\x80\x80\x80\x80",
+		"\xfe",
+		"\xff",
+		"\xc3",
+		"\xe2\x82",
+		"\xf0\x9f\x90", /* truncated */
+		"\xc3(",
+		"\xe2\x28\xa1",
+		"\xf0\x9f\x28\x91", /* bad continuation */
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -129,13 +145,25 @@ Test(util, parse_duration)
 		const char *in;
 		int64_t want;
 	} ok[] = {
-		{ "0", 0 },       { "45", 45 },         { "30s", 30 },
-		{ "5m", 300 },    { "2h", 7200 },       { "7d", 604800 },
-		{ "+3s", 3 },     { "106751991167300d", 106751991167300LL * 86400 },
+		{"0", 0},     {"45", 45},
+		{"30s", 30},  {"5m", 300},
+		{"2h", 7200}, {"7d", 604800},
+		{"+3s", 3},   {"106751991167300d", 106751991167300LL * 86400},
 	};
 	static const char *const bad[] = {
-		"", "s", "-5s", "5x", "5 s", " 5s", "1.5h", "5ms", "1w", "h5",
-		"106751991167301d", "9223372036854775807d", "99999999999999999999",
+		"",
+		"s",
+		"-5s",
+		"5x",
+		"5 s",
+		" 5s",
+		"1.5h",
+		"5ms",
+		"1w",
+		"h5",
+		"106751991167301d",
+		"9223372036854775807d",
+		"99999999999999999999",
 		"0123456789012345678901234567890123456789s",
 	};
 	struct shp_error err = SHP_ERROR_INIT;
@@ -163,23 +191,36 @@ Test(util, parse_size)
 		const char *in;
 		uint64_t want;
 	} ok[] = {
-		{ "0", 0 },
-		{ "64", 64 },
-		{ "512k", 512 * 1024 },
-		{ "512K", 512 * 1024 },
-		{ "1M", 1024 * 1024 },
-		{ "1m", 1024 * 1024 },
-		{ "1MiB", 1024 * 1024 },
-		{ "4KiB", 4096 },
-		{ "1MB", 1024 * 1024 },
-		{ "2G", 2ULL * 1024 * 1024 * 1024 },
-		{ "2GiB", 2ULL * 1024 * 1024 * 1024 },
-		{ "8589934591G", 8589934591ULL * 1024 * 1024 * 1024 },
-		{ "9223372036854775807", 9223372036854775807ULL },
+		{"0", 0},
+		{"64", 64},
+		{"512k", 512 * 1024},
+		{"512K", 512 * 1024},
+		{"1M", 1024 * 1024},
+		{"1m", 1024 * 1024},
+		{"1MiB", 1024 * 1024},
+		{"4KiB", 4096},
+		{"1MB", 1024 * 1024},
+		{"2G", 2ULL * 1024 * 1024 * 1024},
+		{"2GiB", 2ULL * 1024 * 1024 * 1024},
+		{"8589934591G", 8589934591ULL * 1024 * 1024 * 1024},
+		{"9223372036854775807", 9223372036854775807ULL},
 	};
 	static const char *const bad[] = {
-		"", "k", "-1", "-1k", "1T", "1.5M", "1 M", "1iB", "iB", "KiB", "1Mi", "M1",
-		"8589934592G", "9223372036854775808", "0123456789012345678901234567890123456789",
+		"",
+		"k",
+		"-1",
+		"-1k",
+		"1T",
+		"1.5M",
+		"1 M",
+		"1iB",
+		"iB",
+		"KiB",
+		"1Mi",
+		"M1",
+		"8589934592G",
+		"9223372036854775808",
+		"0123456789012345678901234567890123456789",
 	};
 	struct shp_error err = SHP_ERROR_INIT;
 	uint64_t v;
@@ -199,7 +240,7 @@ Test(util, parse_size)
 Test(util, hex)
 {
 	char out[9];
-	static const unsigned char data[] = { 0x00, 0x9f, 0xab, 0xff };
+	static const unsigned char data[] = {0x00, 0x9f, 0xab, 0xff};
 
 	shp_hex_encode(data, sizeof(data), out);
 	cr_assert_str_eq(out, "009fabff");
@@ -210,7 +251,7 @@ Test(util, hex)
 Test(util, random)
 {
 	char a[33], b[33], big[200];
-	unsigned char raw[64] = { 0 }, zero[64] = { 0 };
+	unsigned char raw[64] = {0}, zero[64] = {0};
 	struct shp_error err = SHP_ERROR_INIT;
 
 	cr_assert_eq(shp_random_hex(16, a, &err), 0);
@@ -271,7 +312,7 @@ Test(util, strings)
 
 Test(util, enum_names)
 {
-	static const char *const names[] = { "fast", "medium", "long" };
+	static const char *const names[] = {"fast", "medium", "long"};
 
 	cr_assert_str_eq(shp_enum_to_string(names, 3, 1), "medium");
 	cr_assert_str_eq(shp_enum_to_string(names, 3, 3), "unknown");

@@ -37,8 +37,7 @@ static void assert_refused(const char *text, const char *want)
 
 	cr_assert_null(j, "'%s' was accepted", text);
 	cr_assert_eq(err.code, SHP_E_MALFORMED, "'%s': %s", text, err.msg);
-	cr_assert_not_null(strstr(err.msg, want), "'%s': got '%s', want '%s'", text, err.msg,
-			   want);
+	cr_assert_not_null(strstr(err.msg, want), "'%s': got '%s', want '%s'", text, err.msg, want);
 }
 
 /* The value of "v" in "v: <scalar>" must equal the JSON text want. */
@@ -138,8 +137,8 @@ Test(yaml, integer_overflow_is_refused)
 	struct shp_error err = SHP_ERROR_INIT;
 
 	cr_assert_null(load("a: 1\nb: 9223372036854775808\n", &err));
-	cr_assert_not_null(strstr(err.msg, "integer '9223372036854775808' is out of range"),
-			   "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "integer '9223372036854775808' is out of range"), "%s",
+			   err.msg);
 	cr_assert_str_eq(detail(&err, "line"), "2");
 	cr_assert_str_eq(detail(&err, "column"), "4");
 	assert_refused("v: -9223372036854775809", "out of range");
@@ -172,10 +171,11 @@ Test(yaml, nested_block_and_flow)
 			   "  none: []\n"
 			   "# comment\n";
 	json_auto_t *j = load(text, &err);
-	json_auto_t *want = json_loads(
-		"{\"name\":\"web\",\"spec\":{\"cpu\":2,\"disks\":[{\"size\":\"10Gi\","
-		"\"boot\":true},{\"size\":\"20Gi\",\"boot\":false}],"
-		"\"tags\":[\"a\",\"b\",\"c\"],\"empty\":{},\"none\":[]}}", 0, NULL);
+	json_auto_t *want =
+		json_loads("{\"name\":\"web\",\"spec\":{\"cpu\":2,\"disks\":[{\"size\":\"10Gi\","
+			   "\"boot\":true},{\"size\":\"20Gi\",\"boot\":false}],"
+			   "\"tags\":[\"a\",\"b\",\"c\"],\"empty\":{},\"none\":[]}}",
+			   0, NULL);
 
 	cr_assert_not_null(j, "%s", err.msg);
 	cr_assert(json_equal(j, want));
@@ -353,10 +353,11 @@ Test(yaml, emitter_quotes_ambiguous_strings)
 		    "- \".inf\"\n- \"yes\"\n- \"No\"\n- \" lead\"\n- \"trail \"\n- \"a: b\"\n"
 		    "- \"a #b\"\n- \"- x\"\n- \"#c\"\n- \"key:\"\n- \"@x\"\n- \"'q'\"\n"
 		    "- \"2024-01-01\"\n- \"tab\\there\"\n- \"<<\"\n");
-	assert_yaml("[\"web-1\", \"a:b\", \"x#y\", \"caf\\u00e9\", \"hello world\", \"10Gi\", "
-		    "\"4vcpu\", \"3d\", \"0b101\", \"1:30\"]",
-		    "- web-1\n- a:b\n- x#y\n- caf\xc3\xa9\n- hello world\n- 10Gi\n- 4vcpu\n- \"3d\"\n"
-		    "- \"0b101\"\n- \"1:30\"\n");
+	assert_yaml(
+		"[\"web-1\", \"a:b\", \"x#y\", \"caf\\u00e9\", \"hello world\", \"10Gi\", "
+		"\"4vcpu\", \"3d\", \"0b101\", \"1:30\"]",
+		"- web-1\n- a:b\n- x#y\n- caf\xc3\xa9\n- hello world\n- 10Gi\n- 4vcpu\n- \"3d\"\n"
+		"- \"0b101\"\n- \"1:30\"\n");
 }
 
 Test(yaml, emitter_escapes_controls)
@@ -405,18 +406,102 @@ static void assert_round_trip(const json_t *j)
 Test(yaml, round_trip_rich_values)
 {
 	static const char *const strings[] = {
-		"", " ", "plain", "true", "False", "null", "~", "123", "-1", "0o7", "0x1F", "1e3",
-		".5", ".nan", "-.inf", "yes", "on", "y", "=", "<<", "- a", "a - b", "? q", ": c",
-		"a: b", "a:b", "a #b", "a#b", "#", "&anchor", "*alias", "!tag", "%dir", "@at",
-		"`tick`", "|", ">", "[x]", "{y}", "a, b", "'single'", "\"double\"", "back\\slash",
-		"caf\xc3\xa9", "\xe4\xb8\xad\xe6\x96\x87", "\xf0\x9f\x90\x91", "\xc2\xa0nbsp",
-		"tab\tin", "\ttab", "trailing ", " leading", "multi\nline", "multi\nline\n",
-		"ends\n\n\n", "\nleading newline", "\n", "\n\n", "a\r\nb", "\x01\x02\x1f\x7f",
-		"\xc2\x85nel", "\xe2\x80\xa8ls", "\xef\xbb\xbf" "bom", "\xef\xbf\xbe", "---", "...",
-		"--- x", "... y", "line1\n---\nline3\n", "line\n...\n", "  two lead\nspaces",
-		"x\n  indented\n\tx", "0", "00", "+", "-", ".", "1.", "1e", "1_0", "12:30:00",
-		"2001-12-14", "\\", "\"", "'", "a'b\"c", "key: |", "- |\n  x", "# not a comment",
-		"end:", "x\xc2\x80y", "10Gi", "500m", "1h30m", "0b101", "2001-12-14t21:59:43.10-05:00",
+		"",
+		" ",
+		"plain",
+		"true",
+		"False",
+		"null",
+		"~",
+		"123",
+		"-1",
+		"0o7",
+		"0x1F",
+		"1e3",
+		".5",
+		".nan",
+		"-.inf",
+		"yes",
+		"on",
+		"y",
+		"=",
+		"<<",
+		"- a",
+		"a - b",
+		"? q",
+		": c",
+		"a: b",
+		"a:b",
+		"a #b",
+		"a#b",
+		"#",
+		"&anchor",
+		"*alias",
+		"!tag",
+		"%dir",
+		"@at",
+		"`tick`",
+		"|",
+		">",
+		"[x]",
+		"{y}",
+		"a, b",
+		"'single'",
+		"\"double\"",
+		"back\\slash",
+		"caf\xc3\xa9",
+		"\xe4\xb8\xad\xe6\x96\x87",
+		"\xf0\x9f\x90\x91",
+		"\xc2\xa0nbsp",
+		"tab\tin",
+		"\ttab",
+		"trailing ",
+		" leading",
+		"multi\nline",
+		"multi\nline\n",
+		"ends\n\n\n",
+		"\nleading newline",
+		"\n",
+		"\n\n",
+		"a\r\nb",
+		"\x01\x02\x1f\x7f",
+		"\xc2\x85nel",
+		"\xe2\x80\xa8ls",
+		"\xef\xbb\xbf"
+		"bom",
+		"\xef\xbf\xbe",
+		"---",
+		"...",
+		"--- x",
+		"... y",
+		"line1\n---\nline3\n",
+		"line\n...\n",
+		"  two lead\nspaces",
+		"x\n  indented\n\tx",
+		"0",
+		"00",
+		"+",
+		"-",
+		".",
+		"1.",
+		"1e",
+		"1_0",
+		"12:30:00",
+		"2001-12-14",
+		"\\",
+		"\"",
+		"'",
+		"a'b\"c",
+		"key: |",
+		"- |\n  x",
+		"# not a comment",
+		"end:",
+		"x\xc2\x80y",
+		"10Gi",
+		"500m",
+		"1h30m",
+		"0b101",
+		"2001-12-14t21:59:43.10-05:00",
 	};
 	json_auto_t *arr = json_array();
 	json_auto_t *obj = json_object();
@@ -434,10 +519,9 @@ Test(yaml, round_trip_rich_values)
 
 	json_auto_t *nested = json_pack(
 		"{s:[{s:{s:[i,f,f,f,b,n,s]}},[[[]]],{},[{}]],s:{s:{s:{s:{}}}},s:I,s:I,s:f,s:f}",
-		"list", "deep", "x", 1, 2.5, 1.0, -0.0, 1, "s\nt",
-		"map", "a", "b", "c",
-		"max", (json_int_t)INT64_MAX, "min", (json_int_t)INT64_MIN,
-		"tiny", 5e-324, "huge", 1.7976931348623157e308);
+		"list", "deep", "x", 1, 2.5, 1.0, -0.0, 1, "s\nt", "map", "a", "b", "c", "max",
+		(json_int_t)INT64_MAX, "min", (json_int_t)INT64_MIN, "tiny", 5e-324, "huge",
+		1.7976931348623157e308);
 
 	cr_assert_not_null(nested);
 	assert_round_trip(nested);
