@@ -99,7 +99,7 @@ static enum shd_job_outcome run_effect(struct shd_job *job, void *ctx)
 	if (!conn)
 		return shd_job_fail(job, "%s", err.msg);
 	(void)snprintf(id, sizeof(id), "%" PRId64, job->id);
-	res = shd_db_exec(conn, effect_sql, 2, (const char *[]){ key, id }, &err);
+	res = shd_db_exec(conn, effect_sql, 2, (const char *[]){key, id}, &err);
 	if (!res)
 		return shd_job_fail(job, "recording the effect: %s", err.msg);
 	got = shd_db_value(res, 0, 0)[0] == 't';
@@ -108,7 +108,7 @@ static enum shd_job_outcome run_effect(struct shd_job *job, void *ctx)
 	if (hold_ms > 0)
 		(void)sleep_steps(job, hold_ms);
 	if (got) {
-		res = shd_db_exec(conn, unlock_sql, 1, (const char *[]){ id }, &err);
+		res = shd_db_exec(conn, unlock_sql, 1, (const char *[]){id}, &err);
 		if (!res)
 			return shd_job_fail(job, "releasing the job lock: %s", err.msg);
 	}
@@ -118,10 +118,10 @@ static enum shd_job_outcome run_effect(struct shd_job *job, void *ctx)
 int shd_jobs_test_register(struct shd_queue *q, struct shp_error *err)
 {
 	static const struct shd_job_kind kinds[] = {
-		{ .name = "test.noop", .run = run_noop, .timeout_ms = 1000 },
-		{ .name = "test.sleep", .run = run_sleep, .timeout_ms = 60000 },
-		{ .name = "test.fail", .run = run_fail, .timeout_ms = 1000 },
-		{ .name = "test.effect", .run = run_effect, .timeout_ms = 2000 },
+		{.name = "test.noop", .run = run_noop, .timeout_ms = 1000},
+		{.name = "test.sleep", .run = run_sleep, .timeout_ms = 60000},
+		{.name = "test.fail", .run = run_fail, .timeout_ms = 1000},
+		{.name = "test.effect", .run = run_effect, .timeout_ms = 2000},
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)

@@ -38,8 +38,8 @@ static void die(const char *what, const char *msg)
 
 static struct shd_dbpool_config dbcfg(void)
 {
-	return (struct shd_dbpool_config){ .conninfo = conninfo, .size = 1,
-					   .application_name = "bench-queue" };
+	return (struct shd_dbpool_config){
+		.conninfo = conninfo, .size = 1, .application_name = "bench-queue"};
 }
 
 static PGconn *connect_db(void)
@@ -118,7 +118,7 @@ static void *single_thread(void *p)
 static void bench_single(int clients)
 {
 	pthread_t t[16];
-	struct single_arg a = { .count = n_jobs / clients };
+	struct single_arg a = {.count = n_jobs / clients};
 	uint64_t t0;
 	double s;
 
@@ -145,9 +145,9 @@ static void insert_batched(int per_call, const char *kind)
 		jp[i].kind = kind;
 	}
 	for (int done = 0; done < n_jobs; done += per_call)
-		if (shd_job_insert_many(conn, jp, (size_t)(n_jobs - done < per_call ? n_jobs - done
-										: per_call),
-					ins, &err) < 0)
+		if (shd_job_insert_many(
+			    conn, jp, (size_t)(n_jobs - done < per_call ? n_jobs - done : per_call),
+			    ins, &err) < 0)
 			die("insert_many", err.msg);
 	PQfinish(conn);
 	free(jp);
@@ -219,8 +219,8 @@ static enum shd_job_outcome run_noop_counted(struct shd_job *job, void *ctx)
  */
 static void bench_process(int workers, int batch)
 {
-	static const struct shd_job_kind noop = { .name = "bench.noop", .run = run_noop_counted,
-						  .timeout_ms = 1000 };
+	static const struct shd_job_kind noop = {
+		.name = "bench.noop", .run = run_noop_counted, .timeout_ms = 1000};
 	struct shp_error err = SHP_ERROR_INIT;
 	struct shd_queue *q;
 	PGconn *conn;
@@ -271,8 +271,8 @@ static int cmp_u64(const void *a, const void *b)
 
 static void bench_latency(int samples)
 {
-	static const struct shd_job_kind stamp = { .name = "bench.stamp", .run = run_stamp,
-						   .timeout_ms = 1000 };
+	static const struct shd_job_kind stamp = {
+		.name = "bench.stamp", .run = run_stamp, .timeout_ms = 1000};
 	struct shd_job_params jp = SHD_JOB_PARAMS_INIT;
 	struct shd_job_inserted ins;
 	struct shp_error err = SHP_ERROR_INIT;
@@ -299,7 +299,8 @@ static void bench_latency(int samples)
 		usleep(25 * 1000);
 	}
 	qsort(lat, (size_t)samples, sizeof(*lat), cmp_u64);
-	printf("wake-up latency (%d samples)       p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",
+	printf("wake-up latency (%d samples)       p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f "
+	       "ms\n",
 	       samples, lat[samples / 2] / 1e6, lat[samples * 90 / 100] / 1e6,
 	       lat[samples * 99 / 100] / 1e6, lat[samples - 1] / 1e6);
 	shd_queue_free(q);

@@ -24,7 +24,7 @@
 static const char *current_test;
 #define QFAIL(...)                                                                                 \
 	do {                                                                                       \
-		fprintf(stderr, "FAIL %s (%s:%d): ", current_test, __FILE__, __LINE__);          \
+		fprintf(stderr, "FAIL %s (%s:%d): ", current_test, __FILE__, __LINE__);            \
 		fprintf(stderr, __VA_ARGS__);                                                      \
 		fprintf(stderr, "\n");                                                             \
 		exit(1);                                                                           \
@@ -86,8 +86,8 @@ static const struct shd_dbpool_config *dbcfg(void)
 {
 	static struct shd_dbpool_config c;
 
-	c = (struct shd_dbpool_config){ .conninfo = conninfo, .size = 1,
-					.application_name = "test-queue" };
+	c = (struct shd_dbpool_config){
+		.conninfo = conninfo, .size = 1, .application_name = "test-queue"};
 	return &c;
 }
 
@@ -121,7 +121,7 @@ TestSuite(queue, .init = setup, .fini = teardown, .timeout = 120);
 static long long val(const char *sql, const char *p1, const char *p2)
 {
 	struct shp_error err = SHP_ERROR_INIT;
-	PGresult *res = shd_db_exec(tc, sql, p2 ? 2 : p1 ? 1 : 0, (const char *[]){ p1, p2 }, &err);
+	PGresult *res = shd_db_exec(tc, sql, p2 ? 2 : p1 ? 1 : 0, (const char *[]){p1, p2}, &err);
 	long long v;
 
 	cr_assert(res, "%s: %s", sql, err.msg);
@@ -146,7 +146,7 @@ static const char *state_of(int64_t id)
 	static char out[32];
 	struct shp_error err = SHP_ERROR_INIT;
 	PGresult *res = shd_db_exec(tc, "SELECT state FROM jobs WHERE id = $1", 1,
-				    (const char *[]){ idstr(id) }, &err);
+				    (const char *[]){idstr(id)}, &err);
 
 	cr_assert(res && PQntuples(res) == 1, "job %" PRId64 ": %s", id, err.msg);
 	(void)snprintf(out, sizeof(out), "%s", shd_db_value(res, 0, 0));
@@ -159,8 +159,8 @@ static void wait_state(int64_t id, const char *state, int ms)
 {
 	for (int waited = 0; strcmp(state_of(id), state) != 0; waited += 20) {
 		if (waited >= ms)
-			cr_assert(false, "job %" PRId64 " is %s, not %s, after %d ms", id, state_of(id),
-				  state, ms);
+			cr_assert(false, "job %" PRId64 " is %s, not %s, after %d ms", id,
+				  state_of(id), state, ms);
 		usleep(20 * 1000);
 	}
 }
@@ -170,8 +170,8 @@ static void wait_val(const char *sql, const char *p1, long long want, int ms)
 {
 	for (int waited = 0; val(sql, p1, NULL) != want; waited += 20) {
 		if (waited >= ms)
-			cr_assert(false, "%s is %lld, not %lld, after %d ms", sql, val(sql, p1, NULL),
-				  want, ms);
+			cr_assert(false, "%s is %lld, not %lld, after %d ms", sql,
+				  val(sql, p1, NULL), want, ms);
 		usleep(20 * 1000);
 	}
 }
@@ -194,7 +194,8 @@ static enum shd_job_outcome run_heartbeater(struct shd_job *job, void *ctx)
 	for (int i = 0; i < 3; i++) {
 		struct shp_error err = SHP_ERROR_INIT;
 
-		atomic_store(&heartbeat_codes[i], shd_job_heartbeat(job, &err) < 0 ? (int)err.code : 0);
+		atomic_store(&heartbeat_codes[i],
+			     shd_job_heartbeat(job, &err) < 0 ? (int)err.code : 0);
 	}
 	return SHD_JOB_DONE;
 }
@@ -216,8 +217,8 @@ static struct shd_queue *start_queue(const struct shd_queue_config *over)
 		.rescue_interval_ms = 100,
 	};
 	static const struct shd_job_kind extra[] = {
-		{ .name = "t.snooze", .run = run_snoozer, .timeout_ms = 1000 },
-		{ .name = "t.heartbeat", .run = run_heartbeater, .timeout_ms = 1000 },
+		{.name = "t.snooze", .run = run_snoozer, .timeout_ms = 1000},
+		{.name = "t.heartbeat", .run = run_heartbeater, .timeout_ms = 1000},
 	};
 	struct shp_error err = SHP_ERROR_INIT;
 	struct shd_queue *q;
@@ -273,7 +274,8 @@ Test(queue, transactional_enqueue)
 	wait_state(id, "completed", 5000);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(id), NULL), 1);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND finalized_at IS NOT NULL",
-			 idstr(id), NULL), 1);
+			 idstr(id), NULL),
+		     1);
 	shd_queue_free(q);
 }
 
@@ -283,7 +285,7 @@ Test(queue, batch_insert)
 	static struct shd_job_params p[N];
 	static struct shd_job_inserted ins[N];
 	static char args[N][32];
-	static const char *const tags[] = { "batch", NULL };
+	static const char *const tags[] = {"batch", NULL};
 	struct shp_error err = SHP_ERROR_INIT;
 	struct shd_queue *q;
 
@@ -298,25 +300,31 @@ Test(queue, batch_insert)
 	cr_assert_eq(shd_job_insert_many(tc, p, N, ins, &err), 0, "%s", err.msg);
 	for (int i = 0; i < N; i++) {
 		cr_assert(!ins[i].duplicate);
-		cr_assert_eq(val("SELECT (args->>'i')::int FROM jobs WHERE id = $1", idstr(ins[i].id),
-				 NULL), i, "row %d has its own id", i);
+		cr_assert_eq(val("SELECT (args->>'i')::int FROM jobs WHERE id = $1",
+				 idstr(ins[i].id), NULL),
+			     i, "row %d has its own id", i);
 	}
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE tags = '{batch}'", NULL, NULL), N);
 	cr_assert_eq(shd_job_insert_many(tc, p, 0, ins, &err), -SHP_E_LIMIT);
 	{
 		/* tags that need quoting inside the nested array literals; a job without tags */
-		static const char *const odd[] = { "a\"b", "c,d", "{e}", "f\\g", "NULL", NULL };
-		struct shd_job_params two[2] = { SHD_JOB_PARAMS_INIT, SHD_JOB_PARAMS_INIT };
+		static const char *const odd[] = {"a\"b", "c,d", "{e}", "f\\g", "NULL", NULL};
+		struct shd_job_params two[2] = {SHD_JOB_PARAMS_INIT, SHD_JOB_PARAMS_INIT};
 
 		two[0].kind = two[1].kind = "t.none";
 		two[0].tags = odd;
 		cr_assert_eq(shd_job_insert_many(tc, two, 2, ins, &err), 0, "%s", err.msg);
 		cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND tags = ARRAY['a\"b',"
-				 " 'c,d', '{e}', 'f\\g', 'NULL']", idstr(ins[0].id), NULL), 1);
-		cr_assert_eq(val("SELECT cardinality(tags) FROM jobs WHERE id = $1", idstr(ins[1].id),
-				 NULL), 0);
+				 " 'c,d', '{e}', 'f\\g', 'NULL']",
+				 idstr(ins[0].id), NULL),
+			     1);
+		cr_assert_eq(val("SELECT cardinality(tags) FROM jobs WHERE id = $1",
+				 idstr(ins[1].id), NULL),
+			     0);
 		cr_assert_eq(val("WITH d AS (DELETE FROM jobs WHERE kind = 't.none' RETURNING 1)"
-				 " SELECT count(*) FROM d", NULL, NULL), 2);
+				 " SELECT count(*) FROM d",
+				 NULL, NULL),
+			     2);
 	}
 	{
 		/* columns the same for every job travel once and are repeated for each row */
@@ -332,14 +340,19 @@ Test(queue, batch_insert)
 			same[i].sla = SHD_SLA_FAST;
 		}
 		cr_assert_eq(shd_job_insert_many(tc, same, 3, ins, &err), 0, "%s", err.msg);
-		cr_assert_eq(val("WITH d AS (DELETE FROM jobs WHERE kind = 't.none' AND queue = 'q2'"
-				 " AND args = '{\"a\": 1}' AND metadata = '{\"m\": 2}' AND priority = 7"
-				 " AND sla_class = 'fast' AND max_attempts = 3 AND tags = '{}'"
-				 " AND unique_key IS NULL AND state = 'available' RETURNING 1)"
-				 " SELECT count(*) FROM d", NULL, NULL), 3);
+		cr_assert_eq(
+			val("WITH d AS (DELETE FROM jobs WHERE kind = 't.none' AND queue = 'q2'"
+			    " AND args = '{\"a\": 1}' AND metadata = '{\"m\": 2}' AND priority = 7"
+			    " AND sla_class = 'fast' AND max_attempts = 3 AND tags = '{}'"
+			    " AND unique_key IS NULL AND state = 'available' RETURNING 1)"
+			    " SELECT count(*) FROM d",
+			    NULL, NULL),
+			3);
 	}
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE queue = 'default' AND metadata = '{}'"
-			 " AND max_attempts = 5 AND sla_class = 'medium'", NULL, NULL), N);
+			 " AND max_attempts = 5 AND sla_class = 'medium'",
+			 NULL, NULL),
+		     N);
 	q = start_queue(NULL);
 	wait_val("SELECT count(*) FROM jobs WHERE state = 'completed'", NULL, N, 20000);
 	shd_queue_free(q);
@@ -347,8 +360,8 @@ Test(queue, batch_insert)
 
 Test(queue, unique_key_duplicate)
 {
-	struct shd_job_params p[3] = { SHD_JOB_PARAMS_INIT, SHD_JOB_PARAMS_INIT,
-				       SHD_JOB_PARAMS_INIT };
+	struct shd_job_params p[3] = {SHD_JOB_PARAMS_INIT, SHD_JOB_PARAMS_INIT,
+				      SHD_JOB_PARAMS_INIT};
 	struct shd_job_inserted ins[3];
 	struct shp_error err = SHP_ERROR_INIT;
 	int64_t a = enqueue("test.noop", NULL, "k1"), b = enqueue("test.noop", NULL, "k1");
@@ -387,7 +400,8 @@ Test(queue, scheduled_not_run_early)
 	cr_assert_str_eq(state_of(ins.id), "scheduled");
 	wait_state(ins.id, "completed", 5000);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND attempted_at >= scheduled_at",
-			 idstr(ins.id), NULL), 1, "it ran at or after its time");
+			 idstr(ins.id), NULL),
+		     1, "it ran at or after its time");
 	shd_queue_free(q);
 }
 
@@ -403,7 +417,8 @@ Test(queue, retry_with_backoff_then_success)
 	cr_assert_eq(val("SELECT cardinality(errors) FROM jobs WHERE id = $1", idstr(id), NULL), 2);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND errors[2]->>'error' = "
 			 "'planned failure 2 of 2' AND (errors[2]->>'attempt')::int = 2",
-			 idstr(id), NULL), 1);
+			 idstr(id), NULL),
+		     1);
 	shd_queue_free(q);
 }
 
@@ -487,11 +502,12 @@ Test(queue, pause_and_resume)
 	cr_assert_str_eq(state_of(ins.id), "available");
 	stats = shd_queue_stats(tc, &err);
 	cr_assert(stats, "%s", err.msg);
-	cr_assert(json_is_true(json_object_get(json_object_get(json_object_get(stats, "queues"),
-								"slow"), "paused")));
-	cr_assert_eq(json_integer_value(json_object_get(
-			     json_object_get(json_object_get(stats, "queues"), "slow"), "available")),
-		     1);
+	cr_assert(json_is_true(json_object_get(
+		json_object_get(json_object_get(stats, "queues"), "slow"), "paused")));
+	cr_assert_eq(
+		json_integer_value(json_object_get(
+			json_object_get(json_object_get(stats, "queues"), "slow"), "available")),
+		1);
 	json_decref(stats);
 	cr_assert_eq(shd_queue_resume(tc, "slow", &err), 0, "%s", err.msg);
 	wait_state(ins.id, "completed", 3000);
@@ -531,7 +547,7 @@ Test(queue, expired_lease_is_rescued_and_fenced)
 			  " attempted_at = now(), attempted_by = '{dead}',"
 			  " lease_expires_at = now() + interval '300 milliseconds'"
 			  " WHERE id = $1 RETURNING attempted_at",
-			  1, (const char *[]){ idstr(id) }, &err);
+			  1, (const char *[]){idstr(id)}, &err);
 	cr_assert(res && PQntuples(res) == 1, "%s", err.msg);
 	(void)snprintf(fence, sizeof(fence), "%s", shd_db_value(res, 0, 0));
 	PQclear(res);
@@ -558,7 +574,7 @@ Test(queue, expired_lease_is_rescued_and_fenced)
 			       "{\"%s\": {\"s\": \"discarded\", \"f\": \"%s\", \"e\": \"late\"}}",
 			       idstr(id), fence);
 		res = shd_db_exec(tc, shd_queue_sql("complete"), 3,
-				  (const char *[]){ ids, data, "dead" }, &err);
+				  (const char *[]){ids, data, "dead"}, &err);
 	}
 	cr_assert(res, "%s", err.msg);
 	cr_assert_eq(PQntuples(res), 0, "the old lease holder cannot complete the job");
@@ -569,7 +585,7 @@ Test(queue, expired_lease_is_rescued_and_fenced)
 
 Test(queue, graceful_shutdown_requeues_long_job)
 {
-	struct shd_queue_config over = { .shutdown_grace_ms = 200 };
+	struct shd_queue_config over = {.shutdown_grace_ms = 200};
 	struct shd_queue *q = start_queue(&over);
 	int64_t id = enqueue("test.sleep", "{\"ms\": 60000}", NULL), quick;
 	uint64_t t0;
@@ -584,7 +600,8 @@ Test(queue, graceful_shutdown_requeues_long_job)
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(id), NULL), 0,
 		     "the interrupted attempt is not counted");
 	cr_assert_eq(val("SELECT coalesce(cardinality(errors), 0) FROM jobs WHERE id = $1",
-			 idstr(id), NULL), 0);
+			 idstr(id), NULL),
+		     0);
 	/* a new runner picks it up */
 	q = start_queue(NULL);
 	wait_state(id, "running", 5000);
@@ -599,7 +616,7 @@ Test(queue, two_runners_exactly_once)
 	static struct shd_job_params p[BATCH];
 	static struct shd_job_inserted ins[BATCH];
 	static char args[BATCH][48];
-	struct shd_queue_config over = { .workers = 8, .fetch_batch = 100 };
+	struct shd_queue_config over = {.workers = 8, .fetch_batch = 100};
 	struct shp_error err = SHP_ERROR_INIT;
 	struct shd_queue *a = start_queue(&over), *b = start_queue(&over);
 
@@ -613,7 +630,8 @@ Test(queue, two_runners_exactly_once)
 		cr_assert_eq(shd_job_insert_many(tc, p, BATCH, ins, &err), 0, "%s", err.msg);
 	}
 	wait_val("SELECT count(*) FROM jobs WHERE state = 'completed'", NULL, N, 60000);
-	cr_assert_eq(val("SELECT count(*) FROM test_effects", NULL, NULL), N, "every key an effect");
+	cr_assert_eq(val("SELECT count(*) FROM test_effects", NULL, NULL), N,
+		     "every key an effect");
 	cr_assert_eq(val("SELECT count(*) FROM test_effects WHERE runs <> 1", NULL, NULL), 0,
 		     "every job ran once");
 	cr_assert_eq(val("SELECT sum(overlapped) FROM test_effects", NULL, NULL), 0,
@@ -633,7 +651,8 @@ Test(queue, leader_takeover_after_expiry)
 	int waited = 0;
 
 	/* a leader that dies: its row expires in 600 ms */
-	cr_assert_eq(shd_queue_elect(tc, "shepherd", "ghost", 600, &leader, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_queue_elect(tc, "shepherd", "ghost", 600, &leader, &err), 0, "%s",
+		     err.msg);
 	cr_assert(leader);
 	a = start_queue(NULL);
 	usleep(200 * 1000);
@@ -644,7 +663,8 @@ Test(queue, leader_takeover_after_expiry)
 	}
 	cr_assert(shd_queue_is_leader(a), "takeover after the row expired");
 	cr_assert_eq(val("SELECT count(*) FROM leader WHERE leader_id = $1", shd_queue_worker_id(a),
-			 NULL), 1);
+			 NULL),
+		     1);
 	b = start_queue(NULL);
 	usleep(300 * 1000);
 	cr_assert(!shd_queue_is_leader(b), "one leader at a time");
@@ -658,7 +678,7 @@ Test(queue, leader_takeover_after_expiry)
 
 Test(queue, runner_without_maintenance_never_leads)
 {
-	struct shd_queue_config over = { .worker_id = "no-maintenance" };
+	struct shd_queue_config over = {.worker_id = "no-maintenance"};
 	struct shd_queue *q = start_queue(&over);
 	int64_t id = enqueue("test.noop", NULL, NULL);
 
@@ -687,16 +707,20 @@ Test(queue, periodic_schedule)
 	cr_assert_eq(shd_periodic_due("*/5 * * * *", 0, &start, &err), -SHP_E_INVAL);
 
 	cr_assert_eq(shd_queue_periodic_enqueue(tc, "beat", "@every 60s", "test.noop", NULL,
-						1000000, &enq, &err), 0, "%s", err.msg);
+						1000000, &enq, &err),
+		     0, "%s", err.msg);
 	cr_assert(enq);
 	cr_assert_eq(shd_queue_periodic_enqueue(tc, "beat", "@every 60s", "test.noop", NULL,
-						1000010, &enq, &err), 0);
+						1000010, &enq, &err),
+		     0);
 	cr_assert(!enq, "a second leader does not enqueue the same period");
 	cr_assert_eq(shd_queue_periodic_enqueue(tc, "beat", "@every 60s", "test.noop", NULL,
-						1000060, &enq, &err), 0);
+						1000060, &enq, &err),
+		     0);
 	cr_assert(enq, "the next period gets its job");
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE unique_key LIKE 'periodic:beat:%'", NULL,
-			 NULL), 2);
+			 NULL),
+		     2);
 }
 
 Test(queue, cleaner_deletes_old_finished_jobs)
@@ -704,16 +728,17 @@ Test(queue, cleaner_deletes_old_finished_jobs)
 	struct shp_error err = SHP_ERROR_INIT;
 	int n = 0;
 
-	cr_assert_eq(shd_db_command(tc,
-				    "INSERT INTO jobs (kind, state, max_attempts, finalized_at)"
-				    " SELECT 'test.noop', s::job_state, 3, now() - a * interval '1 hour'"
-				    " FROM unnest($1::text[], $2::int[]) AS t(s, a)",
-				    2,
-				    (const char *[]){ "{completed,completed,discarded,discarded,"
-						      "cancelled}",
-						      "{1,25,25,200,200}" },
-				    &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(
+		shd_db_command(tc,
+			       "INSERT INTO jobs (kind, state, max_attempts, finalized_at)"
+			       " SELECT 'test.noop', s::job_state, 3, now() - a * interval '1 hour'"
+			       " FROM unnest($1::text[], $2::int[]) AS t(s, a)",
+			       2,
+			       (const char *[]){"{completed,completed,discarded,discarded,"
+						"cancelled}",
+						"{1,25,25,200,200}"},
+			       &err),
+		0, "%s", err.msg);
 	cr_assert_eq(shd_queue_clean(tc, 86400, 7 * 86400, 100, &n, &err), 0, "%s", err.msg);
 	cr_assert_eq(n, 3);
 	cr_assert_eq(val("SELECT count(*) FROM jobs", NULL, NULL), 2);
@@ -721,7 +746,7 @@ Test(queue, cleaner_deletes_old_finished_jobs)
 
 Test(queue, admin_get_list_discard)
 {
-	struct shd_job_filter f = { .state = SHD_JOB_AVAILABLE, .kind = "test.noop", .limit = 2 };
+	struct shd_job_filter f = {.state = SHD_JOB_AVAILABLE, .kind = "test.noop", .limit = 2};
 	struct shp_error err = SHP_ERROR_INIT;
 	int64_t ids[5];
 	json_t *page;
@@ -731,8 +756,9 @@ Test(queue, admin_get_list_discard)
 	page = shd_job_list(tc, &f, &err);
 	cr_assert(page, "%s", err.msg);
 	cr_assert_eq(json_array_size(json_object_get(page, "jobs")), 2);
-	cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(page, "jobs"),
-								       0), "id")), ids[4]);
+	cr_assert_eq(json_integer_value(json_object_get(
+			     json_array_get(json_object_get(page, "jobs"), 0), "id")),
+		     ids[4]);
 	f.before_id = json_integer_value(json_object_get(page, "next_before_id"));
 	json_decref(page);
 	cr_assert_eq(f.before_id, ids[3]);
@@ -772,7 +798,9 @@ Test(queue, unknown_kind_and_unparsable_args)
 	q = start_queue(NULL);
 	wait_state(deep, "discarded", 5000);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND errors[1]->>'error' ="
-			 " 'the job''s args cannot be parsed'", idstr(deep), NULL), 1);
+			 " 'the job''s args cannot be parsed'",
+			 idstr(deep), NULL),
+		     1);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(deep), NULL), 1);
 	wait_state(unknown, "discarded", 10000);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(unknown), NULL), 5,
@@ -845,14 +873,16 @@ static void expect_claim_on_backlog(void)
 		     0, "%s", err.msg);
 	cr_assert_eq(shd_db_command(tc, "ANALYZE jobs", 0, NULL, &err), 0, "%s", err.msg);
 	expect_index_any_plan("claim", "100, 'w', '{test.noop}', '{1000}', 1000", "jobs_fetch_idx");
-	expect_index_any_plan("claim-queues", "100, 'w', '{test.noop}', '{1000}', 1000, '{default}'",
+	expect_index_any_plan("claim-queues",
+			      "100, 'w', '{test.noop}', '{1000}', 1000, '{default}'",
 			      "jobs_fetch_idx");
 	/* a thousand claimed since the statistics saw none running: completions still go by id */
-	cr_assert_eq(shd_db_command(tc,
-				    "UPDATE jobs SET state = 'running', attempted_at = now(),"
-				    " lease_expires_at = now() + interval '1 minute' WHERE id <= $1",
-				    1, (const char *[]){"1000"}, &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(
+		shd_db_command(tc,
+			       "UPDATE jobs SET state = 'running', attempted_at = now(),"
+			       " lease_expires_at = now() + interval '1 minute' WHERE id <= $1",
+			       1, (const char *[]){"1000"}, &err),
+		0, "%s", err.msg);
 	expect_index_any_plan("done", "'{1,2,3}', now()", "jobs_pkey");
 	expect_index_any_plan("complete", "'{1,2,3}', '{}', 'w'", "jobs_pkey");
 	cr_assert_eq(shd_db_command(tc, "TRUNCATE jobs", 0, NULL, &err), 0, "%s", err.msg);
@@ -864,27 +894,29 @@ Test(queue, statements_use_their_indexes)
 
 	expect_claim_on_backlog();
 	/* a realistic table: mostly finished jobs, a few in each live state */
-	cr_assert_eq(shd_db_command(tc,
-				    "INSERT INTO jobs (kind, state, max_attempts, priority,"
-				    " scheduled_at, finalized_at, attempted_at, lease_expires_at)"
-				    " SELECT 'test.noop', st, 3, g % 101,"
-				    "  now() + CASE WHEN st IN ('scheduled', 'retryable')"
-				    "   THEN interval '1 hour' ELSE interval '0' END,"
-				    "  CASE WHEN st IN ('completed', 'cancelled', 'discarded')"
-				    "   THEN now() - (g % 48) * interval '1 hour' END,"
-				    "  CASE WHEN st = 'running' THEN now() END,"
-				    "  CASE WHEN st = 'running' THEN now() + interval '1 minute' END"
-				    " FROM generate_series(1, $1::int) g,"
-				    "  LATERAL (SELECT (CASE WHEN g % 50 = 0 THEN 'available'"
-				    "   WHEN g % 50 = 1 THEN 'scheduled' WHEN g % 50 = 2 THEN 'retryable'"
-				    "   WHEN g % 50 = 3 THEN 'running' WHEN g % 50 = 4 THEN 'discarded'"
-				    "   ELSE 'completed' END)::job_state AS st) s",
-				    1, (const char *[]){ "100000" }, &err),
+	cr_assert_eq(shd_db_command(
+			     tc,
+			     "INSERT INTO jobs (kind, state, max_attempts, priority,"
+			     " scheduled_at, finalized_at, attempted_at, lease_expires_at)"
+			     " SELECT 'test.noop', st, 3, g % 101,"
+			     "  now() + CASE WHEN st IN ('scheduled', 'retryable')"
+			     "   THEN interval '1 hour' ELSE interval '0' END,"
+			     "  CASE WHEN st IN ('completed', 'cancelled', 'discarded')"
+			     "   THEN now() - (g % 48) * interval '1 hour' END,"
+			     "  CASE WHEN st = 'running' THEN now() END,"
+			     "  CASE WHEN st = 'running' THEN now() + interval '1 minute' END"
+			     " FROM generate_series(1, $1::int) g,"
+			     "  LATERAL (SELECT (CASE WHEN g % 50 = 0 THEN 'available'"
+			     "   WHEN g % 50 = 1 THEN 'scheduled' WHEN g % 50 = 2 THEN 'retryable'"
+			     "   WHEN g % 50 = 3 THEN 'running' WHEN g % 50 = 4 THEN 'discarded'"
+			     "   ELSE 'completed' END)::job_state AS st) s",
+			     1, (const char *[]){"100000"}, &err),
 		     0, "%s", err.msg);
 	cr_assert_eq(shd_db_command(tc, "ANALYZE jobs", 0, NULL, &err), 0, "%s", err.msg);
 	expect_index_any_plan("claim", "100, 'w', '{test.noop}', '{1000}', 1000", "jobs_fetch_idx");
 	expect_index_any_plan("claim", "100, 'w', '{test.noop}', '{1000}', 1000", "Tid Scan");
-	expect_index_any_plan("claim-queues", "100, 'w', '{test.noop}', '{1000}', 1000, '{default}'",
+	expect_index_any_plan("claim-queues",
+			      "100, 'w', '{test.noop}', '{1000}', 1000, '{default}'",
 			      "jobs_fetch_idx");
 	expect_index_any_plan("done", "'{1,2,3}', now()", "jobs_pkey");
 	expect_index_any_plan("complete", "'{1,2,3}', '{}', 'w'", "jobs_pkey");
@@ -899,27 +931,27 @@ static const struct {
 	const char *name;
 	void (*fn)(void);
 } scenarios[] = {
-	{ "transactional_enqueue", test_transactional_enqueue },
-	{ "batch_insert", test_batch_insert },
-	{ "unique_key_duplicate", test_unique_key_duplicate },
-	{ "scheduled_not_run_early", test_scheduled_not_run_early },
-	{ "retry_with_backoff_then_success", test_retry_with_backoff_then_success },
-	{ "dead_letter_then_retry", test_dead_letter_then_retry },
-	{ "cancel_queued_and_running", test_cancel_queued_and_running },
-	{ "snooze_does_not_count_an_attempt", test_snooze_does_not_count_an_attempt },
-	{ "pause_and_resume", test_pause_and_resume },
-	{ "heartbeat_limited_by_sla", test_heartbeat_limited_by_sla },
-	{ "expired_lease_is_rescued_and_fenced", test_expired_lease_is_rescued_and_fenced },
-	{ "graceful_shutdown_requeues_long_job", test_graceful_shutdown_requeues_long_job },
-	{ "two_runners_exactly_once", test_two_runners_exactly_once },
-	{ "leader_takeover_after_expiry", test_leader_takeover_after_expiry },
-	{ "runner_without_maintenance_never_leads", test_runner_without_maintenance_never_leads },
-	{ "unknown_kind_and_unparsable_args", test_unknown_kind_and_unparsable_args },
-	{ "periodic_schedule", test_periodic_schedule },
-	{ "cleaner_deletes_old_finished_jobs", test_cleaner_deletes_old_finished_jobs },
-	{ "admin_get_list_discard", test_admin_get_list_discard },
-	{ "bad_parameters_refused", test_bad_parameters_refused },
-	{ "statements_use_their_indexes", test_statements_use_their_indexes },
+	{"transactional_enqueue", test_transactional_enqueue},
+	{"batch_insert", test_batch_insert},
+	{"unique_key_duplicate", test_unique_key_duplicate},
+	{"scheduled_not_run_early", test_scheduled_not_run_early},
+	{"retry_with_backoff_then_success", test_retry_with_backoff_then_success},
+	{"dead_letter_then_retry", test_dead_letter_then_retry},
+	{"cancel_queued_and_running", test_cancel_queued_and_running},
+	{"snooze_does_not_count_an_attempt", test_snooze_does_not_count_an_attempt},
+	{"pause_and_resume", test_pause_and_resume},
+	{"heartbeat_limited_by_sla", test_heartbeat_limited_by_sla},
+	{"expired_lease_is_rescued_and_fenced", test_expired_lease_is_rescued_and_fenced},
+	{"graceful_shutdown_requeues_long_job", test_graceful_shutdown_requeues_long_job},
+	{"two_runners_exactly_once", test_two_runners_exactly_once},
+	{"leader_takeover_after_expiry", test_leader_takeover_after_expiry},
+	{"runner_without_maintenance_never_leads", test_runner_without_maintenance_never_leads},
+	{"unknown_kind_and_unparsable_args", test_unknown_kind_and_unparsable_args},
+	{"periodic_schedule", test_periodic_schedule},
+	{"cleaner_deletes_old_finished_jobs", test_cleaner_deletes_old_finished_jobs},
+	{"admin_get_list_discard", test_admin_get_list_discard},
+	{"bad_parameters_refused", test_bad_parameters_refused},
+	{"statements_use_their_indexes", test_statements_use_their_indexes},
 };
 
 int main(void)
