@@ -1,0 +1,77 @@
+/*
+ * The VM domain model and the mapper from KubeVirt objects to it. The rest of shepherd never
+ * sees a VirtualMachine or VirtualMachineInstance: the provider maps them here, checking every
+ * field it reads (absent, null, wrong type), so a malformed object from a cluster becomes a
+ * clear error or an UNKNOWN status, never a crash or a wrong answer.
+ *
+ * Pure functions: no I/O, any thread.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "cleanup.h"
+
+struct shp_error;
+
+/* A VM's state as shepherd shows it (no PENDING here: a VM row exists only once approved). */
+enum shd_vm_status {
+	SHD_VM_RUNNING,
+	SHD_VM_STOPPED,
+	SHD_VM_STARTING,
+	SHD_VM_STOPPING,
+	SHD_VM_MIGRATING,
+	SHD_VM_PAUSED,
+	SHD_VM_FAILED,
+	SHD_VM_UNKNOWN,
+	_SHD_VM_STATUS_MAX,
+};
+
+const char *shd_vm_status_to_string(enum shd_vm_status s); /* "RUNNING" */
+int shd_vm_status_from_string(const char *s);              /* -1 if unknown */
+
+#define SHD_VM_NAME_MAX 253 /* a Kubernetes object name */
+
+struct shd_vm {
+	char name[SHD_VM_NAME_MAX + 1];
+	char namespace_[64];
+	char uid[64];
+	char resource_version[32];
+	enum shd_vm_status status;
+	char printable_status[32]; /* KubeVirt's own word, "" if absent */
+	char run_strategy[24];     /* Always, Halted, Manual, RerunOnFailure, Once; "" if unknown */
+	bool ready;
+	int cpus;             /* sockets × cores × threads; 0 if not set (an instancetype) */
+	int64_t memory_bytes; /* domain.memory.guest or resources.requests.memory; 0 if unset */
+	char instancetype[SHD_VM_NAME_MAX + 1];
+	char node[SHD_VM_NAME_MAX + 1]; /* from the VMI */
+	char ip[64];                    /* the first interface's address, from the VMI */
+	char error[512];                /* why the VM is FAILED or UNKNOWN, "" otherwise */
+};
+
+/*
+ * Map a VirtualMachine (and its VirtualMachineInstance, or NULL when there is none) into
+ * ret. SHP_E_INVAL when the VM has no usable identity (metadata.name, metadata.namespace) or
+ * the VMI is not the VM's; everything else that is malformed degrades to UNKNOWN with error.
+ */
+int shd_vm_map(const json_t *vm, const json_t *vmi, struct shd_vm *ret,
+	       struct shp_error *err) SHP_MUSTCHECK;
+
+/*
+ * Map a VirtualMachineList and a VirtualMachineInstanceList ({"items": [...]}) with one
+ * lookup of the VMIs by namespace and name (sorted once, then binary search), not one scan per
+ * VM. *ret (owned, free()) holds *ret_n VMs in the list's order; items that cannot be mapped
+ * are skipped and counted in *ret_skipped (may be NULL).
+ */
+int shd_vm_map_list(const json_t *vms, const json_t *vmis, struct shd_vm **ret, size_t *ret_n,
+		    size_t *ret_skipped, struct shp_error *err) SHP_MUSTCHECK;
+
+/*
+ * A Kubernetes resource quantity ("2Gi", "512M", "1.5Gi", "1024", "100m") in bytes, rounded
+ * down. SHP_E_INVAL for anything else or a value over INT64_MAX.
+ */
+int shd_k8s_quantity_bytes(const char *q, int64_t *ret, struct shp_error *err) SHP_MUSTCHECK;
