@@ -23,6 +23,7 @@ struct shd_dbpool;
 struct shd_metrics;
 struct shd_exec_engine;
 struct shd_sse_hub;
+struct shd_providers;
 struct MHD_Connection;
 struct MHD_Response;
 
@@ -99,8 +100,9 @@ struct shd_daemon {
 	struct shd_metrics *metrics;
 	struct shd_exec_engine *exec;
 	struct shd_sse_hub *sse;
-	uid_t owner_uid;        /* the account running the daemon: a bootstrap admin */
-	uint64_t started_at_us; /* realtime */
+	struct shd_providers *providers; /* one provider per cluster (provider.h) */
+	uid_t owner_uid;                 /* the account running the daemon: a bootstrap admin */
+	uint64_t started_at_us;          /* realtime */
 	bool embedded_db;
 	int schema_latest; /* highest migration version on disk */
 	char pg_server_version[32];

@@ -75,3 +75,65 @@ int shd_vm_map_list(const json_t *vms, const json_t *vmis, struct shd_vm **ret, 
  * down. SHP_E_INVAL for anything else or a value over INT64_MAX.
  */
 int shd_k8s_quantity_bytes(const char *q, int64_t *ret, struct shp_error *err) SHP_MUSTCHECK;
+
+/* ---- the other domain models: snapshots, restores, clones, migrations, instance types ---- */
+
+struct shd_snapshot {
+	char name[SHD_VM_NAME_MAX + 1];
+	char namespace_[64];
+	char uid[64];
+	char vm[SHD_VM_NAME_MAX + 1]; /* spec.source.name */
+	char phase[24];               /* InProgress, Succeeded, Failed, Deleting, Unknown; "" */
+	bool ready;                   /* status.readyToUse */
+	char content[SHD_VM_NAME_MAX + 1]; /* status.virtualMachineSnapshotContentName */
+	char created_at[40];               /* status.creationTime, RFC 3339, "" if not yet */
+	char error[512];                   /* status.error.message or a Failure condition */
+};
+
+struct shd_restore {
+	char name[SHD_VM_NAME_MAX + 1];
+	char namespace_[64];
+	char vm[SHD_VM_NAME_MAX + 1];       /* spec.target.name */
+	char snapshot[SHD_VM_NAME_MAX + 1]; /* spec.virtualMachineSnapshotName */
+	bool complete;                      /* status.complete */
+	char error[512];
+};
+
+struct shd_clone {
+	char name[SHD_VM_NAME_MAX + 1];
+	char namespace_[64];
+	char source_kind[32]; /* VirtualMachine or VirtualMachineSnapshot */
+	char source[SHD_VM_NAME_MAX + 1];
+	char target[SHD_VM_NAME_MAX + 1]; /* spec.target.name, else status.targetName */
+	char phase[32]; /* SnapshotInProgress, RestoreInProgress, CreatingTargetVM, Succeeded, ...
+			 */
+	char error[512];
+};
+
+struct shd_migration {
+	char name[SHD_VM_NAME_MAX + 1];
+	char namespace_[64];
+	char uid[64];
+	char vm[SHD_VM_NAME_MAX + 1]; /* spec.vmiName */
+	char phase[24];               /* Pending ... Running, Succeeded, Failed; "" */
+	char source_node[SHD_VM_NAME_MAX + 1];
+	char target_node[SHD_VM_NAME_MAX + 1];
+	bool completed, failed, abort_requested;
+	char error[512];
+};
+
+struct shd_instancetype {
+	char name[SHD_VM_NAME_MAX + 1];
+	char namespace_[64]; /* "" for a cluster instance type */
+	bool cluster_scoped;
+	int cpus;             /* spec.cpu.guest */
+	int64_t memory_bytes; /* spec.memory.guest */
+};
+
+struct shd_preference {
+	char name[SHD_VM_NAME_MAX + 1];
+	char namespace_[64]; /* "" for a cluster preference */
+	bool cluster_scoped;
+	char cpu_topology[24]; /* spec.cpu.preferredCPUTopology, "" if unset */
+	char disk_bus[16];     /* spec.devices.preferredDiskBus, "" if unset */
+};
