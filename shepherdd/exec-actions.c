@@ -1,6 +1,6 @@
 /*
- * The actions a plan's steps may name, and the helpers actions use. Until the provider's
- * actions arrive this is the test set, which stays available to tests afterwards:
+ * The actions a plan's steps may name, and the helpers actions use. The VM actions live in
+ * exec-vm.c; this is the test set, which stays available to tests:
  *   test.noop    read    does nothing
  *   test.sleep   read    {"ms": N} sleeps N ms (honours the step's deadline)
  *   test.fail    read    {"times": N} fails transiently on its first N runs;

@@ -440,7 +440,8 @@ static int run_step(struct run *r, const PGresult *steps, int row, enum shd_job_
 				 .tenant = r->tenant,
 				 .targets = targets,
 				 .params = params,
-				 .job = r->job};
+				 .job = r->job,
+				 .providers = r->e->providers};
 	uint64_t now = mono_ns(), step_deadline = now + (uint64_t)step_ms * 1000000u;
 	json_auto_t *result = NULL;
 	int rc;
@@ -775,6 +776,11 @@ struct shd_exec_engine *shd_exec_engine_free(struct shd_exec_engine *e)
 		free(e->kinds);
 	free(e);
 	return NULL;
+}
+
+void shd_exec_set_providers(struct shd_exec_engine *e, struct shd_providers *providers)
+{
+	e->providers = providers;
 }
 
 atomic_uint_fast64_t *shd_exec_reaped_counter(struct shd_exec_engine *e)

@@ -26,6 +26,7 @@
 #include "queue.h"
 
 struct shp_error;
+struct shd_providers;
 struct shd_exec_engine;
 
 /* What an action does to its targets: it picks the timeout policy and the approval level. */
@@ -45,6 +46,7 @@ struct shd_step_ctx {
 	uint64_t deadline_ns;  /* monotonic: the step's time is up here */
 	struct shd_job *job;   /* the queue job (background path) or NULL (immediate path) */
 	json_t *result;        /* the action may set a small result object (owned by the runner) */
+	struct shd_providers *providers; /* the clusters' providers; NULL in tests without them */
 };
 
 /*
@@ -66,6 +68,7 @@ struct shd_action {
 
 /* The action table (exec-actions.c), ended by { NULL }. The test set is always present. */
 extern const struct shd_action shd_actions[];
+extern const struct shd_action shd_vm_actions[]; /* exec-vm.c: vm.get, vm.create, ... */
 const struct shd_action *shd_action_find(const char *name);
 
 /*
@@ -90,6 +93,8 @@ struct shd_exec_config {
 struct shd_exec_engine *shd_exec_engine_new(const struct shd_exec_config *cfg,
 					    struct shp_error *err);
 struct shd_exec_engine *shd_exec_engine_free(struct shd_exec_engine *e);
+/* Give the engine the daemon's providers (borrowed; set before the queue starts). */
+void shd_exec_set_providers(struct shd_exec_engine *e, struct shd_providers *providers);
 SHP_DEFINE_CLEANUP(struct shd_exec_engine *, shd_exec_engine_free)
 
 /* The counter the lock reaper adds to (for shd_locks_register). Borrowed, e's life. */
