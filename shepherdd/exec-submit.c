@@ -35,6 +35,31 @@ static void plan_info_release(struct plan_info *pi)
 	pi->plan = NULL;
 }
 
+/* An action that lists its parameters refuses any other: a typo must not pass silently. */
+static int check_params(const struct shd_action *a, const json_t *params, size_t i,
+			struct shp_error *err)
+{
+	const char *key;
+	json_t *v;
+
+	if (!a->params)
+		return 0;
+	json_object_foreach((json_t *)params, key, v)
+	{
+		const char *const *k = a->params;
+
+		while (*k && strcmp(*k, key) != 0)
+			k++;
+		if (!*k) {
+			shp_error_set(err, SHP_E_INVAL, "step %zu: unknown parameter '%s' for %s",
+				      i, key, a->name);
+			shp_error_detail(err, "field", "plan.steps[%zu].params.%s", i, key);
+			return -SHP_E_INVAL;
+		}
+	}
+	return 0;
+}
+
 int shd_exec_analyse(const json_t *plan, json_t **ret_plan, enum shd_action_class *ret_cls,
 		     int64_t *ret_ms, size_t *ret_steps, size_t *ret_targets, struct shp_error *err)
 {
@@ -64,6 +89,8 @@ int shd_exec_analyse(const json_t *plan, json_t **ret_plan, enum shd_action_clas
 			shp_error_detail(err, "field", "plan.steps[%zu].action", i);
 			return -SHP_E_INVAL;
 		}
+		if (check_params(a, json_object_get(step, "params"), i, err) < 0)
+			return -err->code;
 		if (a->cls > cls)
 			cls = a->cls;
 		est = a->estimate(json_object_get(step, "params"), json_array_size(targets));

@@ -64,6 +64,7 @@ struct shd_action {
 	enum shd_action_class cls;
 	shd_action_estimate_fn estimate;
 	shd_action_fn run;
+	const char *const *params; /* the parameters it knows, NULL-terminated; NULL = any */
 };
 
 /* The action table (exec-actions.c), ended by { NULL }. The test set is always present. */
