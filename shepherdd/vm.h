@@ -137,3 +137,22 @@ struct shd_preference {
 	char cpu_topology[24]; /* spec.cpu.preferredCPUTopology, "" if unset */
 	char disk_bus[16];     /* spec.devices.preferredDiskBus, "" if unset */
 };
+
+/*
+ * Mappers of the other KubeVirt objects, as defensive as shd_vm_map: SHP_E_INVAL when the
+ * object is not an object or has no usable metadata.name (or metadata.namespace, for the
+ * namespaced kinds); every other field that is absent, null or of the wrong type is left empty.
+ * Pure functions (vm-map-objs.c).
+ */
+int shd_snapshot_map(const json_t *obj, struct shd_snapshot *ret,
+		     struct shp_error *err) SHP_MUSTCHECK;
+int shd_restore_map(const json_t *obj, struct shd_restore *ret,
+		    struct shp_error *err) SHP_MUSTCHECK;
+int shd_clone_map(const json_t *obj, struct shd_clone *ret, struct shp_error *err) SHP_MUSTCHECK;
+int shd_migration_map(const json_t *obj, struct shd_migration *ret,
+		      struct shp_error *err) SHP_MUSTCHECK;
+/* Cluster-scoped when metadata.namespace is absent (VirtualMachineCluster* kinds). */
+int shd_instancetype_map(const json_t *obj, struct shd_instancetype *ret,
+			 struct shp_error *err) SHP_MUSTCHECK;
+int shd_preference_map(const json_t *obj, struct shd_preference *ret,
+		       struct shp_error *err) SHP_MUSTCHECK;
