@@ -53,8 +53,9 @@ static int get_one(struct kv *kv, const char *api, const char *ns, const char *p
 	json_auto_t *obj = NULL;
 	int rc = kv_check_ns_name(ns, plural, name, err);
 
-	if (rc == 0)
-		rc = kv_path(&p, api, ns, plural, name, err);
+	if (rc < 0)
+		return rc;
+	rc = kv_path(&p, api, ns, plural, name, err);
 	if (rc == 0)
 		rc = kv_get(kv, p.buf, kv_deadline(kv, deadline_ns), &obj, err);
 	if (rc == 0)
@@ -202,8 +203,9 @@ static int delete_one(struct kv *kv, const char *api, const char *ns, const char
 	_cleanup_(shp_buf_releasep) struct shp_buf p = SHP_BUF_INIT(KV_PATH_MAX);
 	int rc = kv_check_ns_name(ns, plural, name, err);
 
-	if (rc == 0)
-		rc = kv_path(&p, api, ns, plural, name, err);
+	if (rc < 0)
+		return rc;
+	rc = kv_path(&p, api, ns, plural, name, err);
 	if (rc == 0)
 		rc = kv_delete(kv, p.buf, kv_deadline(kv, deadline_ns), err);
 	if (rc < 0)

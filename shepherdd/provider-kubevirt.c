@@ -256,8 +256,9 @@ static int kv_get_vm(void *impl, const char *ns, const char *name, struct shd_vm
 	uint64_t dl = kv_deadline(kv, deadline_ns);
 	int rc = kv_check_ns_name(ns, "VM", name, err);
 
-	if (rc == 0)
-		rc = kv_path(&p, KV_VM_API, ns, "virtualmachines", name, err);
+	if (rc < 0)
+		return rc; /* not echoed: the names are not valid */
+	rc = kv_path(&p, KV_VM_API, ns, "virtualmachines", name, err);
 	if (rc == 0)
 		rc = kv_get(kv, p.buf, dl, &vm, err);
 	if (rc == 0)
@@ -409,8 +410,9 @@ static int kv_delete_vm(void *impl, const char *ns, const char *name, uint64_t d
 	_cleanup_(shp_buf_releasep) struct shp_buf p = SHP_BUF_INIT(KV_PATH_MAX);
 	int rc = kv_check_ns_name(ns, "VM", name, err);
 
-	if (rc == 0)
-		rc = kv_path(&p, KV_VM_API, ns, "virtualmachines", name, err);
+	if (rc < 0)
+		return rc;
+	rc = kv_path(&p, KV_VM_API, ns, "virtualmachines", name, err);
 	if (rc == 0)
 		rc = kv_delete(kv, p.buf, kv_deadline(kv, deadline_ns), err);
 	if (rc < 0)
