@@ -273,16 +273,19 @@ void shd_k8s_free_headers(struct curl_slist *l)
 size_t shd_k8s_on_header(char *p, size_t size, size_t n, void *ud)
 {
 	struct shd_k8s_xfer *x = ud;
-	size_t len = size * n, v;
+	size_t len = size * n, v, end = len;
 
-	if (len > 12 && strncasecmp(p, "retry-after:", 12) == 0) {
-		for (v = 12; v < len && (p[v] == ' ' || p[v] == '\t'); v++)
+	/* curl's header data is not NUL-terminated: every read stays within len */
+	while (end > 0 && (p[end - 1] == '\r' || p[end - 1] == '\n'))
+		end--;
+	if (end > 12 && strncasecmp(p, "retry-after:", 12) == 0) {
+		for (v = 12; v < end && (p[v] == ' ' || p[v] == '\t'); v++)
 			;
 		(void)snprintf(x->retry_after, sizeof(x->retry_after), "%.*s",
-			       (int)strcspn(p + v, "\r\n"), p + v);
-	} else if (len > 8 && strncasecmp(p, "warning:", 8) == 0) {
-		log_debug("cluster '%s' warns: %.*s", x->k->name,
-			  (int)(len > 300 ? 300 : strcspn(p + 8, "\r\n")), p + 8);
+			       (int)(end - v < 31 ? end - v : 31), p + v);
+	} else if (end > 8 && strncasecmp(p, "warning:", 8) == 0) {
+		log_debug("cluster '%s' warns:%.*s", x->k->name,
+			  (int)(end - 8 < 300 ? end - 8 : 300), p + 8);
 	}
 	return len;
 }
