@@ -16,6 +16,7 @@
 #include "migrate.h"
 #include "shepherdd.h"
 #include "util.h"
+#include "watcher.h"
 
 static const char live_body[] = "{\"status\":\"ok\"}";
 
@@ -81,6 +82,8 @@ int shd_api_metrics(struct shd_req *req, struct shd_resp *resp, struct shp_error
 	r = shd_metrics_render(req->d, &b);
 	if (r == 0 && req->d->exec)
 		r = shd_exec_metrics_render(req->d->exec, conn, &b);
+	if (r == 0)
+		r = shd_watcher_metrics_render(req->d->watcher, &b);
 	if (conn)
 		shd_dbpool_put(req->d->pool, conn);
 	if (r < 0) {

@@ -24,6 +24,8 @@ struct shd_metrics;
 struct shd_exec_engine;
 struct shd_sse_hub;
 struct shd_providers;
+struct shd_watcher;
+struct shd_health;
 struct MHD_Connection;
 struct MHD_Response;
 
@@ -70,6 +72,8 @@ struct shd_config {
 	int queue_fetch_batch;
 	int queue_poll_interval_ms;
 	int queue_shutdown_grace_ms;
+	int health_interval_s;      /* the cluster health job's period */
+	int watch_scan_interval_ms; /* the watcher looks for new clusters this often */
 	enum shp_log_level log_level;
 	enum shp_log_format log_format;
 
@@ -101,6 +105,8 @@ struct shd_daemon {
 	struct shd_exec_engine *exec;
 	struct shd_sse_hub *sse;
 	struct shd_providers *providers; /* one provider per cluster (provider.h) */
+	struct shd_watcher *watcher;     /* the VM list-watch (watcher.h), NULL until started */
+	struct shd_health *health;       /* the cluster health checker (health.h) */
 	uid_t owner_uid;                 /* the account running the daemon: a bootstrap admin */
 	uint64_t started_at_us;          /* realtime */
 	bool embedded_db;
@@ -340,6 +346,8 @@ int shd_api_clusters_create(struct shd_req *, struct shd_resp *, struct shp_erro
 int shd_api_clusters_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_clusters_get(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_clusters_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_clusters_health(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_clusters_vms(struct shd_req *, struct shd_resp *, struct shp_error *);
 
 int shd_api_audit_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 
