@@ -368,10 +368,12 @@ static int mig_migrate(void *impl, const char *ns, const char *vm, struct shd_mi
 
 	if (rc < 0)
 		return rc;
-	obj = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:s}}", "apiVersion",
+	/* KubeVirt's webhook sets the vmi-name label too; setting it makes any server list right */
+	obj = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}}, s:{s:s}}", "apiVersion",
 			"kubevirt.io/v1", "kind", "VirtualMachineInstanceMigration", "metadata",
 			"generateName", "shepherd-migrate-", "namespace", ns, "labels",
-			SHD_LABEL_MANAGED_BY, "shepherd", "spec", "vmiName", vm);
+			SHD_LABEL_MANAGED_BY, "shepherd", "kubevirt.io/vmi-name", vm, "spec",
+			"vmiName", vm);
 	if (!obj)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	rc = kv_path(&p, KV_VM_API, ns, "virtualmachineinstancemigrations", NULL, err);
