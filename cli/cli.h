@@ -99,6 +99,7 @@ extern const char *const cli_output_values[];
 extern const char *const cli_environment_values[];
 extern const char *const cli_shell_values[];
 
+extern const struct shp_cmd cmd_adoption;
 extern const struct shp_cmd cmd_audit;
 extern const struct shp_cmd cmd_cluster;
 extern const struct shp_cmd cmd_completion;
@@ -109,6 +110,7 @@ extern const struct shp_cmd cmd_man_commands;
 extern const struct shp_cmd cmd_man_options;
 extern const struct shp_cmd cmd_namespace;
 extern const struct shp_cmd cmd_queue;
+extern const struct shp_cmd cmd_reconcile;
 extern const struct shp_cmd cmd_status;
 extern const struct shp_cmd cmd_tasks;
 extern const struct shp_cmd cmd_tenant;

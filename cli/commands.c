@@ -12,6 +12,7 @@
 const struct shp_cmd *const cli_commands[] = {
 	&cmd_man_commands,
 	&cmd_man_options,
+	&cmd_adoption,
 	&cmd_audit,
 	&cmd_cluster,
 	&cmd_completion,
@@ -20,6 +21,7 @@ const struct shp_cmd *const cli_commands[] = {
 	&cmd_jobs,
 	&cmd_namespace,
 	&cmd_queue,
+	&cmd_reconcile,
 	&cmd_status,
 	&cmd_tasks,
 	&cmd_tenant,

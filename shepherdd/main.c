@@ -28,6 +28,7 @@
 #include "locks.h"
 #include "exec.h"
 #include "queue.h"
+#include "reconcile.h"
 #include "shepherdd.h"
 #include "util.h"
 
@@ -155,7 +156,7 @@ static void setup_signals(sigset_t *set)
 
 /* The job queue runs beside the listeners, on connections of its own. */
 static struct shd_queue *queue_start(const struct shd_config *cfg,
-				     const struct shd_dbpool_config *pc, struct shd_exec_engine *e,
+				     const struct shd_dbpool_config *pc, struct shd_daemon *d,
 				     struct shp_error *err)
 {
 	struct shd_queue_config qc = {
@@ -171,8 +172,11 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 	if (!q)
 		return NULL;
 	if (shd_jobs_test_register(q, err) < 0 || shd_events_register(q, err) < 0 ||
-	    shd_locks_register(q, shd_exec_reaped_counter(e), err) < 0 ||
-	    shd_exec_register(e, q, err) < 0 || shd_queue_start(q, err) < 0)
+	    shd_locks_register(q, shd_exec_reaped_counter(d->exec), err) < 0 ||
+	    shd_exec_register(d->exec, q, err) < 0 ||
+	    shd_reconcile_register(q, d, cfg->reconcile_interval_s, cfg->reconcile_mode,
+				   cfg->adoption_interval_s, err) < 0 ||
+	    shd_queue_start(q, err) < 0)
 		return shd_queue_free(q);
 	return q;
 }
@@ -256,7 +260,7 @@ static int run_daemon(const struct shd_config *cfg)
 	srv = shd_server_start(&d, &err);
 	if (!srv)
 		goto out;
-	queue = queue_start(cfg, &pc, d.exec, &err);
+	queue = queue_start(cfg, &pc, &d, &err);
 	if (!queue)
 		goto out;
 	log_info("shepherdd %s ready: socket '%s'%s%s, database %s, schema version %d",

@@ -23,6 +23,8 @@
 
 #define NS "/api/v1/namespaces"
 #define CL "/api/v1/clusters"
+#define RC "/api/v1/reconcile"
+#define AD "/api/v1/adoptions"
 
 const struct shd_route shd_routes[] = {
 	{"GET", SHP_ROUTE_HEALTH_LIVE, shd_api_health_live, ROUTE_PUBLIC, NULL, NULL,
@@ -95,6 +97,17 @@ const struct shd_route shd_routes[] = {
 	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "EXEC_FLAG_SET", "execution_flag", "exec_flags_put"},
 	{"DELETE", SHP_ROUTE_EXEC_FLAGS "/{scope}", shd_api_exec_flags_delete,
 	 ROUTE_DB | ROUTE_ADMIN, "EXEC_FLAG_UNSET", "execution_flag", "exec_flags_delete"},
+	{"POST", RC, shd_api_reconcile_run, ROUTE_DB | ROUTE_ADMIN, "RECONCILE_RUN", "cluster",
+	 "reconcile_run"},
+	{"GET", RC "/runs", shd_api_reconcile_runs, ROUTE_DB | ROUTE_ADMIN, NULL, NULL,
+	 "reconcile_runs"},
+	{"GET", AD, shd_api_adoptions_list, ROUTE_DB | ROUTE_ADMIN, NULL, NULL, "adoptions_list"},
+	{"POST", AD "/scan", shd_api_adoptions_scan, ROUTE_DB | ROUTE_ADMIN, "ADOPTION_SCAN",
+	 "cluster", "adoptions_scan"},
+	{"POST", AD "/{id}/adopt", shd_api_adoptions_adopt, ROUTE_DB | ROUTE_ADMIN,
+	 "ADOPTION_ADOPTED", "adoption", "adoptions_adopt"},
+	{"POST", AD "/{id}/ignore", shd_api_adoptions_ignore, ROUTE_DB | ROUTE_ADMIN,
+	 "ADOPTION_IGNORED", "adoption", "adoptions_ignore"},
 };
 
 const size_t shd_routes_count = SHP_ARRAY_SIZE(shd_routes);

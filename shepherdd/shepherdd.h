@@ -72,6 +72,9 @@ struct shd_config {
 	int queue_fetch_batch;
 	int queue_poll_interval_ms;
 	int queue_shutdown_grace_ms;
+	int reconcile_interval_s;
+	char *reconcile_mode; /* "dry-run" or "mark" */
+	int adoption_interval_s;
 	int health_interval_s;      /* the cluster health job's period */
 	int watch_scan_interval_ms; /* the watcher looks for new clusters this often */
 	enum shp_log_level log_level;
@@ -371,6 +374,12 @@ int shd_api_tenant_members_delete(struct shd_req *, struct shd_resp *, struct sh
 int shd_api_exec_flags_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_exec_flags_put(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_exec_flags_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_reconcile_run(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_reconcile_runs(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_adoptions_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_adoptions_scan(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_adoptions_adopt(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_adoptions_ignore(struct shd_req *, struct shd_resp *, struct shp_error *);
 
 /* ---- sse.c: task event streams --------------------------------------------------------------- */
 
