@@ -15,6 +15,8 @@ _shepherd_files()
 _shepherd_verbs()
 {
 	case "$1" in
+	adoption)
+		_shepherd_offer 'adopt ignore list scan' ;;
 	audit)
 		_shepherd_offer 'list' ;;
 	cluster)
@@ -68,7 +70,7 @@ _shepherd()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		w="${COMP_WORDS[i]}"
 		case "$w" in
-		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--action|--actor|--resource-type|--resource|--limit|--api-url|--environment|--env|--credentials-ref|--description|--state|--kind|--queue|--reason|--status|--tenant|--file|-f|--sla|--priority|--user|--expires)
+		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--namespace|--state|--cluster|--limit|--action|--actor|--resource-type|--resource|--api-url|--environment|--env|--credentials-ref|--description|--kind|--queue|--mode|--reason|--status|--tenant|--file|-f|--sla|--priority|--user|--expires)
 			if [[ ${COMP_WORDS[i+1]} == = ]]; then
 				((i += 2))
 			else
@@ -84,8 +86,52 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--socket --server --token --cacert --cert --key --output -o --json --no-color --quiet -q --verbose -v --timeout --help -h --version'
 		else
-			_shepherd_offer 'audit cluster completion flags help jobs namespace queue status tasks tenant token version whoami'
+			_shepherd_offer 'adoption audit cluster completion flags help jobs namespace queue reconcile status tasks tenant token version whoami'
 		fi ;;
+	adoption)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs adoption
+			fi ;;
+		adopt)
+			case "$prev" in
+			--namespace)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --help -h'
+			fi
+			;;
+		ignore)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--state)
+				_shepherd_offer 'pending adopted ignored'
+				return ;;
+			--cluster|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--state --cluster --limit --help -h'
+			fi
+			;;
+		scan)
+			case "$prev" in
+			--cluster)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--cluster --help -h'
+			fi
+			;;
+		esac ;;
 	audit)
 		case "${pos[1]}" in
 		'')
@@ -179,7 +225,7 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--help -h'
 		elif [[ ${#pos[@]} -eq 1 ]]; then
-			_shepherd_offer 'audit cluster completion flags help jobs namespace queue status tasks tenant token version whoami'
+			_shepherd_offer 'adoption audit cluster completion flags help jobs namespace queue reconcile status tasks tenant token version whoami'
 		elif [[ ${#pos[@]} -eq 2 ]]; then
 			_shepherd_verbs "${pos[1]}"
 		fi
@@ -292,6 +338,20 @@ _shepherd()
 			fi
 			;;
 		esac ;;
+	reconcile)
+		case "$prev" in
+		--mode)
+			_shepherd_offer 'dry-run mark'
+			return ;;
+		--cluster|--limit)
+			return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			_shepherd_offer '--mode --cluster --limit --help -h'
+		elif [[ ${#pos[@]} -eq 1 ]]; then
+			_shepherd_offer 'runs'
+		fi
+		;;
 	status)
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--help -h'

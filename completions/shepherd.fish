@@ -13,7 +13,7 @@ function __shepherd_words
             continue
         end
         switch $w
-            case --socket --server --token --cacert --cert --key --output -o --timeout --action --actor --resource-type --resource --limit --api-url --environment --env --credentials-ref --description --state --kind --queue --reason --status --tenant --file -f --sla --priority --user --expires
+            case --socket --server --token --cacert --cert --key --output -o --timeout --namespace --state --cluster --limit --action --actor --resource-type --resource --api-url --environment --env --credentials-ref --description --kind --queue --mode --reason --status --tenant --file -f --sla --priority --user --expires
                 set skip 1
             case '-*'
             case '*'
@@ -60,6 +60,7 @@ complete -c shepherd -s v -l verbose -d 'show each request, its status, timing a
 complete -c shepherd -l timeout -x -d 'give up on a request after this long (default 30)'
 complete -c shepherd -s h -l help -d 'show help and exit'
 complete -c shepherd -l version -d 'show the client version and exit'
+complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a adoption -d 'adopt existing VMs into shepherd (platform admins)'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a audit -d 'read the audit log'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a cluster -d 'manage the Kubernetes clusters virtual machines run on'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a completion -d 'print a shell completion script'
@@ -68,12 +69,24 @@ complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a help -d 'show h
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a jobs -d 'inspect and steer the job queue (platform admins)'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a namespace -d 'manage the namespace registry'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a queue -d 'see and pause the job queues (platform admins)'
+complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a reconcile -d 'compare the database with the clusters (platform admins)'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a status -d 'show the daemon\'s health'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a tasks -d 'run plans and follow their tasks'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a tenant -d 'manage who belongs to a tenant'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a token -d 'manage API tokens'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a version -d 'show the client\'s and the daemon\'s versions'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a whoami -d 'show who the daemon takes you for'
+
+# adoption
+complete -c shepherd -n '__shepherd_nargs adoption 0' -a adopt -d 'adopt a VM offered for adoption'
+complete -c shepherd -n '__shepherd_nargs adoption 0' -a ignore -d 'decline a VM offered for adoption'
+complete -c shepherd -n '__shepherd_nargs adoption 0' -a list -d 'list VMs offered for adoption, newest first'
+complete -c shepherd -n '__shepherd_nargs adoption 0' -a scan -d 'look for VMs offered for adoption now'
+complete -c shepherd -n '__shepherd_in adoption adopt' -l namespace -x -d 'refuse unless the VM is in this namespace (a guard against adopting the wrong VM)'
+complete -c shepherd -n '__shepherd_in adoption list' -l state -x -a 'pending adopted ignored' -d 'only adoptions in this state'
+complete -c shepherd -n '__shepherd_in adoption list' -l cluster -x -d 'only this cluster\'s'
+complete -c shepherd -n '__shepherd_in adoption list' -l limit -x -d 'show at most the N newest'
+complete -c shepherd -n '__shepherd_in adoption scan' -l cluster -x -d 'only this cluster'
 
 # audit
 complete -c shepherd -n '__shepherd_nargs audit 0' -a list -d 'list audit entries, newest first'
@@ -104,6 +117,11 @@ complete -c shepherd -n '__shepherd_nargs flags 0' -a set -d 'switch execution o
 complete -c shepherd -n '__shepherd_nargs flags 0' -a unset -d 'remove the flag of a scope'
 
 # help
+complete -c shepherd -n '__shepherd_nargs help 0' -a adoption -d 'adopt existing VMs into shepherd (platform admins)'
+complete -c shepherd -n '__shepherd_in help adoption; and __shepherd_nargs help 1' -a adopt -d 'adopt a VM offered for adoption'
+complete -c shepherd -n '__shepherd_in help adoption; and __shepherd_nargs help 1' -a ignore -d 'decline a VM offered for adoption'
+complete -c shepherd -n '__shepherd_in help adoption; and __shepherd_nargs help 1' -a list -d 'list VMs offered for adoption, newest first'
+complete -c shepherd -n '__shepherd_in help adoption; and __shepherd_nargs help 1' -a scan -d 'look for VMs offered for adoption now'
 complete -c shepherd -n '__shepherd_nargs help 0' -a audit -d 'read the audit log'
 complete -c shepherd -n '__shepherd_in help audit; and __shepherd_nargs help 1' -a list -d 'list audit entries, newest first'
 complete -c shepherd -n '__shepherd_nargs help 0' -a cluster -d 'manage the Kubernetes clusters virtual machines run on'
@@ -132,6 +150,7 @@ complete -c shepherd -n '__shepherd_nargs help 0' -a queue -d 'see and pause the
 complete -c shepherd -n '__shepherd_in help queue; and __shepherd_nargs help 1' -a pause -d 'stop taking jobs from a queue'
 complete -c shepherd -n '__shepherd_in help queue; and __shepherd_nargs help 1' -a resume -d 'take jobs from a paused queue again'
 complete -c shepherd -n '__shepherd_in help queue; and __shepherd_nargs help 1' -a stats -d 'count jobs per queue and state'
+complete -c shepherd -n '__shepherd_nargs help 0' -a reconcile -d 'compare the database with the clusters (platform admins)'
 complete -c shepherd -n '__shepherd_nargs help 0' -a status -d 'show the daemon\'s health'
 complete -c shepherd -n '__shepherd_nargs help 0' -a tasks -d 'run plans and follow their tasks'
 complete -c shepherd -n '__shepherd_in help tasks; and __shepherd_nargs help 1' -a cancel -d 'cancel a task'
@@ -177,6 +196,12 @@ complete -c shepherd -n '__shepherd_in namespace list' -l limit -x -d 'show at m
 complete -c shepherd -n '__shepherd_nargs queue 0' -a pause -d 'stop taking jobs from a queue'
 complete -c shepherd -n '__shepherd_nargs queue 0' -a resume -d 'take jobs from a paused queue again'
 complete -c shepherd -n '__shepherd_nargs queue 0' -a stats -d 'count jobs per queue and state'
+
+# reconcile
+complete -c shepherd -n '__shepherd_in reconcile' -l mode -x -a 'dry-run mark' -d 'report only (dry-run, the default) or also mark ghost rows'
+complete -c shepherd -n '__shepherd_in reconcile' -l cluster -x -d 'only this cluster'
+complete -c shepherd -n '__shepherd_in reconcile' -l limit -x -d 'with \'runs\': show at most the N newest runs'
+complete -c shepherd -n '__shepherd_nargs reconcile 0' -a 'runs'
 
 # status
 
