@@ -13,6 +13,8 @@
 #define FIN_VM "kubevirt.io/virtualMachineControllerFinalize"
 #define FIN_VMI "kubevirt.io/foregroundDeleteVirtualMachine"
 #define FIN_VMIM "kubevirt.io/migrationJobFinalize"
+#define FIN_SNAP "snapshot.kubevirt.io/vmsnapshot-protection"
+#define FIN_CONTENT "snapshot.kubevirt.io/vmsnapshotcontent-protection"
 
 /* group, version, plural, singular, kind, short names, namespaced, status, crd, ro, finalizer */
 const struct ks_resource ks_resources[_KS_R_MAX] = {
@@ -30,11 +32,11 @@ const struct ks_resource ks_resources[_KS_R_MAX] = {
 			   true, true, false, NULL},
 	[KS_R_SNAPSHOT] = {"snapshot.kubevirt.io", "v1beta1", "virtualmachinesnapshots",
 			   "virtualmachinesnapshot", "VirtualMachineSnapshot",
-			   "vmsnapshot,vmsnapshots", true, true, true, false, NULL},
+			   "vmsnapshot,vmsnapshots", true, true, true, false, FIN_SNAP},
 	[KS_R_SNAPCONTENT] = {"snapshot.kubevirt.io", "v1beta1", "virtualmachinesnapshotcontents",
 			      "virtualmachinesnapshotcontent", "VirtualMachineSnapshotContent",
 			      "vmsnapshotcontent,vmsnapshotcontents", true, true, true, false,
-			      NULL},
+			      FIN_CONTENT},
 	[KS_R_RESTORE] = {"snapshot.kubevirt.io", "v1beta1", "virtualmachinerestores",
 			  "virtualmachinerestore", "VirtualMachineRestore", "vmrestore,vmrestores",
 			  true, true, true, false, NULL},

@@ -257,6 +257,14 @@ void kv_condition(json_t *obj, const char *type, bool value, const char *reason,
 		  const char *message);
 void kv_condition_del(json_t *obj, const char *type);
 bool kv_has_condition(const json_t *obj, const char *type);
+/* The object's status object, created when absent (borrowed). */
+json_t *kv_status_of(json_t *obj);
+/* status.phase, with a phaseTransitionTimestamps entry. */
+void kv_phase_to(json_t *obj, const char *phase);
+void kv_add_finalizer(json_t *obj, const char *fin);
+void kv_remove_finalizer(json_t *obj, const char *fin);
+/* Release the resource's finalizer from cur; removes it when none is left. */
+void kv_release(struct ks *ks, enum ks_res res, const json_t *cur);
 /* Delete as a controller does: deletionTimestamp when finalizers are pending, else remove. */
 void kv_mark_deleted(struct ks *ks, enum ks_res res, const json_t *cur);
 bool kv_provisioning(struct ks *ks, const json_t *vm);
@@ -265,6 +273,19 @@ json_t *kv_vm_with_status(struct ks *ks, const json_t *vm, const json_t *vmi);
 /* Fold the VM's instance type into a template spec (CPU sockets, guest memory). */
 void kv_expand_instancetype(struct ks *ks, const json_t *vm, json_t *spec);
 json_t *ks_make_vm(const char *ns, const char *name, const json_t *labels, bool running);
+
+/* kv-workflows.c: one step per tick of each. */
+void kv_migration_step(struct ks *ks, const char *key);
+void kv_snapshot_step(struct ks *ks, const char *key);
+void kv_restore_step(struct ks *ks, const char *key);
+void kv_clone_step(struct ks *ks, const char *key);
+void kv_datavolume_step(struct ks *ks, const char *key);
+void kv_content_step(struct ks *ks, const char *key);
+bool kv_datavolume_failed(struct ks *ks, const json_t *vm);
+/* Create the VM's missing DataVolumes from spec.dataVolumeTemplates. */
+void kv_create_datavolumes(struct ks *ks, const json_t *vm);
+/* A node other than `not` (round robin), as "node-N" into out. */
+void kv_pick_node(struct ks *ks, const char * not, char *out, size_t size);
 
 /* kv-subresources.c */
 int ks_subresource(struct ks_req *req, struct ks_resp *resp, const char *ns, const char *res,

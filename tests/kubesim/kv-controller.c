@@ -26,7 +26,7 @@ static json_t *keys_of(const json_t *map)
 	return keys;
 }
 
-static json_t *status_of(json_t *obj)
+json_t *kv_status_of(json_t *obj)
 {
 	json_t *st = json_object_get(obj, "status");
 
@@ -37,9 +37,9 @@ static json_t *status_of(json_t *obj)
 	return st;
 }
 
-static void phase_to(json_t *obj, const char *phase)
+void kv_phase_to(json_t *obj, const char *phase)
 {
-	json_t *st = status_of(obj), *ts = json_object_get(st, "phaseTransitionTimestamps");
+	json_t *st = kv_status_of(obj), *ts = json_object_get(st, "phaseTransitionTimestamps");
 	char now[32];
 
 	ks_now(now, sizeof(now));
@@ -56,7 +56,7 @@ static void phase_to(json_t *obj, const char *phase)
 void kv_condition(json_t *obj, const char *type, bool value, const char *reason,
 		  const char *message)
 {
-	json_t *st = status_of(obj), *conds = json_object_get(st, "conditions"), *c = NULL;
+	json_t *st = kv_status_of(obj), *conds = json_object_get(st, "conditions"), *c = NULL;
 	const char *sv = value ? "True" : "False";
 	char now[32];
 	size_t i;
@@ -103,7 +103,7 @@ bool kv_has_condition(const json_t *obj, const char *type)
 	return false;
 }
 
-static void remove_finalizer(json_t *obj, const char *fin)
+void kv_remove_finalizer(json_t *obj, const char *fin)
 {
 	json_t *fins = kv_at(obj, "metadata.finalizers"), *f;
 	size_t i;
@@ -115,7 +115,7 @@ static void remove_finalizer(json_t *obj, const char *fin)
 	}
 }
 
-static void add_finalizer(json_t *obj, const char *fin)
+void kv_add_finalizer(json_t *obj, const char *fin)
 {
 	json_t *md = json_object_get(obj, "metadata"), *fins = json_object_get(md, "finalizers"),
 	       *f;
@@ -130,11 +130,11 @@ static void add_finalizer(json_t *obj, const char *fin)
 }
 
 /* Remove obj once its finalizers are gone, else store it with ours released. */
-static void release(struct ks *ks, enum ks_res res, const json_t *cur)
+void kv_release(struct ks *ks, enum ks_res res, const json_t *cur)
 {
 	json_t *nw = json_deep_copy(cur);
 
-	remove_finalizer(nw, ks_resources[res].finalizer);
+	kv_remove_finalizer(nw, ks_resources[res].finalizer);
 	if (json_array_size(kv_at(nw, "metadata.finalizers")) == 0) {
 		json_decref(nw);
 		ks_remove(ks, res, kv_str(cur, "metadata.namespace"), kv_str(cur, "metadata.name"));
@@ -164,18 +164,20 @@ void kv_mark_deleted(struct ks *ks, enum ks_res res, const json_t *cur)
 
 /* ---- VMIs ---- */
 
-static const char *pick_node(struct ks *ks)
+void kv_pick_node(struct ks *ks, const char * not, char *out, size_t size)
 {
-	static char name[32];
 	int n = ks->cfg.nodes > 0 ? ks->cfg.nodes : 1;
 
-	(void)snprintf(name, sizeof(name), "node-%d", (int)(ks->node_rr++ % (uint64_t)n) + 1);
-	return name;
+	for (int i = 0; i < n; i++) {
+		(void)snprintf(out, size, "node-%d", (int)(ks->node_rr++ % (uint64_t)n) + 1);
+		if (!not || strcmp(out, not ) != 0)
+			return;
+	}
 }
 
 static void vmi_running(struct ks *ks, json_t *vmi)
 {
-	json_t *st = status_of(vmi), *ifs = json_array(), *nets;
+	json_t *st = kv_status_of(vmi), *ifs = json_array(), *nets;
 	char ip[32], mac[32];
 	size_t i;
 	json_t *n;
@@ -206,7 +208,7 @@ static void vmi_running(struct ks *ks, json_t *vmi)
 	kv_condition(vmi, "Ready", true, NULL, NULL);
 	kv_condition(vmi, "LiveMigratable", true, NULL, NULL);
 	kv_condition(vmi, "AgentConnected", true, NULL, NULL);
-	phase_to(vmi, "Running");
+	kv_phase_to(vmi, "Running");
 }
 
 static void vmi_advance(struct ks *ks, json_t *nw)
@@ -214,17 +216,18 @@ static void vmi_advance(struct ks *ks, json_t *nw)
 	const char *phase = kv_str(nw, "status.phase");
 
 	if (!phase || !*phase) {
-		phase_to(nw, "Pending");
+		kv_phase_to(nw, "Pending");
 	} else if (strcmp(phase, "Pending") == 0) {
-		phase_to(nw, "Scheduling");
+		kv_phase_to(nw, "Scheduling");
 		kv_condition(nw, "Ready", false, "PodNotReady", NULL);
 	} else if (strcmp(phase, "Scheduling") == 0) {
-		const char *node = pick_node(ks);
-		json_object_set_new(status_of(nw), "nodeName", json_string(node));
+		char node[32];
+		kv_pick_node(ks, NULL, node, sizeof(node));
+		json_object_set_new(kv_status_of(nw), "nodeName", json_string(node));
 		json_object_set_new(json_object_get(json_object_get(nw, "metadata"), "labels"),
 				    "kubevirt.io/nodeName", json_string(node));
 		kv_condition(nw, "PodScheduled", true, NULL, NULL);
-		phase_to(nw, "Scheduled");
+		kv_phase_to(nw, "Scheduled");
 	} else if (strcmp(phase, "Scheduled") == 0) {
 		vmi_running(ks, nw);
 	}
@@ -237,12 +240,12 @@ static void vmi_step(struct ks *ks, const json_t *vmi)
 	if (kv_at(vmi, "metadata.deletionTimestamp")) {
 		if (kv_vmi_is_final(vmi) || !kv_str(vmi, "status.phase") ||
 		    strcmp(kv_str(vmi, "status.phase"), "Pending") == 0) {
-			release(ks, KS_R_VMI, vmi);
+			kv_release(ks, KS_R_VMI, vmi);
 			return;
 		}
 		nw = json_deep_copy(vmi);
 		kv_condition(nw, "Ready", false, "PodTerminating", NULL);
-		phase_to(nw, "Succeeded");
+		kv_phase_to(nw, "Succeeded");
 		kv_write(ks, KS_R_VMI, nw, vmi, MGR, true);
 		return;
 	}
@@ -308,7 +311,7 @@ static void create_vmi(struct ks *ks, const json_t *vm)
 			"uid", kv_str(vm, "metadata.uid"), "controller", true, "blockOwnerDeletion",
 			true, "finalizers", "kubevirt.io/foregroundDeleteVirtualMachine", "spec",
 			spec, "status", "qosClass", "Burstable");
-	phase_to(vmi, "Pending");
+	kv_phase_to(vmi, "Pending");
 	kv_create(ks, KS_R_VMI, vmi, MGR);
 }
 
@@ -402,6 +405,8 @@ static const char *printable(struct ks *ks, const json_t *vm, const json_t *vmi)
 		return "Migrating";
 	if (shp_strcmp0(phase, "Running") == 0)
 		return kv_has_condition(vmi, "Paused") ? "Paused" : "Running";
+	if (kv_datavolume_failed(ks, vm))
+		return "DataVolumeError";
 	if (kv_provisioning(ks, vm) && start_expected(vm))
 		return "Provisioning";
 	if ((!vmi && start_expected(vm)) || (vmi && !final))
@@ -427,9 +432,26 @@ bool kv_provisioning(struct ks *ks, const json_t *vm)
 	return false;
 }
 
+/* Whether a DataVolume the VM uses has failed. */
+bool kv_datavolume_failed(struct ks *ks, const json_t *vm)
+{
+	json_t *vols = kv_at(vm, "spec.template.spec.volumes"), *v;
+	size_t i;
+
+	json_array_foreach(vols, i, v)
+	{
+		const char *dv = kv_str(v, "dataVolume.name");
+		json_t *obj = dv ? ks_get(ks, KS_R_DATAVOLUME, kv_str(vm, "metadata.namespace"), dv)
+				 : NULL;
+		if (shp_strcmp0(kv_str(obj, "status.phase"), "Failed") == 0)
+			return true;
+	}
+	return false;
+}
+
 static void vm_status(struct ks *ks, json_t *nw, const json_t *vmi)
 {
-	json_t *st = status_of(nw);
+	json_t *st = kv_status_of(nw);
 	json_t *gen = kv_at(nw, "metadata.generation");
 	bool ready = vmi && shp_strcmp0(kv_str(vmi, "status.phase"), "Running") == 0 &&
 		     kv_has_condition(vmi, "Ready");
@@ -479,34 +501,48 @@ static void delete_owned(struct ks *ks, const json_t *vm)
 	}
 }
 
+/* The controller's finalizer goes on first, as its own write. */
+static json_t *ensure_finalizer(struct ks *ks, json_t *vm)
+{
+	json_t *nw = json_deep_copy(vm);
+	const char *ns = kv_str(vm, "metadata.namespace"), *name = kv_str(vm, "metadata.name");
+
+	kv_add_finalizer(nw, ks_resources[KS_R_VM].finalizer);
+	if (json_equal(nw, vm)) {
+		json_decref(nw);
+		return vm;
+	}
+	kv_write(ks, KS_R_VM, nw, vm, MGR, false);
+	return ks_get(ks, KS_R_VM, ns, name);
+}
+
 static void vm_step(struct ks *ks, const char *key)
 {
 	json_t *vm = json_object_get(ks->objs[KS_R_VM], key), *vmi, *nw;
 	const char *ns = kv_str(vm, "metadata.namespace"), *name = kv_str(vm, "metadata.name");
-	bool fin_changed;
 
 	vmi = ks_get(ks, KS_R_VMI, ns, name);
-	nw = json_deep_copy(vm);
 	if (kv_at(vm, "metadata.deletionTimestamp")) {
 		/* Terminating first, then the VMI goes, then the finalizer */
 		if (vmi) {
 			kv_mark_deleted(ks, KS_R_VMI, vmi);
 		} else if (shp_strcmp0(kv_str(vm, "status.printableStatus"), "Terminating") == 0) {
 			delete_owned(ks, vm);
-			json_decref(nw);
-			release(ks, KS_R_VM, vm);
+			kv_release(ks, KS_R_VM, vm);
 			return;
 		}
+		nw = json_deep_copy(vm);
 	} else {
-		add_finalizer(nw, ks_resources[KS_R_VM].finalizer);
-		if (!handle_requests(ks, nw, vmi) && !kv_provisioning(ks, nw))
+		vm = ensure_finalizer(ks, vm);
+		nw = json_deep_copy(vm);
+		kv_create_datavolumes(ks, nw);
+		if (!kv_at(nw, "status.restoreInProgress") && !handle_requests(ks, nw, vmi) &&
+		    !kv_provisioning(ks, nw))
 			run_strategy(ks, nw, vmi);
 	}
 	vmi = ks_get(ks, KS_R_VMI, ns, name);
 	vm_status(ks, nw, vmi);
-	fin_changed =
-		!json_equal(kv_at(nw, "metadata.finalizers"), kv_at(vm, "metadata.finalizers"));
-	kv_write(ks, KS_R_VM, nw, vm, MGR, !fin_changed);
+	kv_write(ks, KS_R_VM, nw, vm, MGR, true);
 }
 
 /* ---- namespaces ---- */
@@ -564,8 +600,14 @@ static void ns_key_step(struct ks *ks, const char *key)
 void ks_controller_tick(struct ks *ks)
 {
 	pthread_mutex_lock(&ks->mu);
+	each(ks, KS_R_VMIM, kv_migration_step);
 	each(ks, KS_R_VMI, vmi_key_step);
+	each(ks, KS_R_DATAVOLUME, kv_datavolume_step);
 	each(ks, KS_R_VM, vm_step);
+	each(ks, KS_R_SNAPSHOT, kv_snapshot_step);
+	each(ks, KS_R_SNAPCONTENT, kv_content_step);
+	each(ks, KS_R_RESTORE, kv_restore_step);
+	each(ks, KS_R_CLONE, kv_clone_step);
 	each(ks, KS_R_NAMESPACE, ns_key_step);
 	pthread_mutex_unlock(&ks->mu);
 }

@@ -96,6 +96,12 @@ static int vm_start(struct ks *ks, struct ks_resp *resp, const json_t *vm, const
 
 	if (vmi_alive(vmi))
 		return sub_conflict(resp, "virtualmachine", name, "VM is already running");
+	if (kv_str(vm, "status.restoreInProgress")) {
+		(void)snprintf(why, sizeof(why),
+			       "Cannot start VM until restore \"%.64s\" completes",
+			       kv_str(vm, "status.restoreInProgress"));
+		return sub_conflict(resp, "virtualmachine", name, why);
+	}
 	if (strcmp(rs, "Always") == 0 || strcmp(rs, "Once") == 0) {
 		(void)snprintf(why, sizeof(why), "%s does not support manual start requests", rs);
 		return sub_conflict(resp, "virtualmachine", name, why);

@@ -27,7 +27,7 @@
 struct selectors {
 	struct shd_labelsel *labels;
 	char *fields;
-	const char *ns;
+	char *ns; /* a copy: a watch outlives its request */
 };
 
 struct ks_watch {
@@ -106,7 +106,8 @@ static int selectors_parse(struct ks_req *req, struct ks_resp *resp, const struc
 	const char *ls = ks_query(req, "labelSelector"), *fs = ks_query(req, "fieldSelector");
 	struct shp_error err = SHP_ERROR_INIT;
 
-	s->ns = t->ns;
+	if (t->ns && !(s->ns = strdup(t->ns)))
+		abort();
 	if (ks_field_check(fs, resp) < 0)
 		return -1;
 	if (fs && *fs && !(s->fields = strdup(fs)))
@@ -121,7 +122,8 @@ static void selectors_release(struct selectors *s)
 {
 	s->labels = shd_labelsel_free(s->labels);
 	free(s->fields);
-	s->fields = NULL;
+	free(s->ns);
+	s->fields = s->ns = NULL;
 }
 
 static bool selected(const struct selectors *s, const json_t *obj)
