@@ -188,6 +188,21 @@ static bool is_valid_value(const char *s, size_t n)
 	return n == 0 || is_qualified_part(s, n);
 }
 
+bool shd_label_key_is_valid(const char *s)
+{
+	return s && is_valid_key(s, strlen(s));
+}
+
+bool shd_label_value_is_valid(const char *s)
+{
+	return s && is_valid_value(s, strlen(s));
+}
+
+bool shd_dns_subdomain_is_valid(const char *s)
+{
+	return s && is_dns_subdomain(s, strnlen(s, 254));
+}
+
 static int add_value(struct term *t, const char *s, size_t n, struct shp_error *err)
 {
 	char **v = realloc(t->values, (t->n_values + 1) * sizeof(*v));

@@ -41,6 +41,13 @@ bool shd_labelsel_match(const struct shd_labelsel *sel, const json_t *labels);
 /* True when sel has no terms (selects everything). */
 bool shd_labelsel_is_empty(const struct shd_labelsel *sel);
 
+/* True when s is a valid label key (a qualified name with an optional DNS-subdomain prefix). */
+bool shd_label_key_is_valid(const char *s);
+/* True when s is a valid label value ("" or up to 63 characters as above). */
+bool shd_label_value_is_valid(const char *s);
+/* True when s is a DNS-1123 subdomain (an object name): at most 253 characters. */
+bool shd_dns_subdomain_is_valid(const char *s);
+
 /* NULL-safe; returns NULL. */
 struct shd_labelsel *shd_labelsel_free(struct shd_labelsel *sel);
 SHP_DEFINE_CLEANUP(struct shd_labelsel *, shd_labelsel_free)

@@ -319,3 +319,29 @@ Test(labelsel, hostile_fuzz)
 		shd_labelsel_free(sel);
 	}
 }
+
+Test(labelsel, key_value_and_name_checks)
+{
+	cr_expect(shd_label_key_is_valid("app.kubernetes.io/managed-by"));
+	cr_expect(shd_label_key_is_valid("a"));
+	cr_expect(!shd_label_key_is_valid(""));
+	cr_expect(!shd_label_key_is_valid("a/"));
+	cr_expect(!shd_label_key_is_valid("Bad.Prefix/a"));
+	cr_expect(!shd_label_key_is_valid(NULL));
+	cr_expect(shd_label_value_is_valid(""));
+	cr_expect(shd_label_value_is_valid("v1.2_x-y"));
+	cr_expect(!shd_label_value_is_valid("-v"));
+	cr_expect(!shd_label_value_is_valid("a b"));
+	cr_expect(!shd_label_value_is_valid(NULL));
+	cr_expect(shd_dns_subdomain_is_valid("vm-1.example"));
+	cr_expect(!shd_dns_subdomain_is_valid("Vm"));
+	cr_expect(!shd_dns_subdomain_is_valid(""));
+	cr_expect(!shd_dns_subdomain_is_valid(NULL));
+
+	char long_name[300];
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	cr_expect(!shd_dns_subdomain_is_valid(long_name), "longer than 253");
+	long_name[253] = '\0';
+	cr_expect(shd_dns_subdomain_is_valid(long_name), "253: no limit per label, as the API's");
+}
