@@ -356,23 +356,30 @@ static int relist(struct cwatch *cw, struct shd_provider *p, bool *ret_cluster_f
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	}
 	r = apply_rows(cw, changes, nchanges, err);
+	if (r < 0) {
+		/* the rows are behind: keep the cache they match (stale) and list again */
+		shd_vm_list_release(&l);
+		pthread_mutex_lock(&cw->mu);
+		cw->rv[0] = '\0';
+		cw->stale = true;
+		pthread_mutex_unlock(&cw->mu);
+		return r;
+	}
 	pthread_mutex_lock(&cw->mu);
 	free(cw->items);
 	cw->items = TAKE_PTR(l.items);
 	cw->n = cw->cap = l.n;
-	/* a failed write leaves rows behind the cache: list (and write) again */
-	(void)snprintf(cw->rv, sizeof(cw->rv), "%s", r == 0 ? l.resource_version : "");
+	(void)snprintf(cw->rv, sizeof(cw->rv), "%s", l.resource_version);
 	cw->listed = true;
 	cw->listed_at_ns = shp_now_monotonic_ns();
-	cw->stale = r < 0;
+	cw->stale = false;
 	cw->observed_at_us = shp_now_realtime_us();
 	pthread_mutex_unlock(&cw->mu);
 	atomic_fetch_add(&cw->relists, 1);
 	atomic_fetch_add(&cw->events, vanished);
-	if (r == 0)
-		log_info("cluster '%s': listed %zu vm(s) at resourceVersion %s, %zu vanished",
-			 cw->name, l.n, l.resource_version, vanished);
-	return r;
+	log_info("cluster '%s': listed %zu vm(s) at resourceVersion %s, %zu vanished", cw->name,
+		 l.n, l.resource_version, vanished);
+	return 0;
 }
 
 /* ---- watch ---------------------------------------------------------------------------------- */
@@ -384,59 +391,74 @@ struct watch_ctx {
 	struct shp_error err;
 };
 
-/* Apply one event to the cache (mu held); *ret_write is what the row becomes, if anything. */
-static bool event_to_cache(struct cwatch *cw, enum shd_watch_type type, const struct shd_vm *vm,
-			   struct shd_vm *ret_write)
+/* What the row of an event's VM becomes (mu held); false when the cache has it already. */
+static bool event_row(struct cwatch *cw, enum shd_watch_type type, const struct shd_vm *vm,
+		      struct shd_vm *ret_row)
 {
 	long i = cache_find(cw, vm->namespace_, vm->name, NULL);
 
 	if (type == SHD_WATCH_DELETED) {
-		*ret_write = deleted_vm(i >= 0 ? &cw->items[i] : vm);
-		(void)snprintf(ret_write->resource_version, sizeof(ret_write->resource_version),
-			       "%s", vm->resource_version);
-		cache_remove(cw, vm->namespace_, vm->name);
+		*ret_row = deleted_vm(i >= 0 ? &cw->items[i] : vm);
+		(void)snprintf(ret_row->resource_version, sizeof(ret_row->resource_version), "%s",
+			       vm->resource_version);
 		return true;
 	}
 	if (i >= 0 && memcmp(&cw->items[i], vm, sizeof(*vm)) == 0)
 		return false;
-	*ret_write = *vm;
-	if (!cache_put(cw, vm))
-		log_error("cluster '%s': out of memory caching vm '%s'", cw->name, vm->name);
+	*ret_row = *vm;
 	return true;
 }
 
+/* Apply an event whose row was written to the cache (mu held). */
+static void event_to_cache(struct cwatch *cw, enum shd_watch_type type, const struct shd_vm *vm)
+{
+	if (type == SHD_WATCH_DELETED)
+		cache_remove(cw, vm->namespace_, vm->name);
+	else if (!cache_put(cw, vm))
+		log_error("cluster '%s': out of memory caching vm '%s'", cw->name, vm->name);
+}
+
+/*
+ * One event: the row first, then the cache and the resume point. A row that cannot be written
+ * leaves the cache as it was and stops the watch: the next list writes it (a VM deleted
+ * meanwhile is still in the cache, so the list sees it vanish).
+ */
 static int on_event(void *ud, enum shd_watch_type type, const struct shd_vm *vm, const char *rv)
 {
 	struct watch_ctx *ctx = ud;
 	struct cwatch *cw = ctx->cw;
 	struct shd_vm row;
-	bool write = false;
+	bool write = false, failed = false;
 
 	if (!ctx->got_event) {
 		ctx->got_event = true;
 		shd_breaker_success(&cw->breaker);
 	}
-	pthread_mutex_lock(&cw->mu);
-	if (rv && rv[0])
-		(void)snprintf(cw->rv, sizeof(cw->rv), "%s", rv);
 	if (type != SHD_WATCH_BOOKMARK && vm) {
-		write = event_to_cache(cw, type, vm, &row);
-		cw->observed_at_us = shp_now_realtime_us();
-	}
-	cw->stale = false;
-	pthread_mutex_unlock(&cw->mu);
-	if (type == SHD_WATCH_BOOKMARK || !write)
-		return 0;
-	atomic_fetch_add(&cw->events, 1);
-	if (apply_rows(cw, &row, 1, &ctx->err) < 0) {
-		/* the row missed this event: stop, list again and write everything */
-		ctx->db_failed = true;
 		pthread_mutex_lock(&cw->mu);
-		cw->rv[0] = '\0';
+		write = event_row(cw, type, vm, &row);
 		pthread_mutex_unlock(&cw->mu);
-		return -1;
 	}
-	return 0;
+	if (write) {
+		atomic_fetch_add(&cw->events, 1);
+		failed = apply_rows(cw, &row, 1, &ctx->err) < 0;
+	}
+	pthread_mutex_lock(&cw->mu);
+	if (failed) {
+		ctx->db_failed = true;
+		cw->rv[0] = '\0';
+		cw->stale = true;
+	} else {
+		if (write) {
+			event_to_cache(cw, type, vm);
+			cw->observed_at_us = shp_now_realtime_us();
+		}
+		if (rv && rv[0])
+			(void)snprintf(cw->rv, sizeof(cw->rv), "%s", rv);
+		cw->stale = false;
+	}
+	pthread_mutex_unlock(&cw->mu);
+	return failed ? -1 : 0;
 }
 
 /* ---- the per-cluster loop ---------------------------------------------------------------- */

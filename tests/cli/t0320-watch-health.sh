@@ -3,8 +3,8 @@
 # capabilities by the periodic job; `shepherd cluster health` checks at once (exit 0 when
 # HEALTHY, 1 otherwise, 4 for an unknown cluster, -o json); with the Kubernetes simulator, a
 # kubeconfig cluster reports its versions and capabilities, a feature-gate change shows after a
-# re-check, unreachability is reported, the watcher keeps the vms rows current and re-lists
-# after a compaction (visible in /metrics), and GET .../vms serves its cache.
+# re-check, the watcher keeps the vms rows current and re-lists after a compaction (visible in
+# /metrics), GET .../vms serves its cache, and a cluster that does not answer is UNREACHABLE.
 . "$top_srcdir/tests/helpers/lib.sh"
 
 start_daemon --health-interval 2s --watch-scan-interval 1s --provider-timeout 3s
@@ -77,6 +77,28 @@ api GET /api/v1/clusters/nope/vms >/dev/null
 expect_eq 404 "$(code)" "an unknown cluster is not found"
 expect_match 'shepherd_watch_active 1' "$(api GET /metrics)" "this daemon watches (it leads)"
 
+# a second daemon on the same database does not lead the queue: it does not watch
+SOCK2="$T/second.sock"
+"$SHEPHERDD" --database-url "$SHP_TEST_PGURL" --state-dir "$T/s2" --socket "$SOCK2" \
+	--watch-scan-interval 1s >>"$T/daemon2.log" 2>&1 &
+second=$!
+first=$DAEMON_PID
+DAEMON_PID=$second
+if wait_ready "$SOCK2"; then
+	expect_match 'shepherd_watch_active 0' "$(curl -s --unix-socket "$SOCK2" http://localhost/metrics)" \
+		"the second daemon does not watch"
+	status=$(curl -s -o "$T/body2" -w '%{http_code}' --unix-socket "$SOCK2" \
+		http://localhost/api/v1/clusters/sim1/vms)
+	expect_eq "503 UNAVAILABLE" "$status $(jq -r .error.code "$T/body2")" \
+		"it answers GET .../vms with 503: another daemon leads"
+else
+	fail "a second daemon starts" "$(tail -n 20 "$T/daemon2.log")"
+fi
+kill -TERM "$second" 2>/dev/null
+wait "$second" 2>/dev/null
+DAEMON_PID=$first
+expect_match 'shepherd_watch_active 1' "$(api GET /metrics)" "the first daemon still watches"
+
 # ---- the Kubernetes simulator ---------------------------------------------------------------
 if [ ! -x "${KUBESIM:-$top_builddir/tests/kubesim/kubesim}" ] ||
 	[ ! -f "$top_srcdir/tests/helpers/kubesim.sh" ]; then
@@ -102,19 +124,19 @@ expect_eq false "$(jq '.capabilities | index("snapshot") != null' <<<"$OUT")" \
 	"without the gate, the capability is gone after the re-check"
 
 # the watcher: rows shepherd knows follow the cluster
-kubesim_ctl /_sim/seed '{"namespace":"team-a","vms":3,"prefix":"web-","running":true,
-	"labels":{"app.kubernetes.io/managed-by":"shepherd"}}' >/dev/null
-kubesim_ctl /_sim/seed '{"namespace":"team-a","vms":2,"prefix":"other-","running":true}' >/dev/null
 lab=$(sql "SELECT id FROM clusters WHERE name = 'lab'")
 sql "INSERT INTO vms (cluster_id, namespace, name) VALUES ($lab, 'team-a', 'web-1'),
 	($lab, 'team-a', 'web-2'), ($lab, 'team-a', 'web-3')" >/dev/null
+kubesim_ctl /_sim/seed '{"namespace":"team-a","vms":3,"prefix":"web-","running":true,
+	"labels":{"app.kubernetes.io/managed-by":"shepherd"}}' >/dev/null
+kubesim_ctl /_sim/seed '{"namespace":"team-a","vms":2,"prefix":"other-","running":true}' >/dev/null
 running() { [ "$(sql "SELECT count(*) FROM vms WHERE cluster_id = $lab AND status = 'RUNNING'")" = "$1" ]; }
-# a seed made before the rows existed is only written by a list: compact to force one
-kubesim_ctl /_sim/compact >/dev/null
 if wait_for 20 running 3; then
 	pass "the watcher writes the rows of the cluster's VMs"
 else
-	fail "the watcher writes the rows of the cluster's VMs" "$(sql "SELECT name, status FROM vms")"
+	fail "the watcher writes the rows of the cluster's VMs" \
+		"$(sql "SELECT name, status, error, observed_at FROM vms")
+$(api GET /api/v1/clusters/lab/vms)"
 fi
 expect_eq 3 "$(sql "SELECT count(*) FROM vms WHERE cluster_id = $lab")" \
 	"VMs without a row (not shepherd's) get none"
@@ -122,8 +144,12 @@ relists() {
 	api GET /metrics | awk '/^shepherd_watch_relists_total\{cluster="lab"\}/ { print $2 }'
 }
 before=$(relists)
-kubesim_ctl /_sim/compact >/dev/null
+# the watch reconnects (slowed down) while a VM vanishes and the log is compacted: it resumes
+# from a resourceVersion that is gone, gets 410 Expired and lists again
+kubesim_ctl /_sim/faults '{"latency_ms":700,"path_prefix":"/apis/kubevirt.io/v1/virtualmachines"}' >/dev/null
+kubesim_ctl /_sim/drop-watches >/dev/null
 kubesim_ctl /_sim/delete-raw '{"namespace":"team-a","name":"web-2"}' >/dev/null
+kubesim_ctl /_sim/seed '{"namespace":"team-b","vms":1,"prefix":"x-","running":false}' >/dev/null
 kubesim_ctl /_sim/compact >/dev/null
 more_relists() { [ "$(relists)" -gt "$before" ]; }
 if wait_for 15 more_relists; then
@@ -131,6 +157,7 @@ if wait_for 15 more_relists; then
 else
 	fail "a compaction during the watch causes a re-list (in /metrics)" "$(api GET /metrics | grep watch)"
 fi
+kubesim_ctl /_sim/faults '{}' >/dev/null
 gone() { [ "$(sql "SELECT status || ':' || error FROM vms WHERE name = 'web-2'")" = "UNKNOWN:deleted in the cluster" ]; }
 if wait_for 15 gone; then
 	pass "a VM that vanished between lists is marked UNKNOWN, deleted in the cluster"
@@ -147,11 +174,23 @@ vms=$(api GET '/api/v1/clusters/lab/vms?namespace=team-a')
 expect_eq "200 web-1,web-3" "$(code) $(jq -r '[.items[].name] | join(",")' <<<"$vms")" \
 	"GET .../vms lists the managed VMs from the cache"
 
-kubesim_ctl /_sim/unreachable '{"seconds":30}' >/dev/null
-expect_exit 1 "cluster health: exit 1 when not HEALTHY" shp cluster health lab -o json
-expect_eq UNREACHABLE "$(jq -r .health <<<"$OUT")" "an unreachable simulator is UNREACHABLE"
-expect_match '^v1\.' "$(sql "SELECT kubevirt_version FROM clusters WHERE name = 'lab'")" \
-	"the last known versions stay"
+# a cluster whose API server does not answer (the simulator's credentials, a closed port)
+sed 's#server: .*#server: https://127.0.0.1:9#' "$T/kubeconfig" >"$T/dead.kubeconfig"
+expect_exit 0 "add a cluster whose API server does not answer" \
+	shp cluster add dead --kubeconfig "$T/dead.kubeconfig" --environment test
+expect_exit 1 "cluster health: exit 1 when not HEALTHY" shp cluster health dead -o json
+expect_eq UNREACHABLE "$(jq -r .health <<<"$OUT")" "a cluster that does not answer is UNREACHABLE"
 expect_match "is UNREACHABLE" "$(cat "$T/daemon.log")" "the change of health is logged"
+dead_failing() {
+	api GET /metrics | grep -Eq '^shepherd_watch_failures_total\{cluster="dead"\} [1-9]'
+}
+if wait_for 10 dead_failing; then
+	pass "its watch fails and backs off"
+else
+	fail "its watch fails and backs off" "$(api GET /metrics | grep 'cluster="dead"')"
+fi
+api GET /api/v1/clusters/dead/vms >/dev/null
+expect_eq 503 "$(code)" "GET .../vms of a cluster never listed is 503"
+expect_exit 0 "the other cluster is unaffected" shp cluster health lab
 
 finish

@@ -4,9 +4,10 @@
  * STARTING -> RUNNING with VM_STATUS_CHANGE events, a 410 re-lists without touching the
  * breaker while readers get the last good list marked stale, an unreachable cluster backs off
  * and opens the breaker then recovers, VMs that vanish are marked UNKNOWN, removed clusters
- * stop being watched, and starting and stopping is clean. The health checker records health,
- * versions and capabilities, keeps the last known ones when the cluster cannot tell, and marks a
- * cluster whose provider cannot be built UNHEALTHY.
+ * stop being watched, rows catch up after the database failed, and starting and stopping is
+ * clean. The health checker records health, versions and capabilities, keeps the last known
+ * ones when the cluster cannot tell, and marks a cluster whose provider cannot be built
+ * UNHEALTHY.
  */
 #include "config.h"
 
@@ -91,10 +92,14 @@ static void setup(void)
 {
 	struct shp_error err = SHP_ERROR_INIT;
 	struct shd_sim_options so = {.cluster_name = "sim1", .tick_ms = 40, .nodes = 2};
+	struct shd_dbpool_config pc;
 	json_auto_t *labels = json_pack("{ss}", "app.kubernetes.io/managed-by", "shepherd");
 
 	testdb_setup("shp_watcher");
-	pool = shd_dbpool_new(&testdb_config, &err);
+	pc = testdb_config;
+	pc.size = 4;
+	pc.checkout_timeout_ms = 5000;
+	pool = shd_dbpool_new(&pc, &err);
 	cr_assert(pool, "%s", err.msg);
 	sim = shd_provider_sim_new(&so, &err);
 	cr_assert(sim, "%s", err.msg);
@@ -123,10 +128,10 @@ static void teardown(void)
 
 TestSuite(watcher, .init = setup, .fini = teardown, .timeout = 60);
 
-static struct shd_watcher *start_watcher(void)
+static struct shd_watcher *start_watcher_on(struct shd_dbpool *on)
 {
 	struct shd_watcher_config wc = {
-		.pool = pool,
+		.pool = on,
 		.provider = get_provider,
 		.scan_interval_ms = 100,
 		.backoff_base_ms = 20,
@@ -144,6 +149,11 @@ static struct shd_watcher *start_watcher(void)
 	cr_assert(w, "%s", err.msg);
 	cr_assert_eq(shd_watcher_start(w, &err), 0, "%s", err.msg);
 	return w;
+}
+
+static struct shd_watcher *start_watcher(void)
+{
+	return start_watcher_on(pool);
 }
 
 /* An integer member of the watch status (-1 when not watched). */
@@ -355,6 +365,41 @@ Test(watcher, vanished_vms_are_marked_unknown)
 			     "UNKNOWN:deleted in the cluster", 5000));
 	cr_assert_str_eq(value("SELECT count(*) FROM vms"), "4", "rows are never deleted");
 	cr_assert_str_eq(value(ROW("status", "vm-1")), "RUNNING");
+}
+
+Test(watcher, rows_catch_up_after_database_failures)
+{
+	struct shd_dbpool_config pc = testdb_config;
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shd_dbpool *tiny;
+	struct shd_watcher *w;
+	PGconn *held;
+
+	/* one connection, no waiting: while the test holds it, every write fails */
+	pc.size = 1;
+	pc.checkout_timeout_ms = 1;
+	tiny = shd_dbpool_new(&pc, &err);
+	cr_assert(tiny, "%s", err.msg);
+	w = start_watcher_on(tiny);
+	wait_listed(w);
+	held = shd_dbpool_get(tiny, &err);
+	cr_assert(held, "%s", err.msg);
+	cr_assert_eq(sim->infra.ops->delete_vm(sim->infra.impl, "ns1", "vm-1", 0, &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(
+		sim->infra.ops->power(sim->infra.impl, "ns1", "st-1", SHD_POWER_START, 0, &err), 0,
+		"%s", err.msg);
+	cr_assert(wait_count(w, "failures", 1, 5000), "a write failed");
+	sleep_ms(300);
+	shd_dbpool_put(tiny, held);
+	/* the missed events come back through a list: the deleted VM vanished from it */
+	cr_assert(wait_value(ROW("status || ':' || error", "vm-1"),
+			     "UNKNOWN:deleted in the cluster", 5000));
+	cr_assert(wait_value(ROW("status", "st-1"), "RUNNING", 5000));
+	cr_assert(wait_status(w, "breaker", "closed", 5000),
+		  "database failures are not the cluster's");
+	w = shd_watcher_free(w);
+	tiny = shd_dbpool_free(tiny);
 }
 
 Test(watcher, removed_cluster_is_no_longer_watched)
