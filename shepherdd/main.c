@@ -25,12 +25,14 @@
 #include "migrate.h"
 #include "pgembed.h"
 #include "events.h"
+#include "health.h"
 #include "locks.h"
 #include "exec.h"
 #include "queue.h"
 #include "reconcile.h"
 #include "shepherdd.h"
 #include "util.h"
+#include "watcher.h"
 
 static atomic_bool shutdown_requested;
 
@@ -176,9 +178,40 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 	    shd_exec_register(d->exec, q, err) < 0 ||
 	    shd_reconcile_register(q, d, cfg->reconcile_interval_s, cfg->reconcile_mode,
 				   cfg->adoption_interval_s, err) < 0 ||
-	    shd_queue_start(q, err) < 0)
+	    shd_health_register(d->health, q, err) < 0 || shd_queue_start(q, err) < 0)
 		return shd_queue_free(q);
 	return q;
+}
+
+/* The cluster health checker: a periodic job of the queue, and POST .../health. */
+static struct shd_health *health_new(struct shd_daemon *d, struct shp_error *err)
+{
+	struct shd_health_config hc = {
+		.pool = d->pool,
+		.provider = shd_daemon_provider,
+		.provider_ud = d,
+		.interval_s = d->cfg->health_interval_s,
+	};
+
+	return shd_health_new(&hc, err);
+}
+
+/* The VM watcher follows the queue's leadership: one daemon watches. */
+static struct shd_watcher *watcher_start(struct shd_daemon *d, struct shd_queue *q,
+					 struct shp_error *err)
+{
+	struct shd_watcher_config wc = {
+		.pool = d->pool,
+		.provider = shd_daemon_provider,
+		.provider_ud = d,
+		.queue = q,
+		.scan_interval_ms = d->cfg->watch_scan_interval_ms,
+	};
+	struct shd_watcher *w = shd_watcher_new(&wc, err);
+
+	if (w && shd_watcher_start(w, err) < 0)
+		w = shd_watcher_free(w);
+	return w;
 }
 
 static struct shd_exec_engine *exec_engine(const struct shd_config *cfg, struct shp_error *err)
@@ -260,8 +293,14 @@ static int run_daemon(const struct shd_config *cfg)
 	srv = shd_server_start(&d, &err);
 	if (!srv)
 		goto out;
+	d.health = health_new(&d, &err);
+	if (!d.health)
+		goto out;
 	queue = queue_start(cfg, &pc, &d, &err);
 	if (!queue)
+		goto out;
+	d.watcher = watcher_start(&d, queue, &err);
+	if (!d.watcher)
 		goto out;
 	log_info("shepherdd %s ready: socket '%s'%s%s, database %s, schema version %d",
 		 PACKAGE_VERSION, cfg->socket_path, cfg->tls_listen ? ", TLS on " : "",
@@ -292,7 +331,9 @@ out:
 	shd_sse_hub_close_all(d.sse);
 	srv = shd_server_stop(srv);
 	d.sse = shd_sse_hub_free(d.sse);
+	d.watcher = shd_watcher_free(d.watcher);
 	queue = shd_queue_free(queue);
+	d.health = shd_health_free(d.health);
 	d.exec = shd_exec_engine_free(d.exec);
 	d.pool = shd_dbpool_free(d.pool);
 	d.metrics = shd_metrics_free(d.metrics);
