@@ -100,6 +100,13 @@ body=$(api POST /api/v1/reconcile -H 'Content-Type: application/json' -d '{"clus
 expect_eq 404 "$(code)" "an unknown cluster is 404"
 body=$(api POST /api/v1/reconcile -H 'Content-Type: application/json' -d '{"cluster":"ks1","force":true}')
 expect_eq 400 "$(code)" "an unknown field is refused"
+body=$(api POST /api/v1/reconcile -H 'Content-Type: application/json' -d '{"mode":5}')
+expect_eq 400 "$(code)" "a mode of the wrong type is refused"
+body=$(api POST /api/v1/reconcile -H 'Content-Type: application/json' \
+	-d "{\"cluster\":\"$(printf 'x%.0s' $(seq 1 300))\"}")
+expect_eq 400 "$(code)" "an overlong cluster name is refused"
+body=$(api GET "/api/v1/reconcile/runs?cursor=!!!")
+expect_eq 400 "$(code)" "a malformed cursor is refused"
 body=$(api POST /api/v1/reconcile -H 'Content-Type: application/json' -d '{"mode":')
 expect_eq 400 "$(code)" "malformed JSON is refused"
 expect_exit 7 "the CLI checks the mode" shp reconcile --mode delete
@@ -115,6 +122,19 @@ a2=$(jq -r '.[1].id' <<<"$OUT")
 n1=$(jq -r '.[0].name' <<<"$OUT")
 expect_eq RUNNING "$(jq -r '.[0].summary.status' <<<"$OUT")" "with a summary of the VM"
 
+expect_exit 7 "adopting with another namespace than the VM's is refused" \
+	shp adoption adopt "$a1" --namespace team-a
+expect_eq pending "$(sql "SELECT state FROM pending_adoptions WHERE id = $a1")" "and decides nothing"
+body=$(api POST "/api/v1/adoptions/$a1/adopt" -H 'Content-Type: application/json' -d '{"namespace":"../etc"}')
+expect_eq 400 "$(code)" "a hostile namespace is refused"
+body=$(api POST "/api/v1/adoptions/$a1/adopt" -H 'Content-Type: application/json' -d '{"namespace":7}')
+expect_eq 400 "$(code)" "a namespace of the wrong type is refused"
+body=$(api POST "/api/v1/adoptions/$a1/adopt" -H 'Content-Type: application/json' -d '{"vm_id":1}')
+expect_eq 400 "$(code)" "an unknown field is refused"
+body=$(api POST "/api/v1/adoptions/abc/adopt")
+expect_eq 404 "$(code)" "a malformed adoption id is not found"
+body=$(api POST "/api/v1/adoptions/0/ignore")
+expect_eq 404 "$(code)" "adoption 0 is not found"
 expect_exit 0 "adoption adopt" shp adoption adopt "$a1" -o json
 expect_eq adopted "$(jq -r .state <<<"$OUT")" "the adoption is adopted"
 expect_eq applied "$(jq -r .label <<<"$OUT")" "the label was applied"
