@@ -281,6 +281,13 @@ static int insert_vm(PGconn *conn, const json_t *a, int64_t *ret_id, struct shp_
 			return shp_error_set(err, SHP_E_CONFLICT,
 					     "a VM row for '%s/%s' already exists in the cluster",
 					     shp_json_str(a, "namespace"), shp_json_str(a, "name"));
+		/* the server's text stays out of a 400: say what is wrong in our words */
+		if (err && err->code == SHP_E_INVAL)
+			return shp_error_set(
+				err, SHP_E_INVAL,
+				"VM '%s/%s' cannot be adopted: shepherd's VM names are "
+				"DNS labels of at most 63 characters",
+				shp_json_str(a, "namespace"), shp_json_str(a, "name"));
 		return shp_error_prefix(err, "adding the VM row");
 	}
 	*ret_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);

@@ -418,3 +418,25 @@ Test(reconcile, label_failure_leaves_the_adoption_standing)
 	scan(1, 0); /* the scan labels adopted VMs still without the label */
 	cr_expect_eq(listed(SHD_MANAGED_SELECTOR), 1);
 }
+
+Test(reconcile, a_name_shepherd_cannot_hold_is_refused_cleanly)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+	char prefix[80];
+	json_t *a = NULL;
+
+	/* a valid Kubernetes name, longer than a vms row takes */
+	memset(prefix, 'n', 70);
+	prefix[70] = '\0';
+	seed("legacy", prefix, 1, "{\"shepherd.io/adopt\": \"true\"}");
+	scan(1, 1);
+	cr_assert_eq(shd_adoption_adopt(testdb_conn, &sim->infra,
+					atoll(one("SELECT id FROM pending_adoptions")), NULL, &ctx,
+					&a, &err),
+		     -SHP_E_INVAL);
+	cr_expect(strstr(err.msg, "cannot be adopted"), "%s", err.msg);
+	cr_expect_null(strstr(err.msg, "violates"), "the server's text stays out: %s", err.msg);
+	cr_expect_eq(err.n_details, 0);
+	cr_expect_str_eq(one("SELECT state FROM pending_adoptions"), "pending");
+	cr_expect_eq(count("SELECT count(*) FROM vms"), 0);
+}
