@@ -195,4 +195,6 @@ expect_eq dry-run "$(sql "SELECT mode FROM reconcile_runs WHERE actor = 'shepher
 	"the periodic job reconciles in the configured mode"
 expect_match '^[1-9]' "$(sql "SELECT count(*) FROM jobs WHERE kind = 'reconcile.run' AND state = 'completed'")" \
 	"as a reconcile.run job"
+expect_match '^[1-9]' "$(sql "SELECT count(*) FROM jobs WHERE kind = 'adoption.scan' AND state = 'completed'")" \
+	"the adoption scan runs as a periodic job too"
 finish
