@@ -96,7 +96,7 @@ static json_t *vm_json(const struct shd_vm *vm)
 			 vm->error, "resource_version", vm->resource_version);
 }
 
-/* {"cluster", "stale", "resource_version", "observed_at", "items": [...]} */
+/* {"cluster", "stale", "resource_version", "observed_at", "items": [...]}; "watch" is added */
 static json_t *vms_json(const char *name, const struct shd_vm_list *l, bool stale,
 			uint64_t observed_at_us, const char *ns)
 {
@@ -144,5 +144,7 @@ int shd_api_clusters_vms(struct shd_req *req, struct shd_resp *resp, struct shp_
 	shd_vm_list_release(&l);
 	if (!j)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	/* how the watch is doing: state, breaker, counters (absent if it stopped meanwhile) */
+	(void)json_object_set_new(j, "watch", shd_watcher_status(req->d->watcher, id, NULL));
 	return shd_resp_json_take(resp, 200, j);
 }

@@ -173,6 +173,8 @@ expect_match 'shepherd_watch_breaker_state\{cluster="lab"\} 0' "$(api GET /metri
 vms=$(api GET '/api/v1/clusters/lab/vms?namespace=team-a')
 expect_eq "200 web-1,web-3" "$(code) $(jq -r '[.items[].name] | join(",")' <<<"$vms")" \
 	"GET .../vms lists the managed VMs from the cache"
+expect_eq "watching closed false" "$(jq -r '"\(.watch.state) \(.watch.breaker) \(.stale)"' <<<"$vms")" \
+	"with the state of the watch"
 
 # a cluster whose API server does not answer (the simulator's credentials, a closed port)
 sed 's#server: .*#server: https://127.0.0.1:9#' "$T/kubeconfig" >"$T/dead.kubeconfig"
