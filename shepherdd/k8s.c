@@ -348,9 +348,10 @@ int shd_k8s_transport_error(struct shd_k8s *k, CURLcode cc, const char *detail, 
 	const char *why = detail && *detail ? detail : curl_easy_strerror(cc);
 
 	if (cc == CURLE_OPERATION_TIMEDOUT)
-		return shp_error_set(err, SHP_E_TIMEOUT,
-				     "no answer from cluster '%s' at '%s' within %ld ms", k->name,
-				     k->server, waited_ms);
+		return shp_error_set(
+			err, SHP_E_TIMEOUT,
+			"no answer from cluster '%s' at '%s' before the deadline (%ld ms)", k->name,
+			k->server, waited_ms);
 	shp_error_set(err, SHP_E_UNAVAIL, "cluster '%s' at '%s' is unreachable: %s", k->name,
 		      k->server, why);
 	shp_error_api_code(err, "UNREACHABLE");
