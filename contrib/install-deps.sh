@@ -6,7 +6,7 @@ pkgs="build-essential autoconf automake autoconf-archive libtool pkg-config
 libpq-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libreadline-dev libssl-dev
 libmicrohttpd-dev libgnutls28-dev libcriterion-dev
 postgresql postgresql-client util-linux passwd
-curl jq openssl python3 iproute2 procps clang clang-format"
+curl jq openssl python3 iproute2 procps clang clang-format kubernetes-client"
 if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
 missing=
 for p in $pkgs; do

@@ -6,7 +6,10 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <microhttpd.h>
 
 #include "kubesim.h"
 
@@ -256,6 +259,112 @@ static int apis_doc(struct ks_resp *resp, char **s, int n)
 	return not_found(resp);
 }
 
+/* ---- /openapi/v2 in protobuf (gnostic's openapi_v2.Document), encoded by hand ---- */
+
+static void pb_varint(struct shp_buf *b, uint64_t v)
+{
+	do {
+		unsigned char c = (unsigned char)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			c |= 0x80;
+		if (shp_buf_addch(b, (char)c) < 0)
+			abort();
+	} while (v);
+}
+
+/* A length-delimited field (string or embedded message). */
+static void pb_bytes(struct shp_buf *b, unsigned field, const void *data, size_t len)
+{
+	pb_varint(b, (uint64_t)field << 3 | 2);
+	pb_varint(b, len);
+	if (shp_buf_addn(b, data, len) < 0)
+		abort();
+}
+
+static void pb_str(struct shp_buf *b, unsigned field, const char *s)
+{
+	pb_bytes(b, field, s, strlen(s));
+}
+
+static void pb_msg(struct shp_buf *b, unsigned field, struct shp_buf *m)
+{
+	pb_bytes(b, field, m->buf, m->len);
+	shp_buf_release(m);
+}
+
+/*
+ * One NamedPathItem: the resource's PATCH operation with its dryRun query parameter and its
+ * x-kubernetes-group-version-kind, which is what kubectl looks for before --dry-run=server.
+ */
+static void pb_path(struct shp_buf *paths, const struct ks_resource *r)
+{
+	struct shp_buf q = SHP_BUF_INIT(1 << 16), nb = SHP_BUF_INIT(1 << 16);
+	struct shp_buf par = SHP_BUF_INIT(1 << 16), item = SHP_BUF_INIT(1 << 16);
+	struct shp_buf any = SHP_BUF_INIT(1 << 16), ext = SHP_BUF_INIT(1 << 16);
+	struct shp_buf op = SHP_BUF_INIT(1 << 16), pi = SHP_BUF_INIT(1 << 16);
+	struct shp_buf named = SHP_BUF_INIT(1 << 16);
+	char yaml[256], path[256];
+
+	pb_str(&q, 2, "query");
+	pb_str(&q, 4, "dryRun");
+	pb_str(&q, 6, "string");
+	pb_msg(&nb, 3, &q);     /* NonBodyParameter.query_parameter_sub_schema */
+	pb_msg(&par, 2, &nb);   /* Parameter.non_body_parameter */
+	pb_msg(&item, 1, &par); /* ParametersItem.parameter */
+	(void)snprintf(yaml, sizeof(yaml), "group: \"%s\"\nkind: %s\nversion: %s\n", r->group,
+		       r->kind, r->version);
+	pb_str(&any, 2, yaml); /* Any.yaml */
+	pb_str(&ext, 1, "x-kubernetes-group-version-kind");
+	pb_msg(&ext, 2, &any);
+	pb_msg(&op, 8, &item); /* Operation.parameters */
+	pb_msg(&op, 13, &ext); /* Operation.vendor_extension */
+	pb_msg(&pi, 8, &op);   /* PathItem.patch */
+	(void)snprintf(path, sizeof(path), "/api%s/%s%s%s%s/%s/{name}", *r->group ? "s" : "",
+		       r->group, *r->group ? "/" : "", r->version,
+		       r->namespaced ? "/namespaces/{namespace}" : "", r->plural);
+	pb_str(&named, 1, path);
+	pb_msg(&named, 2, &pi);
+	pb_msg(paths, 2, &named); /* Paths.path */
+}
+
+static int openapi_v2_pb(struct ks_resp *resp)
+{
+	struct shp_buf doc = SHP_BUF_INIT(1 << 20), info = SHP_BUF_INIT(1024);
+	struct shp_buf paths = SHP_BUF_INIT(1 << 20);
+
+	pb_str(&doc, 1, "2.0");
+	pb_str(&info, 1, "Kubernetes");
+	pb_str(&info, 2, "v1.30.2");
+	pb_msg(&doc, 2, &info);
+	for (int i = 0; i < _KS_R_MAX; i++)
+		if (!ks_resources[i].read_only)
+			pb_path(&paths, &ks_resources[i]);
+	pb_msg(&doc, 8, &paths);
+	resp->raw_len = doc.len;
+	resp->raw = shp_buf_detach(&doc, NULL);
+	if (!resp->raw)
+		abort();
+	resp->ctype = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+	return 0;
+}
+
+/*
+ * /openapi/v2 without schemas: clients that insist on it (kubectl validates client-side and
+ * checks dry-run support there) find the PATCH operations and skip validating unknown kinds.
+ */
+static int openapi_v2(struct ks_req *req, struct ks_resp *resp)
+{
+	const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept");
+
+	if (accept && strstr(accept, "protobuf"))
+		return openapi_v2_pb(resp);
+	return ks_reply(resp, 200,
+			json_pack("{s:s, s:{s:s, s:s}, s:{}, s:{}}", "swagger", "2.0", "info",
+				  "title", "Kubernetes", "version", "v1.30.2", "paths",
+				  "definitions"));
+}
+
 int ks_discovery(struct ks_req *req, struct ks_resp *resp)
 {
 	char **s = req->segs;
@@ -273,6 +382,8 @@ int ks_discovery(struct ks_req *req, struct ks_resp *resp)
 		resp->ctype = "text/plain; charset=utf-8";
 		return 0;
 	}
+	if (n == 2 && strcmp(s[0], "openapi") == 0 && strcmp(s[1], "v2") == 0)
+		return openapi_v2(req, resp);
 	if (n == 1 && strcmp(s[0], "api") == 0)
 		return ks_reply(resp, 200,
 				json_pack("{s:s, s:[s], s:[{s:s, s:s}]}", "kind", "APIVersions",

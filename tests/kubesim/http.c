@@ -258,14 +258,15 @@ static enum MHD_Result queue_resp(struct ks *ks, struct MHD_Connection *conn, st
 		resp->ctype = "application/json";
 	} else {
 		char *text = resp->raw;
+		size_t len = resp->raw_len;
 		if (!text) {
 			text = resp->body ? json_dumps(resp->body, JSON_COMPACT) : strdup("");
 			resp->ctype = resp->ctype ? resp->ctype : "application/json";
 		}
 		resp->raw = NULL;
-		r = text ? MHD_create_response_from_buffer(strlen(text), text,
-							   MHD_RESPMEM_MUST_FREE)
-			 : NULL;
+		if (text && !len)
+			len = strlen(text);
+		r = text ? MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE) : NULL;
 		if (!r)
 			free(text);
 	}

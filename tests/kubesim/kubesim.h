@@ -168,6 +168,7 @@ struct ks_resp {
 	int status;
 	json_t *body;
 	char *raw;
+	size_t raw_len; /* 0: strlen(raw) */
 	const char *ctype;
 	int retry_after;
 	char warning[256];
