@@ -170,17 +170,6 @@ int shd_adoption_scan_cluster(PGconn *conn, const struct shd_infra *infra, int64
 
 /* ---- decisions --------------------------------------------------------------------------- */
 
-json_t *shd_adoption_label_manifest(const char *namespace_, const char *name, int64_t vm_id)
-{
-	char id[24];
-
-	(void)snprintf(id, sizeof(id), "%lld", (long long)vm_id);
-	return json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s}}}", "apiVersion", "kubevirt.io/v1",
-			 "kind", "VirtualMachine", "metadata", "name", name, "namespace",
-			 namespace_, "labels", SHD_LABEL_MANAGED_BY, "shepherd", SHD_LABEL_VM_ID,
-			 id);
-}
-
 static json_t *adoption_query(PGconn *conn, const char *sql, int64_t id, struct shp_error *err)
 {
 	char ids[24];

@@ -6,9 +6,9 @@
  *  - the pure diff (any thread, no I/O): DB rows against the VMs listed with the managed-by
  *    selector give ghosts (rows without a VM) and orphans (VMs labelled ours without a row),
  *    and the circuit breaker's rule;
- *  - runs over one cluster on a caller's connection (reconcile.c, adoption.c): they list the
- *    cluster through the infrastructure capability, record the run or the adoption rows and
- *    audit them; any thread, one connection per thread;
+ *  - runs over one cluster on a caller's connection (api-reconcile.c, adoption.c): they list
+ *    the cluster through the infrastructure capability, record the run or the adoption rows
+ *    and audit them; any thread, one connection per thread;
  *  - the job kinds and periodic jobs (reconcile.run, adoption.scan) and the HTTP handlers
  *    (api-reconcile.c).
  * Nothing here ever deletes a row or touches a VM, except adopt, which labels the adopted VM.
