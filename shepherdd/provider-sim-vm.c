@@ -366,6 +366,14 @@ static int update_locked(struct sim *s, const struct sim_manifest *m, const json
 	if ((r = merged(vm, m, &v, err)) < 0)
 		return r;
 	json_t *labels = m->labels ? merge_labels(vm->labels, m->labels) : json_incref(vm->labels);
+	if (json_object_size(labels) > SIM_MAX_LABELS) {
+		json_decref(labels);
+		return sim_fail(
+			err, 422, "Invalid",
+			"VirtualMachine.kubevirt.io \"%s\" is invalid: metadata.labels: Too "
+			"many: must have at most %d items",
+			m->name, SIM_MAX_LABELS);
+	}
 	bool same = json_equal(labels, vm->labels) &&
 		    strcmp(v.run_strategy, vm->pub.run_strategy) == 0 &&
 		    strcmp(v.instancetype, vm->pub.instancetype) == 0 && v.cpus == vm->pub.cpus &&

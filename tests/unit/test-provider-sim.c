@@ -596,6 +596,18 @@ Test(provider_sim, update_merges_labels_and_fields)
 	cr_expect(strstr(err.msg, "conflicts with selected instance type"), "%s", err.msg);
 	cr_expect_eq(P->infra.ops->update_vm(P->infra.impl, ghost, false, &vm, 0, &err),
 		     -SHP_E_NOTFOUND);
+	json_auto_t *many = json_loads(HEAD "\"metadata\":{\"name\":\"u\",\"namespace\":"
+					    "\"default\",\"labels\":{}}}",
+				       0, NULL);
+	for (int i = 0; i < 64; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%d", i);
+		json_object_set_new(json_object_get(json_object_get(many, "metadata"), "labels"), k,
+				    json_string("v"));
+	}
+	cr_expect_eq(P->infra.ops->update_vm(P->infra.impl, many, false, &vm, 0, &err),
+		     -SHP_E_INVAL, "64 more labels are too many");
+	cr_expect(strstr(err.msg, "Too many"), "%s", err.msg);
 
 	/* Halted through an apply stops it; an apply of a whole absent VM creates it */
 	json_object_set_new(json_object_get(start, "spec"), "runStrategy", json_string("Halted"));
