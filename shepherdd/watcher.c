@@ -637,20 +637,11 @@ static struct cwatch *cw_new(struct shd_watcher *w, int64_t id, const char *name
 	return cw;
 }
 
-/* Stop and join (bounded); a thread that does not end in time is left running, detached. */
-static void cw_stop(struct cwatch *cw, int timeout_ms)
+/* The realtime instant timeout_ms from now (pthread_timedjoin_np's clock). */
+static struct timespec realtime_after(int timeout_ms)
 {
 	struct timespec ts;
 
-	atomic_store(&cw->stop, true);
-	pthread_mutex_lock(&cw->mu);
-	pthread_cond_broadcast(&cw->cond);
-	pthread_mutex_unlock(&cw->mu);
-	if (!cw->started) {
-		cw_free(cw);
-		return;
-	}
-	/* pthread_timedjoin_np measures against CLOCK_REALTIME */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += timeout_ms / 1000;
 	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -658,9 +649,19 @@ static void cw_stop(struct cwatch *cw, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	if (pthread_timedjoin_np(cw->thread, NULL, &ts) != 0) {
-		log_error("cluster '%s': its watch did not stop within %d ms; leaving it behind",
-			  cw->name, timeout_ms);
+	return ts;
+}
+
+/* Join by the deadline; a thread that does not end in time is left running, detached. */
+static void cw_join(struct cwatch *cw, const struct timespec *deadline)
+{
+	if (!cw->started) {
+		cw_free(cw);
+		return;
+	}
+	if (pthread_timedjoin_np(cw->thread, NULL, deadline) != 0) {
+		log_error("cluster '%s': its watch did not stop in time; leaving it behind",
+			  cw->name);
 		pthread_detach(cw->thread);
 		return; /* the thread still uses cw: it is never freed */
 	}
@@ -701,6 +702,8 @@ static struct cwatch *take_unseen(struct shd_watcher *w, bool all)
 
 static void stop_all(struct cwatch *gone, int timeout_ms)
 {
+	struct timespec deadline;
+
 	/* tell them all first so they wind down together, then join one by one */
 	for (struct cwatch *cw = gone; cw; cw = cw->next) {
 		atomic_store(&cw->stop, true);
@@ -708,11 +711,12 @@ static void stop_all(struct cwatch *gone, int timeout_ms)
 		pthread_cond_broadcast(&cw->cond);
 		pthread_mutex_unlock(&cw->mu);
 	}
+	deadline = realtime_after(timeout_ms);
 	while (gone) {
 		struct cwatch *next = gone->next;
 
 		log_info("cluster '%s': no longer watched", gone->name);
-		cw_stop(gone, timeout_ms);
+		cw_join(gone, &deadline);
 		gone = next;
 	}
 }
@@ -819,9 +823,9 @@ struct shd_watcher *shd_watcher_new(const struct shd_watcher_config *cfg, struct
 	w->cfg.breaker_threshold = or_default(cfg->breaker_threshold, 5);
 	w->cfg.breaker_open_ms = or_default(cfg->breaker_open_ms, 5000);
 	w->cfg.breaker_max_open_ms = or_default(cfg->breaker_max_open_ms, 120000);
-	w->cfg.list_timeout_ms = or_default(cfg->list_timeout_ms, 30000);
+	w->cfg.list_timeout_ms = or_default(cfg->list_timeout_ms, 15000);
 	w->cfg.watch_timeout_ms = or_default(cfg->watch_timeout_ms, 300000);
-	w->cfg.join_timeout_ms = or_default(cfg->join_timeout_ms, 10000);
+	w->cfg.join_timeout_ms = or_default(cfg->join_timeout_ms, 20000);
 	w->cfg.resync_interval_ms = or_default(cfg->resync_interval_ms, 600000);
 	pthread_mutex_init(&w->mu, NULL);
 	cond_init_monotonic(&w->cond);

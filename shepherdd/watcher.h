@@ -43,9 +43,9 @@ struct shd_watcher_config {
 	int breaker_threshold;            /* consecutive failures that open it (0 = 5) */
 	int breaker_open_ms;              /* first open period (0 = 5 s) */
 	int breaker_max_open_ms;          /* open period cap (0 = 2 min) */
-	int list_timeout_ms;              /* deadline of one LIST (0 = 30 s) */
+	int list_timeout_ms;              /* deadline of one LIST (0 = 15 s) */
 	int watch_timeout_ms;             /* a watch is renewed after this long (0 = 5 min) */
-	int join_timeout_ms;              /* stopping waits this long per thread (0 = 10 s) */
+	int join_timeout_ms;              /* stopping waits this long per thread (0 = 20 s) */
 	int resync_interval_ms;           /* list again (rows catch up) this often (0 = 10 min) */
 };
 
