@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -523,8 +524,10 @@ struct shd_provider *shd_provider_sim_new(const struct shd_sim_options *opt, str
 
 /* ---- test hooks ------------------------------------------------------------------------------ */
 
+/* The hooks take only a simulated cluster's provider: anything else is a programming error. */
 static struct sim *sim_of(struct shd_provider *p)
 {
+	assert(p && p->destroy == sim_destroy);
 	return p->infra.impl;
 }
 
@@ -611,7 +614,7 @@ static int seed_check(const char *ns, const char *prefix, int n, const json_t *l
 int shd_provider_sim_seed(struct shd_provider *p, const char *ns, const char *prefix, int n,
 			  bool running, const json_t *labels, struct shp_error *err)
 {
-	struct sim *s = p->infra.impl;
+	struct sim *s = sim_of(p);
 	uint64_t now = shp_now_monotonic_ns();
 	struct shd_vm v = {0};
 	int r = seed_check(ns, prefix, n, labels, err);

@@ -819,7 +819,7 @@ Test(provider_sim, watch_edges)
 	r->n = 0;
 	sleep_ms(3 * TICK_MS);
 	_cleanup_free_ char *rv2 = list_rv();
-	cr_expect_eq(watch(r, NULL, rv2, (SIM_BOOKMARK_TICKS + 3) * TICK_MS, &err), 0);
+	cr_expect_eq(watch(r, NULL, rv2, (SIM_BOOKMARK_TICKS + 10) * TICK_MS, &err), 0);
 	cr_expect_geq(r->n, 2, "an idle bookmark and the closing one");
 	cr_expect_eq(r->type[0], SHD_WATCH_BOOKMARK);
 
@@ -1396,7 +1396,17 @@ Test(provider_sim, threads_create_power_list_while_one_watches)
 	}
 	for (int i = 0; i < 4; i++)
 		pthread_join(workers[i], NULL);
-	sleep_ms(6 * TICK_MS);
+	/* every transition done (restarts take two ticks), then until the watch has seen it all */
+	sleep_ms(4 * TICK_MS);
+	for (int i = 0; i < 500; i++) {
+		_cleanup_free_ char *now = list_rv();
+		pthread_mutex_lock(&r->lock);
+		bool caught_up = r->n && r->rv[r->n - 1] >= strtoull(now, NULL, 10);
+		pthread_mutex_unlock(&r->lock);
+		if (caught_up)
+			break;
+		sleep_ms(10);
+	}
 	atomic_store(&r->stop, true);
 	pthread_join(watcher, NULL);
 	cr_expect_eq(atomic_load(&errors), 0);
