@@ -244,4 +244,16 @@ expect_match '^400 .*snapshot feature gate not enabled$' "$(kcode) $(jq -r .mess
 body=$(kube POST $VMS "${JSON[@]}" -d '{"metadata":{"name":"nomem"},"spec":{"template":{"spec":{"domain":{}}}}}')
 expect_match '^422 .*no memory requested' "$(kcode) $(jq -r .message <<<"$body")" "a VM without memory: 422"
 
+# --- injected VM failures (an annotation on the VM) ---
+for f in Unschedulable:ErrorUnschedulable ErrImagePull:ErrImagePull PvcNotFound:ErrorPvcNotFound \
+	CrashLoopBackOff:CrashLoopBackOff; do
+	name=$(echo "${f%%:*}" | tr 'A-Z' 'a-z')
+	kube POST $VMS "${JSON[@]}" -d "{\"metadata\":{\"name\":\"$name\",\"annotations\":{\"kubesim.shepherd.dev/fault\":\"${f%%:*}\"}},\"spec\":{\"runStrategy\":\"Always\",\"template\":{\"spec\":{\"domain\":{\"memory\":{\"guest\":\"1Gi\"}}}}}}" >/dev/null
+	wait_for $VMS/$name .status.printableStatus "${f#*:}" "fault ${f%%:*}: the VM shows ${f#*:}"
+done
+expect_eq 1 "$(kube GET $VMS/crashloopbackoff | jq '.status.startFailure.consecutiveFailCount >= 1 | if . then 1 else 0 end')" \
+	"  with status.startFailure counting"
+body=$(kube POST $VMS "${JSON[@]}" -d '{"metadata":{"name":"badlabel","labels":{"a b":"c"}},"spec":{}}')
+expect_match '^422 .*metadata.labels: Invalid value' "$(kcode) $(jq -r .message <<<"$body")" "an invalid label: 422"
+
 finish

@@ -11,6 +11,7 @@
 
 #include "json.h"
 #include "kubesim.h"
+#include "labelsel.h"
 #include "util.h"
 
 static const char *md_str(const json_t *obj, const char *key)
@@ -150,6 +151,37 @@ void ks_generate_name(const char *prefix, char *out, size_t size)
 	(void)snprintf(out, size, "%.58s%s", prefix, suffix);
 }
 
+/* metadata.labels must be a map of valid keys to valid values (the apiserver's validation). */
+static int check_labels(struct ks_resp *resp, const struct ks_resource *r, const json_t *obj)
+{
+	const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+	const char *k;
+	json_t *v;
+
+	if (!labels)
+		return 0;
+	if (!json_is_object(labels))
+		return ks_error(resp, 400, "BadRequest",
+				"metadata.labels: must be a map of string keys to string values",
+				NULL);
+	json_object_foreach((json_t *)labels, k, v)
+	{
+		const char *sv = json_string_value(v);
+		if (shd_label_key_is_valid(k) && sv && shd_label_value_is_valid(sv))
+			continue;
+		return ks_errorf(resp, 422, "Invalid",
+				 "%s%s%s \"%.253s\" is invalid: metadata.labels: Invalid value: "
+				 "\"%.253s\": a valid label must be an empty string or consist of "
+				 "alphanumeric characters, '-', '_' or '.', and must start and end "
+				 "with an alphanumeric character",
+				 r->kind, *r->group ? "." : "", r->group,
+				 json_string_value(
+					 json_object_get(json_object_get(obj, "metadata"), "name")),
+				 shd_label_key_is_valid(k) ? (sv ? sv : "") : k);
+	}
+	return 0;
+}
+
 /* The namespace must exist and not be terminating. */
 static int check_namespace(struct ks *ks, struct ks_resp *resp, const char *ns)
 {
@@ -283,7 +315,7 @@ int ks_create_obj(struct ks_req *req, struct ks_resp *resp, const struct ks_targ
 		return -1;
 	if (ks_get(ks, t->res, t->ns, md_str(obj, "name")))
 		return already_exists(resp, r, md_str(obj, "name"));
-	if (ks_admit(ks, resp, t->res, obj, NULL) < 0)
+	if (check_labels(resp, r, obj) < 0 || ks_admit(ks, resp, t->res, obj, NULL) < 0)
 		return -1;
 	ks_update_manager(req, mgr, sizeof(mgr));
 	ks_api_version(r, av, sizeof(av));
@@ -403,7 +435,7 @@ int ks_commit_update(struct ks_req *req, struct ks_resp *resp, const struct ks_t
 			json_integer(json_integer_value(json_object_get(
 					     json_object_get(cur, "metadata"), "generation")) +
 				     1));
-	if (ks_admit(ks, resp, t->res, nw, cur) < 0)
+	if (check_labels(resp, r, nw) < 0 || ks_admit(ks, resp, t->res, nw, cur) < 0)
 		return -1;
 	ks_api_version(r, av, sizeof(av));
 	ks_update_manager(req, mgr, sizeof(mgr));

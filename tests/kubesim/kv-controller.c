@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "kubesim.h"
 #include "util.h"
@@ -211,12 +212,58 @@ static void vmi_running(struct ks *ks, json_t *vmi)
 	kv_phase_to(vmi, "Running");
 }
 
+/* An injected failure: the annotation below on the VM, copied to its VMIs. */
+#define FAULT_ANNOTATION "kubesim.shepherd.dev/fault"
+
+static const char *fault_of(const json_t *obj)
+{
+	return json_string_value(
+		json_object_get(kv_at(obj, "metadata.annotations"), FAULT_ANNOTATION));
+}
+
+static bool has_fault(const json_t *obj, const char *fault)
+{
+	return shp_strcmp0(fault_of(obj), fault) == 0;
+}
+
+/* A VMI held by an injected failure stays in its phase with the condition that says why. */
+static bool vmi_held(struct ks *ks, json_t *nw, const char *phase)
+{
+	char msg[96];
+
+	if (strcmp(phase, "Pending") == 0 && has_fault(nw, "PvcNotFound")) {
+		kv_condition(nw, "Synchronized", false, "FailedPvcNotFound",
+			     "PVC referenced by the VM does not exist");
+		return true;
+	}
+	if (strcmp(phase, "Scheduling") == 0 && has_fault(nw, "Unschedulable")) {
+		(void)snprintf(msg, sizeof(msg),
+			       "0/%d nodes are available: %d Insufficient memory.", ks->cfg.nodes,
+			       ks->cfg.nodes);
+		kv_condition(nw, "PodScheduled", false, "Unschedulable", msg);
+		return true;
+	}
+	if (strcmp(phase, "Scheduled") == 0 &&
+	    (has_fault(nw, "ErrImagePull") || has_fault(nw, "ImagePullBackOff"))) {
+		kv_condition(nw, "Synchronized", false, fault_of(nw), "failed to pull image");
+		return true;
+	}
+	if (strcmp(phase, "Scheduled") == 0 && has_fault(nw, "CrashLoopBackOff")) {
+		kv_condition(nw, "Ready", false, "PodFailed", "virt-launcher crashed");
+		kv_phase_to(nw, "Failed");
+		return true;
+	}
+	return false;
+}
+
 static void vmi_advance(struct ks *ks, json_t *nw)
 {
 	const char *phase = kv_str(nw, "status.phase");
 
 	if (!phase || !*phase) {
 		kv_phase_to(nw, "Pending");
+	} else if (vmi_held(ks, nw, phase)) {
+		return;
 	} else if (strcmp(phase, "Pending") == 0) {
 		kv_phase_to(nw, "Scheduling");
 		kv_condition(nw, "Ready", false, "PodNotReady", NULL);
@@ -311,6 +358,9 @@ static void create_vmi(struct ks *ks, const json_t *vm)
 			"uid", kv_str(vm, "metadata.uid"), "controller", true, "blockOwnerDeletion",
 			true, "finalizers", "kubevirt.io/foregroundDeleteVirtualMachine", "spec",
 			spec, "status", "qosClass", "Burstable");
+	if (fault_of(vm))
+		json_object_set_new(kv_at(vmi, "metadata.annotations"), FAULT_ANNOTATION,
+				    json_string(fault_of(vm)));
 	kv_phase_to(vmi, "Pending");
 	kv_create(ks, KS_R_VMI, vmi, MGR);
 }
@@ -344,7 +394,42 @@ static bool handle_requests(struct ks *ks, json_t *nw, const json_t *vmi)
 }
 
 /* Act on the run strategy: start a VMI, restart a finished one, or stop. */
-static void run_strategy(struct ks *ks, const json_t *vm, const json_t *vmi)
+/* A VMI that failed before it ever ran counts as a start failure; restarts back off. */
+static void start_failure(json_t *vm, const json_t *vmi)
+{
+	json_t *st = kv_status_of(vm), *sf = json_object_get(st, "startFailure");
+	json_t *ts = kv_at(vmi, "status.phaseTransitionTimestamps"), *t;
+	time_t retry = time(NULL) + 1;
+	char when[32];
+	struct tm tm;
+	size_t i;
+
+	json_array_foreach(ts, i, t) if (shp_strcmp0(kv_str(t, "phase"), "Running") == 0) return;
+	if (!json_is_object(sf)) {
+		sf = json_object();
+		json_object_set_new(st, "startFailure", sf);
+	}
+	(void)gmtime_r(&retry, &tm);
+	(void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_set_new(
+		sf, "consecutiveFailCount",
+		json_integer(json_integer_value(json_object_get(sf, "consecutiveFailCount")) + 1));
+	json_object_set_new(sf, "retryAfterTimestamp", json_string(when));
+	json_object_set(sf, "lastFailedVMIUID", kv_at(vmi, "metadata.uid"));
+}
+
+static bool backing_off(const json_t *vm)
+{
+	const char *retry = kv_str(vm, "status.startFailure.retryAfterTimestamp");
+	char now[32];
+
+	ks_now(now, sizeof(now));
+	return retry && strcmp(now, retry) < 0;
+}
+
+/* Act on the run strategy: start a VMI, restart a finished one, or stop. vm is the working
+ * copy (its status may record a start failure). */
+static void run_strategy(struct ks *ks, json_t *vm, const json_t *vmi)
 {
 	const char *rs = kv_run_strategy(vm);
 	const char *phase = kv_str(vmi, "status.phase");
@@ -354,10 +439,15 @@ static void run_strategy(struct ks *ks, const json_t *vm, const json_t *vmi)
 			kv_mark_deleted(ks, KS_R_VMI, vmi);
 	} else if (strcmp(rs, "Always") == 0 ||
 		   (strcmp(rs, "RerunOnFailure") == 0 && shp_strcmp0(phase, "Succeeded"))) {
-		if (!vmi)
+		if (!vmi && !backing_off(vm)) {
 			create_vmi(ks, vm);
-		else if (kv_vmi_is_final(vmi))
+		} else if (vmi && kv_vmi_is_final(vmi)) {
+			if (shp_strcmp0(phase, "Failed") == 0 &&
+			    shp_strcmp0(kv_str(vm, "status.startFailure.lastFailedVMIUID"),
+					kv_str(vmi, "metadata.uid")) != 0)
+				start_failure(vm, vmi);
 			kv_mark_deleted(ks, KS_R_VMI, vmi);
+		}
 	} else if (strcmp(rs, "Once") == 0 && !vmi && !kv_at(vm, "status.created")) {
 		create_vmi(ks, vm);
 	}
@@ -391,6 +481,19 @@ static bool vmi_migrating(const json_t *vmi)
 	       !json_is_true(json_object_get(ms, "failed"));
 }
 
+/* Whether obj has condition type (status False) with the given reason. */
+static bool cond_reason_is(const json_t *obj, const char *type, const char *reason)
+{
+	json_t *conds = kv_at(obj, "status.conditions"), *c;
+	size_t i;
+
+	json_array_foreach(conds, i, c) if (shp_strcmp0(kv_str(c, "type"), type) ==
+					    0) return shp_strcmp0(kv_str(c, "status"), "False") ==
+			0 &&
+		shp_strcmp0(kv_str(c, "reason"), reason) == 0;
+	return false;
+}
+
 /* printableStatus, with the VM controller's precedence. */
 static const char *printable(struct ks *ks, const json_t *vm, const json_t *vmi)
 {
@@ -405,10 +508,20 @@ static const char *printable(struct ks *ks, const json_t *vm, const json_t *vmi)
 		return "Migrating";
 	if (shp_strcmp0(phase, "Running") == 0)
 		return kv_has_condition(vmi, "Paused") ? "Paused" : "Running";
+	if (vmi && cond_reason_is(vmi, "Synchronized", "FailedPvcNotFound"))
+		return "ErrorPvcNotFound";
 	if (kv_datavolume_failed(ks, vm))
 		return "DataVolumeError";
+	if (vmi && cond_reason_is(vmi, "PodScheduled", "Unschedulable"))
+		return "ErrorUnschedulable";
 	if (kv_provisioning(ks, vm) && start_expected(vm))
 		return "Provisioning";
+	if (vmi && cond_reason_is(vmi, "Synchronized", "ErrImagePull"))
+		return "ErrImagePull";
+	if (vmi && cond_reason_is(vmi, "Synchronized", "ImagePullBackOff"))
+		return "ImagePullBackOff";
+	if ((!vmi || final) && backing_off(vm) && start_expected(vm))
+		return "CrashLoopBackOff";
 	if ((!vmi && start_expected(vm)) || (vmi && !final))
 		return "Starting";
 	return "Stopped";
@@ -456,6 +569,8 @@ static void vm_status(struct ks *ks, json_t *nw, const json_t *vmi)
 	bool ready = vmi && shp_strcmp0(kv_str(vmi, "status.phase"), "Running") == 0 &&
 		     kv_has_condition(vmi, "Ready");
 
+	if (ready)
+		json_object_del(st, "startFailure");
 	json_object_set_new(st, "printableStatus", json_string(printable(ks, nw, vmi)));
 	json_object_set_new(st, "created", json_boolean(vmi != NULL));
 	json_object_set_new(st, "ready", json_boolean(ready));
