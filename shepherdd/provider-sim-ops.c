@@ -7,7 +7,6 @@
  */
 #include "config.h"
 
-#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +15,6 @@
 #include <jansson.h>
 
 #include "error.h"
-#include "labelsel.h"
 #include "provider-sim-internal.h"
 #include "util.h"
 
