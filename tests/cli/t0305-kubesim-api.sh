@@ -109,6 +109,30 @@ kubesim_ctl faults '{}' >/dev/null
 kube GET "$VMS?limit=4&continue=$tok" | jq -r .reason >"$T/r"
 expect_eq "410 Expired" "$(kcode) $(cat "$T/r")" "an expired continue token: HTTP 410"
 
+# --- stream faults: tiny chunks, an injected ERROR 500, an abrupt disconnect ---
+kubesim_ctl faults '{"watch_chunk_bytes":5}' >/dev/null
+curl -s --raw --cacert "$KUBESIM_CA" -H "Authorization: Bearer $KUBESIM_TOKEN" \
+	"$KUBESIM_URL/api/v1/namespaces?watch=1&timeoutSeconds=1" >"$T/raw"
+expect_eq 5 "$(head -n 1 "$T/raw" | tr -d '\r')" "watch_chunk_bytes: the stream goes out in 5-byte chunks"
+kube GET "/api/v1/namespaces?watch=1&timeoutSeconds=1" >"$T/w"
+expect_eq 6 "$(jq -r .object.metadata.name "$T/w" | wc -l)" "  and still carries whole events"
+kubesim_ctl faults '{}' >/dev/null
+kube GET "$VMS?watch=1&resourceVersion=$(kube GET $VMS | jq -r .metadata.resourceVersion)" >"$T/w" &
+watcher=$!
+sleep 0.3
+kubesim_ctl drop-watches '{"error":500}' >/dev/null
+wait "$watcher"
+expect_eq "ERROR 500 InternalError" "$(jq -r '"\(.type) \(.object.code) \(.object.reason)"' "$T/w")" \
+	"drop-watches with an error: one ERROR 500 event, then the end"
+curl -sN --cacert "$KUBESIM_CA" -H "Authorization: Bearer $KUBESIM_TOKEN" \
+	"$KUBESIM_URL$VMS?watch=1&resourceVersion=$(kube GET $VMS | jq -r .metadata.resourceVersion)" >/dev/null &
+watcher=$!
+sleep 0.3
+expect_eq 1 "$(kubesim_ctl stats | jq .watches_open)" "stats count the open watch"
+kubesim_ctl drop-watches >/dev/null
+wait "$watcher"
+expect_eq 18 "$?" "drop-watches: the stream breaks off (curl: partial transfer)"
+
 # --- server-side apply ---
 A=(-H 'Content-Type: application/apply-patch+yaml')
 cat >"$T/s1.yaml" <<'EOF'

@@ -27,13 +27,13 @@ static int bad(struct ks_resp *resp, const char *msg)
 
 static int faults(struct ks *ks, struct ks_resp *resp, const json_t *b)
 {
-	static const char *const allowed[] = {"status",      "count",      "retry_after",
-					      "path_prefix", "latency_ms", "watch_410_http",
-					      "legacy_gone", NULL};
+	static const char *const allowed[] = {
+		"status",         "count",       "retry_after",       "path_prefix", "latency_ms",
+		"watch_410_http", "legacy_gone", "watch_chunk_bytes", NULL};
 	struct ks_faults f = {0};
 	struct shp_error err = SHP_ERROR_INIT;
 	const char *prefix = shp_json_str(b, "path_prefix");
-	int64_t status = 0, count = 1, retry = 0, latency = 0;
+	int64_t status = 0, count = 1, retry = 0, latency = 0, chunk = 0;
 	bool w410 = false, gone = false;
 
 	if (shp_json_check_fields(b, allowed, &err) < 0 ||
@@ -42,7 +42,8 @@ static int faults(struct ks *ks, struct ks_resp *resp, const json_t *b)
 	    shp_json_get_int(b, "retry_after", false, 0, 3600, &retry, &err) < 0 ||
 	    shp_json_get_int(b, "latency_ms", false, 0, 60000, &latency, &err) < 0 ||
 	    shp_json_get_bool(b, "watch_410_http", false, &w410, &err) < 0 ||
-	    shp_json_get_bool(b, "legacy_gone", false, &gone, &err) < 0)
+	    shp_json_get_bool(b, "legacy_gone", false, &gone, &err) < 0 ||
+	    shp_json_get_int(b, "watch_chunk_bytes", false, 0, 1 << 20, &chunk, &err) < 0)
 		return bad(resp, err.msg);
 	if (prefix && strlen(prefix) >= sizeof(f.path_prefix))
 		return bad(resp, "path_prefix is too long");
@@ -52,6 +53,7 @@ static int faults(struct ks *ks, struct ks_resp *resp, const json_t *b)
 	f.latency_ms = (int)latency;
 	f.watch_410_http = w410;
 	f.legacy_gone = gone;
+	f.watch_chunk_bytes = (int)chunk;
 	(void)snprintf(f.path_prefix, sizeof(f.path_prefix), "%s", prefix ? prefix : "");
 	pthread_mutex_lock(&ks->mu);
 	ks->faults = f;
@@ -222,6 +224,13 @@ static int simple(struct ks *ks, struct ks_resp *resp, const char *what, const j
 	if (strcmp(what, "compact") == 0) {
 		ks_compact(ks);
 	} else if (strcmp(what, "drop-watches") == 0) {
+		int64_t code = 0;
+		struct shp_error err = SHP_ERROR_INIT;
+		if (shp_json_get_int(b, "error", false, 400, 599, &code, &err) < 0) {
+			pthread_mutex_unlock(&ks->mu);
+			return bad(resp, err.msg);
+		}
+		ks->drop_error = (int)code;
 		ks->drop_gen++;
 		pthread_cond_broadcast(&ks->cond);
 	} else if (strcmp(what, "reset") == 0) {

@@ -86,6 +86,7 @@ struct ks_faults {
 	char path_prefix[256];
 	bool watch_410_http;
 	bool legacy_gone;
+	int watch_chunk_bytes; /* > 0: watch streams go out in chunks of at most this size */
 };
 
 struct ks_config {
@@ -115,6 +116,7 @@ struct ks {
 	struct ks_event *log;
 	size_t log_len, log_cap;
 	uint64_t drop_gen; /* bumped by drop-watches: streams of an older generation close */
+	int drop_error;    /* with drop_gen: an ERROR event with this code first, or 0 */
 	uint64_t unreachable_until_ns;
 	uint64_t ip_counter;
 	uint64_t node_rr;

@@ -42,6 +42,7 @@ struct ks_watch {
 	bool done;
 	struct shp_buf out; /* formatted, not yet sent */
 	size_t sent;
+	int chunk; /* the watch_chunk_bytes fault, read with the events */
 };
 
 bool ks_field_match(const char *sel, const json_t *obj)
@@ -392,6 +393,19 @@ static void emit_expired(struct ks_watch *w, uint64_t req_rv, uint64_t floor)
 	w->done = true;
 }
 
+/* An injected ERROR event (500 and the like), after which the stream ends. */
+static void emit_error(struct ks_watch *w, int code)
+{
+	json_auto_t *st =
+		json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion",
+			  "v1", "metadata", "status", "Failure", "message",
+			  "an error on the server has prevented the request from succeeding",
+			  "reason", code == 410 ? "Expired" : "InternalError", "code", code);
+
+	emit(w, "ERROR", st);
+	w->done = true;
+}
+
 /* Format the logged events after the cursor that this watch selects. */
 static void drain_log(struct ks_watch *w)
 {
@@ -455,8 +469,12 @@ static bool watch_fill(struct ks_watch *w)
 
 	for (;;) {
 		uint64_t now = now_ns();
-		if (ks->drop_gen != w->drop_gen)
+		if (ks->drop_gen != w->drop_gen && !ks->drop_error)
 			return false;
+		if (ks->drop_gen != w->drop_gen) {
+			emit_error(w, ks->drop_error);
+			return true;
+		}
 		if (atomic_load(&ks->stop)) {
 			w->done = true;
 			return true;
@@ -499,6 +517,7 @@ ssize_t ks_watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		pthread_mutex_lock(&w->ks->mu);
 		ok = watch_fill(w);
+		w->chunk = w->ks->faults.watch_chunk_bytes;
 		pthread_mutex_unlock(&w->ks->mu);
 		if (!ok)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -508,6 +527,8 @@ ssize_t ks_watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 	n = w->out.len - w->sent;
 	if (n > max)
 		n = max;
+	if (w->chunk > 0 && n > (size_t)w->chunk)
+		n = (size_t)w->chunk; /* events split across chunks, on request */
 	memcpy(buf, w->out.buf + w->sent, n);
 	w->sent += n;
 	return (ssize_t)n;
@@ -579,6 +600,7 @@ int ks_watch_start(struct ks_req *req, struct ks_resp *resp, const struct ks_tar
 	else
 		w->cursor = (uint64_t)rv;
 	w->drop_gen = ks->drop_gen;
+	w->chunk = ks->faults.watch_chunk_bytes;
 	ks->watches_open++;
 	pthread_mutex_unlock(&ks->mu);
 	resp->watch = w;
