@@ -28,6 +28,16 @@ struct shd_labelsel {
 	size_t n;
 };
 
+/*
+ * The grammar, as the API server's parser (k8s.io/apimachinery labels.Parse) reads it:
+ *
+ *   selector    := "" | requirement ("," requirement)*
+ *   requirement := "!" KEY | KEY | KEY ("=" | "==" | "!=") VALUE? | KEY ("in" | "notin") set
+ *   set         := "(" VALUE? ("," VALUE?)* ")"      (at least one element)
+ *
+ * An identifier runs until whitespace or one of ! = , ( ) < >, so "in" and "notin" are keywords
+ * only as whole words, and a key or value is validated after it is read.
+ */
 enum tok {
 	T_END,
 	T_IDENT,
@@ -62,7 +72,10 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-/* Read the next token into lx (no allocation; text points into the selector). */
+/*
+ * Read the next token into lx (no allocation; text points into the selector). Bytes that are
+ * not ASCII end up inside identifiers, which validation then refuses.
+ */
 static void lex(struct lexer *lx)
 {
 	const char *s = lx->s;
@@ -410,6 +423,7 @@ static bool in_values(const struct term *t, const char *v)
 	return false;
 }
 
+/* As the API server matches: != and notin also hold when the key is absent. */
 static bool term_match(const struct term *t, const json_t *labels)
 {
 	const json_t *jv =

@@ -18,6 +18,7 @@
 #include "provider-sim-internal.h"
 #include "util.h"
 
+/* Unique within a provider (a serial), yet not sequential-looking, as the API server's are. */
 void sim_generate_name(struct sim *s, const char *prefix, char *out, size_t size)
 {
 	static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789"; /* as generateName uses */
@@ -146,6 +147,10 @@ static int taken(enum sim_kind kind, const char *name, struct shp_error *err)
 
 /* ---- snapshots and restores ------------------------------------------------------------ */
 
+/*
+ * The snapshot captures the VM as it is now (spec and labels): that is what a restore or a
+ * clone brings back later, even if the VM changed or went away meanwhile.
+ */
 static int snap_create_locked(struct sim *s, const char *ns, const char *vm_name, const char *name,
 			      struct shd_snapshot *ret, struct shp_error *err)
 {
@@ -235,6 +240,11 @@ static int snap_remove(void *impl, const char *ns, const char *name, uint64_t de
 	return 0;
 }
 
+/*
+ * KubeVirt's default targetReadinessPolicy waits for a running target and then fails; the
+ * simulation refuses at once instead, with a conflict, which is what a caller must handle
+ * either way: stop the VM first.
+ */
 static int restore_check(struct sim *s, const char *ns, const char *vm, const char *snapshot,
 			 struct sim_snapshot **ret_sn, struct shp_error *err)
 {
@@ -485,6 +495,10 @@ const struct shd_clone_ops sim_clone_ops = {
 	.list = clone_list,
 };
 
+/*
+ * One phase a tick. The target's existence is checked only when it is created, as the clone
+ * controller does: a clone whose target appeared meanwhile ends Failed, not refused up front.
+ */
 static void step_clone(struct sim *s, struct sim_clone *c, uint64_t due)
 {
 	struct shp_error e = SHP_ERROR_INIT;
@@ -579,6 +593,10 @@ void sim_migration_interrupt(struct sim *s, const struct sim_vm *vm, const char 
 		migration_fail(s, m, why, false);
 }
 
+/*
+ * One phase a tick, Pending to Succeeded. An abort is honoured at the next step. With no other
+ * node the migration cannot be scheduled and fails once it reaches Scheduling.
+ */
 static void step_migration(struct sim *s, struct sim_migration *m, uint64_t due)
 {
 	struct sim_vm *vm = sim_vm_get(s, m->o.ns, m->pub.vm);
@@ -630,6 +648,7 @@ static void migration_gc(struct sim *s, const char *ns, const char *vm)
 	}
 }
 
+/* The checks of KubeVirt's migration webhook, in its order: a VMI, none in flight, running. */
 static int migrate_locked(struct sim *s, const char *ns, const char *vm_name,
 			  struct shd_migration *ret, struct shp_error *err)
 {

@@ -224,6 +224,10 @@ static int parse_cpu(const json_t *dom, struct sim_manifest *ret, struct shp_err
 	return 0;
 }
 
+/*
+ * memory.guest wins over resources.requests.memory, as in the KubeVirt mapper; hugepages alone
+ * count as a memory request for the webhook but give no size.
+ */
 static int parse_memory(const json_t *dom, struct sim_manifest *ret, struct shp_error *err)
 {
 	static const char *const paths[][4] = {{"memory", "guest", NULL},
@@ -270,6 +274,11 @@ static int check_sizes(const json_t *dom, bool create, const struct sim_manifest
 	return 0;
 }
 
+/*
+ * The order is the cluster's: the API server's schema (types, required fields) before the
+ * webhook (references, sizes), so a manifest with several faults gets the first error a real
+ * cluster would give.
+ */
 int sim_manifest_parse(const json_t *m, bool create, struct sim_manifest *ret,
 		       struct shp_error *err)
 {

@@ -23,6 +23,7 @@
 
 /* ---- state helpers ------------------------------------------------------------------------ */
 
+/* ready follows the VMI's Ready condition: true while it runs, false when paused. */
 void sim_vm_set_status(struct sim_vm *vm, enum shd_vm_status st, const char *printable)
 {
 	vm->pub.status = st;
@@ -230,6 +231,11 @@ static void vm_from_manifest(const struct sim_manifest *m, struct shd_vm *v)
 	sim_copy(v->printable_status, sizeof(v->printable_status), "Stopped");
 }
 
+/*
+ * An existing VM wins over the manifest, even a different one, because the KubeVirt provider
+ * answers an AlreadyExists with the VM it then reads. The namespace is checked after that: an
+ * existing VM implies it.
+ */
 static int create_locked(struct sim *s, const struct sim_manifest *m, bool dry_run,
 			 struct shd_vm *ret, struct shp_error *err)
 {
@@ -348,6 +354,10 @@ static int merged(const struct sim_vm *vm, const struct sim_manifest *m, struct 
 	return 0;
 }
 
+/*
+ * Server-side apply with force: the fields given win. Fields not given are kept (there is no
+ * field ownership here, so nothing is removed by leaving it out), except labels set to null.
+ */
 static int update_locked(struct sim *s, const struct sim_manifest *m, const json_t *manifest,
 			 bool dry_run, struct shd_vm *ret, struct shp_error *err)
 {
@@ -459,6 +469,11 @@ static int sim_ensure_namespace(void *impl, const char *ns, uint64_t deadline_ns
 
 /* ---- power ---------------------------------------------------------------------------------- */
 
+/*
+ * The power rules follow virt-api: start and stop rewrite runStrategy (Halted <-> Always) except
+ * for Manual, which takes state change requests instead; a request already satisfied is not
+ * an error here because the KubeVirt provider turns that 409 into success.
+ */
 static int power_start(struct sim *s, struct sim_vm *vm, uint64_t now, struct shp_error *err)
 {
 	if (vm->terminating)
@@ -657,7 +672,11 @@ static bool initial_events(struct watch *w)
 	return true;
 }
 
-/* Runs with the lock held and returns with it released. */
+/*
+ * Runs with the lock held and returns with it released. Each pass applies due transitions
+ * first, so a watch alone (no other calls) still sees the cluster move; it sleeps at most a
+ * tick, or until the next transition is due, whichever is sooner.
+ */
 static int watch_loop(struct watch *w, const atomic_bool *stop, uint64_t deadline,
 		      struct shp_error *err)
 {

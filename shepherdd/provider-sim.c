@@ -52,6 +52,10 @@ void sim_copy(char *dst, size_t size, const char *src)
 	(void)snprintf(dst, size, "%s", src ? src : "");
 }
 
+/*
+ * Names and values in messages come from callers and may hold anything: control bytes become
+ * '?', and a long one is cut with "...", so a message stays one printable line.
+ */
 void sim_quote(char *out, size_t size, const char *s)
 {
 	size_t n = 0;
@@ -63,6 +67,11 @@ void sim_quote(char *out, size_t size, const char *s)
 	out[n] = '\0';
 }
 
+/*
+ * The error a real cluster's answer becomes in the KubeVirt provider (k8s-status.c): the
+ * same code and API code for the status, "cluster: " and the Status message, the reason as a
+ * detail. Callers then add what was attempted, as that provider does.
+ */
 int sim_fail(struct shp_error *err, int http, const char *reason, const char *fmt, ...)
 {
 	static const struct {
@@ -152,6 +161,7 @@ static bool set_search(const struct sim_set *set, const char *ns, const char *na
 	return false;
 }
 
+/* Sorted sets keep lists in the API server's order (namespace, then name) at no extra cost. */
 struct sim_obj *sim_find(struct sim *s, enum sim_kind kind, const char *ns, const char *name)
 {
 	size_t pos;
@@ -204,6 +214,10 @@ void sim_remove(struct sim *s, struct sim_obj *o)
 
 /* ---- transitions ------------------------------------------------------------------------ */
 
+/*
+ * An object is in the pending list at most once, whatever its next step: rescheduling only
+ * moves its due time. next_due may be early after an unschedule; that costs one scan.
+ */
 void sim_schedule(struct sim *s, struct sim_obj *o, uint64_t from)
 {
 	if (!o->due_ns) {
@@ -293,6 +307,10 @@ static void log_clear(struct sim *s)
 	s->log_head = s->log_n = 0;
 }
 
+/*
+ * Events hold a copy of the VM and references to its labels (which are replaced, never
+ * changed, so sharing them is safe); every reference is taken and dropped under the lock.
+ */
 void sim_vm_event(struct sim *s, struct sim_vm *vm, enum shd_watch_type type, json_t *prev_labels)
 {
 	struct sim_event *ev = sim_xcalloc(1, sizeof(*ev));
@@ -325,6 +343,7 @@ const struct sim_event *sim_log_at(const struct sim *s, size_t i)
 	return s->log[(s->log_head + i) % SIM_LOG_MAX];
 }
 
+/* The log is in RV order, so a resuming watch finds its place by binary search. */
 size_t sim_log_first_after(const struct sim *s, uint64_t rv)
 {
 	size_t lo = 0, hi = s->log_n;
@@ -349,6 +368,10 @@ int sim_unreachable_error(const struct sim *s, struct shp_error *err)
 	return -SHP_E_UNAVAIL;
 }
 
+/*
+ * The order matters: a call that fails (unreachable, injected fault) must not advance the
+ * cluster, so due transitions are applied only once the call is going ahead.
+ */
 int sim_enter(struct sim *s, uint64_t deadline_ns, struct shp_error *err)
 {
 	uint64_t now = shp_now_monotonic_ns();
@@ -425,6 +448,7 @@ struct sim_provider {
 
 extern const struct shd_infra_ops sim_infra_ops;
 
+/* Every object, pending step, event and namespace goes; the new cluster's namespaces return. */
 static void clear_objects(struct sim *s)
 {
 	for (int k = 0; k < _SIM_KIND_MAX; k++) {
@@ -611,6 +635,10 @@ static int seed_check(const char *ns, const char *prefix, int n, const json_t *l
 	return labels ? sim_labels_check(labels, false, "seed", prefix, err) : 0;
 }
 
+/*
+ * Seeded VMs skip the transitions: a large cluster is there at once, as if it had been running
+ * for a while. Each still gets its ADDED event, so a watch from before the seed sees them.
+ */
 int shd_provider_sim_seed(struct shd_provider *p, const char *ns, const char *prefix, int n,
 			  bool running, const json_t *labels, struct shp_error *err)
 {
