@@ -368,9 +368,30 @@ int sim_unreachable_error(const struct sim *s, struct shp_error *err)
 	return -SHP_E_UNAVAIL;
 }
 
+/* An injected failure, with the API code the KubeVirt provider gives that code. */
+static int fault_error(const struct sim *s, enum shp_errc code, struct shp_error *err)
+{
+	static const struct {
+		enum shp_errc code;
+		const char *api;
+	} apis[] = {
+		{SHP_E_UNAVAIL, "CLUSTER_UNAVAILABLE"}, {SHP_E_TIMEOUT, "CLUSTER_TIMEOUT"},
+		{SHP_E_RATE, "CLUSTER_THROTTLED"},      {SHP_E_K8S, "CLUSTER_ERROR"},
+		{SHP_E_PERM, "CLUSTER_FORBIDDEN"},      {SHP_E_INVAL, "CLUSTER_INVALID"},
+		{SHP_E_CONFLICT, "CONFLICT"},           {SHP_E_NOTFOUND, "NOT_FOUND"},
+	};
+
+	shp_error_set(err, code, "cluster '%s': injected failure (simulated %s)", s->cluster,
+		      shp_errc_to_string(code));
+	for (size_t i = 0; i < SHP_ARRAY_SIZE(apis); i++)
+		if (apis[i].code == code)
+			shp_error_api_code(err, apis[i].api);
+	return -(int)code;
+}
+
 /*
- * The order matters: a call that fails (unreachable, injected fault) must not advance the
- * cluster, so due transitions are applied only once the call is going ahead.
+ * Due transitions are applied once the call goes ahead. A failed call (unreachable, injected
+ * fault) leaves them to the next one, which catches up by due time, so nothing is lost.
  */
 int sim_enter(struct sim *s, uint64_t deadline_ns, struct shp_error *err)
 {
@@ -389,9 +410,7 @@ int sim_enter(struct sim *s, uint64_t deadline_ns, struct shp_error *err)
 		s->fault_count--;
 		errc = s->fault_errc;
 		pthread_mutex_unlock(&s->lock);
-		return shp_error_set(err, (enum shp_errc)errc,
-				     "cluster '%s': injected failure (simulated %s)", s->cluster,
-				     shp_errc_to_string((enum shp_errc)errc));
+		return fault_error(s, (enum shp_errc)errc, err);
 	}
 	apply_due(s, now);
 	return 0;

@@ -638,6 +638,7 @@ Test(provider_sim, power_rules_of_the_subresources)
 	cr_expect_eq(power("nope", SHD_POWER_START, &err), -SHP_E_NOTFOUND);
 	cr_expect(strstr(err.msg, "virtualmachine.kubevirt.io \"nope\" not found"), "%s", err.msg);
 	cr_expect_eq(power("nope", SHD_POWER_PAUSE, &err), -SHP_E_NOTFOUND);
+	cr_expect_eq(power("nope", SHD_POWER_STOP, NULL), -SHP_E_NOTFOUND, "err may be NULL");
 	cr_expect(strstr(err.msg, "virtualmachineinstance.kubevirt.io"), "%s", err.msg);
 	cr_expect_eq(power("p", (enum shd_power_op)42, &err), -SHP_E_INVAL);
 
@@ -857,6 +858,8 @@ Test(provider_sim, unreachable_and_faults)
 		     -SHP_E_UNAVAIL);
 	cr_expect_str_eq(err.api_code, "UNREACHABLE");
 	cr_expect(strstr(err.msg, "cluster 'lab' is unreachable"), "%s", err.msg);
+	cr_expect_eq(P->infra.ops->get_vm(P->infra.impl, "default", "u1", &vm, 0, NULL),
+		     -SHP_E_UNAVAIL);
 	cr_expect_eq(watch(r, NULL, "0", TICK_MS, &err), -SHP_E_UNAVAIL);
 	cr_assert_eq(P->cluster.ops->health(P->cluster.impl, &h, 0, &err), 0);
 	cr_expect_eq(h.health, SHD_HEALTH_UNREACHABLE);
@@ -864,13 +867,15 @@ Test(provider_sim, unreachable_and_faults)
 	shd_provider_sim_set_unreachable(P, false);
 	cr_expect_eq(P->infra.ops->get_vm(P->infra.impl, "default", "u1", &vm, 0, &err), 0);
 
-	shd_provider_sim_set_fault(P, SHP_E_UNAVAIL, 2);
+	shd_provider_sim_set_fault(P, SHP_E_UNAVAIL, 3);
 	cr_expect_eq(P->infra.ops->get_vm(P->infra.impl, "default", "u1", &vm, 0, &err),
 		     -SHP_E_UNAVAIL);
 	cr_expect(strstr(err.msg, "injected failure"), "%s", err.msg);
+	cr_expect_str_eq(err.api_code, "CLUSTER_UNAVAILABLE");
+	cr_expect_eq(power("u1", SHD_POWER_START, NULL), -SHP_E_UNAVAIL, "err may be NULL");
 	cr_expect_eq(power("u1", SHD_POWER_START, &err), -SHP_E_UNAVAIL);
 	cr_expect_eq(P->infra.ops->get_vm(P->infra.impl, "default", "u1", &vm, 0, &err), 0,
-		     "two calls only");
+		     "three calls only");
 	cr_expect_eq(vm.status, SHD_VM_STOPPED, "the failed start did nothing");
 	shd_provider_sim_set_fault(P, -5, 1);
 	cr_expect_eq(P->infra.ops->get_vm(P->infra.impl, "default", "u1", &vm, 0, &err),
