@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include <jansson.h>
 
 #include "api.h"
@@ -71,6 +73,46 @@ static int cmd_cluster_show(int argc, char **argv, struct cli_ctx *ctx)
 	return cli_named_show(argc, argv, ctx, SHP_ROUTE_CLUSTERS, &cluster_kind);
 }
 
+/* ---- health ------------------------------------------------------------------------------ */
+
+static const struct cli_column health_columns[] = {
+	{"NAME", "Name", "name"},
+	{"STATUS", "Status", "health"},
+	{"KUBERNETES", "Kubernetes version", "kubernetes_version", 0, ""},
+	{"KUBEVIRT", "KubeVirt version", "kubevirt_version", 0, ""},
+	{"CHECKED", "Checked", "health_checked_at", COL_WHEN, "never"},
+	{"MESSAGE", "Message", "health_message", COL_FLEX, ""},
+	{NULL},
+};
+
+static const struct cli_kind health_kind = {"cluster health", "cluster health", "name",
+					    health_columns};
+
+/* Check now; the exit status says whether the cluster is HEALTHY (0) or not (1). */
+static int cmd_cluster_health(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *state = NULL;
+	_cleanup_free_ char *path = NULL, *health = NULL;
+	int r;
+
+	while (cli_getopt(ctx, argc, argv) != -1)
+		;
+	path = cli_path(SHP_ROUTE_CLUSTERS, argv[optind]);
+	health = xasprintf("%s/health", path);
+	r = cli_call(ctx, "POST", health, NULL, &state);
+	if (r < 0)
+		return r;
+	if (!json_is_string(json_object_get(state, "health")))
+		return shp_error_set(&ctx->err, SHP_E_PROTO,
+				     "unexpected answer from shepherdd: not a health state");
+	r = cli_show_object(ctx, &health_kind, state);
+	if (r < 0 || strcmp(json_string_value(json_object_get(state, "health")), "HEALTHY") == 0)
+		return r;
+	ctx->exit_status = SHP_EXIT_FAILURE;
+	return shp_error_set(&ctx->err, SHP_E_UNAVAIL, "cluster '%s' is %s", argv[optind],
+			     json_string_value(json_object_get(state, "health")));
+}
+
 static int cmd_cluster_remove(int argc, char **argv, struct cli_ctx *ctx)
 {
 	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_CLUSTERS, &cluster_kind, "removed");
@@ -108,6 +150,21 @@ static const struct shp_subcmd cluster_verbs[] = {
 			       "credentials themselves are configured on the daemon's side. Only "
 			       "administrators may add clusters.",
 		.opts = add_flags,
+	},
+	{
+		.name = "health",
+		.fn = cmd_cluster_health,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "check a cluster's health now",
+		.description = "Ask the cluster NAME for its health, versions and capabilities now "
+			       "(shepherdd also does so periodically) and print its status "
+			       "(HEALTHY, UNHEALTHY, UNREACHABLE or UNKNOWN), Kubernetes and "
+			       "KubeVirt versions, why it is not healthy, and when it was checked. "
+			       "The exit status is 0 when the cluster is HEALTHY, 1 otherwise. "
+			       "Only administrators may check clusters.",
 	},
 	{
 		.name = "list",

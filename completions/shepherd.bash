@@ -20,7 +20,7 @@ _shepherd_verbs()
 	audit)
 		_shepherd_offer 'list' ;;
 	cluster)
-		_shepherd_offer 'add list remove show' ;;
+		_shepherd_offer 'add health list remove show' ;;
 	flags)
 		_shepherd_offer 'list set unset' ;;
 	jobs)
@@ -168,6 +168,11 @@ _shepherd()
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--api-url --environment --env --credentials-ref --description --help -h'
+			fi
+			;;
+		health)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
 			fi
 			;;
 		list)

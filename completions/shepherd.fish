@@ -98,6 +98,7 @@ complete -c shepherd -n '__shepherd_in audit list' -l limit -x -d 'show at most 
 
 # cluster
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a add -d 'register a cluster'
+complete -c shepherd -n '__shepherd_nargs cluster 0' -a health -d 'check a cluster\'s health now'
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a list -d 'list clusters'
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a remove -d 'remove a cluster from shepherd'
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a show -d 'show one cluster'
@@ -126,6 +127,7 @@ complete -c shepherd -n '__shepherd_nargs help 0' -a audit -d 'read the audit lo
 complete -c shepherd -n '__shepherd_in help audit; and __shepherd_nargs help 1' -a list -d 'list audit entries, newest first'
 complete -c shepherd -n '__shepherd_nargs help 0' -a cluster -d 'manage the Kubernetes clusters virtual machines run on'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a add -d 'register a cluster'
+complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a health -d 'check a cluster\'s health now'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a list -d 'list clusters'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a remove -d 'remove a cluster from shepherd'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a show -d 'show one cluster'
