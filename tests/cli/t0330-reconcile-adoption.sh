@@ -192,6 +192,15 @@ expect_eq FORBIDDEN "$(jq -r .error.code <<<"$body")" "with the JSON error body"
 expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'ADOPTION_ADOPTED' AND actor = 'ci-bot' AND outcome = 'denied'")" \
 	"the refusal is audited"
 
+# ---- a cluster simulated inside shepherdd
+expect_exit 0 "a simulated cluster is registered" shp cluster add sim1 --simulated --environment test
+sid=$(sql "SELECT id FROM clusters WHERE name = 'sim1'")
+sql "INSERT INTO vms (cluster_id, namespace, name, created_at) VALUES ($sid, 'team-s', 'lost', now() - interval '1 hour')"
+expect_exit 0 "reconcile --cluster sim1 --mode mark" shp reconcile --cluster sim1 --mode mark -o json
+expect_eq "1 sim1 ok lost" "$(jq -r '"\(.items | length) \(.items[0].cluster) \(.items[0].outcome) \(.items[0].ghosts[0].name)"' <<<"$OUT")" \
+	"only that cluster: one row, under the breaker's minimum, is a ghost"
+expect_eq ghost "$(sql "SELECT reconcile_mark FROM vms WHERE cluster_id = $sid")" "and is marked"
+
 # ---- the periodic job
 for _ in $(seq 1 150); do
 	[ "$(sql "SELECT count(*) FROM reconcile_runs WHERE actor = 'shepherdd'")" -gt 0 ] && break
