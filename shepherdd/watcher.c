@@ -541,8 +541,7 @@ static void watch_once(struct cwatch *cw, struct shd_provider *p, int *attempt, 
 	failed(cw, &ctx.err, true, attempt, rng);
 }
 
-/* One step: provider, breaker, then list (first, after a 410, or as the breaker's probe) or watch.
- */
+/* One step: breaker, provider, then a list (first, after a 410, as the probe) or a watch. */
 static void cw_step(struct cwatch *cw, int *attempt, uint64_t *rng)
 {
 	struct shp_error err = SHP_ERROR_INIT;
@@ -550,11 +549,6 @@ static void cw_step(struct cwatch *cw, int *attempt, uint64_t *rng)
 	enum shd_breaker_state bs;
 	bool need_list, cluster_failed;
 
-	p = cw->w->cfg.provider(cw->w->cfg.provider_ud, cw->id, &err);
-	if (!p) {
-		failed(cw, &err, true, attempt, rng);
-		return;
-	}
 	if (!shd_breaker_allow(&cw->breaker, shp_now_monotonic_ns())) {
 		bool opened;
 
@@ -566,6 +560,12 @@ static void cw_step(struct cwatch *cw, int *attempt, uint64_t *rng)
 		if (opened)
 			log_warn("circuit breaker open: no calls to the cluster for now");
 		cw_sleep(cw, 250);
+		return;
+	}
+	/* a provider that cannot be built (credentials that do not open) fails like the cluster */
+	p = cw->w->cfg.provider(cw->w->cfg.provider_ud, cw->id, &err);
+	if (!p) {
+		failed(cw, &err, true, attempt, rng);
 		return;
 	}
 	bs = shd_breaker_get_state(&cw->breaker, shp_now_monotonic_ns());
