@@ -117,17 +117,25 @@ expect_eq 5 "$(head -n 1 "$T/raw" | tr -d '\r')" "watch_chunk_bytes: the stream 
 kube GET "/api/v1/namespaces?watch=1&timeoutSeconds=1" >"$T/w"
 expect_eq 6 "$(jq -r .object.metadata.name "$T/w" | wc -l)" "  and still carries whole events"
 kubesim_ctl faults '{}' >/dev/null
-kube GET "$VMS?watch=1&resourceVersion=$(kube GET $VMS | jq -r .metadata.resourceVersion)" >"$T/w" &
+# wait_watches N: until the simulator counts N open watches (5 s)
+wait_watches() {
+	local i=0
+	while [ "$(kubesim_ctl stats | jq .watches_open)" != "$1" ] && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+}
+kube GET "$VMS?watch=1&timeoutSeconds=20&resourceVersion=$(kube GET $VMS | jq -r .metadata.resourceVersion)" >"$T/w" &
 watcher=$!
-sleep 0.3
+wait_watches 1
 kubesim_ctl drop-watches '{"error":500}' >/dev/null
 wait "$watcher"
 expect_eq "ERROR 500 InternalError" "$(jq -r '"\(.type) \(.object.code) \(.object.reason)"' "$T/w")" \
 	"drop-watches with an error: one ERROR 500 event, then the end"
 curl -sN --cacert "$KUBESIM_CA" -H "Authorization: Bearer $KUBESIM_TOKEN" \
-	"$KUBESIM_URL$VMS?watch=1&resourceVersion=$(kube GET $VMS | jq -r .metadata.resourceVersion)" >/dev/null &
+	"$KUBESIM_URL$VMS?watch=1&timeoutSeconds=20&resourceVersion=$(kube GET $VMS | jq -r .metadata.resourceVersion)" >/dev/null &
 watcher=$!
-sleep 0.3
+wait_watches 1
 expect_eq 1 "$(kubesim_ctl stats | jq .watches_open)" "stats count the open watch"
 kubesim_ctl drop-watches >/dev/null
 wait "$watcher"
@@ -187,6 +195,7 @@ kube PATCH $VMS/s1 -H 'Content-Type: application/merge-patch+json' -d '{"metadat
 expect_eq "200 p" "$(kcode) $(cat "$T/r")" "merge patch"
 
 # --- dry run: nothing persisted, no RV ---
+wait_for $VMS/a1 .status.printableStatus Running "a1 settles (Running) before the RV is compared"
 rv_before=$(kubesim_ctl stats | jq .rv)
 kube POST "$VMS?dryRun=All" "${JSON[@]}" -d "$(vm_body dry1 Halted)" | jq -r '.metadata.resourceVersion // "none"' >"$T/r"
 expect_eq "201 none" "$(kcode) $(cat "$T/r")" "dry-run create answers 201 without an RV"

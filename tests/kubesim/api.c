@@ -323,8 +323,12 @@ int ks_create_obj(struct ks_req *req, struct ks_resp *resp, const struct ks_targ
 		ks_managed_apply_create(obj, apply_manager, av);
 	else
 		ks_managed_update(obj, NULL, mgr, av, NULL);
-	if (!dry)
-		ks_put(ks, t->res, json_incref(obj));
+	if (!dry) {
+		/* the store owns its objects alone: readers on other threads share them */
+		json_t *stored = json_deep_copy(obj);
+		ks_put(ks, t->res, stored);
+		return ks_reply(resp, 201, json_deep_copy(stored));
+	}
 	return ks_reply(resp, 201, json_deep_copy(obj));
 }
 
@@ -576,7 +580,7 @@ static int do_delete(struct ks_req *req, struct ks_resp *resp, const struct ks_t
 	    foreground || t->res == KS_R_NAMESPACE) {
 		nw = mark_deleted(cur, t->res, foreground);
 		if (!dry)
-			ks_put(req->ks, t->res, json_incref(nw));
+			ks_put(req->ks, t->res, json_deep_copy(nw));
 		return ks_reply(resp, 200, json_deep_copy(nw));
 	}
 	if (!dry)

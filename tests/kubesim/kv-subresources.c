@@ -204,7 +204,7 @@ static int vm_migrate(struct ks *ks, struct ks_resp *resp, const json_t *vm, con
 	if (!dry) {
 		json_object_set_new(json_object_get(m, "metadata"), "finalizers",
 				    json_pack("[s]", ks_resources[KS_R_VMIM].finalizer));
-		kv_create(ks, KS_R_VMIM, json_incref(m), MGR);
+		kv_create(ks, KS_R_VMIM, json_deep_copy(m), MGR);
 	}
 	return accepted(resp, 202);
 }
