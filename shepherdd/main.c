@@ -290,11 +290,12 @@ static int run_daemon(const struct shd_config *cfg)
 	d.sse = shd_sse_hub_new(&pc, cfg->http_max_streams, &err);
 	if (!d.sse)
 		goto out;
-	srv = shd_server_start(&d, &err);
-	if (!srv)
-		goto out;
+	/* before the listeners: requests may ask for a check at once */
 	d.health = health_new(&d, &err);
 	if (!d.health)
+		goto out;
+	srv = shd_server_start(&d, &err);
+	if (!srv)
 		goto out;
 	queue = queue_start(cfg, &pc, &d, &err);
 	if (!queue)

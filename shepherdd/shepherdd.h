@@ -108,10 +108,11 @@ struct shd_daemon {
 	struct shd_exec_engine *exec;
 	struct shd_sse_hub *sse;
 	struct shd_providers *providers; /* one provider per cluster (provider.h) */
-	struct shd_watcher *watcher;     /* the VM list-watch (watcher.h), NULL until started */
-	struct shd_health *health;       /* the cluster health checker (health.h) */
-	uid_t owner_uid;                 /* the account running the daemon: a bootstrap admin */
-	uint64_t started_at_us;          /* realtime */
+	/* the VM list-watch (watcher.h): set after the listeners start, hence atomic */
+	struct shd_watcher *_Atomic watcher;
+	struct shd_health *health; /* the cluster health checker (health.h) */
+	uid_t owner_uid;           /* the account running the daemon: a bootstrap admin */
+	uint64_t started_at_us;    /* realtime */
 	bool embedded_db;
 	int schema_latest; /* highest migration version on disk */
 	char pg_server_version[32];

@@ -988,13 +988,13 @@ int shd_watcher_metrics_render(struct shd_watcher *w, struct shp_buf *out)
 {
 	int r;
 
-	if (!w)
-		return 0;
 	r = shp_buf_addf(out,
 			 "# HELP shepherd_watch_active Whether this daemon watches the clusters "
 			 "(it leads the queue).\n# TYPE shepherd_watch_active gauge\n"
 			 "shepherd_watch_active %d\n",
-			 atomic_load(&w->active) ? 1 : 0);
+			 w && atomic_load(&w->active) ? 1 : 0);
+	if (!w)
+		return r; /* not started (yet): nothing is watched */
 	pthread_mutex_lock(&w->mu);
 	for (size_t f = 0; r == 0 && f < SHP_ARRAY_SIZE(families); f++) {
 		r = shp_buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", families[f].name,
