@@ -248,6 +248,7 @@ int main(void)
 	struct shd_provider *p;
 	char seed[128];
 
+	setvbuf(stdout, NULL, _IOLBF, 0); /* figures show up as they come, even into a file */
 	json_object_seed(0);
 	bench_mapping();
 	if (!getenv("KUBESIM")) {
