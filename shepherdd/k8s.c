@@ -127,12 +127,13 @@ static int copy_config(struct shd_k8s *k, const struct shd_kubeconfig *kc, const
 		k->auth_header = NULL;
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	}
-	n = strlen(k->server);
+	k->insecure = kc->insecure;
+	if (kc->tls_server_name && *kc->tls_server_name &&
+	    apply_tls_name(k, kc->tls_server_name, err) < 0)
+		return -SHP_E_INVAL;
+	n = strlen(k->server); /* curl's URL rebuild ends in '/' too */
 	while (n > 8 && k->server[n - 1] == '/')
 		k->server[--n] = '\0';
-	k->insecure = kc->insecure;
-	if (kc->tls_server_name && *kc->tls_server_name)
-		return apply_tls_name(k, kc->tls_server_name, err);
 	return 0;
 }
 

@@ -754,3 +754,33 @@ Test(provider_kubevirt, health_and_capabilities)
 	cr_assert_null(strstr(text2, "\"snapshot\""), "the gate is off: %s", text2);
 	cr_assert_null(strstr(text2, "\"clone\""), "%s", text2);
 }
+
+/* tls-server-name: the certificate is checked against that name, the connection goes to the URL. */
+static int get_with_tls_name(const char *tls_name, struct shp_error *err)
+{
+	_cleanup_(shd_kubeconfig_freep) struct shd_kubeconfig *kc = kubeconfig();
+	_cleanup_(shd_k8s_freep) struct shd_k8s *k = NULL;
+	struct shd_k8s_req req = {.method = "GET", .path = "/version", .deadline_ns = in_ms(5000)};
+	struct shd_k8s_resp r;
+	int rc;
+
+	kc->tls_server_name = strdup(tls_name);
+	k = shd_k8s_new(kc, "sim", 2, err);
+	cr_assert_not_null(k, "%s", err->msg);
+	cr_assert_neq(shd_k8s_server(k)[strlen(shd_k8s_server(k)) - 1], '/', "%s",
+		      shd_k8s_server(k));
+	rc = shd_k8s_call(k, &req, &r, err);
+	shd_k8s_resp_release(&r);
+	return rc;
+}
+
+Test(provider_kubevirt, tls_server_name)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+
+	/* the simulator's certificate names localhost and 127.0.0.1; the URL says 127.0.0.1 */
+	cr_assert_eq(get_with_tls_name("localhost", &err), 0, "%s", err.msg);
+	cr_assert_eq(get_with_tls_name("wrong.example", &err), -SHP_E_UNAVAIL, "%s", err.msg);
+	cr_assert_str_eq(shp_error_api_code_of(&err), "UNREACHABLE");
+	cr_assert(strstr(err.msg, "certificate subject name"), "%s", err.msg);
+}
