@@ -105,6 +105,7 @@ extern const struct shp_cmd cmd_cluster;
 extern const struct shp_cmd cmd_completion;
 extern const struct shp_cmd cmd_flags;
 extern const struct shp_cmd cmd_help;
+extern const struct shp_cmd cmd_instancetypes;
 extern const struct shp_cmd cmd_jobs;
 extern const struct shp_cmd cmd_man_commands;
 extern const struct shp_cmd cmd_man_options;

@@ -20,9 +20,11 @@ _shepherd_verbs()
 	audit)
 		_shepherd_offer 'list' ;;
 	cluster)
-		_shepherd_offer 'add health list remove show' ;;
+		_shepherd_offer 'add capabilities health list remove show' ;;
 	flags)
 		_shepherd_offer 'list set unset' ;;
+	instancetypes)
+		_shepherd_offer 'list' ;;
 	jobs)
 		_shepherd_offer 'cancel discard list retry show' ;;
 	namespace|ns)
@@ -70,7 +72,7 @@ _shepherd()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		w="${COMP_WORDS[i]}"
 		case "$w" in
-		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--namespace|--state|--cluster|--limit|--action|--actor|--resource-type|--resource|--api-url|--environment|--env|--credentials-ref|--description|--kind|--queue|--mode|--reason|--status|--tenant|--file|-f|--sla|--priority|--user|--expires)
+		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--namespace|--state|--cluster|--limit|--action|--actor|--resource-type|--resource|--kubeconfig|--context|--environment|--env|--description|--kind|--queue|--mode|--reason|--status|--tenant|--file|-f|--sla|--priority|--user|--expires)
 			if [[ ${COMP_WORDS[i+1]} == = ]]; then
 				((i += 2))
 			else
@@ -86,7 +88,7 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--socket --server --token --cacert --cert --key --output -o --json --no-color --quiet -q --verbose -v --timeout --help -h --version'
 		else
-			_shepherd_offer 'adoption audit cluster completion flags help jobs namespace queue reconcile status tasks tenant token version whoami'
+			_shepherd_offer 'adoption audit cluster completion flags help instancetypes jobs namespace queue reconcile status tasks tenant token version whoami'
 		fi ;;
 	adoption)
 		case "${pos[1]}" in
@@ -163,11 +165,19 @@ _shepherd()
 			--environment|--env)
 				_shepherd_offer 'test prod'
 				return ;;
-			--api-url|--credentials-ref|--description)
+			--kubeconfig)
+				_shepherd_files
+				return ;;
+			--context|--description)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--api-url --environment --env --credentials-ref --description --help -h'
+				_shepherd_offer '--kubeconfig --context --allow-insecure --simulated --environment --env --description --help -h'
+			fi
+			;;
+		capabilities)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
 			fi
 			;;
 		health)
@@ -177,11 +187,14 @@ _shepherd()
 			;;
 		list)
 			case "$prev" in
+			--environment|--env)
+				_shepherd_offer 'test prod'
+				return ;;
 			--limit)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--limit --help -h'
+				_shepherd_offer '--environment --env --limit --help -h'
 			fi
 			;;
 		remove)
@@ -230,11 +243,29 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--help -h'
 		elif [[ ${#pos[@]} -eq 1 ]]; then
-			_shepherd_offer 'adoption audit cluster completion flags help jobs namespace queue reconcile status tasks tenant token version whoami'
+			_shepherd_offer 'adoption audit cluster completion flags help instancetypes jobs namespace queue reconcile status tasks tenant token version whoami'
 		elif [[ ${#pos[@]} -eq 2 ]]; then
 			_shepherd_verbs "${pos[1]}"
 		fi
 		;;
+	instancetypes)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs instancetypes
+			fi ;;
+		list)
+			case "$prev" in
+			--cluster|--namespace)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--cluster --namespace --help -h'
+			fi
+			;;
+		esac ;;
 	jobs)
 		case "${pos[1]}" in
 		'')

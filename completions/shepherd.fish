@@ -13,7 +13,7 @@ function __shepherd_words
             continue
         end
         switch $w
-            case --socket --server --token --cacert --cert --key --output -o --timeout --namespace --state --cluster --limit --action --actor --resource-type --resource --api-url --environment --env --credentials-ref --description --kind --queue --mode --reason --status --tenant --file -f --sla --priority --user --expires
+            case --socket --server --token --cacert --cert --key --output -o --timeout --namespace --state --cluster --limit --action --actor --resource-type --resource --kubeconfig --context --environment --env --description --kind --queue --mode --reason --status --tenant --file -f --sla --priority --user --expires
                 set skip 1
             case '-*'
             case '*'
@@ -66,6 +66,7 @@ complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a cluster -d 'man
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a completion -d 'print a shell completion script'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a flags -d 'switch task execution on or off'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a help -d 'show help for a command or verb'
+complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a instancetypes -d 'list the instance types clusters offer'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a jobs -d 'inspect and steer the job queue (platform admins)'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a namespace -d 'manage the namespace registry'
 complete -c shepherd -n 'test (count (__shepherd_words)) = 0' -a queue -d 'see and pause the job queues (platform admins)'
@@ -98,15 +99,20 @@ complete -c shepherd -n '__shepherd_in audit list' -l limit -x -d 'show at most 
 
 # cluster
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a add -d 'register a cluster'
+complete -c shepherd -n '__shepherd_nargs cluster 0' -a capabilities -d 'list what a cluster can do'
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a health -d 'check a cluster\'s health now'
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a list -d 'list clusters'
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a remove -d 'remove a cluster from shepherd'
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a show -d 'show one cluster'
-complete -c shepherd -n '__shepherd_in cluster add' -l api-url -x -d 'the Kubernetes API server, https://HOST:PORT'
+complete -c shepherd -n '__shepherd_in cluster add' -l kubeconfig -r -F -d 'the kubeconfig to reach the cluster with (\'-\': standard input)'
+complete -c shepherd -n '__shepherd_in cluster add' -l context -x -d 'the kubeconfig\'s context to use (default: its current context)'
+complete -c shepherd -n '__shepherd_in cluster add' -l allow-insecure -d 'accept a server that skips TLS verification or speaks plain http'
+complete -c shepherd -n '__shepherd_in cluster add' -l simulated -d 'a simulated cluster, inside shepherdd (no kubeconfig)'
 complete -c shepherd -n '__shepherd_in cluster add' -l environment -x -a 'test prod' -d 'the environment the cluster serves'
 complete -c shepherd -n '__shepherd_in cluster add' -l env -x -a 'test prod' -d 'the environment the cluster serves'
-complete -c shepherd -n '__shepherd_in cluster add' -l credentials-ref -x -d 'where shepherdd finds the credentials for the cluster'
 complete -c shepherd -n '__shepherd_in cluster add' -l description -x -d 'what the cluster is for'
+complete -c shepherd -n '__shepherd_in cluster list' -l environment -x -a 'test prod' -d 'only clusters of this environment'
+complete -c shepherd -n '__shepherd_in cluster list' -l env -x -a 'test prod' -d 'only clusters of this environment'
 complete -c shepherd -n '__shepherd_in cluster list' -l limit -x -d 'show at most N clusters'
 
 # completion
@@ -127,6 +133,7 @@ complete -c shepherd -n '__shepherd_nargs help 0' -a audit -d 'read the audit lo
 complete -c shepherd -n '__shepherd_in help audit; and __shepherd_nargs help 1' -a list -d 'list audit entries, newest first'
 complete -c shepherd -n '__shepherd_nargs help 0' -a cluster -d 'manage the Kubernetes clusters virtual machines run on'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a add -d 'register a cluster'
+complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a capabilities -d 'list what a cluster can do'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a health -d 'check a cluster\'s health now'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a list -d 'list clusters'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a remove -d 'remove a cluster from shepherd'
@@ -137,6 +144,8 @@ complete -c shepherd -n '__shepherd_in help flags; and __shepherd_nargs help 1' 
 complete -c shepherd -n '__shepherd_in help flags; and __shepherd_nargs help 1' -a set -d 'switch execution on or off for a scope'
 complete -c shepherd -n '__shepherd_in help flags; and __shepherd_nargs help 1' -a unset -d 'remove the flag of a scope'
 complete -c shepherd -n '__shepherd_nargs help 0' -a help -d 'show help for a command or verb'
+complete -c shepherd -n '__shepherd_nargs help 0' -a instancetypes -d 'list the instance types clusters offer'
+complete -c shepherd -n '__shepherd_in help instancetypes; and __shepherd_nargs help 1' -a list -d 'list a cluster\'s instance types'
 complete -c shepherd -n '__shepherd_nargs help 0' -a jobs -d 'inspect and steer the job queue (platform admins)'
 complete -c shepherd -n '__shepherd_in help jobs; and __shepherd_nargs help 1' -a cancel -d 'cancel a job'
 complete -c shepherd -n '__shepherd_in help jobs; and __shepherd_nargs help 1' -a discard -d 'discard a waiting job'
@@ -170,6 +179,11 @@ complete -c shepherd -n '__shepherd_in help token; and __shepherd_nargs help 1' 
 complete -c shepherd -n '__shepherd_in help token; and __shepherd_nargs help 1' -a revoke -d 'revoke a token'
 complete -c shepherd -n '__shepherd_nargs help 0' -a version -d 'show the client\'s and the daemon\'s versions'
 complete -c shepherd -n '__shepherd_nargs help 0' -a whoami -d 'show who the daemon takes you for'
+
+# instancetypes
+complete -c shepherd -n '__shepherd_nargs instancetypes 0' -a list -d 'list a cluster\'s instance types'
+complete -c shepherd -n '__shepherd_in instancetypes list' -l cluster -x -d 'the cluster to ask'
+complete -c shepherd -n '__shepherd_in instancetypes list' -l namespace -x -d 'the instance types of this namespace (default: the cluster-wide ones)'
 
 # jobs
 complete -c shepherd -n '__shepherd_nargs jobs 0' -a cancel -d 'cancel a job'

@@ -1,7 +1,7 @@
 /*
- * The registries an admin keeps by hand: namespaces (a global name and its environment; no
- * cluster binding) and clusters (API endpoint, environment, credentials reference). Both share
- * the get / list / delete flow; only creation differs.
+ * The namespace registry an admin keeps by hand: a global name and its environment, with no
+ * cluster binding (a namespace is created on the chosen cluster just in time). Clusters, which
+ * carry sealed credentials and a provider, live in api-clusters.c.
  */
 #include "config.h"
 
@@ -25,7 +25,7 @@ struct registry {
 	const char *sql_page;   /* $1 after-name, $2 limit, $3 environment filter */
 };
 
-/* Both tables carry these columns first; the key (name) is column 1. */
+/* The key (name) is column 1. */
 #define REG_COLS "n.id, n.name, n.environment, n.description, n.created_at, u.name"
 #define WITH_CREATOR " n LEFT JOIN users u ON u.id = n.created_by"
 #define KEY_COL 1
@@ -35,15 +35,7 @@ static const struct shd_col ns_cols[] = {
 	{"description", COL_TEXT}, {"created_at", COL_TIME}, {"created_by", COL_TEXT},
 };
 
-static const struct shd_col cl_cols[] = {
-	{"id", COL_INT},           {"name", COL_TEXT},
-	{"environment", COL_TEXT}, {"description", COL_TEXT},
-	{"created_at", COL_TIME},  {"created_by", COL_TEXT},
-	{"api_url", COL_TEXT},     {"credentials_ref", COL_TEXT},
-};
-
 #define NS_SELECT "SELECT " REG_COLS
-#define CL_SELECT "SELECT " REG_COLS ", n.api_url, n.credentials_ref"
 
 /* Keyset page by name; '' sorts before every name, so the first page needs no special case. */
 #define PAGE_WHERE                                                                                 \
@@ -60,18 +52,6 @@ static const struct registry namespaces = {
 	.sql_delete = "WITH n AS (DELETE FROM namespaces WHERE name = $1 RETURNING *) " NS_SELECT
 		      " FROM n LEFT JOIN users u ON u.id = n.created_by",
 	.sql_page = NS_SELECT " FROM namespaces" WITH_CREATOR PAGE_WHERE,
-};
-
-static const struct registry clusters = {
-	.kind = "cluster",
-	.audit_create = "CLUSTER_CREATE",
-	.audit_delete = "CLUSTER_DELETE",
-	.cols = cl_cols,
-	.ncols = SHP_ARRAY_SIZE(cl_cols),
-	.sql_get = CL_SELECT " FROM clusters" WITH_CREATOR " WHERE n.name = $1",
-	.sql_delete = "WITH n AS (DELETE FROM clusters WHERE name = $1 RETURNING *) " CL_SELECT
-		      " FROM n LEFT JOIN users u ON u.id = n.created_by",
-	.sql_page = CL_SELECT " FROM clusters" WITH_CREATOR PAGE_WHERE,
 };
 
 static int not_found(const struct registry *r, const char *name, struct shp_error *err)
@@ -210,40 +190,4 @@ int shd_api_namespaces_get(struct shd_req *req, struct shd_resp *resp, struct sh
 int shd_api_namespaces_delete(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	return registry_delete(&namespaces, req, resp, err);
-}
-
-int shd_api_clusters_create(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
-{
-	json_auto_t *body = shd_req_json_object(req, NULL, err);
-	struct shd_cluster_spec spec;
-	char uid[24];
-
-	if (!body || shd_validate_cluster(body, &spec, err) < 0)
-		return -err->code;
-	(void)snprintf(req->audit_name, sizeof(req->audit_name), "%s", spec.name);
-	(void)snprintf(uid, sizeof(uid), "%lld", (long long)req->ident.user_id);
-	return registry_insert(
-		&clusters, req, resp, spec.name,
-		"WITH n AS (INSERT INTO clusters (name, api_url, environment, credentials_ref,"
-		" description, created_by) VALUES ($1, $2, $3::environment, $4, $5, $6)"
-		" RETURNING *) " CL_SELECT " FROM n LEFT JOIN users u ON u.id = n.created_by",
-		6,
-		(const char *[]){spec.name, spec.api_url, spec.environment, spec.credentials_ref,
-				 spec.description, uid},
-		body, err);
-}
-
-int shd_api_clusters_list(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
-{
-	return registry_list(&clusters, req, resp, err);
-}
-
-int shd_api_clusters_get(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
-{
-	return registry_get(&clusters, req, resp, err);
-}
-
-int shd_api_clusters_delete(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
-{
-	return registry_delete(&clusters, req, resp, err);
 }

@@ -145,6 +145,16 @@ static const struct opt opts[] = {
 	{"adoption.interval", "SHEPHERD_ADOPTION_INTERVAL", "adoption-interval", OPT_DURATION_S,
 	 O(adoption_interval_s), "5m", 10, 7 * 86400, "DURATION",
 	 "clusters are scanned for VMs offered for adoption this often"},
+	{"provider.key_file", "SHEPHERD_PROVIDER_KEY_FILE", "provider-key-file", OPT_STRING,
+	 O(provider_key_file), NULL, 0, 0, "FILE",
+	 "key sealing cluster credentials, created (mode 0600) when absent (default "
+	 "<state_dir>/credentials.key)"},
+	{"provider.max_inflight", "SHEPHERD_PROVIDER_MAX_INFLIGHT", "provider-max-inflight",
+	 OPT_INT, O(provider_max_inflight), "8", 1, 1024, "N",
+	 "concurrent requests to one cluster's API"},
+	{"provider.timeout", "SHEPHERD_PROVIDER_TIMEOUT", "provider-timeout", OPT_DURATION_MS,
+	 O(provider_timeout_ms), "30s", 1000, 3600000, "DURATION",
+	 "default deadline of a call to a cluster"},
 	{"log.level", "SHEPHERD_LOG_LEVEL", "log-level", OPT_LOG_LEVEL, O(log_level), "info", 0, 0,
 	 "LEVEL", "error, warn, info or debug"},
 	{"log.format", "SHEPHERD_LOG_FORMAT", "log-format", OPT_LOG_FORMAT, O(log_format), "logfmt",
@@ -484,6 +494,9 @@ static int fill_computed(struct shd_config *cfg, struct shp_error *err)
 	    asprintf(&cfg->socket_path, "%s/shepherdd.sock", cfg->state_dir) < 0)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	if (!cfg->schema_dir && !(cfg->schema_dir = default_schema_dir()))
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	if (!cfg->provider_key_file &&
+	    asprintf(&cfg->provider_key_file, "%s/credentials.key", cfg->state_dir) < 0)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	if (cfg->tls_listen && (!cfg->tls_cert || !cfg->tls_key))
 		return shp_error_set(err, SHP_E_INVAL, "tls.listen needs tls.cert and tls.key");

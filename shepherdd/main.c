@@ -24,6 +24,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pgembed.h"
+#include "provider.h"
 #include "events.h"
 #include "health.h"
 #include "locks.h"
@@ -284,9 +285,15 @@ static int run_daemon(const struct shd_config *cfg)
 	d.metrics = shd_metrics_new(shd_routes_count);
 	if (!d.pool || !d.metrics)
 		goto out;
+	d.providers =
+		shd_providers_new(d.pool, cfg->provider_key_file, cfg->provider_max_inflight, &err);
+	if (!d.providers)
+		goto out;
+	shd_providers_set_timeout(d.providers, cfg->provider_timeout_ms);
 	d.exec = exec_engine(cfg, &err);
 	if (!d.exec)
 		goto out;
+	shd_exec_set_providers(d.exec, d.providers);
 	d.sse = shd_sse_hub_new(&pc, cfg->http_max_streams, &err);
 	if (!d.sse)
 		goto out;
@@ -336,6 +343,7 @@ out:
 	queue = shd_queue_free(queue);
 	d.health = shd_health_free(d.health);
 	d.exec = shd_exec_engine_free(d.exec);
+	d.providers = shd_providers_free(d.providers);
 	d.pool = shd_dbpool_free(d.pool);
 	d.metrics = shd_metrics_free(d.metrics);
 	db_stop(&db);

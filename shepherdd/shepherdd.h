@@ -72,6 +72,11 @@ struct shd_config {
 	int queue_fetch_batch;
 	int queue_poll_interval_ms;
 	int queue_shutdown_grace_ms;
+
+	char *provider_key_file; /* the key sealing cluster credentials */
+	int provider_max_inflight;
+	int provider_timeout_ms;
+
 	int reconcile_interval_s;
 	char *reconcile_mode; /* "dry-run" or "mark" */
 	int adoption_interval_s;
@@ -350,6 +355,8 @@ int shd_api_clusters_create(struct shd_req *, struct shd_resp *, struct shp_erro
 int shd_api_clusters_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_clusters_get(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_clusters_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_clusters_instancetypes(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_clusters_preferences(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_clusters_health(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_clusters_vms(struct shd_req *, struct shd_resp *, struct shp_error *);
 
@@ -382,6 +389,22 @@ int shd_api_adoptions_scan(struct shd_req *, struct shd_resp *, struct shp_error
 int shd_api_adoptions_adopt(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_ignore(struct shd_req *, struct shd_resp *, struct shp_error *);
 
+/* ---- providers.c: the provider registry (provider.h) and the credentials it opens ------ */
+
+struct shd_kubeconfig;
+/* The providers' default deadline (provider.timeout); call before the registry is shared. */
+void shd_providers_set_timeout(struct shd_providers *r, int timeout_ms);
+/*
+ * Seal kc's credentials for the cluster named name with the registry's key: the blob as bytea
+ * input text ("\x" and hex) appended to ret_bytea, the key id (SHD_SECRETBOX_KEY_ID_LEN hex
+ * characters and a NUL) into ret_key_id. Any thread.
+ */
+int shd_providers_seal(struct shd_providers *r, const char *name, const struct shd_kubeconfig *kc,
+		       struct shp_buf *ret_bytea, char *ret_key_id,
+		       struct shp_error *err) SHP_MUSTCHECK;
+/* Whether err's message names the cluster ("cluster 'NAME'"), so that no prefix repeats it. */
+bool shd_error_names_cluster(const struct shp_error *err, const char *name);
+
 /* ---- sse.c: task event streams --------------------------------------------------------------- */
 
 struct shd_dbpool_config;
@@ -407,12 +430,15 @@ struct shd_namespace_spec {
 	const char *description;
 };
 
+/* A cluster to register: from a kubeconfig (sealed into the row), or simulated. */
 struct shd_cluster_spec {
 	const char *name;
-	const char *api_url;
 	const char *environment;
-	const char *credentials_ref;
 	const char *description;
+	const char *kubeconfig; /* its YAML text, NULL for a simulated cluster */
+	const char *context;    /* the kubeconfig context, NULL = its current-context */
+	bool allow_insecure;    /* accept insecure-skip-tls-verify and http:// servers */
+	bool simulated;
 };
 
 int shd_validate_namespace(const json_t *body, struct shd_namespace_spec *ret,
@@ -422,6 +448,8 @@ int shd_validate_cluster(const json_t *body, struct shd_cluster_spec *ret,
 /* environment must be "test" or "prod" (SHP_E_INVAL names the field). */
 int shd_validate_environment(const char *field, const char *value,
 			     struct shp_error *err) SHP_MUSTCHECK;
+/* http(s)://host[:port][/path], at most 2048 bytes, no credentials, no whitespace. */
+int shd_validate_api_url(const char *field, const char *url, struct shp_error *err) SHP_MUSTCHECK;
 /* A DNS-1123 label for the given field. */
 int shd_validate_name(const char *field, const char *value, struct shp_error *err) SHP_MUSTCHECK;
 /* Free text: valid UTF-8, no control characters except \n and \t, at most max bytes. */

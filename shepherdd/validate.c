@@ -10,6 +10,7 @@
 #include "api.h"
 #include "error.h"
 #include "json.h"
+#include "kubeconfig.h"
 #include "shepherdd.h"
 #include "util.h"
 
@@ -69,8 +70,7 @@ int shd_validate_text(const char *field, const char *value, size_t max, struct s
 	return 0;
 }
 
-/* http(s)://host[:port][/path], no credentials in the URL, no whitespace. */
-static int validate_url(const char *field, const char *url, struct shp_error *err)
+int shd_validate_api_url(const char *field, const char *url, struct shp_error *err)
 {
 	const char *rest, *end;
 
@@ -95,8 +95,7 @@ static int validate_url(const char *field, const char *url, struct shp_error *er
 	if (end == rest)
 		return field_error(err, field, "field '%s' has no host ('%.60s')", field, url);
 	if (memchr(rest, '@', (size_t)(end - rest)))
-		return field_error(err, field,
-				   "field '%s' must not carry credentials; use credentials_ref",
+		return field_error(err, field, "field '%s' must not carry credentials in the URL",
 				   field);
 	return 0;
 }
@@ -121,26 +120,51 @@ int shd_validate_namespace(const json_t *body, struct shd_namespace_spec *ret,
 	return 0;
 }
 
-static const char *const cluster_fields[] = {
-	"name", "api_url", "environment", "credentials_ref", "description", NULL};
+static const char *const cluster_fields[] = {"name",       "environment", "description",
+					     "kubeconfig", "context",     "allow_insecure",
+					     "simulated",  NULL};
+
+/* The kubeconfig's own fields (context, allow_insecure) need a kubeconfig. */
+static int validate_cluster_source(const json_t *body, const struct shd_cluster_spec *s,
+				   struct shp_error *err)
+{
+	if (s->kubeconfig && s->simulated)
+		return field_error(err, "simulated",
+				   "give either 'kubeconfig' or 'simulated', not both");
+	if (!s->kubeconfig && !s->simulated)
+		return field_error(err, "kubeconfig",
+				   "a cluster needs 'kubeconfig' (the text of a kubeconfig file) "
+				   "or 'simulated': true");
+	if (s->kubeconfig && s->kubeconfig[0] == '\0')
+		return field_error(err, "kubeconfig", "field 'kubeconfig' is empty");
+	if (!s->kubeconfig && json_object_get(body, "context"))
+		return field_error(err, "context", "field 'context' needs 'kubeconfig'");
+	if (!s->kubeconfig && json_object_get(body, "allow_insecure"))
+		return field_error(err, "allow_insecure",
+				   "field 'allow_insecure' needs 'kubeconfig'");
+	return 0;
+}
 
 int shd_validate_cluster(const json_t *body, struct shd_cluster_spec *ret, struct shp_error *err)
 {
-	struct shd_cluster_spec s = {.credentials_ref = "", .description = ""};
+	struct shd_cluster_spec s = {.description = ""};
 
 	if (shp_json_check_fields(body, cluster_fields, err) < 0 ||
 	    shp_json_get_string(body, "name", true, 256, &s.name, err) < 0 ||
-	    shp_json_get_string(body, "api_url", true, 4096, &s.api_url, err) < 0 ||
 	    shp_json_get_string(body, "environment", true, 64, &s.environment, err) < 0 ||
-	    shp_json_get_string(body, "credentials_ref", false, 1024, &s.credentials_ref, err) <
+	    shp_json_get_string(body, "description", false, 4096, &s.description, err) < 0 ||
+	    shp_json_get_string(body, "kubeconfig", false, SHD_KUBECONFIG_MAX, &s.kubeconfig, err) <
 		    0 ||
-	    shp_json_get_string(body, "description", false, 4096, &s.description, err) < 0)
+	    shp_json_get_string(body, "context", false, 253, &s.context, err) < 0 ||
+	    shp_json_get_bool(body, "allow_insecure", false, &s.allow_insecure, err) < 0 ||
+	    shp_json_get_bool(body, "simulated", false, &s.simulated, err) < 0)
 		return -SHP_E_INVAL;
 	if (shd_validate_name("name", s.name, err) < 0 ||
-	    validate_url("api_url", s.api_url, err) < 0 ||
 	    shd_validate_environment("environment", s.environment, err) < 0 ||
-	    shd_validate_text("credentials_ref", s.credentials_ref, 512, err) < 0 ||
-	    shd_validate_text("description", s.description, SHP_API_DESCRIPTION_MAX, err) < 0)
+	    shd_validate_text("description", s.description, SHP_API_DESCRIPTION_MAX, err) < 0 ||
+	    validate_cluster_source(body, &s, err) < 0)
+		return -SHP_E_INVAL;
+	if (s.context && shd_validate_text("context", s.context, 253, err) < 0)
 		return -SHP_E_INVAL;
 	*ret = s;
 	return 0;

@@ -49,10 +49,13 @@ expect_eq 122 "$(jq length <<<"$OUT")" "all 122 namespaces are listed across pag
 expect_exit 0 "--limit caps the listing" shp namespace list --limit 7 -o json
 expect_eq 7 "$(jq length <<<"$OUT")" "--limit 7 gives 7"
 
-expect_exit 0 "cluster add" shp cluster add lab --api-url https://lab.example:6443 --environment test --credentials-ref kubeconfig/lab
-expect_exit 7 "a cluster URL with credentials is refused" shp cluster add bad --api-url https://u:p@x.example --environment test
+expect_exit 0 "cluster add" shp cluster add lab --simulated --environment test
+printf '%s\n' 'current-context: c' 'contexts: [{name: c, context: {cluster: x, user: u}}]' \
+	'clusters: [{name: x, cluster: {server: "https://u:p@x.example"}}]' \
+	'users: [{name: u, user: {token: t0k3n}}]' >"$T/userinfo.kubeconfig"
+expect_exit 7 "a cluster URL with credentials is refused" shp cluster add bad --kubeconfig "$T/userinfo.kubeconfig" --environment test
 expect_exit 0 "cluster list -o wide" shp cluster list -o wide
-expect_match 'https://lab.example:6443' "$OUT" "wide output shows the API URL"
+expect_match 'sim://lab' "$OUT" "wide output shows the API URL"
 expect_exit 0 "cluster show -o yaml" shp cluster show lab -o yaml
 expect_match 'environment: test' "$OUT" "yaml shows the environment"
 expect_exit 0 "cluster remove" shp cluster remove lab

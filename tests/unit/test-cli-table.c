@@ -216,7 +216,7 @@ Test(help, command_help_lists_verbs_and_verb_help_the_options)
 	f = open_memstream(&verb, &len);
 	cli_help_subcmd(f, cluster, cli_find_subcmd(cluster, "add"));
 	fclose(f);
-	cr_assert_not_null(strstr(verb, "Usage: shepherd cluster add NAME --api-url URL"));
+	cr_assert_not_null(strstr(verb, "Usage: shepherd cluster add NAME [--kubeconfig FILE]"));
 	cr_assert_not_null(strstr(verb, "--environment, --env ENV"));
 	cr_assert_not_null(strstr(verb, "(test or"));
 	cr_assert_not_null(strstr(verb, "prod; required)"));
