@@ -205,7 +205,11 @@ static int outcome(struct watch *w, CURLcode cc, const char *errbuf, long left,
 		return shd_k8s_error(w->x.status, w->x.body.buf, w->x.body.len,
 				     w->x.retry_after[0] ? w->x.retry_after : NULL, NULL, err);
 	if (cc == CURLE_OPERATION_TIMEDOUT && w->streaming)
-		return 0; /* the caller's deadline: like a server-side timeout */
+		return 0;                   /* the caller's deadline: like a server-side timeout */
+	if (cc != CURLE_OK && w->streaming) /* reachable, but the stream was cut */
+		return shp_error_set(err, SHP_E_UNAVAIL,
+				     "the watch stream from cluster '%s' broke: %s", k->name,
+				     errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	if (cc != CURLE_OK)
 		return shd_k8s_transport_error(k, cc, errbuf, left, err);
 	return 0;

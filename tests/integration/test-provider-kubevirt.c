@@ -4,7 +4,8 @@
  * giving one VM, server-side apply conflicts and force, dry runs that persist nothing, a watch
  * from a compacted resourceVersion (SHD_WATCH_EXPIRED, then list and watch again), 429 and 500
  * retried, 500 forever ending within the deadline, an unreachable cluster, the in-flight limit
- * under many threads, and a bad token (SHP_E_PERM, the token not in the message).
+ * under many threads, a bad token (SHP_E_PERM, the token not in the message), tls-server-name,
+ * and a watch stream cut in the middle.
  */
 #include "config.h"
 
@@ -783,4 +784,32 @@ Test(provider_kubevirt, tls_server_name)
 	cr_assert_eq(get_with_tls_name("wrong.example", &err), -SHP_E_UNAVAIL, "%s", err.msg);
 	cr_assert_str_eq(shp_error_api_code_of(&err), "UNREACHABLE");
 	cr_assert(strstr(err.msg, "certificate subject name"), "%s", err.msg);
+}
+
+static void *drop_later(void *arg)
+{
+	(void)arg;
+	usleep(300000);
+	ctl("/_sim/drop-watches", "{}");
+	return NULL;
+}
+
+/* A stream cut in the middle is a failure the caller sees (it watches again from its RV). */
+Test(provider_kubevirt, watch_cut_mid_stream)
+{
+	_cleanup_(shd_provider_unrefp) struct shd_provider *p = with_vm("t1", "vm1", "Halted");
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shd_vm_list l = {0};
+	struct watched w = {.want = "none"};
+	pthread_t t;
+	int rc;
+
+	cr_assert_eq(p->infra.ops->list_vms(p->infra.impl, NULL, NULL, &l, 0, &err), 0);
+	cr_assert_eq(pthread_create(&t, NULL, drop_later, NULL), 0);
+	rc = p->infra.ops->watch_vms(p->infra.impl, NULL, l.resource_version, on_vm, &w, NULL,
+				     in_ms(10000), &err);
+	pthread_join(t, NULL);
+	cr_assert_eq(rc, -SHP_E_UNAVAIL, "%s", err.msg);
+	cr_assert(strstr(err.msg, "the watch stream from cluster 'sim' broke"), "%s", err.msg);
+	shd_vm_list_release(&l);
 }
