@@ -813,3 +813,30 @@ Test(provider_kubevirt, watch_cut_mid_stream)
 	cr_assert(strstr(err.msg, "the watch stream from cluster 'sim' broke"), "%s", err.msg);
 	shd_vm_list_release(&l);
 }
+
+/* A slow controller (5 s ticks) keeps a deleted namespace Terminating long enough to see it. */
+static void slow_setup(void)
+{
+	start_sim((const char *const[]){"--quiet", "--tick-ms", "5000", NULL});
+}
+
+TestSuite(provider_kubevirt_slow, .init = slow_setup, .fini = teardown, .timeout = 60);
+
+Test(provider_kubevirt_slow, ensure_namespace_refuses_a_terminating_one)
+{
+	_cleanup_(shd_provider_unrefp) struct shd_provider *p = provider();
+	_cleanup_(shd_kubeconfig_freep) struct shd_kubeconfig *kc = kubeconfig();
+	_cleanup_(shd_k8s_freep) struct shd_k8s *k = shd_k8s_new(kc, "sim", 2, NULL);
+	struct shd_k8s_req del = {
+		.method = "DELETE", .path = "/api/v1/namespaces/t9", .deadline_ns = in_ms(5000)};
+	struct shd_k8s_resp r;
+	struct shp_error err = SHP_ERROR_INIT;
+
+	cr_assert_not_null(k);
+	cr_assert_eq(p->infra.ops->ensure_namespace(p->infra.impl, "t9", 0, &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(shd_k8s_call(k, &del, &r, &err), 0, "%s", err.msg);
+	shd_k8s_resp_release(&r);
+	cr_assert_eq(p->infra.ops->ensure_namespace(p->infra.impl, "t9", 0, &err), -SHP_E_CONFLICT);
+	cr_assert(strstr(err.msg, "namespace 't9' is being terminated"), "%s", err.msg);
+}
