@@ -121,6 +121,15 @@ for path in /api/v1/clusters/lab /api/v1/clusters; do
 	body=$(api GET $path)
 	if grep -q S3CRET <<<"$body"; then fail "GET $path never shows the token" "$body"; else pass "GET $path never shows the token"; fi
 done
+# keyset pages by name, and the environment filter
+body=$(api GET '/api/v1/clusters?limit=1')
+expect_eq "lab" "$(jq -r '.items[0].name' <<<"$body")" "the first page of one holds the first name"
+cursor=$(jq -r .next_cursor <<<"$body")
+body=$(api GET "/api/v1/clusters?limit=1&cursor=$cursor")
+expect_eq "sim1" "$(jq -r '.items[0].name' <<<"$body")" "the cursor leads to the next name"
+expect_eq "null" "$(jq -r .next_cursor <<<"$body")" "and the last page has no cursor"
+expect_exit 0 "cluster list --environment prod" shp cluster list --environment prod -o json
+expect_eq '["lab"]' "$(jq -c '[.[].name]' <<<"$OUT")" "only the prod cluster is listed"
 expect_exit 0 "cluster list -o wide" shp cluster list -o wide
 expect_match 'sealed' "$OUT" "wide output says the credentials are sealed"
 expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'CLUSTER_CREATE' AND resource_name = 'lab' AND outcome = 'success'")" \
