@@ -278,6 +278,64 @@ static int cmd_cluster_remove(int argc, char **argv, struct cli_ctx *ctx)
 	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_CLUSTERS, &cluster_kind, "removed");
 }
 
+static char *it_memory(const json_t *it, int64_t now);
+
+/* ---- vms ----------------------------------------------------------------------------------- */
+
+static const struct cli_column vm_columns[] = {
+	{"NAMESPACE", "Namespace", "namespace"},
+	{"NAME", "Name", "name"},
+	{"STATUS", "Status", "status"},
+	{"CPUS", "CPUs", "cpus", COL_RIGHT},
+	{"MEMORY", "Memory", NULL, COL_RIGHT, NULL, it_memory},
+	{"NODE", "Node", "node", 0, ""},
+	{"IP", "IP", "ip", 0, ""},
+	{"KUBEVIRT STATUS", "KubeVirt status", "printable_status", COL_WIDE, ""},
+	{"INSTANCETYPE", "Instance type", "instancetype", COL_WIDE, ""},
+	{"ERROR", "Error", "error", COL_WIDE | COL_FLEX, ""},
+	{"UID", "UID", "uid", COL_WIDE},
+	{NULL},
+};
+
+static const struct cli_kind vm_kind = {"vm", "VMs", "name", vm_columns};
+
+/* The watcher's view of the cluster's VMs; a stale view is said so on stderr. */
+static int cmd_cluster_vms(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf path = SHP_BUF_INIT(CLI_BUF_MAX);
+	_cleanup_(shp_buf_releasep) struct shp_buf query = SHP_BUF_INIT(CLI_BUF_MAX);
+	_cleanup_(json_decrefp) json_t *answer = NULL;
+	_cleanup_free_ char *base = NULL;
+	const char *ns = NULL;
+	const json_t *items;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1)
+		if (c == OPT_NAMESPACE)
+			ns = optarg;
+	base = cli_path(SHP_ROUTE_CLUSTERS, argv[optind]);
+	cli_query_add(&query, "namespace", ns);
+	xbuf_addf(&path, "%s/vms%s%s", base, query.len ? "?" : "", query.buf);
+	r = cli_call(ctx, "GET", path.buf, NULL, &answer);
+	if (r < 0)
+		return r;
+	items = json_object_get(answer, "items");
+	if (!json_is_array(items))
+		return shp_error_set(&ctx->err, SHP_E_PROTO,
+				     "unexpected answer from shepherdd: no VMs");
+	if (json_is_true(json_object_get(answer, "stale")))
+		cli_note(ctx, "Cluster '%s' is being listed again: this is its last good list.\n",
+			 argv[optind]);
+	if (ctx->format == CLI_FORMAT_JSON || ctx->format == CLI_FORMAT_YAML)
+		return cli_show_raw(ctx, answer);
+	return cli_show_list(ctx, &vm_kind, items);
+}
+
+static const struct shp_flag vms_flags[] = {
+	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", "only the VMs of this namespace"},
+	{NULL},
+};
+
 static const struct shp_flag add_flags[] = {
 	{"kubeconfig", OPT_KUBECONFIG, 0, NULL, "FILE",
 	 "the kubeconfig to reach the cluster with ('-': standard input)", .file = true},
@@ -386,6 +444,22 @@ static const struct shp_subcmd cluster_verbs[] = {
 		.description = "Show every field of the cluster NAME: kind, API URL, health, "
 			       "versions, capabilities, default namespace and whether it has "
 			       "credentials (never the credentials themselves).",
+	},
+	{
+		.name = "vms",
+		.fn = cmd_cluster_vms,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME [--namespace NS]",
+		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
+		.summary = "list the VMs shepherd watches on a cluster",
+		.description =
+			"List the VMs shepherd manages on the cluster NAME as its watcher "
+			"last saw them: status, size, node and address. While the cluster is "
+			"being listed again (or does not answer) the last good list is shown "
+			"and a note says so; -o json carries it as \"stale\". Only "
+			"administrators may list them.",
+		.opts = vms_flags,
 	},
 	{NULL},
 };

@@ -20,7 +20,7 @@ _shepherd_verbs()
 	audit)
 		_shepherd_offer 'list' ;;
 	cluster)
-		_shepherd_offer 'add capabilities health list remove show' ;;
+		_shepherd_offer 'add capabilities health list remove show vms' ;;
 	flags)
 		_shepherd_offer 'list set unset' ;;
 	instancetypes)
@@ -205,6 +205,15 @@ _shepherd()
 		show)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			fi
+			;;
+		vms)
+			case "$prev" in
+			--namespace)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --help -h'
 			fi
 			;;
 		esac ;;

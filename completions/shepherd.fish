@@ -104,6 +104,7 @@ complete -c shepherd -n '__shepherd_nargs cluster 0' -a health -d 'check a clust
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a list -d 'list clusters'
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a remove -d 'remove a cluster from shepherd'
 complete -c shepherd -n '__shepherd_nargs cluster 0' -a show -d 'show one cluster'
+complete -c shepherd -n '__shepherd_nargs cluster 0' -a vms -d 'list the VMs shepherd watches on a cluster'
 complete -c shepherd -n '__shepherd_in cluster add' -l kubeconfig -r -F -d 'the kubeconfig to reach the cluster with (\'-\': standard input)'
 complete -c shepherd -n '__shepherd_in cluster add' -l context -x -d 'the kubeconfig\'s context to use (default: its current context)'
 complete -c shepherd -n '__shepherd_in cluster add' -l allow-insecure -d 'accept a server that skips TLS verification or speaks plain http'
@@ -114,6 +115,7 @@ complete -c shepherd -n '__shepherd_in cluster add' -l description -x -d 'what t
 complete -c shepherd -n '__shepherd_in cluster list' -l environment -x -a 'test prod' -d 'only clusters of this environment'
 complete -c shepherd -n '__shepherd_in cluster list' -l env -x -a 'test prod' -d 'only clusters of this environment'
 complete -c shepherd -n '__shepherd_in cluster list' -l limit -x -d 'show at most N clusters'
+complete -c shepherd -n '__shepherd_in cluster vms' -l namespace -x -d 'only the VMs of this namespace'
 
 # completion
 complete -c shepherd -n '__shepherd_nargs completion 0' -a 'bash zsh fish'
@@ -138,6 +140,7 @@ complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a list -d 'list clusters'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a remove -d 'remove a cluster from shepherd'
 complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a show -d 'show one cluster'
+complete -c shepherd -n '__shepherd_in help cluster; and __shepherd_nargs help 1' -a vms -d 'list the VMs shepherd watches on a cluster'
 complete -c shepherd -n '__shepherd_nargs help 0' -a completion -d 'print a shell completion script'
 complete -c shepherd -n '__shepherd_nargs help 0' -a flags -d 'switch task execution on or off'
 complete -c shepherd -n '__shepherd_in help flags; and __shepherd_nargs help 1' -a list -d 'list the execution flags that are set'

@@ -69,7 +69,7 @@ check "namespace" shepherd na
 check "create delete list show" shepherd namespace ""
 check "create delete list show" shepherd ns ""
 check "create" shepherd --socket /tmp/s ns cr
-check "add capabilities health list remove show" shepherd -o json cluster ""
+check "add capabilities health list remove show vms" shepherd -o json cluster ""
 check "test prod" shepherd namespace create x --environment ""
 check "prod" shepherd namespace list --env = p
 check "table wide json yaml name" shepherd -o ""
@@ -78,7 +78,7 @@ check "--environment --env --description --help" shepherd namespace create x --
 check "--user --all --limit --help -h" shepherd token list -
 check "bash zsh fish" shepherd completion ""
 check "namespace" shepherd help nam
-check "add capabilities health list remove show" shepherd help cluster ""
+check "add capabilities health list remove show vms" shepherd help cluster ""
 check "--socket --server" shepherd --s
 check "" shepherd namespace show x ""
 

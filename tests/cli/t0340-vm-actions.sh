@@ -31,6 +31,19 @@ for _ in $(seq 1 50); do
 	sleep 0.2
 done
 expect_eq yes "$running" "vm.get reports the VM RUNNING once the cluster has started it"
+seen=no
+for _ in $(seq 1 50); do
+	"$SHEPHERD" --socket "$SOCK" cluster vms sim1 -o json >"$T/vms.json" 2>/dev/null || true
+	if [ "$(jq -r '.items[] | select(.name == "web-1") | .status' "$T/vms.json" 2>/dev/null)" = RUNNING ]; then seen=yes; break; fi
+	sleep 0.2
+done
+expect_eq yes "$seen" "the watcher sees it RUNNING (cluster vms -o json)"
+expect_eq false "$(jq .stale "$T/vms.json")" "from a current list"
+expect_exit 0 "cluster vms as a table" shp cluster vms sim1 --namespace team-a
+expect_match 'web-1 +RUNNING +2 +2Gi +node-' "$OUT" "with its status, size and node"
+expect_exit 0 "cluster vms of another namespace" shp cluster vms sim1 --namespace nothing-here -o json
+expect_eq 0 "$(jq '.items | length' <<<"$OUT")" "is empty"
+expect_match 'RUNNING|STARTING' "$(sql "SELECT status FROM vms WHERE id = $vm_id")" "the row follows the cluster"
 
 expect_exit 0 "creating the same VM again succeeds" shp tasks submit -f "$T/create.yaml" --tenant team-a --yes --wait -o json
 expect_eq succeeded "$(jq -r .status <<<"$OUT")" "as a new task"
