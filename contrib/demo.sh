@@ -40,11 +40,29 @@ run whoami
 	run namespace create team-a --environment test --description "Team A's test VMs"
 "$shepherd" --socket "$sock" namespace show payments-prod >/dev/null 2>&1 ||
 	run namespace create payments-prod --environment prod
-"$shepherd" --socket "$sock" cluster show lab-test >/dev/null 2>&1 ||
-	run cluster add lab-test --api-url https://lab-test.example:6443 --environment test
+"$shepherd" --socket "$sock" cluster show lab-sim >/dev/null 2>&1 ||
+	run cluster add lab-sim --simulated --environment test
 run namespace list
 run namespace list -o json
 run cluster list -o wide
+run instancetypes list --cluster lab-sim
+# a VM created and started on the simulated cluster through the execution engine
+cat >"$dir/demo-vm.yaml" <<YAML
+steps:
+  - action: vm.create
+    targets: [team-a/web-1]
+    params: {cluster: lab-sim, namespace: team-a, name: web-1, cpus: 2, memory: 2Gi}
+YAML
+run tasks submit -f "$dir/demo-vm.yaml" --tenant team-a --yes --wait
+# the cluster starts it asynchronously; the watcher brings each change into shepherd
+for _ in $(seq 1 50); do
+	curl -sf --unix-socket "$sock" http://localhost/api/v1/clusters/lab-sim/vms 2>/dev/null |
+		grep -q '"RUNNING"' && break
+	sleep 0.2
+done
+run cluster vms lab-sim
+run cluster health lab-sim
+run cluster capabilities lab-sim
 # a plan flowing through the execution engine: queued, run by a worker, followed to its end
 plan="$dir/demo-plan.yaml"
 cat >"$plan" <<YAML
