@@ -377,11 +377,17 @@ static bool spec_changed(const json_t *a, const json_t *b)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach((json_t *)a, k,
-			    v) if (strcmp(k, "metadata") && strcmp(k, "status") &&
-				   !json_equal(v, json_object_get(b, k))) return true;
-	json_object_foreach((json_t *)b, k, v) if (strcmp(k, "metadata") && strcmp(k, "status") &&
-						   !json_object_get(a, k)) return true;
+	json_object_foreach((json_t *)a, k, v)
+	{
+		if (strcmp(k, "metadata") && strcmp(k, "status") &&
+		    !json_equal(v, json_object_get(b, k)))
+			return true;
+	}
+	json_object_foreach((json_t *)b, k, v)
+	{
+		if (strcmp(k, "metadata") && strcmp(k, "status") && !json_object_get(a, k))
+			return true;
+	}
 	return false;
 }
 

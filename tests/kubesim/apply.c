@@ -130,15 +130,17 @@ static json_t *flat_to_v1(const json_t *set)
 	return v1;
 }
 
-/* The value at a flattened path, or NULL. */
+/* The value at a flattened path, or NULL (walked in place: this runs for every field). */
 static json_t *value_at(const json_t *obj, const char *path)
 {
-	char buf[2048], *save = NULL, sep[2] = {SEP, 0};
 	json_t *v = (json_t *)obj;
 
-	(void)snprintf(buf, sizeof(buf), "%s", path);
-	for (char *t = strtok_r(buf, sep, &save); t && v; t = strtok_r(NULL, sep, &save))
-		v = json_is_object(v) ? json_object_get(v, t) : NULL;
+	while (v && *path) {
+		const char *sep = strchr(path, SEP);
+		size_t n = sep ? (size_t)(sep - path) : strlen(path);
+		v = json_object_getn(v, path, n);
+		path += sep ? n + 1 : n;
+	}
 	return v;
 }
 
@@ -222,8 +224,11 @@ static json_t *entries_store(json_t *entries, const json_t *obj)
 		const char *k;
 		json_t *x;
 		void *tmp;
-		json_object_foreach_safe(set, tmp, k, x) if (!json_object_get(all, k))
-			json_object_del(set, k);
+		json_object_foreach_safe(set, tmp, k, x)
+		{
+			if (!json_object_get(all, k))
+				json_object_del(set, k);
+		}
 		if (json_object_size(set) == 0)
 			continue;
 		c = json_deep_copy(e);
@@ -244,11 +249,13 @@ static json_t *entry_get(json_t *entries, const char *manager, const char *op, c
 	char now[32];
 
 	ks_now(now, sizeof(now));
-	json_array_foreach(entries, i, e) if (entry_is(e, manager, op, sub))
+	json_array_foreach(entries, i, e)
 	{
-		json_object_set_new(e, "time", json_string(now));
-		json_object_set_new(e, "apiVersion", json_string(api_version));
-		return e;
+		if (entry_is(e, manager, op, sub)) {
+			json_object_set_new(e, "time", json_string(now));
+			json_object_set_new(e, "apiVersion", json_string(api_version));
+			return e;
+		}
 	}
 	e = json_pack("{s:s, s:s, s:s, s:s, s:{}}", "manager", manager, "operation", op,
 		      "apiVersion", api_version, "time", now, "set");
@@ -270,11 +277,16 @@ void ks_managed_update(json_t *new_obj, const json_t *old_obj, const char *manag
 	const char *k;
 	size_t i;
 
-	json_object_foreach(nf, k, x) if (!old_obj ||
-					  !json_equal(value_at(new_obj, k), value_at(old_obj, k)))
-		json_object_set_new(changed, k, json_true());
-	json_object_foreach(of, k, x) if (!json_object_get(nf, k))
-		json_object_set_new(changed, k, json_true());
+	json_object_foreach(nf, k, x)
+	{
+		if (!old_obj || !json_equal(value_at(new_obj, k), value_at(old_obj, k)))
+			json_object_set_new(changed, k, json_true());
+	}
+	json_object_foreach(of, k, x)
+	{
+		if (!json_object_get(nf, k))
+			json_object_set_new(changed, k, json_true());
+	}
 	if (json_object_size(changed) == 0 && old_obj) {
 		json_object_set(
 			json_object_get(new_obj, "metadata"), "managedFields",
@@ -285,9 +297,13 @@ void ks_managed_update(json_t *new_obj, const json_t *old_obj, const char *manag
 	json_array_foreach(entries, i, e)
 	{
 		json_t *set = json_object_get(e, "set");
-		json_object_foreach(changed, k, x) if (e == mine && json_object_get(nf, k))
-			json_object_set_new(set, k, json_true());
-		else json_object_del(set, k);
+		json_object_foreach(changed, k, x)
+		{
+			if (e == mine && json_object_get(nf, k))
+				json_object_set_new(set, k, json_true());
+			else
+				json_object_del(set, k);
+		}
 	}
 	json_object_set_new(json_object_get(new_obj, "metadata"), "managedFields",
 			    entries_store(entries, new_obj));
@@ -476,8 +492,11 @@ static int json_patch(json_t *doc, const json_t *ops, struct ks_resp *resp)
 			resp, 400, "BadRequest",
 			"json: cannot unmarshal object into Go value of type jsonpatch.Patch",
 			NULL);
-	json_array_foreach(ops, i, op) if (json_patch_op(doc, op, msg, sizeof(msg)) <
-					   0) return ks_error(resp, 422, "Invalid", msg, NULL);
+	json_array_foreach(ops, i, op)
+	{
+		if (json_patch_op(doc, op, msg, sizeof(msg)) < 0)
+			return ks_error(resp, 422, "Invalid", msg, NULL);
+	}
 	return 0;
 }
 
@@ -593,9 +612,11 @@ static bool owned_by_other(json_t *entries, const json_t *mine, const char *k)
 	size_t i;
 	json_t *e;
 
-	json_array_foreach(entries, i,
-			   e) if (e != mine &&
-				  json_object_get(json_object_get(e, "set"), k)) return true;
+	json_array_foreach(entries, i, e)
+	{
+		if (e != mine && json_object_get(json_object_get(e, "set"), k))
+			return true;
+	}
 	return false;
 }
 
@@ -606,9 +627,11 @@ static json_t *apply_merge(json_t *entries, json_t *mine, const json_t *cur, con
 	json_t *nw = json_deep_copy(cur), *x;
 	const char *k;
 
-	json_object_foreach(json_object_get(mine, "set"), k,
-			    x) if (!json_object_get(fa, k) && !owned_by_other(entries, mine, k))
-		set_at(nw, k, NULL);
+	json_object_foreach(json_object_get(mine, "set"), k, x)
+	{
+		if (!json_object_get(fa, k) && !owned_by_other(entries, mine, k))
+			set_at(nw, k, NULL);
+	}
 	json_object_foreach((json_t *)fa, k, x)
 	{
 		json_t *v = value_at(applied, k), *old = value_at(nw, k);

@@ -127,6 +127,11 @@ static int seed(struct ks *ks, struct ks_resp *resp, const json_t *b)
 		char name[256];
 		json_t *vm;
 		(void)snprintf(name, sizeof(name), "%s%lld", prefix ? prefix : "vm-", (long long)i);
+		if (i % 100 == 0) {
+			/* a big seed lets other requests in now and then */
+			pthread_mutex_unlock(&ks->mu);
+			pthread_mutex_lock(&ks->mu);
+		}
 		if (ks_get(ks, KS_R_VM, ns, name))
 			continue;
 		vm = ks_make_vm(ns, name, labels, running);
@@ -167,8 +172,11 @@ static int feature_gates(struct ks *ks, struct ks_resp *resp, const json_t *b)
 
 	if (!json_is_array(gates) || json_array_size(gates) > 200)
 		return bad(resp, "featureGates must be an array of strings");
-	json_array_foreach(gates, i, g) if (!json_is_string(g)) return bad(
-		resp, "featureGates must be an array of strings");
+	json_array_foreach(gates, i, g)
+	{
+		if (!json_is_string(g))
+			return bad(resp, "featureGates must be an array of strings");
+	}
 	pthread_mutex_lock(&ks->mu);
 	kv = ks_get(ks, KS_R_KUBEVIRT, "kubevirt", "kubevirt");
 	if (kv) {

@@ -15,12 +15,15 @@
 
 json_t *kv_at(const json_t *o, const char *path)
 {
-	char buf[256], *save = NULL;
 	json_t *v = (json_t *)o;
 
-	(void)snprintf(buf, sizeof(buf), "%s", path);
-	for (char *t = strtok_r(buf, ".", &save); t && v; t = strtok_r(NULL, ".", &save))
-		v = json_object_get(v, t);
+	/* walked in place: the controllers call this for every object on every tick */
+	while (v && *path) {
+		const char *dot = strchr(path, '.');
+		size_t n = dot ? (size_t)(dot - path) : strlen(path);
+		v = json_object_getn(v, path, n);
+		path += dot ? n + 1 : n;
+	}
 	return v;
 }
 
@@ -193,8 +196,11 @@ bool kv_gate_enabled(struct ks *ks, const char *gate)
 	size_t i;
 	json_t *g;
 
-	json_array_foreach(gates, i, g) if (strcmp(json_string_value(g) ? json_string_value(g) : "",
-						   gate) == 0) return true;
+	json_array_foreach(gates, i, g)
+	{
+		if (strcmp(json_string_value(g) ? json_string_value(g) : "", gate) == 0)
+			return true;
+	}
 	return false;
 }
 
@@ -229,8 +235,11 @@ static int webhook_invalid(struct ks_resp *resp, const char *webhook, const json
 	int r;
 
 	r = shp_buf_addf(&msg, "admission webhook \"%s\" denied the request: ", webhook);
-	json_array_foreach(causes, i, c) r |= shp_buf_addf(
-		&msg, "%s%s", i ? ", " : "", json_string_value(json_object_get(c, "message")));
+	json_array_foreach(causes, i, c)
+	{
+		r |= shp_buf_addf(&msg, "%s%s", i ? ", " : "",
+				  json_string_value(json_object_get(c, "message")));
+	}
 	(void)r;
 	ks_error(resp, 422, "Invalid", msg.buf,
 		 json_pack("{s:s, s:s, s:s, s:o}", "name", kv_str(obj, "metadata.name"), "group",

@@ -23,7 +23,10 @@ static json_t *keys_of(const json_t *map)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach((json_t *)map, k, v) json_array_append_new(keys, json_string(k));
+	json_object_foreach((json_t *)map, k, v)
+	{
+		json_array_append_new(keys, json_string(k));
+	}
 	return keys;
 }
 
@@ -66,9 +69,11 @@ void kv_condition(json_t *obj, const char *type, bool value, const char *reason,
 		conds = json_array();
 		json_object_set_new(st, "conditions", conds);
 	}
-	json_array_foreach(
-		conds, i,
-		c) if (shp_strcmp0(json_string_value(json_object_get(c, "type")), type) == 0) break;
+	json_array_foreach(conds, i, c)
+	{
+		if (shp_strcmp0(json_string_value(json_object_get(c, "type")), type) == 0)
+			break;
+	}
 	if (i < json_array_size(conds) && shp_strcmp0(kv_str(c, "status"), sv) == 0 &&
 	    shp_strcmp0(kv_str(c, "reason"), reason ? reason : "") == 0)
 		return;
@@ -87,10 +92,12 @@ void kv_condition_del(json_t *obj, const char *type)
 	json_t *conds = kv_at(obj, "status.conditions"), *c;
 	size_t i;
 
-	json_array_foreach(conds, i, c) if (shp_strcmp0(kv_str(c, "type"), type) == 0)
+	json_array_foreach(conds, i, c)
 	{
-		json_array_remove(conds, i);
-		return;
+		if (shp_strcmp0(kv_str(c, "type"), type) == 0) {
+			json_array_remove(conds, i);
+			return;
+		}
 	}
 }
 
@@ -99,8 +106,11 @@ bool kv_has_condition(const json_t *obj, const char *type)
 	json_t *conds = kv_at(obj, "status.conditions"), *c;
 	size_t i;
 
-	json_array_foreach(conds, i, c) if (shp_strcmp0(kv_str(c, "type"), type) ==
-					    0) return shp_strcmp0(kv_str(c, "status"), "True") == 0;
+	json_array_foreach(conds, i, c)
+	{
+		if (shp_strcmp0(kv_str(c, "type"), type) == 0)
+			return shp_strcmp0(kv_str(c, "status"), "True") == 0;
+	}
 	return false;
 }
 
@@ -109,10 +119,12 @@ void kv_remove_finalizer(json_t *obj, const char *fin)
 	json_t *fins = kv_at(obj, "metadata.finalizers"), *f;
 	size_t i;
 
-	json_array_foreach(fins, i, f) if (shp_strcmp0(json_string_value(f), fin) == 0)
+	json_array_foreach(fins, i, f)
 	{
-		json_array_remove(fins, i);
-		return;
+		if (shp_strcmp0(json_string_value(f), fin) == 0) {
+			json_array_remove(fins, i);
+			return;
+		}
 	}
 }
 
@@ -126,7 +138,11 @@ void kv_add_finalizer(json_t *obj, const char *fin)
 		fins = json_array();
 		json_object_set_new(md, "finalizers", fins);
 	}
-	json_array_foreach(fins, i, f) if (shp_strcmp0(json_string_value(f), fin) == 0) return;
+	json_array_foreach(fins, i, f)
+	{
+		if (shp_strcmp0(json_string_value(f), fin) == 0)
+			return;
+	}
 	json_array_append_new(fins, json_string(fin));
 }
 
@@ -296,8 +312,8 @@ static void vmi_step(struct ks *ks, const json_t *vmi)
 		kv_write(ks, KS_R_VMI, nw, vmi, MGR, true);
 		return;
 	}
-	if (kv_vmi_is_final(vmi))
-		return;
+	if (kv_vmi_is_final(vmi) || shp_strcmp0(kv_str(vmi, "status.phase"), "Running") == 0)
+		return; /* nothing moves a running VMI but migrations and pauses */
 	nw = json_deep_copy(vmi);
 	if (!json_is_object(kv_at(nw, "metadata.labels")))
 		json_object_set_new(json_object_get(nw, "metadata"), "labels", json_object());
@@ -404,7 +420,11 @@ static void start_failure(json_t *vm, const json_t *vmi)
 	struct tm tm;
 	size_t i;
 
-	json_array_foreach(ts, i, t) if (shp_strcmp0(kv_str(t, "phase"), "Running") == 0) return;
+	json_array_foreach(ts, i, t)
+	{
+		if (shp_strcmp0(kv_str(t, "phase"), "Running") == 0)
+			return;
+	}
 	if (!json_is_object(sf)) {
 		sf = json_object();
 		json_object_set_new(st, "startFailure", sf);
@@ -487,10 +507,12 @@ static bool cond_reason_is(const json_t *obj, const char *type, const char *reas
 	json_t *conds = kv_at(obj, "status.conditions"), *c;
 	size_t i;
 
-	json_array_foreach(conds, i, c) if (shp_strcmp0(kv_str(c, "type"), type) ==
-					    0) return shp_strcmp0(kv_str(c, "status"), "False") ==
-			0 &&
-		shp_strcmp0(kv_str(c, "reason"), reason) == 0;
+	json_array_foreach(conds, i, c)
+	{
+		if (shp_strcmp0(kv_str(c, "type"), type) == 0)
+			return shp_strcmp0(kv_str(c, "status"), "False") == 0 &&
+			       shp_strcmp0(kv_str(c, "reason"), reason) == 0;
+	}
 	return false;
 }
 
@@ -608,56 +630,101 @@ static void delete_owned(struct ks *ks, const json_t *vm)
 		json_t *dv = json_object_get(ks->objs[KS_R_DATAVOLUME], json_string_value(k));
 		json_t *owners = kv_at(dv, "metadata.ownerReferences"), *o;
 		size_t j;
-		json_array_foreach(owners, j, o) if (shp_strcmp0(kv_str(o, "uid"), uid) == 0)
+		json_array_foreach(owners, j, o)
 		{
-			kv_mark_deleted(ks, KS_R_DATAVOLUME, dv);
-			break;
+			if (shp_strcmp0(kv_str(o, "uid"), uid) == 0) {
+				kv_mark_deleted(ks, KS_R_DATAVOLUME, dv);
+				break;
+			}
 		}
 	}
 }
 
 /* The controller's finalizer goes on first, as its own write. */
+static bool has_finalizer(const json_t *obj, const char *fin)
+{
+	json_t *fins = kv_at(obj, "metadata.finalizers"), *f;
+	size_t i;
+
+	json_array_foreach(fins, i, f)
+	{
+		if (shp_strcmp0(json_string_value(f), fin) == 0)
+			return true;
+	}
+	return false;
+}
+
 static json_t *ensure_finalizer(struct ks *ks, json_t *vm)
 {
-	json_t *nw = json_deep_copy(vm);
 	const char *ns = kv_str(vm, "metadata.namespace"), *name = kv_str(vm, "metadata.name");
+	json_t *nw;
 
-	kv_add_finalizer(nw, ks_resources[KS_R_VM].finalizer);
-	if (json_equal(nw, vm)) {
-		json_decref(nw);
+	if (has_finalizer(vm, ks_resources[KS_R_VM].finalizer))
 		return vm;
-	}
+	nw = json_deep_copy(vm);
+	kv_add_finalizer(nw, ks_resources[KS_R_VM].finalizer);
 	kv_write(ks, KS_R_VM, nw, vm, MGR, false);
 	return ks_get(ks, KS_R_VM, ns, name);
 }
 
+/* A working view of vm: its metadata and spec shared (read-only), its status a private copy. */
+static json_t *status_view(const json_t *vm)
+{
+	json_t *view = json_object(), *st = json_object_get(vm, "status");
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)vm, k, v)
+	{
+		if (strcmp(k, "status") != 0)
+			json_object_set(view, k, v);
+	}
+	json_object_set_new(view, "status", st ? json_deep_copy(st) : json_object());
+	return view;
+}
+
+static void vm_step_deleted(struct ks *ks, json_t *vm, const json_t *vmi)
+{
+	const char *ns = kv_str(vm, "metadata.namespace"), *name = kv_str(vm, "metadata.name");
+	json_t *nw;
+
+	/* Terminating first, then the VMI goes, then the finalizer */
+	if (vmi) {
+		kv_mark_deleted(ks, KS_R_VMI, vmi);
+	} else if (shp_strcmp0(kv_str(vm, "status.printableStatus"), "Terminating") == 0) {
+		delete_owned(ks, vm);
+		kv_release(ks, KS_R_VM, vm);
+		return;
+	}
+	nw = json_deep_copy(vm);
+	vm_status(ks, nw, ks_get(ks, KS_R_VMI, ns, name));
+	kv_write(ks, KS_R_VM, nw, vm, MGR, true);
+}
+
 static void vm_step(struct ks *ks, const char *key)
 {
-	json_t *vm = json_object_get(ks->objs[KS_R_VM], key), *vmi, *nw;
+	json_t *vm = json_object_get(ks->objs[KS_R_VM], key), *vmi, *view, *nw;
 	const char *ns = kv_str(vm, "metadata.namespace"), *name = kv_str(vm, "metadata.name");
 
 	vmi = ks_get(ks, KS_R_VMI, ns, name);
 	if (kv_at(vm, "metadata.deletionTimestamp")) {
-		/* Terminating first, then the VMI goes, then the finalizer */
-		if (vmi) {
-			kv_mark_deleted(ks, KS_R_VMI, vmi);
-		} else if (shp_strcmp0(kv_str(vm, "status.printableStatus"), "Terminating") == 0) {
-			delete_owned(ks, vm);
-			kv_release(ks, KS_R_VM, vm);
-			return;
-		}
-		nw = json_deep_copy(vm);
-	} else {
-		vm = ensure_finalizer(ks, vm);
-		nw = json_deep_copy(vm);
-		kv_create_datavolumes(ks, nw);
-		if (!kv_at(nw, "status.restoreInProgress") && !handle_requests(ks, nw, vmi) &&
-		    !kv_provisioning(ks, nw))
-			run_strategy(ks, nw, vmi);
+		vm_step_deleted(ks, vm, vmi);
+		return;
 	}
-	vmi = ks_get(ks, KS_R_VMI, ns, name);
-	vm_status(ks, nw, vmi);
-	kv_write(ks, KS_R_VM, nw, vm, MGR, true);
+	vm = ensure_finalizer(ks, vm);
+	/* most VMs are steady: work on a view and copy the VM only when its status changes */
+	view = status_view(vm);
+	kv_create_datavolumes(ks, view);
+	if (!kv_at(view, "status.restoreInProgress") && !handle_requests(ks, view, vmi) &&
+	    !kv_provisioning(ks, view))
+		run_strategy(ks, view, vmi);
+	vm_status(ks, view, ks_get(ks, KS_R_VMI, ns, name));
+	if (!json_equal(json_object_get(view, "status"), json_object_get(vm, "status"))) {
+		nw = json_deep_copy(vm);
+		json_object_set(nw, "status", json_object_get(view, "status"));
+		kv_write(ks, KS_R_VM, nw, vm, MGR, true);
+	}
+	json_decref(view);
 }
 
 /* ---- namespaces ---- */
@@ -695,8 +762,16 @@ static void each(struct ks *ks, enum ks_res res, step_fn fn)
 	size_t i;
 	json_t *k;
 
-	json_array_foreach(keys, i, k) if (json_object_get(ks->objs[res], json_string_value(k)))
-		fn(ks, json_string_value(k));
+	json_array_foreach(keys, i, k)
+	{
+		if (i % 128 == 127) {
+			/* a long pass lets waiting requests in; every step re-reads its object */
+			pthread_mutex_unlock(&ks->mu);
+			pthread_mutex_lock(&ks->mu);
+		}
+		if (json_object_get(ks->objs[res], json_string_value(k)))
+			fn(ks, json_string_value(k));
+	}
 }
 
 static void vmi_key_step(struct ks *ks, const char *key)

@@ -311,8 +311,11 @@ static const char *cond_reason(const json_t *obj, const char *type)
 	json_t *conds = kv_at(obj, "status.conditions"), *c;
 	size_t i;
 
-	json_array_foreach(conds, i, c) if (shp_strcmp0(kv_str(c, "type"), type) ==
-					    0) return kv_str(c, "reason");
+	json_array_foreach(conds, i, c)
+	{
+		if (shp_strcmp0(kv_str(c, "type"), type) == 0)
+			return kv_str(c, "reason");
+	}
 	return NULL;
 }
 
@@ -437,7 +440,10 @@ static void clone_create_vm(struct ks *ks, const char *ns, const char *name, con
 	json_t *ifs = kv_at(nspec, "template.spec.domain.devices.interfaces"), *i;
 	size_t k;
 
-	json_array_foreach(ifs, k, i) json_object_del(i, "macAddress");
+	json_array_foreach(ifs, k, i)
+	{
+		json_object_del(i, "macAddress");
+	}
 	json_object_del(kv_at(nspec, "template.spec.domain.firmware"), "serial");
 	json_object_del(kv_at(nspec, "template.spec.domain.firmware"), "uuid");
 	json_object_del(nspec, "dataVolumeTemplates");

@@ -179,7 +179,10 @@ static const char **sorted_keys(json_t *map, size_t *ret_n)
 
 	if (!keys)
 		abort();
-	json_object_foreach(map, k, v) keys[i++] = k;
+	json_object_foreach(map, k, v)
+	{
+		keys[i++] = k;
+	}
 	qsort(keys, n, sizeof(*keys), cmp_str);
 	*ret_n = n;
 	return keys;
