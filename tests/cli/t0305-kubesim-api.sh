@@ -140,6 +140,10 @@ expect_eq 1 "$(kubesim_ctl stats | jq .watches_open)" "stats count the open watc
 kubesim_ctl drop-watches >/dev/null
 wait "$watcher"
 expect_eq 18 "$?" "drop-watches: the stream breaks off (curl: partial transfer)"
+curl -s -m 0.5 --cacert "$KUBESIM_CA" -H "Authorization: Bearer $KUBESIM_TOKEN" \
+	"$KUBESIM_URL$VMS?watch=1&resourceVersion=$(kube GET $VMS | jq -r .metadata.resourceVersion)" >/dev/null
+wait_watches 0
+expect_eq 0 "$(kubesim_ctl stats | jq .watches_open)" "a watch whose client went away is closed"
 
 # --- server-side apply ---
 A=(-H 'Content-Type: application/apply-patch+yaml')

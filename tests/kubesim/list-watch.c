@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ struct ks_watch {
 	struct shp_buf out; /* formatted, not yet sent */
 	size_t sent;
 	int chunk; /* the watch_chunk_bytes fault, read with the events */
+	int fd;    /* the connection's socket, to notice a client that went away */
 };
 
 bool ks_field_match(const char *sel, const json_t *obj)
@@ -465,6 +467,15 @@ static void wait_until(struct ks *ks, uint64_t until_ns)
 	(void)pthread_cond_timedwait(&ks->cond, &ks->mu, &ts);
 }
 
+/* Whether the client closed its end (a quiet watch would otherwise hold its thread until the
+ * timeout). */
+static bool peer_gone(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* Fill w->out with the next events; false when the stream must break off abruptly. */
 static bool watch_fill(struct ks_watch *w)
 {
@@ -482,6 +493,8 @@ static bool watch_fill(struct ks_watch *w)
 			w->done = true;
 			return true;
 		}
+		if (peer_gone(w->fd))
+			return false;
 		if (w->cursor < ks->floor) {
 			emit_expired(w, w->cursor, ks->floor);
 			return true;
@@ -572,12 +585,17 @@ int ks_watch_start(struct ks_req *req, struct ks_resp *resp, const struct ks_tar
 {
 	struct ks *ks = req->ks;
 	struct ks_watch *w = calloc(1, sizeof(*w));
+	const union MHD_ConnectionInfo *ci;
 	long long rv;
 
 	if (!w)
 		abort();
 	w->ks = ks;
 	w->res = t->res;
+	w->fd = -1;
+	ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci)
+		w->fd = ci->connect_fd;
 	shp_buf_init(&w->out, 8u * 1024u * 1024u);
 	if (watch_params(req, resp, w, &rv) < 0 || selectors_parse(req, resp, t, &w->sel) < 0) {
 		selectors_release(&w->sel);
