@@ -79,7 +79,7 @@ static int make_kubeconfig(struct kubesim_proc *p)
 static char **build_argv(struct kubesim_proc *p, const char *bin, const char *const *extra,
 			 char *portfile, char *cert, char *key)
 {
-	static const int fixed = 12;
+	static const int fixed = 13;
 	size_t n = 0;
 	char **argv;
 
@@ -100,6 +100,7 @@ static char **build_argv(struct kubesim_proc *p, const char *bin, const char *co
 	argv[9] = "--token";
 	argv[10] = p->token;
 	argv[11] = "--quiet";
+	argv[12] = "--exit-with-parent"; /* no orphan when a test dies without kubesim_stop */
 	for (size_t i = 0; i < n; i++)
 		argv[fixed + i] = (char *)extra[i];
 	return argv;

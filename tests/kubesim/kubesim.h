@@ -100,6 +100,8 @@ struct ks_config {
 	int tick_ms;
 	int nodes;
 	bool quiet;
+	bool exit_with_parent; /* stop when the parent process goes (helpers of crashed tests) */
+	long parent;
 };
 
 /*

@@ -21,7 +21,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: kubesim --listen HOST:PORT [--port-file FILE] [--tls-cert PEM "
 		   "--tls-key PEM]\n"
 		   "               [--token TOKEN] [--tick-ms MS] [--kubevirt-version V]\n"
-		   "               [--feature-gates A,B] [--nodes N] [--quiet]\n");
+		   "               [--feature-gates A,B] [--nodes N] [--quiet] "
+		   "[--exit-with-parent]\n");
 }
 
 static int parse_num(const char *s, long long min, long long max, int *ret)
@@ -47,6 +48,7 @@ static int parse_args(int argc, char **argv, struct ks_config *c)
 		{"feature-gates", required_argument, NULL, 'g'},
 		{"nodes", required_argument, NULL, 'n'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"exit-with-parent", no_argument, NULL, 'e'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -67,6 +69,10 @@ static int parse_args(int argc, char **argv, struct ks_config *c)
 		case 'v': c->kubevirt_version = optarg; break;
 		case 'g': c->feature_gates = optarg; break;
 		case 'q': c->quiet = true; break;
+		case 'e':
+			c->exit_with_parent = true;
+			c->parent = (long)getppid();
+			break;
 		case 'i':
 			if (parse_num(optarg, 1, 60000, &c->tick_ms) < 0)
 				return -1;
@@ -110,6 +116,8 @@ static void *controller(void *arg)
 		(void)nanosleep(&ts, NULL);
 		if (!atomic_load(&ks->stop))
 			ks_controller_tick(ks);
+		if (ks->cfg.exit_with_parent && (long)getppid() != ks->cfg.parent)
+			(void)kill(getpid(), SIGTERM); /* main's sigwait takes it from here */
 	}
 	return NULL;
 }
