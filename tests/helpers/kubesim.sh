@@ -16,7 +16,8 @@ start_kubesim() {
 	KUBESIM_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 	rm -f "$T/kubesim.port"
 	"$KUBESIM" --listen 127.0.0.1:0 --port-file "$T/kubesim.port" --tls-cert "$certs/server.crt" \
-		--tls-key "$certs/server.key" --token "$KUBESIM_TOKEN" "$@" >>"$T/kubesim.log" 2>&1 &
+		--tls-key "$certs/server.key" --token "$KUBESIM_TOKEN" --exit-with-parent "$@" \
+		>>"$T/kubesim.log" 2>&1 &
 	KUBESIM_PID=$!
 	while [ ! -s "$T/kubesim.port" ]; do
 		if ! kill -0 "$KUBESIM_PID" 2>/dev/null || [ $i -ge 100 ]; then
