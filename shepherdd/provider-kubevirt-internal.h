@@ -37,8 +37,6 @@ struct kv {
 /* The operation's deadline: the caller's, or now + the default. */
 uint64_t kv_deadline(const struct kv *kv, uint64_t deadline_ns);
 /* A DNS-1123 subdomain (label when is_label: a namespace); SHP_E_INVAL naming what. */
-int kv_check_name(const char *what, const char *s, bool is_label, struct shp_error *err);
-int kv_check_ns_name(const char *ns, const char *what, const char *name, struct shp_error *err);
 
 /* Append api + "/namespaces/{ns}/{plural}[/{name}]" to b, escaped. */
 int kv_path(struct shp_buf *b, const char *api, const char *ns, const char *plural,

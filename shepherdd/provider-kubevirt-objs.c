@@ -51,7 +51,7 @@ static int get_one(struct kv *kv, const char *api, const char *ns, const char *p
 {
 	_cleanup_(shp_buf_releasep) struct shp_buf p = SHP_BUF_INIT(KV_PATH_MAX);
 	json_auto_t *obj = NULL;
-	int rc = kv_check_ns_name(ns, plural, name, err);
+	int rc = shd_provider_check_ns_name(ns, plural, name, err);
 
 	if (rc < 0)
 		return rc;
@@ -71,10 +71,10 @@ static int list_some(struct kv *kv, const char *api, const char *ns, const char 
 {
 	_cleanup_(shp_buf_releasep) struct shp_buf p = SHP_BUF_INIT(KV_PATH_MAX);
 	json_auto_t *items = NULL;
-	int rc = ns ? kv_check_name("namespace", ns, true, err) : 0;
+	int rc = ns ? shd_provider_check_name("namespace", ns, true, err) : 0;
 
 	if (rc == 0 && vm)
-		rc = kv_check_name("VM", vm, false, err);
+		rc = shd_provider_check_name("VM", vm, false, err);
 	if (rc == 0 && ns)
 		rc = kv_path(&p, api, ns, plural, NULL, err);
 	else if (rc == 0 && (shp_buf_add(&p, api) < 0 || shp_buf_addf(&p, "/%s", plural) < 0))
@@ -166,10 +166,10 @@ static int snap_create(void *impl, const char *ns, const char *vm, const char *n
 		       struct shd_snapshot *ret, uint64_t deadline_ns, struct shp_error *err)
 {
 	json_auto_t *obj = NULL;
-	int rc = kv_check_ns_name(ns, "snapshot", name, err);
+	int rc = shd_provider_check_ns_name(ns, "snapshot", name, err);
 
 	if (rc == 0)
-		rc = kv_check_name("VM", vm, false, err);
+		rc = shd_provider_check_name("VM", vm, false, err);
 	if (rc < 0)
 		return rc;
 	obj = new_object("snapshot.kubevirt.io/v1beta1", "VirtualMachineSnapshot", ns, name,
@@ -201,7 +201,7 @@ static int delete_one(struct kv *kv, const char *api, const char *ns, const char
 		      const char *name, uint64_t deadline_ns, struct shp_error *err)
 {
 	_cleanup_(shp_buf_releasep) struct shp_buf p = SHP_BUF_INIT(KV_PATH_MAX);
-	int rc = kv_check_ns_name(ns, plural, name, err);
+	int rc = shd_provider_check_ns_name(ns, plural, name, err);
 
 	if (rc < 0)
 		return rc;
@@ -224,12 +224,12 @@ static int snap_restore(void *impl, const char *ns, const char *vm, const char *
 			struct shp_error *err)
 {
 	json_auto_t *obj = NULL;
-	int rc = kv_check_ns_name(ns, "restore", name, err);
+	int rc = shd_provider_check_ns_name(ns, "restore", name, err);
 
 	if (rc == 0)
-		rc = kv_check_name("VM", vm, false, err);
+		rc = shd_provider_check_name("VM", vm, false, err);
 	if (rc == 0)
-		rc = kv_check_name("snapshot", snapshot, false, err);
+		rc = shd_provider_check_name("snapshot", snapshot, false, err);
 	if (rc < 0)
 		return rc;
 	obj = new_object("snapshot.kubevirt.io/v1beta1", "VirtualMachineRestore", ns, name,
@@ -282,12 +282,12 @@ static int clone_create(struct kv *kv, const char *ns, const char *group, const 
 {
 	json_auto_t *obj = NULL;
 	json_t *spec;
-	int rc = kv_check_ns_name(ns, "clone", name, err);
+	int rc = shd_provider_check_ns_name(ns, "clone", name, err);
 
 	if (rc == 0)
-		rc = kv_check_name(kind, source, false, err);
+		rc = shd_provider_check_name(kind, source, false, err);
 	if (rc == 0 && target)
-		rc = kv_check_name("target VM", target, false, err);
+		rc = shd_provider_check_name("target VM", target, false, err);
 	if (rc < 0)
 		return rc;
 	spec = json_pack("{s:{s:s, s:s, s:s}}", "source", "apiGroup", group, "kind", kind, "name",
@@ -364,7 +364,7 @@ static int mig_migrate(void *impl, const char *ns, const char *vm, struct shd_mi
 	_cleanup_(shp_buf_releasep) struct shp_buf p = SHP_BUF_INIT(KV_PATH_MAX);
 	json_auto_t *obj = NULL;
 	struct shd_k8s_resp r = {0};
-	int rc = kv_check_ns_name(ns, "VM", vm, err);
+	int rc = shd_provider_check_ns_name(ns, "VM", vm, err);
 
 	if (rc < 0)
 		return rc;

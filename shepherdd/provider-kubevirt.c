@@ -34,33 +34,6 @@ uint64_t kv_deadline(const struct kv *kv, uint64_t deadline_ns)
 			   : shp_now_monotonic_ns() + (uint64_t)kv->timeout_ms * 1000000u;
 }
 
-int kv_check_name(const char *what, const char *s, bool is_label, struct shp_error *err)
-{
-	size_t n = s ? strlen(s) : 0, max = is_label ? 63 : 253;
-	bool ok = n > 0 && n <= max;
-
-	for (size_t i = 0; ok && i < n; i++) {
-		char c = s[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-		bool inner = c == '-' || (!is_label && c == '.');
-		ok = alnum || (inner && i > 0 && i + 1 < n);
-	}
-	if (ok)
-		return 0;
-	/* the name itself is not echoed: it may hold anything */
-	return shp_error_set(err, SHP_E_INVAL,
-			     "invalid %s name: it must be a DNS-1123 %s of at most %zu lower-case "
-			     "letters, digits and '-'",
-			     what, is_label ? "label" : "name", max);
-}
-
-int kv_check_ns_name(const char *ns, const char *what, const char *name, struct shp_error *err)
-{
-	int rc = kv_check_name("namespace", ns, true, err);
-
-	return rc < 0 ? rc : kv_check_name(what, name, false, err);
-}
-
 int kv_send(struct kv *kv, const char *method, const char *path, const json_t *body,
 	    const char *content_type, uint64_t deadline_ns, struct shd_k8s_resp *ret,
 	    struct shp_error *err)
@@ -254,7 +227,7 @@ static int kv_get_vm(void *impl, const char *ns, const char *name, struct shd_vm
 	_cleanup_(shp_buf_releasep) struct shp_buf p = SHP_BUF_INIT(KV_PATH_MAX);
 	json_auto_t *vm = NULL, *vmi = NULL;
 	uint64_t dl = kv_deadline(kv, deadline_ns);
-	int rc = kv_check_ns_name(ns, "VM", name, err);
+	int rc = shd_provider_check_ns_name(ns, "VM", name, err);
 
 	if (rc < 0)
 		return rc; /* not echoed: the names are not valid */
@@ -290,7 +263,7 @@ static int kv_list_vms(void *impl, const char *ns, const char *selector, struct 
 	struct shd_vm_list l = {0};
 	uint64_t dl = kv_deadline(kv, deadline_ns);
 	size_t skipped = 0;
-	int rc = ns ? kv_check_name("namespace", ns, true, err) : 0;
+	int rc = ns ? shd_provider_check_name("namespace", ns, true, err) : 0;
 
 	if (rc == 0)
 		rc = collection(&p, KV_VM_API, ns, "virtualmachines", err);
@@ -332,7 +305,7 @@ static int manifest_id(const json_t *m, const char **ret_ns, const char **ret_na
 	    !shp_streq(shp_json_str(m, "apiVersion"), "kubevirt.io/v1"))
 		return shp_error_set(err, SHP_E_INVAL,
 				     "the manifest must be a kubevirt.io/v1 VirtualMachine");
-	rc = kv_check_ns_name(ns, "VM", name, err);
+	rc = shd_provider_check_ns_name(ns, "VM", name, err);
 	if (rc < 0)
 		return rc;
 	*ret_ns = ns;
@@ -408,7 +381,7 @@ static int kv_delete_vm(void *impl, const char *ns, const char *name, uint64_t d
 {
 	struct kv *kv = impl;
 	_cleanup_(shp_buf_releasep) struct shp_buf p = SHP_BUF_INIT(KV_PATH_MAX);
-	int rc = kv_check_ns_name(ns, "VM", name, err);
+	int rc = shd_provider_check_ns_name(ns, "VM", name, err);
 
 	if (rc < 0)
 		return rc;
@@ -447,7 +420,7 @@ static int kv_power(void *impl, const char *ns, const char *name, enum shd_power
 	struct shd_k8s_resp r = {0};
 	struct shp_error e = SHP_ERROR_INIT;
 	bool on_vmi = op == SHD_POWER_PAUSE || op == SHD_POWER_UNPAUSE;
-	int rc = kv_check_ns_name(ns, "VM", name, err);
+	int rc = shd_provider_check_ns_name(ns, "VM", name, err);
 
 	if (rc < 0)
 		return rc;
@@ -482,7 +455,7 @@ static int kv_ensure_namespace(void *impl, const char *ns, uint64_t deadline_ns,
 	json_auto_t *obj = NULL, *got = NULL;
 	uint64_t dl = kv_deadline(kv, deadline_ns);
 	bool existed = false;
-	int rc = kv_check_name("namespace", ns, true, err);
+	int rc = shd_provider_check_name("namespace", ns, true, err);
 
 	if (rc < 0)
 		return rc;

@@ -56,7 +56,7 @@ static int it_list(void *impl, const char *ns, struct shd_instancetype **ret, si
 {
 	struct sim *s = impl;
 	size_t n = ns ? 0 : SHP_ARRAY_SIZE(instancetypes); /* no namespaced ones */
-	int r = ns ? sim_check_name("namespace", ns, true, err) : 0;
+	int r = ns ? shd_provider_check_name("namespace", ns, true, err) : 0;
 
 	if (r < 0)
 		return r;
@@ -78,7 +78,7 @@ static int pref_list(void *impl, const char *ns, struct shd_preference **ret, si
 {
 	struct sim *s = impl;
 	size_t n = ns ? 0 : SHP_ARRAY_SIZE(preferences);
-	int r = ns ? sim_check_name("namespace", ns, true, err) : 0;
+	int r = ns ? shd_provider_check_name("namespace", ns, true, err) : 0;
 
 	if (r < 0)
 		return r;

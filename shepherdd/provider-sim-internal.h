@@ -149,8 +149,6 @@ int sim_fail(struct shp_error *err, int http, const char *reason, const char *fm
  * Names are checked before anything else, with the KubeVirt provider's rule and message (the
  * name is not echoed): a namespace is a DNS-1123 label, other names DNS-1123 subdomains.
  */
-int sim_check_name(const char *what, const char *s, bool is_label, struct shp_error *err);
-int sim_check_ns_name(const char *ns, const char *what, const char *name, struct shp_error *err);
 /* A printable, bounded copy of untrusted text for a message. */
 void sim_quote(char *out, size_t size, const char *s);
 void sim_copy(char *dst, size_t size, const char *src);

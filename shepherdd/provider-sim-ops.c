@@ -90,7 +90,7 @@ static const size_t pub_size[] = {sizeof(struct shd_vm), sizeof(struct shd_snaps
 static int get_obj(struct sim *s, enum sim_kind kind, const char *ns, const char *name, void *ret,
 		   uint64_t deadline_ns, struct shp_error *err)
 {
-	int r = sim_check_ns_name(ns, plurals[kind], name, err);
+	int r = shd_provider_check_ns_name(ns, plurals[kind], name, err);
 
 	if (r < 0)
 		return r;
@@ -116,8 +116,8 @@ static int list_objs(struct sim *s, enum sim_kind kind, const char *what, const 
 
 	if (!ns)
 		return shp_error_set(err, SHP_E_INVAL, "listing %s needs a namespace", what);
-	if ((r = sim_check_name("namespace", ns, true, err)) < 0 ||
-	    (vm && (r = sim_check_name("VM", vm, false, err)) < 0))
+	if ((r = shd_provider_check_name("namespace", ns, true, err)) < 0 ||
+	    (vm && (r = shd_provider_check_name("VM", vm, false, err)) < 0))
 		return r;
 	if ((r = sim_enter(s, deadline_ns, err)) < 0) {
 		(void)shp_error_prefix(err, "listing %s", plurals[kind]);
@@ -188,9 +188,9 @@ static int snap_create(void *impl, const char *ns, const char *vm, const char *n
 		       struct shd_snapshot *ret, uint64_t deadline_ns, struct shp_error *err)
 {
 	struct sim *s = impl;
-	int r = sim_check_ns_name(ns, "snapshot", name, err);
+	int r = shd_provider_check_ns_name(ns, "snapshot", name, err);
 
-	if (r < 0 || (r = sim_check_name("VM", vm, false, err)) < 0)
+	if (r < 0 || (r = shd_provider_check_name("VM", vm, false, err)) < 0)
 		return r;
 	if ((r = sim_enter(s, deadline_ns, err)) == 0) {
 		r = snap_create_locked(s, ns, vm, name, ret, err);
@@ -223,7 +223,7 @@ static int snap_remove(void *impl, const char *ns, const char *name, uint64_t de
 		       struct shp_error *err)
 {
 	struct sim *s = impl;
-	int r = sim_check_ns_name(ns, "virtualmachinesnapshots", name, err);
+	int r = shd_provider_check_ns_name(ns, "virtualmachinesnapshots", name, err);
 
 	if (r < 0)
 		return r;
@@ -309,10 +309,10 @@ static int snap_restore(void *impl, const char *ns, const char *vm, const char *
 			struct shp_error *err)
 {
 	struct sim *s = impl;
-	int r = sim_check_ns_name(ns, "restore", name, err);
+	int r = shd_provider_check_ns_name(ns, "restore", name, err);
 
-	if (r < 0 || (r = sim_check_name("VM", vm, false, err)) < 0 ||
-	    (r = sim_check_name("snapshot", snapshot, false, err)) < 0)
+	if (r < 0 || (r = shd_provider_check_name("VM", vm, false, err)) < 0 ||
+	    (r = shd_provider_check_name("snapshot", snapshot, false, err)) < 0)
 		return r;
 	if ((r = sim_enter(s, deadline_ns, err)) == 0) {
 		r = restore_locked(s, ns, vm, snapshot, name, ret, err);
@@ -446,10 +446,10 @@ static int clone_start(struct sim *s, const char *ns, const char *kind, const ch
 		       const char *target, const char *name, struct shd_clone *ret,
 		       uint64_t deadline_ns, struct shp_error *err)
 {
-	int r = sim_check_ns_name(ns, "clone", name, err);
+	int r = shd_provider_check_ns_name(ns, "clone", name, err);
 
-	if (r < 0 || (r = sim_check_name(kind, source, false, err)) < 0 ||
-	    (target && (r = sim_check_name("target VM", target, false, err)) < 0))
+	if (r < 0 || (r = shd_provider_check_name(kind, source, false, err)) < 0 ||
+	    (target && (r = shd_provider_check_name("target VM", target, false, err)) < 0))
 		return r;
 	if ((r = sim_enter(s, deadline_ns, err)) == 0) {
 		r = clone_locked(s, ns, kind, source, target, name, ret, err);
@@ -699,7 +699,7 @@ static int mig_migrate(void *impl, const char *ns, const char *vm, struct shd_mi
 		       uint64_t deadline_ns, struct shp_error *err)
 {
 	struct sim *s = impl;
-	int r = sim_check_ns_name(ns, "VM", vm, err);
+	int r = shd_provider_check_ns_name(ns, "VM", vm, err);
 
 	if (r < 0)
 		return r;
@@ -733,7 +733,7 @@ static int mig_cancel(void *impl, const char *ns, const char *vm, uint64_t deadl
 
 	if (!vm)
 		return shp_error_set(err, SHP_E_INVAL, "cancelling a migration needs the VM");
-	if ((r = sim_check_ns_name(ns, "VM", vm, err)) < 0)
+	if ((r = shd_provider_check_ns_name(ns, "VM", vm, err)) < 0)
 		return r;
 	if ((r = sim_enter(s, deadline_ns, err)) < 0) {
 		(void)shp_error_prefix(err, "listing virtualmachineinstancemigrations");

@@ -114,7 +114,7 @@ int sim_manifest_id(const json_t *m, const char **ret_ns, const char **ret_name,
 	if (!shp_streq(kind, "VirtualMachine") || !shp_streq(api, "kubevirt.io/v1"))
 		return shp_error_set(err, SHP_E_INVAL,
 				     "the manifest must be a kubevirt.io/v1 VirtualMachine");
-	if ((r = sim_check_ns_name(ns, "VM", name, err)) < 0)
+	if ((r = shd_provider_check_ns_name(ns, "VM", name, err)) < 0)
 		return r;
 	*ret_ns = ns;
 	*ret_name = name;

@@ -154,7 +154,7 @@ static int sim_get_vm(void *impl, const char *ns, const char *name, struct shd_v
 		      uint64_t deadline_ns, struct shp_error *err)
 {
 	struct sim *s = impl;
-	int r = sim_check_ns_name(ns, "VM", name, err);
+	int r = shd_provider_check_ns_name(ns, "VM", name, err);
 
 	if (r < 0)
 		return r; /* not echoed: the names are not valid */
@@ -189,7 +189,7 @@ static int sim_list_vms(void *impl, const char *ns, const char *selector, struct
 {
 	struct sim *s = impl;
 	_cleanup_(shd_labelsel_freep) struct shd_labelsel *sel = NULL;
-	int r = ns ? sim_check_name("namespace", ns, true, err) : 0;
+	int r = ns ? shd_provider_check_name("namespace", ns, true, err) : 0;
 
 	if (r == 0)
 		r = parse_selector(selector, &sel, err);
@@ -431,7 +431,7 @@ static int sim_delete_vm(void *impl, const char *ns, const char *name, uint64_t 
 			 struct shp_error *err)
 {
 	struct sim *s = impl;
-	int r = sim_check_ns_name(ns, "VM", name, err);
+	int r = shd_provider_check_ns_name(ns, "VM", name, err);
 
 	if (r < 0)
 		return r;
@@ -454,7 +454,7 @@ static int sim_ensure_namespace(void *impl, const char *ns, uint64_t deadline_ns
 				struct shp_error *err)
 {
 	struct sim *s = impl;
-	int r = sim_check_name("namespace", ns, true, err);
+	int r = shd_provider_check_name("namespace", ns, true, err);
 
 	if (r < 0)
 		return r;
@@ -560,7 +560,7 @@ static int sim_power(void *impl, const char *ns, const char *name, enum shd_powe
 {
 	struct sim *s = impl;
 	uint64_t now = shp_now_monotonic_ns();
-	int r = sim_check_ns_name(ns, "VM", name, err);
+	int r = shd_provider_check_ns_name(ns, "VM", name, err);
 
 	if (r < 0)
 		return r;

@@ -104,33 +104,6 @@ int sim_fail(struct shp_error *err, int http, const char *reason, const char *fm
 	return -(int)code;
 }
 
-int sim_check_name(const char *what, const char *s, bool is_label, struct shp_error *err)
-{
-	size_t n = s ? strlen(s) : 0, max = is_label ? 63 : 253;
-	bool ok = n > 0 && n <= max;
-
-	for (size_t i = 0; ok && i < n; i++) {
-		char c = s[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-		bool inner = c == '-' || (!is_label && c == '.');
-		ok = alnum || (inner && i > 0 && i + 1 < n);
-	}
-	if (ok)
-		return 0;
-	/* as the KubeVirt provider says it, without echoing the name: it may hold anything */
-	return shp_error_set(err, SHP_E_INVAL,
-			     "invalid %s name: it must be a DNS-1123 %s of at most %zu lower-case "
-			     "letters, digits and '-'",
-			     what, is_label ? "label" : "name", max);
-}
-
-int sim_check_ns_name(const char *ns, const char *what, const char *name, struct shp_error *err)
-{
-	int r = sim_check_name("namespace", ns, true, err);
-
-	return r < 0 ? r : sim_check_name(what, name, false, err);
-}
-
 /* ---- object sets -------------------------------------------------------------------------- */
 
 static int key_cmp(const struct sim_obj *o, const char *ns, const char *name)

@@ -52,6 +52,17 @@ enum shd_power_op {
 
 const char *shd_power_op_to_string(enum shd_power_op op); /* "start" */
 
+/*
+ * Check a Kubernetes name before it reaches a cluster: a DNS-1123 label (namespaces, at most 63)
+ * or subdomain (objects, at most 253). SHP_E_INVAL names `what` but never echoes the name,
+ * which may hold anything. Both providers check alike, so they refuse alike.
+ */
+int shd_provider_check_name(const char *what, const char *s, bool is_label,
+			    struct shp_error *err) SHP_MUSTCHECK;
+/* A namespace, then an object name of kind `what`. */
+int shd_provider_check_ns_name(const char *ns, const char *what, const char *name,
+			       struct shp_error *err) SHP_MUSTCHECK;
+
 /* A list, with the collection's resourceVersion to watch from. */
 struct shd_vm_list {
 	struct shd_vm *items; /* owned */
