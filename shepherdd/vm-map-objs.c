@@ -11,23 +11,8 @@
 
 #include "error.h"
 #include "util.h"
+#include "vm-map-internal.h"
 #include "vm.h"
-
-static const json_t *obj_at(const json_t *j, const char *const *path)
-{
-	for (; *path && json_is_object(j); path++)
-		j = json_object_get(j, *path);
-	return *path ? NULL : j;
-}
-
-#define PATH(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static const char *str_at(const json_t *j, const char *const *path)
-{
-	const json_t *v = obj_at(j, path);
-
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
 
 static bool true_at(const json_t *j, const char *const *path)
 {

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "util.h"
+#include "vm-map-internal.h"
 #include "vm.h"
 
 static const char *const status_names[] = {"RUNNING",   "STOPPED", "STARTING", "STOPPING",
@@ -30,22 +31,6 @@ int shd_vm_status_from_string(const char *s)
 }
 
 /* ---- typed reads: NULL/absent/wrong type are all "not there" ----------------------------- */
-
-static const json_t *obj_at(const json_t *j, const char *const *path)
-{
-	for (; *path && json_is_object(j); path++)
-		j = json_object_get(j, *path);
-	return *path ? NULL : j;
-}
-
-#define PATH(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static const char *str_at(const json_t *j, const char *const *path)
-{
-	const json_t *v = obj_at(j, path);
-
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
 
 static int64_t int_at(const json_t *j, const char *const *path, int64_t def)
 {
