@@ -408,6 +408,7 @@ static int exchange(struct shd_k8s *k, CURL *h, const struct shd_k8s_req *req, c
 	rc = shd_k8s_setup_handle(k, h, err);
 	if (rc < 0)
 		return rc;
+	(void)curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, req->fresh ? 1L : 0L);
 	if (shd_k8s_prepare(k, h, req->method, req->path, body, body ? strlen(body) : 0, left,
 			    &url) < 0)
 		return shp_error_set(err, SHP_E_LIMIT, "request path too long");

@@ -63,6 +63,7 @@ struct shd_k8s_req {
 	const char *content_type; /* NULL = application/json */
 	uint64_t deadline_ns;     /* absolute, shp_now_monotonic_ns(); required */
 	bool text;                /* the answer is text (/readyz): ret->text, not parsed */
+	bool fresh; /* on a new connection: proves the cluster still accepts them (health) */
 };
 
 /* The answer: status, the parsed body (2xx) and, for a failure, its classification. */

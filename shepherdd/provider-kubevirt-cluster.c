@@ -35,8 +35,12 @@ static uint64_t step_deadline(uint64_t dl)
 static int probe(struct kv *kv, const char *path, bool text, uint64_t dl, struct shd_k8s_resp *r,
 		 struct shd_health_report *rep, const char *what)
 {
-	struct shd_k8s_req req = {
-		.method = "GET", .path = path, .deadline_ns = step_deadline(dl), .text = text};
+	/* a fresh connection: a kept-alive one would hide a cluster that accepts no new ones */
+	struct shd_k8s_req req = {.method = "GET",
+				  .path = path,
+				  .deadline_ns = step_deadline(dl),
+				  .text = text,
+				  .fresh = true};
 	struct shp_error e = SHP_ERROR_INIT;
 	int rc = shd_k8s_call(kv->k8s, &req, r, &e);
 

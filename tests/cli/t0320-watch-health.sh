@@ -4,7 +4,8 @@
 # HEALTHY, 1 otherwise, 4 for an unknown cluster, -o json); with the Kubernetes simulator, a
 # kubeconfig cluster reports its versions and capabilities, a feature-gate change shows after a
 # re-check, the watcher keeps the vms rows current and re-lists after a compaction (visible in
-# /metrics), GET .../vms serves its cache, and a cluster that does not answer is UNREACHABLE.
+# /metrics), GET .../vms serves its cache, and a cluster that does not answer, or accepts no new
+# connection, is UNREACHABLE.
 . "$top_srcdir/tests/helpers/lib.sh"
 
 start_daemon --health-interval 2s --watch-scan-interval 1s --provider-timeout 3s
@@ -175,6 +176,14 @@ expect_eq "200 web-1,web-3" "$(code) $(jq -r '[.items[].name] | join(",")' <<<"$
 	"GET .../vms lists the managed VMs from the cache"
 expect_eq "watching closed false" "$(jq -r '"\(.watch.state) \(.watch.breaker) \(.stale)"' <<<"$vms")" \
 	"with the state of the watch"
+
+# a cluster that stops accepting connections is UNREACHABLE, though a kept-alive one still works
+kubesim_ctl /_sim/unreachable '{"seconds":3}' >/dev/null
+expect_exit 1 "cluster health while the simulator refuses connections" shp cluster health lab -o json
+expect_eq UNREACHABLE "$(jq -r .health <<<"$OUT")" "the health check opens a connection of its own"
+sleep 3
+expect_exit 0 "and once it accepts them again" shp cluster health lab -o json
+expect_eq HEALTHY "$(jq -r .health <<<"$OUT")" "it is HEALTHY again"
 
 # a cluster whose API server does not answer (the simulator's credentials, a closed port)
 sed 's#server: .*#server: https://127.0.0.1:9#' "$T/kubeconfig" >"$T/dead.kubeconfig"
