@@ -209,6 +209,10 @@ static int route(struct ks_req *req, struct ks_resp *resp)
 		return route_resource(req, resp, "", s[1], s + 2, n - 2);
 	if (n >= 1 && strcmp(s[0], "apis") == 0 && n > 3) {
 		if (strcmp(s[1], "subresources.kubevirt.io") == 0) {
+			if (n == 8 && strcmp(s[3], "namespaces") == 0 &&
+			    strcmp(s[5], "virtualmachineinstances") == 0 &&
+			    strcmp(s[7], "vnc") == 0)
+				return ks_vnc(req, resp, s[4], s[6]);
 			if (n == 8 && strcmp(s[3], "namespaces") == 0)
 				return ks_subresource(req, resp, s[4], s[5], s[6], s[7]);
 			return ks_discovery(req, resp);
@@ -252,7 +256,12 @@ static enum MHD_Result queue_resp(struct ks *ks, struct MHD_Connection *conn, st
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	if (resp->watch) {
+	if (resp->vnc) {
+		r = ks_vnc_response(resp->vnc);
+		if (!r)
+			free(resp->vnc);
+		resp->vnc = NULL; /* the upgrade handler owns it now */
+	} else if (resp->watch) {
 		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, ks_watch_read,
 						      resp->watch, ks_watch_free);
 		resp->ctype = "application/json";
@@ -399,8 +408,8 @@ static char *tls_cert_pem, *tls_key_pem;
 int ks_http_start(struct ks *ks, void **ret_daemon, int *ret_port)
 {
 	struct sockaddr_storage ss;
-	unsigned flags =
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			 MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;
 	bool v6 = false;
@@ -437,8 +446,10 @@ int ks_http_start(struct ks *ks, void **ret_daemon, int *ret_port)
 
 void ks_http_stop(void *daemon)
 {
+	ks_vnc_drain();
 	if (daemon)
 		MHD_stop_daemon(daemon);
+	ks_vnc_release();
 	free(tls_cert_pem);
 	free(tls_key_pem);
 	tls_cert_pem = tls_key_pem = NULL;

@@ -177,6 +177,7 @@ struct ks_resp {
 	int retry_after;
 	char warning[256];
 	struct ks_watch *watch;
+	struct ks_vnc *vnc; /* a VNC upgrade (status 101), kv-vnc.c */
 };
 
 /* http.c */
@@ -293,6 +294,14 @@ void kv_create_datavolumes(struct ks *ks, const json_t *vm);
 void kv_pick_node(struct ks *ks, const char * not, char *out, size_t size);
 
 /* kv-subresources.c */
+/* kv-vnc.c: the vnc subresource (a WebSocket upgrade) and its 101 response. */
+struct MHD_Response;
+int ks_vnc(struct ks_req *req, struct ks_resp *resp, const char *ns, const char *name);
+struct MHD_Response *ks_vnc_response(struct ks_vnc *v);
+/* At shutdown (ks->stop set): wait for the sessions to end, then free what never upgraded. */
+void ks_vnc_drain(void);
+void ks_vnc_release(void);
+
 int ks_subresource(struct ks_req *req, struct ks_resp *resp, const char *ns, const char *res,
 		   const char *name, const char *action);
 
