@@ -71,3 +71,4 @@ extern const struct shd_clone_ops kv_clone_ops;
 extern const struct shd_migration_ops kv_migration_ops;
 extern const struct shd_instancetype_ops kv_instancetype_ops;
 extern const struct shd_cluster_ops kv_cluster_ops;
+extern const struct shd_console_ops kv_console_ops; /* provider-kubevirt-console.c */

@@ -596,7 +596,7 @@ struct shd_provider *shd_provider_kubevirt_new(const struct shd_kubeconfig *kc,
 		.clones = {&kv_clone_ops, kv},
 		.migrations = {&kv_migration_ops, kv},
 		.instancetypes = {&kv_instancetype_ops, kv},
-		.console = {NULL, NULL},
+		.console = {&kv_console_ops, kv},
 		.cluster = {&kv_cluster_ops, kv},
 		.destroy = kv_destroy,
 	};

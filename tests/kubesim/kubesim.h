@@ -293,7 +293,6 @@ void kv_create_datavolumes(struct ks *ks, const json_t *vm);
 /* A node other than `not` (round robin), as "node-N" into out. */
 void kv_pick_node(struct ks *ks, const char * not, char *out, size_t size);
 
-/* kv-subresources.c */
 /* kv-vnc.c: the vnc subresource (a WebSocket upgrade) and its 101 response. */
 struct MHD_Response;
 int ks_vnc(struct ks_req *req, struct ks_resp *resp, const char *ns, const char *name);
@@ -302,6 +301,7 @@ struct MHD_Response *ks_vnc_response(struct ks_vnc *v);
 void ks_vnc_drain(void);
 void ks_vnc_release(void);
 
+/* kv-subresources.c */
 int ks_subresource(struct ks_req *req, struct ks_resp *resp, const char *ns, const char *res,
 		   const char *name, const char *action);
 

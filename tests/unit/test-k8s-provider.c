@@ -1,6 +1,6 @@
 /*
  * The KubeVirt provider's checks that come before any request: constructor options, every
- * capability filled (console aside), hostile names and malformed manifests refused with
+ * capability filled, hostile names and malformed manifests refused with
  * SHP_E_INVAL without echoing the name. The cluster URL points at a closed port, so a check
  * that let a request through would show up as SHP_E_UNAVAIL instead. Then health and
  * capabilities against a scripted server: readyz failing, KubeVirt absent, not Deployed or its
@@ -55,7 +55,7 @@ Test(kubevirt_provider, options_are_checked)
 	cr_assert_null(shd_provider_kubevirt_new(&kc, &opt, NULL), "plain http without insecure");
 }
 
-Test(kubevirt_provider, every_capability_but_console)
+Test(kubevirt_provider, every_capability)
 {
 	struct shd_provider *p = provider();
 
@@ -67,7 +67,10 @@ Test(kubevirt_provider, every_capability_but_console)
 	cr_assert_not_null(p->migrations.ops);
 	cr_assert_not_null(p->instancetypes.ops);
 	cr_assert_not_null(p->cluster.ops);
-	cr_assert_null(p->console.ops);
+	cr_assert_not_null(p->console.ops);
+	cr_assert(p->console.ops->open_vnc && p->console.ops->read && p->console.ops->write &&
+		  p->console.ops->close);
+	p->console.ops->close(NULL);
 	cr_assert_eq(atomic_load(&p->refs), 1);
 	shd_provider_unref(p);
 }
@@ -102,6 +105,12 @@ Test(kubevirt_provider, hostile_names_never_reach_the_cluster)
 			-SHP_E_INVAL);
 		cr_expect_eq(p->migrations.ops->cancel(p->migrations.impl, "ns1", n, 0, NULL),
 			     -SHP_E_INVAL);
+		struct shd_console_stream *cs = NULL;
+		cr_expect_eq(p->console.ops->open_vnc(p->console.impl, "ns1", n, &cs, 0, NULL),
+			     -SHP_E_INVAL, "'%s'", n);
+		cr_expect_eq(p->console.ops->open_vnc(p->console.impl, n, "vm1", &cs, 0, NULL),
+			     -SHP_E_INVAL, "'%s'", n);
+		cr_expect_null(cs);
 	}
 	/* a namespace is a label: no dots, at most 63 */
 	cr_expect_eq(p->infra.ops->ensure_namespace(p->infra.impl, "a.b", 0, NULL), -SHP_E_INVAL);
