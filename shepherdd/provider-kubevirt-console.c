@@ -49,8 +49,11 @@ static int kv_open_vnc(void *impl, const char *ns, const char *vm, struct shd_co
 		return shp_error_set(err, SHP_E_LIMIT, "request path too long");
 	rc = shd_k8s_ws_open(kv->k8s, path.buf, VNC_PROTOCOL, kv_deadline(kv, deadline_ns), &ws,
 			     &e);
-	if ((rc == -SHP_E_INVAL && strstr(e.msg, "not running")) || /* 400 "VMI is not running" */
-	    (rc == -SHP_E_NOTFOUND && vm_exists(kv, ns, vm, deadline_ns)))
+	if (rc == -SHP_E_INVAL && strstr(e.msg, "VMI is not running"))
+		rc = shp_error_set(&e, SHP_E_CONFLICT,
+				   "the VM is not running (its VMI is not yet "
+				   "or no longer Running)");
+	else if (rc == -SHP_E_NOTFOUND && vm_exists(kv, ns, vm, deadline_ns))
 		rc = shp_error_set(&e, SHP_E_CONFLICT, "the VM is not running");
 	if (rc < 0) {
 		(void)shp_error_prefix(&e, "VNC console of VM '%s/%s'", ns, vm);

@@ -1,9 +1,9 @@
 /*
  * The KubeVirt provider's VNC console against the API simulator over HTTPS: the RFB greeting,
  * bytes echoed back (small, and 200 KiB written in frames and read in pieces), a clean close,
- * the errors before the upgrade (stopped VM, missing VM, no graphics device, a bad token,
- * preserveSession refused), a second session kicking the first, and the deadline of an upgrade
- * the server does not answer.
+ * the errors before the upgrade (stopped VM, a VMI not Running, missing VM, no graphics device,
+ * a hostile name, a bad token, preserveSession refused), a wrong subprotocol, a second session
+ * kicking the first, and the deadline of an upgrade the server does not answer.
  */
 #include "config.h"
 
@@ -95,6 +95,22 @@ static void make_vm(struct shd_provider *p, const char *ns, const char *name, co
 		     shd_vm_status_to_string(vm.status));
 }
 
+/* A VM whose VMI stays in Scheduling (the simulator's Unschedulable fault). */
+static void make_unschedulable(struct shd_provider *p, const char *ns, const char *name)
+{
+	json_auto_t *m = json_pack(
+		"{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:s, s:{s:{s:{s:{s:s}}}}}}", "apiVersion",
+		"kubevirt.io/v1", "kind", "VirtualMachine", "metadata", "name", name, "namespace",
+		ns, "annotations", "kubesim.shepherd.dev/fault", "Unschedulable", "spec",
+		"runStrategy", "Always", "template", "spec", "domain", "memory", "guest", "1Gi");
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shd_vm vm = {0};
+
+	cr_assert_not_null(m);
+	cr_assert_eq(p->infra.ops->create_vm(p->infra.impl, m, false, &vm, 0, &err), 0, "%s",
+		     err.msg);
+}
+
 static struct shd_console_stream *open_vnc(struct shd_provider *p, const char *ns, const char *name)
 {
 	struct shd_console_stream *s = NULL;
@@ -172,6 +188,20 @@ Test(console, errors_before_the_upgrade)
 	err = (struct shp_error)SHP_ERROR_INIT;
 	rc = p->console.ops->open_vnc(p->console.impl, "c2", "absent", &s, in_ms(5000), &err);
 	cr_assert_eq(rc, -SHP_E_NOTFOUND, "a missing VM: %d %s", rc, err.msg);
+
+	/* a VMI that exists but is not Running: 400 "VMI is not running" */
+	make_unschedulable(p, "c2", "stuck");
+	for (int i = 0; i < 100; i++) {
+		err = (struct shp_error)SHP_ERROR_INIT;
+		rc = p->console.ops->open_vnc(p->console.impl, "c2", "stuck", &s, in_ms(5000),
+					      &err);
+		if (rc != -SHP_E_CONFLICT || strstr(err.msg, "its VMI"))
+			break;
+		usleep(20000); /* until the VMI exists */
+	}
+	cr_assert_eq(rc, -SHP_E_CONFLICT, "a VMI not Running: %d %s", rc, err.msg);
+	cr_assert(strstr(err.msg, "its VMI is not yet"), "%s", err.msg);
+	cr_assert_null(s);
 
 	make_vm(p, "c2", "headless", "Always", false, SHD_VM_RUNNING);
 	err = (struct shp_error)SHP_ERROR_INIT;
