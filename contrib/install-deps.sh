@@ -6,7 +6,10 @@ pkgs="build-essential autoconf automake autoconf-archive libtool pkg-config
 libpq-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libreadline-dev libssl-dev
 libmicrohttpd-dev libgnutls28-dev libcriterion-dev
 postgresql postgresql-client util-linux passwd
-curl jq openssl python3 iproute2 procps clang clang-format kubernetes-client"
+curl jq openssl python3 iproute2 procps clang clang-format"
+# The tests need a kubectl: Debian's, unless one is installed already (another package's
+# /usr/bin/kubectl would collide with it).
+command -v kubectl >/dev/null 2>&1 || pkgs="$pkgs kubernetes-client"
 if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
 missing=
 for p in $pkgs; do
