@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential autoconf automake autoconf-archive libtool pkg-config
 libpq-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libreadline-dev libssl-dev
-libmicrohttpd-dev libgnutls28-dev libcriterion-dev
+libmicrohttpd-dev libgnutls28-dev zlib1g-dev libcriterion-dev
 postgresql postgresql-client util-linux passwd
 curl jq openssl python3 iproute2 procps clang clang-format"
 # The tests need a kubectl: Debian's, unless one is installed already (another package's

@@ -82,7 +82,7 @@ static int upsert_candidates(PGconn *conn, int64_t cluster_id, const char *json,
 		" FROM jsonb_to_recordset($2::jsonb) AS x(namespace text, name text, uid text,"
 		" summary jsonb)"
 		" WHERE NOT EXISTS (SELECT 1 FROM vms v WHERE v.cluster_id = $1::bigint"
-		" AND v.namespace = x.namespace AND v.name = x.name)"
+		" AND v.namespace = x.namespace AND v.name = x.name AND v.deleted_at IS NULL)"
 		" ORDER BY x.namespace, x.name"
 		" ON CONFLICT (cluster_id, namespace, name) DO UPDATE SET last_seen_at = now(),"
 		" uid = CASE WHEN p.state = 'pending' THEN EXCLUDED.uid ELSE p.uid END,"

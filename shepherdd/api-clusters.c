@@ -271,12 +271,18 @@ int shd_api_clusters_delete(struct shd_req *req, struct shd_resp *resp, struct s
 		return not_found(name, err);
 	if (shd_db_begin(req->db, err) < 0)
 		return -err->code;
+	/* rows of VMs deleted long ago go with it (their trail stays in the audit log) */
+	if (shd_db_command(req->db,
+			   "DELETE FROM vms WHERE deleted_at IS NOT NULL"
+			   " AND cluster_id = (SELECT id FROM clusters WHERE name = $1)",
+			   1, (const char *[]){name}, err) < 0)
+		goto fail;
 	res = shd_db_exec(req->db,
 			  "WITH n AS (DELETE FROM clusters WHERE name = $1 RETURNING *) " CL_SELECT
 			  " FROM n" WITH_CREATOR,
 			  1, (const char *[]){name}, err);
 	if (!res && strcmp(err->sqlstate, "23503") == 0) {
-		/* vms rows refer to it (ON DELETE RESTRICT) */
+		/* active vms rows refer to it (ON DELETE RESTRICT) */
 		shp_error_set(
 			err, SHP_E_CONFLICT,
 			"cluster '%s' still has virtual machines in shepherd: remove them first",

@@ -81,7 +81,7 @@ static int load_rows(PGconn *conn, int64_t cluster_id, struct shd_rec_item **ret
 	res = shd_db_exec(conn,
 			  "SELECT id, namespace, name, uid,"
 			  " created_at > now() - make_interval(secs => $2::int)"
-			  " FROM vms WHERE cluster_id = $1",
+			  " FROM vms WHERE cluster_id = $1 AND deleted_at IS NULL",
 			  2, (const char *[]){id, grace}, err);
 	if (!res)
 		return shp_error_prefix(err, "reading the cluster's VM rows");

@@ -93,7 +93,7 @@ static int store_observed(PGconn *conn, const struct vm_ref *v, const struct shd
 		"UPDATE vms SET uid = $4, status = $5::vm_status, printable_status = $6,"
 		" resource_version = $7, node = $8, ip = $9, error = $10, observed_at = now(),"
 		" updated_at = now()"
-		" WHERE cluster_id = $1 AND namespace = $2 AND name = $3";
+		" WHERE cluster_id = $1 AND namespace = $2 AND name = $3 AND deleted_at IS NULL";
 	const char *status = shd_vm_status_to_string(vm->status);
 
 	return shd_db_command(conn, sql, 10,
@@ -206,7 +206,8 @@ static int upsert_row(PGconn *conn, const struct vm_ref *v, char vm_id[24], stru
 {
 	static const char sql[] =
 		"INSERT INTO vms (cluster_id, namespace, name) VALUES ($1, $2, $3)"
-		" ON CONFLICT (cluster_id, namespace, name) DO UPDATE SET updated_at = now()"
+		" ON CONFLICT (cluster_id, namespace, name) WHERE deleted_at IS NULL"
+		" DO UPDATE SET updated_at = now()"
 		" RETURNING id";
 	_cleanup_(PQclearp) PGresult *res =
 		shd_db_exec(conn, sql, 3, (const char *[]){v->cluster_ids, v->ns, v->name}, err);
@@ -280,7 +281,8 @@ static int run_power(struct shd_step_ctx *s, struct shp_error *err)
 static int run_delete(struct shd_step_ctx *s, struct shp_error *err)
 {
 	static const char sql[] =
-		"DELETE FROM vms WHERE cluster_id = $1 AND namespace = $2 AND name = $3";
+		"UPDATE vms SET deleted_at = now(), updated_at = now()"
+		" WHERE cluster_id = $1 AND namespace = $2 AND name = $3 AND deleted_at IS NULL";
 	_cleanup_(shd_provider_unrefp) struct shd_provider *p = NULL;
 	struct vm_ref v = {0};
 

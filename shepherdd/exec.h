@@ -117,6 +117,13 @@ struct shd_exec_submit {
 	const char *actor;
 	bool actor_is_admin;
 	const char *request_id;
+	int64_t event_id; /* the governance request (domain event) this carries out, 0 = none */
+	/*
+	 * A ticket's approval (NULL = none): the normalised plan must hash to it (else
+	 * SHP_E_CONFLICT with code APPROVAL_INVALIDATED); it is recorded as approved_plan_hash
+	 * with approval_state 'approved' and stands in for the confirm/admin level checks.
+	 */
+	const char *approved_plan_hash;
 	/* called inside the submission's transaction once the execution is recorded (audit) */
 	int (*in_tx)(PGconn *conn, int64_t id, void *arg, struct shp_error *err);
 	void *in_tx_arg;
@@ -154,6 +161,24 @@ enum shd_job_outcome shd_exec_run(struct shd_exec_engine *e, PGconn *conn, int64
  */
 int shd_exec_cancel(struct shd_exec_engine *e, PGconn *conn, int64_t id, const char *by,
 		    const char *reason, struct shp_error *err) SHP_MUSTCHECK;
+
+/*
+ * Hooks for executions that carry a governance request (event_id set): on_start runs in the
+ * transaction that moves the execution to running, on_finish in the one that ends it (status
+ * succeeded|failed|cancelled|rejected, with the execution's error code and message, NULL on
+ * success). A failing hook rolls back only its own part: the execution still ends, the
+ * failure is logged, and the governance sweep (gov.sync) repeats the hook later.
+ */
+struct shd_exec_hooks {
+	int (*on_start)(PGconn *conn, int64_t execution_id, int64_t event_id, void *arg,
+			struct shp_error *err);
+	int (*on_finish)(PGconn *conn, int64_t execution_id, int64_t event_id, const char *status,
+			 const char *error_code, const char *error, void *arg,
+			 struct shp_error *err);
+	void *arg;
+};
+/* Set before the queue starts (copied). */
+void shd_exec_set_hooks(struct shd_exec_engine *e, const struct shd_exec_hooks *h);
 
 /* ---- reads (exec-store.c) ----------------------------------------------------------------- */
 

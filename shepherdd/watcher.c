@@ -192,7 +192,7 @@ static const char sql_apply[] =
 	"   status vm_status, printable_status text, resource_version text, node text, ip text,"
 	"   cpus integer, memory_bytes bigint, error text)),"
 	" o AS (SELECT v.id, v.status AS old_status FROM vms v JOIN n USING (namespace, name)"
-	"   WHERE v.cluster_id = $1 FOR UPDATE OF v)"
+	"   WHERE v.cluster_id = $1 AND v.deleted_at IS NULL FOR UPDATE OF v)"
 	" UPDATE vms v SET status = n.status, printable_status = n.printable_status,"
 	"   resource_version = n.resource_version, node = n.node, ip = n.ip, cpus = n.cpus,"
 	"   memory_bytes = n.memory_bytes, error = n.error, observed_at = now(), updated_at = now()"
