@@ -74,6 +74,37 @@ stop_daemon() {
 # The CLI against the test daemon.
 shp() { "$SHEPHERD" --socket "$SOCK" "$@"; }
 
+# Several users: start_daemon_tls [shepherdd args] starts the daemon with a TLS listener on
+# $TLS_PORT too; then `as USER shepherd-args...` runs the CLI as USER (a bearer token minted
+# for USER on first use, kept in $T/tokens/USER) and `api_as USER METHOD PATH [curl args]` is
+# api() as USER. The socket's caller (shp, api) stays the platform admin running the tests.
+start_daemon_tls() {
+	[ -f "$T/pki/ca.crt" ] || "$top_srcdir/tests/helpers/make-certs.sh" "$T/pki" >/dev/null
+	TLS_PORT=$((20000 + RANDOM % 20000))
+	start_daemon --tls-listen "127.0.0.1:$TLS_PORT" --tls-cert "$T/pki/server.crt" \
+		--tls-key "$T/pki/server.key" "$@"
+}
+user_token() {
+	mkdir -p "$T/tokens"
+	[ -s "$T/tokens/$1" ] || shp token create "t-$1" --user "$1" --expires 1d >"$T/tokens/$1"
+	cat "$T/tokens/$1"
+}
+as() {
+	local user=$1 token
+	shift
+	token=$(user_token "$user") || return 8
+	SHEPHERD_TOKEN="$token" "$SHEPHERD" --server "https://127.0.0.1:$TLS_PORT" \
+		--cacert "$T/pki/ca.crt" "$@"
+}
+api_as() {
+	local user=$1 method=$2 path=$3 token
+	shift 3
+	token=$(user_token "$user") || return 1
+	curl -s -o "$T/body" -w '%{http_code}' -X "$method" --cacert "$T/pki/ca.crt" \
+		-H "Authorization: Bearer $token" "https://127.0.0.1:$TLS_PORT$path" "$@" >"$T/code"
+	cat "$T/body"
+}
+
 # curl against the daemon's socket: api METHOD PATH [curl args...] prints the body; the status
 # is then $(code) (it is kept in a file, as api usually runs in a command substitution).
 api() {
