@@ -110,9 +110,9 @@ json_t *shd_template_get_version(PGconn *conn, const char *name, int version,
 				 struct shp_error *err);
 
 /*
- * Import deploy/seed/ (templates/*.yaml, sizes/*.yaml under dir) once: when seed_imports has
- * no row, everything is validated first (errors name file, line and field) and inserted in
- * one transaction with the seed_imports row; afterwards nothing is read again.
+ * Import deploy/seed/ (the YAML files in templates/ and sizes/ under dir) once: when
+ * seed_imports has no row, everything is validated first (errors name file, line and field)
+ * and inserted in one transaction with the seed_imports row; afterwards nothing is read again.
  * *ret_done is false when an earlier import made it skip.
  */
 int shd_seed_import(PGconn *conn, const char *dir, bool *ret_done,
