@@ -11,6 +11,7 @@ ALTER TABLE vms
     DROP COLUMN system, DROP COLUMN service, DROP COLUMN owner_id, DROP COLUMN template,
     DROP COLUMN template_version, DROP COLUMN size, DROP COLUMN spec, DROP COLUMN revision,
     DROP COLUMN deleted_at;
+ALTER TABLE executions ALTER CONSTRAINT executions_event_id_fkey NOT DEFERRABLE;
 DROP TRIGGER domain_events_payload_immutable ON domain_events;
 DROP FUNCTION domain_events_payload_immutable();
 DROP TABLE approval_decisions;

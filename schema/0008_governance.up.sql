@@ -301,6 +301,10 @@ $$;
 CREATE TRIGGER domain_events_payload_immutable BEFORE UPDATE ON domain_events
     FOR EACH ROW EXECUTE FUNCTION domain_events_payload_immutable();
 
+-- An auto-executed request records its execution and its event in one transaction, the
+-- execution first (with the event's reserved id): the reference is checked at commit.
+ALTER TABLE executions ALTER CONSTRAINT executions_event_id_fkey DEFERRABLE INITIALLY DEFERRED;
+
 -- ---- VMs: ownership, soft deletion, revisions ----------------------------------------------
 ALTER TABLE vms
     ADD COLUMN system       text NOT NULL DEFAULT '' CHECK (length(system) <= 63),

@@ -49,7 +49,7 @@ int shd_event_create(PGconn *conn, const struct shd_event_new *ev, int64_t *ret_
 {
 	_cleanup_free_ char *payload = NULL;
 	_cleanup_(PQclearp) PGresult *res = NULL;
-	char actor_id[24];
+	char actor_id[24], reserved[24];
 	int64_t id;
 
 	if (!json_is_object(ev->payload))
@@ -58,14 +58,18 @@ int shd_event_create(PGconn *conn, const struct shd_event_new *ev, int64_t *ret_
 	if (!payload)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	(void)snprintf(actor_id, sizeof(actor_id), "%lld", (long long)ev->actor_id);
+	(void)snprintf(reserved, sizeof(reserved), "%lld", (long long)ev->id);
 	res = shd_db_exec(
 		conn,
-		"INSERT INTO domain_events (type, payload, actor_id, actor, tenant, status)"
-		" VALUES ($1, $2::jsonb, $3, $4, $5, $6::event_status) RETURNING id",
-		6,
+		"INSERT INTO domain_events (id, type, payload, actor_id, actor, tenant, status)"
+		" VALUES (coalesce($7::bigint,"
+		"          nextval(pg_get_serial_sequence('domain_events', 'id'))),"
+		"         $1, $2::jsonb, $3, $4, $5, $6::event_status) RETURNING id",
+		7,
 		(const char *[]){ev->type, payload, ev->actor_id > 0 ? actor_id : NULL, ev->actor,
 				 ev->tenant ? ev->tenant : "",
-				 ev->auto_approved ? "PROCESSING" : "PENDING"},
+				 ev->auto_approved ? "PROCESSING" : "PENDING",
+				 ev->id > 0 ? reserved : NULL},
 		err);
 	if (!res)
 		return shp_error_prefix(err, "recording the %s event", ev->type);
@@ -75,6 +79,18 @@ int shd_event_create(PGconn *conn, const struct shd_event_new *ev, int64_t *ret_
 	if (ev->auto_approved && enqueue(conn, id, ev->sla, ev->priority, ret_job_id, err) < 0)
 		return -err->code;
 	*ret_id = id;
+	return 0;
+}
+
+int shd_event_reserve_id(PGconn *conn, int64_t *ret_id, struct shp_error *err)
+{
+	_cleanup_(PQclearp) PGresult *res =
+		shd_db_exec(conn, "SELECT nextval(pg_get_serial_sequence('domain_events', 'id'))",
+			    0, NULL, err);
+
+	if (!res)
+		return shp_error_prefix(err, "reserving an event id");
+	*ret_id = strtoll(shd_db_value(res, 0, 0), NULL, 10);
 	return 0;
 }
 

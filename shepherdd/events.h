@@ -32,7 +32,11 @@ struct shd_event_new {
 	bool auto_approved;     /* true: created PROCESSING and queued at once; false: PENDING */
 	enum shd_sla_class sla; /* for the job */
 	int priority;           /* for the job */
+	int64_t id;             /* an id from shd_event_reserve_id, 0 = the next one */
 };
+
+/* Reserve the next event id (for an execution recorded before its event, in one transaction). */
+int shd_event_reserve_id(PGconn *conn, int64_t *ret_id, struct shp_error *err) SHP_MUSTCHECK;
 
 /*
  * Record the event in the caller's open transaction; when auto_approved, also enqueue its job
