@@ -100,6 +100,7 @@ extern const char *const cli_environment_values[];
 extern const char *const cli_shell_values[];
 
 extern const struct shp_cmd cmd_adoption;
+extern const struct shp_cmd cmd_approvals;
 extern const struct shp_cmd cmd_audit;
 extern const struct shp_cmd cmd_cluster;
 extern const struct shp_cmd cmd_completion;

@@ -31,6 +31,10 @@
 #define SHP_ROUTE_EXEC_FLAGS SHP_API_PREFIX "/execution/flags" /* the execution feature flag */
 #define SHP_ROUTE_TENANTS SHP_API_PREFIX "/tenants"            /* tenant members */
 
+/* Approvals: the workbench and decisions; modifications under the admin prefix. */
+#define SHP_ROUTE_APPROVALS SHP_API_PREFIX "/approvals"
+#define SHP_ROUTE_ADMIN_APPROVALS SHP_API_PREFIX "/admin/approvals"
+
 /* Server-Sent Events (GET /api/v1/tasks/{id}/stream). */
 #define SHP_HDR_LAST_EVENT_ID "Last-Event-ID"
 #define SHP_SSE_CONTENT_TYPE "text/event-stream"
