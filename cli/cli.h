@@ -111,14 +111,20 @@ extern const struct shp_cmd cmd_jobs;
 extern const struct shp_cmd cmd_man_commands;
 extern const struct shp_cmd cmd_man_options;
 extern const struct shp_cmd cmd_namespace;
+extern const struct shp_cmd cmd_policy;
 extern const struct shp_cmd cmd_queue;
 extern const struct shp_cmd cmd_reconcile;
+extern const struct shp_cmd cmd_requests;
+extern const struct shp_cmd cmd_service;
 extern const struct shp_cmd cmd_status;
+extern const struct shp_cmd cmd_system;
 extern const struct shp_cmd cmd_tasks;
 extern const struct shp_cmd cmd_tenant;
 extern const struct shp_cmd cmd_token;
 extern const struct shp_cmd cmd_version;
 extern const struct shp_cmd cmd_whoami;
+/* the answer to a submitted request (cmd-system.c; systems, services and VMs) */
+extern const struct cli_kind cli_request_answer_kind;
 
 /* The commands help, completions and the man page show (no hidden ones), ending with NULL. */
 const struct shp_cmd *const *cli_visible_commands(void);

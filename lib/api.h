@@ -35,6 +35,14 @@
 #define SHP_ROUTE_APPROVALS SHP_API_PREFIX "/approvals"
 #define SHP_ROUTE_ADMIN_APPROVALS SHP_API_PREFIX "/admin/approvals"
 
+/* Governance requests: VMs, systems, services, my requests, policies. */
+#define SHP_ROUTE_VMS SHP_API_PREFIX "/vms"
+#define SHP_ROUTE_SYSTEMS SHP_API_PREFIX "/systems"
+#define SHP_ROUTE_SERVICES SHP_API_PREFIX "/services"
+#define SHP_ROUTE_REQUESTS SHP_API_PREFIX "/requests"
+#define SHP_ROUTE_POLICIES SHP_API_PREFIX "/policies"
+#define SHP_ROUTE_APPROVALS_BASE SHP_API_PREFIX "/approvals" /* POST {id}/cancel */
+
 /* Server-Sent Events (GET /api/v1/tasks/{id}/stream). */
 #define SHP_HDR_LAST_EVENT_ID "Last-Event-ID"
 #define SHP_SSE_CONTENT_TYPE "text/event-stream"

@@ -67,6 +67,7 @@ struct shd_config {
 	bool exec_enabled;
 	int exec_immediate_max_ms;
 	int exec_dedupe_window_s;
+	int approvals_ttl_s; /* a ticket pending approval expires after this long */
 
 	int queue_workers;
 	int queue_fetch_batch;
@@ -388,6 +389,21 @@ int shd_api_adoptions_list(struct shd_req *, struct shd_resp *, struct shp_error
 int shd_api_adoptions_scan(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_adopt(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_ignore(struct shd_req *, struct shd_resp *, struct shp_error *);
+
+int shd_api_policies_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_policies_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_policies_put(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_systems_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_systems_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_systems_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_systems_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_services_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_services_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_services_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_services_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_requests_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_requests_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_requests_cancel(struct shd_req *, struct shd_resp *, struct shp_error *);
 
 /* ---- providers.c: the provider registry (provider.h) and the credentials it opens ------ */
 

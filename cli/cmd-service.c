@@ -1,0 +1,159 @@
+/*
+ * shepherd service: the services of a system (a VM names its service; the service's system
+ * is the VM's tenant). Owners and members of the system create and delete them; a delete is
+ * confirmed with --yes.
+ */
+#include "config.h"
+
+#include <jansson.h>
+
+#include "api.h"
+#include "cli.h"
+#include "output.h"
+
+enum { OPT_SYSTEM = CLI_OPT_LOCAL, OPT_DESCRIPTION, OPT_YES, OPT_LIMIT };
+
+static const struct cli_column service_columns[] = {
+	{"NAME", "Name", "name"},
+	{"SYSTEM", "System", "system"},
+	{"DESCRIPTION", "Description", "description", COL_FLEX, ""},
+	{"AGE", "Created", "created_at", COL_AGE},
+	{"CREATED BY", "Created by", "created_by", COL_WIDE},
+	{NULL},
+};
+
+static const struct cli_kind service_kind = {"service", "services", "name", service_columns};
+
+static int cmd_service_create(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *body = json_object();
+	_cleanup_(json_decrefp) json_t *ans = NULL;
+	const char *description = NULL, *sys = NULL;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		if (c == OPT_DESCRIPTION)
+			description = optarg;
+		else if (c == OPT_SYSTEM)
+			sys = optarg;
+	}
+	if ((r = cli_body_set(ctx, body, "name", argv[optind])) < 0 ||
+	    (r = cli_body_set(ctx, body, "system", sys)) < 0 ||
+	    (r = cli_body_set(ctx, body, "description", description)) < 0)
+		return r;
+	r = cli_call(ctx, "POST", SHP_ROUTE_SERVICES, body, &ans);
+	if (r < 0)
+		return r;
+	return cli_show_object(ctx, &cli_request_answer_kind, ans);
+}
+
+static int cmd_service_delete(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *ans = NULL;
+	_cleanup_free_ char *path = NULL, *url = NULL;
+	bool yes = false;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1)
+		yes = yes || c == OPT_YES;
+	if (!yes) {
+		ctx->usage_hint = false;
+		return shp_error_set(&ctx->err, SHP_E_USAGE,
+				     "deleting service '%s' needs --yes to confirm", argv[optind]);
+	}
+	path = cli_path(SHP_ROUTE_SERVICES, argv[optind]);
+	url = xasprintf("%s?confirm=true", path);
+	r = cli_call(ctx, "DELETE", url, NULL, &ans);
+	if (r < 0)
+		return r;
+	return cli_show_object(ctx, &cli_request_answer_kind, ans);
+}
+
+static const struct cli_filter service_filters[] = {
+	{OPT_SYSTEM, "system"},
+	{0},
+};
+
+static int cmd_service_list(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_SERVICES, &service_kind,
+				 service_filters, OPT_LIMIT);
+}
+
+static int cmd_service_show(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return cli_named_show(argc, argv, ctx, SHP_ROUTE_SERVICES, &service_kind);
+}
+
+static const struct shp_flag create_flags[] = {
+	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", "the system the service belongs to",
+	 .required = true},
+	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", "what the service is"},
+	{NULL},
+};
+
+static const struct shp_flag delete_flags[] = {
+	{"yes", OPT_YES, 'y', NULL, NULL, "confirm the deletion"},
+	{NULL},
+};
+
+static const struct shp_flag list_flags[] = {
+	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", "only the services of this system"},
+	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N services"},
+	{NULL},
+};
+
+static const struct shp_subcmd service_verbs[] = {
+	{
+		.name = "create",
+		.fn = cmd_service_create,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME --system SYSTEM [--description TEXT]",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "create a service in a system",
+		.description = "Request the service NAME in SYSTEM. Owners and members of the "
+			       "system may; service names are unique among active services.",
+		.opts = create_flags,
+	},
+	{
+		.name = "delete",
+		.fn = cmd_service_delete,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME --yes",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "delete a service",
+		.description = "Request the deletion of service NAME, which must have no VMs. "
+			       "--yes confirms it.",
+		.opts = delete_flags,
+	},
+	{
+		.name = "list",
+		.fn = cmd_service_list,
+		.usage = "[--system SYSTEM] [--limit N]",
+		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
+		.summary = "list services",
+		.description = "List the services of the systems you belong to (platform "
+			       "administrators see all).",
+		.opts = list_flags,
+	},
+	{
+		.name = "show",
+		.fn = cmd_service_show,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME",
+		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
+		.summary = "show one service",
+		.description = "Show the service NAME.",
+	},
+	{NULL},
+};
+
+const struct shp_cmd cmd_service = {
+	.name = "service",
+	.summary = "manage the services of systems",
+	.description = "A service belongs to a system; VMs belong to a service.",
+	.subcmds = service_verbs,
+};

@@ -1,0 +1,204 @@
+/*
+ * shepherd system: systems are the tenants of shepherd (a VM belongs to a service, a service
+ * to a system). Creating one makes you its owner; deleting one asks for its name to be typed.
+ * Both are requests (shepherd requests), recorded at once under the default policy.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <readline/readline.h>
+
+#include "api.h"
+#include "cli.h"
+#include "output.h"
+
+enum { OPT_DESCRIPTION = CLI_OPT_LOCAL, OPT_CONFIRM_NAME, OPT_LIMIT };
+
+static const struct cli_column system_columns[] = {
+	{"NAME", "Name", "name"},
+	{"ROLE", "Your role", "role", 0, "-"},
+	{"SERVICES", "Services", "services", COL_RIGHT},
+	{"DESCRIPTION", "Description", "description", COL_FLEX, ""},
+	{"AGE", "Created", "created_at", COL_AGE},
+	{"CREATED BY", "Created by", "created_by", COL_WIDE},
+	{NULL},
+};
+
+static const struct cli_kind system_kind = {"system", "systems", "name", system_columns};
+
+/* The answer of a submitted request (shared by system, service and vm requests). */
+static const struct cli_column request_columns[] = {
+	{"REQUEST", "Request", "request_id", COL_RIGHT},
+	{"TYPE", "Type", "type"},
+	{"STATUS", "Status", "status"},
+	{"LEVEL", "Approval level", "approval_level", COL_RIGHT},
+	{"TICKET", "Ticket", "ticket_id", COL_RIGHT, "-"},
+	{"TASK", "Task", "task_id", COL_RIGHT, "-"},
+	{NULL},
+};
+
+const struct cli_kind cli_request_answer_kind = {"request", "requests", "request_id",
+						 request_columns};
+
+static int cmd_system_create(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *body = json_object();
+	_cleanup_(json_decrefp) json_t *ans = NULL;
+	const char *description = NULL;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1)
+		if (c == OPT_DESCRIPTION)
+			description = optarg;
+	if ((r = cli_body_set(ctx, body, "name", argv[optind])) < 0 ||
+	    (r = cli_body_set(ctx, body, "description", description)) < 0)
+		return r;
+	r = cli_call(ctx, "POST", SHP_ROUTE_SYSTEMS, body, &ans);
+	if (r < 0)
+		return r;
+	return cli_show_object(ctx, &cli_request_answer_kind, ans);
+}
+
+/* The typed name: --confirm-name, else asked on the terminal (never off one). */
+static int typed_name(struct cli_ctx *ctx, const char *name, const char *given, char **ret)
+{
+	_cleanup_free_ char *prompt = NULL;
+
+	if (given) {
+		*ret = xstrdup(given);
+		return 0;
+	}
+	if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
+		ctx->usage_hint = false;
+		return shp_error_set(&ctx->err, SHP_E_USAGE,
+				     "deleting system '%s' needs its name typed: pass "
+				     "--confirm-name %s (no terminal to ask on)",
+				     name, name);
+	}
+	prompt = xasprintf("Deleting system '%s' cannot be undone. Type its name to confirm: ",
+			   name);
+	rl_outstream = stderr;
+	*ret = readline(prompt);
+	if (!*ret)
+		*ret = xstrdup("");
+	return 0;
+}
+
+static int cmd_system_delete(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *body = json_object();
+	_cleanup_(json_decrefp) json_t *ans = NULL;
+	_cleanup_free_ char *path = NULL, *typed = NULL;
+	const char *given = NULL, *name;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1)
+		if (c == OPT_CONFIRM_NAME)
+			given = optarg;
+	name = argv[optind];
+	if ((r = typed_name(ctx, name, given, &typed)) < 0)
+		return r;
+	if (strcmp(typed, name) != 0) {
+		ctx->exit_status = SHP_EXIT_FAILURE;
+		return shp_error_set(&ctx->err, SHP_E_INVAL,
+				     "the name typed does not match '%s': nothing deleted", name);
+	}
+	if ((r = cli_body_set(ctx, body, "confirm_name", typed)) < 0)
+		return r;
+	path = cli_path(SHP_ROUTE_SYSTEMS, name);
+	r = cli_call(ctx, "DELETE", path, body, &ans);
+	if (r < 0)
+		return r;
+	return cli_show_object(ctx, &cli_request_answer_kind, ans);
+}
+
+static int cmd_system_list(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct cli_filter none[] = {{0}};
+
+	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_SYSTEMS, &system_kind, none, OPT_LIMIT);
+}
+
+static int cmd_system_show(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return cli_named_show(argc, argv, ctx, SHP_ROUTE_SYSTEMS, &system_kind);
+}
+
+static const struct shp_flag create_flags[] = {
+	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", "what the system is"},
+	{NULL},
+};
+
+static const struct shp_flag delete_flags[] = {
+	{"confirm-name", OPT_CONFIRM_NAME, 0, NULL, "NAME",
+	 "the system's name, typed to confirm (asked for on a terminal)"},
+	{NULL},
+};
+
+static const struct shp_flag list_flags[] = {
+	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N systems"},
+	{NULL},
+};
+
+static const struct shp_subcmd system_verbs[] = {
+	{
+		.name = "create",
+		.fn = cmd_system_create,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME [--description TEXT]",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "create a system (you become its owner)",
+		.description = "Request the system NAME, a DNS label. Anyone may create a system "
+			       "and becomes its owner; the request is recorded at once unless a "
+			       "policy asks for a review.",
+		.opts = create_flags,
+	},
+	{
+		.name = "delete",
+		.fn = cmd_system_delete,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME [--confirm-name NAME]",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = "delete a system (type its name)",
+		.description = "Request the deletion of system NAME. Its owners may delete it once "
+			       "it has no services and no VMs. The name must be typed: at the "
+			       "prompt on a terminal, or with --confirm-name.",
+		.opts = delete_flags,
+	},
+	{
+		.name = "list",
+		.fn = cmd_system_list,
+		.usage = "[--limit N]",
+		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
+		.summary = "list your systems",
+		.description = "List the systems you belong to (platform administrators see all), "
+			       "with your role and their number of services.",
+		.opts = list_flags,
+	},
+	{
+		.name = "show",
+		.fn = cmd_system_show,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "NAME",
+		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
+		.summary = "show one system",
+		.description = "Show the system NAME.",
+	},
+	{NULL},
+};
+
+const struct shp_cmd cmd_system = {
+	.name = "system",
+	.summary = "manage systems (the tenants)",
+	.description = "A system owns services, and services own VMs. Its owners and members "
+		       "ask for VMs; its owners delete it.",
+	.subcmds = system_verbs,
+};

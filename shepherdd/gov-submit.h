@@ -1,0 +1,55 @@
+/*
+ * Submitting a governance request (internal to the request handlers): match the policy and
+ * record the request in one transaction, as docs/internals/governance.md (steps 1-2) says.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "gov.h"
+
+struct shd_req;
+struct shd_resp;
+struct shp_error;
+
+/* A checked request, ready to record. Pointers are borrowed. */
+struct shd_gov_sub {
+	enum shd_req_type type;
+	const char *system;  /* the tenant (for CREATE_SYSTEM the new system's name) */
+	const char *service; /* "" when none */
+	const char *ns;      /* "" when none */
+	int env;             /* the namespace's environment index, -1 for none */
+	const char *target;  /* the name the request is about */
+	int64_t vm_id;       /* the VM a VM-targeted request is about, 0 = none */
+	const char *cluster; /* the cluster named (spec) or the VM's; NULL = none */
+	const json_t *payload;
+	bool confirm; /* the requester's confirmation (level 1) */
+	int add_cpus; /* what the request adds, for escalation */
+	int64_t add_memory_mib;
+	/* record-only types: carry the request out in the recording transaction */
+	int (*record)(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
+		      struct shp_error *err);
+	/* executed types: the plan on sub->cluster (a new reference, or NULL with err) */
+	json_t *(*plan)(PGconn *conn, const struct shd_gov_sub *sub, struct shp_error *err);
+};
+
+/*
+ * Match the policy and record the request on req->db (no transaction open): event, audit
+ * REQUEST_SUBMITTED, and the ticket with notifications (level 2-3), the record (record-only
+ * types) or the execution (level 0-1). Answers 202 with the request's summary.
+ */
+int shd_gov_submit(struct shd_req *req, struct shd_resp *resp, const struct shd_gov_sub *sub,
+		   struct shp_error *err) SHP_MUSTCHECK;
+
+/* 400 CONFIRMATION_REQUIRED naming the parameter needed (and the environment, if any). */
+int shd_gov_confirmation_required(struct shp_error *err, const char *param, const char *env,
+				  const char *what);
+/* Audit a refused attempt on another system's resource as RBAC_VIOLATION (denied). */
+void shd_gov_audit_violation(struct shd_req *req, const char *resource_type, const char *name,
+			     const struct shp_error *refusal);
+/* "test", "prod" or NULL. */
+const char *shd_gov_env_name(int env);

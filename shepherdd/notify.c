@@ -1,0 +1,84 @@
+/*
+ * Notifications: the inbox sender. A notification is a row of notifications, written in the
+ * caller's transaction so it commits with what it announces; approvers of an environment are
+ * the users holding platform-admin or approver there (bindings, mappings, users.is_admin).
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "db.h"
+#include "error.h"
+#include "gov.h"
+
+static const char *env_name(int env)
+{
+	return env == 0 ? "test" : env == 1 ? "prod" : NULL;
+}
+
+/* The notification's columns as text parameters: type, title, body, data, ticket_id. */
+static int params_of(const struct shd_notification *n, char **ret_data, char *ticket, size_t tsize,
+		     struct shp_error *err)
+{
+	*ret_data = n->data ? json_dumps(n->data, JSON_COMPACT) : NULL;
+	if (n->data && !*ret_data)
+		return shp_error_set(err, SHP_E_NOMEM, "encoding a notification");
+	if (n->ticket_id > 0)
+		(void)snprintf(ticket, tsize, "%" PRId64, n->ticket_id);
+	return 0;
+}
+
+static int inbox_to_user(PGconn *conn, int64_t user_id, const struct shd_notification *n,
+			 struct shp_error *err)
+{
+	_cleanup_free_ char *data = NULL;
+	char uid[24], ticket[24] = "";
+
+	if (params_of(n, &data, ticket, sizeof(ticket), err) < 0)
+		return -err->code;
+	(void)snprintf(uid, sizeof(uid), "%" PRId64, user_id);
+	if (shd_db_command(conn,
+			   "INSERT INTO notifications (user_id, type, title, body, data, ticket_id)"
+			   " VALUES ($1, $2, $3, $4, coalesce($5::jsonb, '{}'), $6::bigint)",
+			   6,
+			   (const char *[]){uid, n->type, n->title, n->body ? n->body : "", data,
+					    ticket[0] ? ticket : NULL},
+			   err) < 0)
+		return shp_error_prefix(err, "notifying user %" PRId64, user_id);
+	return 0;
+}
+
+static int inbox_to_approvers(PGconn *conn, int env, const struct shd_notification *n,
+			      struct shp_error *err)
+{
+	_cleanup_free_ char *data = NULL;
+	char ticket[24] = "";
+
+	if (!env_name(env))
+		return shp_error_set(err, SHP_E_INVAL, "no environment %d to notify approvers of",
+				     env);
+	if (params_of(n, &data, ticket, sizeof(ticket), err) < 0)
+		return -err->code;
+	/* a disabled user approves nothing, so is not told either */
+	if (shd_db_command(
+		    conn,
+		    "INSERT INTO notifications (user_id, type, title, body, data, ticket_id)"
+		    " SELECT DISTINCT b.user_id, $2, $3, $4, coalesce($5::jsonb, '{}'), $6::bigint"
+		    "   FROM effective_role_bindings b JOIN users u ON u.id = b.user_id"
+		    "  WHERE b.role IN ('platform-admin', 'approver')"
+		    "    AND $1::environment = ANY (b.allowed_environments)"
+		    "    AND u.disabled_at IS NULL",
+		    6,
+		    (const char *[]){env_name(env), n->type, n->title, n->body ? n->body : "", data,
+				     ticket[0] ? ticket : NULL},
+		    err) < 0)
+		return shp_error_prefix(err, "notifying the approvers of %s", env_name(env));
+	return 0;
+}
+
+const struct shd_notify_sender shd_notify_inbox = {
+	.name = "inbox",
+	.to_user = inbox_to_user,
+	.to_approvers = inbox_to_approvers,
+};
