@@ -380,10 +380,11 @@ static int check_inputs(const json_t *tmpl, const struct shd_size *size, const j
 		return -SHP_E_INVAL;
 	if (!json_is_object(tmpl) || !size)
 		return shp_error_set(err, SHP_E_INVAL, "rendering needs a template and a size");
-	if (shd_image_source_check(json_object_get(tmpl, "image_source"), err) < 0)
+	if (shd_image_source_check(json_object_get(tmpl, "image_source"), err) < 0) {
 		(void)shp_error_prefix(err, "template '%.63s'",
 				       json_string_value(json_object_get(tmpl, "name")) ?: "?");
-	return -SHP_E_INVAL;
+		return -SHP_E_INVAL;
+	}
 	return 0;
 }
 
