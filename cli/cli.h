@@ -122,6 +122,7 @@ extern const struct shp_cmd cmd_tasks;
 extern const struct shp_cmd cmd_tenant;
 extern const struct shp_cmd cmd_token;
 extern const struct shp_cmd cmd_version;
+extern const struct shp_cmd cmd_vm;
 extern const struct shp_cmd cmd_whoami;
 /* the answer to a submitted request (cmd-system.c; systems, services and VMs) */
 extern const struct cli_kind cli_request_answer_kind;

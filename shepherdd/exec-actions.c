@@ -173,6 +173,9 @@ const struct shd_action *shd_action_find(const char *name)
 	for (const struct shd_action *a = shd_vm_actions; a->name; a++)
 		if (strcmp(a->name, name) == 0)
 			return a;
+	for (const struct shd_action *a = shd_gov_actions; a->name; a++)
+		if (strcmp(a->name, name) == 0)
+			return a;
 	return NULL;
 }
 

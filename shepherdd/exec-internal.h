@@ -41,6 +41,7 @@ struct shd_exec_engine {
 	struct shd_exec_metrics m;
 	struct shd_exec_engine_kinds *kinds; /* job kind contexts, one per registered queue */
 	struct shd_providers *providers;     /* borrowed, set once before the queue starts */
+	struct shd_exec_hooks hooks; /* governance hooks, set once before the queue starts */
 };
 
 /* Index of a status name in the execution_status enum order, or -1. */

@@ -3,7 +3,9 @@
  * permission (defense in depth), re-verify the plan hash against its approval, take the
  * per-asset locks and move to running; then run the steps outside any transaction, checking
  * for cancellation and the deadline between steps; then finish in one transaction that moves
- * to the terminal state and releases the locks. Also cancellation, the job kinds, the engine.
+ * to the terminal state and releases the locks. The governance hooks of an execution that
+ * carries a request run inside the start and end transactions. Also cancellation, the job
+ * kinds, the engine.
  */
 #include "config.h"
 
@@ -118,6 +120,62 @@ static const char finish_sql[] =
 	"  (extract(epoch FROM coalesce(started_at, now()) - created_at) * 1000)::bigint,"
 	"  worker_id, lease_renewals, cancel_checks_performed, mode, sla_class, timeout_policy_id";
 
+/*
+ * The governance hooks run inside the engine's transaction behind a savepoint: a failing hook
+ * undoes only its own writes, the execution's records commit anyway, and the governance sweep
+ * (gov.sync) repeats the hook later. Only executions with an event id get here, so the others
+ * pay nothing.
+ */
+static int hook_open(PGconn *conn, struct shp_error *err)
+{
+	return shd_db_command(conn, "SAVEPOINT shd_exec_hook", 0, NULL, err);
+}
+
+static int hook_close(PGconn *conn, const char *ids, const char *which, int rc,
+		      const struct shp_error *herr, struct shp_error *err)
+{
+	if (rc == 0)
+		return shd_db_command(conn, "RELEASE SAVEPOINT shd_exec_hook", 0, NULL, err);
+	log_error("execution %s: the %s hook failed (the governance sweep repeats it): %s", ids,
+		  which, herr->msg);
+	return shd_db_command(conn, "ROLLBACK TO SAVEPOINT shd_exec_hook", 0, NULL, err);
+}
+
+static int hook_finish(struct shd_exec_engine *e, PGconn *conn, int64_t id, const char *ids,
+		       int64_t event_id, const struct outcome *o, struct shp_error *err)
+{
+	struct shp_error herr = SHP_ERROR_INIT;
+	int rc;
+
+	if (event_id <= 0 || !e->hooks.on_finish)
+		return 0;
+	if (hook_open(conn, err) < 0)
+		return -err->code;
+	rc = e->hooks.on_finish(conn, id, event_id, o->status, o->error_code,
+				o->error_code ? o->error : NULL, e->hooks.arg, &herr);
+	return hook_close(conn, ids, "on_finish", rc, &herr, err);
+}
+
+static int hook_start(struct run *r, int64_t event_id, struct shp_error *err)
+{
+	struct shp_error herr = SHP_ERROR_INIT;
+	int rc;
+
+	if (event_id <= 0 || !r->e->hooks.on_start)
+		return 0;
+	if (hook_open(r->conn, err) < 0)
+		return -err->code;
+	rc = r->e->hooks.on_start(r->conn, r->id, event_id, r->e->hooks.arg, &herr);
+	return hook_close(r->conn, r->ids, "on_start", rc, &herr, err);
+}
+
+static int64_t event_of(const PGresult *res, int col)
+{
+	const char *v = shd_db_value(res, 0, col);
+
+	return v ? strtoll(v, NULL, 10) : 0;
+}
+
 /* Move to the terminal state in one transaction; a no-op if someone else already did. */
 static void finish(struct run *r, struct outcome *o)
 {
@@ -130,7 +188,8 @@ static void finish(struct run *r, struct outcome *o)
 
 	if (shd_db_begin(r->conn, &err) < 0)
 		goto fail;
-	cur = shd_db_exec(r->conn, "SELECT status FROM executions WHERE id = $1 FOR UPDATE", 1,
+	cur = shd_db_exec(r->conn,
+			  "SELECT status, event_id FROM executions WHERE id = $1 FOR UPDATE", 1,
 			  (const char *[]){r->ids}, &err);
 	if (!cur || PQntuples(cur) == 0)
 		goto fail;
@@ -146,6 +205,7 @@ static void finish(struct run *r, struct outcome *o)
 					   o->invalidated ? "true" : "false"},
 			  &err);
 	if (!res || shd_exec_transition(r->conn, r->id, from, o->status, r->worker_id, &err) < 0 ||
+	    hook_finish(r->e, r->conn, r->id, r->ids, event_of(cur, 1), o, &err) < 0 ||
 	    shd_db_commit(r->conn, &err) < 0)
 		goto fail;
 	r->ended = true;
@@ -264,7 +324,7 @@ static const char load_sql[] =
 	" approval_state, sla_class, cancelled_at IS NOT NULL, on_busy, record_only,"
 	" (extract(epoch FROM coalesce(deadline_at,"
 	"   created_at + make_interval(secs => timeout_ms / 1000.0)) - now()) * 1000)::bigint,"
-	" timeout_ms"
+	" timeout_ms, event_id"
 	" FROM executions WHERE id = $1 FOR UPDATE";
 
 static enum start start(struct run *r, struct shp_error *err)
@@ -335,7 +395,8 @@ static enum start start(struct run *r, struct shp_error *err)
 	if (st != START_RUN)
 		return st == START_RETRY ? (shd_db_rollback(r->conn), START_RETRY) : st;
 	if (strcmp(r->status, "pending") == 0 &&
-	    shd_exec_transition(r->conn, r->id, "pending", "running", r->worker_id, err) < 0)
+	    (shd_exec_transition(r->conn, r->id, "pending", "running", r->worker_id, err) < 0 ||
+	     hook_start(r, event_of(row, 14), err) < 0))
 		goto retry;
 	if (shd_db_command(
 		    r->conn,
@@ -610,11 +671,11 @@ int shd_exec_cancel(struct shd_exec_engine *e, PGconn *conn, int64_t id, const c
 	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
 	if (shd_db_begin(conn, err) < 0)
 		return -err->code;
-	row = shd_db_exec(
-		conn,
-		"SELECT status, cancelled_at IS NOT NULL, job_id, sla_class FROM executions"
-		" WHERE id = $1 FOR UPDATE",
-		1, (const char *[]){ids}, err);
+	row = shd_db_exec(conn,
+			  "SELECT status, cancelled_at IS NOT NULL, job_id, sla_class, event_id "
+			  "FROM executions"
+			  " WHERE id = $1 FOR UPDATE",
+			  1, (const char *[]){ids}, err);
 	if (!row)
 		goto fail;
 	if (PQntuples(row) == 0) {
@@ -635,11 +696,14 @@ int shd_exec_cancel(struct shd_exec_engine *e, PGconn *conn, int64_t id, const c
 			   json_pack("{s:s}", "by", by), err) < 0)
 		goto fail;
 	if (strcmp(status, "pending") == 0) {
+		struct outcome o = {.status = "cancelled", .error_code = "CANCELLED"};
+		(void)snprintf(o.error, sizeof(o.error), "cancelled before it started");
 		if (shd_db_command(conn,
 				   "UPDATE executions SET error = 'cancelled before it started',"
 				   " error_code = 'CANCELLED' WHERE id = $1",
 				   1, (const char *[]){ids}, err) < 0 ||
-		    shd_exec_transition(conn, id, "pending", "cancelled", by, err) < 0)
+		    shd_exec_transition(conn, id, "pending", "cancelled", by, err) < 0 ||
+		    hook_finish(e, conn, id, ids, event_of(row, 4), &o, err) < 0)
 			goto fail;
 	}
 	/* a queued job is cancelled at once; a running one is told and stops between steps */
@@ -781,6 +845,11 @@ struct shd_exec_engine *shd_exec_engine_free(struct shd_exec_engine *e)
 void shd_exec_set_providers(struct shd_exec_engine *e, struct shd_providers *providers)
 {
 	e->providers = providers;
+}
+
+void shd_exec_set_hooks(struct shd_exec_engine *e, const struct shd_exec_hooks *h)
+{
+	e->hooks = *h;
 }
 
 atomic_uint_fast64_t *shd_exec_reaped_counter(struct shd_exec_engine *e)

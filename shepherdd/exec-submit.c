@@ -154,6 +154,43 @@ static int check_approval(const struct shd_exec_submit *s, int level, struct shp
 	return 0;
 }
 
+/*
+ * A ticket's approval binds the plan: the normalised plan must hash to what the approvers saw.
+ * It stands in for the confirmation and the admin's review of check_approval.
+ */
+static int check_approved_hash(const struct shd_exec_submit *s, const char *hash,
+			       struct shp_error *err)
+{
+	if (strcmp(s->approved_plan_hash, hash) == 0)
+		return 0;
+	shp_error_set(err, SHP_E_CONFLICT,
+		      "the plan no longer matches its approval (approved %.64s, now %s): "
+		      "approve it again",
+		      s->approved_plan_hash, hash);
+	shp_error_api_code(err, "APPROVAL_INVALIDATED");
+	shp_error_detail(err, "plan_hash", "%s", hash);
+	return -SHP_E_CONFLICT;
+}
+
+/*
+ * The dedupe key. The execution of a governance request is that request's alone: another
+ * request with the same plan (a VM created, deleted and asked for again) must not fold into it,
+ * so the event id joins the actor in the key.
+ */
+static int dedupe_key(const struct shd_exec_submit *s, const json_t *plan, char *key,
+		      struct shp_error *err)
+{
+	char actor[192];
+
+	if (s->event_id <= 0)
+		return shd_plan_dedupe_key(plan, s->tenant, s->actor, key, err);
+	(void)snprintf(actor, sizeof(actor),
+		       "%.160s\x1f"
+		       "event:%" PRId64,
+		       s->actor, s->event_id);
+	return shd_plan_dedupe_key(plan, s->tenant, actor, key, err);
+}
+
 /* Every flag that applies must be on; an absent one is on, except global's default. */
 static int flag_enabled(const struct shd_exec_engine *e, PGconn *conn, const char *tenant,
 			int level, bool *ret, struct shp_error *err)
@@ -222,7 +259,7 @@ static int insert_execution(PGconn *conn, const struct record *r, int64_t *ret_i
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	_cleanup_free_ char *plan = json_dumps(r->pi->plan, JSON_COMPACT);
-	char actor_id[24], prio[8], level[8], est[24];
+	char actor_id[24], prio[8], level[8], est[24], event_id[24];
 	const char *sla = shd_sla_class_to_string(r->s->sla);
 	const char *cls = shd_action_class_to_string(r->pi->cls);
 
@@ -232,27 +269,31 @@ static int insert_execution(PGconn *conn, const struct record *r, int64_t *ret_i
 	(void)snprintf(prio, sizeof(prio), "%d", r->s->priority);
 	(void)snprintf(level, sizeof(level), "%d", r->level);
 	(void)snprintf(est, sizeof(est), "%" PRId64, r->pi->estimated_ms);
+	(void)snprintf(event_id, sizeof(event_id), "%" PRId64, r->s->event_id);
 	res = shd_db_exec(
 		conn,
 		"INSERT INTO executions AS x (tenant_id, actor_id, actor, idempotency_key,"
 		" plan_snapshot, plan_hash, mode, sla_class, approval_state, approved_plan_hash,"
 		" timeout_ms, timeout_policy_id, priority, approval_level, record_only, "
 		"estimated_ms,"
-		" mode_reason, on_busy, request_id, last_transition_by)"
+		" mode_reason, on_busy, request_id, last_transition_by, event_id)"
 		" SELECT $1, $2, $3, $4, $5::jsonb, $6::text, $7::execution_mode, $8::sla_class,"
-		"  CASE WHEN $11::int = 0 THEN 'not_required' ELSE 'approved' END::approval_state,"
-		"  CASE WHEN $11::int = 0 THEN NULL ELSE $6::text END,"
+		"  CASE WHEN $11::int = 0 AND NOT $18::boolean THEN 'not_required' ELSE 'approved'"
+		"  END::approval_state,"
+		"  CASE WHEN $11::int = 0 AND NOT $18::boolean THEN NULL ELSE $6::text END,"
 		"  p.execution_timeout_ms, p.id, $10::int, $11::int, $12::boolean, $13::bigint, "
 		"$14,"
-		"  $15, $16, $3"
+		"  $15, $16, $3, $17::bigint"
 		" FROM timeout_policies p WHERE p.sla_class = $8::sla_class AND p.action_class = $9"
 		" ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING x.id, x.timeout_ms",
-		16,
+		18,
 		(const char *[]){r->s->tenant, r->s->actor_id > 0 ? actor_id : NULL, r->s->actor,
 				 r->key, plan, r->hash, r->immediate ? "immediate" : "background",
 				 sla, cls, prio, level, r->enabled ? "false" : "true", est,
 				 r->reason, r->s->wait_lock ? "wait" : "fail",
-				 r->s->request_id ? r->s->request_id : ""},
+				 r->s->request_id ? r->s->request_id : "",
+				 r->s->event_id > 0 ? event_id : NULL,
+				 r->s->approved_plan_hash ? "true" : "false"},
 		err);
 	if (!res)
 		return -err->code;
@@ -366,8 +407,7 @@ int shd_exec_submit(struct shd_exec_engine *e, PGconn *conn, const struct shd_ex
 		return -err->code;
 	if (shd_exec_analyse(s->plan, &pi.plan, &pi.cls, &pi.estimated_ms, &pi.nsteps, &pi.ntargets,
 			     err) < 0 ||
-	    shd_plan_hash(pi.plan, hash, err) < 0 ||
-	    shd_plan_dedupe_key(pi.plan, s->tenant, s->actor, key, err) < 0)
+	    shd_plan_hash(pi.plan, hash, err) < 0 || dedupe_key(s, pi.plan, key, err) < 0)
 		return -err->code;
 	r.level = (int)pi.cls; /* read 0, modify 1, deploy 2 */
 	if (shd_exec_authorized(conn, s->actor_id, s->tenant, pi.cls, &ok, err) < 0)
@@ -378,7 +418,8 @@ int shd_exec_submit(struct shd_exec_engine *e, PGconn *conn, const struct shd_ex
 		shp_error_detail(err, "tenant", "%s", s->tenant);
 		return -SHP_E_PERM;
 	}
-	if (check_approval(s, r.level, err) < 0)
+	if (s->approved_plan_hash ? check_approved_hash(s, hash, err) < 0
+				  : check_approval(s, r.level, err) < 0)
 		return -err->code;
 	r.immediate = choose_immediate(e, &pi, reason, sizeof(reason));
 	if (shd_db_begin(conn, err) < 0)

@@ -19,6 +19,7 @@
 #include "db.h"
 #include "error.h"
 #include "exec-internal.h"
+#include "exec-vm-internal.h"
 #include "json.h"
 #include "log.h"
 #include "provider.h"
@@ -29,106 +30,17 @@
 #define IMAGE_MAX 512
 #define DEFAULT_IMAGE "quay.io/containerdisks/fedora:latest"
 
-/* The VM a step names, resolved against the registry. */
-struct vm_ref {
-	const char *cluster, *ns, *name;
-	int64_t cluster_id;
-	char cluster_ids[24];
-};
-
-/* Provider failures a retry may cure become SHP_E_UNAVAIL, which the runner retries. */
-static int provider_failed(struct shp_error *err, const char *what, const struct vm_ref *v)
-{
-	if (err->code == SHP_E_RATE || err->code == SHP_E_K8S)
-		err->code = SHP_E_UNAVAIL;
-	return shp_error_prefix(err, "%s '%s/%s' on cluster '%s'", what, v->ns, v->name,
-				v->cluster);
-}
-
-/* Read cluster, namespace and name; the namespace must be registered in the cluster's environment.
- */
-static int resolve(struct shd_step_ctx *s, struct vm_ref *v, struct shp_error *err)
-{
-	static const char sql[] =
-		"SELECT c.id, c.environment::text, n.environment::text"
-		"  FROM clusters c LEFT JOIN namespaces n ON n.name = $2 WHERE c.name = $1";
-	_cleanup_(PQclearp) PGresult *res = NULL;
-
-	if (shp_json_get_string(s->params, "cluster", true, 63, &v->cluster, err) < 0 ||
-	    shp_json_get_string(s->params, "namespace", true, 63, &v->ns, err) < 0 ||
-	    shp_json_get_string(s->params, "name", true, 63, &v->name, err) < 0)
-		return -err->code;
-	res = shd_db_exec(s->conn, sql, 2, (const char *[]){v->cluster, v->ns}, err);
-	if (!res)
-		return -err->code;
-	if (PQntuples(res) == 0)
-		return shp_error_set(err, SHP_E_NOTFOUND, "cluster '%s' not found", v->cluster);
-	if (PQgetisnull(res, 0, 2))
-		return shp_error_set(err, SHP_E_NOTFOUND, "namespace '%s' is not registered",
-				     v->ns);
-	if (strcmp(shd_db_value(res, 0, 1), shd_db_value(res, 0, 2)) != 0)
-		return shp_error_set(err, SHP_E_INVAL,
-				     "namespace '%s' is %s but cluster '%s' is %s", v->ns,
-				     shd_db_value(res, 0, 2), v->cluster, shd_db_value(res, 0, 1));
-	v->cluster_id = strtoll(shd_db_value(res, 0, 0), NULL, 10);
-	(void)snprintf(v->cluster_ids, sizeof(v->cluster_ids), "%" PRId64, v->cluster_id);
-	return 0;
-}
-
-static struct shd_provider *provider_of(struct shd_step_ctx *s, const struct vm_ref *v,
-					struct shp_error *err)
-{
-	if (!s->providers) {
-		shp_error_set(err, SHP_E_UNAVAIL, "no cluster providers in this daemon");
-		return NULL;
-	}
-	return shd_providers_get(s->providers, v->cluster_id, err);
-}
-
-/* Record what the cluster said about the VM on its row (matched by cluster, namespace, name). */
-static int store_observed(PGconn *conn, const struct vm_ref *v, const struct shd_vm *vm,
-			  struct shp_error *err)
-{
-	static const char sql[] =
-		"UPDATE vms SET uid = $4, status = $5::vm_status, printable_status = $6,"
-		" resource_version = $7, node = $8, ip = $9, error = $10, observed_at = now(),"
-		" updated_at = now()"
-		" WHERE cluster_id = $1 AND namespace = $2 AND name = $3 AND deleted_at IS NULL";
-	const char *status = shd_vm_status_to_string(vm->status);
-
-	return shd_db_command(conn, sql, 10,
-			      (const char *[]){v->cluster_ids, v->ns, v->name, vm->uid, status,
-					       vm->printable_status, vm->resource_version, vm->node,
-					       vm->ip, vm->error},
-			      err);
-}
-
-static json_t *vm_result(const struct vm_ref *v, const struct shd_vm *vm)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "cluster", json_string(v->cluster));
-	json_object_set_new(o, "namespace", json_string(vm->namespace_));
-	json_object_set_new(o, "name", json_string(vm->name));
-	json_object_set_new(o, "status", json_string(shd_vm_status_to_string(vm->status)));
-	if (vm->node[0])
-		json_object_set_new(o, "node", json_string(vm->node));
-	if (vm->ip[0])
-		json_object_set_new(o, "ip", json_string(vm->ip));
-	return o;
-}
-
 static int run_get(struct shd_step_ctx *s, struct shp_error *err)
 {
 	_cleanup_(shd_provider_unrefp) struct shd_provider *p = NULL;
-	struct vm_ref v = {0};
+	struct shd_vm_ref v = {0};
 	struct shd_vm vm;
 
-	if (resolve(s, &v, err) < 0 || !(p = provider_of(s, &v, err)))
+	if (shd_vmact_resolve(s, &v, err) < 0 || !(p = shd_vmact_provider(s, &v, err)))
 		return -err->code;
 	if (p->infra.ops->get_vm(p->infra.impl, v.ns, v.name, &vm, s->deadline_ns, err) < 0)
-		return provider_failed(err, "reading VM", &v);
-	s->result = vm_result(&v, &vm);
+		return shd_vmact_failed(err, "reading VM", &v);
+	s->result = shd_vmact_result(&v, &vm);
 	return 0;
 }
 
@@ -165,7 +77,7 @@ static int domain_spec(const json_t *params, json_t *domain, json_t *spec, struc
 }
 
 /* The VirtualMachine shepherd creates: labelled as ours, with its row id. */
-static json_t *vm_manifest(const struct vm_ref *v, const char *vm_id, const json_t *params,
+static json_t *vm_manifest(const struct shd_vm_ref *v, const char *vm_id, const json_t *params,
 			   struct shp_error *err)
 {
 	const char *image = DEFAULT_IMAGE;
@@ -200,42 +112,26 @@ static json_t *vm_manifest(const struct vm_ref *v, const char *vm_id, const json
 	return TAKE_PTR(vm);
 }
 
-/* The row first (its id labels the VM), so a crash after the cluster call leaves nothing untracked.
- */
-static int upsert_row(PGconn *conn, const struct vm_ref *v, char vm_id[24], struct shp_error *err)
-{
-	static const char sql[] =
-		"INSERT INTO vms (cluster_id, namespace, name) VALUES ($1, $2, $3)"
-		" ON CONFLICT (cluster_id, namespace, name) WHERE deleted_at IS NULL"
-		" DO UPDATE SET updated_at = now()"
-		" RETURNING id";
-	_cleanup_(PQclearp) PGresult *res =
-		shd_db_exec(conn, sql, 3, (const char *[]){v->cluster_ids, v->ns, v->name}, err);
-
-	if (!res)
-		return -err->code;
-	(void)snprintf(vm_id, 24, "%s", shd_db_value(res, 0, 0));
-	return 0;
-}
-
 static int run_create(struct shd_step_ctx *s, struct shp_error *err)
 {
 	_cleanup_(shd_provider_unrefp) struct shd_provider *p = NULL;
 	json_auto_t *manifest = NULL;
-	struct vm_ref v = {0};
+	struct shd_vm_ref v = {0};
 	char vm_id[24];
 	struct shd_vm vm;
 
-	if (resolve(s, &v, err) < 0 || upsert_row(s->conn, &v, vm_id, err) < 0 ||
-	    !(manifest = vm_manifest(&v, vm_id, s->params, err)) || !(p = provider_of(s, &v, err)))
+	if (shd_vmact_resolve(s, &v, err) < 0 ||
+	    shd_vmact_upsert_row(s->conn, &v, vm_id, err) < 0 ||
+	    !(manifest = vm_manifest(&v, vm_id, s->params, err)) ||
+	    !(p = shd_vmact_provider(s, &v, err)))
 		return -err->code;
 	if (p->infra.ops->ensure_namespace(p->infra.impl, v.ns, s->deadline_ns, err) < 0)
-		return provider_failed(err, "preparing the namespace for VM", &v);
+		return shd_vmact_failed(err, "preparing the namespace for VM", &v);
 	if (p->infra.ops->create_vm(p->infra.impl, manifest, false, &vm, s->deadline_ns, err) < 0)
-		return provider_failed(err, "creating VM", &v);
-	if (store_observed(s->conn, &v, &vm, err) < 0)
+		return shd_vmact_failed(err, "creating VM", &v);
+	if (shd_vmact_store_observed(s->conn, &v, &vm, err) < 0)
 		return -err->code;
-	s->result = vm_result(&v, &vm);
+	s->result = shd_vmact_result(&v, &vm);
 	json_object_set_new(s->result, "vm_id", json_integer(strtoll(vm_id, NULL, 10)));
 	return 0;
 }
@@ -260,20 +156,20 @@ static int power_op(const json_t *params, enum shd_power_op *ret, struct shp_err
 static int run_power(struct shd_step_ctx *s, struct shp_error *err)
 {
 	_cleanup_(shd_provider_unrefp) struct shd_provider *p = NULL;
-	struct vm_ref v = {0};
+	struct shd_vm_ref v = {0};
 	enum shd_power_op op = SHD_POWER_START;
 	struct shd_vm vm;
 
-	if (power_op(s->params, &op, err) < 0 || resolve(s, &v, err) < 0 ||
-	    !(p = provider_of(s, &v, err)))
+	if (power_op(s->params, &op, err) < 0 || shd_vmact_resolve(s, &v, err) < 0 ||
+	    !(p = shd_vmact_provider(s, &v, err)))
 		return -err->code;
 	if (p->infra.ops->power(p->infra.impl, v.ns, v.name, op, s->deadline_ns, err) < 0)
-		return provider_failed(err, shd_power_op_to_string(op), &v);
+		return shd_vmact_failed(err, shd_power_op_to_string(op), &v);
 	if (p->infra.ops->get_vm(p->infra.impl, v.ns, v.name, &vm, s->deadline_ns, err) < 0)
-		return provider_failed(err, "reading VM", &v);
-	if (store_observed(s->conn, &v, &vm, err) < 0)
+		return shd_vmact_failed(err, "reading VM", &v);
+	if (shd_vmact_store_observed(s->conn, &v, &vm, err) < 0)
 		return -err->code;
-	s->result = vm_result(&v, &vm);
+	s->result = shd_vmact_result(&v, &vm);
 	json_object_set_new(s->result, "op", json_string(shd_power_op_to_string(op)));
 	return 0;
 }
@@ -284,12 +180,12 @@ static int run_delete(struct shd_step_ctx *s, struct shp_error *err)
 		"UPDATE vms SET deleted_at = now(), updated_at = now()"
 		" WHERE cluster_id = $1 AND namespace = $2 AND name = $3 AND deleted_at IS NULL";
 	_cleanup_(shd_provider_unrefp) struct shd_provider *p = NULL;
-	struct vm_ref v = {0};
+	struct shd_vm_ref v = {0};
 
-	if (resolve(s, &v, err) < 0 || !(p = provider_of(s, &v, err)))
+	if (shd_vmact_resolve(s, &v, err) < 0 || !(p = shd_vmact_provider(s, &v, err)))
 		return -err->code;
 	if (p->infra.ops->delete_vm(p->infra.impl, v.ns, v.name, s->deadline_ns, err) < 0)
-		return provider_failed(err, "deleting VM", &v);
+		return shd_vmact_failed(err, "deleting VM", &v);
 	if (shd_db_command(s->conn, sql, 3, (const char *[]){v.cluster_ids, v.ns, v.name}, err) < 0)
 		return -err->code;
 	s->result = json_pack("{s:s,s:s,s:s,s:b}", "cluster", v.cluster, "namespace", v.ns, "name",

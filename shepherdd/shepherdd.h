@@ -389,6 +389,12 @@ int shd_api_adoptions_list(struct shd_req *, struct shd_resp *, struct shp_error
 int shd_api_adoptions_scan(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_adopt(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_ignore(struct shd_req *, struct shd_resp *, struct shp_error *);
+/* api-vms.c: the VM reads (visible VMs, their revisions, diffs and history) */
+int shd_api_vms_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_revisions(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_diff(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_history(struct shd_req *, struct shd_resp *, struct shp_error *);
 
 int shd_api_policies_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_policies_get(struct shd_req *, struct shd_resp *, struct shp_error *);

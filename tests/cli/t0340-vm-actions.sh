@@ -78,6 +78,7 @@ expect_eq STOPPED "$(sql "SELECT status FROM vms WHERE name = 'small-1'")" "crea
 
 plan delete.yaml vm.delete '{cluster: sim1, namespace: team-a, name: web-1}'
 expect_exit 0 "vm.delete as the platform admin" shp tasks submit -f "$T/delete.yaml" --tenant team-a --yes --wait -o json
-expect_eq 0 "$(sql "SELECT count(*) FROM vms WHERE name = 'web-1'")" "the row is gone"
+expect_eq 0 "$(sql "SELECT count(*) FROM vms WHERE name = 'web-1' AND deleted_at IS NULL")" "the row is gone"
+expect_eq 1 "$(sql "SELECT count(*) FROM vms WHERE name = 'web-1' AND deleted_at IS NOT NULL")" "kept, soft-deleted"
 expect_exit 0 "deleting it again succeeds" shp tasks submit -f "$T/delete.yaml" --tenant team-a --yes --wait -o json
 finish
