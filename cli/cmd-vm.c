@@ -1,0 +1,907 @@
+/*
+ * shepherd vm: the VMs a user may see (list, show, revisions, history, the diff of two
+ * revisions) and the requests that change them (create, modify, delete, start, stop,
+ * restart). A request answers with its id, ticket and status; --wait follows it to its end
+ * (and the task carrying it out, once there is one) and exits with its outcome.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <readline/readline.h>
+
+#include "api.h"
+#include "buf.h"
+#include "cli.h"
+#include "json.h"
+#include "output.h"
+#include "util.h"
+
+enum {
+	OPT_NAMESPACE = CLI_OPT_LOCAL,
+	OPT_SYSTEM,
+	OPT_SERVICE,
+	OPT_STATUS,
+	OPT_CLUSTER,
+	OPT_LIMIT,
+	OPT_FROM,
+	OPT_TO,
+	OPT_TEMPLATE,
+	OPT_SIZE,
+	OPT_DISK,
+	OPT_CLOUD_INIT,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_NO_START,
+	OPT_YES,
+	OPT_WAIT,
+	OPT_CONFIRM_NAME,
+};
+
+/* cloud-init user data is at most this long (the spec's limit). */
+#define VM_CLOUD_INIT_MAX (64u * 1024)
+/* How often --wait asks about a request that has no task to follow. */
+#define VM_WAIT_POLL_MS 1000
+
+static const struct cli_column vm_columns[] = {
+	{"NAME", "Name", "name"},
+	{"NAMESPACE", "Namespace", "namespace"},
+	{"STATUS", "Status", "status"},
+	{"SYSTEM", "System", "system", 0, ""},
+	{"SERVICE", "Service", "service", 0, ""},
+	{"SIZE", "Size", "size", 0, ""},
+	{"CPUS", "CPUs", "cpus", COL_RIGHT},
+	{"MEMORY", "Memory", "memory", 0, ""},
+	{"CLUSTER", "Cluster", "cluster"},
+	{"REV", "Revision", "revision", COL_RIGHT},
+	{"AGE", "Created", "created_at", COL_AGE},
+	{"ENVIRONMENT", "Environment", "environment", COL_WIDE},
+	{"OWNER", "Owner", "owner", COL_WIDE, ""},
+	{"TEMPLATE", "Template", "template", COL_WIDE, ""},
+	{"NODE", "Node", "node", COL_WIDE, ""},
+	{"IP", "IP", "ip", COL_WIDE, ""},
+	{NULL},
+};
+
+static const struct cli_kind vm_kind = {"vm", "VMs", "name", vm_columns};
+
+static const struct cli_column revision_columns[] = {
+	{"VERSION", "Version", "version", COL_RIGHT},
+	{"AGE", "Created", "created_at", COL_AGE},
+	{"BY", "Created by", "created_by", 0, ""},
+	{"TICKET", "Ticket", "ticket_id", COL_RIGHT, ""},
+	{"TASK", "Task", "execution_id", COL_RIGHT, ""},
+	{"SIZE", "Size", "spec_size", COL_RIGHT},
+	{"PLAN HASH", "Plan hash", "plan_hash", COL_WIDE, ""},
+	{"SHA256", "SHA-256", "spec_sha256", COL_WIDE},
+	{NULL},
+};
+
+static const struct cli_kind revision_kind = {"revision", "revisions", "version", revision_columns};
+
+static const struct cli_column history_columns[] = {
+	{"TIME", "Time", "at"},
+	{"KIND", "Kind", "kind"},
+	{"ID", "ID", "id", COL_RIGHT},
+	{"ACTOR", "Actor", "actor", 0, ""},
+	{"WHAT", "What", "what", COL_FLEX, ""},
+	{"DETAILS", "Details", "details", COL_WIDE | COL_FLEX, ""},
+	{NULL},
+};
+
+static const struct cli_kind history_kind = {"event", "history entries", "id", history_columns};
+
+/* ---- reads ------------------------------------------------------------------------------- */
+
+static const struct cli_filter list_filters[] = {
+	{OPT_NAMESPACE, "namespace"}, {OPT_SYSTEM, "system"},   {OPT_SERVICE, "service"},
+	{OPT_STATUS, "status"},       {OPT_CLUSTER, "cluster"}, {0},
+};
+
+static int cmd_vm_list(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return cli_filtered_list(argc, argv, ctx, SHP_ROUTE_VMS, &vm_kind, list_filters, OPT_LIMIT);
+}
+
+/* "/api/v1/vms/NAME" plus suffix (allocated). */
+static char *vm_path(const char *name, const char *suffix)
+{
+	_cleanup_free_ char *base = cli_path(SHP_ROUTE_VMS, name);
+
+	return xasprintf("%s%s", base, suffix ? suffix : "");
+}
+
+/* "?namespace=NS" or "" (allocated). */
+static char *ns_query(const char *ns)
+{
+	struct shp_buf q = SHP_BUF_INIT(CLI_BUF_MAX);
+
+	cli_query_add(&q, "namespace", ns);
+	char *s = xasprintf("%s%s", q.len ? "?" : "", q.buf);
+
+	shp_buf_release(&q);
+	return s;
+}
+
+/* The options of the reads that name one VM: --namespace (and --limit where it applies). */
+static int read_opts(int argc, char **argv, struct cli_ctx *ctx, const char **ns, long *limit)
+{
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		if (c == OPT_NAMESPACE) {
+			*ns = optarg;
+		} else if (c == OPT_LIMIT && limit) {
+			r = cli_parse_limit(ctx, optarg, limit);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* The spec of a shown VM, as YAML under the detail view. */
+static int show_spec(struct cli_ctx *ctx, const json_t *vm)
+{
+	const json_t *spec = json_object_get(vm, "spec");
+
+	if (!json_is_object(spec))
+		return 0;
+	printf("\n%sSpec:%s\n", ctx->color ? "\033[1m" : "", ctx->color ? "\033[0m" : "");
+	return cli_render_yaml(stdout, spec);
+}
+
+static int cmd_vm_show(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *vm = NULL;
+	_cleanup_free_ char *path = NULL, *q = NULL, *url = NULL;
+	const char *ns = NULL;
+	int r = read_opts(argc, argv, ctx, &ns, NULL);
+
+	if (r < 0)
+		return r;
+	path = vm_path(argv[optind], NULL);
+	q = ns_query(ns);
+	url = xasprintf("%s%s", path, q);
+	r = cli_call(ctx, "GET", url, NULL, &vm);
+	if (r < 0)
+		return r;
+	r = cli_show_object(ctx, &vm_kind, vm);
+	if (r == 0 && (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE))
+		r = show_spec(ctx, vm);
+	return r;
+}
+
+/* A list under the VM (revisions, history), every page. */
+static int vm_sublist(int argc, char **argv, struct cli_ctx *ctx, const char *suffix,
+		      const struct cli_kind *kind)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf query = SHP_BUF_INIT(CLI_BUF_MAX);
+	_cleanup_(json_decrefp) json_t *items = NULL;
+	_cleanup_free_ char *route = NULL;
+	const char *ns = NULL;
+	long limit = 0;
+	int r = read_opts(argc, argv, ctx, &ns, &limit);
+
+	if (r < 0)
+		return r;
+	route = vm_path(argv[optind], suffix);
+	cli_query_add(&query, "namespace", ns);
+	r = cli_list(ctx, route, query.buf, limit, kind->plural, &items);
+	return r < 0 ? r : cli_show_list(ctx, kind, items);
+}
+
+static int cmd_vm_revisions(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return vm_sublist(argc, argv, ctx, "/revisions", &revision_kind);
+}
+
+static int cmd_vm_history(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return vm_sublist(argc, argv, ctx, "/history", &history_kind);
+}
+
+/* The unified diff, coloured on a terminal as git does: headers bold, hunks cyan. */
+static void print_diff(const struct cli_ctx *ctx, const char *text)
+{
+	const char *line = text;
+
+	while (*line) {
+		size_t n = strcspn(line, "\n");
+		const char *color = NULL;
+
+		if (ctx->color) {
+			if (strncmp(line, "--- ", 4) == 0 || strncmp(line, "+++ ", 4) == 0)
+				color = "\033[1m";
+			else if (line[0] == '@')
+				color = "\033[36m";
+			else if (line[0] == '+')
+				color = "\033[32m";
+			else if (line[0] == '-')
+				color = "\033[31m";
+		}
+		_cleanup_free_ char *raw = xasprintf("%.*s", (int)n, line);
+		_cleanup_free_ char *safe = cli_text_sanitize(raw);
+
+		printf("%s%s%s\n", color ? color : "", safe, color ? "\033[0m" : "");
+		line += n + (line[n] == '\n');
+	}
+}
+
+static int cmd_vm_diff(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf q = SHP_BUF_INIT(CLI_BUF_MAX);
+	_cleanup_(json_decrefp) json_t *d = NULL;
+	_cleanup_free_ char *path = NULL, *url = NULL;
+	const char *from = NULL, *to = NULL;
+	long long v;
+	int c, r;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		if (c == OPT_NAMESPACE)
+			cli_query_add(&q, "namespace", optarg);
+		else if (c == OPT_FROM || c == OPT_TO) {
+			if (shp_parse_int(optarg, c == OPT_FROM ? 0 : 1, INT32_MAX, &v, NULL) < 0)
+				return cli_usage_error(ctx, "--%s: '%s' is not a revision number",
+						       c == OPT_FROM ? "from" : "to", optarg);
+			*(c == OPT_FROM ? &from : &to) = optarg;
+		}
+	}
+	cli_query_add(&q, "from", from);
+	cli_query_add(&q, "to", to);
+	path = vm_path(argv[optind], "/diff");
+	url = xasprintf("%s%s%s", path, q.len ? "?" : "", q.buf);
+	r = cli_call(ctx, "GET", url, NULL, &d);
+	if (r < 0)
+		return r;
+	if (ctx->format != CLI_FORMAT_TABLE && ctx->format != CLI_FORMAT_WIDE)
+		return cli_show_raw(ctx, d);
+	const char *text = shp_json_str(d, "diff");
+
+	if (!text)
+		return shp_error_set(&ctx->err, SHP_E_PROTO,
+				     "unexpected answer from shepherdd: no diff");
+	if (!text[0])
+		cli_note(ctx, "revisions %" PRId64 " and %" PRId64 " have the same spec\n",
+			 shp_json_int(d, "from", 0), shp_json_int(d, "to", 0));
+	print_diff(ctx, text);
+	return 0;
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+/* What the mutating verbs share. */
+struct req_opts {
+	const char *ns;
+	const char *confirm_name;
+	bool yes;
+	bool wait;
+};
+
+static bool is_final(const char *status)
+{
+	static const char *const finals[] = {"COMPLETED", "FAILED", "REJECTED", "CANCELLED",
+					     "EXPIRED"};
+
+	for (size_t i = 0; status && i < SHP_ARRAY_SIZE(finals); i++)
+		if (strcmp(status, finals[i]) == 0)
+			return true;
+	return false;
+}
+
+/* "request 12 CREATE_VM: PENDING_APPROVAL (ticket 7, approval level 2; task 3)" */
+static void print_request(const struct cli_ctx *ctx, const json_t *r, const char *id_key)
+{
+	const json_t *ticket = json_object_get(r, "ticket_id");
+	const json_t *task = json_object_get(r, "task_id");
+	const char *st = shp_json_str(r, "status"), *ty = shp_json_str(r, "type");
+	_cleanup_free_ char *status = cli_text_sanitize(st ? st : "?");
+	_cleanup_free_ char *type = cli_text_sanitize(ty ? ty : "");
+
+	if (ctx->quiet)
+		return;
+	printf("request %" PRId64 " %s: %s", shp_json_int(r, id_key, 0), type, status);
+	if (json_is_integer(ticket))
+		printf(" (ticket %" JSON_INTEGER_FORMAT ", approval level %" PRId64 ")",
+		       json_integer_value(ticket), shp_json_int(r, "approval_level", 0));
+	if (json_is_integer(task))
+		printf(", task %" JSON_INTEGER_FORMAT, json_integer_value(task));
+	printf("\n");
+}
+
+/* The exit status of a finished request: as a task's (shepherd(1), EXIT STATUS). */
+static int request_outcome(struct cli_ctx *ctx, const json_t *r)
+{
+	const char *status = shp_json_str(r, "status"), *error = shp_json_str(r, "error");
+	int64_t id = shp_json_int(r, "id", 0);
+	enum shp_errc code = SHP_E_INTERNAL;
+
+	if (strcmp(status, "COMPLETED") == 0)
+		return 0;
+	if (strcmp(status, "REJECTED") == 0)
+		ctx->exit_status = SHP_EXIT_PERM, code = SHP_E_PERM;
+	else if (strcmp(status, "CANCELLED") == 0)
+		ctx->exit_status = SHP_EXIT_CONFLICT, code = SHP_E_CONFLICT;
+	else if (strcmp(status, "EXPIRED") == 0)
+		ctx->exit_status = SHP_EXIT_RETRY, code = SHP_E_TIMEOUT;
+	else
+		ctx->exit_status = SHP_EXIT_FAILURE;
+	return shp_error_set(&ctx->err, code, "request %" PRId64 " %s%s%s", id,
+			     strcmp(status, "FAILED") == 0 ? "failed" : status,
+			     error && error[0] ? ": " : "", error && error[0] ? error : "");
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	(void)nanosleep(&ts, NULL);
+}
+
+/* Poll GET /requests/{id} until it is final, following its task once there is one. */
+static int wait_request(struct cli_ctx *ctx, int64_t id, json_t **ret)
+{
+	_cleanup_free_ char *path = NULL;
+	char ids[24], last[32] = "";
+	bool followed = false;
+
+	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
+	path = cli_path(SHP_ROUTE_REQUESTS, ids);
+	for (;;) {
+		_cleanup_(json_decrefp) json_t *r = NULL;
+		const json_t *task;
+		const char *status;
+		int rc = cli_call(ctx, "GET", path, NULL, &r);
+
+		if (rc < 0)
+			return rc;
+		status = shp_json_str(r, "status");
+		if (!status)
+			return shp_error_set(&ctx->err, SHP_E_PROTO,
+					     "unexpected answer from shepherdd: not a request");
+		if (is_final(status)) {
+			*ret = TAKE_PTR(r);
+			return 0;
+		}
+		task = json_object_get(r, "task_id");
+		if (json_is_integer(task) && !followed) {
+			_cleanup_(json_decrefp) json_t *done = NULL;
+			char tid[24];
+
+			(void)snprintf(tid, sizeof(tid), "%" JSON_INTEGER_FORMAT,
+				       json_integer_value(task));
+			cli_note(ctx, "following task %s\n", tid);
+			rc = cli_follow_task(ctx, tid, &done);
+			if (rc < 0)
+				return rc;
+			followed = true;
+			continue;
+		}
+		if (strcmp(last, status) != 0)
+			cli_note(ctx, "request %s is %s\n", ids, status);
+		(void)snprintf(last, sizeof(last), "%s", status);
+		sleep_ms(VM_WAIT_POLL_MS);
+	}
+}
+
+/* After a request was accepted: report it, and with --wait follow it to its end. */
+static int request_done(struct cli_ctx *ctx, const json_t *answer, bool wait)
+{
+	_cleanup_(json_decrefp) json_t *final = NULL;
+	int64_t id = shp_json_int(answer, "request_id", 0);
+	int r;
+
+	if (id <= 0)
+		return shp_error_set(&ctx->err, SHP_E_PROTO,
+				     "unexpected answer from shepherdd: no request id");
+	if (!wait) {
+		if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE) {
+			print_request(ctx, answer, "request_id");
+			return 0;
+		}
+		return cli_show_raw(ctx, answer);
+	}
+	if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE) {
+		if (!ctx->quiet)
+			print_request(ctx, answer, "request_id");
+	}
+	r = wait_request(ctx, id, &final);
+	if (r < 0)
+		return r;
+	if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)
+		print_request(ctx, final, "id");
+	else if ((r = cli_show_raw(ctx, final)) < 0)
+		return r;
+	return request_outcome(ctx, final);
+}
+
+/* The parameter a 400 CONFIRMATION_REQUIRED asks for ("confirm", "confirm_name"), or NULL. */
+static const char *confirmation_needed(const struct cli_ctx *ctx)
+{
+	const json_t *e = json_object_get(ctx->error_body, "error");
+
+	if (!e || !shp_json_str(e, "code") ||
+	    strcmp(shp_json_str(e, "code"), "CONFIRMATION_REQUIRED") != 0)
+		return NULL;
+	const char *p = shp_json_str(json_object_get(e, "details"), "parameter");
+
+	return p ? p : "confirm";
+}
+
+/* Say which flag the refused request needs; exit 7. */
+static int confirmation_refused(struct cli_ctx *ctx, const char *param, const char *name)
+{
+	const json_t *details =
+		json_object_get(json_object_get(ctx->error_body, "error"), "details");
+	const char *env = shp_json_str(details, "environment");
+	char what[SHP_ERROR_MSG_MAX];
+
+	(void)snprintf(what, sizeof(what), "%s", ctx->err.msg);
+	ctx->usage_hint = false;
+	if (strcmp(param, "confirm_name") == 0)
+		return shp_error_set(&ctx->err, SHP_E_INVAL,
+				     "%s%s%s%s: pass --confirm-name %s (no prompt off a terminal)",
+				     what, env ? " (" : "", env ? env : "", env ? ")" : "", name);
+	return shp_error_set(&ctx->err, SHP_E_INVAL, "%s%s%s%s: pass --yes", what, env ? " (" : "",
+			     env ? env : "", env ? ")" : "");
+}
+
+static bool on_terminal(void)
+{
+	return isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
+}
+
+/* Ask on the terminal: the VM's name typed (confirm_name), or y/N. *ret: what to send. */
+static int prompt_confirmation(struct cli_ctx *ctx, const char *param, const char *name, char **ret)
+{
+	_cleanup_free_ char *prompt = NULL, *answer = NULL;
+	bool typed = strcmp(param, "confirm_name") == 0;
+
+	prompt = typed ? xasprintf("Deleting VM '%s' cannot be undone. Type its name to go on: ",
+				   name)
+		       : xasprintf("Delete VM '%s'? [y/N] ", name);
+	rl_outstream = stderr;
+	answer = readline(prompt);
+	if (answer && (typed ? strcmp(answer, name) == 0
+			     : strcmp(answer, "y") == 0 || strcmp(answer, "yes") == 0)) {
+		*ret = TAKE_PTR(answer);
+		return 0;
+	}
+	ctx->exit_status = SHP_EXIT_FAILURE;
+	return shp_error_set(&ctx->err, SHP_E_INTERNAL, "not deleted%s",
+			     typed && answer ? ": the name typed does not match" : "");
+}
+
+/* Send one request; a refusal for want of confirmation names the flag that gives it. */
+static int submit(struct cli_ctx *ctx, const char *method, const char *url, const json_t *body,
+		  const char *name, json_t **ret)
+{
+	int r = cli_call(ctx, method, url, body, ret);
+	const char *param;
+
+	if (r < 0 && (param = confirmation_needed(ctx)))
+		return confirmation_refused(ctx, param, name);
+	return r;
+}
+
+static void body_set_new(json_t *body, const char *key, json_t *value)
+{
+	if (!value || json_object_set_new(body, key, value) < 0)
+		abort(); /* out of memory */
+}
+
+/* --disk NAME=SIZE[:CLASS] into {"name", "size", "storage_class"?}. */
+static int parse_disk(struct cli_ctx *ctx, const char *s, json_t *disks)
+{
+	const char *eq = strchr(s, '=');
+	_cleanup_free_ char *name = NULL, *size = NULL;
+	const char *colon;
+
+	if (!eq || eq == s || !eq[1])
+		return cli_usage_error(ctx, "--disk '%s': expected NAME=SIZE[:STORAGE-CLASS]", s);
+	name = xasprintf("%.*s", (int)(eq - s), s);
+	colon = strchr(eq + 1, ':');
+	size = colon ? xasprintf("%.*s", (int)(colon - eq - 1), eq + 1) : xstrdup(eq + 1);
+	if (!size[0] || (colon && !colon[1]))
+		return cli_usage_error(ctx, "--disk '%s': expected NAME=SIZE[:STORAGE-CLASS]", s);
+	json_t *d = json_object();
+
+	body_set_new(d, "name", json_string(name));
+	body_set_new(d, "size", json_string(size));
+	if (colon)
+		body_set_new(d, "storage_class", json_string(colon + 1));
+	if (!json_string_value(json_object_get(d, "name")) ||
+	    !json_string_value(json_object_get(d, "size"))) {
+		json_decref(d);
+		return shp_error_set(&ctx->err, SHP_E_INVAL, "--disk '%s' is not valid UTF-8", s);
+	}
+	if (json_array_append_new(disks, d) < 0)
+		abort();
+	return 0;
+}
+
+/* The contents of --cloud-init FILE (at most VM_CLOUD_INIT_MAX bytes). */
+static int read_cloud_init(struct cli_ctx *ctx, const char *file, char **ret)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf b = SHP_BUF_INIT(VM_CLOUD_INIT_MAX);
+	_cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+	char chunk[4096];
+	ssize_t n;
+
+	if (fd < 0)
+		return shp_error_errno(&ctx->err, errno, "cannot open '%s'", file);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (shp_buf_addn(&b, chunk, (size_t)n) < 0)
+			return shp_error_set(&ctx->err, SHP_E_INVAL,
+					     "'%s' is larger than the %u bytes cloud-init may have",
+					     file, VM_CLOUD_INIT_MAX);
+	if (n < 0)
+		return shp_error_errno(&ctx->err, errno, "cannot read '%s'", file);
+	*ret = shp_buf_detach(&b, NULL);
+	return 0;
+}
+
+/* Options of create and modify: each sets a member of the body. */
+static int spec_opt(struct cli_ctx *ctx, int c, const char *arg, json_t *body, json_t *disks,
+		    struct req_opts *o)
+{
+	_cleanup_free_ char *text = NULL;
+	long long v;
+	int r;
+
+	switch (c) {
+	case OPT_NAMESPACE: o->ns = arg; return 0;
+	case OPT_YES: o->yes = true; return 0;
+	case OPT_WAIT: o->wait = true; return 0;
+	case OPT_NO_START: body_set_new(body, "run", json_false()); return 0;
+	case OPT_SERVICE: return cli_body_set(ctx, body, "service", arg);
+	case OPT_TEMPLATE: return cli_body_set(ctx, body, "template", arg);
+	case OPT_SIZE: return cli_body_set(ctx, body, "size", arg);
+	case OPT_CLUSTER: return cli_body_set(ctx, body, "cluster", arg);
+	case OPT_MEMORY: return cli_body_set(ctx, body, "memory", arg);
+	case OPT_DISK: return parse_disk(ctx, arg, disks);
+	case OPT_CPUS:
+		if (shp_parse_int(arg, 1, 1024, &v, NULL) < 0)
+			return cli_usage_error(
+				ctx, "--cpus: '%s' is not a number of CPUs (1..1024)", arg);
+		body_set_new(body, "cpus", json_integer(v));
+		return 0;
+	case OPT_CLOUD_INIT:
+		r = read_cloud_init(ctx, arg, &text);
+		return r < 0 ? r : cli_body_set(ctx, body, "cloud_init", text);
+	default: return 0;
+	}
+}
+
+static int parse_spec_opts(int argc, char **argv, struct cli_ctx *ctx, json_t *body,
+			   struct req_opts *o)
+{
+	_cleanup_(json_decrefp) json_t *disks = json_array();
+	int c, r;
+
+	if (!disks)
+		abort();
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		r = spec_opt(ctx, c, optarg, body, disks, o);
+		if (r < 0)
+			return r;
+	}
+	if (json_array_size(disks) > 0)
+		body_set_new(body, "disks", json_incref(disks));
+	if (o->yes)
+		body_set_new(body, "confirm", json_true());
+	return 0;
+}
+
+static int cmd_vm_create(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *body = json_object();
+	_cleanup_(json_decrefp) json_t *answer = NULL;
+	struct req_opts o = {0};
+	int r = parse_spec_opts(argc, argv, ctx, body, &o);
+
+	if (r < 0 || (r = cli_body_set(ctx, body, "name", argv[optind])) < 0 ||
+	    (r = cli_body_set(ctx, body, "namespace", o.ns)) < 0)
+		return r;
+	r = submit(ctx, "POST", SHP_ROUTE_VMS, body, argv[optind], &answer);
+	return r < 0 ? r : request_done(ctx, answer, o.wait);
+}
+
+static int cmd_vm_modify(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *body = json_object();
+	_cleanup_(json_decrefp) json_t *answer = NULL;
+	_cleanup_free_ char *path = NULL, *q = NULL, *url = NULL;
+	struct req_opts o = {0};
+	int r = parse_spec_opts(argc, argv, ctx, body, &o);
+
+	if (r < 0)
+		return r;
+	if (json_object_size(body) == (o.yes ? 1u : 0u))
+		return cli_usage_error(ctx, "nothing to change: give --size, --cpus, --memory or "
+					    "--disk");
+	path = vm_path(argv[optind], NULL);
+	q = ns_query(o.ns);
+	url = xasprintf("%s%s", path, q);
+	r = submit(ctx, "PATCH", url, body, argv[optind], &answer);
+	return r < 0 ? r : request_done(ctx, answer, o.wait);
+}
+
+static int parse_req_opts(int argc, char **argv, struct cli_ctx *ctx, struct req_opts *o)
+{
+	int c;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		if (c == OPT_NAMESPACE)
+			o->ns = optarg;
+		else if (c == OPT_YES)
+			o->yes = true;
+		else if (c == OPT_WAIT)
+			o->wait = true;
+		else if (c == OPT_CONFIRM_NAME)
+			o->confirm_name = optarg;
+	}
+	return 0;
+}
+
+/* DELETE with the confirmation given so far (typed: the name typed at the prompt). */
+static int delete_call(struct cli_ctx *ctx, const char *name, const struct req_opts *o,
+		       const char *typed, bool yes, json_t **ret)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf q = SHP_BUF_INIT(CLI_BUF_MAX);
+	_cleanup_free_ char *path = vm_path(name, NULL), *url = NULL;
+
+	cli_query_add(&q, "namespace", o->ns);
+	cli_query_add(&q, "confirm", yes ? "true" : NULL);
+	cli_query_add(&q, "confirm_name", typed ? typed : o->confirm_name);
+	url = xasprintf("%s%s%s", path, q.len ? "?" : "", q.buf);
+	return cli_call(ctx, "DELETE", url, NULL, ret);
+}
+
+/*
+ * A delete asks for what the environment's rule wants: on a terminal the name typed (prod)
+ * or a y/N (test) when no flag gave it; off a terminal never, the error names the flag.
+ */
+static int cmd_vm_delete(int argc, char **argv, struct cli_ctx *ctx)
+{
+	_cleanup_(json_decrefp) json_t *answer = NULL;
+	_cleanup_free_ char *typed = NULL;
+	const char *name = argv[optind], *param;
+	struct req_opts o = {0};
+	int r = parse_req_opts(argc, argv, ctx, &o);
+
+	if (r < 0)
+		return r;
+	r = delete_call(ctx, name, &o, NULL, o.yes, &answer);
+	if (r < 0 && (param = confirmation_needed(ctx))) {
+		if (o.yes || o.confirm_name || !on_terminal())
+			return confirmation_refused(ctx, param, name);
+		r = prompt_confirmation(ctx, param, name, &typed);
+		if (r < 0)
+			return r;
+		shp_error_clear(&ctx->err);
+		bool typed_name = strcmp(param, "confirm_name") == 0;
+
+		r = delete_call(ctx, name, &o, typed_name ? typed : NULL, !typed_name || o.yes,
+				&answer);
+		if (r < 0 && (param = confirmation_needed(ctx)))
+			return confirmation_refused(ctx, param, name);
+	}
+	return r < 0 ? r : request_done(ctx, answer, o.wait);
+}
+
+static int power(int argc, char **argv, struct cli_ctx *ctx, const char *op)
+{
+	_cleanup_(json_decrefp) json_t *body = json_object();
+	_cleanup_(json_decrefp) json_t *answer = NULL;
+	_cleanup_free_ char *path = NULL, *q = NULL, *url = NULL, *suffix = NULL;
+	struct req_opts o = {0};
+	int r = parse_req_opts(argc, argv, ctx, &o);
+
+	if (r < 0)
+		return r;
+	if (o.yes)
+		body_set_new(body, "confirm", json_true());
+	suffix = xasprintf("/%s", op);
+	path = vm_path(argv[optind], suffix);
+	q = ns_query(o.ns);
+	url = xasprintf("%s%s", path, q);
+	r = submit(ctx, "POST", url, body, argv[optind], &answer);
+	return r < 0 ? r : request_done(ctx, answer, o.wait);
+}
+
+static int cmd_vm_start(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return power(argc, argv, ctx, "start");
+}
+
+static int cmd_vm_stop(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return power(argc, argv, ctx, "stop");
+}
+
+static int cmd_vm_restart(int argc, char **argv, struct cli_ctx *ctx)
+{
+	return power(argc, argv, ctx, "restart");
+}
+
+/* ---- the table ----------------------------------------------------------------------------- */
+
+#define F_NAMESPACE(help)                                                                          \
+	{                                                                                          \
+		"namespace", OPT_NAMESPACE, 0, NULL, "NS", help                                    \
+	}
+#define F_WAIT                                                                                     \
+	{                                                                                          \
+		"wait", OPT_WAIT, 0, NULL, NULL,                                                   \
+			"follow the request to its end; exit with its outcome"                     \
+	}
+#define F_YES                                                                                      \
+	{                                                                                          \
+		"yes", OPT_YES, 0, NULL, NULL,                                                     \
+			"confirm the request (what a policy of level 1 asks of the requester)"     \
+	}
+
+static const struct shp_flag list_flags[] = {
+	F_NAMESPACE("only VMs of this namespace"),
+	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", "only VMs of this system"},
+	{"service", OPT_SERVICE, 0, NULL, "SERVICE", "only VMs of this service"},
+	{"status", OPT_STATUS, 0, NULL, "STATUS",
+	 "only VMs in this status (RUNNING, STOPPED, ...)"},
+	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER", "only VMs on this cluster"},
+	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N VMs"},
+	{NULL},
+};
+
+static const struct shp_flag one_vm_flags[] = {
+	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	{NULL},
+};
+
+static const struct shp_flag sublist_flags[] = {
+	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N entries"},
+	{NULL},
+};
+
+static const struct shp_flag diff_flags[] = {
+	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	{"from", OPT_FROM, 0, NULL, "N", "the older revision (default: the one before --to)"},
+	{"to", OPT_TO, 0, NULL, "M", "the newer revision (default: the latest)"},
+	{NULL},
+};
+
+#define SPEC_FLAGS                                                                                 \
+	{"cpus", OPT_CPUS, 0, NULL, "N", "CPUs, instead of the size's"},                           \
+		{"memory", OPT_MEMORY, 0,                                                          \
+		 NULL,     "QUANTITY", "memory, instead of the size's (8Gi, 512Mi)"},              \
+	{                                                                                          \
+		"disk", OPT_DISK, 0, NULL, "NAME=SIZE[:CLASS]",                                    \
+			"an extra disk (repeat for more; at most 8)"                               \
+	}
+
+static const struct shp_flag create_flags[] = {
+	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", "the namespace of the VM", .required = true},
+	{"service", OPT_SERVICE, 0, NULL, "SERVICE", "the service the VM belongs to",
+	 .required = true},
+	{"template", OPT_TEMPLATE, 0, NULL, "TEMPLATE", "the template to build it from",
+	 .required = true},
+	{"size", OPT_SIZE, 0, NULL, "SIZE", "the instance size", .required = true},
+	SPEC_FLAGS,
+	{"cloud-init", OPT_CLOUD_INIT, 0, NULL, "FILE",
+	 "cloud-init user data (YAML, at most 64 KiB) instead of the template's", .file = true},
+	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER",
+	 "the preferred cluster (the approver decides)"},
+	{"no-start", OPT_NO_START, 0, NULL, NULL, "do not start the VM once it is created"},
+	F_YES,
+	F_WAIT,
+	{NULL},
+};
+
+static const struct shp_flag modify_flags[] = {
+	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	{"size", OPT_SIZE, 0, NULL, "SIZE", "another instance size"},
+	SPEC_FLAGS,
+	F_YES,
+	F_WAIT,
+	{NULL},
+};
+
+static const struct shp_flag delete_flags[] = {
+	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	F_YES,
+	{"confirm-name", OPT_CONFIRM_NAME, 0, NULL, "NAME",
+	 "the VM's name again, which deleting a VM in prod needs"},
+	F_WAIT,
+	{NULL},
+};
+
+static const struct shp_flag power_flags[] = {
+	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	F_YES,
+	F_WAIT,
+	{NULL},
+};
+
+#define REQUEST_NOTE                                                                               \
+	" It prints the request's id, its ticket when it needs approval, and its status; with "    \
+	"--wait it follows the request (and the task carrying it out) to its end, and the exit "   \
+	"status is its outcome: 0 completed, 1 failed, 5 rejected, 6 cancelled, 9 expired."
+
+static const struct shp_subcmd vm_verbs[] = {
+	{"create", cmd_vm_create, 1, 1,
+	 "NAME --namespace NS --service SVC --template T --size S [--disk NAME=SIZE[:CLASS]]... "
+	 "[--cloud-init FILE] [--cluster C] [--cpus N] [--memory Q] [--no-start] [--yes] [--wait]",
+	 CMD_NEEDS_DAEMON, "request a new VM",
+	 "Request a new VM built from a template in an instance size, for a service of a system "
+	 "you belong to. The approval policy of the namespace's environment decides whether it "
+	 "is created at once or waits for an approver." REQUEST_NOTE,
+	 create_flags},
+	{"delete", cmd_vm_delete, 1, 1,
+	 "NAME [--namespace NS] [--yes | --confirm-name NAME] [--wait]", CMD_NEEDS_DAEMON,
+	 "request the deletion of a VM",
+	 "Request the deletion of a VM. A test VM needs --yes, a prod VM its name again "
+	 "(--confirm-name); on a terminal shepherd asks for what is missing, anywhere else it "
+	 "refuses (exit 7) and names the option." REQUEST_NOTE,
+	 delete_flags},
+	{"diff", cmd_vm_diff, 1, 1, "NAME [--namespace NS] [--from N] [--to M]",
+	 CMD_NEEDS_DAEMON | CMD_READONLY, "show how two revisions of a VM's spec differ",
+	 "Show the unified diff of the specs (YAML) of two revisions of a VM: by default the "
+	 "latest against the one before it. Coloured on a terminal.",
+	 diff_flags},
+	{"history", cmd_vm_history, 1, 1, "NAME [--namespace NS] [--limit N]",
+	 CMD_NEEDS_DAEMON | CMD_READONLY, "show everything that happened to a VM",
+	 "One time-ordered list of a VM's requests, the approvers' decisions (with the plan hash "
+	 "they approved), the tasks that carried them out, its revisions and the status changes "
+	 "the watcher saw.",
+	 sublist_flags},
+	{"list", cmd_vm_list, 0, 0,
+	 "[--namespace NS] [--system SYSTEM] [--service SVC] [--status STATUS] [--cluster C] "
+	 "[--limit N]",
+	 CMD_NEEDS_DAEMON | CMD_READONLY, "list the VMs you may see",
+	 "List the active VMs you may see: those of your systems, or every system's in the "
+	 "environments where you approve or operate.",
+	 list_flags},
+	{"modify", cmd_vm_modify, 1, 1,
+	 "NAME [--namespace NS] [--size S] [--cpus N] [--memory Q] [--disk NAME=SIZE[:CLASS]]... "
+	 "[--yes] [--wait]",
+	 CMD_NEEDS_DAEMON, "request a change to a VM",
+	 "Request a change of a VM's size, CPUs, memory or disks." REQUEST_NOTE, modify_flags},
+	{"restart", cmd_vm_restart, 1, 1, "NAME [--namespace NS] [--yes] [--wait]",
+	 CMD_NEEDS_DAEMON, "request a restart of a VM", "Request a restart of a VM." REQUEST_NOTE,
+	 power_flags},
+	{"revisions", cmd_vm_revisions, 1, 1, "NAME [--namespace NS] [--limit N]",
+	 CMD_NEEDS_DAEMON | CMD_READONLY, "list the revisions of a VM's spec",
+	 "List the revisions of a VM's spec, one for each change carried out, with the ticket, "
+	 "task and plan hash behind it.",
+	 sublist_flags},
+	{"show", cmd_vm_show, 1, 1, "NAME [--namespace NS]", CMD_NEEDS_DAEMON | CMD_READONLY,
+	 "show a VM and its spec",
+	 "Show a VM: its status as the watcher last saw it, where it runs, who owns it, its "
+	 "template, size and resources, and its current spec. A name used in several namespaces "
+	 "needs --namespace.",
+	 one_vm_flags},
+	{"start", cmd_vm_start, 1, 1, "NAME [--namespace NS] [--yes] [--wait]", CMD_NEEDS_DAEMON,
+	 "request the start of a VM", "Request the start of a stopped VM." REQUEST_NOTE,
+	 power_flags},
+	{"stop", cmd_vm_stop, 1, 1, "NAME [--namespace NS] [--yes] [--wait]", CMD_NEEDS_DAEMON,
+	 "request the stop of a VM", "Request the stop of a running VM." REQUEST_NOTE, power_flags},
+	{NULL},
+};
+
+const struct shp_cmd cmd_vm = {
+	.name = "vm",
+	.summary = "see VMs and request changes to them",
+	.description = "VMs belong to a service of a system. Their members see them and request "
+		       "changes, which an approval policy may send to an approver first; every "
+		       "change carried out leaves a revision of the VM's spec.",
+	.subcmds = vm_verbs,
+};

@@ -1,0 +1,201 @@
+#!/bin/bash
+# The VM reads and the audit trail through the real daemon and CLI, with several users: VMs
+# and revisions seeded as the execution path writes them (deflated YAML with size and hash);
+# vm list and show answer only what a user may see (a member sees their system's VMs, a user of
+# another system and a test-only approver on a prod VM get 404), a name in two namespaces is
+# ambiguous (409 naming them), revisions, the diff of two revisions (the changed CPU line),
+# the history, the audit filters, the export as JSON lines and audit list --follow; a delete
+# never prompts off a terminal.
+. "$top_srcdir/tests/helpers/lib.sh"
+
+start_daemon_tls
+J='Content-Type: application/json'
+uid() { sql "SELECT id FROM users WHERE name = '$1'"; }
+for u in alice bob tess; do user_token "$u" >/dev/null; done
+sql "INSERT INTO role_bindings (user_id, role, allowed_environments) VALUES
+	($(uid alice), 'viewer', '{test,prod}'), ($(uid bob), 'viewer', '{test,prod}'),
+	($(uid tess), 'approver', '{test}')"
+expect_exit 0 "a test namespace" shp namespace create team-a --environment test
+expect_exit 0 "a prod namespace" shp namespace create pay-prod --environment prod
+expect_exit 0 "a test cluster" shp cluster add sim1 --simulated --environment test
+expect_exit 0 "a prod cluster" shp cluster add simp --simulated --environment prod
+api_as alice POST /api/v1/systems -H "$J" -d '{"name": "shop"}' >/dev/null
+expect_eq 202 "$(code)" "alice creates (and owns) system shop"
+api_as bob POST /api/v1/systems -H "$J" -d '{"name": "other"}' >/dev/null
+expect_eq 202 "$(code)" "bob creates system other"
+
+# vm NAMESPACE SYSTEM CLUSTER CPUS: a VM row as the execution path leaves it
+vm() {
+	sql "INSERT INTO vms (cluster_id, namespace, name, system, service, owner_id, template,
+		size, spec, cpus, memory_bytes, status)
+	     SELECT c.id, '$2', '$1', '$3', 'front', $(uid alice), 'debian-12', 'small',
+		'{\"name\": \"$1\", \"namespace\": \"$2\", \"cpus\": $5}', $5, 4294967296, 'RUNNING'
+	       FROM clusters c WHERE c.name = '$4' RETURNING id" | head -n 1
+}
+# revision VM-ID VERSION YAML: the row shd_revision_add writes (zlib, size, SHA-256 of the YAML)
+revision() {
+	sql "$(python3 - "$@" <<'PY'
+import hashlib, sys, zlib
+vm, version, text = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+print("INSERT INTO vm_revisions (vm_id, version, spec_z, spec_size, spec_sha256, created_by)"
+      " VALUES (%s, %s, '\\x%s', %d, '%s', 'alice');"
+      " UPDATE vms SET revision = %s WHERE id = %s"
+      % (vm, version, zlib.compress(text).hex(), len(text), hashlib.sha256(text).hexdigest(),
+         version, vm))
+PY
+)"
+}
+web=$(vm web-1 team-a shop sim1 2)
+vm web-1 pay-prod shop simp 2 >/dev/null
+db=$(vm db-1 pay-prod shop simp 8)
+vm api-1 team-a other sim1 1 >/dev/null
+revision "$web" 1 $'name: web-1\nnamespace: team-a\ncpus: 2\nsize: small\n'
+revision "$web" 2 $'name: web-1\nnamespace: team-a\ncpus: 4\nsize: small\n'
+
+# ---- visibility
+expect_exit 0 "alice lists her VMs" as alice vm list -o json
+expect_eq "db-1 web-1 web-1" "$(jq -r '[.[].name] | sort | join(" ")' <<<"$OUT")" \
+	"those of her system in both environments, not bob's"
+expect_exit 0 "bob lists his" as bob vm list -o json
+expect_eq "api-1" "$(jq -r '[.[].name] | join(" ")' <<<"$OUT")" "only api-1"
+expect_exit 0 "tess (approver in test) lists" as tess vm list -o json
+expect_eq "api-1 web-1" "$(jq -r '[.[].name] | sort | join(" ")' <<<"$OUT")" \
+	"every system's test VMs, no prod one"
+expect_exit 4 "tess cannot see the prod VM db-1 (404, exit 4)" as tess vm show db-1
+expect_match "not found" "$ERR" "it is just not found"
+expect_exit 4 "bob cannot see alice's web-1" as bob vm show web-1
+expect_exit 0 "a platform admin sees every VM" shp vm list -o json
+expect_eq 4 "$(jq length <<<"$OUT")" "all four"
+expect_exit 6 "web-1 is in two of alice's namespaces (409, exit 6)" as alice vm show web-1
+expect_match "team-a" "$ERR" "the error names team-a"
+expect_match "pay-prod" "$ERR" "and pay-prod"
+api_as alice GET /api/v1/vms/web-1 >/dev/null
+expect_eq 409 "$(code)" "409 over the API"
+expect_eq "pay-prod, team-a" "$(jq -r .error.details.namespaces "$T/body")" "listing the namespaces"
+expect_exit 0 "tess sees only one web-1: not ambiguous for her" as tess vm show web-1 -o json
+expect_eq team-a "$(jq -r .namespace <<<"$OUT")" "the test one"
+expect_exit 0 "alice shows web-1 in team-a" as alice vm show web-1 --namespace team-a -o json
+expect_eq "RUNNING sim1 shop front alice debian-12 small 2 4Gi 2 2" \
+	"$(jq -r '[.status, .cluster, .system, .service, .owner, .template, .size, .cpus, .memory, .revision, .spec.cpus] | join(" ")' <<<"$OUT")" \
+	"status, cluster, system, service, owner, template, size, cpus, memory, revision, spec"
+expect_exit 0 "the table view" as alice vm show web-1 --namespace team-a
+expect_match "Spec:" "$OUT" "ends with the spec"
+
+# ---- filters and pages
+expect_exit 0 "--namespace and --system filter" as alice vm list --namespace team-a --system shop -o json
+expect_eq "web-1" "$(jq -r '[.[].name] | join(" ")' <<<"$OUT")" "to one VM"
+expect_exit 0 "--status filters" shp vm list --status STOPPED -o json
+expect_eq 0 "$(jq length <<<"$OUT")" "none is stopped"
+expect_exit 0 "--cluster filters" shp vm list --cluster simp -o json
+expect_eq 2 "$(jq length <<<"$OUT")" "two on simp"
+page=$(api GET '/api/v1/vms?limit=3')
+cursor=$(jq -r .next_cursor <<<"$page")
+expect_match '.' "$cursor" "a page of 3 of 4 has a next cursor"
+expect_eq 1 "$(api GET "/api/v1/vms?limit=3&cursor=$cursor" | jq '.items | length')" "the next page has the last"
+api GET '/api/v1/vms?cursor=bogus' >/dev/null
+expect_eq 400 "$(code)" "a bad cursor is 400"
+api GET '/api/v1/vms?namespace=Bad_NS' >/dev/null
+expect_eq 400 "$(code)" "a bad namespace filter is 400"
+api GET '/api/v1/vms/web_1%20x' >/dev/null
+expect_eq 400 "$(code)" "a hostile VM name is 400"
+
+# ---- revisions and the diff
+expect_exit 0 "revisions of web-1" as alice vm revisions web-1 --namespace team-a -o json
+expect_eq "1 2" "$(jq -r '[.[].version] | join(" ")' <<<"$OUT")" "versions 1 and 2"
+expect_exit 0 "vm diff --from 1 --to 2" as alice vm diff web-1 --namespace team-a --from 1 --to 2
+expect_match '^-cpus: 2$' "$(grep -- '^-cpus' <<<"$OUT")" "removes the old CPU line"
+expect_match '^\+cpus: 4$' "$(grep -- '^+cpus' <<<"$OUT")" "adds the new one"
+expect_match '^@@ -1,4 \+1,4 @@' "$(grep '^@@' <<<"$OUT")" "in one hunk"
+expect_exit 0 "vm diff without revisions: the latest against the one before" as alice vm diff web-1 --namespace team-a --json
+expect_eq "1 2" "$(jq -r '"\(.from) \(.to)"' <<<"$OUT")" "1 against 2"
+expect_match '\+cpus: 4' "$(jq -r .diff <<<"$OUT")" "the same change"
+expect_exit 0 "a revision against itself" as alice vm diff web-1 --namespace team-a --from 2 --to 2
+expect_eq "" "$OUT" "has no diff"
+expect_exit 7 "a revision that does not exist (exit 7)" as alice vm diff web-1 --namespace team-a --to 3
+expect_exit 4 "db-1 has no revision yet" as alice vm diff db-1
+expect_exit 4 "bob cannot diff alice's VM" as bob vm diff web-1 --namespace team-a
+sql "UPDATE vm_revisions SET spec_z = '\\x0102' WHERE vm_id = $web AND version = 1"
+api_as alice GET "/api/v1/vms/web-1/diff?namespace=team-a&from=1&to=2" >/dev/null
+expect_eq 500 "$(code)" "a damaged revision is a server error"
+expect_match "corrupt" "$(grep -h 'corrupt' "$T"/*.log)" "logged as corrupt"
+sql "DELETE FROM vm_revisions WHERE vm_id = $web AND version = 1"
+revision "$web" 1 $'name: web-1\nnamespace: team-a\ncpus: 2\nsize: small\n'
+sql "UPDATE vms SET revision = 2 WHERE id = $web"
+
+# ---- history: the request with its ticket and decision, the revisions, a status change
+ev=$(sql "INSERT INTO domain_events (type, payload, actor, tenant, status, created_at, finalized_at)
+	VALUES ('CREATE_VM', '{\"spec\": {\"name\": \"web-1\", \"namespace\": \"team-a\"}}', 'alice',
+		'shop', 'COMPLETED', now() - interval '1 hour', now()) RETURNING id" | head -n 1)
+hash=$(printf '%064d' 7)
+ticket=$(sql "INSERT INTO approval_tickets (event_id, request_type, status, requester, system,
+		namespace, environment, target_name, vm_id, approval_level, plan_hash, expires_at,
+		created_at)
+	VALUES ($ev, 'CREATE_VM', 'COMPLETED', 'alice', 'shop', 'team-a', 'test', 'web-1', $web, 2,
+		'$hash', now() + interval '1 day', now() - interval '1 hour') RETURNING id" | head -n 1)
+sql "INSERT INTO approval_decisions (ticket_id, approver, decision, plan_hash, auth_method,
+	principal, created_at) VALUES ($ticket, 'tess', 'approve', '$hash', 'token', 'token:3',
+	now() - interval '50 minutes')"
+sql "INSERT INTO domain_events (type, payload, actor, status, finalized_at)
+	VALUES ('VM_STATUS_CHANGE', '{\"vm_id\": $web, \"from\": \"STOPPED\", \"to\": \"RUNNING\"}',
+		'shepherdd', 'COMPLETED', now())"
+sql "INSERT INTO domain_events (type, payload, actor, status, finalized_at)
+	VALUES ('VM_STATUS_CHANGE', '{\"vm_id\": $db, \"from\": \"STOPPED\", \"to\": \"RUNNING\"}',
+		'shepherdd', 'COMPLETED', now())"
+expect_exit 0 "vm history" as alice vm history web-1 --namespace team-a -o json
+expect_eq "request decision revision revision status" "$(jq -r '[.[].kind] | join(" ")' <<<"$OUT")" \
+	"request, decision, revisions, status change, in time order"
+expect_eq "CREATE_VM $ticket" "$(jq -r '.[0] | "\(.what) \(.details.ticket_id)"' <<<"$OUT")" "the request with its ticket"
+expect_eq "approve $hash" "$(jq -r '.[1] | "\(.what) \(.details.plan_hash)"' <<<"$OUT")" "the decision with its plan hash"
+expect_eq "STOPPED -> RUNNING" "$(jq -r '.[-1].what' <<<"$OUT")" "the watcher's status change, of this VM only"
+expect_eq 5 "$(jq length <<<"$OUT")" "five entries"
+page=$(api GET "/api/v1/vms/web-1/history?namespace=team-a&limit=2")
+cursor=$(jq -r .next_cursor <<<"$page")
+expect_eq revision "$(api GET "/api/v1/vms/web-1/history?namespace=team-a&limit=2&cursor=$cursor" | jq -r '.items[0].kind')" \
+	"the history pages on"
+api GET "/api/v1/vms/web-1/history?namespace=team-a&cursor=$(printf 'x|y|z' | base64)" >/dev/null
+expect_eq 400 "$(code)" "a forged history cursor is 400"
+expect_exit 0 "the history as a table" as alice vm history web-1 --namespace team-a
+expect_match "decision +[0-9]+ +tess +approve" "$OUT" "one line per entry"
+
+# ---- audit filters, export, follow
+sql "INSERT INTO audit_log (actor, action, resource_type, resource_name, outcome, details)
+	VALUES ('tess', 'APPROVAL_APPROVED', 'vm', 'web-1', 'success', '{\"ticket_id\": $ticket}')"
+expect_exit 0 "audit list --ticket" shp audit list --ticket "$ticket" -o json
+expect_eq "APPROVAL_APPROVED" "$(jq -r '[.[].action] | join(" ")' <<<"$OUT")" "the ticket's entries"
+expect_exit 5 "bob may not create a namespace" as bob namespace create nope --environment test
+expect_exit 0 "audit list --outcome denied --actor bob" shp audit list --outcome denied --actor bob -o json
+expect_eq "NAMESPACE_CREATE" "$(jq -r '[.[].action] | join(" ")' <<<"$OUT")" "his refusal"
+expect_exit 0 "audit list --since 10m" shp audit list --since 10m -o json
+expect_eq "$(sql "SELECT count(*) FROM audit_log")" "$(jq length <<<"$OUT")" "everything is recent"
+expect_exit 0 "audit list --until 2000-01-01T00:00:00Z" shp audit list --until 2000-01-01T00:00:00Z -o json
+expect_eq 0 "$(jq length <<<"$OUT")" "nothing is that old"
+expect_exit 2 "a --since that is no time" shp audit list --since yesterday-ish
+expect_exit 7 "an unknown outcome (exit 7)" shp audit list --outcome maybe
+for q in 'outcome=maybe' 'ticket=abc' 'since=not-a-time' 'after=-1'; do
+	api GET "/api/v1/audit?$q" >/dev/null
+	expect_eq 400 "$(code)" "audit ?$q is 400"
+done
+expect_exit 0 "audit export" shp audit export
+expect_eq "$(sql "SELECT count(*) FROM audit_log")" "$(wc -l <<<"$OUT" | tr -d ' ')" "one line per entry"
+expect_eq "action actor at details id outcome request_id resource_name resource_type" \
+	"$(head -n 1 <<<"$OUT" | jq -r 'keys | join(" ")')" "with the stable field names"
+expect_eq "$(sql "SELECT string_agg(id::text, ' ' ORDER BY id) FROM audit_log")" \
+	"$(jq -r .id <<<"$OUT" | tr '\n' ' ' | sed 's/ $//')" "oldest first, every entry"
+expect_exit 0 "audit export --since in the future" shp audit export --since 2999-01-01T00:00:00Z
+expect_eq "" "$OUT" "writes nothing"
+
+shp audit list --follow -o json >"$T/follow" 2>"$T/follow.err" &
+follower=$!
+sleep 1
+expect_exit 0 "a new namespace" shp namespace create followed --environment test
+seen=no
+for _ in $(seq 1 50); do
+	if grep -q '"resource_name":"followed"' "$T/follow"; then seen=yes; break; fi
+	sleep 0.1
+done
+kill "$follower" 2>/dev/null
+wait "$follower" 2>/dev/null
+expect_eq yes "$seen" "audit list --follow prints the new entry"
+expect_eq 1 "$(grep -c '"resource_name":"followed"' "$T/follow")" "once"
+
+finish
