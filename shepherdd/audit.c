@@ -24,14 +24,15 @@ int shd_audit_write(PGconn *conn, const struct shd_req *req, const char *action,
 
 	if (!masked || !(text = json_dumps(masked, JSON_COMPACT | JSON_SORT_KEYS)))
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
-	(void)snprintf(actor_id, sizeof(actor_id), "%lld", (long long)req->ident.user_id);
-	params[0] = req->ident.user_id > 0 ? actor_id : NULL;
-	params[1] = req->ident.name[0] ? req->ident.name : "anonymous";
+	/* no request: the daemon acts on its own (a worker, a periodic job) */
+	(void)snprintf(actor_id, sizeof(actor_id), "%lld", req ? (long long)req->ident.user_id : 0);
+	params[0] = req && req->ident.user_id > 0 ? actor_id : NULL;
+	params[1] = !req ? SHD_AUDIT_DAEMON : req->ident.name[0] ? req->ident.name : "anonymous";
 	params[2] = action;
 	params[3] = resource_type ? resource_type : "";
 	params[4] = resource_name ? resource_name : "";
 	params[5] = outcome;
-	params[6] = req->request_id;
+	params[6] = req ? req->request_id : "";
 	params[7] = text;
 	if (shd_db_command(conn,
 			   "INSERT INTO audit_log (actor_id, actor, action, resource_type,"

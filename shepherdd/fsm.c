@@ -52,6 +52,8 @@ static const struct shd_fsm_edge ticket_edges[] = {
 	{"PENDING_APPROVAL", "EXPIRED"},
 	{"APPROVED", "EXECUTING"},
 	{"APPROVED", "CANCELLED"},
+	/* its execution was refused before it started (the plan changed, a right was lost) */
+	{"APPROVED", "FAILED"},
 	/* a change to the effective plan after approval sends the ticket back for review */
 	{"APPROVED", "PENDING_APPROVAL"},
 	{"EXECUTING", "COMPLETED"},

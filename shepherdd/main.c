@@ -29,6 +29,7 @@
 #include "health.h"
 #include "locks.h"
 #include "exec.h"
+#include "gov-finish.h"
 #include "queue.h"
 #include "reconcile.h"
 #include "shepherdd.h"
@@ -176,7 +177,7 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 		return NULL;
 	if (shd_jobs_test_register(q, err) < 0 || shd_events_register(q, err) < 0 ||
 	    shd_locks_register(q, shd_exec_reaped_counter(d->exec), err) < 0 ||
-	    shd_exec_register(d->exec, q, err) < 0 ||
+	    shd_exec_register(d->exec, q, err) < 0 || shd_gov_register(q, err) < 0 ||
 	    shd_reconcile_register(q, d, cfg->reconcile_interval_s, cfg->reconcile_mode,
 				   cfg->adoption_interval_s, err) < 0 ||
 	    shd_health_register(d->health, q, err) < 0 || shd_queue_start(q, err) < 0)
@@ -294,6 +295,7 @@ static int run_daemon(const struct shd_config *cfg)
 	if (!d.exec)
 		goto out;
 	shd_exec_set_providers(d.exec, d.providers);
+	shd_gov_set_hooks(d.exec);
 	d.sse = shd_sse_hub_new(&pc, cfg->http_max_streams, &err);
 	if (!d.sse)
 		goto out;

@@ -294,8 +294,11 @@ void shd_auth_token_hash(const char *token, unsigned char out[32]);
 
 /*
  * Append one audit row on conn (inside the caller's transaction, if any). details may be NULL
- * (borrowed); it is masked before it is stored.
+ * (borrowed); it is masked before it is stored. req NULL: the daemon itself acts (a worker, a
+ * periodic job): the actor is SHD_AUDIT_DAEMON, with no actor id and no request id.
  */
+#define SHD_AUDIT_DAEMON "shepherdd"
+
 int shd_audit_write(PGconn *conn, const struct shd_req *req, const char *action,
 		    const char *resource_type, const char *resource_name, const char *outcome,
 		    const json_t *details, struct shp_error *err) SHP_MUSTCHECK;
