@@ -31,6 +31,10 @@
 #define SHP_ROUTE_EXEC_FLAGS SHP_API_PREFIX "/execution/flags" /* the execution feature flag */
 #define SHP_ROUTE_TENANTS SHP_API_PREFIX "/tenants"            /* tenant members */
 
+/* The catalogue: templates (and their versions) and instance sizes. */
+#define SHP_ROUTE_TEMPLATES SHP_API_PREFIX "/templates"
+#define SHP_ROUTE_SIZES SHP_API_PREFIX "/sizes"
+
 /* Approvals: the workbench and decisions; modifications under the admin prefix. */
 #define SHP_ROUTE_APPROVALS SHP_API_PREFIX "/approvals"
 #define SHP_ROUTE_ADMIN_APPROVALS SHP_API_PREFIX "/admin/approvals"

@@ -32,8 +32,10 @@
 enum plain_kind { PLAIN_NULL, PLAIN_BOOL, PLAIN_INT, PLAIN_FLOAT, PLAIN_STR };
 
 struct frame {
-	json_t *node; /* borrowed: owned by the parent or by builder.root */
-	char *key;    /* mappings: the key waiting for its value */
+	json_t *node;    /* borrowed: owned by the parent or by builder.root */
+	char *key;       /* mappings: the key waiting for its value */
+	size_t key_line; /* and the line it is on */
+	char *path;      /* with line recording: this node's path ("a.b[2]"), owned */
 };
 
 struct builder {
@@ -44,6 +46,8 @@ struct builder {
 	int max_depth;
 	int documents;
 	struct shp_error *err;
+	json_t *lines;   /* NULL, or path -> line of every node (shp_yaml_to_json_lines) */
+	char *last_path; /* the path attach() computed last, for open_container() */
 };
 
 /* Length of s cut to at most max bytes on a character boundary. */
@@ -270,6 +274,29 @@ static int scalar_value(const yaml_event_t *ev, json_t **ret, struct shp_error *
 	return *ret ? 0 : -SHP_E_NOMEM;
 }
 
+/* Record the line of the node about to be attached under top (line recording only). */
+static int record_line(struct builder *b, const struct frame *top, const yaml_mark_t *m)
+{
+	const char *parent = top->path ? top->path : "";
+	size_t line = m->line + 1;
+	int r;
+
+	free(b->last_path);
+	if (json_is_array(top->node)) {
+		r = asprintf(&b->last_path, "%s[%zu]", parent, json_array_size(top->node));
+	} else {
+		r = asprintf(&b->last_path, "%s%s%s", parent, *parent ? "." : "", top->key);
+		line = top->key_line;
+	}
+	if (r < 0) {
+		b->last_path = NULL;
+		return -SHP_E_NOMEM;
+	}
+	return json_object_set_new(b->lines, b->last_path, json_integer((json_int_t)line)) < 0
+		       ? -SHP_E_NOMEM
+		       : 0;
+}
+
 /* Hang a new node under the current container (or make it the root); takes ownership of v. */
 static int attach(struct builder *b, json_t *v, const yaml_mark_t *m)
 {
@@ -286,6 +313,10 @@ static int attach(struct builder *b, json_t *v, const yaml_mark_t *m)
 		return 0;
 	}
 	top = &b->stack[b->depth - 1];
+	if (b->lines && record_line(b, top, m) < 0) {
+		json_decref(v);
+		return -SHP_E_NOMEM;
+	}
 	if (json_is_array(top->node))
 		r = json_array_append_new(top->node, v);
 	else
@@ -320,6 +351,7 @@ static int take_key(struct builder *b, const yaml_event_t *ev)
 		return error_at(b->err, m->line + 1, m->column + 1, "duplicate mapping key '%.*s'",
 				quote_len(s, ev->data.scalar.length), s);
 	top->key = strdup(s);
+	top->key_line = m->line + 1;
 	return top->key ? 0 : -SHP_E_NOMEM;
 }
 
@@ -360,7 +392,7 @@ static int open_container(struct builder *b, const yaml_event_t *ev)
 	r = attach(b, node, m);
 	if (r < 0)
 		return r;
-	b->stack[b->depth++] = (struct frame){.node = node, .key = NULL};
+	b->stack[b->depth++] = (struct frame){.node = node, .path = TAKE_PTR(b->last_path)};
 	return 0;
 }
 
@@ -404,8 +436,11 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
 	}
 	case YAML_SEQUENCE_END_EVENT:
 	case YAML_MAPPING_END_EVENT:
-		if (b->depth > 0)
+		if (b->depth > 0) {
 			b->depth--;
+			free(b->stack[b->depth].path);
+			b->stack[b->depth].path = NULL;
+		}
 		return 0;
 	default: return 0;
 	}
@@ -459,10 +494,14 @@ static int libyaml_error(const yaml_parser_t *p, const char *data, size_t len,
 
 static void builder_release(struct builder *b)
 {
-	for (size_t i = 0; i < b->depth; i++)
+	for (size_t i = 0; i < b->depth; i++) {
 		free(b->stack[i].key);
+		free(b->stack[i].path);
+	}
 	free(b->stack);
+	free(b->last_path);
 	json_decref(b->root);
+	json_decref(b->lines);
 }
 
 static void parser_deletep(yaml_parser_t *p)
@@ -477,9 +516,16 @@ static void event_deletep(yaml_event_t *ev)
 
 json_t *shp_yaml_to_json(const char *data, size_t len, int max_depth, struct shp_error *err)
 {
+	return shp_yaml_to_json_lines(data, len, max_depth, NULL, err);
+}
+
+json_t *shp_yaml_to_json_lines(const char *data, size_t len, int max_depth, json_t **ret_lines,
+			       struct shp_error *err)
+{
 	_cleanup_(builder_release) struct builder b = {
 		.max_depth = max_depth < 0 ? 0 : max_depth,
 		.err = err,
+		.lines = ret_lines ? json_object() : NULL,
 	};
 	_cleanup_(parser_deletep) yaml_parser_t parser = {0};
 	bool done = false;
@@ -494,7 +540,7 @@ json_t *shp_yaml_to_json(const char *data, size_t len, int max_depth, struct shp
 		offset_to_mark(data, len, bad, &line, &column);
 		return error_at(err, line, column, "invalid UTF-8"), NULL;
 	}
-	if (!yaml_parser_initialize(&parser))
+	if ((ret_lines && !b.lines) || !yaml_parser_initialize(&parser))
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory parsing YAML"), NULL;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
 	yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
@@ -515,6 +561,8 @@ json_t *shp_yaml_to_json(const char *data, size_t len, int max_depth, struct shp
 		return NULL;
 	if (b.documents == 0 || !b.root)
 		return shp_error_set(err, SHP_E_MALFORMED, "empty YAML document"), NULL;
+	if (ret_lines)
+		*ret_lines = TAKE_PTR(b.lines);
 	return TAKE_PTR(b.root);
 }
 

@@ -59,6 +59,9 @@ static const struct opt opts[] = {
 	 "else $XDG_STATE_HOME/shepherd"},
 	{"schema_dir", "SHEPHERD_SCHEMA_DIR", "schema-dir", OPT_STRING, O(schema_dir), NULL, 0, 0,
 	 "DIR", "directory of the schema migrations (default: the installed ones)"},
+	{"seed.dir", "SHEPHERD_SEED_DIR", "seed-dir", OPT_STRING, O(seed_dir), NULL, 0, 0, "DIR",
+	 "the seed catalogue (templates/*.yaml, sizes.yaml), imported once into an empty "
+	 "database (default: the installed one)"},
 	{"socket.path", "SHEPHERD_SOCKET", "socket", OPT_STRING, O(socket_path), NULL, 0, 0, "PATH",
 	 "Unix socket of the API (default <state_dir>/shepherdd.sock)"},
 	{"socket.mode", "SHEPHERD_SOCKET_MODE", "socket-mode", OPT_MODE, O(socket_mode), "0660", 0,
@@ -488,6 +491,18 @@ static char *default_schema_dir(void)
 	return strdup(SHP_PKGDATADIR "/schema");
 }
 
+/* The installed seed catalogue, else the source tree's (running from a build directory). */
+static char *default_seed_dir(void)
+{
+	struct stat st;
+
+	if (stat(SHP_PKGDATADIR "/seed", &st) == 0 && S_ISDIR(st.st_mode))
+		return strdup(SHP_PKGDATADIR "/seed");
+	if (stat(SHP_ABS_SRCDIR "/deploy/seed", &st) == 0 && S_ISDIR(st.st_mode))
+		return strdup(SHP_ABS_SRCDIR "/deploy/seed");
+	return strdup(SHP_PKGDATADIR "/seed");
+}
+
 static int fill_computed(struct shd_config *cfg, struct shp_error *err)
 {
 	if (!cfg->state_dir && !(cfg->state_dir = default_state_dir()))
@@ -497,6 +512,8 @@ static int fill_computed(struct shd_config *cfg, struct shp_error *err)
 	    asprintf(&cfg->socket_path, "%s/shepherdd.sock", cfg->state_dir) < 0)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	if (!cfg->schema_dir && !(cfg->schema_dir = default_schema_dir()))
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	if (!cfg->seed_dir && !(cfg->seed_dir = default_seed_dir()))
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	if (!cfg->provider_key_file &&
 	    asprintf(&cfg->provider_key_file, "%s/credentials.key", cfg->state_dir) < 0)

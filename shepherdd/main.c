@@ -29,6 +29,7 @@
 #include "health.h"
 #include "locks.h"
 #include "exec.h"
+#include "gov.h"
 #include "gov-finish.h"
 #include "queue.h"
 #include "reconcile.h"
@@ -141,6 +142,23 @@ static int migrate_at_start(struct shd_daemon *d, const struct shd_dbpool_config
 		(void)snprintf(d->pg_server_version, sizeof(d->pg_server_version), "%d.%d",
 			       v / 10000, v % 10000);
 	}
+	PQfinish(conn);
+	return r;
+}
+
+/* Import the seed catalogue into a database that never had it (gov.h shd_seed_import). */
+static int seed_at_start(const struct shd_config *cfg, const struct shd_dbpool_config *pc,
+			 struct shp_error *err)
+{
+	PGconn *conn = shd_db_connect(pc, err);
+	bool done = false;
+	int r;
+
+	if (!conn)
+		return -err->code;
+	r = shd_seed_import(conn, cfg->seed_dir, &done, err);
+	if (r == 0 && done)
+		log_info("imported the seed catalogue from '%s'", cfg->seed_dir);
 	PQfinish(conn);
 	return r;
 }
@@ -280,6 +298,10 @@ static int run_daemon(const struct shd_config *cfg)
 	pc = pool_config(cfg, db.conninfo);
 	if (migrate_at_start(&d, &pc, &err) < 0) {
 		shp_error_prefix(&err, "migrations");
+		goto out;
+	}
+	if (seed_at_start(cfg, &pc, &err) < 0) {
+		shp_error_prefix(&err, "seed catalogue");
 		goto out;
 	}
 	d.pool = shd_dbpool_new(&pc, &err);

@@ -36,6 +36,7 @@ struct shd_config {
 	char *config_path; /* the file read, or NULL */
 	char *state_dir;
 	char *schema_dir;
+	char *seed_dir; /* the seed catalogue, imported once (catalog.c) */
 
 	char *socket_path;
 	unsigned socket_mode;
@@ -392,6 +393,19 @@ int shd_api_adoptions_list(struct shd_req *, struct shd_resp *, struct shp_error
 int shd_api_adoptions_scan(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_adopt(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_ignore(struct shd_req *, struct shd_resp *, struct shp_error *);
+/* api-catalog.c: templates and instance sizes (anyone reads, platform admins write) */
+int shd_api_templates_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_templates_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_templates_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_templates_publish(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_templates_deprecate(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_templates_archive(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_templates_export(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_sizes_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_sizes_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_sizes_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_sizes_update(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_sizes_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
 /* api-vms.c: the VM reads (visible VMs, their revisions, diffs and history) */
 int shd_api_vms_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_vms_get(struct shd_req *, struct shd_resp *, struct shp_error *);
