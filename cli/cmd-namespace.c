@@ -135,7 +135,8 @@ static const struct shp_subcmd namespace_verbs[] = {
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
 		.summary = "show one namespace",
-		.description = "Show every field of the namespace NAME.",
+		.description = "Show every field of the namespace NAME. A namespace of an "
+			       "environment you may not see is not found.",
 	},
 	{NULL},
 };

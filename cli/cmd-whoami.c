@@ -1,14 +1,50 @@
 /*
  * shepherd whoami: the user the daemon takes you for, and how it knows (Unix socket peer,
- * bearer token or client certificate).
+ * bearer token or client certificate), with the platform roles and systems the user holds.
  */
 #include "config.h"
 
 #include <jansson.h>
 
 #include "api.h"
+#include "buf.h"
 #include "cli.h"
 #include "output.h"
+
+/* "approver (test,prod), viewer (test)" from the roles array. */
+static char *roles_cell(const json_t *me, int64_t now)
+{
+	struct shp_buf b = SHP_BUF_INIT(4096);
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(json_object_get(me, "roles"), i, r)
+	{
+		_cleanup_free_ char *envs = cli_envs_cell(r, now);
+		const char *name = json_string_value(json_object_get(r, "role"));
+
+		xbuf_addf(&b, "%s%s (%s)", i ? ", " : "", name ? name : "?", envs ? envs : "");
+	}
+	return shp_buf_detach(&b, NULL);
+}
+
+/* "shop (owner), web (member)" from the systems array. */
+static char *systems_cell(const json_t *me, int64_t now)
+{
+	struct shp_buf b = SHP_BUF_INIT(4096);
+	size_t i;
+	json_t *s;
+
+	(void)now;
+	json_array_foreach(json_object_get(me, "systems"), i, s)
+	{
+		const char *name = json_string_value(json_object_get(s, "system"));
+		const char *role = json_string_value(json_object_get(s, "role"));
+
+		xbuf_addf(&b, "%s%s (%s)", i ? ", " : "", name ? name : "?", role ? role : "?");
+	}
+	return shp_buf_detach(&b, NULL);
+}
 
 static const struct cli_column user_columns[] = {
 	{"NAME", "Name", "name"},
@@ -16,6 +52,8 @@ static const struct cli_column user_columns[] = {
 	{"ADMIN", "Admin", "is_admin"},
 	{"AUTH", "Authenticated by", "auth_method"},
 	{"PRINCIPAL", "Principal", "principal"},
+	{"ROLES", "Roles", NULL, COL_WIDE, NULL, roles_cell},
+	{"SYSTEMS", "Systems", NULL, COL_WIDE, NULL, systems_cell},
 	{"AGE", "Created", "created_at", COL_AGE},
 	{NULL},
 };
@@ -42,7 +80,9 @@ static const struct shp_subcmd whoami_entry = {
 	.description = "Show the shepherd user the daemon maps you to, whether it is an "
 		       "administrator, and how you were authenticated: \"unix\" (the user id on "
 		       "the local socket), \"token\" or \"cert\" (a client certificate), with the "
-		       "principal it matched.",
+		       "principal it matched; then the platform roles you hold with their "
+		       "environments, and the systems you belong to with your role in each "
+		       "(directly or through a principal mapping).",
 };
 
 const struct shp_cmd cmd_whoami = {

@@ -133,21 +133,40 @@ int shd_api_status(struct shd_req *req, struct shd_resp *resp, struct shp_error 
 			  d->schema_latest > current ? d->schema_latest - current : 0));
 }
 
+/*
+ * The caller's platform roles (bindings, mappings and users.is_admin merged per role) and
+ * systems (direct and mapped membership, the strongest role per system).
+ */
+static const char sql_whoami[] =
+	"SELECT u.created_at,"
+	" (SELECT coalesce(jsonb_agg(jsonb_build_object('role', r.role,"
+	"   'allowed_environments', r.envs) ORDER BY r.role), '[]')"
+	"  FROM (SELECT b.role, coalesce(array_agg(DISTINCT e ORDER BY e)"
+	"    FILTER (WHERE e IS NOT NULL), '{}') AS envs"
+	"   FROM effective_role_bindings b"
+	"   LEFT JOIN LATERAL unnest(b.allowed_environments) AS e ON true"
+	"   WHERE b.user_id = u.id GROUP BY b.role) r),"
+	" (SELECT coalesce(jsonb_agg(jsonb_build_object('system', m.tenant_id, 'role', m.role)"
+	"   ORDER BY m.tenant_id), '[]')"
+	"  FROM (SELECT tenant_id, min(role) AS role FROM effective_tenant_members"
+	"   WHERE user_id = u.id GROUP BY tenant_id) m)"
+	" FROM users u WHERE u.id = $1";
+
 int shd_api_whoami(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
-	static const struct shd_col cols[] = {{"created_at", COL_TIME}};
+	static const struct shd_col cols[] = {
+		{"created_at", COL_TIME}, {"roles", COL_JSON}, {"systems", COL_JSON}};
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	json_t *row;
 	char id[24];
 
 	(void)snprintf(id, sizeof(id), "%lld", (long long)req->ident.user_id);
-	res = shd_db_exec(req->db, "SELECT created_at FROM users WHERE id = $1", 1,
-			  (const char *[]){id}, err);
+	res = shd_db_exec(req->db, sql_whoami, 1, (const char *[]){id}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) != 1)
 		return shp_error_set(err, SHP_E_NOTFOUND, "user not found");
-	row = shd_row_to_json(res, 0, cols, 1);
+	row = shd_row_to_json(res, 0, cols, SHP_ARRAY_SIZE(cols));
 	if (!row)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	(void)json_object_update_new(

@@ -1,7 +1,9 @@
 /*
  * The namespace registry an admin keeps by hand: a global name and its environment, with no
  * cluster binding (a namespace is created on the chosen cluster just in time). Clusters, which
- * carry sealed credentials and a provider, live in api-clusters.c.
+ * carry sealed credentials and a provider, live in api-clusters.c. Every user reads the
+ * namespaces of the environments their platform roles allow (user_envs); the others do not
+ * exist for them.
  */
 #include "config.h"
 
@@ -11,6 +13,7 @@
 #include "api.h"
 #include "db.h"
 #include "error.h"
+#include "gov.h"
 #include "shepherdd.h"
 #include "util.h"
 
@@ -20,9 +23,10 @@ struct registry {
 	const char *audit_delete;
 	const struct shd_col *cols; /* the columns every statement below returns */
 	int ncols;
-	const char *sql_get;    /* $1 name -> the row */
+	const char *sql_get;    /* $1 name, $2 the caller's user id -> the row if visible */
 	const char *sql_delete; /* $1 name -> the deleted row */
-	const char *sql_page;   /* $1 after-name, $2 limit, $3 environment filter */
+	/* $1 after-name, $2 limit, $3 environment filter, $4 the caller's user id */
+	const char *sql_page;
 };
 
 /* The key (name) is column 1. */
@@ -37,10 +41,14 @@ static const struct shd_col ns_cols[] = {
 
 #define NS_SELECT "SELECT " REG_COLS
 
+/* Visible to user $N: its environment is one the user's platform roles allow. */
+#define VISIBLE_TO(n) " n.environment = ANY (user_envs($" n "::bigint, '" SHD_ROLES_ANY "'))"
+
 /* Keyset page by name; '' sorts before every name, so the first page needs no special case. */
 #define PAGE_WHERE                                                                                 \
 	" WHERE n.name > coalesce($1::text, '') AND ($3::environment IS NULL OR"                   \
-	" n.environment = $3::environment) ORDER BY n.name LIMIT $2::int + 1"
+	" n.environment = $3::environment) AND" VISIBLE_TO("4") " ORDER BY n.name"                 \
+								" LIMIT $2::int + 1"
 
 static const struct registry namespaces = {
 	.kind = "namespace",
@@ -48,7 +56,8 @@ static const struct registry namespaces = {
 	.audit_delete = "NAMESPACE_DELETE",
 	.cols = ns_cols,
 	.ncols = SHP_ARRAY_SIZE(ns_cols),
-	.sql_get = NS_SELECT " FROM namespaces" WITH_CREATOR " WHERE n.name = $1",
+	.sql_get =
+		NS_SELECT " FROM namespaces" WITH_CREATOR " WHERE n.name = $1 AND" VISIBLE_TO("2"),
 	.sql_delete = "WITH n AS (DELETE FROM namespaces WHERE name = $1 RETURNING *) " NS_SELECT
 		      " FROM n LEFT JOIN users u ON u.id = n.created_by",
 	.sql_page = NS_SELECT " FROM namespaces" WITH_CREATOR PAGE_WHERE,
@@ -66,10 +75,12 @@ static int registry_get(const struct registry *r, struct shd_req *req, struct sh
 {
 	const char *name = req->params[0];
 	_cleanup_(PQclearp) PGresult *res = NULL;
+	char uid[24];
 
 	if (!shp_name_is_valid(name))
 		return not_found(r, name, err);
-	res = shd_db_exec(req->db, r->sql_get, 1, (const char *[]){name}, err);
+	(void)snprintf(uid, sizeof(uid), "%lld", (long long)req->ident.user_id);
+	res = shd_db_exec(req->db, r->sql_get, 2, (const char *[]){name, uid}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
@@ -84,7 +95,7 @@ static int registry_list(const struct registry *r, struct shd_req *req, struct s
 	const char *cursor = shd_req_query(req, "cursor");
 	const char *env = shd_req_query(req, "environment");
 	_cleanup_(PQclearp) PGresult *res = NULL;
-	char limit_s[16];
+	char limit_s[16], uid[24];
 	int limit;
 
 	if (shd_req_limit(req, &limit, err) < 0)
@@ -94,8 +105,9 @@ static int registry_list(const struct registry *r, struct shd_req *req, struct s
 	if (env && shd_validate_environment("environment", env, err) < 0)
 		return -err->code;
 	(void)snprintf(limit_s, sizeof(limit_s), "%d", limit);
-	res = shd_db_exec(req->db, r->sql_page, 3,
-			  (const char *[]){cursor ? after.buf : NULL, limit_s, env}, err);
+	(void)snprintf(uid, sizeof(uid), "%lld", (long long)req->ident.user_id);
+	res = shd_db_exec(req->db, r->sql_page, 4,
+			  (const char *[]){cursor ? after.buf : NULL, limit_s, env, uid}, err);
 	if (!res)
 		return -err->code;
 	return shd_resp_rows_page(resp, res, r->cols, r->ncols, limit, KEY_COL, err);

@@ -19,7 +19,7 @@
 
 static const struct shd_col member_cols[] = {
 	{"tenant", COL_TEXT},     {"user", COL_TEXT},       {"role", COL_TEXT},
-	{"created_at", COL_TIME}, {"created_by", COL_TEXT},
+	{"created_at", COL_TIME}, {"created_by", COL_TEXT}, {"mapped", COL_BOOL},
 };
 
 static const struct shd_col flag_cols[] = {
@@ -57,10 +57,14 @@ int shd_api_tenant_members_list(struct shd_req *req, struct shd_resp *resp, stru
 
 	if (may_manage(req, tenant, false, err) < 0)
 		return -err->code;
+	/* members granted here and members through principal mappings (mapped: true) */
 	res = shd_db_exec(req->db,
-			  "SELECT m.tenant_id, u.name, m.role, m.created_at, m.created_by"
-			  " FROM tenant_members m JOIN users u ON u.id = m.user_id"
-			  " WHERE m.tenant_id = $1 ORDER BY u.name LIMIT 1001",
+			  "SELECT m.tenant_id, u.name, m.role, t.created_at, t.created_by,"
+			  "  t.user_id IS NULL"
+			  " FROM effective_tenant_members m JOIN users u ON u.id = m.user_id"
+			  " LEFT JOIN tenant_members t ON t.tenant_id = m.tenant_id"
+			  "  AND t.user_id = m.user_id AND t.role = m.role"
+			  " WHERE m.tenant_id = $1 ORDER BY u.name, 6 LIMIT 1001",
 			  1, (const char *[]){tenant}, err);
 	if (!res)
 		return -err->code;
@@ -101,7 +105,7 @@ int shd_api_tenant_members_put(struct shd_req *req, struct shd_resp *resp, struc
 		" SELECT $1, u.id, $3::tenant_role, $4 FROM u"
 		" ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role"
 		" RETURNING m.tenant_id, (SELECT name FROM u), m.role, m.created_at,"
-		"  m.created_by",
+		"  m.created_by, false",
 		4, (const char *[]){tenant, user, role, req->ident.name}, err);
 	details = json_pack("{s:s,s:s}", "user", user, "role", role);
 	if (!res ||

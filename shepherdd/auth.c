@@ -3,6 +3,8 @@
  * first contact from the account name. Over TLS: a bearer token (only its SHA-256 is stored) or a
  * client certificate verified against the configured CA, mapped by its subject. The daemon's own
  * account, root and the configured admins become platform admins when they are first seen.
+ * An enabled principal mapping (rbac_mappings) then makes the caller act as its user; the
+ * platform-admin flag is read from effective_role_bindings.
  */
 #include "config.h"
 
@@ -160,30 +162,35 @@ fail:
 	return -err->code;
 }
 
-static int identify_unix(struct shd_req *req, struct shp_error *err)
+/* The peer's account name (the principal a unix mapping names) into name[size]. */
+static void unix_account_name(uid_t uid, char *name, size_t size)
+{
+	struct passwd pw, *pwres = NULL;
+	char pwbuf[4096];
+
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &pwres) == 0 && pwres)
+		(void)snprintf(name, size, "%s", pw.pw_name);
+	else
+		(void)snprintf(name, size, "uid-%u", (unsigned)uid);
+}
+
+/* key receives the account name, the principal string of unix mappings. */
+static int identify_unix(struct shd_req *req, char *key, size_t keysize, struct shp_error *err)
 {
 	struct shd_conn *c = req->conn;
 	struct shd_identity *ident = &req->ident;
 	char subject[32], name[129];
-	struct passwd pw, *pwres = NULL;
-	char pwbuf[4096];
 	bool admin;
 	int r;
 
 	if (!c->has_peer)
 		return shp_error_set(err, SHP_E_UNAUTH, "the caller's credentials are unknown");
-	if (c->ident_cached && shp_now_monotonic_ns() - c->ident_cached_at_ns < IDENT_CACHE_NS) {
-		*ident = c->ident;
-		return 0;
-	}
 	(void)snprintf(subject, sizeof(subject), "%u", (unsigned)c->peer_uid);
+	unix_account_name(c->peer_uid, name, sizeof(name));
+	(void)snprintf(key, keysize, "%s", name);
 	memset(ident, 0, sizeof(*ident));
 	r = lookup_principal(req->db, "unix", subject, ident, err);
 	if (r == 0) {
-		if (getpwuid_r(c->peer_uid, &pw, pwbuf, sizeof(pwbuf), &pwres) == 0 && pwres)
-			(void)snprintf(name, sizeof(name), "%s", pw.pw_name);
-		else
-			(void)snprintf(name, sizeof(name), "uid-%u", (unsigned)c->peer_uid);
 		admin = c->peer_uid == 0 || c->peer_uid == req->d->owner_uid ||
 			name_is_admin(req->d->cfg, name);
 		r = create_principal(req, "unix", subject, name, admin, err);
@@ -198,9 +205,6 @@ static int identify_unix(struct shd_req *req, struct shp_error *err)
 		return r;
 	ident->method = SHD_AUTH_UNIX;
 	(void)snprintf(ident->principal, sizeof(ident->principal), "uid:%s", subject);
-	c->ident = *ident;
-	c->ident_cached = true;
-	c->ident_cached_at_ns = shp_now_monotonic_ns();
 	return 0;
 }
 
@@ -219,7 +223,9 @@ static bool token_shape_ok(const char *t)
 	return true;
 }
 
-static int identify_token(struct shd_req *req, const char *token, struct shp_error *err)
+/* key receives "OWNER/TOKEN_NAME", the principal string of token mappings. */
+static int identify_token(struct shd_req *req, const char *token, char *key, size_t keysize,
+			  struct shp_error *err)
 {
 	unsigned char hash[32];
 	char hex[65], bytea[70];
@@ -232,13 +238,15 @@ static int identify_token(struct shd_req *req, const char *token, struct shp_err
 	shd_auth_token_hash(token, hash);
 	shp_hex_encode(hash, sizeof(hash), hex);
 	(void)snprintf(bytea, sizeof(bytea), "\\x%s", hex);
-	res = shd_db_exec(req->db,
-			  "SELECT u.id, u.name, u.is_admin, u.disabled_at IS NOT NULL, t.id,"
-			  "       t.last_used_at IS NULL OR t.last_used_at < now() - interval '60s'"
-			  "  FROM api_tokens t JOIN users u ON u.id = t.user_id"
-			  " WHERE t.token_hash = $1::bytea AND t.revoked_at IS NULL"
-			  "   AND (t.expires_at IS NULL OR t.expires_at > now())",
-			  1, params, err);
+	res = shd_db_exec(
+		req->db,
+		"SELECT u.id, u.name, u.is_admin, u.disabled_at IS NOT NULL, t.id,"
+		"       t.last_used_at IS NULL OR t.last_used_at < now() - interval '60s',"
+		"       t.name"
+		"  FROM api_tokens t JOIN users u ON u.id = t.user_id"
+		" WHERE t.token_hash = $1::bytea AND t.revoked_at IS NULL"
+		"   AND (t.expires_at IS NULL OR t.expires_at > now())",
+		1, params, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) != 1)
@@ -249,6 +257,7 @@ static int identify_token(struct shd_req *req, const char *token, struct shp_err
 	req->ident.method = SHD_AUTH_TOKEN;
 	(void)snprintf(req->ident.principal, sizeof(req->ident.principal), "token:%s",
 		       shd_db_value(res, 0, 4));
+	(void)snprintf(key, keysize, "%s/%s", shd_db_value(res, 0, 1), shd_db_value(res, 0, 6));
 	if (strcmp(shd_db_value(res, 0, 5), "t") == 0) {
 		struct shp_error e2 = SHP_ERROR_INIT;
 		const char *p2[] = {shd_db_value(res, 0, 4)};
@@ -260,8 +269,12 @@ static int identify_token(struct shd_req *req, const char *token, struct shp_err
 	return 0;
 }
 
-/* 1 identified, 0 no certificate presented, <0 error. */
-static int identify_cert(struct shd_req *req, struct shp_error *err)
+/*
+ * 1 identified, 0 no certificate presented, <0 error. key receives the subject (the
+ * certificate's DN as GnuTLS writes it, RFC 4514: "CN=alice,O=example"), the principal string
+ * of cert mappings.
+ */
+static int identify_cert(struct shd_req *req, char *key, size_t keysize, struct shp_error *err)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(req->mhd, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -312,38 +325,162 @@ static int identify_cert(struct shd_req *req, struct shp_error *err)
 		return r;
 	req->ident.method = SHD_AUTH_CERT;
 	(void)snprintf(req->ident.principal, sizeof(req->ident.principal), "cert:%.150s", subject);
+	(void)snprintf(key, keysize, "%s", subject);
 	return 1;
+}
+
+/*
+ * One row: the enabled mapping of (kind, principal) if any, its user if it exists, and whether
+ * the user the request acts as (the mapped one, else $3) is a platform-admin.
+ */
+static const char sql_mapping[] =
+	"SELECT m.user_name, u.id, u.name, u.disabled_at IS NOT NULL,"
+	"  EXISTS (SELECT 1 FROM effective_role_bindings b"
+	"   WHERE b.user_id = coalesce(u.id, $3::bigint) AND b.role = 'platform-admin')"
+	" FROM (SELECT 1) AS one"
+	" LEFT JOIN rbac_mappings m"
+	"  ON m.principal_kind = $1 AND m.principal = $2 AND m.enabled"
+	" LEFT JOIN users u ON u.name = m.user_name";
+
+/* A mapping names a user not seen yet: create it, as on first contact. */
+static int create_mapped_user(struct shd_req *req, const char *kind, const char *principal,
+			      const char *name, struct shp_error *err)
+{
+	bool admin = name_is_admin(req->d->cfg, name);
+	_cleanup_(PQclearp) PGresult *ins = NULL;
+	json_auto_t *details = NULL;
+	struct shd_req sys = *req;
+
+	if (shd_db_begin(req->db, err) < 0)
+		return -err->code;
+	ins = shd_db_exec(req->db,
+			  "INSERT INTO users (name, is_admin) VALUES ($1, $2)"
+			  " ON CONFLICT (name) DO NOTHING RETURNING id",
+			  2, (const char *[]){name, admin ? "true" : "false"}, err);
+	if (ins && PQntuples(ins) == 1) {
+		details = json_pack("{s:s,s:s,s:b,s:b}", "kind", kind, "principal", principal,
+				    "mapped", true, "is_admin", admin);
+		(void)snprintf(sys.ident.name, sizeof(sys.ident.name), "%s", "shepherdd");
+		sys.ident.user_id = 0;
+		if (shd_audit_write(req->db, &sys, "USER_CREATE", "user", name, "success", details,
+				    err) < 0) {
+			shd_db_rollback(req->db);
+			return -err->code;
+		}
+		log_info("new user '%s' (mapped from %s principal '%s')", name, kind, principal);
+	}
+	if (!ins || shd_db_commit(req->db, err) < 0) {
+		shd_db_rollback(req->db);
+		return -err->code;
+	}
+	return 0;
+}
+
+/*
+ * Apply the principal mapping for (kind, principal), if an enabled one exists: the request acts
+ * as its user (ident.principal and method stay the caller's). Then settle is_admin from
+ * effective_role_bindings.
+ */
+static int apply_mapping(struct shd_req *req, const char *kind, const char *principal,
+			 struct shp_error *err)
+{
+	struct shd_identity *ident = &req->ident;
+	char uid[24];
+	const char *user_name;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		_cleanup_(PQclearp) PGresult *res = NULL;
+
+		(void)snprintf(uid, sizeof(uid), "%lld", (long long)ident->user_id);
+		res = shd_db_exec(req->db, sql_mapping, 3, (const char *[]){kind, principal, uid},
+				  err);
+		if (!res)
+			return -err->code;
+		user_name = shd_db_value(res, 0, 0);
+		if (!user_name) {
+			ident->is_admin = strcmp(shd_db_value(res, 0, 4), "t") == 0;
+			return 0;
+		}
+		if (shd_db_value(res, 0, 1)) {
+			if (strcmp(shd_db_value(res, 0, 3), "t") == 0)
+				return shp_error_set(err, SHP_E_PERM, "user '%s' is disabled",
+						     user_name);
+			ident->user_id = strtoll(shd_db_value(res, 0, 1), NULL, 10);
+			(void)snprintf(ident->name, sizeof(ident->name), "%s",
+				       shd_db_value(res, 0, 2));
+			ident->is_admin = strcmp(shd_db_value(res, 0, 4), "t") == 0;
+			return 0;
+		}
+		if (attempt == 0 && create_mapped_user(req, kind, principal, user_name, err) < 0)
+			return -err->code;
+	}
+	return shp_error_set(err, SHP_E_INTERNAL, "mapped user vanished");
+}
+
+void shd_auth_invalidate(struct shd_daemon *d)
+{
+	atomic_fetch_add(&d->auth_generation, 1);
+}
+
+/* A unix connection's identity is reused for a short while, unless mappings changed. */
+static bool unix_cache_fresh(struct shd_req *req)
+{
+	const struct shd_conn *c = req->conn;
+
+	return c->ident_cached && c->ident_cached_gen == atomic_load(&req->d->auth_generation) &&
+	       shp_now_monotonic_ns() - c->ident_cached_at_ns < IDENT_CACHE_NS;
+}
+
+/* The TLS side: a bearer token, else a client certificate. */
+static int identify_tls(struct shd_req *req, char *key, size_t keysize, const char **ret_kind,
+			struct shp_error *err)
+{
+	const char *authz = MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND,
+							MHD_HTTP_HEADER_AUTHORIZATION);
+	int r;
+
+	if (authz) {
+		if (strncasecmp(authz, "Bearer ", 7) != 0)
+			return shp_error_set(err, SHP_E_UNAUTH,
+					     "only Bearer authorization is supported");
+		*ret_kind = "token";
+		return identify_token(req, authz + 7, key, keysize, err);
+	}
+	*ret_kind = "cert";
+	r = identify_cert(req, key, keysize, err);
+	if (r == 0)
+		return shp_error_set(err, SHP_E_UNAUTH,
+				     "authentication required: a bearer token or a client "
+				     "certificate");
+	return r < 0 ? r : 0;
 }
 
 int shd_auth_identify(struct shd_req *req, struct shp_error *err)
 {
-	const char *authz;
+	struct shd_conn *c = req->conn;
+	char key[520] = "";
+	const char *kind = "unix";
+	uint64_t gen;
 	int r;
 
 	if (!req->db)
 		return shp_error_set(err, SHP_E_INTERNAL, "identifying needs the database");
-	if (req->conn->is_unix) {
-		r = identify_unix(req, err);
-	} else {
-		authz = MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND,
-						    MHD_HTTP_HEADER_AUTHORIZATION);
-		if (authz) {
-			if (strncasecmp(authz, "Bearer ", 7) != 0)
-				return shp_error_set(err, SHP_E_UNAUTH,
-						     "only Bearer authorization is supported");
-			r = identify_token(req, authz + 7, err);
-		} else {
-			r = identify_cert(req, err);
-			if (r == 0)
-				r = shp_error_set(err, SHP_E_UNAUTH,
-						  "authentication required: a bearer token or a "
-						  "client certificate");
-			else if (r > 0)
-				r = 0;
-		}
+	if (c->is_unix && unix_cache_fresh(req)) {
+		req->ident = c->ident;
+		req->authenticated = true;
+		return 0;
 	}
-	if (r < 0)
-		return r;
+	gen = atomic_load(&req->d->auth_generation);
+	r = c->is_unix ? identify_unix(req, key, sizeof(key), err)
+		       : identify_tls(req, key, sizeof(key), &kind, err);
+	if (r < 0 || apply_mapping(req, kind, key, err) < 0)
+		return -err->code;
+	if (c->is_unix) {
+		c->ident = req->ident;
+		c->ident_cached = true;
+		c->ident_cached_at_ns = shp_now_monotonic_ns();
+		c->ident_cached_gen = gen;
+	}
 	req->authenticated = true;
 	return 0;
 }

@@ -400,10 +400,9 @@ int shd_tenant_role(PGconn *conn, int64_t user_id, const char *tenant, char *out
 	char uid[24];
 
 	(void)snprintf(uid, sizeof(uid), "%" PRId64, user_id);
-	res = shd_db_exec(conn,
-			  "SELECT m.role FROM tenant_members m JOIN users u ON u.id = m.user_id"
-			  " WHERE m.tenant_id = $1 AND m.user_id = $2 AND u.disabled_at IS NULL",
-			  2, (const char *[]){tenant, uid}, err);
+	/* members from effective_tenant_members (principal mappings included) */
+	res = shd_db_exec(conn, "SELECT user_system_role($2::bigint, $1)", 2,
+			  (const char *[]){tenant, uid}, err);
 	if (!res)
 		return -err->code;
 	(void)snprintf(out, size, "%s", PQntuples(res) ? shd_db_value(res, 0, 0) : "");
@@ -421,9 +420,10 @@ int shd_exec_authorized(PGconn *conn, int64_t user_id, const char *tenant,
 	/* the user row is read again: an admin demoted or a user disabled since the request counts
 	 */
 	res = shd_db_exec(conn,
-			  "SELECT u.is_admin, u.disabled_at IS NOT NULL, m.role FROM users u"
-			  " LEFT JOIN tenant_members m ON m.user_id = u.id AND m.tenant_id = $2"
-			  " WHERE u.id = $1",
+			  "SELECT EXISTS (SELECT 1 FROM effective_role_bindings b"
+			  "  WHERE b.user_id = u.id AND b.role = 'platform-admin'),"
+			  " u.disabled_at IS NOT NULL, nullif(user_system_role(u.id, $2), '')"
+			  " FROM users u WHERE u.id = $1",
 			  2, (const char *[]){uid, tenant}, err);
 	if (!res)
 		return -err->code;

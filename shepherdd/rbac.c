@@ -2,6 +2,7 @@
  * Platform roles and environments: what a user may see and do, by environment. The decision is
  * the schema's (user_envs over effective_role_bindings, which folds in principal mappings and
  * users.is_admin, and gives a disabled user nothing); this file reads it in one query.
+ * shd_env_index, being pure, lives in rbac-check.c.
  */
 #include "config.h"
 
@@ -12,17 +13,6 @@
 #include "db.h"
 #include "error.h"
 #include "gov.h"
-
-int shd_env_index(const char *env)
-{
-	if (!env)
-		return -1;
-	if (strcmp(env, "test") == 0)
-		return 0;
-	if (strcmp(env, "prod") == 0)
-		return 1;
-	return -1;
-}
 
 /*
  * One row: for each environment, whether it is in user_envs for the three role sets, and

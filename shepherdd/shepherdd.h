@@ -124,6 +124,8 @@ struct shd_daemon {
 	int schema_latest; /* highest migration version on disk */
 	char pg_server_version[32];
 	atomic_bool shutting_down;
+	/* bumped when a principal mapping or role binding changes: cached identities are stale */
+	atomic_uint_fast64_t auth_generation;
 };
 
 /* ---- requests and responses ---------------------------------------------------------------- */
@@ -148,6 +150,7 @@ struct shd_conn {
 	/* cached identity of a unix peer (the uid is fixed per connection) */
 	bool ident_cached;
 	uint64_t ident_cached_at_ns;
+	uint64_t ident_cached_gen; /* shd_daemon.auth_generation when cached */
 	struct shd_identity ident;
 };
 
@@ -290,6 +293,8 @@ int shd_auth_identify(struct shd_req *req, struct shp_error *err) SHP_MUSTCHECK;
 const char *shd_auth_method_to_string(enum shd_auth_method m);
 /* SHA-256 of a token (raw 32 bytes). */
 void shd_auth_token_hash(const char *token, unsigned char out[32]);
+/* Forget cached identities (after a mapping or role binding changed); any thread. */
+void shd_auth_invalidate(struct shd_daemon *d);
 
 /* ---- audit.c ------------------------------------------------------------------------------- */
 
@@ -393,6 +398,15 @@ int shd_api_adoptions_list(struct shd_req *, struct shd_resp *, struct shp_error
 int shd_api_adoptions_scan(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_adopt(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_ignore(struct shd_req *, struct shd_resp *, struct shp_error *);
+/* api-rbac.c: platform role bindings and principal mappings (platform admins) */
+int shd_api_rolebindings_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rolebindings_put(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rolebindings_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_put(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
 /* api-catalog.c: templates and instance sizes (anyone reads, platform admins write) */
 int shd_api_templates_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_templates_get(struct shd_req *, struct shd_resp *, struct shp_error *);
