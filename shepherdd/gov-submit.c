@@ -20,6 +20,7 @@
 #include "gov-submit.h"
 #include "json.h"
 #include "log.h"
+#include "plan.h"
 #include "shepherdd.h"
 
 /* What was recorded, for the answer. */
@@ -223,6 +224,16 @@ static int exec_in_tx(PGconn *conn, int64_t id, void *arg, struct shp_error *err
 	return audit_submitted(conn, x->req, x->sub, x->o, x->level, err);
 }
 
+/*
+ * The policy approved this very plan when it let the request run without review: its hash
+ * binds the execution as an approver's would (and stands in for the engine's level checks).
+ */
+static int policy_approval(const json_t *plan, char hash[SHP_SHA256_HEX_LEN + 1],
+			   struct shp_error *err)
+{
+	return shd_plan_hash(plan, hash, err);
+}
+
 /* Level 0-1 of a type that runs on a cluster: the event and its execution together. */
 static int record_execution(struct shd_req *req, const struct shd_gov_sub *sub, int level,
 			    struct outcome *o, struct shp_error *err)
@@ -231,7 +242,7 @@ static int record_execution(struct shd_req *req, const struct shd_gov_sub *sub, 
 	struct exec_tx x = {.req = req, .sub = sub, .o = o, .level = level};
 	struct shd_exec_submit s = {0};
 	struct shd_exec_submitted out = {0};
-	char worker[64];
+	char worker[64], hash[SHP_SHA256_HEX_LEN + 1];
 
 	if (!sub->cluster || !sub->cluster[0]) {
 		shp_error_set(err, SHP_E_INVAL,
@@ -244,7 +255,8 @@ static int record_execution(struct shd_req *req, const struct shd_gov_sub *sub, 
 		return -SHP_E_INVAL;
 	}
 	plan = sub->plan(req->db, sub, err);
-	if (!plan || shd_event_reserve_id(req->db, &o->event_id, err) < 0)
+	if (!plan || policy_approval(plan, hash, err) < 0 ||
+	    shd_event_reserve_id(req->db, &o->event_id, err) < 0)
 		return -err->code;
 	s.tenant = sub->system;
 	s.plan = plan;
@@ -256,6 +268,7 @@ static int record_execution(struct shd_req *req, const struct shd_gov_sub *sub, 
 	s.actor_is_admin = req->ident.is_admin;
 	s.request_id = req->request_id;
 	s.event_id = o->event_id;
+	s.approved_plan_hash = hash;
 	s.in_tx = exec_in_tx;
 	s.in_tx_arg = &x;
 	if (shd_exec_submit(req->d->exec, req->db, &s, &out, err) < 0)

@@ -184,6 +184,18 @@ const struct shd_route shd_routes[] = {
 	 "requests_get"},
 	{"POST", SHP_ROUTE_APPROVALS_BASE "/{id}/cancel", shd_api_requests_cancel, ROUTE_DB,
 	 "REQUEST_CANCELLED", "request", "requests_cancel"},
+	{"POST", SHP_ROUTE_VMS, shd_api_vms_create, ROUTE_DB | ROUTE_BODY, "REQUEST_SUBMITTED",
+	 "request", "vms_create"},
+	{"PATCH", SHP_ROUTE_VMS "/{name}", shd_api_vms_modify, ROUTE_DB | ROUTE_BODY,
+	 "REQUEST_SUBMITTED", "request", "vms_modify"},
+	{"DELETE", SHP_ROUTE_VMS "/{name}", shd_api_vms_delete, ROUTE_DB, "REQUEST_SUBMITTED",
+	 "request", "vms_delete"},
+	{"POST", SHP_ROUTE_VMS "/{name}/start", shd_api_vms_start, ROUTE_DB, "REQUEST_SUBMITTED",
+	 "request", "vms_start"},
+	{"POST", SHP_ROUTE_VMS "/{name}/stop", shd_api_vms_stop, ROUTE_DB, "REQUEST_SUBMITTED",
+	 "request", "vms_stop"},
+	{"POST", SHP_ROUTE_VMS "/{name}/restart", shd_api_vms_restart, ROUTE_DB,
+	 "REQUEST_SUBMITTED", "request", "vms_restart"},
 };
 
 const size_t shd_routes_count = SHP_ARRAY_SIZE(shd_routes);

@@ -441,6 +441,12 @@ int shd_api_services_delete(struct shd_req *, struct shd_resp *, struct shp_erro
 int shd_api_requests_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_requests_get(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_requests_cancel(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_modify(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_start(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_stop(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_vms_restart(struct shd_req *, struct shd_resp *, struct shp_error *);
 
 /* ---- providers.c: the provider registry (provider.h) and the credentials it opens ------ */
 
