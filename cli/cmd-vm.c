@@ -674,9 +674,9 @@ static int cmd_vm_delete(int argc, char **argv, struct cli_ctx *ctx)
 {
 	_cleanup_(json_decrefp) json_t *answer = NULL;
 	_cleanup_free_ char *typed = NULL;
-	const char *name = argv[optind], *param;
 	struct req_opts o = {0};
 	int r = parse_req_opts(argc, argv, ctx, &o);
+	const char *name = argv[optind], *param;
 
 	if (r < 0)
 		return r;

@@ -166,7 +166,7 @@ static int ambiguous(const PGresult *res, const char *name, struct shp_error *er
 	_cleanup_(shp_buf_releasep) struct shp_buf list = SHP_BUF_INIT(4096);
 
 	for (int i = 0; i < PQntuples(res); i++)
-		if (shp_buf_addf(&list, "%s%s", i ? ", " : "", PQgetvalue(res, i, 2)) < 0)
+		if (shp_buf_addf(&list, "%s%s", i ? "," : "", PQgetvalue(res, i, 2)) < 0)
 			break;
 	shp_error_set(err, SHP_E_CONFLICT,
 		      "VM '%s' exists in several namespaces (%s): name one with ?namespace=", name,

@@ -71,7 +71,7 @@ expect_match "team-a" "$ERR" "the error names team-a"
 expect_match "pay-prod" "$ERR" "and pay-prod"
 api_as alice GET /api/v1/vms/web-1 >/dev/null
 expect_eq 409 "$(code)" "409 over the API"
-expect_eq "pay-prod, team-a" "$(jq -r .error.details.namespaces "$T/body")" "listing the namespaces"
+expect_eq "pay-prod,team-a" "$(jq -r .error.details.namespaces "$T/body")" "listing the namespaces"
 expect_exit 0 "tess sees only one web-1: not ambiguous for her" as tess vm show web-1 -o json
 expect_eq team-a "$(jq -r .namespace <<<"$OUT")" "the test one"
 expect_exit 0 "alice shows web-1 in team-a" as alice vm show web-1 --namespace team-a -o json
@@ -156,6 +156,24 @@ api GET "/api/v1/vms/web-1/history?namespace=team-a&cursor=$(printf 'x|y|z' | ba
 expect_eq 400 "$(code)" "a forged history cursor is 400"
 expect_exit 0 "the history as a table" as alice vm history web-1 --namespace team-a
 expect_match "decision +[0-9]+ +tess +approve" "$OUT" "one line per entry"
+
+# ---- the delete confirmation: never a prompt off a terminal
+expect_exit 7 "deleting a test VM off a terminal without --yes (exit 7)" \
+	as alice vm delete web-1 --namespace team-a </dev/null
+expect_match "pass --yes" "$ERR" "names --yes"
+expect_exit 7 "deleting a prod VM off a terminal (exit 7)" as alice vm delete db-1 </dev/null
+expect_match "pass --confirm-name db-1" "$ERR" "names --confirm-name"
+expect_exit 7 "--yes is not enough in prod" as alice vm delete db-1 --yes </dev/null
+expect_match "confirm-name" "$ERR" "it still needs the name"
+expect_eq 0 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'")" "nothing was requested"
+expect_exit 0 "with --confirm-name the delete is requested" as alice vm delete db-1 --confirm-name db-1 -o json
+expect_eq "DELETE_VM PENDING_APPROVAL" "$(jq -r '"\(.type) \(.status)"' <<<"$OUT")" "and waits for approval"
+dticket=$(jq -r .ticket_id <<<"$OUT")
+expect_exit 0 "as a table it names request, ticket and status" as alice vm stop web-1 --namespace team-a
+expect_match "^request [0-9]+ STOP_VM: " "$OUT" "one line"
+expect_exit 0 "the prod VM's history has the request" as alice vm history db-1 -o json
+expect_eq "DELETE_VM $dticket" "$(jq -r '[.[] | select(.kind == "request")][0] | "\(.what) \(.details.ticket_id)"' <<<"$OUT")" \
+	"with its ticket"
 
 # ---- audit filters, export, follow
 sql "INSERT INTO audit_log (actor, action, resource_type, resource_name, outcome, details)
