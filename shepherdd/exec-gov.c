@@ -107,6 +107,38 @@ static int wait_running(struct shd_step_ctx *s, struct shd_provider *p, const st
 	return 0;
 }
 
+/*
+ * Create-if-absent answers with any VM of that name. Ours carries the row's label (a retry
+ * after a crash finds it); another one (made outside shepherd, or a deleted one still
+ * terminating) is not this request's VM and must not be recorded as such.
+ */
+static int check_ours(struct shd_step_ctx *s, struct shd_provider *p, const struct shd_vm_ref *v,
+		      const char *vm_id, struct shp_error *err)
+{
+	struct shd_vm_list l = {0};
+	char selector[64];
+	bool found = false;
+
+	(void)snprintf(selector, sizeof(selector), "%s=%s", SHD_LABEL_VM_ID, vm_id);
+	if (p->infra.ops->list_vms(p->infra.impl, v->ns, selector, &l, s->deadline_ns, err) < 0)
+		return shd_vmact_failed(err, "listing VM", v);
+	for (size_t i = 0; i < l.n && !found; i++)
+		found = strcmp(l.items[i].name, v->name) == 0;
+	shd_vm_list_release(&l);
+	if (found)
+		return 0;
+	/* the row made for this request names no VM: it goes */
+	if (shd_db_command(s->conn, "UPDATE vms SET deleted_at = now() WHERE id = $1", 1,
+			   (const char *[]){vm_id}, err) < 0)
+		return -err->code;
+	shp_error_set(err, SHP_E_CONFLICT,
+		      "VM '%s/%s' exists on cluster '%s' but is not the one this request made "
+		      "(it lacks %s=%s)",
+		      v->ns, v->name, v->cluster, SHD_LABEL_VM_ID, vm_id);
+	shp_error_api_code(err, "NAME_TAKEN");
+	return -SHP_E_CONFLICT;
+}
+
 static int row_id(PGconn *conn, const struct shd_vm_ref *v, char vm_id[24], struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = shd_db_exec(
@@ -158,6 +190,8 @@ static int run_provision(struct shd_step_ctx *s, struct shp_error *err)
 		return -err->code;
 	if (p->infra.ops->create_vm(p->infra.impl, labelled, false, &vm, s->deadline_ns, err) < 0)
 		return shd_vmact_failed(err, "creating VM", &v);
+	if (check_ours(s, p, &v, vm_id, err) < 0)
+		return -err->code;
 	rc = runs_always(manifest) ? wait_running(s, p, &v, &vm, err) : 0;
 	/* what was last seen is kept even when the wait failed */
 	if (shd_vmact_store_observed(s->conn, &v, &vm, rc < 0 ? NULL : err) < 0)

@@ -384,6 +384,67 @@ Test(gov_exec, create_vm_runs_to_running_and_records_the_vm)
 			 "APPROVAL_COMPLETED");
 }
 
+static struct shd_provider *sim(void);
+
+static json_t *update_plan(const char *name, const char *memory, const char *strategy)
+{
+	json_t *plan = provision_plan(name, memory);
+	json_t *step = json_array_get(json_object_get(plan, "steps"), 0);
+	json_t *m = json_object_get(json_object_get(step, "params"), "manifest");
+
+	json_object_set_new(step, "action", json_string("vm.update"));
+	json_object_set_new(json_object_get(m, "spec"), "runStrategy", json_string(strategy));
+	return plan;
+}
+
+Test(gov_exec, modify_vm_applies_the_manifest_and_adds_a_revision)
+{
+	json_auto_t *create = provision_plan("web-5", "1Gi");
+	json_auto_t *modify = update_plan("web-5", "2Gi", "Halted");
+	const char *spec = "{\"spec\": {\"name\": \"web-5\", \"namespace\": \"team-a\","
+			   " \"service\": \"front\", \"system\": \"shop\", \"template\":"
+			   " \"fedora\", \"template_version\": 3, \"size\": \"small\"}}";
+	struct shd_provider *p = sim();
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shd_vm_list l = {0};
+	long long id;
+	char q[256];
+
+	(void)run_new(create, request("CREATE_VM", spec, "APPROVED"));
+	sql("UPDATE vms SET owner_id = 1"); /* a modification keeps the owner */
+	sql("UPDATE approval_tickets SET target_name = 'web-0'"); /* the open create is done */
+	id = run_new(modify, request("MODIFY_VM", spec, "APPROVED"));
+	(void)snprintf(q, sizeof(q), "SELECT status FROM executions WHERE id = %lld", id);
+	cr_assert_str_eq(one(q), "succeeded", "%s",
+			 one("SELECT string_agg(coalesce(error, ''), ';') FROM execution_steps"));
+	cr_assert_str_eq(one("SELECT revision || ' ' || owner_id || ' ' || status FROM vms"
+			     " WHERE deleted_at IS NULL"),
+			 "2 1 STOPPING");
+	cr_assert_eq(num("SELECT count(*) FROM vm_revisions"), 2);
+	cr_assert_eq(
+		p->infra.ops->list_vms(p->infra.impl, "team-a", "shepherd.io/vm-id", &l, 0, &err),
+		0, "%s", err.msg);
+	cr_assert_eq(l.n, 1, "the apply kept the row's label");
+	cr_assert_eq(l.items[0].memory_bytes, 2048ll * 1024 * 1024, "and applied the new size");
+	shd_vm_list_release(&l);
+	shd_provider_unref(p);
+}
+
+Test(gov_exec, an_update_of_a_vm_shepherd_does_not_manage_is_refused)
+{
+	json_auto_t *plan = update_plan("web-6", "1Gi", "Always");
+	const json_t *step = json_array_get(json_object_get(plan, "steps"), 0);
+	struct shd_step_ctx s = {.conn = testdb_conn,
+				 .tenant = "shop",
+				 .params = json_object_get(step, "params"),
+				 .deadline_ns = shp_now_monotonic_ns() + 5000000000ull,
+				 .providers = providers};
+	struct shp_error err = SHP_ERROR_INIT;
+
+	cr_assert_eq(shd_action_find("vm.update")->run(&s, &err), -SHP_E_NOTFOUND);
+	cr_assert(strstr(err.msg, "not managed by shepherd"), "%s", err.msg);
+}
+
 static struct shd_provider *sim(void)
 {
 	struct shp_error err = SHP_ERROR_INIT;
@@ -434,6 +495,22 @@ Test(gov_exec, provision_run_twice_makes_one_row_and_one_vm)
 		0, "%s", err.msg);
 	cr_assert_eq(l.n, 1, "labelled with its row id");
 	shd_vm_list_release(&l);
+	shd_provider_unref(p);
+}
+
+Test(gov_exec, a_vm_of_that_name_made_elsewhere_is_not_taken_over)
+{
+	json_auto_t *plan = provision_plan("web-1", "1Gi");
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shd_provider *p = sim();
+
+	cr_assert_eq(shd_provider_sim_seed(p, "team-a", "web", 1, true, NULL, &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(provision_step(plan, &err), -SHP_E_CONFLICT);
+	cr_assert_str_eq(err.api_code, "NAME_TAKEN");
+	cr_assert(strstr(err.msg, "not the one this request made"), "%s", err.msg);
+	cr_assert_eq(num("SELECT count(*) FROM vms WHERE deleted_at IS NULL"), 0,
+		     "no active row for a VM that is not ours");
 	shd_provider_unref(p);
 }
 
