@@ -86,34 +86,47 @@ static const char *const container_fields[] = {"type", "image", NULL};
 static const char *const datavolume_fields[] = {"type", "url", "registry", "size", NULL};
 static const char *const pvc_fields[] = {"type", "name", "namespace", NULL};
 
+/* Point err's "field" detail at image_source.KEY (shp_json_check_fields names KEY alone). */
+static int under_image_source(struct shp_error *err)
+{
+	for (int i = 0; err && i < err->n_details; i++)
+		if (strcmp(err->details[i].key, "field") == 0) {
+			char key[sizeof(err->details[i].value)];
+
+			(void)snprintf(key, sizeof(key), "%s", err->details[i].value);
+			(void)snprintf(err->details[i].value, sizeof(err->details[i].value),
+				       "image_source.%s", key);
+		}
+	return -SHP_E_INVAL;
+}
+
 /* A string without spaces or control characters, 1..max bytes. */
 static int get_token(const json_t *src, const char *key, bool required, size_t max,
 		     const char **ret, struct shp_error *err)
 {
 	const json_t *v = json_object_get(src, key);
+	char field[48];
 	const char *s;
 
 	*ret = NULL;
+	(void)snprintf(field, sizeof(field), "image_source.%s", key);
 	if (!v && !required)
 		return 0;
 	if (!v)
-		return field_error(err, "image_source", "missing field 'image_source.%s'", key);
+		return field_error(err, field, "missing field '%s'", field);
 	if (!json_is_string(v))
-		return field_error(err, "image_source", "field 'image_source.%s' must be a string",
-				   key);
+		return field_error(err, field, "field '%s' must be a string", field);
 	s = json_string_value(v);
 	if (json_string_length(v) == 0 || json_string_length(v) > max)
-		return field_error(err, "image_source",
-				   "field 'image_source.%s' must be 1 to %zu bytes", key, max);
+		return field_error(err, field, "field '%s' must be 1 to %zu bytes", field, max);
 	for (size_t i = 0; i < json_string_length(v); i++)
 		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
-			return field_error(err, "image_source",
-					   "field 'image_source.%s' must not contain spaces or "
-					   "control characters",
-					   key);
+			return field_error(err, field,
+					   "field '%s' must not contain spaces or control "
+					   "characters",
+					   field);
 	if (!shp_utf8_is_valid(s, json_string_length(v)))
-		return field_error(err, "image_source", "field 'image_source.%s' is not UTF-8",
-				   key);
+		return field_error(err, field, "field '%s' is not UTF-8", field);
 	*ret = s;
 	return 0;
 }
@@ -123,7 +136,7 @@ static int check_fields(const json_t *src, const char *const *allowed, struct sh
 	if (shp_json_check_fields(src, allowed, err) == 0)
 		return 0;
 	(void)shp_error_prefix(err, "field 'image_source'");
-	return -SHP_E_INVAL;
+	return under_image_source(err);
 }
 
 static int check_datavolume(const json_t *src, struct shp_error *err)
@@ -137,18 +150,18 @@ static int check_datavolume(const json_t *src, struct shp_error *err)
 	    get_token(src, "size", true, 32, &size, err) < 0)
 		return -SHP_E_INVAL;
 	if (!url == !registry)
-		return field_error(err, "image_source",
+		return field_error(err, "image_source.url",
 				   "a dataVolume image source needs exactly one of 'url' and "
 				   "'registry'");
 	if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-		return field_error(err, "image_source",
+		return field_error(err, "image_source.url",
 				   "field 'image_source.url' must be an http:// or https:// URL");
 	if (registry && strstr(registry, "://") && strncmp(registry, "docker://", 9) != 0)
-		return field_error(err, "image_source",
+		return field_error(err, "image_source.registry",
 				   "field 'image_source.registry' must be an image reference or "
 				   "a docker:// URL");
 	if (shd_quantity_mib(size, &mib, err) < 0) {
-		shp_error_detail(err, "field", "image_source");
+		shp_error_detail(err, "field", "image_source.size");
 		(void)shp_error_prefix(err, "field 'image_source.size'");
 		return -SHP_E_INVAL;
 	}
@@ -171,19 +184,21 @@ int shd_image_source_check(const json_t *src, struct shp_error *err)
 	if (strcmp(type, "dataVolume") == 0)
 		return check_datavolume(src, err);
 	if (strcmp(type, "pvc") != 0)
-		return field_error(err, "image_source",
+		return field_error(err, "image_source.type",
 				   "field 'image_source.type' must be containerDisk, dataVolume "
 				   "or pvc (got '%.32s')",
 				   type);
 	if (check_fields(src, pvc_fields, err) < 0 ||
 	    get_token(src, "name", true, 253, &s, err) < 0)
 		return -SHP_E_INVAL;
-	if (shd_provider_check_name("image_source.name", s, false, err) < 0)
+	if (shd_provider_check_name("image_source.name", s, false, err) < 0) {
+		shp_error_detail(err, "field", "image_source.name");
 		return -SHP_E_INVAL;
+	}
 	if (get_token(src, "namespace", false, 63, &s, err) < 0)
 		return -SHP_E_INVAL;
 	if (s && !shp_name_is_valid(s))
-		return field_error(err, "image_source",
+		return field_error(err, "image_source.namespace",
 				   "field 'image_source.namespace' must be a DNS-1123 label");
 	return 0;
 }
