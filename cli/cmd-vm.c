@@ -378,7 +378,8 @@ static int wait_request(struct cli_ctx *ctx, int64_t id, json_t **ret)
 
 			(void)snprintf(tid, sizeof(tid), "%" JSON_INTEGER_FORMAT,
 				       json_integer_value(task));
-			cli_note(ctx, "following task %s\n", tid);
+			if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)
+				cli_note(ctx, "following task %s\n", tid);
 			rc = cli_follow_task(ctx, tid, &done);
 			if (rc < 0)
 				return rc;

@@ -169,8 +169,14 @@ expect_eq 0 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'"
 expect_exit 0 "with --confirm-name the delete is requested" as alice vm delete db-1 --confirm-name db-1 -o json
 expect_eq "DELETE_VM PENDING_APPROVAL" "$(jq -r '"\(.type) \(.status)"' <<<"$OUT")" "and waits for approval"
 dticket=$(jq -r .ticket_id <<<"$OUT")
-expect_exit 0 "as a table it names request, ticket and status" as alice vm stop web-1 --namespace team-a
-expect_match "^request [0-9]+ STOP_VM: " "$OUT" "one line"
+expect_exit 1 "vm stop --wait follows the request to its failed end (exit 1)" \
+	as alice vm stop web-1 --namespace team-a --wait
+expect_match "request [0-9]+ failed: .*not found" "$ERR" "the error names the request and why"
+expect_match "^request [0-9]+ STOP_VM: [A-Z_]+, task [0-9]+" "$OUT" "a line names the request, its status and task"
+expect_match "STOP_VM: FAILED" "$OUT" "the final status is shown"
+expect_exit 0 "the history has the executions" as alice vm history web-1 --namespace team-a -o json
+expect_eq "failed" "$(jq -r '[.[] | select(.kind == "execution")][-1].what' <<<"$OUT")" "the last one failed"
+expect_eq "STOP_VM" "$(jq -r '[.[] | select(.kind == "request")][-1].what' <<<"$OUT")" "after the stop request"
 expect_exit 0 "the prod VM's history has the request" as alice vm history db-1 -o json
 expect_eq "DELETE_VM $dticket" "$(jq -r '[.[] | select(.kind == "request")][0] | "\(.what) \(.details.ticket_id)"' <<<"$OUT")" \
 	"with its ticket"
