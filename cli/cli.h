@@ -114,10 +114,8 @@ extern const struct shp_cmd cmd_namespace;
 extern const struct shp_cmd cmd_policy;
 extern const struct shp_cmd cmd_queue;
 extern const struct shp_cmd cmd_rbac;
-extern const struct shp_cmd cmd_rbac;
 extern const struct shp_cmd cmd_reconcile;
 extern const struct shp_cmd cmd_requests;
-extern const struct shp_cmd cmd_role;
 extern const struct shp_cmd cmd_role;
 extern const struct shp_cmd cmd_service;
 extern const struct shp_cmd cmd_size;
@@ -292,13 +290,6 @@ int cli_filtered_list(int argc, char **argv, struct cli_ctx *ctx, const char *ro
 		      int limit_opt) SHP_MUSTCHECK;
 /* Parse --limit's value (1..CLI_LIST_MAX). */
 int cli_parse_limit(struct cli_ctx *ctx, const char *s, long *ret) SHP_MUSTCHECK;
-
-/* cmd-rbac.c: environments of platform roles, shared with cmd-role.c and cmd-whoami.c. */
-/* body[key] = the environments of "test", "prod" or "test,prod" (each once). */
-int cli_env_list(struct cli_ctx *ctx, const char *envs, json_t *body,
-		 const char *key) SHP_MUSTCHECK;
-/* A table cell: an item's allowed_environments joined with commas. */
-char *cli_envs_cell(const json_t *item, int64_t now);
 
 /* cmd-rbac.c: environments of platform roles, shared with cmd-role.c and cmd-whoami.c. */
 /* body[key] = the environments of "test", "prod" or "test,prod" (each once). */

@@ -35,10 +35,6 @@
 #define SHP_ROUTE_ROLEBINDINGS SHP_API_PREFIX "/rolebindings"
 #define SHP_ROUTE_RBAC_MAPPINGS SHP_API_PREFIX "/rbac/mappings"
 
-/* Platform roles (role bindings) and principal mappings. */
-#define SHP_ROUTE_ROLEBINDINGS SHP_API_PREFIX "/rolebindings"
-#define SHP_ROUTE_RBAC_MAPPINGS SHP_API_PREFIX "/rbac/mappings"
-
 /* The catalogue: templates (and their versions) and instance sizes. */
 #define SHP_ROUTE_TEMPLATES SHP_API_PREFIX "/templates"
 #define SHP_ROUTE_SIZES SHP_API_PREFIX "/sizes"
