@@ -118,4 +118,60 @@ expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'REQUEST_CANCE
 api_as alice POST "/api/v1/approvals/$tid/cancel" >/dev/null
 expect_eq 409 "$(code)" "cancelling twice: 409"
 
+# ---- policies: everybody reads, platform admins write, the levels' rules hold
+expect_eq 18 "$(api_as bob GET /api/v1/policies | jq '.items | length')" "every user reads the policies (18 rows)"
+expect_eq 2 "$(api_as bob GET '/api/v1/policies/START_VM?environment=prod' | jq .level)" "START_VM in prod is reviewed"
+expect_eq 0 "$(api_as bob GET '/api/v1/policies/CREATE_SYSTEM?environment=prod' | jq .level)" \
+	"a type without a row for the environment falls back on the row without one"
+api_as bob PUT /api/v1/policies/START_VM/prod -H "$J" -d '{"level": 0}' >/dev/null
+expect_eq 403 "$(code)" "a user may not set a policy (403)"
+expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'POLICY_SET' AND actor = 'bob' AND outcome = 'denied'")" \
+	"the refusal is audited"
+api PUT /api/v1/policies/START_VM/prod -H "$J" -d '{"level": 2}' >/dev/null
+expect_eq "400 runbook_url" "$(code) $(jq -r .error.details.field "$T/body")" "level 2 needs a runbook"
+api PUT /api/v1/policies/START_VM/prod -H "$J" -d '{"level": 2, "runbook_url": "ftp://x/y"}' >/dev/null
+expect_eq "400 runbook_url" "$(code) $(jq -r .error.details.field "$T/body")" "an http(s) one"
+api PUT /api/v1/policies/START_VM/prod -H "$J" -d '{"level": 3, "approvers_required": 1}' >/dev/null
+expect_eq "400 approvers_required" "$(code) $(jq -r .error.details.field "$T/body")" "level 3 needs two approvers or more"
+api PUT /api/v1/policies/START_VM/prod -H "$J" -d '{"level": 1, "approvers_required": 2}' >/dev/null
+expect_eq "400 approvers_required" "$(code) $(jq -r .error.details.field "$T/body")" "several approvers need level 3"
+api PUT /api/v1/policies/START_VM/prod -H "$J" -d '{"level": "1"}' >/dev/null
+expect_eq 400 "$(code)" "a level that is not a number is refused"
+api PUT /api/v1/policies/START_VM/prod -H "$J" -d '{"level": 1, "colour": 1}' >/dev/null
+expect_eq 400 "$(code)" "an unknown field is refused"
+api PUT /api/v1/policies/BOOT_VM/prod -H "$J" -d '{"level": 1}' >/dev/null
+expect_eq 404 "$(code)" "an unknown request type: 404"
+api PUT /api/v1/policies/START_VM/staging -H "$J" -d '{"level": 1}' >/dev/null
+expect_eq 404 "$(code)" "an unknown environment: 404"
+expect_exit 0 "policy set with a quorum and escalation" shp policy set start-vm --environment prod --level 3 \
+	--approvers 2 --escalate-memory 8Gi -o json
+expect_eq "3 2 8192" "$(jq -r '"\(.level) \(.approvers_required) \(.escalate_memory_mib)"' <<<"$OUT")" "is stored"
+expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'POLICY_SET' AND outcome = 'success' AND resource_name = 'START_VM/prod'")" \
+	"and audited as POLICY_SET"
+expect_exit 0 "policy show --environment" shp policy show START_VM --environment prod
+expect_match 'Level: +3' "$OUT" "shows the row that decides"
+expect_exit 7 "policy set refuses a bad quantity" shp policy set START_VM --environment prod --level 1 --escalate-memory lots
+expect_exit 0 "policy list" shp policy list
+expect_match 'CREATE_SERVICE +any +2' "$OUT" "lists every row"
+
+# ---- the CLI
+expect_exit 0 "system create" as alice system create depot --description "the depot" -o json
+expect_eq "CREATE_SYSTEM COMPLETED" "$(jq -r '"\(.type) \(.status)"' <<<"$OUT")" "is done at once"
+expect_exit 0 "system list" as alice system list
+expect_match 'depot +owner +0 +the depot' "$OUT" "shows the caller's role"
+expect_exit 0 "service create (reviewed by the policy set above)" as alice service create stock --system depot -o json
+tid=$(jq -r .ticket_id <<<"$OUT")
+expect_exit 0 "requests list" as alice requests list --status PENDING_APPROVAL
+expect_match "CREATE_SERVICE +stock +PENDING_APPROVAL +$tid" "$OUT" "shows the pending request and its ticket"
+expect_exit 0 "requests cancel" as alice requests cancel "$tid"
+expect_match "ticket $tid cancelled" "$OUT" "says so"
+expect_exit 2 "service delete without --yes" as alice service delete web
+expect_match -- '--yes' "$ERR" "asks for --yes"
+expect_exit 2 "system delete off a terminal without --confirm-name" as alice system delete depot </dev/null
+expect_match -- '--confirm-name depot' "$ERR" "names the option"
+expect_exit 1 "system delete with a wrong name" as alice system delete depot --confirm-name depox
+expect_eq depot "$(sql "SELECT name FROM systems WHERE name = 'depot' AND deleted_at IS NULL")" "deletes nothing"
+expect_exit 0 "system delete with the name" as alice system delete depot --confirm-name depot
+expect_exit 4 "system show of a deleted system" as alice system show depot
+
 finish
