@@ -110,9 +110,10 @@ json_t *shd_template_get_version(PGconn *conn, const char *name, int version,
 				 struct shp_error *err);
 
 /*
- * Import deploy/seed/ (the YAML files in templates/ and sizes/ under dir) once: when
- * seed_imports has no row, everything is validated first (errors name file, line and field)
- * and inserted in one transaction with the seed_imports row; afterwards nothing is read again.
+ * Import deploy/seed/ (templates/NAME.yaml and sizes.yaml under dir, docs/seed-format.md)
+ * once: when seed_imports has no row, everything is validated first (errors name file, line
+ * and field) and inserted in one transaction with the seed_imports row (names already taken
+ * are left alone); afterwards nothing is read again.
  * *ret_done is false when an earlier import made it skip.
  */
 int shd_seed_import(PGconn *conn, const char *dir, bool *ret_done,
