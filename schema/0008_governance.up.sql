@@ -258,6 +258,11 @@ CREATE TABLE approval_tickets (
 -- the workbench: pending tickets oldest first
 CREATE INDEX approval_tickets_pending_idx ON approval_tickets (created_at, id)
     WHERE status = 'PENDING_APPROVAL';
+-- ... filtered by namespace or by requester (the selective filters), still in that order
+CREATE INDEX approval_tickets_pending_ns_idx ON approval_tickets (namespace, created_at, id)
+    WHERE status = 'PENDING_APPROVAL';
+CREATE INDEX approval_tickets_pending_requester_idx
+    ON approval_tickets (requester, created_at, id) WHERE status = 'PENDING_APPROVAL';
 CREATE INDEX approval_tickets_requester_idx ON approval_tickets (requester_id, id);
 CREATE INDEX approval_tickets_vm_idx ON approval_tickets (vm_id, id) WHERE vm_id IS NOT NULL;
 CREATE INDEX approval_tickets_expiry_idx ON approval_tickets (expires_at)

@@ -196,6 +196,18 @@ const struct shd_route shd_routes[] = {
 	 "request", "vms_stop"},
 	{"POST", SHP_ROUTE_VMS "/{name}/restart", shd_api_vms_restart, ROUTE_DB,
 	 "REQUEST_SUBMITTED", "request", "vms_restart"},
+	{"GET", SHP_ROUTE_APPROVALS, shd_api_approvals_list, ROUTE_DB, NULL, NULL,
+	 "approvals_list"},
+	{"GET", SHP_ROUTE_APPROVALS "/{id}", shd_api_approvals_get, ROUTE_DB, NULL, NULL,
+	 "approvals_get"},
+	{"POST", SHP_ROUTE_APPROVALS "/{id}/approve", shd_api_approvals_approve, ROUTE_DB,
+	 "APPROVAL_APPROVED", "approval", "approvals_approve"},
+	{"POST", SHP_ROUTE_APPROVALS "/{id}/reject", shd_api_approvals_reject,
+	 ROUTE_DB | ROUTE_BODY, "APPROVAL_REJECTED", "approval", "approvals_reject"},
+	{"POST", SHP_ROUTE_ADMIN_APPROVALS "/{id}/preview", shd_api_approvals_preview,
+	 ROUTE_DB | ROUTE_BODY, NULL, NULL, "approvals_preview"},
+	{"PUT", SHP_ROUTE_ADMIN_APPROVALS "/{id}/spec", shd_api_approvals_modify,
+	 ROUTE_DB | ROUTE_BODY, "APPROVAL_MODIFIED", "approval", "approvals_modify"},
 };
 
 const size_t shd_routes_count = SHP_ARRAY_SIZE(shd_routes);

@@ -448,6 +448,14 @@ int shd_api_vms_start(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_vms_stop(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_vms_restart(struct shd_req *, struct shd_resp *, struct shp_error *);
 
+/* api-approvals.c, api-approvals-spec.c: the approvers' workbench, decisions, modifications */
+int shd_api_approvals_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_approvals_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_approvals_approve(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_approvals_reject(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_approvals_preview(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_approvals_modify(struct shd_req *, struct shd_resp *, struct shp_error *);
+
 /* ---- providers.c: the provider registry (provider.h) and the credentials it opens ------ */
 
 struct shd_kubeconfig;

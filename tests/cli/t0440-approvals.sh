@@ -1,0 +1,233 @@
+#!/bin/bash
+# The approvers' side, with several users over TLS: the workbench (only the caller's
+# environments, oldest first, days pending and priority tier, keyset pages), a ticket's view,
+# self-approval refused, N-of-M with one vote per approver, environment and capability checks,
+# modification (immutable fields, removed required fields, the five-field warning, the preview
+# diff), approvals voided by a modification, an approved ticket sent back before its task
+# starts, and rejection with the requester's notification.
+. "$top_srcdir/tests/helpers/lib.sh"
+
+start_daemon_tls
+for u in alice bob carol dave erin; do user_token "$u" >/dev/null; done
+uid() { sql "SELECT id FROM users WHERE name = '$1'"; }
+ALICE=$(uid alice) BOB=$(uid bob) CAROL=$(uid carol) DAVE=$(uid dave) ERIN=$(uid erin)
+
+expect_exit 0 "a test namespace" shp namespace create team-t --environment test
+expect_exit 0 "a prod namespace" shp namespace create team-p --environment prod
+expect_exit 0 "a test cluster" shp cluster add sim-t --simulated --environment test
+expect_exit 0 "a prod cluster" shp cluster add sim-p --simulated --environment prod
+sql "INSERT INTO systems (name) VALUES ('sys-a');
+     INSERT INTO services (system_id, name) SELECT id, 'web' FROM systems WHERE name = 'sys-a';
+     INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ('sys-a', $ALICE, 'member');
+     INSERT INTO role_bindings (user_id, role, allowed_environments) VALUES
+       ($ALICE, 'approver', '{test}'), ($BOB, 'approver', '{test,prod}'),
+       ($CAROL, 'approver', '{test}'), ($DAVE, 'approver', '{prod}'),
+       ($ERIN, 'approver', '{test,prod}');
+     INSERT INTO templates (name, version, status, image_source) VALUES
+       ('apr-ubuntu', 1, 'active', '{\"type\": \"containerDisk\", \"image\": \"quay.io/containerdisks/ubuntu:22.04\"}');
+     INSERT INTO instance_sizes (name, cpus, memory_mib, required_capabilities) VALUES
+       ('apr-small', 2, 2048, '[]'), ('apr-gpu', 8, 16384, '[\"gpu\"]');"
+
+# mk_ticket NS ENV NAME LEVEL REQUIRED [SIZE]: a CREATE_VM request by alice waiting for approval
+mk_ticket() {
+	local spec
+	spec=$(jq -nc --arg ns "$1" --arg n "$3" --arg size "${6:-apr-small}" \
+		'{name: $n, namespace: $ns, service: "web", system: "sys-a", template: "apr-ubuntu",
+		  template_version: 1, size: $size, cpus: 2, memory: "2Gi", storage_class: "standard",
+		  description: "a test VM", run: true}')
+	sql "WITH e AS (INSERT INTO domain_events (type, payload, actor_id, actor, tenant, status)
+	                VALUES ('CREATE_VM', '$spec', $ALICE, 'alice', 'sys-a', 'PENDING') RETURNING id)
+	     INSERT INTO approval_tickets (event_id, request_type, requester_id, requester, system,
+	            service, namespace, environment, target_name, approval_level, approvals_required,
+	            runbook_url, expires_at)
+	     SELECT e.id, 'CREATE_VM', $ALICE, 'alice', 'sys-a', 'web', '$1', '$2', '$3', $4, $5,
+	            'https://runbooks.invalid/vm-create', now() + interval '7 days' FROM e RETURNING id"
+}
+T_OLD=$(mk_ticket team-t test vm-old 2 1)
+T_MID=$(mk_ticket team-t test vm-mid 2 1)
+T_NEW=$(mk_ticket team-t test vm-new 2 1)
+T_PROD=$(mk_ticket team-p prod vm-prod 3 2)
+T_GPU=$(mk_ticket team-t test vm-gpu 2 1 apr-gpu)
+sql "UPDATE approval_tickets SET created_at = now() - interval '10 days 1 hour' WHERE id = $T_OLD;
+     UPDATE approval_tickets SET created_at = now() - interval '5 days' WHERE id = $T_MID;
+     UPDATE approval_tickets SET created_at = now() - interval '9 days' WHERE id = $T_PROD"
+
+# ---- the workbench ----------------------------------------------------------------------------
+body=$(api_as bob GET '/api/v1/approvals')
+expect_eq 200 "$(code)" "bob's workbench answers"
+expect_eq "$T_OLD $T_PROD $T_MID $T_NEW $T_GPU" "$(jq -r '[.items[].id] | join(" ")' <<<"$body")" \
+	"oldest first across bob's environments"
+expect_eq "10 urgent" "$(jq -r ".items[] | select(.id == $T_OLD) | \"\(.days_pending) \(.priority_tier)\"" <<<"$body")" \
+	"10 days pending is urgent"
+expect_eq "5 warning" "$(jq -r ".items[] | select(.id == $T_MID) | \"\(.days_pending) \(.priority_tier)\"" <<<"$body")" \
+	"5 days pending is a warning"
+expect_eq "0 normal 0/1" "$(jq -r ".items[] | select(.id == $T_NEW) | \"\(.days_pending) \(.priority_tier) \(.approvals)/\(.approvals_required)\"" <<<"$body")" \
+	"a new ticket is normal, with approvals so far over required"
+body=$(api_as carol GET '/api/v1/approvals')
+expect_eq "$T_OLD $T_MID $T_NEW $T_GPU" "$(jq -r '[.items[].id] | join(" ")' <<<"$body")" \
+	"carol (approver in test only) sees no prod ticket"
+body=$(api_as bob GET '/api/v1/approvals?environment=prod')
+expect_eq "$T_PROD" "$(jq -r '[.items[].id] | join(" ")' <<<"$body")" "filter by environment"
+body=$(api_as bob GET "/api/v1/approvals?requester=alice&type=CREATE_VM&namespace=team-t")
+expect_eq 4 "$(jq '.items | length' <<<"$body")" "filter by requester, type and namespace"
+api_as bob GET '/api/v1/approvals?type=NOPE' >/dev/null
+expect_eq 400 "$(code)" "an unknown type is a 400"
+api_as bob GET '/api/v1/approvals?sort=name' >/dev/null
+expect_eq 400 "$(code)" "an unknown order is a 400"
+api_as bob GET '/api/v1/approvals?cursor=!!!' >/dev/null
+expect_eq 400 "$(code)" "a malformed cursor is a 400"
+api_as alice GET '/api/v1/approvals' >"$T/alice.json"
+expect_eq 200 "$(code)" "an approver in test only lists too"
+
+# keyset pages of one: the same order, each ticket once
+ids="" cursor=""
+for _ in 1 2 3 4 5 6; do
+	page=$(api_as bob GET "/api/v1/approvals?limit=2${cursor:+&cursor=$cursor}")
+	ids="$ids $(jq -r '[.items[].id] | join(" ")' <<<"$page")"
+	cursor=$(jq -r '.next_cursor // empty' <<<"$page")
+	[ -n "$cursor" ] || break
+done
+expect_eq "$T_OLD $T_PROD $T_MID $T_NEW $T_GPU" "$(echo $ids)" "pages of two walk the same order"
+
+expect_exit 0 "the CLI workbench" as bob approvals list
+expect_match 'DAYS +TIER' "$OUT" "the table has DAYS and TIER"
+expect_match "urgent" "$OUT" "and the tiers"
+if printf '%s' "$OUT" | grep -q $'\033'; then fail "no colour off a terminal"; else pass "no colour off a terminal"; fi
+expect_exit 0 "the CLI workbench as JSON" as bob approvals list --type CREATE_VM --environment prod --json
+expect_eq "$T_PROD" "$(jq -r '.[].id' <<<"$OUT")" "--json gives the API's items"
+
+# ---- visibility ------------------------------------------------------------------------------
+api_as carol GET "/api/v1/approvals/$T_PROD" >/dev/null
+expect_eq 404 "$(code)" "a prod ticket does not exist for an approver in test only"
+api_as carol POST "/api/v1/approvals/$T_PROD/approve" -H 'Content-Type: application/json' \
+	-d '{"cluster": "sim-p"}' >/dev/null
+expect_eq 404 "$(code)" "nor can it be approved by them"
+body=$(api_as alice GET "/api/v1/approvals/$T_PROD")
+expect_eq 200 "$(code)" "the requester sees her ticket"
+expect_eq "vm-prod 2" "$(jq -r '"\(.effective_spec.name) \(.approvals_required)"' <<<"$body")" \
+	"with the effective spec and the quorum"
+expect_eq "https://runbooks.invalid/vm-create" "$(jq -r .runbook_url <<<"$body")" "and the runbook"
+api_as alice POST "/api/v1/approvals/$T_PROD/approve" -H 'Content-Type: application/json' \
+	-d '{"cluster": "sim-p"}' >/dev/null
+expect_eq 403 "$(code)" "a requester who is not an approver there may not approve"
+
+# ---- self-approval ----------------------------------------------------------------------------
+body=$(api_as alice POST "/api/v1/approvals/$T_NEW/approve" -H 'Content-Type: application/json' -d '{"cluster": "sim-t"}')
+expect_eq "403 SELF_APPROVAL" "$(code) $(jq -r .error.code <<<"$body")" "an approver may not approve her own request"
+expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'APPROVAL_APPROVED' AND outcome = 'denied' AND actor = 'alice' AND resource_name = '$T_NEW'")" \
+	"the refusal is audited as denied"
+expect_exit 0 "show the ticket" as alice approvals show "$T_NEW"
+
+# ---- cluster checks ---------------------------------------------------------------------------
+body=$(api_as bob POST "/api/v1/approvals/$T_NEW/approve" -H 'Content-Type: application/json' -d '{}')
+expect_eq "400 cluster" "$(code) $(jq -r .error.details.field <<<"$body")" "no cluster at all is a 400 naming it"
+expect_exit 2 "the CLI names --cluster" as bob approvals approve "$T_NEW"
+expect_match '--cluster' "$ERR" "the CLI says to pass --cluster"
+body=$(api_as bob POST "/api/v1/approvals/$T_NEW/approve" -H 'Content-Type: application/json' -d '{"cluster": "sim-p"}')
+expect_eq "409 ENVIRONMENT_MISMATCH" "$(code) $(jq -r .error.code <<<"$body")" "a prod cluster for a test namespace"
+expect_eq "prod test" "$(jq -r '"\(.error.details.cluster_environment) \(.error.details.namespace_environment)"' <<<"$body")" \
+	"naming both environments"
+body=$(api_as bob POST "/api/v1/approvals/$T_GPU/approve" -H 'Content-Type: application/json' -d '{"cluster": "sim-t"}')
+expect_eq "409 CAPABILITY_MISSING" "$(code) $(jq -r .error.code <<<"$body")" "a GPU size on a cluster without GPUs"
+expect_match 'gpu' "$(jq -r .error.details.missing <<<"$body")" "listing what is missing"
+body=$(api_as bob POST "/api/v1/approvals/$T_NEW/approve" -H 'Content-Type: application/json' \
+	-d "{\"cluster\": \"sim-t\", \"plan_hash\": \"$(printf '%064d' 0)\"}")
+expect_eq "409 APPROVAL_INVALIDATED" "$(code) $(jq -r .error.code <<<"$body")" "a plan hash that is not the plan's"
+
+# ---- N of M -----------------------------------------------------------------------------------
+expect_exit 0 "bob approves the prod ticket" as bob approvals approve "$T_PROD" --cluster sim-p --reason "looks fine"
+expect_match '1 of 2' "$OUT" "one of two approvals"
+expect_exit 0 "bob approves it again" as bob approvals approve "$T_PROD" --cluster sim-p
+expect_match 'already' "$OUT" "the same approver counts once"
+expect_eq "1 PENDING_APPROVAL" "$(sql "SELECT count(*) FILTER (WHERE decision = 'approve') || ' ' || min(t.status::text) FROM approval_decisions d JOIN approval_tickets t ON t.id = d.ticket_id WHERE t.id = $T_PROD")" \
+	"one decision, the ticket still pending"
+expect_eq "token token:" "$(sql "SELECT auth_method || ' ' || left(principal, 6) FROM approval_decisions WHERE ticket_id = $T_PROD")" \
+	"the decision records the auth method and principal"
+expect_exit 0 "dave completes the quorum" as dave approvals approve "$T_PROD" --cluster sim-p -o json
+task=$(jq -r .task_id <<<"$OUT")
+expect_match '^[0-9]+$' "$task" "the last approval submits a task"
+expect_match "^(APPROVED|EXECUTING) PROCESSING $task\$" "$(sql "SELECT t.status || ' ' || e.status || ' ' || t.execution_id FROM approval_tickets t JOIN domain_events e ON e.id = t.event_id WHERE t.id = $T_PROD")" \
+	"ticket APPROVED, event PROCESSING, the task recorded"
+expect_eq "$(sql "SELECT approved_plan_hash FROM approval_tickets WHERE id = $T_PROD")" \
+	"$(sql "SELECT approved_plan_hash FROM executions WHERE id = $task")" "the task carries the approved hash"
+expect_eq 2 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'APPROVAL_APPROVED' AND outcome = 'success' AND resource_name = '$T_PROD'")" \
+	"both approvals are audited"
+
+# ---- modification -----------------------------------------------------------------------------
+spec=$(api_as bob GET "/api/v1/approvals/$T_MID" | jq -c .effective_spec)
+preview() { api_as bob POST "/api/v1/admin/approvals/$T_MID/preview" -H 'Content-Type: application/json' -d "$1"; }
+body=$(preview "{\"spec\": $(jq -c '.namespace = "team-p"' <<<"$spec")}")
+expect_eq "400 IMMUTABLE_FIELD" "$(code) $(jq -r .error.code <<<"$body")" "the namespace cannot change"
+body=$(preview "{\"spec\": $(jq -c 'del(.template)' <<<"$spec")}")
+expect_eq "400 REQUIRED_FIELD_REMOVED" "$(code) $(jq -r .error.code <<<"$body")" "a required field cannot go"
+body=$(preview "{\"spec\": $(jq -c 'del(.cpus, .memory, .storage_class, .description, .run)' <<<"$spec")}")
+expect_eq "200 5" "$(code) $(jq -r .removed_fields <<<"$body")" "five fields may go"
+expect_match 'fields of the request are removed' "$(jq -r '.warnings[0]' <<<"$body")" "with a warning"
+expect_exit 0 "the CLI preview" as bob approvals preview "$T_MID" --set cpu=4 --set memory=8Gi --cluster sim-t
+expect_match '^-cpus: 2' "$OUT" "the diff removes the old CPUs"
+expect_match '^\+cpus: 4' "$OUT" "and adds the new"
+expect_match '\+memory: 8Gi' "$OUT" "and the memory"
+expect_match '^--- requested' "$OUT" "a unified diff"
+expect_match 'plan hash: [0-9a-f]{64}' "$ERR" "the new plan hash"
+expect_exit 2 "--set and --file together" as bob approvals preview "$T_MID" --set cpu=4 --file /dev/null
+expect_exit 2 "an unknown --set key" as bob approvals preview "$T_MID" --set colour=blue
+expect_exit 2 "modify refuses to ask off a terminal" as bob approvals modify "$T_MID" --set cpu=4 --reason bigger </dev/null
+
+# a stale hash after a modification
+old_hash=$(api_as bob GET "/api/v1/approvals/$T_MID?cluster=sim-t" | jq -r .current_plan_hash)
+expect_match '^[0-9a-f]{64}$' "$old_hash" "the ticket shows its plan hash for a cluster"
+expect_exit 0 "erin modifies the spec" as erin approvals modify "$T_MID" --set cpu=4 --reason "needs more CPU" --yes
+expect_eq "4 erin needs more CPU" "$(sql "SELECT (modified_spec->>'cpus') || ' ' || modified_by || ' ' || modification_reason FROM approval_tickets WHERE id = $T_MID")" \
+	"modified_spec is stored with who and why"
+expect_eq 2 "$(sql "SELECT (payload->>'cpus') FROM domain_events e JOIN approval_tickets t ON t.event_id = e.id WHERE t.id = $T_MID")" \
+	"the request itself never changes"
+body=$(api_as bob POST "/api/v1/approvals/$T_MID/approve" -H 'Content-Type: application/json' \
+	-d "{\"cluster\": \"sim-t\", \"plan_hash\": \"$old_hash\"}")
+expect_eq "409 APPROVAL_INVALIDATED" "$(code) $(jq -r .error.code <<<"$body")" "the hash seen before the modification is stale"
+body=$(api_as bob PUT "/api/v1/admin/approvals/$T_MID/spec" -H 'Content-Type: application/json' -d "{\"spec\": $spec}")
+expect_eq 400 "$(code)" "a modification needs a reason"
+api_as bob PUT "/api/v1/admin/approvals/$T_MID/spec" -H 'Content-Type: application/json' \
+	-d "{\"spec\": $(jq -c '.service = "other"' <<<"$spec"), \"reason\": \"x\"}" >"$T/imm.json"
+expect_eq "400 IMMUTABLE_FIELD" "$(code) $(jq -r .error.code "$T/imm.json")" "nor the service"
+
+# approvals voided by a modification (level 3, one of two approvals in)
+T_Q=$(mk_ticket team-t test vm-quorum 3 2)
+expect_exit 0 "bob approves the quorum ticket" as bob approvals approve "$T_Q" --cluster sim-t
+expect_exit 0 "erin changes it" as erin approvals modify "$T_Q" --set memory=4Gi --reason "less memory" --yes
+expect_match '1 approval' "$OUT" "the CLI reports the voided approval"
+expect_eq "0 1" "$(sql "SELECT count(*) FILTER (WHERE invalidated_at IS NULL) || ' ' || count(*) FILTER (WHERE invalidated_at IS NOT NULL) FROM approval_decisions WHERE ticket_id = $T_Q")" \
+	"bob's approval is invalidated"
+expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'APPROVAL_INVALIDATED' AND resource_name = '$T_Q'")" \
+	"and the invalidation audited"
+
+# an approved ticket whose task has not started goes back
+expect_exit 0 "hold the executions queue" shp queue pause executions
+T_BACK=$(mk_ticket team-t test vm-back 2 1)
+expect_exit 0 "carol approves" as carol approvals approve "$T_BACK" --cluster sim-t -o json
+back_task=$(jq -r .task_id <<<"$OUT")
+expect_exit 0 "bob modifies the approved ticket" as bob approvals modify "$T_BACK" --set cpu=3 --reason "three" --yes -o json
+expect_eq "PENDING_APPROVAL $back_task" "$(jq -r '"\(.status) \(.cancelled_task_id)"' <<<"$OUT")" \
+	"it is pending again and its task is cancelled"
+expect_eq "PENDING_APPROVAL cancelled" "$(sql "SELECT t.status || ' ' || x.status FROM approval_tickets t, executions x WHERE t.id = $T_BACK AND x.id = $back_task")" \
+	"in the database too"
+expect_exit 0 "it can be approved again" as carol approvals approve "$T_BACK" --cluster sim-t -o json
+expect_eq APPROVED "$(sql "SELECT status FROM approval_tickets WHERE id = $T_BACK")" "approved with the new plan"
+expect_exit 0 "release the executions queue" shp queue resume executions
+
+# ---- reject -----------------------------------------------------------------------------------
+expect_exit 2 "reject needs --reason" as carol approvals reject "$T_OLD"
+api_as carol POST "/api/v1/approvals/$T_OLD/reject" -H 'Content-Type: application/json' -d '{"reason": ""}' >/dev/null
+expect_eq 400 "$(code)" "an empty reason is refused"
+expect_exit 0 "carol rejects" as carol approvals reject "$T_OLD" --reason "no budget this quarter"
+expect_eq "REJECTED CANCELLED no budget this quarter" "$(sql "SELECT t.status || ' ' || e.status || ' ' || t.reason FROM approval_tickets t JOIN domain_events e ON e.id = t.event_id WHERE t.id = $T_OLD")" \
+	"ticket REJECTED with the reason, event CANCELLED"
+expect_eq "APPROVAL_REJECTED" "$(sql "SELECT type FROM notifications WHERE user_id = $ALICE AND ticket_id = $T_OLD")" \
+	"the requester is told"
+expect_eq "no budget this quarter" "$(sql "SELECT body FROM notifications WHERE user_id = $ALICE AND ticket_id = $T_OLD")" \
+	"with the reason"
+api_as bob POST "/api/v1/approvals/$T_OLD/approve" -H 'Content-Type: application/json' -d '{"cluster": "sim-t"}' >"$T/late.json"
+expect_eq "409 ILLEGAL_TRANSITION" "$(code) $(jq -r .error.code "$T/late.json")" "a rejected ticket cannot be approved"
+body=$(api_as bob GET "/api/v1/approvals?status=REJECTED")
+expect_eq "$T_OLD" "$(jq -r '[.items[].id] | join(" ")' <<<"$body")" "the workbench filters by status"
+
+finish
