@@ -186,6 +186,9 @@ static int audit_follow(struct cli_ctx *ctx, const char *query, long limit)
 
 	if (r < 0)
 		return r;
+	if (!json && !ctx->quiet)
+		printf("%-6s %-27s %-16s %-24s %-32s %s\n", "ID", "TIME", "ACTOR", "ACTION",
+		       "RESOURCE", "OUTCOME");
 	for (size_t i = json_array_size(items); i-- > 0;) {
 		const json_t *e = json_array_get(items, i);
 
