@@ -42,8 +42,9 @@ struct greq {
 	char requester[160];
 	char plan_hash[SHP_SHA256_HEX_LEN + 1]; /* "" = none */
 	char target[160];                       /* "namespace/name", "" if none */
-	json_t *payload;                        /* owned */
-	json_t *modified;                       /* owned; NULL = no modification */
+	bool record_only; /* the execution path was off: nothing ran on the cluster */
+	json_t *payload;  /* owned */
+	json_t *modified; /* owned; NULL = no modification */
 };
 
 static void greq_release(struct greq *g)
@@ -71,7 +72,7 @@ static int load_event(struct greq *g, struct shp_error *err)
 	static const char sql[] =
 		"SELECT e.type, e.status, e.payload, e.actor_id, e.actor, x.plan_hash,"
 		"  coalesce(x.plan_snapshot #>> '{steps,0,params,namespace}' || '/'"
-		"   || (x.plan_snapshot #>> '{steps,0,params,name}'), '')"
+		"   || (x.plan_snapshot #>> '{steps,0,params,name}'), ''), x.record_only"
 		" FROM domain_events e LEFT JOIN executions x ON x.id = $2::bigint"
 		" WHERE e.id = $1 FOR UPDATE OF e";
 	_cleanup_(PQclearp) PGresult *res = NULL;
@@ -91,6 +92,7 @@ static int load_event(struct greq *g, struct shp_error *err)
 	(void)snprintf(g->plan_hash, sizeof(g->plan_hash), "%s",
 		       shd_db_value(res, 0, 5) ? shd_db_value(res, 0, 5) : "");
 	(void)snprintf(g->target, sizeof(g->target), "%s", shd_db_value(res, 0, 6));
+	g->record_only = shp_streq(shd_db_value(res, 0, 7), "t");
 	if (!g->payload)
 		return shp_error_set(err, SHP_E_INTERNAL, "request %s has no readable payload",
 				     g->event_ids);
@@ -194,6 +196,8 @@ static int audit(struct greq *g, const char *action, const char *outcome, const 
 		json_object_set_new(d, "plan_hash", json_string(g->plan_hash));
 	if (code)
 		json_object_set_new(d, "error_code", json_string(code));
+	if (g->record_only)
+		json_object_set_new(d, "record_only", json_true());
 	return shd_audit_write(g->conn, NULL, action, g->target[0] ? "vm" : "request",
 			       g->target[0] ? g->target : g->event_ids, outcome, d, err);
 }
@@ -339,13 +343,23 @@ int shd_gov_on_start(PGconn *conn, int64_t execution_id, int64_t event_id, void 
 	return audit(&g, "EXECUTION_STARTED", "success", NULL, err);
 }
 
+/* What a succeeded request changes on the VM rows; record-only (the path is off) nothing. */
+static int apply_vm(struct greq *g, struct shp_error *err)
+{
+	if (g->record_only)
+		return 0;
+	if (strcmp(g->type, "CREATE_VM") == 0)
+		return record_vm(g, "vm.provision", err);
+	if (strcmp(g->type, "MODIFY_VM") == 0)
+		return record_vm(g, "vm.update", err);
+	if (strcmp(g->type, "DELETE_VM") == 0)
+		return check_deleted(g, err);
+	return 0;
+}
+
 static int succeed(struct greq *g, struct shp_error *err)
 {
-	if (strcmp(g->type, "CREATE_VM") == 0 && record_vm(g, "vm.provision", err) < 0)
-		return -err->code;
-	if (strcmp(g->type, "MODIFY_VM") == 0 && record_vm(g, "vm.update", err) < 0)
-		return -err->code;
-	if (strcmp(g->type, "DELETE_VM") == 0 && check_deleted(g, err) < 0)
+	if (apply_vm(g, err) < 0)
 		return -err->code;
 	/* a ticket whose on_start was lost is still APPROVED: it executed all the same */
 	if (strcmp(g->ticket_status, "APPROVED") == 0 &&

@@ -384,6 +384,23 @@ Test(gov_exec, create_vm_runs_to_running_and_records_the_vm)
 			 "APPROVAL_COMPLETED");
 }
 
+Test(gov_exec, a_record_only_execution_completes_the_request_without_a_vm)
+{
+	json_auto_t *plan = provision_plan("web-7", "1Gi");
+	long long ev;
+
+	sql("INSERT INTO execution_flags (scope, enabled, updated_by) VALUES ('global', false, "
+	    "'t')");
+	ev = request("CREATE_VM", "{\"spec\": {\"name\": \"web-7\"}}", "APPROVED");
+	(void)run_new(plan, ev);
+	cr_assert_str_eq(one("SELECT status || ' ' || record_only FROM executions"), "succeeded true");
+	cr_assert_str_eq(one("SELECT status FROM approval_tickets"), "COMPLETED");
+	cr_assert_eq(num("SELECT count(*) FROM vms"), 0, "nothing ran, nothing is recorded");
+	cr_assert_str_eq(one("SELECT details->>'record_only' FROM audit_log"
+			     " WHERE action = 'EXECUTION_COMPLETED'"),
+			 "true");
+}
+
 static struct shd_provider *sim(void);
 
 static json_t *update_plan(const char *name, const char *memory, const char *strategy)
