@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,4 +208,123 @@ Test(diff, same_as_diff_u)
 	free(a);
 	free(b);
 	free(c);
+}
+
+/* ---- property test: the diff applies back, and its edits are minimal ------------------- */
+
+struct lines {
+	const char *p[64];
+	size_t n[64];
+	int count;
+};
+
+static void split(const char *s, struct lines *l)
+{
+	l->count = 0;
+	while (*s) {
+		const char *e = strchr(s, '\n');
+		size_t len = e ? (size_t)(e - s) + 1 : strlen(s);
+
+		l->p[l->count] = s;
+		l->n[l->count++] = len;
+		s += len;
+	}
+}
+
+/* Apply the hunks of diff to a; the result must equal b. Returns the lines added + removed. */
+static int apply_diff(const char *a, const char *b, const char *diff)
+{
+	struct shp_buf out = SHP_BUF_INIT(1 << 20);
+	struct lines la;
+	const char *d = strchr(strchr(diff, '\n') + 1, '\n') + 1; /* past the headers */
+	int ai = 0, edits = 0;
+
+	split(a, &la);
+	while (*d) {
+		int as, al = 1, bs, bl = 1;
+
+		cr_assert(sscanf(d, "@@ -%d,%d +%d,%d @@", &as, &al, &bs, &bl) >= 2 ||
+				  sscanf(d, "@@ -%d +%d,%d @@", &as, &bs, &bl) >= 2,
+			  "%s", d);
+		int start = al == 0 ? as : as - 1;
+
+		for (; ai < start; ai++)
+			cr_assert_eq(shp_buf_addn(&out, la.p[ai], la.n[ai]), 0);
+		d = strchr(d, '\n') + 1;
+		while (*d && *d != '@') {
+			const char *e = strchr(d, '\n');
+			size_t len = (size_t)(e - d);
+			bool nonl = e[1] == '\\';
+
+			if (*d == ' ' || *d == '-') {
+				cr_assert_eq(la.n[ai] - (nonl ? 0 : 1), len - 1);
+				cr_assert(memcmp(la.p[ai], d + 1, len - 1) == 0);
+				ai++;
+			}
+			if (*d == ' ' || *d == '+')
+				cr_assert_eq(shp_buf_addn(&out, d + 1, nonl ? len - 1 : len), 0);
+			edits += *d != ' ';
+			d = e + 1;
+			if (nonl)
+				d = strchr(d, '\n') + 1;
+		}
+	}
+	for (; ai < la.count; ai++)
+		cr_assert_eq(shp_buf_addn(&out, la.p[ai], la.n[ai]), 0);
+	cr_assert_str_eq(out.buf, b, "a:\n%s\nb:\n%s\ndiff:\n%s", a, b, diff);
+	shp_buf_release(&out);
+	return edits;
+}
+
+static int lcs(const struct lines *a, const struct lines *b)
+{
+	int t[65][65] = {{0}};
+
+	for (int i = 1; i <= a->count; i++)
+		for (int j = 1; j <= b->count; j++) {
+			bool eq = a->n[i - 1] == b->n[j - 1] &&
+				  memcmp(a->p[i - 1], b->p[j - 1], a->n[i - 1]) == 0;
+			int up = t[i - 1][j] > t[i][j - 1] ? t[i - 1][j] : t[i][j - 1];
+
+			t[i][j] = eq ? t[i - 1][j - 1] + 1 : up;
+		}
+	return t[a->count][b->count];
+}
+
+static void random_text(unsigned *seed, char *out, size_t size)
+{
+	int n = (int)(rand_r(seed) % 40);
+	size_t o = 0;
+
+	for (int i = 0; i < n && o + 4 < size; i++) {
+		out[o++] = (char)('a' + rand_r(seed) % 4);
+		out[o++] = '\n';
+	}
+	if (o > 0 && rand_r(seed) % 5 == 0)
+		o--; /* no newline at the end */
+	out[o] = '\0';
+}
+
+Test(diff, random_texts_apply_back_with_minimal_edits)
+{
+	unsigned seed = 12345;
+
+	for (int round = 0; round < 2000; round++) {
+		char a[200], b[200];
+		struct lines la, lb;
+
+		random_text(&seed, a, sizeof(a));
+		random_text(&seed, b, sizeof(b));
+		char *d = diff_of(a, b, (int)(rand_r(&seed) % 4));
+
+		if (strcmp(a, b) == 0) {
+			cr_assert_str_eq(d, "");
+		} else {
+			split(a, &la);
+			split(b, &lb);
+			cr_assert_eq(apply_diff(a, b, d), la.count + lb.count - 2 * lcs(&la, &lb),
+				     "not minimal:\n%s", d);
+		}
+		free(d);
+	}
 }
