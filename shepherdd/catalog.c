@@ -130,7 +130,7 @@ json_t *shd_template_get_version(PGconn *conn, const char *name, int version, st
 /* A regular file of at most SEED_FILE_MAX bytes into out. */
 static int read_file(const char *path, struct shp_buf *out, struct shp_error *err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	struct stat st;
 	char chunk[8192];
 	ssize_t n;
