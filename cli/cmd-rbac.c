@@ -309,8 +309,9 @@ static const struct shp_subcmd rbac_verbs[] = {
 			"contact), a member of the system --team with --team-role, and a holder "
 			"of --role in the environments of --env. PRINCIPAL is, for unix, the "
 			"account name; for token, OWNER/TOKEN_NAME (the token owner's user name "
-			"and the token's name); for cert, the certificate subject as RFC 4514 "
-			"writes it, such as CN=alice,O=example.",
+			"and the token's name); for cert, the certificate subject as shepherd "
+			"writes it, such as O=example,CN=alice (what \"shepherd whoami\" shows "
+			"after cert: for that certificate).",
 		.opts = map_flags,
 	},
 	{

@@ -270,8 +270,27 @@ static int identify_token(struct shd_req *req, const char *token, char *key, siz
 }
 
 /*
+ * 1 when an enabled mapping names (kind, principal), else 0; <0 error. A certificate whose
+ * subject is mapped needs no user of its own (its common name may be taken).
+ */
+static int mapping_enabled(PGconn *db, const char *kind, const char *principal,
+			   struct shp_error *err)
+{
+	_cleanup_(PQclearp) PGresult *res =
+		shd_db_exec(db,
+			    "SELECT 1 FROM rbac_mappings WHERE principal_kind = $1"
+			    " AND principal = $2 AND enabled",
+			    2, (const char *[]){kind, principal}, err);
+
+	if (!res)
+		return -err->code;
+	return PQntuples(res) > 0;
+}
+
+/*
  * 1 identified, 0 no certificate presented, <0 error. key receives the subject (the
- * certificate's DN as GnuTLS writes it, RFC 4514: "CN=alice,O=example"), the principal string
+ * certificate's DN as GnuTLS writes it, in the certificate's order: "O=example,CN=alice"),
+ * the principal string
  * of cert mappings.
  */
 static int identify_cert(struct shd_req *req, char *key, size_t keysize, struct shp_error *err)
@@ -313,6 +332,8 @@ static int identify_cert(struct shd_req *req, char *key, size_t keysize, struct 
 					     "characters");
 	(void)snprintf(subject, sizeof(subject), "%s", dn);
 	r = lookup_principal(req->db, "cert", subject, &req->ident, err);
+	if (r == 0)
+		r = mapping_enabled(req->db, "cert", subject, err);
 	if (r == 0) {
 		r = create_principal(req, "cert", subject, cn, name_is_admin(req->d->cfg, cn), err);
 		if (r < 0)
@@ -397,6 +418,10 @@ static int apply_mapping(struct shd_req *req, const char *kind, const char *prin
 		if (!res)
 			return -err->code;
 		user_name = shd_db_value(res, 0, 0);
+		if (!user_name && ident->user_id == 0)
+			/* a mapped certificate without a user of its own lost its mapping */
+			return shp_error_set(err, SHP_E_UNAUTH,
+					     "the principal's mapping changed; try again");
 		if (!user_name) {
 			ident->is_admin = strcmp(shd_db_value(res, 0, 4), "t") == 0;
 			return 0;

@@ -129,7 +129,7 @@ int shd_rbac_check_principal(const char *kind, const char *principal, struct shp
 			       ? 0
 			       : field_error(err, "principal",
 					     "of a cert mapping must be a certificate subject such "
-					     "as CN=alice,O=example");
+					     "as O=example,CN=alice");
 	return field_error(err, "principal_kind", "must be unix, token or cert");
 }
 

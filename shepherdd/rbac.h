@@ -30,8 +30,8 @@ int shd_rbac_check_user_name(const char *field, const char *name,
  *   unix   the account name: 1..32 bytes of [A-Za-z0-9._-], not starting with '-'
  *   token  "OWNER/TOKEN_NAME": the token owner's user name, '/', the token's name (1..63);
  *          the last '/' separates them
- *   cert   the certificate subject (RFC 4514 as GnuTLS writes it, "CN=alice,O=example"):
- *          1..512 bytes with at least one '='
+ *   cert   the certificate subject as GnuTLS writes it (attributes in the certificate's order,
+ *          "O=example,CN=alice"): 1..512 bytes with at least one '='
  * No control characters anywhere. SHP_E_INVAL naming the field.
  */
 int shd_rbac_check_principal(const char *kind, const char *principal,

@@ -6,7 +6,7 @@
 # approvers and operators across environments; a disabled user sees nothing; hostile input.
 . "$top_srcdir/tests/helpers/lib.sh"
 
-start_daemon_tls
+start_daemon_tls --tls-client-ca "$T/pki/ca.crt"
 for ns in web-test:test db-test:test web-prod:prod; do
 	shp namespace create "${ns%%:*}" --environment "${ns##*:}" >/dev/null
 done
@@ -117,6 +117,27 @@ expect_exit 0 "the mapped admin removes the mapping" shp rbac unmap "$umid"
 expect_exit 0 "whoami after unmapping" shp whoami -o json
 expect_eq "$me" "$(jq -r .name <<<"$OUT")" "the account is itself again"
 expect_exit 0 "unmap the token" shp rbac unmap "$mid"
+
+# certificates: the subject as RFC 4514 writes it; a mapped subject needs no user of its own
+cert_whoami() {
+	curl -s -o "$T/body" -w '%{http_code}' --cacert "$T/pki/ca.crt" --cert "$T/pki/$1.crt" \
+		--key "$T/pki/$1.key" "https://127.0.0.1:$TLS_PORT/api/v1/whoami" >"$T/code"
+	cat "$T/body"
+}
+user_token bob >/dev/null
+cert_whoami bob >/dev/null
+expect_eq 401 "$(code)" "a certificate whose common name is another user's is refused"
+expect_exit 0 "map the certificate subject" \
+	shp rbac map cert "O=shepherd tests,CN=bob" --user bob-cert --role viewer --env prod
+body=$(cert_whoami bob)
+expect_eq 200 "$(code)" "the mapped certificate gets in"
+expect_eq "bob-cert cert:O=shepherd tests,CN=bob" "$(jq -r '"\(.name) \(.principal)"' <<<"$body")" \
+	"as the mapped user, with the subject as its principal"
+expect_eq 0 "$(sql "SELECT count(*) FROM principals WHERE kind = 'cert' AND subject LIKE '%bob%'")" \
+	"and no identity of its own"
+expect_exit 0 "disable the certificate mapping" shp rbac disable "$(shp rbac list -o json | jq -r '.[] | select(.principal_kind == "cert") | .id')"
+cert_whoami bob >/dev/null
+expect_eq 401 "$(code)" "disabled, the certificate is refused again"
 expect_eq 3 "$(sql "SELECT count(DISTINCT action) FROM audit_log WHERE action IN ('RBAC_MAPPING_CREATE', 'RBAC_MAPPING_UPDATE', 'RBAC_MAPPING_DELETE') AND outcome = 'success'")" \
 	"create, update and delete are audited"
 
