@@ -156,12 +156,8 @@ static int notify_approvers(PGconn *conn, struct shd_req *req, const struct shd_
 	(void)snprintf(body, sizeof(body), "requested by %.128s (level %d%s)%s%.300s",
 		       req->ident.name, d->level, d->escalated ? ", escalated" : "",
 		       d->runbook_url[0] ? "; runbook: " : "", d->runbook_url);
-	if (sub->env >= 0)
-		return shd_notify_inbox.to_approvers(conn, sub->env, &n, err);
-	/* a request without an environment (systems, services) concerns the approvers of both */
-	if (shd_notify_inbox.to_approvers(conn, 0, &n, err) < 0)
-		return -err->code;
-	return shd_notify_inbox.to_approvers(conn, 1, &n, err);
+	/* a request without an environment (systems, services) goes to every approver */
+	return shd_notify_inbox.to_approvers(conn, sub->env, &n, err);
 }
 
 /* Level 2-3: event PENDING, ticket, audit, notifications, in one transaction. */

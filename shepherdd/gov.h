@@ -266,7 +266,7 @@ struct shd_notify_sender {
 	/* to one user */
 	int (*to_user)(PGconn *conn, int64_t user_id, const struct shd_notification *n,
 		       struct shp_error *err);
-	/* to every user who may approve in environment env (an index) */
+	/* to every user who may approve in environment env (an index; -1: in any) */
 	int (*to_approvers)(PGconn *conn, int env, const struct shd_notification *n,
 			    struct shp_error *err);
 };

@@ -1,7 +1,8 @@
 /*
  * Notifications: the inbox sender. A notification is a row of notifications, written in the
  * caller's transaction so it commits with what it announces; approvers of an environment are
- * the users holding platform-admin or approver there (bindings, mappings, users.is_admin).
+ * the users holding platform-admin or approver there (bindings, mappings, users.is_admin);
+ * environment -1 (a request without one: systems, services) means any environment.
  */
 #include "config.h"
 
@@ -55,7 +56,7 @@ static int inbox_to_approvers(PGconn *conn, int env, const struct shd_notificati
 	_cleanup_free_ char *data = NULL;
 	char ticket[24] = "";
 
-	if (!env_name(env))
+	if (env != -1 && !env_name(env))
 		return shp_error_set(err, SHP_E_INVAL, "no environment %d to notify approvers of",
 				     env);
 	if (params_of(n, &data, ticket, sizeof(ticket), err) < 0)
@@ -67,13 +68,14 @@ static int inbox_to_approvers(PGconn *conn, int env, const struct shd_notificati
 		    " SELECT DISTINCT b.user_id, $2, $3, $4, coalesce($5::jsonb, '{}'), $6::bigint"
 		    "   FROM effective_role_bindings b JOIN users u ON u.id = b.user_id"
 		    "  WHERE b.role IN ('platform-admin', 'approver')"
-		    "    AND $1::environment = ANY (b.allowed_environments)"
+		    "    AND ($1::environment IS NULL OR $1 = ANY (b.allowed_environments))"
 		    "    AND u.disabled_at IS NULL",
 		    6,
 		    (const char *[]){env_name(env), n->type, n->title, n->body ? n->body : "", data,
 				     ticket[0] ? ticket : NULL},
 		    err) < 0)
-		return shp_error_prefix(err, "notifying the approvers of %s", env_name(env));
+		return shp_error_prefix(err, "notifying the approvers of %s",
+					env_name(env) ? env_name(env) : "any environment");
 	return 0;
 }
 

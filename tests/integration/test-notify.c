@@ -115,6 +115,11 @@ Test(notify, to_approvers_of_an_environment)
 	who = recipients("PROD_PENDING");
 	cr_assert_str_eq(who, "ben fay gus");
 	free(who);
+	n.type = "ANY_PENDING";
+	cr_assert_eq(shd_notify_inbox.to_approvers(testdb_conn, -1, &n, &err), 0, "%s", err.msg);
+	who = recipients("ANY_PENDING");
+	cr_assert_str_eq(who, "ann ben cid fay gus", "each approver of any environment once");
+	free(who);
 	cr_assert_eq(shd_notify_inbox.to_approvers(testdb_conn, 2, &n, &err), -SHP_E_INVAL);
 }
 
