@@ -26,7 +26,6 @@
 #include "util.h"
 #include "yaml.h"
 
-#define DRY_RUN_TIMEOUT_NS (15ull * 1000 * 1000 * 1000)
 #define CHECK_VM_NAME "shepherd-template-check"
 
 /* ---- rows ---------------------------------------------------------------------------------- */
@@ -351,9 +350,8 @@ static int dry_run(struct shd_req *req, int64_t cluster_id, const char *cluster,
 	int r;
 
 	p = shd_daemon_provider(req->d, cluster_id, &perr);
-	r = p ? shd_caps_dry_run_check(&p->infra, manifest,
-				       shp_now_monotonic_ns() + DRY_RUN_TIMEOUT_NS, &ok, &reason,
-				       &perr)
+	/* deadline 0: the provider's own (provider.timeout) */
+	r = p ? shd_caps_dry_run_check(&p->infra, manifest, 0, &ok, &reason, &perr)
 	      : -(int)perr.code;
 	if (r < 0) {
 		log_warn("template dry run on cluster '%s' could not run: %s", cluster, perr.msg);
