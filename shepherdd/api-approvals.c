@@ -34,9 +34,10 @@
 
 void approval_ticket_release(struct approval_ticket *t)
 {
+	json_decref(t->payload);
 	json_decref(t->requested);
 	json_decref(t->modified);
-	t->requested = t->modified = NULL;
+	t->payload = t->requested = t->modified = NULL;
 }
 
 void approval_cluster_release(struct approval_cluster *c)
@@ -73,6 +74,7 @@ static int64_t col_i64(const PGresult *res, int col)
 
 static int ticket_from_row(const PGresult *res, struct approval_ticket *t, struct shp_error *err)
 {
+	json_t *spec;
 	int r;
 
 	t->id = col_i64(res, 0);
@@ -97,10 +99,12 @@ static int ticket_from_row(const PGresult *res, struct approval_ticket *t, struc
 	r = shd_req_type_from_string(t->type_name, &t->type, err);
 	if (r < 0)
 		return r;
-	t->requested = json_loads(shd_db_value(res, 0, 18), 0, NULL);
+	t->payload = json_loads(shd_db_value(res, 0, 18), 0, NULL);
+	spec = json_object_get(t->payload, "spec");
+	t->requested = json_incref(json_is_object(spec) ? spec : t->payload);
 	if (shd_db_value(res, 0, 19))
 		t->modified = json_loads(shd_db_value(res, 0, 19), 0, NULL);
-	if (!json_is_object(t->requested) || (shd_db_value(res, 0, 19) && !t->modified))
+	if (!json_is_object(t->payload) || (shd_db_value(res, 0, 19) && !t->modified))
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory reading ticket %" PRId64,
 				     t->id);
 	return 0;
@@ -194,7 +198,11 @@ int approval_plan(PGconn *conn, const struct approval_ticket *t, const json_t *s
 		  const char *cluster, char hash[SHP_SHA256_HEX_LEN + 1], json_t **ret_plan,
 		  struct shp_error *err)
 {
-	json_auto_t *vm = json_pack("{s:s,s:s}", "namespace", t->ns, "name", t->target);
+	json_t *named = json_object_get(t->payload, "vm");
+	/* the VM the request names (modify, delete, power), else the ticket's target */
+	json_auto_t *vm = json_is_object(named)
+				  ? json_incref(named)
+				  : json_pack("{s:s,s:s}", "namespace", t->ns, "name", t->target);
 	json_auto_t *plan = NULL;
 
 	if (!vm)

@@ -33,7 +33,8 @@ struct approval_ticket {
 	char modified_at[48];                   /* text of modified_at, "" if never modified */
 	int required;
 	bool can_approve;  /* an approver (or platform admin) of the ticket's environment */
-	json_t *requested; /* owned: the event's payload */
+	json_t *payload;   /* owned: the event's payload ({"spec": ..., "vm": ...}) */
+	json_t *requested; /* owned: the spec asked for (the payload's "spec", else the payload) */
 	json_t *modified;  /* owned or NULL: an approver's replacement */
 };
 void approval_ticket_release(struct approval_ticket *t);
