@@ -163,6 +163,10 @@ expect_exit 0 "service create (reviewed by the policy set above)" as alice servi
 tid=$(jq -r .ticket_id <<<"$OUT")
 expect_exit 0 "requests list" as alice requests list --status PENDING_APPROVAL
 expect_match "CREATE_SERVICE +stock +PENDING_APPROVAL +$tid" "$OUT" "shows the pending request and its ticket"
+rid=$(jq -r .request_id <<<"$(as alice requests list -o json | jq '{request_id: .[0].id}')")
+expect_exit 0 "requests show" as alice requests show "$rid" -o json
+expect_eq "stock depot" "$(jq -r '"\(.payload.spec.name) \(.payload.spec.system)"' <<<"$OUT")" "shows what was asked"
+expect_exit 7 "requests show of a bad id" as alice requests show 12x
 expect_exit 0 "requests cancel" as alice requests cancel "$tid"
 expect_match "ticket $tid cancelled" "$OUT" "says so"
 expect_exit 2 "service delete without --yes" as alice service delete web
