@@ -4,7 +4,8 @@
 # self-approval refused, N-of-M with one vote per approver, environment and capability checks,
 # modification (immutable fields, removed required fields, the five-field warning, the preview
 # diff), approvals voided by a modification, an approved ticket sent back before its task
-# starts, and rejection with the requester's notification.
+# starts, rejection with the requester's notification, bad input, and the terminal: tiers in
+# colour (never with NO_COLOR or --no-color), a coloured preview diff, the readline question.
 . "$top_srcdir/tests/helpers/lib.sh"
 
 start_daemon_tls
@@ -213,6 +214,45 @@ expect_eq "PENDING_APPROVAL cancelled" "$(sql "SELECT t.status || ' ' || x.statu
 expect_exit 0 "it can be approved again" as carol approvals approve "$T_BACK" --cluster sim-t -o json
 expect_eq APPROVED "$(sql "SELECT status FROM approval_tickets WHERE id = $T_BACK")" "approved with the new plan"
 expect_exit 0 "release the executions queue" shp queue resume executions
+
+# ---- bad input --------------------------------------------------------------------------------
+post() { api_as bob POST "$1" -H "$J" -d "$2" >/dev/null; code; }
+expect_eq 400 "$(post "/api/v1/approvals/$T_NEW/approve" '{"cluster": ')" "malformed JSON"
+expect_eq 400 "$(post "/api/v1/approvals/$T_NEW/approve" '{"clusters": "sim-t"}')" "an unknown field"
+expect_eq 400 "$(post "/api/v1/approvals/$T_NEW/approve" '{"cluster": 7}')" "a cluster that is not a string"
+expect_eq 400 "$(post "/api/v1/approvals/$T_NEW/approve" '{"cluster": "sim-t", "plan_hash": "ABC"}')" "a plan hash that is not one"
+expect_eq 404 "$(post "/api/v1/approvals/$T_NEW/approve" '{"cluster": "nope"}')" "an unknown cluster"
+expect_eq 400 "$(post "/api/v1/approvals/$T_NEW/approve" '{"cluster": "Bad Name"}')" "a hostile cluster name"
+expect_eq 400 "$(post "/api/v1/approvals/$T_NEW/reject" "{\"reason\": \"$(printf 'x%.0s' {1..1025})\"}")" "a reason over 1024 bytes"
+expect_eq 400 "$(post "/api/v1/approvals/$T_NEW/reject" '{"reason": "a\u0001b"}')" "a reason with control characters"
+expect_eq 400 "$(post "/api/v1/admin/approvals/$T_NEW/preview" '{"spec": "cpus: 4"}')" "a spec that is not an object"
+expect_eq 400 "$(post "/api/v1/admin/approvals/$T_NEW/preview" "{\"spec\": $(jq -c '.gpu = true' <<<"$spec")}")" "a spec with an unknown field"
+api_as bob GET /api/v1/approvals/abc >/dev/null
+expect_eq 404 "$(code)" "a ticket id that is not a number"
+api_as bob GET '/api/v1/approvals?limit=0' >/dev/null
+expect_eq 400 "$(code)" "a page size of 0"
+
+# ---- on a terminal ------------------------------------------------------------------------------
+# tty CMD...: the CLI as bob with its output on a pseudo-terminal (script), stdin passed through
+tty() {
+	local cmd="'$SHEPHERD' --server https://127.0.0.1:$TLS_PORT --cacert '$T/pki/ca.crt'"
+	for a in "$@"; do cmd="$cmd '$a'"; done
+	SHEPHERD_TOKEN=$(user_token bob) TERM=xterm script -qec "$cmd" /dev/null
+}
+out=$(unset NO_COLOR; tty approvals list </dev/null)
+expect_match $'\033\\[31m.*urgent' "$out" "urgent tickets are red on a terminal"
+expect_match $'\033\\[33m.*warning' "$out" "warnings yellow"
+out=$(NO_COLOR=1 tty approvals list </dev/null)
+if printf '%s' "$out" | grep -q $'\033\\['; then fail "NO_COLOR: no colour"; else pass "NO_COLOR: no colour"; fi
+out=$(unset NO_COLOR; tty --no-color approvals list </dev/null)
+if printf '%s' "$out" | grep -q $'\033\\['; then fail "--no-color: no colour"; else pass "--no-color: no colour"; fi
+out=$(unset NO_COLOR; tty approvals preview "$T_NEW" --set cpu=4 </dev/null)
+expect_match $'\033\\[32m\\+cpus: 4' "$out" "the preview's additions are green on a terminal"
+out=$(printf 'n\n' | tty approvals modify "$T_NEW" --set cpu=3 --reason "three")
+expect_match 'Replace the spec of ticket' "$out" "modify asks on a terminal"
+expect_eq "" "$(sql "SELECT modified_spec FROM approval_tickets WHERE id = $T_NEW")" "and 'n' changes nothing"
+out=$(printf 'y\n' | tty approvals modify "$T_NEW" --set cpu=3 --reason "three")
+expect_eq 3 "$(sql "SELECT modified_spec->>'cpus' FROM approval_tickets WHERE id = $T_NEW")" "'y' modifies"
 
 # ---- reject -----------------------------------------------------------------------------------
 expect_exit 2 "reject needs --reason" as carol approvals reject "$T_OLD"
