@@ -320,6 +320,11 @@ int shd_api_vms_diff(struct shd_req *req, struct shd_resp *resp, struct shp_erro
  * deleted), the approvers' decisions, the executions, the revisions and the watcher's status
  * changes. Each item: at, kind, id, actor, what, details; k is the page key.
  */
+/* Entries of one instant in the order things happen: request, decision, task, revision. */
+#define HISTORY_RANK(k)                                                                            \
+	"CASE " k " WHEN 'request' THEN 1 WHEN 'decision' THEN 2 WHEN 'execution' THEN 3"          \
+	" WHEN 'revision' THEN 4 ELSE 5 END"
+
 static const char sql_vm_history[] =
 	"WITH v AS (SELECT id, namespace, name FROM vms WHERE id = $1),"
 	" prior AS (SELECT coalesce(max(o.deleted_at), '-infinity') AS since FROM vms o, v"
@@ -360,10 +365,13 @@ static const char sql_vm_history[] =
 	"   FROM domain_events e, v WHERE e.type = 'VM_STATUS_CHANGE'"
 	"    AND e.payload->>'vm_id' = v.id::text)"
 	" SELECT at, kind, id, actor, what, details, at::text || '|' || kind || '|' || id"
-	" FROM items WHERE $2::text IS NULL OR (at, kind, id) >"
-	"  (split_part($2, '|', 1)::timestamptz, split_part($2, '|', 2),"
-	"   split_part($2, '|', 3)::bigint)"
-	" ORDER BY at, kind, id LIMIT $3::int + 1";
+	" FROM items WHERE $2::text IS NULL OR (at, " HISTORY_RANK(
+		"kind") ", id) >"
+			"  (split_part($2, '|', 1)::timestamptz, " HISTORY_RANK(
+				"split_part($2, '|', 2)") ","
+							  "   split_part($2, '|', 3)::bigint)"
+							  " ORDER BY at, " HISTORY_RANK(
+								  "kind") ", id LIMIT $3::int + 1";
 
 static const struct shd_col history_cols[] = {
 	{"at", COL_TIME},    {"kind", COL_TEXT}, {"id", COL_INT},

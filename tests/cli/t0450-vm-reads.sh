@@ -181,6 +181,39 @@ expect_exit 0 "the prod VM's history has the request" as alice vm history db-1 -
 expect_eq "DELETE_VM $dticket" "$(jq -r '[.[] | select(.kind == "request")][0] | "\(.what) \(.details.ticket_id)"' <<<"$OUT")" \
 	"with its ticket"
 
+# ---- through real requests: a create without review, a modify approved while --wait waits
+api_as alice POST /api/v1/services -H "$J" -d '{"name": "front", "system": "shop"}' >/dev/null
+expect_eq 202 "$(code)" "alice's service front"
+expect_exit 0 "CREATE_VM in test without review" shp policy set CREATE_VM --environment test --level 0
+expect_exit 0 "vm create --wait runs to its end" as alice vm create web-9 --namespace team-a \
+	--service front --template debian-12 --size small --cpus 2 --cluster sim1 --wait
+expect_match "CREATE_VM: COMPLETED" "$OUT" "the request COMPLETED"
+as alice vm modify web-9 --cpus 4 --wait >"$T/modify.out" 2>"$T/modify.err" &
+waiter=$!
+for _ in $(seq 1 50); do
+	mtid=$(sql "SELECT id FROM approval_tickets WHERE request_type = 'MODIFY_VM' AND target_name = 'web-9'")
+	[ -n "$mtid" ] && break
+	sleep 0.1
+done
+expect_match '^[0-9]+$' "$mtid" "the modify waits as a ticket"
+expect_exit 0 "tess approves it" as tess approvals approve "$mtid" --cluster sim1
+wait "$waiter"
+expect_eq 0 "$?" "vm modify --wait returns once the approved change is done"
+expect_match "MODIFY_VM: COMPLETED" "$(cat "$T/modify.out")" "and says so"
+expect_exit 0 "vm diff web-9: revision 1 against 2" as alice vm diff web-9
+expect_eq "-cpus: 2 +cpus: 4" "$(grep -E '^[-+]cpus' <<<"$OUT" | tr '\n' ' ' | sed 's/ $//')" \
+	"the CPU line changed, and only that"
+expect_exit 0 "its history" as alice vm history web-9 -o json
+expect_eq "request execution revision request decision execution revision" \
+	"$(jq -r '[.[] | select(.kind != "status") | .kind] | join(" ")' <<<"$OUT")" \
+	"each request with its decision, task and revision, in order"
+expect_eq "$(sql "SELECT approved_plan_hash FROM approval_tickets WHERE id = $mtid")" \
+	"$(jq -r '.[] | select(.kind == "decision") | .details.plan_hash' <<<"$OUT")" \
+	"the decision carries the approved plan hash"
+expect_eq "$(sql "SELECT plan_hash FROM vm_revisions r JOIN vms v ON v.id = r.vm_id WHERE v.name = 'web-9' AND r.version = 2")" \
+	"$(jq -r '[.[] | select(.kind == "execution")][-1].details.plan_hash' <<<"$OUT")" \
+	"the task ran that plan, and revision 2 records it"
+
 # ---- audit filters, export, follow
 sql "INSERT INTO audit_log (actor, action, resource_type, resource_name, outcome, details)
 	VALUES ('tess', 'APPROVAL_APPROVED', 'vm', 'web-1', 'success', '{\"ticket_id\": $ticket}')"
