@@ -62,6 +62,11 @@ static char *removed_names(const json_t *requested, const json_t *spec)
 	return shp_buf_detach(&b, NULL);
 }
 
+/*
+ * The checks a preview and a modification share: only VM specs change; the replacement rules
+ * against the request, then the spec's own validation; the warning; the new plan's hash when a
+ * cluster is known (the plan also proves the template version and size still exist).
+ */
 static int check_spec(PGconn *conn, const struct approval_ticket *t, struct modification *m,
 		      struct shp_error *err)
 {

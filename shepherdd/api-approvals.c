@@ -605,7 +605,12 @@ static int move_plan(PGconn *conn, struct approve_ctx *a, const struct approval_
 	return approval_audit(conn, a->req, "APPROVAL_INVALIDATED", now, details, err);
 }
 
-/* Record this approver's approval once; a->approvals is then the valid count. */
+/*
+ * Record this approver's approval once; a->approvals is then the valid count. A second valid
+ * approval by the same approver is not an error (approval_decisions_once_idx would refuse
+ * it): it is answered as "already approved", so a repeated approve is harmless. Only
+ * approvals of the current hash count, which after move_plan are all the valid ones.
+ */
 static int add_decision(PGconn *conn, struct approve_ctx *a, struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *ins = NULL;
@@ -642,7 +647,11 @@ static int add_decision(PGconn *conn, struct approve_ctx *a, struct shp_error *e
 	return 0;
 }
 
-/* The quorum is complete: the ticket is APPROVED and its event PROCESSING, with the task. */
+/*
+ * The quorum is complete: the ticket is APPROVED and its event PROCESSING, with the task. This
+ * runs inside shd_exec_submit's transaction, so the execution, the ticket, the event, the audit
+ * row and the requester's notification commit together or not at all.
+ */
 static int approve_ticket(PGconn *conn, struct approve_ctx *a, const struct approval_ticket *now,
 			  struct shp_error *err)
 {
@@ -674,7 +683,11 @@ static int approve_ticket(PGconn *conn, struct approve_ctx *a, const struct appr
 	return shd_notify_inbox.to_user(conn, a->t->requester_id, &n, err);
 }
 
-/* Inside a transaction: lock the ticket, check it did not move, record the approval. */
+/*
+ * Inside a transaction: lock the ticket, check it did not move, record the approval. The
+ * checks before the transaction were made on an unlocked read; under the lock the state and
+ * the modification time must still be what they were, else the approver saw something else.
+ */
 static int record_approval(PGconn *conn, struct approve_ctx *a, struct shp_error *err)
 {
 	struct approval_ticket now __attribute__((cleanup(approval_ticket_release))) = {0};
@@ -779,7 +792,10 @@ static int parse_approve(struct shd_req *req, json_t **ret_body, struct approve_
 	return 0;
 }
 
-/* Refuse the requester: nobody approves their own request (audited as denied). */
+/*
+ * Refuse the requester: nobody approves (or rejects) their own request, even as an approver of
+ * the environment. SHP_E_PERM makes the router audit the attempt as denied.
+ */
 static int not_self(struct shd_req *req, const struct approval_ticket *t, struct shp_error *err)
 {
 	if (t->requester_id != req->ident.user_id)
@@ -882,7 +898,12 @@ int shd_api_approvals_approve(struct shd_req *req, struct shd_resp *resp, struct
 	    prepare_approval(req, &t, &b, &c, &a, &plan, err) < 0)
 		return -err->code;
 	a.reason = b.reason;
-	/* first as one more approval; when it completes the quorum, again with the task */
+	/*
+	 * First as one more approval in a transaction of its own. Whether it completes the quorum
+	 * is only known under the ticket's lock; when it does, that transaction is rolled back and
+	 * the approval recorded again inside the execution's submission, which has to open the
+	 * transaction itself (shd_exec_submit needs a connection without one).
+	 */
 	if (shd_db_begin(req->db, err) < 0)
 		return -err->code;
 	if (record_approval(req->db, &a, err) < 0)
