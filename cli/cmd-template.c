@@ -261,6 +261,11 @@ static int cmd_template_archive(int argc, char **argv, struct cli_ctx *ctx)
 	return template_move(argc, argv, ctx, "archive", "archived");
 }
 
+static const char *const export_order[] = {
+	"name",         "description",     "os", "image_source", "cloud_init",
+	"quick_fields", "advanced_fields",
+};
+
 /* The seed-format document: YAML on stdout (JSON with -o json). */
 static int cmd_template_export(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -280,8 +285,15 @@ static int cmd_template_export(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	if (ctx->format == CLI_FORMAT_JSON)
 		return cli_show_raw(ctx, doc);
-	if (shp_json_to_yaml(doc, &y, &ctx->err) < 0)
-		return -ctx->err.code;
+	/* the seed format's order, name first (the emitter alone sorts keys) */
+	for (size_t i = 0; i < SHP_ARRAY_SIZE(export_order); i++) {
+		json_t *v = json_object_get(doc, export_order[i]);
+		_cleanup_(json_decrefp) json_t *one =
+			v ? json_pack("{s:O}", export_order[i], v) : NULL;
+
+		if (one && shp_json_to_yaml(one, &y, &ctx->err) < 0)
+			return -ctx->err.code;
+	}
 	fputs(y.buf, stdout);
 	return 0;
 }

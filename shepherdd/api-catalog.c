@@ -256,6 +256,21 @@ static json_t *export_doc(const json_t *row)
 	return doc;
 }
 
+/* doc as YAML, its fields in the seed format's order (name first) rather than sorted. */
+static int export_yaml(const json_t *doc, struct shp_buf *out, struct shp_error *err)
+{
+	for (size_t i = 0; shd_template_fields[i]; i++) {
+		json_t *v = json_object_get(doc, shd_template_fields[i]);
+		json_auto_t *one = v ? json_pack("{s:O}", shd_template_fields[i], v) : NULL;
+
+		if (v && !one)
+			return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+		if (one && shp_json_to_yaml(one, out, err) < 0)
+			return -err->code;
+	}
+	return 0;
+}
+
 int shd_api_templates_export(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	_cleanup_(shp_buf_releasep) struct shp_buf y = SHP_BUF_INIT(1u << 20);
@@ -281,7 +296,7 @@ int shd_api_templates_export(struct shd_req *req, struct shd_resp *resp, struct 
 	if (shp_buf_addf(&y, "# template %s version %s (%s), in the seed format\n",
 			 json_string_value(json_object_get(row, "name")), PQgetvalue(res, 0, 2),
 			 PQgetvalue(res, 0, 3)) < 0 ||
-	    shp_json_to_yaml(doc, &y, err) < 0)
+	    export_yaml(doc, &y, err) < 0)
 		return err->code ? -(int)err->code
 				 : shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	if (shd_resp_raw(resp, 200, y.buf, y.len, "application/yaml") < 0)
