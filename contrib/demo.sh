@@ -16,7 +16,11 @@ sock="$dir/shepherdd.sock"
 mkdir -p "$dir"
 chmod 755 "$dir"
 
-"$shepherdd" --state-dir "$dir" --socket "$sock" >>"$dir/shepherdd.log" 2>&1 &
+# a TLS listener too, for the approver of the governance part (a second user, with a token)
+port=${SHEPHERD_DEMO_TLS_PORT:-18443}
+[ -f "$dir/tls/server.crt" ] || sh "$top/tests/helpers/make-certs.sh" "$dir/tls"
+"$shepherdd" --state-dir "$dir" --socket "$sock" --tls-listen "127.0.0.1:$port" \
+	--tls-cert "$dir/tls/server.crt" --tls-key "$dir/tls/server.key" >>"$dir/shepherdd.log" 2>&1 &
 pid=$!
 stop() { kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; }
 trap stop EXIT
@@ -46,20 +50,41 @@ run namespace list
 run namespace list -o json
 run cluster list -o wide
 run instancetypes list --cluster lab-sim
-# a VM created and started on the simulated cluster through the execution engine
-cat >"$dir/demo-vm.yaml" <<YAML
-steps:
-  - action: vm.create
-    targets: [team-a/web-1]
-    params: {cluster: lab-sim, namespace: team-a, name: web-1, cpus: 2, memory: 2Gi}
-YAML
-run tasks submit -f "$dir/demo-vm.yaml" --tenant team-a --yes --wait
-# the cluster starts it asynchronously; the watcher brings each change into shepherd
-for _ in $(seq 1 50); do
-	curl -sf --unix-socket "$sock" http://localhost/api/v1/clusters/lab-sim/vms 2>/dev/null |
-		grep -q '"RUNNING"' && break
+# governance: a team asks for a VM, an approver reviews it, the engine carries it out
+"$shepherd" --socket "$sock" system show shop >/dev/null 2>&1 ||
+	run system create shop --description "the web shop"
+"$shepherd" --socket "$sock" service show web >/dev/null 2>&1 ||
+	run service create web --system shop
+run template list
+run size list
+run policy list
+"$shepherd" --socket "$sock" role bind ops-anna approver --env test,prod >/dev/null
+[ -s "$dir/anna.token" ] || (umask 077 && "$shepherd" --socket "$sock" token create demo-approver \
+	--user ops-anna --expires 30d >"$dir/anna.token" 2>/dev/null)
+anna() {
+	printf '\n$ shepherd'
+	printf ' %q' "$@"
+	printf '    # as ops-anna, an approver, over TLS\n'
+	SHEPHERD_TOKEN=$(cat "$dir/anna.token") "$shepherd" --server "https://127.0.0.1:$port" \
+		--cacert "$dir/tls/ca.crt" "$@"
+}
+vm=web-$(date +%H%M%S)
+run vm create "$vm" --namespace team-a --service web --template debian-12 --size small \
+	--cluster lab-sim
+answer=$("$shepherd" --socket "$sock" requests list --json | jq -c '.[0]')
+ticket=$(jq -r .ticket_id <<<"$answer")
+request=$(jq -r .id <<<"$answer")
+anna approvals list --sort days_pending
+anna approvals show "$ticket"
+anna approvals approve "$ticket" --cluster lab-sim --reason "fits the test quota"
+for _ in $(seq 1 100); do
+	status=$("$shepherd" --socket "$sock" requests show "$request" --json | jq -r .status)
+	case "$status" in COMPLETED | FAILED) break ;; esac
 	sleep 0.2
 done
+run requests show "$request"
+run vm show "$vm"
+run vm history "$vm"
 run cluster vms lab-sim
 run cluster health lab-sim
 run cluster capabilities lab-sim
