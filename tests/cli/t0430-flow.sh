@@ -2,8 +2,9 @@
 # The governance flow end to end, with several users over TLS: a CREATE_VM request is approved
 # and runs to a RUNNING VM, on a simulated cluster and on a KubeVirt cluster (the API
 # simulator), leaving the VM row with its owner, system, service, spec and revision 1, the
-# ticket and the request COMPLETED, the audit trail in order and the requester told; a plan
-# changed under an approved ticket while the queue is paused is refused by the worker.
+# ticket and the request COMPLETED, the audit trail in order and the requester told; an
+# approved delete soft-deletes the row; a plan changed under an approved ticket while the
+# queue is paused is refused by the worker.
 . "$top_srcdir/tests/helpers/lib.sh"
 . "$top_srcdir/tests/helpers/kubesim.sh"
 
@@ -92,6 +93,18 @@ expect_eq "$vm_id shepherd" \
 	"the KubeVirt VM carries its row id and shepherd's label"
 expect_eq 200 "$(kube GET /api/v1/namespaces/team-k >/dev/null; kcode)" "its namespace was made just in time"
 
+# ---- DELETE_VM: approved, the VM goes and its row is kept, soft-deleted
+body=$(api_as alice DELETE "/api/v1/vms/web-1?confirm=true")
+expect_eq "202 PENDING_APPROVAL" "$(code) $(jq -r '.status // .error.message' <<<"$body")" "DELETE_VM web-1 waits for review"
+TID=$(jq -r .ticket_id <<<"$body")
+RID=$(jq -r .request_id <<<"$body")
+approve sim1
+expect_eq COMPLETED "$(wait_ticket)" "the delete's ticket is COMPLETED"
+expect_eq "COMPLETED 1 0" "$(sql "SELECT (SELECT status FROM domain_events WHERE id = $RID) || ' ' ||
+	(SELECT count(*) FROM vms WHERE name = 'web-1' AND deleted_at IS NOT NULL) || ' ' ||
+	(SELECT count(*) FROM vms WHERE name = 'web-1' AND deleted_at IS NULL)")" \
+	"the request is COMPLETED and the row soft-deleted"
+
 # ---- a plan changed under its approval: the worker refuses it
 expect_exit 0 "the executions queue is paused" shp queue pause executions
 request web-3 team-t
@@ -109,7 +122,7 @@ expect_eq "APPROVAL_INVALIDATED FAILED" \
 	"the ticket says why, the request FAILED"
 expect_eq 0 "$(sql "SELECT count(*) FROM vms WHERE name = 'web-3'")" "no VM row"
 expect_exit 0 "the cluster's VMs" shp cluster vms sim1 --namespace team-t -o json
-expect_eq "web-1" "$(jq -r '[.items[].name] | join(" ")' <<<"$OUT")" "and no VM on the cluster"
+expect_eq 0 "$(jq '[.items[] | select(.name == "web-3")] | length' <<<"$OUT")" "and no VM on the cluster"
 expect_eq "EXECUTION_FAILED failed APPROVAL_INVALIDATED" \
 	"$(sql "SELECT action || ' ' || outcome || ' ' || (details->>'error_code') FROM audit_log WHERE details->>'ticket_id' = '$TID' ORDER BY id DESC LIMIT 1")" \
 	"audited with the error code"
