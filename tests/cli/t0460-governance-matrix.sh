@@ -1,7 +1,7 @@
 #!/bin/bash
 # The governance core end to end, with the real CLI and daemon: every VM request type in both
-# environments through the default policy matrix (on simulated clusters), a request carried out
-# on the simulator-backed KubeVirt provider, a name free again after its VM is deleted,
+# environments through the default policy matrix, on simulated clusters and on the KubeVirt
+# provider against the API simulator, a name free again after its VM is deleted,
 # self-approval refused, N-of-M approvals, visibility for test-only and test+prod users, and a
 # cross-system request refused again by the worker after the requester lost their membership.
 . "$top_srcdir/tests/helpers/lib.sh"
@@ -12,6 +12,7 @@ start_daemon_tls
 shp cluster add sim-test --simulated --environment test >/dev/null
 shp cluster add sim-prod --simulated --environment prod >/dev/null
 shp cluster add kv-test --kubeconfig "$T/kubeconfig" --environment test >/dev/null
+shp cluster add kv-prod --kubeconfig "$T/kubeconfig" --environment prod >/dev/null
 shp namespace create shop-test --environment test >/dev/null
 shp namespace create shop-prod --environment prod >/dev/null
 shp role bind alice viewer --env test,prod >/dev/null
@@ -60,9 +61,11 @@ approve() {
 	as "$user" approvals approve "$ticket" "$@" --json >"$T/approve.json" 2>"$T/approve.err"
 }
 
-for env in test prod; do
-	ns=shop-$env cluster=sim-$env vm=web-$env
-	note "--- $env"
+# each request type, in each environment, on each kind of cluster (one API simulator serves
+# both KubeVirt clusters: their namespaces differ)
+for cluster in sim-test sim-prod kv-test kv-prod; do
+	env=${cluster#*-} ns=shop-${cluster#*-} vm=web-$cluster
+	note "--- $cluster ($env)"
 	expect_exit 0 "$env: CREATE_VM is submitted" submit alice vm create "$vm" --namespace "$ns" \
 		--service web --template debian-12 --size small
 	expect_eq PENDING_APPROVAL "$(jq -r .status "$T/submit.json")" "$env: CREATE_VM waits for a review"
@@ -105,12 +108,12 @@ for env in test prod; do
 	expect_exit 4 "$env: the VM is gone" as alice vm show "$vm"
 done
 
-note "--- the name is free again, and the KubeVirt provider"
-expect_exit 0 "web-test can be asked for again" submit alice vm create web-test --namespace shop-test \
-	--service web --template debian-12 --size small
-expect_exit 0 "bob approves it on the KubeVirt cluster" approve bob "$TICKET" --cluster kv-test
+note "--- the name is free again"
+expect_exit 0 "web-sim-test can be asked for again" submit alice vm create web-sim-test \
+	--namespace shop-test --service web --template debian-12 --size small
+expect_exit 0 "bob approves it, on the KubeVirt cluster this time" approve bob "$TICKET" --cluster kv-test
 expect_exit 0 "it is created through the KubeVirt provider" wait_request alice "$REQ" COMPLETED
-expect_eq 200 "$(kube GET /apis/kubevirt.io/v1/namespaces/shop-test/virtualmachines/web-test >/dev/null; kcode)" "the simulator has the VirtualMachine"
+expect_eq 200 "$(kube GET /apis/kubevirt.io/v1/namespaces/shop-test/virtualmachines/web-sim-test >/dev/null; kcode)" "the simulator has the VirtualMachine"
 expect_match shepherd "$(jq -r '.metadata.labels["app.kubernetes.io/managed-by"]' "$T/kbody")" "labelled as shepherd's"
 
 note "--- self-approval"
