@@ -201,6 +201,16 @@ expect_eq "0 1" "$(sql "SELECT count(*) FILTER (WHERE invalidated_at IS NULL) ||
 expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'APPROVAL_INVALIDATED' AND resource_name = '$T_Q'")" \
 	"and the invalidation audited"
 
+# another cluster than the ticket had voids the earlier approvals
+expect_exit 0 "a second prod cluster" shp cluster add sim-p2 --simulated --environment prod
+T_MOVE=$(request vm-move team-p)
+expect_exit 0 "bob approves on sim-p" as bob approvals approve "$T_MOVE" --cluster sim-p
+expect_exit 0 "dave approves on sim-p2" as dave approvals approve "$T_MOVE" --cluster sim-p2 -o json
+expect_eq "PENDING_APPROVAL 1 null" "$(jq -r '"\(.status) \(.approvals) \(.task_id)"' <<<"$OUT")" \
+	"bob's approval of the other cluster does not count"
+expect_eq "sim-p2 1" "$(sql "SELECT c.name || ' ' || count(*) FILTER (WHERE d.invalidated_at IS NOT NULL) FROM approval_tickets t JOIN clusters c ON c.id = t.cluster_id JOIN approval_decisions d ON d.ticket_id = t.id WHERE t.id = $T_MOVE GROUP BY c.name")" \
+	"the ticket moved to sim-p2 and bob's approval is invalidated"
+
 # an approved ticket whose task has not started goes back
 expect_exit 0 "hold the executions queue" shp queue pause executions
 T_BACK=$(request vm-back team-t)
