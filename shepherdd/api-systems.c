@@ -77,6 +77,7 @@ static int may_act(struct shd_req *req, const char *rtype, const char *name, con
 	return -err->code;
 }
 
+/* confirm=true as a query parameter or a JSON member, as the CLI and scripts send it. */
 static bool confirm_query(struct shd_req *req, const json_t *body)
 {
 	const char *q = shd_req_query(req, "confirm");
@@ -98,6 +99,7 @@ static json_t *optional_body(struct shd_req *req, const char *const *allowed, in
 	return j;
 }
 
+/* 409 NAME_TAKEN: the unique indexes cover only active rows, so a deleted name is free. */
 static int name_taken(struct shp_error *err, const char *what, const char *name)
 {
 	shp_error_set(err, SHP_E_CONFLICT, "a %s named '%s' already exists", what, name);
@@ -106,6 +108,7 @@ static int name_taken(struct shp_error *err, const char *what, const char *name)
 	return -SHP_E_CONFLICT;
 }
 
+/* A member of the payload's spec, "" when absent. */
 static const char *spec_str(const struct shd_gov_sub *sub, const char *key)
 {
 	const char *s = shp_json_str(json_object_get(sub->payload, "spec"), key);
@@ -155,6 +158,10 @@ static int system_in_use(PGconn *conn, const char *sys, struct shp_error *err)
 	return 0;
 }
 
+/*
+ * Soft delete: the row stays for the history (requests and audit rows name it). The row lock
+ * first, then the in-use check, so a service created meanwhile cannot slip in.
+ */
 static int record_delete_system(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
 				struct shp_error *err)
 {
@@ -180,6 +187,7 @@ static int record_delete_system(PGconn *conn, struct shd_req *req, const struct 
 			      (const char *[]){sub->target}, err);
 }
 
+/* The system is looked up again in the transaction: it may have been deleted meanwhile. */
 static int record_create_service(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
 				 struct shp_error *err)
 {
@@ -218,6 +226,7 @@ static int service_in_use(PGconn *conn, const char *svc, struct shp_error *err)
 	return 0;
 }
 
+/* Soft delete, under a row lock, refused while VMs still name the service. */
 static int record_delete_service(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
 				 struct shp_error *err)
 {
@@ -266,6 +275,7 @@ static int parse_create(struct shd_req *req, const char *const *allowed, bool se
 	return 0;
 }
 
+/* CREATE_SYSTEM: anyone; the name is checked here and again by the unique index. */
 int shd_api_systems_create(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	static const char *const allowed[] = {"name", "description", "confirm", NULL};
@@ -294,6 +304,7 @@ int shd_api_systems_create(struct shd_req *req, struct shd_resp *resp, struct sh
 	return shd_gov_submit(req, resp, &sub, err);
 }
 
+/* DELETE_SYSTEM: owners (and platform admins), with the system's name typed. */
 int shd_api_systems_delete(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	static const char *const allowed[] = {"confirm_name", "confirm", NULL};
@@ -324,6 +335,7 @@ int shd_api_systems_delete(struct shd_req *req, struct shd_resp *resp, struct sh
 	return shd_gov_submit(req, resp, &sub, err);
 }
 
+/* CREATE_SERVICE: owners and members of the system; others do not see it. */
 int shd_api_services_create(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	static const char *const allowed[] = {"name", "system", "description", "confirm", NULL};
@@ -372,6 +384,7 @@ static int service_system(struct shd_req *req, const char *svc, char *sys, size_
 	return 0;
 }
 
+/* DELETE_SERVICE: owners and members of its system, with confirm=true. */
 int shd_api_services_delete(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	static const char *const allowed[] = {"confirm", NULL};
@@ -427,6 +440,7 @@ static int name_cursor(struct shd_req *req, struct shp_buf *out, const char **re
 	"  FROM systems s WHERE s.deleted_at IS NULL"                                              \
 	"   AND (" SQL_ADMIN " OR user_system_role($1, s.name) <> '')"
 
+/* GET /systems: visibility is in the query (SYSTEM_SELECT), keyset-paged by name. */
 int shd_api_systems_list(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	struct shp_buf cur __attribute__((cleanup(shp_buf_releasep))) = SHP_BUF_INIT(512);

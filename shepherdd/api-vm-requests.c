@@ -53,6 +53,7 @@ static void allowed_fields(const char **out, size_t size, const char *extra)
 	out[n] = NULL;
 }
 
+/* The index gov.h uses for an environment's name (0 test, 1 prod), -1 otherwise. */
 static int env_index(const char *e)
 {
 	return e && strcmp(e, "test") == 0 ? 0 : e && strcmp(e, "prod") == 0 ? 1 : -1;
@@ -67,6 +68,7 @@ static int env_index(const char *e)
 	"  JOIN clusters c ON c.id = v.cluster_id"                                                 \
 	" WHERE v.name = $2 AND ($3::text IS NULL OR v.namespace = $3) AND v.deleted_at IS NULL"
 
+/* Row 0 of VM_SELECT into v; a spec that does not parse is treated as none. */
 static void parse_vm(const PGresult *res, struct vm_row *v)
 {
 	const char *spec = shd_db_value(res, 0, 9);
@@ -183,6 +185,7 @@ static void sub_for_vm(struct shd_gov_sub *sub, const struct vm_row *v)
 	sub->cluster = v->cluster;
 }
 
+/* The plan of an automatic request: what the payload asks, on the VM's or the named cluster. */
 static json_t *plan_of(PGconn *conn, const struct shd_gov_sub *sub, struct shp_error *err)
 {
 	const json_t *spec = json_object_get(sub->payload, "spec");
@@ -213,6 +216,7 @@ static int optional_body(struct shd_req *req, const char *const *allowed, json_t
 	return 0;
 }
 
+/* START_VM, STOP_VM, RESTART_VM: the VM is the whole request; the policy does the rest. */
 static int power(struct shd_req *req, struct shd_resp *resp, enum shd_req_type type,
 		 struct shp_error *err)
 {
@@ -268,6 +272,7 @@ static int delete_confirmed(struct shd_req *req, const json_t *body, bool confir
 					     "deleting a VM");
 }
 
+/* DELETE_VM: the confirmation is checked before the policy, whatever level it asks for. */
 int shd_api_vms_delete(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	static const char *const allowed[] = {"confirm", "confirm_name", NULL};
@@ -367,6 +372,7 @@ static int name_free(PGconn *conn, const char *ns, const char *name, struct shp_
 			  2, (const char *[]){ns, name}, err);
 	if (!res)
 		return -err->code;
+	/* the open-create index on approval_tickets catches a request racing this one */
 	if (strcmp(shd_db_value(res, 0, 0), "0") == 0)
 		return 0;
 	shp_error_set(err, SHP_E_CONFLICT, "a VM named '%s' exists or is requested in '%s'", name,
@@ -448,6 +454,10 @@ static json_t *create_spec(struct shd_req *req, bool *ret_confirm, struct shp_er
 	return TAKE_PTR(body);
 }
 
+/*
+ * CREATE_VM: the caller's system is the service's; what the request adds, for escalation, is
+ * the whole size (or the spec's overrides).
+ */
 int shd_api_vms_create(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	json_auto_t *spec = NULL, *payload = NULL;
@@ -468,6 +478,7 @@ int shd_api_vms_create(struct shd_req *req, struct shd_resp *resp, struct shp_er
 		shp_error_detail(err, "field", "system");
 		return -SHP_E_INVAL;
 	}
+	/* the tenant is decided here, never by the body */
 	(void)json_object_set_new(spec, "system", json_string(sys));
 	if (resolve_template(req->db, spec, err) < 0 ||
 	    size_resources(req->db, spec, &cpus, &mib, err) < 0 ||
@@ -560,6 +571,10 @@ static int added(PGconn *conn, const struct vm_row *v, const json_t *spec, int *
 	return 0;
 }
 
+/*
+ * MODIFY_VM: the request carries the full new spec, so an approver reviews (and the plan
+ * renders) exactly what the VM will be, not a patch whose meaning depends on the VM's state.
+ */
 int shd_api_vms_modify(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	struct vm_row v __attribute__((cleanup(vm_row_release))) = {0};

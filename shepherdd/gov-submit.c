@@ -58,6 +58,7 @@ void shd_gov_audit_violation(struct shd_req *req, const char *resource_type, con
 		log_warn("RBAC_VIOLATION by '%s' not audited: %s", req->ident.name, e2.msg);
 }
 
+/* REQUEST_SUBMITTED, in the recording transaction, naming request, ticket and task. */
 static int audit_submitted(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
 			   const struct outcome *o, int level, struct shp_error *err)
 {
@@ -78,6 +79,7 @@ static int audit_submitted(PGconn *conn, struct shd_req *req, const struct shd_g
 			       err);
 }
 
+/* The event, PENDING; reserved is an id from shd_event_reserve_id or 0. */
 static int create_event(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
 			int64_t reserved, int64_t *ret_id, struct shp_error *err)
 {
@@ -94,6 +96,7 @@ static int create_event(PGconn *conn, struct shd_req *req, const struct shd_gov_
 	return shd_event_create(conn, &ev, ret_id, NULL, err);
 }
 
+/* The ticket with the policy's decision; it expires after approvals.ttl. */
 static int insert_ticket(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
 			 const struct shd_policy_decision *d, struct outcome *o,
 			 struct shp_error *err)
@@ -135,6 +138,7 @@ static int insert_ticket(PGconn *conn, struct shd_req *req, const struct shd_gov
 	return 0;
 }
 
+/* APPROVAL_PENDING to the approvers of the request's environment, with the runbook. */
 static int notify_approvers(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
 			    const struct shd_policy_decision *d, const struct outcome *o,
 			    struct shp_error *err)
@@ -279,6 +283,7 @@ static int record_execution(struct shd_req *req, const struct shd_gov_sub *sub, 
 	return 0;
 }
 
+/* 202 with the request's summary (docs/internals/governance.md, step 2). */
 static int answer(struct shd_resp *resp, const struct shd_gov_sub *sub, int level,
 		  const struct outcome *o)
 {
