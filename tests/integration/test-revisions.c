@@ -157,6 +157,7 @@ static void assert_corrupt(const char *damage)
 	cr_assert(strstr(err.msg, "revision 1 of VM") && strstr(err.msg, "is corrupt"), "%s",
 		  err.msg);
 	cr_assert_eq(out.len, 0);
+	shp_buf_release(&out);
 }
 
 Test(revisions, corrupt_blob_is_a_clear_error)
