@@ -109,31 +109,36 @@ static int name_taken(struct shp_error *err, const char *what, const char *name)
 }
 
 /* A member of the payload's spec, "" when absent. */
-static const char *spec_str(const struct shd_gov_sub *sub, const char *key)
+static const char *spec_str(const json_t *spec, const char *key)
 {
-	const char *s = shp_json_str(json_object_get(sub->payload, "spec"), key);
+	const char *s = shp_json_str(spec, key);
 
 	return s ? s : "";
 }
 
-static int record_create_system(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
-				struct shp_error *err)
+/* What a record-only request is about, from its payload. */
+struct record {
+	const char *name, *system, *description;
+	int64_t requester_id;
+	const char *requester;
+};
+
+static int record_create_system(PGconn *conn, const struct record *r, struct shp_error *err)
 {
 	char uid[24];
 
-	(void)snprintf(uid, sizeof(uid), "%" PRId64, req->ident.user_id);
+	(void)snprintf(uid, sizeof(uid), "%" PRId64, r->requester_id);
 	if (shd_db_command(
 		    conn, "INSERT INTO systems (name, description, created_by) VALUES ($1, $2, $3)",
-		    3, (const char *[]){sub->target, spec_str(sub, "description"), req->ident.name},
-		    err) < 0)
-		return err->code == SHP_E_CONFLICT ? name_taken(err, "system", sub->target)
+		    3, (const char *[]){r->name, r->description, r->requester}, err) < 0)
+		return err->code == SHP_E_CONFLICT ? name_taken(err, "system", r->name)
 						   : -(int)err->code;
 	/* the requester owns what they created */
 	return shd_db_command(conn,
 			      "INSERT INTO tenant_members (tenant_id, user_id, role, created_by)"
 			      " VALUES ($1, $2, 'owner', $3) ON CONFLICT (tenant_id, user_id)"
 			      " DO UPDATE SET role = 'owner'",
-			      3, (const char *[]){sub->target, uid, req->ident.name}, err);
+			      3, (const char *[]){r->name, uid, r->requester}, err);
 }
 
 /* A system in use is not deleted: its services and VMs go first. */
@@ -162,34 +167,31 @@ static int system_in_use(PGconn *conn, const char *sys, struct shp_error *err)
  * Soft delete: the row stays for the history (requests and audit rows name it). The row lock
  * first, then the in-use check, so a service created meanwhile cannot slip in.
  */
-static int record_delete_system(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
-				struct shp_error *err)
+static int record_delete_system(PGconn *conn, const struct record *r, struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
 
-	(void)req;
 	if (shd_db_command(
 		    conn,
 		    "SELECT id FROM systems WHERE name = $1 AND deleted_at IS NULL FOR UPDATE", 1,
-		    (const char *[]){sub->target}, err) < 0 ||
-	    system_in_use(conn, sub->target, err) < 0)
+		    (const char *[]){r->name}, err) < 0 ||
+	    system_in_use(conn, r->name, err) < 0)
 		return -err->code;
 	res = shd_db_exec(conn,
 			  "UPDATE systems SET deleted_at = now()"
 			  " WHERE name = $1 AND deleted_at IS NULL RETURNING id",
-			  1, (const char *[]){sub->target}, err);
+			  1, (const char *[]){r->name}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
-		return shp_error_set(err, SHP_E_NOTFOUND, "system '%s' not found", sub->target);
+		return shp_error_set(err, SHP_E_NOTFOUND, "system '%s' not found", r->name);
 	/* a system created later under this name starts with no members */
 	return shd_db_command(conn, "DELETE FROM tenant_members WHERE tenant_id = $1", 1,
-			      (const char *[]){sub->target}, err);
+			      (const char *[]){r->name}, err);
 }
 
 /* The system is looked up again in the transaction: it may have been deleted meanwhile. */
-static int record_create_service(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
-				 struct shp_error *err)
+static int record_create_service(PGconn *conn, const struct record *r, struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
 
@@ -198,15 +200,12 @@ static int record_create_service(PGconn *conn, struct shd_req *req, const struct
 		"INSERT INTO services (system_id, name, description, created_by)"
 		" SELECT id, $2, $3, $4 FROM systems WHERE name = $1 AND deleted_at IS NULL"
 		" RETURNING id",
-		4,
-		(const char *[]){sub->system, sub->target, spec_str(sub, "description"),
-				 req->ident.name},
-		err);
+		4, (const char *[]){r->system, r->name, r->description, r->requester}, err);
 	if (!res)
-		return err->code == SHP_E_CONFLICT ? name_taken(err, "service", sub->target)
+		return err->code == SHP_E_CONFLICT ? name_taken(err, "service", r->name)
 						   : -(int)err->code;
 	if (PQntuples(res) == 0)
-		return shp_error_set(err, SHP_E_NOTFOUND, "system '%s' not found", sub->system);
+		return shp_error_set(err, SHP_E_NOTFOUND, "system '%s' not found", r->system);
 	return 0;
 }
 
@@ -227,27 +226,53 @@ static int service_in_use(PGconn *conn, const char *svc, struct shp_error *err)
 }
 
 /* Soft delete, under a row lock, refused while VMs still name the service. */
-static int record_delete_service(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
-				 struct shp_error *err)
+static int record_delete_service(PGconn *conn, const struct record *r, struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
 
-	(void)req;
 	if (shd_db_command(
 		    conn,
 		    "SELECT id FROM services WHERE name = $1 AND deleted_at IS NULL FOR UPDATE", 1,
-		    (const char *[]){sub->target}, err) < 0 ||
-	    service_in_use(conn, sub->target, err) < 0)
+		    (const char *[]){r->name}, err) < 0 ||
+	    service_in_use(conn, r->name, err) < 0)
 		return -err->code;
 	res = shd_db_exec(conn,
 			  "UPDATE services SET deleted_at = now()"
 			  " WHERE name = $1 AND deleted_at IS NULL RETURNING id",
-			  1, (const char *[]){sub->target}, err);
+			  1, (const char *[]){r->name}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
-		return shp_error_set(err, SHP_E_NOTFOUND, "service '%s' not found", sub->target);
+		return shp_error_set(err, SHP_E_NOTFOUND, "service '%s' not found", r->name);
 	return 0;
+}
+
+int shd_gov_record(PGconn *conn, enum shd_req_type type, const json_t *payload,
+		   int64_t requester_id, const char *requester, struct shp_error *err)
+{
+	const json_t *spec = json_object_get(payload, "spec");
+	struct record r = {
+		.name = spec_str(spec, "name"),
+		.system = spec_str(spec, "system"),
+		.description = spec_str(spec, "description"),
+		.requester_id = requester_id,
+		.requester = requester,
+	};
+
+	if (!r.name[0])
+		return shp_error_set(err, SHP_E_INVAL, "the %s request names nothing",
+				     shd_req_type_to_string(type) ? shd_req_type_to_string(type)
+								  : "unknown");
+	switch (type) {
+	case SHD_REQ_CREATE_SYSTEM: return record_create_system(conn, &r, err);
+	case SHD_REQ_DELETE_SYSTEM: return record_delete_system(conn, &r, err);
+	case SHD_REQ_CREATE_SERVICE: return record_create_service(conn, &r, err);
+	case SHD_REQ_DELETE_SERVICE: return record_delete_service(conn, &r, err);
+	default:
+		return shp_error_set(err, SHP_E_INVAL, "a %s request is not record-only",
+				     shd_req_type_to_string(type) ? shd_req_type_to_string(type)
+								  : "unknown");
+	}
 }
 
 /* Body of a create: name, optional description (and system for a service). */
@@ -300,7 +325,6 @@ int shd_api_systems_create(struct shd_req *req, struct shd_resp *resp, struct sh
 	sub.system = sub.target = name;
 	sub.payload = payload;
 	sub.confirm = json_is_true(json_object_get(body, "confirm"));
-	sub.record = record_create_system;
 	return shd_gov_submit(req, resp, &sub, err);
 }
 
@@ -331,7 +355,6 @@ int shd_api_systems_delete(struct shd_req *req, struct shd_resp *resp, struct sh
 	sub.system = sub.target = name;
 	sub.payload = payload;
 	sub.confirm = true; /* the typed name is the confirmation */
-	sub.record = record_delete_system;
 	return shd_gov_submit(req, resp, &sub, err);
 }
 
@@ -362,7 +385,6 @@ int shd_api_services_create(struct shd_req *req, struct shd_resp *resp, struct s
 	sub.service = sub.target = name;
 	sub.payload = payload;
 	sub.confirm = json_is_true(json_object_get(body, "confirm"));
-	sub.record = record_create_service;
 	return shd_gov_submit(req, resp, &sub, err);
 }
 
@@ -413,7 +435,6 @@ int shd_api_services_delete(struct shd_req *req, struct shd_resp *resp, struct s
 	sub.service = sub.target = name;
 	sub.payload = payload;
 	sub.confirm = true;
-	sub.record = record_delete_service;
 	return shd_gov_submit(req, resp, &sub, err);
 }
 

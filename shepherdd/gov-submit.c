@@ -193,7 +193,8 @@ static int record_only(struct shd_req *req, const struct shd_gov_sub *sub, int l
 	if (shd_db_begin(conn, err) < 0)
 		return -err->code;
 	if (create_event(conn, req, sub, 0, &o->event_id, err) < 0 ||
-	    sub->record(conn, req, sub, err) < 0 ||
+	    shd_gov_record(conn, sub->type, sub->payload, req->ident.user_id, req->ident.name,
+			   err) < 0 ||
 	    shd_event_transition(conn, o->event_id, "PROCESSING", NULL, err) < 0 ||
 	    shd_event_transition(conn, o->event_id, "COMPLETED", NULL, err) < 0 ||
 	    audit_submitted(conn, req, sub, o, level, err) < 0 || shd_db_commit(conn, err) < 0) {

@@ -30,9 +30,6 @@ struct shd_gov_sub {
 	bool confirm; /* the requester's confirmation (level 1) */
 	int add_cpus; /* what the request adds, for escalation */
 	int64_t add_memory_mib;
-	/* record-only types: carry the request out in the recording transaction */
-	int (*record)(PGconn *conn, struct shd_req *req, const struct shd_gov_sub *sub,
-		      struct shp_error *err);
 	/* executed types: the plan on sub->cluster (a new reference, or NULL with err) */
 	json_t *(*plan)(PGconn *conn, const struct shd_gov_sub *sub, struct shp_error *err);
 };
@@ -43,6 +40,16 @@ struct shd_gov_sub {
  * types) or the execution (level 0-1). Answers 202 with the request's summary.
  */
 int shd_gov_submit(struct shd_req *req, struct shd_resp *resp, const struct shd_gov_sub *sub,
+		   struct shp_error *err) SHP_MUSTCHECK;
+
+/*
+ * Carry out a record-only request (systems, services) from its payload in the caller's
+ * transaction: a new system (and its owner, the requester), a new service, or the soft
+ * delete of one not in use (SHP_E_CONFLICT otherwise; NAME_TAKEN for a name in use).
+ * Called at submission under an automatic policy, and when a reviewed one is approved.
+ */
+int shd_gov_record(PGconn *conn, enum shd_req_type type, const json_t *payload,
+		   int64_t requester_id, const char *requester,
 		   struct shp_error *err) SHP_MUSTCHECK;
 
 /* 400 CONFIRMATION_REQUIRED naming the parameter needed (and the environment, if any). */
