@@ -178,4 +178,27 @@ expect_eq depot "$(sql "SELECT name FROM systems WHERE name = 'depot' AND delete
 expect_exit 0 "system delete with the name" as alice system delete depot --confirm-name depot
 expect_exit 4 "system show of a deleted system" as alice system show depot
 
+# ---- hostile and malformed input
+api_as alice POST /api/v1/systems -H "$J" -d '{"name": "Robert\u0027); DROP TABLE systems;--"}' >/dev/null
+expect_eq "400 name" "$(code) $(jq -r .error.details.field "$T/body")" "a hostile system name is refused, naming the field"
+api_as alice POST /api/v1/systems -H "$J" -d "{\"name\": \"$(printf 'a%.0s' $(seq 1 64))\"}" >/dev/null
+expect_eq 400 "$(code)" "a name of 64 characters is refused"
+api_as alice POST /api/v1/systems -H "$J" -d '{"name": 5}' >/dev/null
+expect_eq 400 "$(code)" "a name that is not a string is refused"
+api_as alice POST /api/v1/systems -H "$J" -d '{"name": "ok-name", "description": "bell\u0007"}' >/dev/null
+expect_eq "400 description" "$(code) $(jq -r .error.details.field "$T/body")" "control characters in a description are refused"
+api_as alice POST /api/v1/systems -H "$J" -d '{"name": "ok-name", "owner": "bob"}' >/dev/null
+expect_eq 400 "$(code)" "an unknown field is refused"
+api_as alice POST /api/v1/systems -H "$J" -d '[1, 2]' >/dev/null
+expect_eq 400 "$(code)" "a body that is not an object is refused"
+api_as alice POST /api/v1/systems -d '{"name": "ok-name"}' >/dev/null
+expect_eq 415 "$(code)" "a body that is not JSON by its type: 415"
+api_as alice GET '/api/v1/systems?cursor=%%%' >/dev/null
+expect_eq 400 "$(code)" "a malformed cursor is refused"
+api_as alice GET '/api/v1/requests/1e3' >/dev/null
+expect_eq 404 "$(code)" "a request id that is not a number: 404"
+api_as alice POST /api/v1/approvals/abc/cancel >/dev/null
+expect_eq 404 "$(code)" "so is a ticket id"
+expect_eq 0 "$(sql "SELECT count(*) FROM systems WHERE name = 'ok-name'")" "nothing was recorded by any of them"
+
 finish
