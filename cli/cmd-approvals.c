@@ -717,12 +717,13 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.fn = cmd_approvals_modify,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "TICKET (--set KEY=VALUE... | --file FILE) --reason TEXT [--cluster NAME] "
+		.usage = "TICKET [--set KEY=VALUE]... [--file FILE] --reason TEXT [--cluster NAME] "
 			 "[--yes]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = "replace the spec of a request",
 		.description =
-			"Replace the spec of ticket TICKET: the preview is shown and you "
+			"Replace the spec of ticket TICKET (with --set, one or more, or "
+			"--file): the preview is shown and you "
 			"are asked on the terminal (--yes skips both; without a terminal "
 			"--yes is required). The new spec replaces the requested one in full; "
 			"namespace, service, system and name cannot change. Earlier "
@@ -735,10 +736,11 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.fn = cmd_approvals_preview,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "TICKET (--set KEY=VALUE... | --file FILE) [--cluster NAME]",
+		.usage = "TICKET [--set KEY=VALUE]... [--file FILE] [--cluster NAME]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
 		.summary = "show what a modification would change",
-		.description = "Show the unified diff of the requested spec against the new one, "
+		.description = "Show, for --set (one or more) or --file, the unified diff of the "
+			       "requested spec against the new one, "
 			       "the warnings (five or more fields removed) and the new plan hash, "
 			       "without changing anything.",
 		.opts = preview_flags,
