@@ -19,6 +19,7 @@
 #include "gov.h"
 #include "shepherdd.h"
 #include "util.h"
+#include "vm.h"
 
 /* The largest YAML of a revision we diff (the schema's spec_size limit). */
 #define VM_YAML_MAX (4u << 20)
@@ -80,7 +81,7 @@ static const char sql_vm_page[] =
 
 static const char sql_vm_get[] = VM_COLUMNS
 	", v.spec" VM_FROM
-	" AND v.name = $2 AND ($3::text IS NULL OR v.namespace = $3) ORDER BY v.namespace";
+	" AND v.name = $2 AND ($3::text IS NULL OR v.namespace = $3) ORDER BY v.namespace LIMIT 20";
 
 /* A VM name as the vms table takes it: [a-z0-9.-], alphanumeric at both ends, <= 63. */
 static int check_vm_name(const char *field, const char *s, struct shp_error *err)
@@ -113,9 +114,15 @@ static int vm_filters(struct shd_req *req, const char **f, struct shp_error *err
 		f[i] = shd_req_query(req, names[i]);
 		if (!f[i])
 			continue;
-		if (i == 3 ? shd_validate_text(names[i], f[i], 32, err) < 0
-			   : shd_validate_name(names[i], f[i], err) < 0)
+		if (i != 3 && shd_validate_name(names[i], f[i], err) < 0)
 			return -err->code;
+	}
+	if (f[3] && shd_vm_status_from_string(f[3]) < 0) {
+		shp_error_set(err, SHP_E_INVAL,
+			      "'status' must be RUNNING, STOPPED, STARTING, STOPPING, MIGRATING, "
+			      "PAUSED, FAILED or UNKNOWN");
+		shp_error_detail(err, "field", "status");
+		return -SHP_E_INVAL;
 	}
 	return 0;
 }

@@ -97,6 +97,8 @@ api GET '/api/v1/vms?cursor=bogus' >/dev/null
 expect_eq 400 "$(code)" "a bad cursor is 400"
 api GET '/api/v1/vms?namespace=Bad_NS' >/dev/null
 expect_eq 400 "$(code)" "a bad namespace filter is 400"
+api GET '/api/v1/vms?status=running' >/dev/null
+expect_eq 400 "$(code)" "an unknown status is 400"
 api GET '/api/v1/vms/web_1%20x' >/dev/null
 expect_eq 400 "$(code)" "a hostile VM name is 400"
 
