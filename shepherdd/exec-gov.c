@@ -4,8 +4,10 @@
  *   vm.provision  deploy  {cluster, namespace, name, manifest}: the vms row, the namespace just
  *                 in time, a server-side dry run, create-if-absent, and for a VM that runs
  *                 (runStrategy Always) a wait until the cluster reports it RUNNING
- *   vm.update     modify  {cluster, namespace, name, manifest}: a dry run, then a server-side
+ *   vm.update     deploy  {cluster, namespace, name, manifest}: a dry run, then a server-side
  *                 apply of the whole manifest
+ * Both are of the deploy class: outside an approved request (whose plan hash stands in for the
+ * level checks) only a platform admin may run them, so the tasks API is no way around review.
  * The manifest is the rendered VirtualMachine as it was approved. The shepherd.io/vm-id label
  * (the row id) is added here, at run time, so it is not part of the plan or its hash. Both are
  * idempotent: a step retried after a crash finds the row and the VM it made before.
@@ -243,6 +245,6 @@ static const char *const gov_params[] = {"cluster", "namespace", "name", "manife
 
 const struct shd_action shd_gov_actions[] = {
 	{"vm.provision", SHD_ACTION_DEPLOY, estimate_provision, run_provision, gov_params},
-	{"vm.update", SHD_ACTION_MODIFY, estimate_update, run_update, gov_params},
+	{"vm.update", SHD_ACTION_DEPLOY, estimate_update, run_update, gov_params},
 	{NULL},
 };

@@ -149,6 +149,8 @@ static json_t *provision_plan(const char *name, const char *memory)
 			 "name", name, "manifest", manifest(name, memory));
 }
 
+static json_t *update_plan(const char *name, const char *memory, const char *strategy);
+
 static json_t *simple_plan(const char *action, const char *key)
 {
 	return json_pack("{s:[{s:s,s:[s],s:{s:s}}]}", "steps", "action", action, "targets",
@@ -350,6 +352,52 @@ Test(gov_exec, a_failing_hook_still_ends_the_execution_and_gov_sync_repairs_it)
 	cr_assert_eq(n, 0, "a second pass has nothing to do");
 }
 
+static int failing_start(PGconn *conn, int64_t id, int64_t ev, void *arg, struct shp_error *err)
+{
+	(void)conn;
+	(void)id;
+	(void)ev;
+	(void)arg;
+	return shp_error_set(err, SHP_E_UNAVAIL, "the start hook failed on purpose");
+}
+
+Test(gov_exec, a_failing_start_hook_still_runs_the_execution)
+{
+	struct shd_exec_hooks h = {.on_start = failing_start, .on_finish = shd_gov_on_finish};
+	json_auto_t *plan = simple_plan("test.effect", "i");
+	long long id;
+	char q[256];
+
+	shd_exec_set_hooks(engine, &h);
+	id = run_new(plan, request("START_VM", "{}", "APPROVED"));
+	(void)snprintf(q, sizeof(q), "SELECT status FROM executions WHERE id = %lld", id);
+	cr_assert_str_eq(one(q), "succeeded");
+	cr_assert_eq(num("SELECT count(*) FROM test_effects WHERE key = 'i'"), 1, "its step ran");
+	cr_assert_str_eq(one("SELECT status FROM approval_tickets"), "COMPLETED",
+			 "on_finish moved the ticket on from APPROVED all the same");
+}
+
+Test(gov_exec, governance_actions_need_an_approval_or_a_platform_admin)
+{
+	json_auto_t *plan = provision_plan("web-8", "1Gi");
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shd_exec_submitted out = {0};
+	struct shd_exec_submit s = {.tenant = "shop",
+				    .plan = plan,
+				    .sla = SHD_SLA_MEDIUM,
+				    .confirm = true,
+				    .actor_id = 2,
+				    .actor = "bob"};
+
+	cr_assert_eq(shd_exec_submit(engine, testdb_conn, &s, &out, &err), -SHP_E_PERM);
+	cr_assert_str_eq(err.api_code, "APPROVAL_REQUIRED");
+	json_decref(plan);
+	plan = update_plan("web-8", "1Gi", "Always");
+	s.plan = plan;
+	cr_assert_eq(shd_exec_submit(engine, testdb_conn, &s, &out, &err), -SHP_E_PERM,
+		     "a member's own vm.update is no way around review");
+}
+
 Test(gov_exec, create_vm_runs_to_running_and_records_the_vm)
 {
 	json_auto_t *plan = provision_plan("web-1", "1Gi");
@@ -393,7 +441,8 @@ Test(gov_exec, a_record_only_execution_completes_the_request_without_a_vm)
 	    "'t')");
 	ev = request("CREATE_VM", "{\"spec\": {\"name\": \"web-7\"}}", "APPROVED");
 	(void)run_new(plan, ev);
-	cr_assert_str_eq(one("SELECT status || ' ' || record_only FROM executions"), "succeeded true");
+	cr_assert_str_eq(one("SELECT status || ' ' || record_only FROM executions"),
+			 "succeeded true");
 	cr_assert_str_eq(one("SELECT status FROM approval_tickets"), "COMPLETED");
 	cr_assert_eq(num("SELECT count(*) FROM vms"), 0, "nothing ran, nothing is recorded");
 	cr_assert_str_eq(one("SELECT details->>'record_only' FROM audit_log"
