@@ -368,7 +368,8 @@ static int succeed(struct greq *g, struct shp_error *err)
 	if (ticket_to(g, "COMPLETED", NULL, NULL, err) < 0 ||
 	    event_to(g, "COMPLETED", NULL, err) < 0 ||
 	    audit(g, "EXECUTION_COMPLETED", "success", NULL, err) < 0 ||
-	    tell(g, "APPROVAL_COMPLETED", "completed", "", err) < 0)
+	    tell(g, g->ticket_id ? "APPROVAL_COMPLETED" : "REQUEST_COMPLETED", "completed", "",
+		 err) < 0)
 		return -err->code;
 	return 0;
 }

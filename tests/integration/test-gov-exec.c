@@ -188,6 +188,20 @@ static long long run_new(const json_t *plan, long long ev)
 	return (long long)out.id;
 }
 
+Test(gov_exec, a_request_without_a_ticket_completes_with_its_execution)
+{
+	json_auto_t *plan = simple_plan("test.effect", "j");
+	long long ev = request("STOP_VM", "{}", NULL);
+
+	(void)run_new(plan, ev);
+	cr_assert_str_eq(one("SELECT status FROM domain_events"), "COMPLETED");
+	cr_assert_str_eq(one("SELECT string_agg(action, ',' ORDER BY id) FROM audit_log"),
+			 "EXECUTION_STARTED,EXECUTION_COMPLETED");
+	cr_assert_str_eq(one("SELECT details->>'ticket_id' FROM audit_log LIMIT 1"), "");
+	cr_assert_str_eq(one("SELECT type || ' ' || coalesce(ticket_id, 0) FROM notifications"),
+			 "REQUEST_COMPLETED 0");
+}
+
 Test(gov_exec, approved_hash_stands_in_for_the_level_checks)
 {
 	json_auto_t *plan = simple_plan("test.deploy", "a");
