@@ -69,7 +69,7 @@ struct shd_action {
 
 /* The action table (exec-actions.c), ended by { NULL }. The test set is always present. */
 extern const struct shd_action shd_actions[];
-extern const struct shd_action shd_vm_actions[]; /* exec-vm.c: vm.get, vm.create, ... */
+extern const struct shd_action shd_vm_actions[];  /* exec-vm.c: vm.get, vm.create, ... */
 extern const struct shd_action shd_gov_actions[]; /* exec-gov.c: vm.provision, vm.update */
 const struct shd_action *shd_action_find(const char *name);
 
