@@ -70,6 +70,8 @@ static char *ticket_hash(const json_t *t, int64_t now)
 
 	if (h)
 		return xstrdup(h);
+	if (json_is_true(json_object_get(t, "record_only")))
+		return xstrdup("<none: recorded when approved>");
 	return xasprintf("<none>%s%s", why ? ": " : "", why ? why : "");
 }
 
@@ -291,6 +293,9 @@ static int approve_report(struct cli_ctx *ctx, const char *id, const json_t *a)
 		       " approvals)\n",
 		       id, shp_json_int(a, "approvals", 0),
 		       shp_json_int(a, "approvals_required", 0));
+	else if (strcmp(shp_json_str(a, "status") ? shp_json_str(a, "status") : "", "COMPLETED") ==
+		 0)
+		printf("ticket %s approved: the request is recorded\n", id);
 	else if (json_is_integer(task))
 		printf("ticket %s approved: task %" JSON_INTEGER_FORMAT " runs it\n", id,
 		       json_integer_value(task));
@@ -321,11 +326,13 @@ static int cmd_approvals_approve(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	hash = shp_json_str(t, "current_plan_hash");
 	why = shp_json_str(t, "plan_error");
-	if (!hash && !cluster && !shp_json_str(t, "plan_cluster"))
+	if (json_is_true(json_object_get(t, "record_only")))
+		why = NULL; /* a system or a service: no cluster, no plan */
+	else if (!hash && !cluster && !shp_json_str(t, "plan_cluster"))
 		return cli_usage_error(ctx,
 				       "ticket %s has no cluster yet: choose one with --cluster",
 				       argv[optind]);
-	if (!hash)
+	else if (!hash)
 		return shp_error_set(&ctx->err, SHP_E_CONFLICT, "ticket %s cannot be planned: %s",
 				     argv[optind], why ? why : "unknown reason");
 	if (cli_body_set(ctx, body, "cluster", cluster) < 0 ||

@@ -20,6 +20,7 @@
 #include "events.h"
 #include "exec.h"
 #include "fsm.h"
+#include "gov-submit.h"
 #include "gov.h"
 #include "health.h"
 #include "json.h"
@@ -28,6 +29,14 @@
 #include "util.h"
 
 #define APPROVE_ROLES "'{platform-admin,approver}'"
+/*
+ * May the approver whose environments are envs decide a ticket? Those of its environment; a
+ * ticket without one (systems and services) belongs to every approver, as its APPROVAL_PENDING
+ * notification did.
+ */
+#define MAY_APPROVE(envs)                                                                          \
+	"(t.environment = ANY (" envs ")"                                                          \
+	" OR (t.environment IS NULL AND cardinality(" envs ") > 0))"
 #define DECISIONS_MAX 500
 
 /* ---- shared helpers ------------------------------------------------------------------------ */
@@ -65,12 +74,15 @@ static int64_t col_i64(const PGresult *res, int col)
 	" t.requester, t.system, t.service, t.namespace, coalesce(t.environment::text, ''),"       \
 	" t.target_name, t.cluster_id, c.name, t.plan_hash, t.modified_at::text,"                  \
 	" t.approvals_required,"                                                                   \
-	" coalesce(t.environment = ANY (user_envs($2, " APPROVE_ROLES ")), false),"                \
-	" e.payload, t.modified_spec, t.execution_id"                                              \
-	" FROM approval_tickets t JOIN domain_events e ON e.id = t.event_id"                       \
-	" LEFT JOIN clusters c ON c.id = t.cluster_id"                                             \
-	" WHERE t.id = $1 AND (t.environment = ANY (user_envs($2, " APPROVE_ROLES "))"             \
-	"  OR t.requester_id = $2)"
+	" coalesce(" MAY_APPROVE(                                                                  \
+		"user_envs($2, " APPROVE_ROLES                                                     \
+		")") ", false),"                                                                   \
+		     " e.payload, t.modified_spec, t.execution_id"                                 \
+		     " FROM approval_tickets t JOIN domain_events e ON e.id = t.event_id"          \
+		     " LEFT JOIN clusters c ON c.id = t.cluster_id"                                \
+		     " WHERE t.id = $1 AND (" MAY_APPROVE("user_envs($2, " APPROVE_ROLES           \
+							  ")") " OR"                               \
+							       "  t.requester_id = $2)"
 
 static int ticket_from_row(const PGresult *res, struct approval_ticket *t, struct shp_error *err)
 {
@@ -313,12 +325,14 @@ static const struct shd_col ticket_cols[] = {
 #define WB_REQ(req) req " AND t.requester = $4"
 #define WORKBENCH_SQL(status_cond, ns_cond, req_cond)                                              \
 	"SELECT " TICKET_LIST_COLS ", t.created_at::text || '|' || t.id" TICKET_FROM               \
-	" WHERE " status_cond " AND t.environment = ANY ((SELECT user_envs($1, " APPROVE_ROLES     \
-	"))::environment[])"                                                                       \
-	" AND ($2::request_type IS NULL OR t.request_type = $2::request_type)" ns_cond req_cond    \
-	" AND ($5::environment IS NULL OR t.environment = $5::environment)"                        \
-	" AND (t.created_at, t.id) > ($6::timestamptz, $7::bigint)"                                \
-	" ORDER BY t.created_at, t.id LIMIT $8"
+	" WHERE " status_cond " AND " MAY_APPROVE(                                                 \
+		"(SELECT user_envs($1, " APPROVE_ROLES                                             \
+		"))::environment[]") " AND ($2::request_type IS NULL OR t.request_type = "         \
+				     "$2::request_type)" ns_cond req_cond                          \
+				     " AND ($5::environment IS NULL OR t.environment = "           \
+				     "$5::environment)"                                            \
+				     " AND (t.created_at, t.id) > ($6::timestamptz, $7::bigint)"   \
+				     " ORDER BY t.created_at, t.id LIMIT $8"
 /* the pending list has partial indexes of its own, which a literal status can use */
 #define WB_PENDING "t.status = 'PENDING_APPROVAL' AND $9::text IS NULL"
 #define WB_OTHER "t.status = $9::ticket_status"
@@ -504,6 +518,14 @@ static void add_current_plan(PGconn *conn, const struct approval_ticket *t, cons
 	const char *cluster = approval_cluster_choice(t, spec, asked);
 	char hash[SHP_SHA256_HEX_LEN + 1];
 
+	(void)json_object_set_new(out, "record_only",
+				  json_boolean(shd_req_type_record_only(t->type)));
+	if (shd_req_type_record_only(t->type)) {
+		/* a system or a service: recorded when approved, on no cluster */
+		(void)json_object_set_new(out, "plan_cluster", json_null());
+		(void)json_object_set_new(out, "current_plan_hash", json_null());
+		return;
+	}
 	(void)json_object_set_new(out, "plan_cluster",
 				  cluster ? json_string(cluster) : json_null());
 	if (!cluster) {
@@ -565,9 +587,10 @@ struct approve_ctx {
 	const struct approval_cluster *c;
 	const char *reason;
 	char hash[SHP_SHA256_HEX_LEN + 1];
-	bool final;      /* this approval completes the quorum: the execution is being submitted */
-	bool need_final; /* found inside the transaction: the quorum is reached */
-	bool already;    /* this approver's valid approval was there already */
+	bool final;       /* this approval completes the quorum: the execution is being submitted */
+	bool need_final;  /* found inside the transaction: the quorum is reached */
+	bool already;     /* this approver's valid approval was there already */
+	bool record_only; /* systems and services: no cluster, no plan, recorded on approval */
 	int approvals;
 	int64_t exec_id;
 };
@@ -629,8 +652,8 @@ static int add_decision(PGconn *conn, struct approve_ctx *a, struct shp_error *e
 		"  AND approver_id = $2 AND decision = 'approve' AND invalidated_at IS NULL)"
 		" RETURNING id",
 		9,
-		(const char *[]){ids, uid, me->name, a->hash, shd_auth_method_to_string(me->method),
-				 me->principal,
+		(const char *[]){ids, uid, me->name, a->hash[0] ? a->hash : NULL,
+				 shd_auth_method_to_string(me->method), me->principal,
 				 a->req->conn && a->req->conn->is_unix ? "unix" : "tls",
 				 a->req->request_id, a->reason ? a->reason : ""},
 		err);
@@ -639,8 +662,9 @@ static int add_decision(PGconn *conn, struct approve_ctx *a, struct shp_error *e
 	a->already = PQntuples(ins) == 0;
 	cnt = shd_db_exec(conn,
 			  "SELECT count(*) FROM approval_decisions WHERE ticket_id = $1"
-			  " AND decision = 'approve' AND invalidated_at IS NULL AND plan_hash = $2",
-			  2, (const char *[]){ids, a->hash}, err);
+			  " AND decision = 'approve' AND invalidated_at IS NULL"
+			  " AND plan_hash IS NOT DISTINCT FROM $2",
+			  2, (const char *[]){ids, a->hash[0] ? a->hash : NULL}, err);
 	if (!cnt)
 		return -err->code;
 	a->approvals = (int)col_i64(cnt, 0);
@@ -684,6 +708,39 @@ static int approve_ticket(PGconn *conn, struct approve_ctx *a, const struct appr
 }
 
 /*
+ * The quorum of a record-only request (a system or a service): it is recorded in the
+ * approval's transaction, so the ticket walks APPROVED, EXECUTING and COMPLETED and the event
+ * PROCESSING and COMPLETED at once, every move FSM-checked.
+ */
+static int complete_record(PGconn *conn, struct approve_ctx *a, const struct approval_ticket *now,
+			   struct shp_error *err)
+{
+	struct shd_notification n = {
+		.type = "APPROVAL_COMPLETED", .body = "", .ticket_id = now->id};
+	char ids[24], title[160];
+
+	(void)snprintf(ids, sizeof(ids), "%" PRId64, now->id);
+	if (shd_fsm_check(&shd_fsm_ticket, now->status, "APPROVED", err) < 0 ||
+	    shd_fsm_check(&shd_fsm_ticket, "APPROVED", "EXECUTING", err) < 0 ||
+	    shd_fsm_check(&shd_fsm_ticket, "EXECUTING", "COMPLETED", err) < 0 ||
+	    shd_gov_record(conn, now->type, now->payload, now->requester_id, now->requester, err) <
+		    0 ||
+	    shd_db_command(conn,
+			   "UPDATE approval_tickets SET status = 'COMPLETED', decided_at = now(),"
+			   " finished_at = now(), updated_at = now() WHERE id = $1",
+			   1, (const char *[]){ids}, err) < 0 ||
+	    shd_event_transition(conn, now->event_id, "PROCESSING", NULL, err) < 0 ||
+	    shd_event_transition(conn, now->event_id, "COMPLETED", NULL, err) < 0)
+		return -err->code;
+	if (now->requester_id <= 0)
+		return 0;
+	(void)snprintf(title, sizeof(title), "Request %" PRId64 " (%s %s) approved and done",
+		       now->event_id, now->type_name, now->target);
+	n.title = title;
+	return shd_notify_inbox.to_user(conn, now->requester_id, &n, err);
+}
+
+/*
  * Inside a transaction: lock the ticket, check it did not move, record the approval. The
  * checks before the transaction were made on an unlocked read; under the lock the state and
  * the modification time must still be what they were, else the approver saw something else.
@@ -700,12 +757,17 @@ static int record_approval(PGconn *conn, struct approve_ctx *a, struct shp_error
 		return -err->code;
 	if (strcmp(now.modified_at, a->t->modified_at) != 0)
 		return plan_changed_conflict(err, now.id, "was modified meanwhile");
-	if (move_plan(conn, a, &now, err) < 0 || add_decision(conn, a, err) < 0)
+	if ((!a->record_only && move_plan(conn, a, &now, err) < 0) ||
+	    add_decision(conn, a, err) < 0)
 		return -err->code;
 	a->need_final = a->approvals >= now.required;
+	/* a record-only request has nothing to submit: it is carried out right here */
+	if (a->need_final && a->record_only)
+		a->final = true;
 	if (a->final && !a->need_final)
 		return plan_changed_conflict(err, now.id, "lost approvals meanwhile");
-	if (a->final && approve_ticket(conn, a, &now, err) < 0)
+	if (a->final && (a->record_only ? complete_record(conn, a, &now, err)
+					: approve_ticket(conn, a, &now, err)) < 0)
 		return -err->code;
 	if (a->already)
 		return 0;
@@ -817,6 +879,15 @@ static int prepare_approval(struct shd_req *req, const struct approval_ticket *t
 	if (not_self(req, t, err) < 0 ||
 	    shd_fsm_check(&shd_fsm_ticket, t->status, "APPROVED", err) < 0)
 		return -err->code;
+	a->record_only = shd_req_type_record_only(t->type);
+	if (a->record_only && (b->cluster || b->plan_hash)) {
+		shp_error_set(err, SHP_E_INVAL, "a %s request runs on no cluster and has no plan",
+			      t->type_name);
+		shp_error_detail(err, "field", "%s", b->cluster ? "cluster" : "plan_hash");
+		return -SHP_E_INVAL;
+	}
+	if (a->record_only)
+		return 0;
 	if (!cluster) {
 		shp_error_set(err, SHP_E_INVAL,
 			      "ticket %" PRId64 " has no cluster yet: choose one (--cluster)",
@@ -876,10 +947,12 @@ static int submit_approved(struct shd_req *req, struct approve_ctx *a, const jso
 
 static json_t *approve_answer(const struct approve_ctx *a, const char *status, int required)
 {
-	return json_pack("{s:I,s:I,s:s,s:s,s:s,s:i,s:i,s:b,s:o}", "ticket_id", (json_int_t)a->t->id,
+	return json_pack("{s:I,s:I,s:s,s:o,s:o,s:i,s:i,s:b,s:o}", "ticket_id", (json_int_t)a->t->id,
 			 "request_id", (json_int_t)a->t->event_id, "status", status, "plan_hash",
-			 a->hash, "cluster", a->c->name, "approvals", a->approvals,
-			 "approvals_required", required, "already_approved", a->already, "task_id",
+			 a->hash[0] ? json_string(a->hash) : json_null(), "cluster",
+			 a->c->name[0] ? json_string(a->c->name) : json_null(), "approvals",
+			 a->approvals, "approvals_required", required, "already_approved",
+			 a->already, "task_id",
 			 a->exec_id ? json_integer(a->exec_id) : json_null());
 }
 
@@ -908,11 +981,12 @@ int shd_api_approvals_approve(struct shd_req *req, struct shd_resp *resp, struct
 		return -err->code;
 	if (record_approval(req->db, &a, err) < 0)
 		goto fail;
-	if (!a.need_final) {
+	if (!a.need_final || a.final) {
 		if (shd_db_commit(req->db, err) < 0)
 			goto fail;
-		return shd_resp_json_take(resp, 200,
-					  approve_answer(&a, "PENDING_APPROVAL", t.required));
+		return shd_resp_json_take(
+			resp, 200,
+			approve_answer(&a, a.final ? "COMPLETED" : "PENDING_APPROVAL", t.required));
 	}
 	shd_db_rollback(req->db);
 	if (submit_approved(req, &a, plan, &out, err) < 0)

@@ -278,4 +278,23 @@ expect_eq "409 ILLEGAL_TRANSITION" "$(code) $(jq -r .error.code "$T/late.json")"
 body=$(api_as bob GET "/api/v1/approvals?status=REJECTED")
 expect_eq "$T_OLD" "$(jq -r '[.items[].id] | join(" ")' <<<"$body")" "the workbench filters by status"
 
+# ---- a record-only request under review: every approver decides it, approving records it
+api PUT /api/v1/policies/CREATE_SERVICE/any -H "$J" -d '{"level": 2, "runbook_url": "https://runbooks.invalid/services"}' >/dev/null
+expect_eq 200 "$(code)" "services need a review"
+body=$(api_as alice POST /api/v1/services -H "$J" -d '{"name": "api", "system": "sys-a"}')
+T_SVC=$(jq -r .ticket_id <<<"$body")
+expect_eq "202 PENDING_APPROVAL" "$(code) $(jq -r .status <<<"$body")" "a service request waits as a ticket"
+expect_eq "$T_SVC" "$(api_as dave GET '/api/v1/approvals?type=CREATE_SERVICE' | jq -r '[.items[].id] | join(" ")')" \
+	"a ticket without an environment is on every approver's workbench"
+body=$(api_as alice POST "/api/v1/approvals/$T_SVC/approve" -H "$J" -d '{}')
+expect_eq "403 SELF_APPROVAL" "$(code) $(jq -r .error.code <<<"$body")" "still not by its requester"
+body=$(api_as dave POST "/api/v1/approvals/$T_SVC/approve" -H "$J" -d '{"cluster": "sim-p"}')
+expect_eq "400 cluster" "$(code) $(jq -r .error.details.field <<<"$body")" "it runs on no cluster"
+expect_exit 0 "dave approves it" as dave approvals approve "$T_SVC"
+expect_match 'recorded' "$OUT" "the CLI says it is recorded"
+expect_eq "COMPLETED COMPLETED 1" "$(sql "SELECT t.status || ' ' || e.status || ' ' || (SELECT count(*) FROM services WHERE name = 'api' AND deleted_at IS NULL) FROM approval_tickets t JOIN domain_events e ON e.id = t.event_id WHERE t.id = $T_SVC")" \
+	"the service exists, ticket and request COMPLETED"
+expect_eq 1 "$(sql "SELECT count(*) FROM notifications WHERE user_id = $ALICE AND ticket_id = $T_SVC AND type = 'APPROVAL_COMPLETED'")" \
+	"and the requester is told"
+
 finish
