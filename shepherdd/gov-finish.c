@@ -446,7 +446,9 @@ static void report_orphans(PGconn *conn)
 	struct shp_error err = SHP_ERROR_INIT;
 	_cleanup_(PQclearp) PGresult *res = shd_db_exec(
 		conn,
-		"SELECT t.id, t.event_id FROM approval_tickets t WHERE t.status = 'APPROVED'"
+		"SELECT t.id, t.event_id FROM domain_events e"
+		" JOIN approval_tickets t ON t.event_id = e.id"
+		" WHERE e.status = 'PROCESSING' AND e.archived_at IS NULL AND t.status = 'APPROVED'"
 		" AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.event_id = t.event_id)"
 		" ORDER BY t.id LIMIT 100", /* SWEEP_MAX */
 		0, NULL, &err);
@@ -463,14 +465,16 @@ static void report_orphans(PGconn *conn)
 
 int shd_gov_sync(PGconn *conn, int *ret_repaired, struct shp_error *err)
 {
-	/* the last execution of each request that is not final yet, if that execution ended */
+	/*
+	 * The last execution of each request that is not final yet, if that execution ended. A
+	 * ticket's event is PROCESSING from the approval until the hook ends both together, so
+	 * the open events (an index of their own) are where to look.
+	 */
 	static const char sql[] =
 		"SELECT id, event_id FROM (SELECT DISTINCT ON (x.event_id) x.id, x.event_id,"
 		"   x.status FROM executions x WHERE x.event_id IN"
 		"   (SELECT id FROM domain_events WHERE status IN ('PENDING', 'PROCESSING')"
-		"     AND archived_at IS NULL"
-		"    UNION SELECT event_id FROM approval_tickets"
-		"     WHERE status IN ('APPROVED', 'EXECUTING'))"
+		"     AND archived_at IS NULL)"
 		"   ORDER BY x.event_id, x.id DESC) last"
 		" WHERE status IN ('succeeded', 'failed', 'cancelled', 'rejected')"
 		" ORDER BY id LIMIT 100"; /* SWEEP_MAX */

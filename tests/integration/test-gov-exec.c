@@ -362,8 +362,10 @@ Test(gov_exec, a_failing_hook_still_ends_the_execution_and_gov_sync_repairs_it)
 	cr_assert_eq(num("SELECT count(*) FROM notifications WHERE user_id = 2"
 			 " AND type = 'APPROVAL_COMPLETED'"),
 		     1);
+	(void)request("START_VM", "{}", "APPROVED"); /* approved, yet without an execution */
 	cr_assert_eq(shd_gov_sync(testdb_conn, &n, &err), 0, "%s", err.msg);
-	cr_assert_eq(n, 0, "a second pass has nothing to do");
+	cr_assert_eq(n, 0, "a second pass has nothing to do (the orphan is only reported)");
+	cr_assert_eq(num("SELECT count(*) FROM approval_tickets WHERE status = 'APPROVED'"), 1);
 }
 
 static int failing_start(PGconn *conn, int64_t id, int64_t ev, void *arg, struct shp_error *err)
