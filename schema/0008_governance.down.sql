@@ -1,6 +1,8 @@
 ALTER TABLE approval_tickets DROP COLUMN external_system_id, DROP COLUMN external_ref;
 DROP TABLE external_approval_systems;
 DROP TABLE notifications;
+DROP INDEX domain_events_vm_request_idx;
+DROP INDEX domain_events_vm_status_idx;
 DROP TABLE vm_revisions;
 DROP INDEX vms_system_idx;
 DROP INDEX vms_active_name_idx;

@@ -345,6 +345,16 @@ CREATE TABLE vm_revisions (
     UNIQUE (vm_id, version)
 );
 
+-- A VM's history (GET /vms/{name}/history): the watcher's status changes of the VM, and the
+-- requests that name it (a create's spec, or the VM of a modify, delete or power request).
+CREATE INDEX domain_events_vm_status_idx ON domain_events ((payload->>'vm_id'), id)
+    WHERE type = 'VM_STATUS_CHANGE';
+CREATE INDEX domain_events_vm_request_idx ON domain_events
+    ((coalesce(payload->'vm'->>'namespace', payload->'spec'->>'namespace')),
+     (coalesce(payload->'vm'->>'name', payload->'spec'->>'name')))
+    WHERE type IN ('CREATE_VM', 'MODIFY_VM', 'DELETE_VM', 'START_VM', 'STOP_VM', 'RESTART_VM',
+                   'VNC_ACCESS');
+
 -- ---- notifications (the inbox is the first sender) -----------------------------------------
 CREATE TABLE notifications (
     id          bigserial PRIMARY KEY,
