@@ -412,6 +412,13 @@ Test(gov_exec, governance_actions_need_an_approval_or_a_platform_admin)
 	s.plan = plan;
 	cr_assert_eq(shd_exec_submit(engine, testdb_conn, &s, &out, &err), -SHP_E_PERM,
 		     "a member's own vm.update is no way around review");
+	json_object_set_new(
+		json_object_get(json_array_get(json_object_get(plan, "steps"), 0), "params"),
+		"force", json_true());
+	cr_assert_eq(submit(plan, request("MODIFY_VM", "{}", "APPROVED"), 2, NULL, &out, &err),
+		     -SHP_E_INVAL, "an unknown parameter is refused at submission");
+	cr_assert(strstr(err.msg, "unknown parameter 'force'"), "%s", err.msg);
+	cr_assert_eq(num("SELECT count(*) FROM executions"), 0);
 }
 
 Test(gov_exec, create_vm_runs_to_running_and_records_the_vm)
