@@ -93,7 +93,7 @@ static const struct cli_column ticket_columns[] = {
 	{"TIER", "Priority tier", "priority_tier"},
 	{NULL},
 };
-static const struct cli_kind ticket_kind = {"approval", "pending approvals", "id", ticket_columns};
+static const struct cli_kind ticket_kind = {"approval", "tickets", "id", ticket_columns};
 
 static const struct cli_column detail_columns[] = {
 	{"ID", "Ticket", "id"},
