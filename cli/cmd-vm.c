@@ -46,6 +46,11 @@ enum {
 	OPT_CONFIRM_NAME,
 };
 
+/* What the watcher reports (the vm_status type). */
+static const char *const vm_status_values[] = {"RUNNING",  "STOPPED",   "STARTING",
+					       "STOPPING", "MIGRATING", "PAUSED",
+					       "FAILED",   "UNKNOWN",   NULL};
+
 /* cloud-init user data is at most this long (the spec's limit). */
 #define VM_CLOUD_INIT_MAX (64u * 1024)
 /* How often --wait asks about a request that has no task to follow. */
@@ -755,8 +760,7 @@ static const struct shp_flag list_flags[] = {
 	F_NAMESPACE("only VMs of this namespace"),
 	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", "only VMs of this system"},
 	{"service", OPT_SERVICE, 0, NULL, "SERVICE", "only VMs of this service"},
-	{"status", OPT_STATUS, 0, NULL, "STATUS",
-	 "only VMs in this status (RUNNING, STOPPED, ...)"},
+	{"status", OPT_STATUS, 0, NULL, "STATUS", "only VMs in this status", vm_status_values},
 	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER", "only VMs on this cluster"},
 	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N VMs"},
 	{NULL},

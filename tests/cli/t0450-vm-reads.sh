@@ -99,6 +99,13 @@ api GET '/api/v1/vms?namespace=Bad_NS' >/dev/null
 expect_eq 400 "$(code)" "a bad namespace filter is 400"
 api GET '/api/v1/vms?status=running' >/dev/null
 expect_eq 400 "$(code)" "an unknown status is 400"
+expect_exit 7 "the CLI knows the statuses too (exit 7)" shp vm list --status sleeping
+for q in 'from=x' 'to=0' 'from=-1' 'to=99999999999'; do
+	api GET "/api/v1/vms/web-1/diff?namespace=team-a&$q" >/dev/null
+	expect_eq 400 "$(code)" "diff ?$q is 400"
+done
+api GET '/api/v1/vms/web-1/revisions?namespace=team-a&limit=0' >/dev/null
+expect_eq 400 "$(code)" "a limit of 0 is 400"
 api GET '/api/v1/vms/web_1%20x' >/dev/null
 expect_eq 400 "$(code)" "a hostile VM name is 400"
 
