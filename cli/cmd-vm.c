@@ -785,7 +785,7 @@ static const struct shp_flag diff_flags[] = {
 };
 
 #define SPEC_FLAGS                                                                                 \
-	{"cpus", OPT_CPUS, 0, NULL, "N", "CPUs, instead of the size's"},                           \
+	{"cpus", OPT_CPUS, 0, NULL, "N", "the number of CPUs, instead of the size's"},             \
 		{"memory", OPT_MEMORY, 0,                                                          \
 		 NULL,     "QUANTITY", "memory, instead of the size's (8Gi, 512Mi)"},              \
 	{                                                                                          \
@@ -851,7 +851,7 @@ static const struct shp_subcmd vm_verbs[] = {
 	 "is created at once or waits for an approver." REQUEST_NOTE,
 	 create_flags},
 	{"delete", cmd_vm_delete, 1, 1,
-	 "NAME [--namespace NS] [--yes | --confirm-name NAME] [--wait]", CMD_NEEDS_DAEMON,
+	 "NAME [--namespace NS] [--yes] [--confirm-name NAME] [--wait]", CMD_NEEDS_DAEMON,
 	 "request the deletion of a VM",
 	 "Request the deletion of a VM. A test VM needs --yes, a prod VM its name again "
 	 "(--confirm-name); on a terminal shepherd asks for what is missing, anywhere else it "
