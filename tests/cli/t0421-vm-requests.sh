@@ -155,6 +155,9 @@ body=$(api_as alice PATCH /api/v1/vms/web-2 -H "$J" -d '{"size": "xlarge"}')
 expect_eq "202 3" "$(code) $(jq -r .approval_level <<<"$body")" "adding 7 CPUs moves the modify up to level 3"
 expect_eq "true 2" "$(sql "SELECT escalated || ' ' || approvals_required FROM approval_tickets WHERE id = $(jq -r .ticket_id <<<"$body")")" \
 	"escalated, with two approvers"
+body=$(api_as alice PATCH /api/v1/vms/db-1 -H "$J" -d '{"size": "medium"}')
+expect_eq "202 MODIFY_VM PENDING_APPROVAL 2" "$(code) $(jq -r '"\(.type) \(.status) \(.approval_level)"' <<<"$body")" \
+	"MODIFY_VM in prod is reviewed (no escalation there)"
 body=$(api_as alice PATCH /api/v1/vms/web-2 -H "$J" -d '{"size": "medium"}')
 expect_eq "202 2" "$(code) $(jq -r .approval_level <<<"$body")" "adding one CPU does not"
 
