@@ -176,6 +176,12 @@ static int drain_after(struct cli_ctx *ctx, const char *query, bool json, int64_
 	}
 }
 
+static bool is_transient(enum shp_errc code)
+{
+	return code == SHP_E_UNREACHABLE || code == SHP_E_UNAVAIL || code == SHP_E_TIMEOUT ||
+	       code == SHP_E_RATE;
+}
+
 /* --follow: the newest entries (oldest first), then every new one as it comes. */
 static int audit_follow(struct cli_ctx *ctx, const char *query, long limit)
 {
@@ -196,14 +202,21 @@ static int audit_follow(struct cli_ctx *ctx, const char *query, long limit)
 			return r;
 		last = shp_json_int(e, "id", last);
 	}
-	for (;;) {
+	for (bool down = false;;) {
 		struct timespec ts = {AUDIT_FOLLOW_MS / 1000, (AUDIT_FOLLOW_MS % 1000) * 1000000L};
 
 		(void)fflush(stdout);
 		(void)nanosleep(&ts, NULL);
 		r = drain_after(ctx, query, json, &last);
-		if (r < 0)
+		if (r < 0 && !is_transient(ctx->err.code))
 			return r;
+		/* a daemon restarting or busy: say so once, and go on asking */
+		if (r < 0 && !down)
+			cli_warn(ctx, "%s, retrying", ctx->err.msg);
+		if (r == 0 && down)
+			cli_note(ctx, "shepherd: following again\n");
+		down = r < 0;
+		shp_error_clear(&ctx->err);
 	}
 }
 

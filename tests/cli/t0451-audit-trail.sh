@@ -1,7 +1,8 @@
 #!/bin/bash
 # The audit trail through the real daemon and CLI: the filters by ticket, outcome, actor and
 # time (with their hostile values refused), the export of every entry as JSON lines oldest
-# first with stable field names, and audit list --follow printing a new entry as it comes.
+# first with stable field names, and audit list --follow printing a new entry as it comes and
+# going on across a restart of the daemon.
 . "$top_srcdir/tests/helpers/lib.sh"
 
 start_daemon_tls
@@ -44,9 +45,21 @@ for _ in $(seq 1 50); do
 	if grep -q '"resource_name":"followed"' "$T/follow"; then seen=yes; break; fi
 	sleep 0.1
 done
+expect_eq yes "$seen" "audit list --follow prints the new entry"
+# the daemon restarts: the follower says so once and goes on
+stop_daemon
+sleep 1.5
+start_daemon
+expect_exit 0 "another namespace once the daemon is back" shp namespace create after-restart --environment test
+seen=no
+for _ in $(seq 1 50); do
+	if grep -q '"resource_name":"after-restart"' "$T/follow"; then seen=yes; break; fi
+	sleep 0.1
+done
 kill "$follower" 2>/dev/null
 wait "$follower" 2>/dev/null
-expect_eq yes "$seen" "audit list --follow prints the new entry"
-expect_eq 1 "$(grep -c '"resource_name":"followed"' "$T/follow")" "once"
+expect_eq yes "$seen" "the follower outlives a daemon restart"
+expect_eq 1 "$(grep -c '"resource_name":"followed"' "$T/follow")" "each entry printed once"
+expect_eq 1 "$(grep -c 'retrying' "$T/follow.err")" "the outage is told once"
 
 finish
