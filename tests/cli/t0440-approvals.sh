@@ -154,6 +154,22 @@ expect_eq "$(sql "SELECT approved_plan_hash FROM approval_tickets WHERE id = $T_
 expect_eq 2 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'APPROVAL_APPROVED' AND outcome = 'success' AND resource_name = '$T_PROD'")" \
 	"both approvals are audited"
 
+# two approvers at the same moment: the ticket's lock lets exactly one complete the quorum
+T_RACE=$(request vm-race team-p)
+racers=""
+for u in bob dave; do
+	token=$(user_token $u)
+	curl -s -o "$T/race-$u.json" -w '%{http_code}' -X POST --cacert "$T/pki/ca.crt" \
+		-H "Authorization: Bearer $token" -H "$J" -d '{"cluster": "sim-p"}' \
+		"https://127.0.0.1:$TLS_PORT/api/v1/approvals/$T_RACE/approve" >"$T/race-$u.code" &
+	racers="$racers $!"
+done
+wait $racers
+expect_eq "200 202" "$(printf '%s\n%s\n' "$(cat "$T/race-bob.code")" "$(cat "$T/race-dave.code")" | sort | paste -sd ' ')" \
+	"one approval counts, the other completes the quorum"
+expect_eq "2 1" "$(sql "SELECT (SELECT count(*) FROM approval_decisions WHERE ticket_id = $T_RACE) || ' ' || (SELECT count(*) FROM executions x JOIN approval_tickets t ON t.event_id = x.event_id WHERE t.id = $T_RACE)")" \
+	"two decisions, one execution"
+
 # ---- modification -----------------------------------------------------------------------------
 spec=$(api_as bob GET "/api/v1/approvals/$T_MID" | jq -c .effective_spec)
 preview() { api_as bob POST "/api/v1/admin/approvals/$T_MID/preview" -H 'Content-Type: application/json' -d "$1"; }
