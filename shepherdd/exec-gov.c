@@ -29,8 +29,6 @@
 #include "util.h"
 #include "vm.h"
 
-#define POLL_MS 250 /* how often a provisioning step asks whether its VM runs yet */
-
 /* The step's manifest: a kubevirt.io/v1 VirtualMachine naming the step's VM, nothing else. */
 static int manifest_of(const struct shd_step_ctx *s, const struct shd_vm_ref *v, const json_t **ret,
 		       struct shp_error *err)
@@ -82,33 +80,6 @@ static bool runs_always(const json_t *manifest)
 }
 
 /* Poll until the VM runs; FAILED fails the step for good, the step's deadline bounds it. */
-static int wait_running(struct shd_step_ctx *s, struct shd_provider *p, const struct shd_vm_ref *v,
-			struct shd_vm *vm, struct shp_error *err)
-{
-	struct shd_vm now;
-
-	while (vm->status != SHD_VM_RUNNING) {
-		if (vm->status == SHD_VM_FAILED) {
-			shp_error_set(err, SHP_E_CONFLICT,
-				      "VM '%s/%s' on cluster '%s' failed to start: %s", v->ns,
-				      v->name, v->cluster,
-				      vm->error[0] ? vm->error : vm->printable_status);
-			shp_error_api_code(err, "VM_FAILED");
-			return -SHP_E_CONFLICT;
-		}
-		if (shd_step_sleep(s, POLL_MS, err) < 0)
-			return shp_error_prefix(err, "waiting for VM '%s/%s' to run (it is %s)",
-						v->ns, v->name,
-						shd_vm_status_to_string(vm->status));
-		/* into a copy: a failed read leaves the last good answer in vm */
-		if (p->infra.ops->get_vm(p->infra.impl, v->ns, v->name, &now, s->deadline_ns, err) <
-		    0)
-			return shd_vmact_failed(err, "reading VM", v);
-		*vm = now;
-	}
-	return 0;
-}
-
 /*
  * Create-if-absent answers with any VM of that name. Ours carries the row's label (a retry
  * after a crash finds it); another one (made outside shepherd, or a deleted one still
@@ -194,7 +165,7 @@ static int run_provision(struct shd_step_ctx *s, struct shp_error *err)
 		return shd_vmact_failed(err, "creating VM", &v);
 	if (check_ours(s, p, &v, vm_id, err) < 0)
 		return -err->code;
-	rc = runs_always(manifest) ? wait_running(s, p, &v, &vm, err) : 0;
+	rc = runs_always(manifest) ? shd_vmact_wait(s, p, &v, &vm, SHD_VM_RUNNING, err) : 0;
 	/* what was last seen is kept even when the wait failed */
 	if (shd_vmact_store_observed(s->conn, &v, &vm, rc < 0 ? NULL : err) < 0)
 		return -err->code;

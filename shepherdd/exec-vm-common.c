@@ -116,3 +116,29 @@ int shd_vmact_upsert_row(PGconn *conn, const struct shd_vm_ref *v, char vm_id[24
 	(void)snprintf(vm_id, 24, "%s", shd_db_value(res, 0, 0));
 	return 0;
 }
+
+int shd_vmact_wait(struct shd_step_ctx *s, struct shd_provider *p, const struct shd_vm_ref *v,
+		   struct shd_vm *vm, enum shd_vm_status want, struct shp_error *err)
+{
+	struct shd_vm now;
+
+	while (vm->status != want) {
+		if (vm->status == SHD_VM_FAILED) {
+			shp_error_set(err, SHP_E_CONFLICT, "VM '%s/%s' on cluster '%s' failed: %s",
+				      v->ns, v->name, v->cluster,
+				      vm->error[0] ? vm->error : vm->printable_status);
+			shp_error_api_code(err, "VM_FAILED");
+			return -SHP_E_CONFLICT;
+		}
+		if (shd_step_sleep(s, SHD_VMACT_POLL_MS, err) < 0)
+			return shp_error_prefix(err, "waiting for VM '%s/%s' to be %s (it is %s)",
+						v->ns, v->name, shd_vm_status_to_string(want),
+						shd_vm_status_to_string(vm->status));
+		/* into a copy: a failed read leaves the last good answer in vm */
+		if (p->infra.ops->get_vm(p->infra.impl, v->ns, v->name, &now, s->deadline_ns, err) <
+		    0)
+			return shd_vmact_failed(err, "reading VM", v);
+		*vm = now;
+	}
+	return 0;
+}

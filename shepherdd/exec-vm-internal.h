@@ -45,3 +45,11 @@ int shd_vmact_store_observed(PGconn *conn, const struct shd_vm_ref *v, const str
 			     struct shp_error *err) SHP_MUSTCHECK;
 /* A step's result object for vm (new reference). */
 json_t *shd_vmact_result(const struct shd_vm_ref *v, const struct shd_vm *vm);
+/*
+ * Poll the VM (vm holds its last answer) until it is in status want, within the step's
+ * deadline, keeping the job's lease: FAILED is SHP_E_CONFLICT with code VM_FAILED, the
+ * deadline SHP_E_TIMEOUT.
+ */
+#define SHD_VMACT_POLL_MS 250
+int shd_vmact_wait(struct shd_step_ctx *s, struct shd_provider *p, const struct shd_vm_ref *v,
+		   struct shd_vm *vm, enum shd_vm_status want, struct shp_error *err) SHP_MUSTCHECK;

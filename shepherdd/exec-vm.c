@@ -153,6 +153,16 @@ static int power_op(const json_t *params, enum shd_power_op *ret, struct shp_err
 			     "'op' must be start, stop, restart, pause or unpause, not '%s'", op);
 }
 
+/* The status a power operation leaves the VM in. */
+static enum shd_vm_status power_target(enum shd_power_op op)
+{
+	switch (op) {
+	case SHD_POWER_STOP: return SHD_VM_STOPPED;
+	case SHD_POWER_PAUSE: return SHD_VM_PAUSED;
+	default: return SHD_VM_RUNNING;
+	}
+}
+
 static int run_power(struct shd_step_ctx *s, struct shp_error *err)
 {
 	_cleanup_(shd_provider_unrefp) struct shd_provider *p = NULL;
@@ -167,6 +177,15 @@ static int run_power(struct shd_step_ctx *s, struct shp_error *err)
 		return shd_vmact_failed(err, shd_power_op_to_string(op), &v);
 	if (p->infra.ops->get_vm(p->infra.impl, v.ns, v.name, &vm, s->deadline_ns, err) < 0)
 		return shd_vmact_failed(err, "reading VM", &v);
+	/* done when the VM is where the operation takes it (a restart: running again) */
+	if (shd_vmact_wait(s, p, &v, &vm, power_target(op), err) < 0) {
+		struct shp_error e2 = SHP_ERROR_INIT;
+
+		/* keep the last status seen; the wait's error is the step's */
+		if (shd_vmact_store_observed(s->conn, &v, &vm, &e2) < 0)
+			log_warn("VM %s/%s: recording its status: %s", v.ns, v.name, e2.msg);
+		return -err->code;
+	}
 	if (shd_vmact_store_observed(s->conn, &v, &vm, err) < 0)
 		return -err->code;
 	s->result = shd_vmact_result(&v, &vm);

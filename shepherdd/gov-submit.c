@@ -264,6 +264,8 @@ static int record_execution(struct shd_req *req, const struct shd_gov_sub *sub, 
 	s.sla = SHD_SLA_MEDIUM;
 	s.priority = 50;
 	s.confirm = true; /* the policy decided (and level 1 was confirmed) */
+	/* an accepted request waits its turn behind another one on the same VM */
+	s.wait_lock = true;
 	s.actor_id = req->ident.user_id;
 	s.actor = req->ident.name;
 	s.actor_is_admin = req->ident.is_admin;
