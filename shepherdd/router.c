@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,25 +112,6 @@ const struct shd_route shd_routes[] = {
 	 "ADOPTION_ADOPTED", "adoption", "adoptions_adopt"},
 	{"POST", AD "/{id}/ignore", shd_api_adoptions_ignore, ROUTE_DB | ROUTE_ADMIN,
 	 "ADOPTION_IGNORED", "adoption", "adoptions_ignore"},
-	{"GET", SHP_ROUTE_ROLEBINDINGS, shd_api_rolebindings_list, ROUTE_DB | ROUTE_ADMIN, NULL,
-	 NULL, "rolebindings_list"},
-	{"PUT", SHP_ROUTE_ROLEBINDINGS "/{user}/{role}", shd_api_rolebindings_put,
-	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "ROLE_BINDING_SET", "role_binding",
-	 "rolebindings_put"},
-	{"DELETE", SHP_ROUTE_ROLEBINDINGS "/{user}/{role}", shd_api_rolebindings_delete,
-	 ROUTE_DB | ROUTE_ADMIN, "ROLE_BINDING_DELETE", "role_binding", "rolebindings_delete"},
-	{"GET", SHP_ROUTE_RBAC_MAPPINGS, shd_api_rbac_mappings_list, ROUTE_DB | ROUTE_ADMIN, NULL,
-	 NULL, "rbac_mappings_list"},
-	{"POST", SHP_ROUTE_RBAC_MAPPINGS, shd_api_rbac_mappings_create,
-	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "RBAC_MAPPING_CREATE", "rbac_mapping",
-	 "rbac_mappings_create"},
-	{"GET", SHP_ROUTE_RBAC_MAPPINGS "/{id}", shd_api_rbac_mappings_get, ROUTE_DB | ROUTE_ADMIN,
-	 NULL, NULL, "rbac_mappings_get"},
-	{"PUT", SHP_ROUTE_RBAC_MAPPINGS "/{id}", shd_api_rbac_mappings_put,
-	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "RBAC_MAPPING_UPDATE", "rbac_mapping",
-	 "rbac_mappings_put"},
-	{"DELETE", SHP_ROUTE_RBAC_MAPPINGS "/{id}", shd_api_rbac_mappings_delete,
-	 ROUTE_DB | ROUTE_ADMIN, "RBAC_MAPPING_DELETE", "rbac_mapping", "rbac_mappings_delete"},
 	{"GET", SHP_ROUTE_TEMPLATES, shd_api_templates_list, ROUTE_DB, NULL, NULL,
 	 "templates_list"},
 	{"POST", SHP_ROUTE_TEMPLATES, shd_api_templates_create, ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY,
@@ -160,6 +142,25 @@ const struct shd_route shd_routes[] = {
 	{"GET", SHP_ROUTE_VMS "/{name}/diff", shd_api_vms_diff, ROUTE_DB, NULL, NULL, "vms_diff"},
 	{"GET", SHP_ROUTE_VMS "/{name}/history", shd_api_vms_history, ROUTE_DB, NULL, NULL,
 	 "vms_history"},
+	{"GET", SHP_ROUTE_ROLEBINDINGS, shd_api_rolebindings_list, ROUTE_DB | ROUTE_ADMIN, NULL,
+	 NULL, "rolebindings_list"},
+	{"PUT", SHP_ROUTE_ROLEBINDINGS "/{user}/{role}", shd_api_rolebindings_put,
+	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "ROLE_BINDING_SET", "role_binding",
+	 "rolebindings_put"},
+	{"DELETE", SHP_ROUTE_ROLEBINDINGS "/{user}/{role}", shd_api_rolebindings_delete,
+	 ROUTE_DB | ROUTE_ADMIN, "ROLE_BINDING_DELETE", "role_binding", "rolebindings_delete"},
+	{"GET", SHP_ROUTE_RBAC_MAPPINGS, shd_api_rbac_mappings_list, ROUTE_DB | ROUTE_ADMIN, NULL,
+	 NULL, "rbac_mappings_list"},
+	{"POST", SHP_ROUTE_RBAC_MAPPINGS, shd_api_rbac_mappings_create,
+	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "RBAC_MAPPING_CREATE", "rbac_mapping",
+	 "rbac_mappings_create"},
+	{"GET", SHP_ROUTE_RBAC_MAPPINGS "/{id}", shd_api_rbac_mappings_get, ROUTE_DB | ROUTE_ADMIN,
+	 NULL, NULL, "rbac_mappings_get"},
+	{"PUT", SHP_ROUTE_RBAC_MAPPINGS "/{id}", shd_api_rbac_mappings_put,
+	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "RBAC_MAPPING_UPDATE", "rbac_mapping",
+	 "rbac_mappings_put"},
+	{"DELETE", SHP_ROUTE_RBAC_MAPPINGS "/{id}", shd_api_rbac_mappings_delete,
+	 ROUTE_DB | ROUTE_ADMIN, "RBAC_MAPPING_DELETE", "rbac_mapping", "rbac_mappings_delete"},
 	{"GET", SHP_ROUTE_POLICIES, shd_api_policies_list, ROUTE_DB, NULL, NULL, "policies_list"},
 	{"GET", SHP_ROUTE_POLICIES "/{type}", shd_api_policies_get, ROUTE_DB, NULL, NULL,
 	 "policies_get"},
@@ -530,13 +531,29 @@ static int route_request(struct shd_req *req, struct shd_resp *resp, struct shp_
 	return shp_error_set(err, SHP_E_NOTFOUND, "no such endpoint '%s'", req->url);
 }
 
+/* The Allow header of every set of methods, built once: bit i stands for allow_methods[i]. */
+static const char *const allow_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+#define ALLOW_SETS (1u << SHP_ARRAY_SIZE(allow_methods))
+static char allow_text[ALLOW_SETS][40];
+static pthread_once_t allow_once = PTHREAD_ONCE_INIT;
+
+static void allow_init(void)
+{
+	for (unsigned set = 1; set < ALLOW_SETS; set++) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < SHP_ARRAY_SIZE(allow_methods); i++)
+			if (set & (1u << i))
+				n += (size_t)snprintf(allow_text[set] + n,
+						      sizeof(allow_text[set]) - n, "%s%s",
+						      n ? ", " : "", allow_methods[i]);
+	}
+}
+
 static const char *allow_header(const char *url)
 {
-	static const char *const combos[] = {"GET",         "POST",        "DELETE",
-					     "GET, POST",   "GET, DELETE", "GET, POST, DELETE",
-					     "POST, DELETE"};
-	bool get = false, post = false, del = false;
 	struct shd_req probe;
+	unsigned set = 0;
 
 	for (size_t i = 0; i < shd_routes_count; i++) {
 		memset(&probe, 0, sizeof(probe));
@@ -544,23 +561,14 @@ static const char *allow_header(const char *url)
 			continue;
 		for (int k = 0; k < probe.nparams; k++)
 			free(probe.params[k]);
-		get |= strcmp(shd_routes[i].method, "GET") == 0;
-		post |= strcmp(shd_routes[i].method, "POST") == 0;
-		del |= strcmp(shd_routes[i].method, "DELETE") == 0;
+		for (size_t m = 0; m < SHP_ARRAY_SIZE(allow_methods); m++)
+			if (strcmp(shd_routes[i].method, allow_methods[m]) == 0)
+				set |= 1u << m;
 	}
-	if (get && post && del)
-		return combos[5];
-	if (get && post)
-		return combos[3];
-	if (get && del)
-		return combos[4];
-	if (post && del)
-		return combos[6];
-	if (get)
-		return combos[0];
-	if (post)
-		return combos[1];
-	return del ? combos[2] : NULL;
+	if (!set)
+		return NULL;
+	(void)pthread_once(&allow_once, allow_init);
+	return allow_text[set];
 }
 
 /* Audit a refused mutation (permission) on a connection of its own. */
