@@ -31,13 +31,13 @@
 #define SHP_ROUTE_EXEC_FLAGS SHP_API_PREFIX "/execution/flags" /* the execution feature flag */
 #define SHP_ROUTE_TENANTS SHP_API_PREFIX "/tenants"            /* tenant members */
 
-/* Platform roles (role bindings) and principal mappings. */
-#define SHP_ROUTE_ROLEBINDINGS SHP_API_PREFIX "/rolebindings"
-#define SHP_ROUTE_RBAC_MAPPINGS SHP_API_PREFIX "/rbac/mappings"
-
 /* The catalogue: templates (and their versions) and instance sizes. */
 #define SHP_ROUTE_TEMPLATES SHP_API_PREFIX "/templates"
 #define SHP_ROUTE_SIZES SHP_API_PREFIX "/sizes"
+
+/* Platform roles (role bindings) and principal mappings. */
+#define SHP_ROUTE_ROLEBINDINGS SHP_API_PREFIX "/rolebindings"
+#define SHP_ROUTE_RBAC_MAPPINGS SHP_API_PREFIX "/rbac/mappings"
 
 /* Approvals: the workbench and decisions; modifications under the admin prefix. */
 #define SHP_ROUTE_APPROVALS SHP_API_PREFIX "/approvals"

@@ -398,15 +398,6 @@ int shd_api_adoptions_list(struct shd_req *, struct shd_resp *, struct shp_error
 int shd_api_adoptions_scan(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_adopt(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_adoptions_ignore(struct shd_req *, struct shd_resp *, struct shp_error *);
-/* api-rbac.c: platform role bindings and principal mappings (platform admins) */
-int shd_api_rolebindings_list(struct shd_req *, struct shd_resp *, struct shp_error *);
-int shd_api_rolebindings_put(struct shd_req *, struct shd_resp *, struct shp_error *);
-int shd_api_rolebindings_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
-int shd_api_rbac_mappings_list(struct shd_req *, struct shd_resp *, struct shp_error *);
-int shd_api_rbac_mappings_get(struct shd_req *, struct shd_resp *, struct shp_error *);
-int shd_api_rbac_mappings_create(struct shd_req *, struct shd_resp *, struct shp_error *);
-int shd_api_rbac_mappings_put(struct shd_req *, struct shd_resp *, struct shp_error *);
-int shd_api_rbac_mappings_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
 /* api-catalog.c: templates and instance sizes (anyone reads, platform admins write) */
 int shd_api_templates_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_templates_get(struct shd_req *, struct shd_resp *, struct shp_error *);
@@ -447,6 +438,15 @@ int shd_api_vms_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_vms_start(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_vms_stop(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_vms_restart(struct shd_req *, struct shd_resp *, struct shp_error *);
+/* api-rbac.c: platform role bindings and principal mappings (platform admins) */
+int shd_api_rolebindings_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rolebindings_put(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rolebindings_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_get(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_create(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_put(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_rbac_mappings_delete(struct shd_req *, struct shd_resp *, struct shp_error *);
 
 /* api-approvals.c, api-approvals-spec.c: the approvers' workbench, decisions, modifications */
 int shd_api_approvals_list(struct shd_req *, struct shd_resp *, struct shp_error *);
