@@ -300,8 +300,8 @@ static const struct shp_subcmd rbac_verbs[] = {
 		.fn = cmd_rbac_map,
 		.min_args = 2,
 		.max_args = 2,
-		.usage = "unix|token|cert PRINCIPAL --user USER [--team SYSTEM --team-role ROLE] "
-			 "[--role ROLE --env ENV[,ENV]] [--disabled]",
+		.usage = "unix|token|cert PRINCIPAL --user USER [--team SYSTEM] [--team-role ROLE] "
+			 "[--role ROLE] [--env ENV[,ENV]] [--disabled]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = "map a principal to a user, a team and a role",
 		.description =

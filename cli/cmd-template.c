@@ -125,7 +125,8 @@ static int check_version(struct cli_ctx *ctx, const char *v)
 	long long n;
 
 	if (v && shp_parse_int(v, 1, INT32_MAX, &n, NULL) < 0)
-		return cli_usage_error(ctx, "--version: a version number (1, 2, ...), not '%s'", v);
+		return cli_usage_error(
+			ctx, "--template-version: a version number (1, 2, ...), not '%s'", v);
 	return 0;
 }
 
@@ -233,7 +234,7 @@ static int template_move(int argc, char **argv, struct cli_ctx *ctx, const char 
 		if (c == OPT_VERSION)
 			version = optarg;
 	if (!version || shp_parse_int(version, 1, INT32_MAX, &n, NULL) < 0)
-		return cli_usage_error(ctx, "--version: a version number (1, 2, ...)");
+		return cli_usage_error(ctx, "--template-version: a version number (1, 2, ...)");
 	body = json_pack("{s:I}", "version", (json_int_t)n);
 	path = template_path(argv[optind], suffix, NULL, NULL);
 	if ((r = cli_call(ctx, "POST", path, body, &t)) < 0)
@@ -306,13 +307,13 @@ static const struct shp_flag list_flags[] = {
 };
 
 static const struct shp_flag version_flags[] = {
-	{"version", OPT_VERSION, 0, NULL, "N",
+	{"template-version", OPT_VERSION, 0, NULL, "N",
 	 "this version (default: the active one, else the latest)"},
 	{NULL},
 };
 
 static const struct shp_flag move_flags[] = {
-	{"version", OPT_VERSION, 0, NULL, "N", "the version", .required = true},
+	{"template-version", OPT_VERSION, 0, NULL, "N", "the version", .required = true},
 	{NULL},
 };
 
@@ -322,7 +323,7 @@ static const struct shp_subcmd template_verbs[] = {
 		.fn = cmd_template_archive,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "NAME --version N",
+		.usage = "NAME --template-version N",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = "archive a version of a template",
 		.description = "Archive version N of the template NAME: it is hidden from lists "
@@ -353,7 +354,7 @@ static const struct shp_subcmd template_verbs[] = {
 		.fn = cmd_template_deprecate,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "NAME --version N",
+		.usage = "NAME --template-version N",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = "deprecate a version of a template",
 		.description = "Deprecate version N of the template NAME: new VMs can no longer "
@@ -365,11 +366,11 @@ static const struct shp_subcmd template_verbs[] = {
 		.fn = cmd_template_export,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "NAME [--version N]",
+		.usage = "NAME [--template-version N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
 		.summary = "print a template in the seed format",
 		.description = "Print the template NAME (its active version, else the latest, or "
-			       "--version N) as a YAML file in the seed format, which "
+			       "--template-version N) as a YAML file in the seed format, which "
 			       "'shepherd template create' and the seed import read back.",
 		.opts = version_flags,
 	},
@@ -391,7 +392,7 @@ static const struct shp_subcmd template_verbs[] = {
 		.fn = cmd_template_publish,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "NAME --version N",
+		.usage = "NAME --template-version N",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = "make a version the active one",
 		.description = "Make version N of the template NAME active: new VMs get it. The "
@@ -403,11 +404,12 @@ static const struct shp_subcmd template_verbs[] = {
 		.fn = cmd_template_show,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "NAME [--version N]",
+		.usage = "NAME [--template-version N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
 		.summary = "show a template",
-		.description = "Show the template NAME: its active version (else the latest, or "
-			       "--version N), its image, cloud-init and every version's status.",
+		.description =
+			"Show the template NAME: its active version (else the latest, or "
+			"--template-version N), its image, cloud-init and every version's status.",
 		.opts = version_flags,
 	},
 	{NULL},

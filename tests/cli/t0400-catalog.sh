@@ -91,20 +91,20 @@ expect_eq 400 "$(code)" "malformed JSON is refused"
 expect_eq 0 "$(sql "SELECT count(*) FROM templates WHERE name = 't1'")" "nothing was stored by refused requests"
 
 # ---- the life cycle ---------------------------------------------------------------------------------
-expect_exit 0 "publish debian-12 version 2" shp template publish debian-12 --version 2
+expect_exit 0 "publish debian-12 version 2" shp template publish debian-12 --template-version 2
 expect_eq "1 deprecated 2 active" "$(sql "SELECT string_agg(version || ' ' || status, ' ' ORDER BY version) FROM templates WHERE name = 'debian-12'")" \
 	"publishing deprecates the version that was active"
 expect_eq "TEMPLATE_PUBLISH 1" "$(sql "SELECT action, details->>'deprecated_version' FROM audit_log WHERE action = 'TEMPLATE_PUBLISH'" | tr '|' ' ')" \
 	"publishing is audited with the version it deprecated"
 json POST /api/v1/templates/debian-12/publish -d '{"version":2}' >/dev/null
 expect_eq 409 "$(code)" "publishing the active version again is a conflict"
-expect_exit 0 "publish debian-12 version 1 again" shp template publish debian-12 --version 1
+expect_exit 0 "publish debian-12 version 1 again" shp template publish debian-12 --template-version 1
 expect_eq "1 1" "$(sql "SELECT count(*), min(version) FROM templates WHERE name = 'debian-12' AND status = 'active'" | tr '|' ' ')" \
 	"one active version per name"
-expect_exit 0 "deprecate version 1" shp template deprecate debian-12 --version 1
+expect_exit 0 "deprecate version 1" shp template deprecate debian-12 --template-version 1
 expect_eq "2 deprecated" "$(api GET /api/v1/templates/debian-12 | jq -r '"\(.version) \(.status)"')" \
 	"without an active version, show gives the latest"
-expect_exit 0 "archive version 2" shp template archive debian-12 --version 2
+expect_exit 0 "archive version 2" shp template archive debian-12 --template-version 2
 expect_eq "1 deprecated" "$(api GET /api/v1/templates/debian-12 | jq -r '"\(.version) \(.status)"')" \
 	"an archived version is not the latest"
 expect_eq "" "$(api GET /api/v1/templates | jq -r '.items[] | select(.status == "archived") | .name')" \
@@ -113,12 +113,12 @@ expect_eq "debian-12/2" "$(api GET '/api/v1/templates?all=true' | jq -r '.items[
 	"and listed with all=true"
 expect_eq "debian-12/2" "$(api GET '/api/v1/templates?status=archived' | jq -r '.items[] | "\(.name)/\(.version)"')" \
 	"or with status=archived"
-expect_exit 6 "an archived version cannot be published" shp template publish debian-12 --version 2
-expect_exit 4 "an unknown version is not found" shp template publish debian-12 --version 9
+expect_exit 6 "an archived version cannot be published" shp template publish debian-12 --template-version 2
+expect_exit 4 "an unknown version is not found" shp template publish debian-12 --template-version 9
 expect_eq "archived" "$(api GET '/api/v1/templates/debian-12?version=2' | jq -r .status)" "?version=N shows any version"
 api GET '/api/v1/templates?status=gone' >/dev/null
 expect_eq 400 "$(code)" "an unknown status filter is refused"
-expect_exit 0 "publish debian-12 version 1 once more" shp template publish debian-12 --version 1
+expect_exit 0 "publish debian-12 version 1 once more" shp template publish debian-12 --template-version 1
 expect_exit 0 "template show" shp template show debian-12
 expect_match 'Versions: +1 \(active\), 2 \(archived\)' "$OUT" "show lists every version"
 
@@ -172,7 +172,7 @@ expect_eq 400 "$(code)" "an update must change something"
 expect_exit 0 "a user lists templates" as alice template list
 expect_exit 0 "a user shows a size" as alice size show small
 expect_exit 5 "a user cannot create a template" as alice template create "$SEED/templates/debian-12.yaml"
-expect_exit 5 "a user cannot publish" as alice template publish debian-12 --version 1
+expect_exit 5 "a user cannot publish" as alice template publish debian-12 --template-version 1
 expect_exit 5 "a user cannot create a size" as alice size create mine --cpus 1 --memory 1Gi
 expect_exit 5 "a user cannot change a size" as alice size set small --cpus 64
 expect_exit 5 "a user cannot disable a size" as alice size delete small
