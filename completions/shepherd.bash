@@ -17,8 +17,10 @@ _shepherd_verbs()
 	case "$1" in
 	adoption)
 		_shepherd_offer 'adopt ignore list scan' ;;
+	approvals)
+		_shepherd_offer 'approve list modify preview reject show' ;;
 	audit)
-		_shepherd_offer 'list' ;;
+		_shepherd_offer 'export list' ;;
 	cluster)
 		_shepherd_offer 'add capabilities health list remove show vms' ;;
 	flags)
@@ -29,14 +31,32 @@ _shepherd_verbs()
 		_shepherd_offer 'cancel discard list retry show' ;;
 	namespace|ns)
 		_shepherd_offer 'create delete list show' ;;
+	policy)
+		_shepherd_offer 'list set show' ;;
 	queue)
 		_shepherd_offer 'pause resume stats' ;;
+	rbac)
+		_shepherd_offer 'disable enable list map unmap' ;;
+	requests)
+		_shepherd_offer 'cancel list show' ;;
+	role)
+		_shepherd_offer 'bind list unbind' ;;
+	service)
+		_shepherd_offer 'create delete list show' ;;
+	size)
+		_shepherd_offer 'create delete list set show' ;;
+	system)
+		_shepherd_offer 'create delete list show' ;;
 	tasks|task)
 		_shepherd_offer 'cancel list show submit watch' ;;
+	template)
+		_shepherd_offer 'archive create deprecate export list publish show' ;;
 	tenant)
 		_shepherd_offer 'grant members revoke' ;;
 	token)
 		_shepherd_offer 'create list revoke' ;;
+	vm)
+		_shepherd_offer 'create delete diff history list modify restart revisions show start stop' ;;
 	esac
 }
 
@@ -72,7 +92,7 @@ _shepherd()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		w="${COMP_WORDS[i]}"
 		case "$w" in
-		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--namespace|--state|--cluster|--limit|--action|--actor|--resource-type|--resource|--kubeconfig|--context|--environment|--env|--description|--kind|--queue|--mode|--reason|--status|--tenant|--file|-f|--sla|--priority|--user|--expires)
+		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--namespace|--state|--cluster|--limit|--reason|--sort|--type|--requester|--environment|--env|--status|--set|--file|-f|--action|--actor|--resource-type|--resource|--ticket|--outcome|--since|--until|--kubeconfig|--context|--description|--kind|--queue|--level|--approvers|--runbook|--escalate-cpus|--escalate-memory|--user|--team|--team-role|--role|--mode|--system|--cpus|--memory|--cpu-overcommit|--memory-overcommit|--capabilities|--confirm-name|--tenant|--sla|--priority|--template-version|--expires|--service|--template|--size|--disk|--cloud-init|--from|--to)
 			if [[ ${COMP_WORDS[i+1]} == = ]]; then
 				((i += 2))
 			else
@@ -88,7 +108,7 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--socket --server --token --cacert --cert --key --output -o --json --no-color --quiet -q --verbose -v --timeout --help -h --version'
 		else
-			_shepherd_offer 'adoption audit cluster completion flags help instancetypes jobs namespace queue reconcile status tasks tenant token version whoami'
+			_shepherd_offer 'adoption approvals audit cluster completion flags help instancetypes jobs namespace policy queue rbac reconcile requests role service size status system tasks template tenant token version vm whoami'
 		fi ;;
 	adoption)
 		case "${pos[1]}" in
@@ -134,6 +154,83 @@ _shepherd()
 			fi
 			;;
 		esac ;;
+	approvals)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs approvals
+			fi ;;
+		approve)
+			case "$prev" in
+			--cluster|--reason)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--cluster --reason --help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--sort)
+				_shepherd_offer 'days_pending'
+				return ;;
+			--type)
+				_shepherd_offer 'CREATE_SYSTEM DELETE_SYSTEM CREATE_SERVICE DELETE_SERVICE CREATE_VM MODIFY_VM DELETE_VM START_VM STOP_VM RESTART_VM VNC_ACCESS'
+				return ;;
+			--environment|--env)
+				_shepherd_offer 'test prod'
+				return ;;
+			--status)
+				_shepherd_offer 'PENDING_APPROVAL APPROVED EXECUTING COMPLETED FAILED REJECTED CANCELLED EXPIRED'
+				return ;;
+			--namespace|--requester|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--sort --type --namespace --requester --environment --env --status --limit --help -h'
+			fi
+			;;
+		modify)
+			case "$prev" in
+			--file|-f)
+				_shepherd_files
+				return ;;
+			--set|--reason|--cluster)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--set --file -f --reason --cluster --yes -y --help -h'
+			fi
+			;;
+		preview)
+			case "$prev" in
+			--file|-f)
+				_shepherd_files
+				return ;;
+			--set|--cluster)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--set --file -f --cluster --help -h'
+			fi
+			;;
+		reject)
+			case "$prev" in
+			--reason)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--reason --help -h'
+			fi
+			;;
+		show)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
 	audit)
 		case "${pos[1]}" in
 		'')
@@ -142,13 +239,28 @@ _shepherd()
 			else
 				_shepherd_verbs audit
 			fi ;;
-		list)
+		export)
 			case "$prev" in
-			--action|--actor|--resource-type|--resource|--limit)
+			--outcome)
+				_shepherd_offer 'success denied failed'
+				return ;;
+			--action|--actor|--resource-type|--resource|--ticket|--since|--until)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--action --actor --resource-type --resource --limit --help -h'
+				_shepherd_offer '--action --actor --resource-type --resource --ticket --outcome --since --until --help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--outcome)
+				_shepherd_offer 'success denied failed'
+				return ;;
+			--action|--actor|--resource-type|--resource|--ticket|--since|--until|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--action --actor --resource-type --resource --ticket --outcome --since --until --limit --follow --help -h'
 			fi
 			;;
 		esac ;;
@@ -252,7 +364,7 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--help -h'
 		elif [[ ${#pos[@]} -eq 1 ]]; then
-			_shepherd_offer 'adoption audit cluster completion flags help instancetypes jobs namespace queue reconcile status tasks tenant token version whoami'
+			_shepherd_offer 'adoption approvals audit cluster completion flags help instancetypes jobs namespace policy queue rbac reconcile requests role service size status system tasks template tenant token version vm whoami'
 		elif [[ ${#pos[@]} -eq 2 ]]; then
 			_shepherd_verbs "${pos[1]}"
 		fi
@@ -359,6 +471,42 @@ _shepherd()
 			fi
 			;;
 		esac ;;
+	policy)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs policy
+			fi ;;
+		list)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		set)
+			case "$prev" in
+			--environment|--env)
+				_shepherd_offer 'test prod any'
+				return ;;
+			--level|--approvers|--runbook|--escalate-cpus|--escalate-memory)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--environment --env --level --approvers --runbook --escalate-cpus --escalate-memory --help -h'
+			fi
+			;;
+		show)
+			case "$prev" in
+			--environment|--env)
+				_shepherd_offer 'test prod'
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--environment --env --help -h'
+			fi
+			;;
+		esac ;;
 	queue)
 		case "${pos[1]}" in
 		'')
@@ -383,6 +531,50 @@ _shepherd()
 			fi
 			;;
 		esac ;;
+	rbac)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs rbac
+			fi ;;
+		disable)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		enable)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		list)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		map)
+			case "$prev" in
+			--team-role)
+				_shepherd_offer 'owner member viewer'
+				return ;;
+			--role)
+				_shepherd_offer 'platform-admin approver operator viewer'
+				return ;;
+			--user|--team|--env|--environment)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--user --team --team-role --role --env --environment --disabled --help -h'
+			fi
+			;;
+		unmap)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
 	reconcile)
 		case "$prev" in
 		--mode)
@@ -397,11 +589,198 @@ _shepherd()
 			_shepherd_offer 'runs'
 		fi
 		;;
+	requests)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs requests
+			fi ;;
+		cancel)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--status)
+				_shepherd_offer 'PENDING PROCESSING COMPLETED FAILED CANCELLED PENDING_APPROVAL APPROVED EXECUTING REJECTED EXPIRED'
+				return ;;
+			--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--status --limit --help -h'
+			fi
+			;;
+		show)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
+	role)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs role
+			fi ;;
+		bind)
+			case "$prev" in
+			--env|--environment)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--env --environment --help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--user|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--user --limit --help -h'
+			fi
+			;;
+		unbind)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
+	service)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs service
+			fi ;;
+		create)
+			case "$prev" in
+			--system|--description)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--system --description --help -h'
+			fi
+			;;
+		delete)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--yes -y --help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--system|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--system --limit --help -h'
+			fi
+			;;
+		show)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
+	size)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs size
+			fi ;;
+		create)
+			case "$prev" in
+			--cpus|--memory|--cpu-overcommit|--memory-overcommit|--capabilities|--description)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--cpus --memory --cpu-overcommit --memory-overcommit --capabilities --description --help -h'
+			fi
+			;;
+		delete)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--all --limit --help -h'
+			fi
+			;;
+		set)
+			case "$prev" in
+			--cpus|--memory|--cpu-overcommit|--memory-overcommit|--capabilities|--description)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--cpus --memory --cpu-overcommit --memory-overcommit --capabilities --description --enable --help -h'
+			fi
+			;;
+		show)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
 	status)
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--help -h'
 		fi
 		;;
+	system)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs system
+			fi ;;
+		create)
+			case "$prev" in
+			--description)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--description --help -h'
+			fi
+			;;
+		delete)
+			case "$prev" in
+			--confirm-name)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--confirm-name --help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--limit --help -h'
+			fi
+			;;
+		show)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
 	tasks|task)
 		case "${pos[1]}" in
 		'')
@@ -454,6 +833,77 @@ _shepherd()
 		watch)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			fi
+			;;
+		esac ;;
+	template)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs template
+			fi ;;
+		archive)
+			case "$prev" in
+			--template-version)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--template-version --help -h'
+			fi
+			;;
+		create)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		deprecate)
+			case "$prev" in
+			--template-version)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--template-version --help -h'
+			fi
+			;;
+		export)
+			case "$prev" in
+			--template-version)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--template-version --help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--status)
+				_shepherd_offer 'draft active deprecated archived'
+				return ;;
+			--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--status --all --limit --help -h'
+			fi
+			;;
+		publish)
+			case "$prev" in
+			--template-version)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--template-version --help -h'
+			fi
+			;;
+		show)
+			case "$prev" in
+			--template-version)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--template-version --help -h'
 			fi
 			;;
 		esac ;;
@@ -518,6 +968,120 @@ _shepherd()
 			_shepherd_offer '--client --help -h'
 		fi
 		;;
+	vm)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs vm
+			fi ;;
+		create)
+			case "$prev" in
+			--cloud-init)
+				_shepherd_files
+				return ;;
+			--namespace|--service|--template|--size|--cpus|--memory|--disk|--cluster)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --service --template --size --cpus --memory --disk --cloud-init --cluster --no-start --yes --wait --help -h'
+			fi
+			;;
+		delete)
+			case "$prev" in
+			--namespace|--confirm-name)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --yes --confirm-name --wait --help -h'
+			fi
+			;;
+		diff)
+			case "$prev" in
+			--namespace|--from|--to)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --from --to --help -h'
+			fi
+			;;
+		history)
+			case "$prev" in
+			--namespace|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --limit --help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--status)
+				_shepherd_offer 'RUNNING STOPPED STARTING STOPPING MIGRATING PAUSED FAILED UNKNOWN'
+				return ;;
+			--namespace|--system|--service|--cluster|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --system --service --status --cluster --limit --help -h'
+			fi
+			;;
+		modify)
+			case "$prev" in
+			--namespace|--size|--cpus|--memory|--disk)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --size --cpus --memory --disk --yes --wait --help -h'
+			fi
+			;;
+		restart)
+			case "$prev" in
+			--namespace)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --yes --wait --help -h'
+			fi
+			;;
+		revisions)
+			case "$prev" in
+			--namespace|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --limit --help -h'
+			fi
+			;;
+		show)
+			case "$prev" in
+			--namespace)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --help -h'
+			fi
+			;;
+		start)
+			case "$prev" in
+			--namespace)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --yes --wait --help -h'
+			fi
+			;;
+		stop)
+			case "$prev" in
+			--namespace)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace --yes --wait --help -h'
+			fi
+			;;
+		esac ;;
 	whoami)
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--help -h'

@@ -77,6 +77,9 @@ check "json" shepherd namespace list --output j
 check "--environment --env --description --help" shepherd namespace create x --
 check "--user --all --limit --help -h" shepherd token list -
 check "bash zsh fish" shepherd completion ""
+check "approve list modify preview reject show" shepherd approvals ""
+check "create delete diff history list modify restart revisions show start stop" shepherd vm ""
+check "CREATE_SYSTEM DELETE_SYSTEM CREATE_SERVICE DELETE_SERVICE CREATE_VM MODIFY_VM DELETE_VM START_VM STOP_VM RESTART_VM VNC_ACCESS" shepherd approvals list --type ""
 check "namespace" shepherd help nam
 check "add capabilities health list remove show vms" shepherd help cluster ""
 check "--socket --server" shepherd --s
