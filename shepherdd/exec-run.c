@@ -253,15 +253,15 @@ static enum start refuse(struct run *r, const char *code, const char *msg, bool 
 }
 
 /* Defense in depth: the actor must still hold the right it had when it submitted. */
-static int recheck_rbac(struct run *r, const PGresult *row, enum shd_action_class cls, bool *ret_ok,
-			struct shp_error *err)
+static int recheck_rbac(struct run *r, const PGresult *row, enum shd_action_class cls,
+			const json_t *plan, bool *ret_ok, struct shp_error *err)
 {
 	const char *actor_id = shd_db_value(row, 0, 2);
 	json_auto_t *data = NULL;
 
 	*ret_ok = false;
-	if (actor_id && shd_exec_authorized(r->conn, strtoll(actor_id, NULL, 10), r->tenant, cls,
-					    ret_ok, err) < 0)
+	if (actor_id && shd_exec_plan_authorized(r->conn, strtoll(actor_id, NULL, 10), r->tenant,
+						 cls, plan, ret_ok, err) < 0)
 		return -err->code;
 	if (*ret_ok)
 		return 0;
@@ -372,7 +372,7 @@ static enum start start(struct run *r, struct shp_error *err)
 	(void)snprintf(r->first_action, sizeof(r->first_action), "%s",
 		       json_string_value(json_object_get(
 			       json_array_get(json_object_get(plan, "steps"), 0), "action")));
-	if (recheck_rbac(r, row, cls, &ok, err) < 0)
+	if (recheck_rbac(r, row, cls, plan, &ok, err) < 0)
 		goto retry;
 	if (!ok) {
 		(void)end_with(r, strcmp(r->status, "running") == 0 ? "failed" : "rejected",

@@ -631,3 +631,53 @@ int shd_exec_metrics_render(struct shd_exec_engine *e, PGconn *conn, struct shp_
 		r = render_gauges(conn, out);
 	return r;
 }
+
+/* Every step a vm.power: the params of each as a JSON array, else NULL. */
+static json_t *power_steps(const json_t *plan)
+{
+	json_auto_t *out = json_array();
+	const json_t *steps = json_object_get(plan, "steps"), *step;
+	size_t i;
+
+	if (!out || !json_is_array(steps) || json_array_size(steps) == 0)
+		return NULL;
+	json_array_foreach(steps, i, step)
+	{
+		const char *action = json_string_value(json_object_get(step, "action"));
+
+		if (!action || strcmp(action, "vm.power") != 0 ||
+		    json_array_append(out, json_object_get(step, "params")) < 0)
+			return NULL;
+	}
+	return TAKE_PTR(out);
+}
+
+int shd_exec_plan_authorized(PGconn *conn, int64_t user_id, const char *tenant,
+			     enum shd_action_class cls, const json_t *plan, bool *ret_ok,
+			     struct shp_error *err)
+{
+	_cleanup_(PQclearp) PGresult *res = NULL;
+	json_auto_t *power = NULL;
+	_cleanup_free_ char *params = NULL;
+	char uid[24];
+
+	if (shd_exec_authorized(conn, user_id, tenant, cls, ret_ok, err) < 0)
+		return -err->code;
+	if (*ret_ok || !(power = power_steps(plan)))
+		return 0;
+	params = json_dumps(power, JSON_COMPACT);
+	if (!params)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	(void)snprintf(uid, sizeof(uid), "%" PRId64, user_id);
+	res = shd_db_exec(conn,
+			  "SELECT coalesce(bool_and(coalesce(coalesce(n.environment, c.environment)"
+			  "   = ANY (user_envs($1, '{platform-admin,operator}')), false)), false)"
+			  " FROM jsonb_to_recordset($2::jsonb) AS x(namespace text, cluster text)"
+			  " LEFT JOIN namespaces n ON n.name = x.namespace"
+			  " LEFT JOIN clusters c ON c.name = x.cluster",
+			  2, (const char *[]){uid, params}, err);
+	if (!res)
+		return -err->code;
+	*ret_ok = shd_db_value(res, 0, 0)[0] == 't';
+	return 0;
+}

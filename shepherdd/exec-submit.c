@@ -410,7 +410,7 @@ int shd_exec_submit(struct shd_exec_engine *e, PGconn *conn, const struct shd_ex
 	    shd_plan_hash(pi.plan, hash, err) < 0 || dedupe_key(s, pi.plan, key, err) < 0)
 		return -err->code;
 	r.level = (int)pi.cls; /* read 0, modify 1, deploy 2 */
-	if (shd_exec_authorized(conn, s->actor_id, s->tenant, pi.cls, &ok, err) < 0)
+	if (shd_exec_plan_authorized(conn, s->actor_id, s->tenant, pi.cls, pi.plan, &ok, err) < 0)
 		return -err->code;
 	if (!ok) {
 		shp_error_set(err, SHP_E_PERM, "'%s' may not run a %s plan for tenant '%s'",

@@ -213,6 +213,14 @@ json_t *shd_exec_events(PGconn *conn, int64_t id, int64_t after_id, int limit,
 int shd_exec_authorized(PGconn *conn, int64_t user_id, const char *tenant,
 			enum shd_action_class cls, bool *ret_ok,
 			struct shp_error *err) SHP_MUSTCHECK;
+/*
+ * May user_id run plan (normalised) for tenant? shd_exec_authorized's answer, and besides:
+ * a plan of VM power operations only may be run by an operator or platform-admin of the
+ * environment of every VM it touches (the namespace's, else the cluster's).
+ */
+int shd_exec_plan_authorized(PGconn *conn, int64_t user_id, const char *tenant,
+			     enum shd_action_class cls, const json_t *plan, bool *ret_ok,
+			     struct shp_error *err) SHP_MUSTCHECK;
 /* user_id's role in tenant into out ("" if none, or if the user is disabled). */
 int shd_tenant_role(PGconn *conn, int64_t user_id, const char *tenant, char *out, size_t size,
 		    struct shp_error *err) SHP_MUSTCHECK;

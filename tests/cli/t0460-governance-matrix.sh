@@ -149,6 +149,14 @@ expect_exit 4 "dave cannot stop it either (404, not 403)" as dave vm stop db-pro
 expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE actor = 'dave' AND action = 'RBAC_VIOLATION'")" "the cross-system attempt is audited"
 expect_exit 0 "bob (approver in prod) sees it" as bob vm show db-prod
 
+note "--- operators"
+shp role bind oscar operator --env prod >/dev/null
+expect_exit 0 "oscar, an operator in prod (no member of shop), asks to restart db-prod" \
+	submit oscar vm restart db-prod
+expect_exit 0 "bob approves it" approve bob "$TICKET"
+expect_exit 0 "the restart is carried out" wait_request oscar "$REQ" COMPLETED
+expect_exit 4 "an operator of prod cannot touch shop's test VMs (404)" as oscar vm stop web-sim-test
+
 note "--- the worker checks again"
 expect_exit 0 "alice asks to stop db-prod" submit alice vm stop db-prod
 expect_exit 0 "the executions queue is paused" shp queue pause executions
