@@ -321,6 +321,13 @@ void xbuf_addn(struct shp_buf *b, const void *data, size_t n);
 void xbuf_addf(struct shp_buf *b, const char *fmt, ...) SHP_PRINTF(2, 3);
 #define CLI_BUF_MAX (256u * 1024 * 1024)
 
+/*
+ * Read a YAML (or JSON) mapping from path ("-": standard input), at most max bytes, into *ret
+ * (a new object); what names the mapping in the error when it is something else.
+ */
+int cli_read_yaml_object(struct cli_ctx *ctx, const char *path, size_t max, const char *what,
+			 json_t **ret);
+
 /* Set ctx->err to a usage error; returns -SHP_E_USAGE. */
 int cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...) SHP_PRINTF(2, 3);
 /* "shepherd: warning: ..." on stderr, unless --quiet. */

@@ -448,37 +448,6 @@ static int apply_set(struct cli_ctx *ctx, json_t *spec, const char *kv)
 			       key);
 }
 
-static int read_spec_file(struct cli_ctx *ctx, const char *path, json_t **ret)
-{
-	_cleanup_(shp_buf_releasep) struct shp_buf b = SHP_BUF_INIT(SPEC_FILE_MAX);
-	_cleanup_fclose_ FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "re");
-	FILE *in = strcmp(path, "-") == 0 ? stdin : f;
-	char chunk[8192];
-	size_t n;
-	json_t *j;
-
-	if (!in)
-		return shp_error_errno(&ctx->err, errno, "cannot open '%s'", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
-		if (shp_buf_addn(&b, chunk, n) < 0)
-			return shp_error_set(&ctx->err, SHP_E_LIMIT, "'%s' is larger than %u bytes",
-					     path, SPEC_FILE_MAX);
-	if (ferror(in))
-		return shp_error_errno(&ctx->err, errno, "cannot read '%s'", path);
-	j = shp_yaml_to_json(b.buf, b.len, 32, &ctx->err);
-	if (!j) {
-		shp_error_prefix(&ctx->err, "%s", path);
-		return -ctx->err.code;
-	}
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "'%s' is not a mapping of spec fields",
-				     path);
-	}
-	*ret = j;
-	return 0;
-}
-
 /* The full replacement: the file, or the current effective spec with the --set changes. */
 static int build_spec(struct cli_ctx *ctx, const char *id, const struct spec_opts *o, json_t **ret)
 {
@@ -487,7 +456,8 @@ static int build_spec(struct cli_ctx *ctx, const char *id, const struct spec_opt
 	int r;
 
 	if (o->file)
-		return read_spec_file(ctx, o->file, ret);
+		return cli_read_yaml_object(ctx, o->file, SPEC_FILE_MAX, "a mapping of spec fields",
+					    ret);
 	r = get_ticket(ctx, id, NULL, &t);
 	if (r < 0)
 		return r;

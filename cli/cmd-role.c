@@ -102,7 +102,6 @@ static int cmd_role_bind(int argc, char **argv, struct cli_ctx *ctx)
 
 static int cmd_role_unbind(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(json_decrefp) json_t *binding = NULL;
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *done = NULL;
 	const char *user, *role;
@@ -115,16 +114,8 @@ static int cmd_role_unbind(int argc, char **argv, struct cli_ctx *ctx)
 	if ((r = check_user(ctx, user)) < 0 || (r = check_role(ctx, role)) < 0)
 		return r;
 	path = binding_path(user, role);
-	r = cli_call(ctx, "DELETE", path, NULL, &binding);
-	if (r < 0)
-		return r;
-	/* 204: what was removed is named by the user and the role */
-	if (!binding)
-		binding = json_pack("{s:s, s:s}", "user", user, "role", role);
-	if (!binding)
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "the user name is not valid UTF-8");
 	done = xasprintf("is no longer %s", role);
-	return cli_show_done(ctx, &binding_kind, binding, done);
+	return cli_delete_done(ctx, path, &binding_kind, "user", user, "role", role, done);
 }
 
 static const struct shp_flag list_flags[] = {

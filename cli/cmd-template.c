@@ -152,36 +152,6 @@ static int cmd_template_show(int argc, char **argv, struct cli_ctx *ctx)
 	return r;
 }
 
-/* A template file in the seed format ("-": standard input) as JSON. */
-static int read_template_file(struct cli_ctx *ctx, const char *path, json_t **ret)
-{
-	_cleanup_(shp_buf_releasep) struct shp_buf b = SHP_BUF_INIT(TEMPLATE_FILE_MAX);
-	_cleanup_fclose_ FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "re");
-	FILE *in = strcmp(path, "-") == 0 ? stdin : f;
-	char chunk[8192];
-	size_t n;
-	json_t *j;
-
-	if (!in)
-		return shp_error_errno(&ctx->err, errno, "cannot open '%s'", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
-		if (shp_buf_addn(&b, chunk, n) < 0)
-			return shp_error_set(&ctx->err, SHP_E_LIMIT, "'%s' is larger than %u bytes",
-					     path, TEMPLATE_FILE_MAX);
-	if (ferror(in))
-		return shp_error_errno(&ctx->err, errno, "cannot read '%s'", path);
-	j = shp_yaml_to_json(b.buf, b.len, SHP_API_JSON_DEPTH_MAX, &ctx->err);
-	if (!j)
-		return shp_error_prefix(&ctx->err, "%s", path);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "'%s' is not a template (a mapping of its fields)", path);
-	}
-	*ret = j;
-	return 0;
-}
-
 /* What the daemon checked before it stored the version, on stderr. */
 static void note_validation(struct cli_ctx *ctx, const json_t *t)
 {
@@ -206,7 +176,8 @@ static int cmd_template_create(int argc, char **argv, struct cli_ctx *ctx)
 
 	while (cli_getopt(ctx, argc, argv) != -1)
 		;
-	if ((r = read_template_file(ctx, argv[optind], &body)) < 0 ||
+	if ((r = cli_read_yaml_object(ctx, argv[optind], TEMPLATE_FILE_MAX,
+				      "a template (a mapping of its fields)", &body)) < 0 ||
 	    (r = cli_call(ctx, "POST", SHP_ROUTE_TEMPLATES, body, &t)) < 0)
 		return r;
 	note_validation(ctx, t);

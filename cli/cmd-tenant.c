@@ -110,7 +110,6 @@ static int cmd_tenant_grant(int argc, char **argv, struct cli_ctx *ctx)
 
 static int cmd_tenant_revoke(int argc, char **argv, struct cli_ctx *ctx)
 {
-	_cleanup_(json_decrefp) json_t *member = NULL;
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *done = NULL;
 	const char *tenant, *user;
@@ -123,16 +122,8 @@ static int cmd_tenant_revoke(int argc, char **argv, struct cli_ctx *ctx)
 	if ((r = check_tenant(ctx, tenant)) < 0 || (r = check_user(ctx, user)) < 0)
 		return r;
 	path = members_path(tenant, user);
-	r = cli_call(ctx, "DELETE", path, NULL, &member);
-	if (r < 0)
-		return r;
-	/* 204: what was removed is named by the tenant and the user. */
-	if (!member)
-		member = json_pack("{s:s, s:s}", "tenant", tenant, "user", user);
-	if (!member)
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "the user name is not valid UTF-8");
 	done = xasprintf("removed from tenant '%s'", tenant);
-	return cli_show_done(ctx, &member_kind, member, done);
+	return cli_delete_done(ctx, path, &member_kind, "tenant", tenant, "user", user, done);
 }
 
 static const struct shp_flag no_flags[] = {{NULL}};

@@ -4,14 +4,17 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "buf.h"
 #include "cli.h"
 #include "error.h"
+#include "yaml.h"
 
 static _Noreturn void out_of_memory(void)
 {
@@ -189,4 +192,33 @@ const char *cli_suggest(const char *word, const char *const *candidates, size_t 
 	if (best)
 		return best;
 	return prefixes == 1 ? prefix_of : NULL;
+}
+
+int cli_read_yaml_object(struct cli_ctx *ctx, const char *path, size_t max, const char *what,
+			 json_t **ret)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf b = SHP_BUF_INIT(max);
+	_cleanup_fclose_ FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "re");
+	FILE *in = strcmp(path, "-") == 0 ? stdin : f;
+	char chunk[8192];
+	size_t n;
+	json_t *j;
+
+	if (!in)
+		return shp_error_errno(&ctx->err, errno, "cannot open '%s'", path);
+	while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
+		if (shp_buf_addn(&b, chunk, n) < 0)
+			return shp_error_set(&ctx->err, SHP_E_LIMIT,
+					     "'%s' is larger than %zu bytes", path, max);
+	if (ferror(in))
+		return shp_error_errno(&ctx->err, errno, "cannot read '%s'", path);
+	j = shp_yaml_to_json(b.buf, b.len, SHP_API_JSON_DEPTH_MAX, &ctx->err);
+	if (!j)
+		return shp_error_prefix(&ctx->err, "%s", path);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return shp_error_set(&ctx->err, SHP_E_INVAL, "'%s' is not %s", path, what);
+	}
+	*ret = j;
+	return 0;
 }

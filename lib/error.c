@@ -72,6 +72,17 @@ static const struct errc_row *row(enum shp_errc code)
 	return &errc_table[code];
 }
 
+int shp_error_field(struct shp_error *err, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	shp_error_vset(err, SHP_E_INVAL, fmt, ap);
+	va_end(ap);
+	shp_error_detail(err, "field", "%s", field);
+	return -SHP_E_INVAL;
+}
+
 int shp_error_vset(struct shp_error *err, enum shp_errc code, const char *fmt, va_list ap)
 {
 	char msg[SHP_ERROR_MSG_MAX];

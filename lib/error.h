@@ -83,6 +83,10 @@ struct shp_error {
 int shp_error_set(struct shp_error *err, enum shp_errc code, const char *fmt, ...) SHP_PRINTF(3, 4);
 int shp_error_vset(struct shp_error *err, enum shp_errc code, const char *fmt, va_list ap)
 	SHP_PRINTF(3, 0);
+/* SHP_E_INVAL with the message, and the detail "field" naming what is wrong; returns -SHP_E_INVAL.
+ */
+int shp_error_field(struct shp_error *err, const char *field, const char *fmt, ...)
+	SHP_PRINTF(3, 4);
 /* Like shp_error_set with sys_errno = errno and ": <strerror>" appended. */
 int shp_error_errno(struct shp_error *err, int errnum, const char *fmt, ...) SHP_PRINTF(3, 4);
 /* Prepend "context: " to the message; returns -err->code (or -SHP_E_INTERNAL if err is unset). */

@@ -40,20 +40,6 @@ static const char *const size_fields[] = {
 	NULL,
 };
 
-static int field_error(struct shp_error *err, const char *field, const char *fmt, ...)
-	SHP_PRINTF(3, 4);
-
-static int field_error(struct shp_error *err, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	shp_error_vset(err, SHP_E_INVAL, fmt, ap);
-	va_end(ap);
-	shp_error_detail(err, "field", "%s", field);
-	return -SHP_E_INVAL;
-}
-
 static const char *detail(const struct shp_error *err, const char *key)
 {
 	for (int i = 0; err && i < err->n_details; i++)
@@ -72,19 +58,20 @@ static int get_text(const json_t *obj, const char *key, bool required, size_t ma
 
 	*ret = NULL;
 	if (!v || json_is_null(v))
-		return required ? field_error(err, key, "missing field '%s'", key) : 0;
+		return required ? shp_error_field(err, key, "missing field '%s'", key) : 0;
 	if (!json_is_string(v))
-		return field_error(err, key, "field '%s' must be a string", key);
+		return shp_error_field(err, key, "field '%s' must be a string", key);
 	s = json_string_value(v);
 	n = json_string_length(v);
 	if (n > max)
-		return field_error(err, key, "field '%s' is longer than %zu bytes", key, max);
+		return shp_error_field(err, key, "field '%s' is longer than %zu bytes", key, max);
 	if (!shp_utf8_is_valid(s, n) || memchr(s, '\0', n))
-		return field_error(err, key, "field '%s' is not UTF-8 text", key);
+		return shp_error_field(err, key, "field '%s' is not UTF-8 text", key);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == 0x7f || (c < 0x20 && !(multiline && (c == '\n' || c == '\t'))))
-			return field_error(err, key, "field '%s' contains control characters", key);
+			return shp_error_field(err, key, "field '%s' contains control characters",
+					       key);
 	}
 	*ret = s;
 	return 0;
@@ -95,7 +82,7 @@ static int get_name(const json_t *obj, bool required, const char **ret, struct s
 	if (get_text(obj, "name", required, 4096, false, ret, err) < 0)
 		return -SHP_E_INVAL;
 	if (*ret && !shp_name_is_valid(*ret))
-		return field_error(
+		return shp_error_field(
 			err, "name",
 			"field 'name' must be a DNS-1123 label of at most 63 characters: "
 			"lower-case letters, digits and '-' (got '%.63s')",
@@ -123,29 +110,29 @@ static int check_field_list(const json_t *body, const char *key, const json_t *o
 	if (!list)
 		return 0;
 	if (!json_is_array(list))
-		return field_error(err, key, "field '%s' must be an array of spec field names",
-				   key);
+		return shp_error_field(err, key, "field '%s' must be an array of spec field names",
+				       key);
 	json_array_foreach(list, i, v)
 	{
 		(void)snprintf(field, sizeof(field), "%s[%zu]", key, i);
 		if (!json_is_string(v) || !in_list(shd_spec_fields, json_string_value(v)))
-			return field_error(err, field,
-					   "field '%s' must name a field of the VM spec (cpus, "
-					   "memory, disks, storage_class, cloud_init, ...)",
-					   field);
+			return shp_error_field(err, field,
+					       "field '%s' must name a field of the VM spec (cpus, "
+					       "memory, disks, storage_class, cloud_init, ...)",
+					       field);
 		json_array_foreach(list, j, w)
 		{
 			if (j < i && json_equal(v, w))
-				return field_error(err, field, "field '%s' names '%s' twice", key,
-						   json_string_value(v));
+				return shp_error_field(err, field, "field '%s' names '%s' twice",
+						       key, json_string_value(v));
 		}
 		json_array_foreach(other, j, w)
 		{
 			if (json_equal(v, w))
-				return field_error(err, field,
-						   "'%s' is in both quick_fields and "
-						   "advanced_fields",
-						   json_string_value(v));
+				return shp_error_field(err, field,
+						       "'%s' is in both quick_fields and "
+						       "advanced_fields",
+						       json_string_value(v));
 		}
 	}
 	return 0;
@@ -166,7 +153,7 @@ int shd_template_check(const json_t *body, struct shp_error *err)
 	if (s && shd_cloud_init_check(s, err) < 0)
 		return -SHP_E_INVAL;
 	if (!json_object_get(body, "image_source"))
-		return field_error(err, "image_source", "missing field 'image_source'");
+		return shp_error_field(err, "image_source", "missing field 'image_source'");
 	if (shd_image_source_check(json_object_get(body, "image_source"), err) < 0)
 		return -SHP_E_INVAL;
 	if (check_field_list(body, "quick_fields", NULL, err) < 0 ||
@@ -194,14 +181,14 @@ static int get_ratio(const json_t *body, const char *key, int max, char *out, si
 	if (!v)
 		return 0;
 	if (!json_is_number(v))
-		return field_error(err, key, "field '%s' must be a number", key);
+		return shp_error_field(err, key, "field '%s' must be a number", key);
 	d = json_number_value(v);
 	if (!(d >= 1.0 && d <= max))
-		return field_error(err, key, "field '%s' must be from 1 to %d", key, max);
+		return shp_error_field(err, key, "field '%s' must be from 1 to %d", key, max);
 	hundredths = d * 100.0;
 	if (hundredths - (double)(long long)(hundredths + 0.5) > 1e-6 ||
 	    (double)(long long)(hundredths + 0.5) - hundredths > 1e-6)
-		return field_error(err, key, "field '%s' has more than two decimals", key);
+		return shp_error_field(err, key, "field '%s' has more than two decimals", key);
 	(void)snprintf(out, size, "%.2f", d);
 	return 0;
 }
@@ -216,23 +203,24 @@ static int get_caps(const json_t *body, struct shd_size_row *r, struct shp_error
 	if (!caps)
 		return 0;
 	if (!json_is_array(caps) || json_array_size(caps) > CAPS_MAX)
-		return field_error(err, "required_capabilities",
-				   "field 'required_capabilities' must be an array of at most %d "
-				   "capability names",
-				   CAPS_MAX);
+		return shp_error_field(
+			err, "required_capabilities",
+			"field 'required_capabilities' must be an array of at most %d "
+			"capability names",
+			CAPS_MAX);
 	json_array_foreach(caps, i, v)
 	{
 		(void)snprintf(field, sizeof(field), "required_capabilities[%zu]", i);
 		if (!json_is_string(v) || !shp_name_is_valid(json_string_value(v)))
-			return field_error(err, field,
-					   "field '%s' must be a capability name such as 'gpu' "
-					   "(lower-case letters, digits and '-')",
-					   field);
+			return shp_error_field(err, field,
+					       "field '%s' must be a capability name such as 'gpu' "
+					       "(lower-case letters, digits and '-')",
+					       field);
 		json_array_foreach(caps, j, w)
 		{
 			if (j < i && json_equal(v, w))
-				return field_error(err, field, "capability '%s' is named twice",
-						   json_string_value(v));
+				return shp_error_field(err, field, "capability '%s' is named twice",
+						       json_string_value(v));
 		}
 	}
 	r->required_capabilities = json_dumps(caps, JSON_COMPACT);
@@ -247,10 +235,11 @@ static int get_resources(const json_t *body, bool create, struct shd_size_row *r
 	int64_t mib;
 
 	if (create && !cpus)
-		return field_error(err, "cpus", "missing field 'cpus'");
+		return shp_error_field(err, "cpus", "missing field 'cpus'");
 	if (cpus && (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
 		     json_integer_value(cpus) > 1024))
-		return field_error(err, "cpus", "field 'cpus' must be an integer from 1 to 1024");
+		return shp_error_field(err, "cpus",
+				       "field 'cpus' must be an integer from 1 to 1024");
 	if (cpus)
 		(void)snprintf(r->cpus, sizeof(r->cpus), "%lld",
 			       (long long)json_integer_value(cpus));
@@ -277,11 +266,11 @@ int shd_size_check(const json_t *body, bool create, struct shd_size_row *ret, st
 	if (shp_json_check_fields(body, size_fields, err) < 0)
 		return -SHP_E_INVAL;
 	if (create && disabled)
-		return field_error(err, "disabled", "a new size cannot be disabled");
+		return shp_error_field(err, "disabled", "a new size cannot be disabled");
 	if (!create && json_object_get(body, "name"))
-		return field_error(err, "name", "a size cannot be renamed");
+		return shp_error_field(err, "name", "a size cannot be renamed");
 	if (disabled && !json_is_boolean(disabled))
-		return field_error(err, "disabled", "field 'disabled' must be a boolean");
+		return shp_error_field(err, "disabled", "field 'disabled' must be a boolean");
 	if (disabled)
 		r.disabled = json_is_true(disabled);
 	if (get_name(body, create, &r.name, err) < 0 || get_resources(body, create, &r, err) < 0 ||

@@ -36,20 +36,6 @@ static const char *const disk_fields[] = {"name", "size", "storage_class", NULL}
 /* Volume names the renderer uses itself; a disk may not take them. */
 static const char *const reserved_disks[] = {"rootdisk", "cloudinit", NULL};
 
-static int field_error(struct shp_error *err, const char *field, const char *fmt, ...)
-	SHP_PRINTF(3, 4);
-
-static int field_error(struct shp_error *err, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	shp_error_vset(err, SHP_E_INVAL, fmt, ap);
-	va_end(ap);
-	shp_error_detail(err, "field", "%s", field);
-	return -SHP_E_INVAL;
-}
-
 static bool in_list(const char *const *list, const char *s)
 {
 	for (size_t i = 0; list[i]; i++)
@@ -82,13 +68,14 @@ static int get_text(const json_t *obj, const char *key, const char *field, size_
 	if (!v)
 		return 0;
 	if (!json_is_string(v))
-		return field_error(err, field, "field '%s' must be a string", field);
+		return shp_error_field(err, field, "field '%s' must be a string", field);
 	if (json_string_length(v) > max)
-		return field_error(err, field, "field '%s' is longer than %zu bytes", field, max);
+		return shp_error_field(err, field, "field '%s' is longer than %zu bytes", field,
+				       max);
 	if (!text_is_clean(json_string_value(v), json_string_length(v), multiline))
-		return field_error(err, field,
-				   "field '%s' must be UTF-8 text without control characters",
-				   field);
+		return shp_error_field(err, field,
+				       "field '%s' must be UTF-8 text without control characters",
+				       field);
 	*ret = json_string_value(v);
 	return 0;
 }
@@ -104,14 +91,14 @@ static int get_label(const json_t *obj, const char *key, const char *field, cons
 	if (r < 0 || !s)
 		return r;
 	if (strlen(s) > NAME_MAX_LEN)
-		return field_error(err, field, "field '%s' is longer than %d characters", field,
-				   NAME_MAX_LEN);
+		return shp_error_field(err, field, "field '%s' is longer than %d characters", field,
+				       NAME_MAX_LEN);
 	if (!shp_name_is_valid(s))
-		return field_error(err, field,
-				   "field '%s' must be a DNS-1123 label: lower-case letters, "
-				   "digits and '-', starting and ending with a letter or digit "
-				   "(got '%.63s')",
-				   field, s);
+		return shp_error_field(err, field,
+				       "field '%s' must be a DNS-1123 label: lower-case letters, "
+				       "digits and '-', starting and ending with a letter or digit "
+				       "(got '%.63s')",
+				       field, s);
 	*ret = s;
 	return 0;
 }
@@ -146,10 +133,10 @@ static int get_class(const json_t *obj, const char *key, const char *field, stru
 	if (r < 0 || !s)
 		return r;
 	if (!subdomain_is_valid(s))
-		return field_error(err, field,
-				   "field '%s' must be a DNS-1123 subdomain of at most %d "
-				   "characters (got '%.63s')",
-				   field, CLASS_MAX_LEN, s);
+		return shp_error_field(err, field,
+				       "field '%s' must be a DNS-1123 subdomain of at most %d "
+				       "characters (got '%.63s')",
+				       field, CLASS_MAX_LEN, s);
 	return 0;
 }
 
@@ -215,7 +202,7 @@ static int check_disk(const json_t *disk, size_t i, const json_t *disks, struct 
 
 	(void)snprintf(field, sizeof(field), "disks[%zu]", i);
 	if (!json_is_object(disk))
-		return field_error(err, field, "field '%s' must be an object", field);
+		return shp_error_field(err, field, "field '%s' must be an object", field);
 	if (shp_json_check_fields(disk, disk_fields, err) < 0) {
 		(void)shp_error_prefix(err, "field '%s'", field);
 		return -SHP_E_INVAL;
@@ -224,18 +211,18 @@ static int check_disk(const json_t *disk, size_t i, const json_t *disks, struct 
 	if (get_label(disk, "name", field, &name, err) < 0)
 		return -SHP_E_INVAL;
 	if (!name)
-		return field_error(err, field, "missing field '%s'", field);
+		return shp_error_field(err, field, "missing field '%s'", field);
 	if (in_list(reserved_disks, name))
-		return field_error(err, field, "field '%s' must not be '%s' (a reserved name)",
-				   field, name);
+		return shp_error_field(err, field, "field '%s' must not be '%s' (a reserved name)",
+				       field, name);
 	json_array_foreach(disks, j, other)
 	{
 		if (j < i && shp_streq(json_string_value(json_object_get(other, "name")), name))
-			return field_error(err, field, "disk name '%s' is used twice", name);
+			return shp_error_field(err, field, "disk name '%s' is used twice", name);
 	}
 	(void)snprintf(field, sizeof(field), "disks[%zu].size", i);
 	if (!json_object_get(disk, "size"))
-		return field_error(err, field, "missing field '%s'", field);
+		return shp_error_field(err, field, "missing field '%s'", field);
 	if (get_quantity(disk, "size", field, err) < 0)
 		return -SHP_E_INVAL;
 	(void)snprintf(field, sizeof(field), "disks[%zu].storage_class", i);
@@ -251,10 +238,10 @@ static int check_disks(const json_t *spec, struct shp_error *err)
 	if (!disks)
 		return 0;
 	if (!json_is_array(disks))
-		return field_error(err, "disks", "field 'disks' must be an array");
+		return shp_error_field(err, "disks", "field 'disks' must be an array");
 	if (json_array_size(disks) > SHD_SPEC_MAX_DISKS)
-		return field_error(err, "disks", "field 'disks' has more than %d disks",
-				   SHD_SPEC_MAX_DISKS);
+		return shp_error_field(err, "disks", "field 'disks' has more than %d disks",
+				       SHD_SPEC_MAX_DISKS);
 	json_array_foreach(disks, i, d)
 	{
 		if (check_disk(d, i, disks, err) < 0)
@@ -271,10 +258,10 @@ static int check_int(const json_t *spec, const char *key, int64_t min, int64_t m
 	if (!v)
 		return 0;
 	if (!json_is_integer(v))
-		return field_error(err, key, "field '%s' must be an integer", key);
+		return shp_error_field(err, key, "field '%s' must be an integer", key);
 	if (json_integer_value(v) < min || json_integer_value(v) > max)
-		return field_error(err, key, "field '%s' must be from %lld to %lld", key,
-				   (long long)min, (long long)max);
+		return shp_error_field(err, key, "field '%s' must be from %lld to %lld", key,
+				       (long long)min, (long long)max);
 	return 0;
 }
 
@@ -289,8 +276,8 @@ static int check_names(const json_t *spec, struct shp_error *err)
 			return -SHP_E_INVAL;
 	for (size_t i = 0; shd_spec_required[i]; i++)
 		if (!json_object_get(spec, shd_spec_required[i]))
-			return field_error(err, shd_spec_required[i], "missing field '%s'",
-					   shd_spec_required[i]);
+			return shp_error_field(err, shd_spec_required[i], "missing field '%s'",
+					       shd_spec_required[i]);
 	return 0;
 }
 
@@ -304,8 +291,8 @@ int shd_spec_validate(const json_t *spec, struct shp_error *err)
 	/* null is not a value of any field: absent fields are left out */
 	for (size_t i = 0; shd_spec_fields[i]; i++)
 		if (json_is_null(json_object_get(spec, shd_spec_fields[i])))
-			return field_error(err, shd_spec_fields[i], "field '%s' must not be null",
-					   shd_spec_fields[i]);
+			return shp_error_field(err, shd_spec_fields[i],
+					       "field '%s' must not be null", shd_spec_fields[i]);
 	if (shp_json_check_fields(spec, shd_spec_fields, err) < 0 || check_names(spec, err) < 0 ||
 	    check_int(spec, "template_version", 1, INT32_MAX, err) < 0 ||
 	    check_int(spec, "cpus", 1, 1024, err) < 0 ||
@@ -317,7 +304,7 @@ int shd_spec_validate(const json_t *spec, struct shp_error *err)
 	if (s && shd_cloud_init_check(s, err) < 0)
 		return -SHP_E_INVAL;
 	if (run && !json_is_boolean(run))
-		return field_error(err, "run", "field 'run' must be a boolean");
+		return shp_error_field(err, "run", "field 'run' must be a boolean");
 	return 0;
 }
 
@@ -337,9 +324,9 @@ int shd_spec_check_modification(const json_t *requested, const json_t *modified,
 		return shp_error_set(err, SHP_E_INVAL, "the modified spec must be a JSON object");
 	for (size_t i = 0; shd_spec_required[i]; i++)
 		if (!json_object_get(modified, shd_spec_required[i])) {
-			field_error(err, shd_spec_required[i],
-				    "the modified spec lacks the required field '%s'",
-				    shd_spec_required[i]);
+			shp_error_field(err, shd_spec_required[i],
+					"the modified spec lacks the required field '%s'",
+					shd_spec_required[i]);
 			shp_error_api_code(err, "REQUIRED_FIELD_REMOVED");
 			return -SHP_E_INVAL;
 		}
@@ -348,8 +335,8 @@ int shd_spec_check_modification(const json_t *requested, const json_t *modified,
 		const json_t *b = json_object_get(modified, shd_spec_immutable[i]);
 		if (a == b || (a && b && json_equal(a, b)))
 			continue;
-		field_error(err, shd_spec_immutable[i], "field '%s' cannot be changed",
-			    shd_spec_immutable[i]);
+		shp_error_field(err, shd_spec_immutable[i], "field '%s' cannot be changed",
+				shd_spec_immutable[i]);
 		shp_error_api_code(err, "IMMUTABLE_FIELD");
 		return -SHP_E_INVAL;
 	}
@@ -374,12 +361,12 @@ int shd_spec_resources(const json_t *spec, const struct shd_size *size, int *ret
 	if (cpus) {
 		if (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
 		    json_integer_value(cpus) > 1024)
-			return field_error(err, "cpus", "field 'cpus' must be from 1 to 1024");
+			return shp_error_field(err, "cpus", "field 'cpus' must be from 1 to 1024");
 		n = (int)json_integer_value(cpus);
 	}
 	if (memory) {
 		if (!json_is_string(memory))
-			return field_error(err, "memory", "field 'memory' must be a string");
+			return shp_error_field(err, "memory", "field 'memory' must be a string");
 		if (shd_quantity_mib(json_string_value(memory), &mib, err) < 0) {
 			shp_error_detail(err, "field", "memory");
 			(void)shp_error_prefix(err, "field 'memory'");

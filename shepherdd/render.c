@@ -25,20 +25,6 @@
 #define URL_MAX 2048
 #define BUS "virtio"
 
-static int field_error(struct shp_error *err, const char *field, const char *fmt, ...)
-	SHP_PRINTF(3, 4);
-
-static int field_error(struct shp_error *err, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	shp_error_vset(err, SHP_E_INVAL, fmt, ap);
-	va_end(ap);
-	shp_error_detail(err, "field", "%s", field);
-	return -SHP_E_INVAL;
-}
-
 /* ---- cloud-init ---------------------------------------------------------------------------- */
 
 /* Nothing but blank lines and comments: no document to parse. */
@@ -68,15 +54,16 @@ int shd_cloud_init_check(const char *yaml, struct shp_error *err)
 		return 0;
 	doc = shp_yaml_to_json(yaml, strlen(yaml), CLOUD_INIT_DEPTH, &yerr);
 	if (!doc) {
-		field_error(err, "cloud_init", "cloud_init: %s", yerr.msg);
+		shp_error_field(err, "cloud_init", "cloud_init: %s", yerr.msg);
 		for (int i = 0; i < yerr.n_details; i++)
 			shp_error_detail(err, yerr.details[i].key, "%s", yerr.details[i].value);
 		return -SHP_E_INVAL;
 	}
 	if (!json_is_object(doc))
-		return field_error(err, "cloud_init",
-				   "cloud_init: a cloud-config document must be a mapping at its "
-				   "top (line 1)");
+		return shp_error_field(
+			err, "cloud_init",
+			"cloud_init: a cloud-config document must be a mapping at its "
+			"top (line 1)");
 	return 0;
 }
 
@@ -113,20 +100,20 @@ static int get_token(const json_t *src, const char *key, bool required, size_t m
 	if (!v && !required)
 		return 0;
 	if (!v)
-		return field_error(err, field, "missing field '%s'", field);
+		return shp_error_field(err, field, "missing field '%s'", field);
 	if (!json_is_string(v))
-		return field_error(err, field, "field '%s' must be a string", field);
+		return shp_error_field(err, field, "field '%s' must be a string", field);
 	s = json_string_value(v);
 	if (json_string_length(v) == 0 || json_string_length(v) > max)
-		return field_error(err, field, "field '%s' must be 1 to %zu bytes", field, max);
+		return shp_error_field(err, field, "field '%s' must be 1 to %zu bytes", field, max);
 	for (size_t i = 0; i < json_string_length(v); i++)
 		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
-			return field_error(err, field,
-					   "field '%s' must not contain spaces or control "
-					   "characters",
-					   field);
+			return shp_error_field(err, field,
+					       "field '%s' must not contain spaces or control "
+					       "characters",
+					       field);
 	if (!shp_utf8_is_valid(s, json_string_length(v)))
-		return field_error(err, field, "field '%s' is not UTF-8", field);
+		return shp_error_field(err, field, "field '%s' is not UTF-8", field);
 	*ret = s;
 	return 0;
 }
@@ -150,16 +137,18 @@ static int check_datavolume(const json_t *src, struct shp_error *err)
 	    get_token(src, "size", true, 32, &size, err) < 0)
 		return -SHP_E_INVAL;
 	if (!url == !registry)
-		return field_error(err, "image_source.url",
-				   "a dataVolume image source needs exactly one of 'url' and "
-				   "'registry'");
+		return shp_error_field(err, "image_source.url",
+				       "a dataVolume image source needs exactly one of 'url' and "
+				       "'registry'");
 	if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-		return field_error(err, "image_source.url",
-				   "field 'image_source.url' must be an http:// or https:// URL");
+		return shp_error_field(
+			err, "image_source.url",
+			"field 'image_source.url' must be an http:// or https:// URL");
 	if (registry && strstr(registry, "://") && strncmp(registry, "docker://", 9) != 0)
-		return field_error(err, "image_source.registry",
-				   "field 'image_source.registry' must be an image reference or "
-				   "a docker:// URL");
+		return shp_error_field(
+			err, "image_source.registry",
+			"field 'image_source.registry' must be an image reference or "
+			"a docker:// URL");
 	if (shd_quantity_mib(size, &mib, err) < 0) {
 		shp_error_detail(err, "field", "image_source.size");
 		(void)shp_error_prefix(err, "field 'image_source.size'");
@@ -173,7 +162,8 @@ int shd_image_source_check(const json_t *src, struct shp_error *err)
 	const char *type, *s;
 
 	if (!json_is_object(src))
-		return field_error(err, "image_source", "field 'image_source' must be an object");
+		return shp_error_field(err, "image_source",
+				       "field 'image_source' must be an object");
 	if (get_token(src, "type", true, 32, &type, err) < 0)
 		return -SHP_E_INVAL;
 	if (strcmp(type, "containerDisk") == 0)
@@ -184,10 +174,11 @@ int shd_image_source_check(const json_t *src, struct shp_error *err)
 	if (strcmp(type, "dataVolume") == 0)
 		return check_datavolume(src, err);
 	if (strcmp(type, "pvc") != 0)
-		return field_error(err, "image_source.type",
-				   "field 'image_source.type' must be containerDisk, dataVolume "
-				   "or pvc (got '%.32s')",
-				   type);
+		return shp_error_field(
+			err, "image_source.type",
+			"field 'image_source.type' must be containerDisk, dataVolume "
+			"or pvc (got '%.32s')",
+			type);
 	if (check_fields(src, pvc_fields, err) < 0 ||
 	    get_token(src, "name", true, 253, &s, err) < 0)
 		return -SHP_E_INVAL;
@@ -198,8 +189,8 @@ int shd_image_source_check(const json_t *src, struct shp_error *err)
 	if (get_token(src, "namespace", false, 63, &s, err) < 0)
 		return -SHP_E_INVAL;
 	if (s && !shp_name_is_valid(s))
-		return field_error(err, "image_source.namespace",
-				   "field 'image_source.namespace' must be a DNS-1123 label");
+		return shp_error_field(err, "image_source.namespace",
+				       "field 'image_source.namespace' must be a DNS-1123 label");
 	return 0;
 }
 
@@ -276,7 +267,7 @@ static int add_root(struct vm_parts *p, const json_t *src, const char *ns, struc
 	}
 	/* pvc: the claim is the root disk itself, so it must live in the VM's namespace */
 	if (pvc_ns && strcmp(pvc_ns, ns) != 0)
-		return field_error(
+		return shp_error_field(
 			err, "namespace",
 			"the template's disk is the claim '%s' of namespace '%s': the VM "
 			"must be in that namespace",
@@ -315,7 +306,8 @@ static int add_cloud_init(struct vm_parts *p, const json_t *tmpl, const json_t *
 	if (!ci)
 		ci = json_object_get(tmpl, "cloud_init");
 	if (ci && !json_is_string(ci))
-		return field_error(err, "cloud_init", "the template's cloud_init must be a string");
+		return shp_error_field(err, "cloud_init",
+				       "the template's cloud_init must be a string");
 	text = json_string_value(ci);
 	if (!text || !*text)
 		return 0;
@@ -329,7 +321,8 @@ static int add_cloud_init(struct vm_parts *p, const json_t *tmpl, const json_t *
 static int ratio(double r, int max, const char *field, int64_t *ret, struct shp_error *err)
 {
 	if (!(r >= 1.0 && r <= max)) /* NaN too */
-		return field_error(err, field, "the size's %s must be from 1 to %d", field, max);
+		return shp_error_field(err, field, "the size's %s must be from 1 to %d", field,
+				       max);
 	*ret = (int64_t)(r * 100.0 + 0.5);
 	return 0;
 }

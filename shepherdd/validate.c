@@ -14,40 +14,27 @@
 #include "shepherdd.h"
 #include "util.h"
 
-static int field_error(struct shp_error *err, const char *field, const char *fmt, ...)
-	SHP_PRINTF(3, 4);
-
-static int field_error(struct shp_error *err, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	shp_error_vset(err, SHP_E_INVAL, fmt, ap);
-	va_end(ap);
-	shp_error_detail(err, "field", "%s", field);
-	return -SHP_E_INVAL;
-}
-
 int shd_validate_name(const char *field, const char *value, struct shp_error *err)
 {
 	if (shp_name_is_valid(value))
 		return 0;
 	if (strlen(value) > SHP_API_NAME_MAX)
-		return field_error(err, field,
-				   "field '%s' is longer than 63 characters ('%.40s...')", field,
-				   value);
-	return field_error(err, field,
-			   "field '%s' must be a DNS-1123 label: lower-case letters, digits and "
-			   "'-', starting and ending with a letter or digit (got '%.63s')",
-			   field, value);
+		return shp_error_field(err, field,
+				       "field '%s' is longer than 63 characters ('%.40s...')",
+				       field, value);
+	return shp_error_field(
+		err, field,
+		"field '%s' must be a DNS-1123 label: lower-case letters, digits and "
+		"'-', starting and ending with a letter or digit (got '%.63s')",
+		field, value);
 }
 
 int shd_validate_environment(const char *field, const char *value, struct shp_error *err)
 {
 	if (strcmp(value, SHP_ENV_TEST) == 0 || strcmp(value, SHP_ENV_PROD) == 0)
 		return 0;
-	return field_error(err, field, "field '%s' must be 'test' or 'prod' (got '%.40s')", field,
-			   value);
+	return shp_error_field(err, field, "field '%s' must be 'test' or 'prod' (got '%.40s')",
+			       field, value);
 }
 
 int shd_validate_text(const char *field, const char *value, size_t max, struct shp_error *err)
@@ -60,12 +47,12 @@ int shd_validate_text(const char *field, const char *value, size_t max, struct s
 		return -SHP_E_INVAL;
 	}
 	if (!shp_utf8_is_valid(value, n))
-		return field_error(err, field, "field '%s' is not valid UTF-8", field);
+		return shp_error_field(err, field, "field '%s' is not valid UTF-8", field);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)value[i];
 		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
-			return field_error(err, field, "field '%s' contains control characters",
-					   field);
+			return shp_error_field(err, field, "field '%s' contains control characters",
+					       field);
 	}
 	return 0;
 }
@@ -75,28 +62,28 @@ int shd_validate_api_url(const char *field, const char *url, struct shp_error *e
 	const char *rest, *end;
 
 	if (strlen(url) > SHP_API_URL_MAX)
-		return field_error(err, field, "field '%s' is longer than 2048 bytes", field);
+		return shp_error_field(err, field, "field '%s' is longer than 2048 bytes", field);
 	if (strncmp(url, "https://", 8) == 0)
 		rest = url + 8;
 	else if (strncmp(url, "http://", 7) == 0)
 		rest = url + 7;
 	else
-		return field_error(err, field,
-				   "field '%s' must be an http:// or https:// URL "
-				   "(got '%.60s')",
-				   field, url);
+		return shp_error_field(err, field,
+				       "field '%s' must be an http:// or https:// URL "
+				       "(got '%.60s')",
+				       field, url);
 	for (const char *p = url; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-			return field_error(err, field,
-					   "field '%s' must not contain spaces or control "
-					   "characters",
-					   field);
+			return shp_error_field(err, field,
+					       "field '%s' must not contain spaces or control "
+					       "characters",
+					       field);
 	end = rest + strcspn(rest, "/?#");
 	if (end == rest)
-		return field_error(err, field, "field '%s' has no host ('%.60s')", field, url);
+		return shp_error_field(err, field, "field '%s' has no host ('%.60s')", field, url);
 	if (memchr(rest, '@', (size_t)(end - rest)))
-		return field_error(err, field, "field '%s' must not carry credentials in the URL",
-				   field);
+		return shp_error_field(err, field,
+				       "field '%s' must not carry credentials in the URL", field);
 	return 0;
 }
 
@@ -129,19 +116,20 @@ static int validate_cluster_source(const json_t *body, const struct shd_cluster_
 				   struct shp_error *err)
 {
 	if (s->kubeconfig && s->simulated)
-		return field_error(err, "simulated",
-				   "give either 'kubeconfig' or 'simulated', not both");
+		return shp_error_field(err, "simulated",
+				       "give either 'kubeconfig' or 'simulated', not both");
 	if (!s->kubeconfig && !s->simulated)
-		return field_error(err, "kubeconfig",
-				   "a cluster needs 'kubeconfig' (the text of a kubeconfig file) "
-				   "or 'simulated': true");
+		return shp_error_field(
+			err, "kubeconfig",
+			"a cluster needs 'kubeconfig' (the text of a kubeconfig file) "
+			"or 'simulated': true");
 	if (s->kubeconfig && s->kubeconfig[0] == '\0')
-		return field_error(err, "kubeconfig", "field 'kubeconfig' is empty");
+		return shp_error_field(err, "kubeconfig", "field 'kubeconfig' is empty");
 	if (!s->kubeconfig && json_object_get(body, "context"))
-		return field_error(err, "context", "field 'context' needs 'kubeconfig'");
+		return shp_error_field(err, "context", "field 'context' needs 'kubeconfig'");
 	if (!s->kubeconfig && json_object_get(body, "allow_insecure"))
-		return field_error(err, "allow_insecure",
-				   "field 'allow_insecure' needs 'kubeconfig'");
+		return shp_error_field(err, "allow_insecure",
+				       "field 'allow_insecure' needs 'kubeconfig'");
 	return 0;
 }
 
