@@ -249,6 +249,13 @@ int cli_connect(struct cli_ctx *ctx) SHP_MUSTCHECK;
 int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const json_t *body,
 	     json_t **ret) SHP_MUSTCHECK;
 /*
+ * DELETE path and say so with cli_show_done: the answer, or after a 204 the object
+ * {k1: v1, k2: v2} naming what was removed.
+ */
+int cli_delete_done(struct cli_ctx *ctx, const char *path, const struct cli_kind *kind,
+		    const char *k1, const char *v1, const char *k2, const char *v2,
+		    const char *what);
+/*
  * GET a list: route plus query (may be empty; "key=value&..." already escaped), page by page
  * through next_cursor, up to limit items (0: all, capped at CLI_LIST_MAX with a warning).
  * *ret_items is the array of all items.

@@ -514,19 +514,3 @@ int cli_show_done(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t
 	printf("%s/%s %s\n", kind->name, name, what);
 	return 0;
 }
-
-int cli_delete_done(struct cli_ctx *ctx, const char *path, const struct cli_kind *kind,
-		    const char *k1, const char *v1, const char *k2, const char *v2,
-		    const char *what)
-{
-	_cleanup_(json_decrefp) json_t *gone = NULL;
-	int r = cli_call(ctx, "DELETE", path, NULL, &gone);
-
-	if (r < 0)
-		return r;
-	if (!gone)
-		gone = json_pack("{s:s, s:s}", k1, v1, k2, v2);
-	if (!gone)
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "the names are not valid UTF-8");
-	return cli_show_done(ctx, kind, gone, what);
-}

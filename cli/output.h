@@ -85,10 +85,3 @@ int cli_show_raw(struct cli_ctx *ctx, const json_t *j);
 /* After a change: "namespace/NAME created" in table mode (nothing with -q), else the object. */
 int cli_show_done(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t *obj,
 		  const char *what);
-/*
- * DELETE path and say so with cli_show_done: the answer, or after a 204 the object
- * {k1: v1, k2: v2} naming what was removed.
- */
-int cli_delete_done(struct cli_ctx *ctx, const char *path, const struct cli_kind *kind,
-		    const char *k1, const char *v1, const char *k2, const char *v2,
-		    const char *what);
