@@ -255,6 +255,12 @@ static int modify_in_tx(struct shd_req *req, int64_t id, struct modification *m,
 	char ids[24];
 
 	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
+	/* the ticket's execution before the ticket: the order a starting worker takes them in */
+	if (shd_db_command(req->db,
+			   "SELECT 1 FROM executions WHERE id ="
+			   " (SELECT execution_id FROM approval_tickets WHERE id = $1) FOR UPDATE",
+			   1, (const char *[]){ids}, err) < 0)
+		return -err->code;
 	if (approval_ticket_load(req->db, ids, req->ident.user_id, true, &t, err) < 0)
 		return -err->code;
 	if (strcmp(t.status, "PENDING_APPROVAL") != 0 &&
