@@ -38,6 +38,7 @@ expect_eq "" "$OUT" "writes nothing"
 
 shp audit list --follow -o json >"$T/follow" 2>"$T/follow.err" &
 follower=$!
+BG_PIDS+=" $follower"
 sleep 1
 expect_exit 0 "a new namespace" shp namespace create followed --environment test
 seen=no

@@ -13,7 +13,10 @@ DAEMON_PID=
 TESTS_RUN=0
 TESTS_FAILED=0
 
+# Background processes a test starts (BG_PIDS+=" $!") are killed when it ends, however it ends.
+BG_PIDS=
 cleanup() {
+	[ -n "$BG_PIDS" ] && kill $BG_PIDS 2>/dev/null
 	stop_daemon 2>/dev/null
 	if [ "$TESTS_FAILED" -gt 0 ] || [ "${KEEP_TMP:-}" = 1 ]; then
 		echo "# daemon log ($T/daemon.log):"
