@@ -36,7 +36,8 @@ expect_eq "$(sql "SELECT string_agg(id::text, ' ' ORDER BY id) FROM audit_log")"
 expect_exit 0 "audit export --since in the future" shp audit export --since 2999-01-01T00:00:00Z
 expect_eq "" "$OUT" "writes nothing"
 
-shp audit list --follow -o json >"$T/follow" 2>"$T/follow.err" &
+# the CLI itself in the background (shp is a function: $! would be a subshell, not the CLI)
+"$SHEPHERD" --socket "$SOCK" audit list --follow -o json >"$T/follow" 2>"$T/follow.err" &
 follower=$!
 BG_PIDS+=" $follower"
 sleep 1
