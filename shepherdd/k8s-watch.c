@@ -199,6 +199,16 @@ static int outcome(struct watch *w, CURLcode cc, const char *errbuf, long left,
 	}
 	if (w->stopped)
 		return 0;
+	if (!w->streaming) {
+		long code = 0;
+
+		/* a 2xx whose stream ended before its first event is a stream all the same */
+		if (curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
+		    code >= 200 && code < 300) {
+			w->streaming = true;
+			w->x.status = code;
+		}
+	}
 	if (!w->streaming && w->x.status == 410)
 		return SHD_K8S_EXPIRED;
 	if (cc == CURLE_OK && !w->streaming)
