@@ -151,13 +151,13 @@ static long fill(struct shd_k8s_ws *ws, uint64_t deadline_ns, struct shp_error *
 static int send_frame(struct shd_k8s_ws *ws, unsigned opcode, const uint8_t *payload, size_t len,
 		      uint64_t deadline_ns, struct shp_error *err)
 {
-	uint8_t head[SHD_WS_HEADER_MAX], mask[4], chunk[16 * 1024];
+	uint8_t head[SHP_WS_HEADER_MAX], mask[4], chunk[16 * 1024];
 	size_t hl;
 	int rc = 0;
 
 	if (RAND_bytes(mask, sizeof(mask)) != 1)
 		return shp_error_set(err, SHP_E_INTERNAL, "no random bytes for a frame mask");
-	hl = shd_ws_encode_header(head, opcode, true, len, mask);
+	hl = shp_ws_encode_header(head, opcode, true, len, mask);
 	pthread_mutex_lock(&ws->wmu);
 	if (ws->closed)
 		rc = shp_error_set(err, SHP_E_UNAVAIL, "the console of cluster '%s' is closed",
@@ -167,11 +167,11 @@ static int send_frame(struct shd_k8s_ws *ws, unsigned opcode, const uint8_t *pay
 	for (size_t off = 0; rc == 0 && off < len;) {
 		size_t n = len - off < sizeof(chunk) ? len - off : sizeof(chunk);
 		memcpy(chunk, payload + off, n);
-		shd_ws_mask(chunk, n, mask, off);
+		shp_ws_mask(chunk, n, mask, off);
 		rc = send_all(ws, chunk, n, deadline_ns, err);
 		off += n;
 	}
-	if (rc < 0 || opcode == SHD_WS_CLOSE)
+	if (rc < 0 || opcode == SHP_WS_CLOSE)
 		ws->closed = true; /* half a frame went out: nothing can follow */
 	pthread_mutex_unlock(&ws->wmu);
 	return rc;
@@ -181,7 +181,7 @@ static void send_close(struct shd_k8s_ws *ws, unsigned code, long timeout_ms)
 {
 	uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
 
-	(void)send_frame(ws, SHD_WS_CLOSE, p, sizeof(p),
+	(void)send_frame(ws, SHP_WS_CLOSE, p, sizeof(p),
 			 shp_now_monotonic_ns() + (uint64_t)timeout_ms * 1000000u, NULL);
 }
 
@@ -192,7 +192,7 @@ int shd_k8s_ws_write(struct shd_k8s_ws *ws, const void *buf, size_t len, struct 
 
 	while (len > 0) {
 		size_t n = len < SHD_K8S_WS_WRITE_FRAME ? len : SHD_K8S_WS_WRITE_FRAME;
-		int rc = send_frame(ws, SHD_WS_BINARY, p, n, deadline, err);
+		int rc = send_frame(ws, SHP_WS_BINARY, p, n, deadline, err);
 		if (rc < 0)
 			return rc;
 		p += n;
@@ -207,23 +207,23 @@ static int fail(struct shd_k8s_ws *ws, int code, struct shp_error *err)
 {
 	bool big = code == -SHP_E_LIMIT;
 
-	send_close(ws, big ? SHD_WS_CLOSE_TOO_BIG : SHD_WS_CLOSE_PROTOCOL, CLOSE_TIMEOUT_MS);
+	send_close(ws, big ? SHP_WS_CLOSE_TOO_BIG : SHP_WS_CLOSE_PROTOCOL, CLOSE_TIMEOUT_MS);
 	ws->failed = -SHP_E_PROTO;
 	return shp_error_set(err, SHP_E_PROTO, "the console of cluster '%s' %s", ws->k->name,
 			     big ? "sent a frame over 1 MiB" : "broke the WebSocket protocol");
 }
 
-static int begin_frame(struct shd_k8s_ws *ws, const struct shd_ws_frame *f, struct shp_error *err)
+static int begin_frame(struct shd_k8s_ws *ws, const struct shp_ws_frame *f, struct shp_error *err)
 {
-	if (f->opcode == SHD_WS_CONT) {
+	if (f->opcode == SHP_WS_CONT) {
 		if (!ws->in_message)
 			return fail(ws, -SHP_E_PROTO, err);
 		ws->kind = ws->message_binary ? DELIVER : SKIP;
 		ws->in_message = !f->fin;
-	} else if (f->opcode == SHD_WS_TEXT || f->opcode == SHD_WS_BINARY) {
+	} else if (f->opcode == SHP_WS_TEXT || f->opcode == SHP_WS_BINARY) {
 		if (ws->in_message)
 			return fail(ws, -SHP_E_PROTO, err);
-		ws->message_binary = f->opcode == SHD_WS_BINARY;
+		ws->message_binary = f->opcode == SHP_WS_BINARY;
 		ws->kind = ws->message_binary ? DELIVER : SKIP;
 		ws->in_message = !f->fin;
 	} else {
@@ -241,11 +241,11 @@ static void end_frame(struct shd_k8s_ws *ws)
 	uint64_t deadline = shp_now_monotonic_ns() + (uint64_t)SEND_TIMEOUT_MS * 1000000u;
 
 	ws->in_frame = false;
-	if (ws->opcode == SHD_WS_PING) {
-		(void)send_frame(ws, SHD_WS_PONG, ws->ctl, ws->ctl_len, deadline, NULL);
-	} else if (ws->opcode == SHD_WS_CLOSE) {
+	if (ws->opcode == SHP_WS_PING) {
+		(void)send_frame(ws, SHP_WS_PONG, ws->ctl, ws->ctl_len, deadline, NULL);
+	} else if (ws->opcode == SHP_WS_CLOSE) {
 		unsigned code = ws->ctl_len >= 2 ? (unsigned)ws->ctl[0] << 8 | ws->ctl[1]
-						 : SHD_WS_CLOSE_NORMAL;
+						 : SHP_WS_CLOSE_NORMAL;
 		send_close(ws, code, CLOSE_TIMEOUT_MS);
 		ws->eof = true;
 	}
@@ -259,8 +259,8 @@ static int consume(struct shd_k8s_ws *ws, uint8_t *buf, size_t len, size_t *got,
 		size_t avail = ws->end - ws->start, n;
 
 		if (!ws->in_frame) {
-			struct shd_ws_frame f;
-			int hl = shd_ws_decode_header(ws->in + ws->start, avail, false,
+			struct shp_ws_frame f;
+			int hl = shp_ws_decode_header(ws->in + ws->start, avail, false,
 						      SHD_K8S_WS_FRAME_MAX, &f);
 			if (hl == 0)
 				return 0;
@@ -352,7 +352,7 @@ struct shd_k8s_ws *shd_k8s_ws_close(struct shd_k8s_ws *ws)
 	if (ws->sock != CURL_SOCKET_BAD && !ws->eof && ws->failed == 0) {
 		uint8_t drain[4096];
 		uint64_t until = shp_now_monotonic_ns() + (uint64_t)CLOSE_TIMEOUT_MS * 1000000u;
-		send_close(ws, SHD_WS_CLOSE_NORMAL, CLOSE_TIMEOUT_MS);
+		send_close(ws, SHP_WS_CLOSE_NORMAL, CLOSE_TIMEOUT_MS);
 		/* the server answers CLOSE: wait for it, so neither side writes to a closed peer */
 		while (!ws->eof && ws->failed == 0 && shp_now_monotonic_ns() < until) {
 			long left = remaining_ms(until);
@@ -491,7 +491,7 @@ static int read_head(struct shd_k8s_ws *ws, uint64_t deadline_ns, size_t *ret_le
 }
 
 /* The body of a refused upgrade (capped), as far as the deadline allows. */
-static void read_refusal(struct shd_k8s_ws *ws, const struct shd_ws_answer *a, size_t head_len,
+static void read_refusal(struct shd_k8s_ws *ws, const struct shp_ws_answer *a, size_t head_len,
 			 uint64_t deadline_ns)
 {
 	size_t want = a->content_length >= 0 && (uint64_t)a->content_length < SHD_K8S_WS_BODY_MAX
@@ -508,7 +508,7 @@ static void read_refusal(struct shd_k8s_ws *ws, const struct shd_ws_answer *a, s
 		ws->end = ws->start + want;
 }
 
-static int refused(struct shd_k8s_ws *ws, const struct shd_ws_answer *a, size_t head_len,
+static int refused(struct shd_k8s_ws *ws, const struct shp_ws_answer *a, size_t head_len,
 		   uint64_t deadline_ns, struct shp_error *err)
 {
 	const char *body, *open, *close;
@@ -533,16 +533,16 @@ int shd_k8s_ws_open(struct shd_k8s *k, const char *path, const char *protocol, u
 		    struct shd_k8s_ws **ret, struct shp_error *err)
 {
 	struct shd_k8s_ws *ws = ws_new(k);
-	struct shd_ws_answer a;
+	struct shp_ws_answer a;
 	uint8_t raw[16];
-	char key[SHD_WS_KEY_LEN + 1];
+	char key[SHP_WS_KEY_LEN + 1];
 	size_t head_len = 0;
 	int rc;
 
 	if (!ws)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	if (RAND_bytes(raw, sizeof(raw)) != 1 ||
-	    EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw)) != SHD_WS_KEY_LEN) {
+	    EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw)) != SHP_WS_KEY_LEN) {
 		shd_k8s_ws_close(ws);
 		return shp_error_set(err, SHP_E_INTERNAL, "no random bytes for a WebSocket key");
 	}
@@ -552,14 +552,14 @@ int shd_k8s_ws_open(struct shd_k8s *k, const char *path, const char *protocol, u
 		rc = send_upgrade(ws, path, key, protocol, deadline_ns, err);
 	if (rc == 0)
 		rc = read_head(ws, deadline_ns, &head_len, err);
-	if (rc == 0 && shd_ws_parse_answer((const char *)ws->in, head_len, &a) < 0)
+	if (rc == 0 && shp_ws_parse_answer((const char *)ws->in, head_len, &a) < 0)
 		rc = shp_error_set(err, SHP_E_PROTO,
 				   "cluster '%s' answered the upgrade with a malformed head",
 				   k->name);
 	if (rc == 0 && a.status != 101)
 		rc = refused(ws, &a, head_len, deadline_ns, err);
 	else if (rc == 0)
-		rc = shd_ws_check_upgrade(&a, key, protocol, err);
+		rc = shp_ws_check_upgrade(&a, key, protocol, err);
 	if (rc < 0) {
 		shd_k8s_ws_close(ws);
 		return rc;

@@ -26,7 +26,7 @@
 #define PROTOCOL "plain.kubevirt.io"
 #define GREETING "RFB 003.008\n"
 #define FRAME_MAX (1u << 20)
-#define IN_CAP (FRAME_MAX + SHD_WS_HEADER_MAX + 64 * 1024)
+#define IN_CAP (FRAME_MAX + SHP_WS_HEADER_MAX + 64 * 1024)
 #define POLL_MS 100
 
 /* What the upgrade handler needs, made when the request is accepted. */
@@ -34,7 +34,7 @@ struct ks_vnc {
 	struct ks_vnc *next; /* on the pending list until the upgrade handler takes it */
 	struct ks *ks;
 	char key[512]; /* "ns/name" of the VMI */
-	char accept[SHD_WS_ACCEPT_LEN + 1];
+	char accept[SHP_WS_ACCEPT_LEN + 1];
 	bool protocol; /* the client offered plain.kubevirt.io */
 };
 
@@ -156,8 +156,8 @@ static int send_all(MHD_socket sock, const void *data, size_t len)
 
 static int send_frame(struct session *s, unsigned opcode, const void *payload, size_t len)
 {
-	uint8_t head[SHD_WS_HEADER_MAX];
-	size_t hl = shd_ws_encode_header(head, opcode, true, len, NULL);
+	uint8_t head[SHP_WS_HEADER_MAX];
+	size_t hl = shp_ws_encode_header(head, opcode, true, len, NULL);
 
 	if (send_all(s->sock, head, hl) < 0)
 		return -1;
@@ -168,25 +168,25 @@ static int send_close(struct session *s, unsigned code)
 {
 	uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
 
-	(void)send_frame(s, SHD_WS_CLOSE, p, sizeof(p));
+	(void)send_frame(s, SHP_WS_CLOSE, p, sizeof(p));
 	return -1;
 }
 
 /* One complete frame: < 0 ends the session. */
-static int on_frame(struct session *s, const struct shd_ws_frame *f, uint8_t *payload)
+static int on_frame(struct session *s, const struct shp_ws_frame *f, uint8_t *payload)
 {
-	shd_ws_mask(payload, (size_t)f->len, f->mask, 0);
+	shp_ws_mask(payload, (size_t)f->len, f->mask, 0);
 	switch (f->opcode) {
-	case SHD_WS_TEXT: s->in_text = !f->fin; return 0;
-	case SHD_WS_CONT: /* a continuation of binary data is echoed like binary */
+	case SHP_WS_TEXT: s->in_text = !f->fin; return 0;
+	case SHP_WS_CONT: /* a continuation of binary data is echoed like binary */
 		if (!s->in_text)
-			return send_frame(s, SHD_WS_BINARY, payload, (size_t)f->len);
+			return send_frame(s, SHP_WS_BINARY, payload, (size_t)f->len);
 		s->in_text = !f->fin;
 		return 0;
-	case SHD_WS_BINARY: return send_frame(s, SHD_WS_BINARY, payload, (size_t)f->len);
-	case SHD_WS_PING: return send_frame(s, SHD_WS_PONG, payload, (size_t)f->len);
-	case SHD_WS_CLOSE:
-		(void)send_frame(s, SHD_WS_CLOSE, payload, f->len >= 2 ? 2 : 0);
+	case SHP_WS_BINARY: return send_frame(s, SHP_WS_BINARY, payload, (size_t)f->len);
+	case SHP_WS_PING: return send_frame(s, SHP_WS_PONG, payload, (size_t)f->len);
+	case SHP_WS_CLOSE:
+		(void)send_frame(s, SHP_WS_CLOSE, payload, f->len >= 2 ? 2 : 0);
 		return -1;
 	default: return 0; /* PONG */
 	}
@@ -199,11 +199,11 @@ static int on_bytes(struct session *s)
 	int rc = 0;
 
 	while (rc == 0) {
-		struct shd_ws_frame f;
-		int hl = shd_ws_decode_header(s->in + off, s->len - off, true, FRAME_MAX, &f);
+		struct shp_ws_frame f;
+		int hl = shp_ws_decode_header(s->in + off, s->len - off, true, FRAME_MAX, &f);
 		if (hl < 0)
-			return send_close(s, hl == -SHP_E_LIMIT ? SHD_WS_CLOSE_TOO_BIG
-								: SHD_WS_CLOSE_PROTOCOL);
+			return send_close(s, hl == -SHP_E_LIMIT ? SHP_WS_CLOSE_TOO_BIG
+								: SHP_WS_CLOSE_PROTOCOL);
 		if (hl == 0 || s->len - off - (size_t)hl < f.len)
 			break;
 		rc = on_frame(s, &f, s->in + off + hl);
@@ -217,7 +217,7 @@ static int on_bytes(struct session *s)
 static void *session_main(void *arg)
 {
 	struct session *s = arg;
-	int rc = send_frame(s, SHD_WS_BINARY, GREETING, strlen(GREETING));
+	int rc = send_frame(s, SHP_WS_BINARY, GREETING, strlen(GREETING));
 
 	if (rc == 0 && s->len > 0)
 		rc = on_bytes(s);
@@ -226,7 +226,7 @@ static void *session_main(void *arg)
 		ssize_t n;
 
 		if (atomic_load(&s->kicked) || atomic_load(&s->ks->stop)) {
-			(void)send_close(s, SHD_WS_CLOSE_NORMAL);
+			(void)send_close(s, SHP_WS_CLOSE_NORMAL);
 			break;
 		}
 		if (poll(&p, 1, POLL_MS) <= 0)
@@ -378,7 +378,7 @@ int ks_vnc(struct ks_req *req, struct ks_resp *resp, const char *ns, const char 
 		return ks_error(resp, 500, "InternalError",
 				"Active VNC connection. Request denied.", NULL);
 	v = calloc(1, sizeof(*v));
-	if (!v || shd_ws_accept_key(key, v->accept) < 0) {
+	if (!v || shp_ws_accept_key(key, v->accept) < 0) {
 		free(v);
 		return ks_error(resp, 500, "InternalError", "out of memory", NULL);
 	}

@@ -45,23 +45,23 @@ Test(ws, encode_decode_round_trip)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		for (int masked = 0; masked < 2; masked++) {
-			uint8_t h[SHD_WS_HEADER_MAX];
-			struct shd_ws_frame f;
-			size_t n = shd_ws_encode_header(h, SHD_WS_BINARY, true, cases[i].len,
+			uint8_t h[SHP_WS_HEADER_MAX];
+			struct shp_ws_frame f;
+			size_t n = shp_ws_encode_header(h, SHP_WS_BINARY, true, cases[i].len,
 							masked ? mask : NULL);
 			cr_assert_eq(n, cases[i].header + (masked ? 4 : 0), "case %zu", i);
-			int rc = shd_ws_decode_header(h, n, masked, UINT64_MAX >> 1, &f);
+			int rc = shp_ws_decode_header(h, n, masked, UINT64_MAX >> 1, &f);
 			cr_assert_eq(rc, (int)n, "case %zu", i);
 			cr_assert_eq(f.len, cases[i].len);
 			cr_assert(f.fin);
-			cr_assert_eq(f.opcode, SHD_WS_BINARY);
+			cr_assert_eq(f.opcode, SHP_WS_BINARY);
 			cr_assert_eq(f.masked, (bool)masked);
 			if (masked)
 				cr_assert_eq(memcmp(f.mask, mask, 4), 0);
 			/* every prefix of the header asks for more bytes */
 			for (size_t k = 0; k < n; k++)
 				cr_assert_eq(
-					shd_ws_decode_header(h, k, masked, UINT64_MAX >> 1, &f), 0,
+					shp_ws_decode_header(h, k, masked, UINT64_MAX >> 1, &f), 0,
 					"case %zu prefix %zu", i, k);
 		}
 	}
@@ -102,8 +102,8 @@ Test(ws, hostile_headers)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct shd_ws_frame f = {0};
-		int rc = shd_ws_decode_header(cases[i].bytes, cases[i].n, cases[i].want_masked, MAX,
+		struct shp_ws_frame f = {0};
+		int rc = shp_ws_decode_header(cases[i].bytes, cases[i].n, cases[i].want_masked, MAX,
 					      &f);
 		cr_assert_eq(rc, cases[i].rc, "%s: %d", cases[i].what, rc);
 	}
@@ -116,21 +116,21 @@ Test(ws, mask_is_its_own_inverse_at_any_offset)
 
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = orig[i] = split[i] = (uint8_t)(i * 13);
-	shd_ws_mask(data, sizeof(data), mask, 0);
+	shp_ws_mask(data, sizeof(data), mask, 0);
 	cr_assert_eq(data[1], (uint8_t)(13 ^ 0x5c));
 	/* masking in two pieces gives the same bytes as in one */
-	shd_ws_mask(split, 10, mask, 0);
-	shd_ws_mask(split + 10, sizeof(split) - 10, mask, 10);
+	shp_ws_mask(split, 10, mask, 0);
+	shp_ws_mask(split + 10, sizeof(split) - 10, mask, 10);
 	cr_assert_eq(memcmp(data, split, sizeof(data)), 0);
-	shd_ws_mask(data, sizeof(data), mask, 0);
+	shp_ws_mask(data, sizeof(data), mask, 0);
 	cr_assert_eq(memcmp(data, orig, sizeof(data)), 0);
 }
 
 Test(ws, accept_key_of_rfc6455)
 {
-	char out[SHD_WS_ACCEPT_LEN + 1];
+	char out[SHP_WS_ACCEPT_LEN + 1];
 
-	cr_assert_eq(shd_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", out), 0);
+	cr_assert_eq(shp_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", out), 0);
 	cr_assert_str_eq(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
@@ -190,15 +190,15 @@ Test(ws, upgrade_answers)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct shd_ws_answer a;
+		struct shp_ws_answer a;
 		struct shp_error err = SHP_ERROR_INIT;
-		int rc = shd_ws_parse_answer(cases[i].head, strlen(cases[i].head), &a);
+		int rc = shp_ws_parse_answer(cases[i].head, strlen(cases[i].head), &a);
 
 		cr_assert_eq(rc, cases[i].parse_rc, "%s: parse %d", cases[i].what, rc);
 		if (rc < 0)
 			continue;
 		cr_assert_eq(a.status, cases[i].status, "%s", cases[i].what);
-		rc = shd_ws_check_upgrade(&a, KEY, "plain.kubevirt.io", &err);
+		rc = shp_ws_check_upgrade(&a, KEY, "plain.kubevirt.io", &err);
 		cr_assert_eq(rc, cases[i].check_rc, "%s: check %d %s", cases[i].what, rc, err.msg);
 		if (cases[i].msg)
 			cr_assert(strstr(err.msg, cases[i].msg), "%s: %s", cases[i].what, err.msg);
@@ -209,9 +209,9 @@ Test(ws, answer_fields)
 {
 	const char *h = "HTTP/1.1 400 Bad Request\r\nContent-Length: 42\r\nTransfer-Encoding: "
 			"chunked\r\nSec-WebSocket-Protocol: \x01x\r\n\r\nbody";
-	struct shd_ws_answer a;
+	struct shp_ws_answer a;
 
-	cr_assert_eq(shd_ws_parse_answer(h, strlen(h), &a), 0);
+	cr_assert_eq(shp_ws_parse_answer(h, strlen(h), &a), 0);
 	cr_assert_eq(a.status, 400);
 	cr_assert_eq(a.content_length, 42);
 	cr_assert(a.chunked);
@@ -261,7 +261,7 @@ static void *serve(void *arg)
 	struct script *s = arg;
 	int fd = accept(s->lfd, NULL, NULL);
 	size_t n = 0;
-	char *end = NULL, *key, answer[512], accept_key[SHD_WS_ACCEPT_LEN + 1] = "";
+	char *end = NULL, *key, answer[512], accept_key[SHP_WS_ACCEPT_LEN + 1] = "";
 
 	while (fd >= 0 && !end && n < sizeof(s->head) - 1) {
 		ssize_t r = read(fd, s->head + n, sizeof(s->head) - 1 - n);
@@ -274,7 +274,7 @@ static void *serve(void *arg)
 	if (end) {
 		key = strstr(s->head, "Sec-WebSocket-Key: ");
 		if (key && sscanf(key + 19, "%28[A-Za-z0-9+/=]", answer) == 1)
-			(void)shd_ws_accept_key(answer, accept_key);
+			(void)shp_ws_accept_key(answer, accept_key);
 		if (s->answer) {
 			write_all(fd, s->answer, strlen(s->answer));
 		} else {
@@ -307,15 +307,15 @@ static void *serve(void *arg)
 static void add_frame(struct script *s, unsigned opcode, bool fin, const void *payload, size_t len,
 		      uint64_t claimed_len, const uint8_t *mask)
 {
-	uint8_t h[SHD_WS_HEADER_MAX];
-	size_t hl = shd_ws_encode_header(h, opcode, fin, claimed_len ? claimed_len : len, mask);
+	uint8_t h[SHP_WS_HEADER_MAX];
+	size_t hl = shp_ws_encode_header(h, opcode, fin, claimed_len ? claimed_len : len, mask);
 
 	s->frames = realloc(s->frames, s->frames_len + hl + len);
 	cr_assert_not_null(s->frames);
 	memcpy(s->frames + s->frames_len, h, hl);
 	memcpy(s->frames + s->frames_len + hl, payload, len);
 	if (mask)
-		shd_ws_mask(s->frames + s->frames_len + hl, len, mask, 0);
+		shp_ws_mask(s->frames + s->frames_len + hl, len, mask, 0);
 	s->frames_len += hl + len;
 }
 
@@ -346,15 +346,15 @@ static bool client_frame(struct script *s, int index, unsigned *op, uint8_t *pay
 	size_t off = 0;
 
 	for (int i = 0;; i++) {
-		struct shd_ws_frame f;
-		int hl = shd_ws_decode_header(s->got + off, s->got_len - off, true, 4096, &f);
+		struct shp_ws_frame f;
+		int hl = shp_ws_decode_header(s->got + off, s->got_len - off, true, 4096, &f);
 		if (hl <= 0 || off + (size_t)hl + f.len > s->got_len)
 			return false;
 		if (i == index) {
 			*op = f.opcode;
 			*len = (size_t)f.len;
 			memcpy(payload, s->got + off + hl, *len);
-			shd_ws_mask(payload, *len, f.mask, 0);
+			shp_ws_mask(payload, *len, f.mask, 0);
 			return true;
 		}
 		off += (size_t)hl + (size_t)f.len;
@@ -380,16 +380,16 @@ Test(ws_client, frames_pings_fragments_and_close)
 	memcpy(want, "hello", 5);
 	memcpy(want + 5, mid, sizeof(mid));
 	memcpy(want + 5 + sizeof(mid), big, sizeof(big));
-	add_frame(&s, SHD_WS_TEXT, true, "skip me", 7, 0, NULL);
-	add_frame(&s, SHD_WS_PING, true, "abc", 3, 0, NULL);
-	add_frame(&s, SHD_WS_BINARY, false, "he", 2, 0, NULL);
-	add_frame(&s, SHD_WS_PING, true, "p2", 2, 0, NULL); /* control inside a message */
-	add_frame(&s, SHD_WS_CONT, true, "llo", 3, 0, NULL);
-	add_frame(&s, SHD_WS_TEXT, false, "te", 2, 0, NULL); /* a fragmented text: skipped */
-	add_frame(&s, SHD_WS_CONT, true, "xt", 2, 0, NULL);
-	add_frame(&s, SHD_WS_BINARY, true, mid, sizeof(mid), 0, NULL); /* 16-bit length */
-	add_frame(&s, SHD_WS_BINARY, true, big, sizeof(big), 0, NULL); /* 64-bit length */
-	add_frame(&s, SHD_WS_CLOSE, true, "\x03\xe8", 2, 0, NULL);
+	add_frame(&s, SHP_WS_TEXT, true, "skip me", 7, 0, NULL);
+	add_frame(&s, SHP_WS_PING, true, "abc", 3, 0, NULL);
+	add_frame(&s, SHP_WS_BINARY, false, "he", 2, 0, NULL);
+	add_frame(&s, SHP_WS_PING, true, "p2", 2, 0, NULL); /* control inside a message */
+	add_frame(&s, SHP_WS_CONT, true, "llo", 3, 0, NULL);
+	add_frame(&s, SHP_WS_TEXT, false, "te", 2, 0, NULL); /* a fragmented text: skipped */
+	add_frame(&s, SHP_WS_CONT, true, "xt", 2, 0, NULL);
+	add_frame(&s, SHP_WS_BINARY, true, mid, sizeof(mid), 0, NULL); /* 16-bit length */
+	add_frame(&s, SHP_WS_BINARY, true, big, sizeof(big), 0, NULL); /* 64-bit length */
+	add_frame(&s, SHP_WS_CLOSE, true, "\x03\xe8", 2, 0, NULL);
 	k = client_for(&s, &t);
 	cr_assert_eq(open_ws(k, &ws, &err), 0, "%s", err.msg);
 	while ((n = shd_k8s_ws_read(ws, got + have, sizeof(got) - have, 2000, &err)) > 0)
@@ -406,13 +406,13 @@ Test(ws_client, frames_pings_fragments_and_close)
 	cr_assert(strstr(s.head, "\r\nSec-WebSocket-Version: 13\r\n"));
 	cr_assert(strstr(s.head, "\r\nSec-WebSocket-Protocol: plain.kubevirt.io\r\n"));
 	cr_assert(strstr(s.head, "\r\nAuthorization: Bearer sekrit-token-4711\r\n"));
-	cr_assert(client_frame(&s, 0, &op, payload, &len) && op == SHD_WS_PONG && len == 3 &&
+	cr_assert(client_frame(&s, 0, &op, payload, &len) && op == SHP_WS_PONG && len == 3 &&
 			  memcmp(payload, "abc", 3) == 0,
 		  "PONG abc");
-	cr_assert(client_frame(&s, 1, &op, payload, &len) && op == SHD_WS_PONG && len == 2 &&
+	cr_assert(client_frame(&s, 1, &op, payload, &len) && op == SHP_WS_PONG && len == 2 &&
 			  memcmp(payload, "p2", 2) == 0,
 		  "PONG p2");
-	cr_assert(client_frame(&s, 2, &op, payload, &len) && op == SHD_WS_CLOSE && len == 2 &&
+	cr_assert(client_frame(&s, 2, &op, payload, &len) && op == SHP_WS_CLOSE && len == 2 &&
 			  payload[0] == 0x03 && payload[1] == 0xe8,
 		  "CLOSE 1000 answered");
 	cr_assert_not(client_frame(&s, 3, &op, payload, &len), "nothing after the CLOSE");
@@ -435,9 +435,9 @@ Test(ws_client, writes_are_masked_binary_frames)
 	cr_assert_eq(shd_k8s_ws_write(ws, "RFB 003.008\n", 12, &err), 0, "%s", err.msg);
 	ws = shd_k8s_ws_close(ws); /* the server never answers the CLOSE: close waits 1 s */
 	pthread_join(t, NULL);
-	cr_assert(client_frame(&s, 0, &op, payload, &len) && op == SHD_WS_BINARY && len == 12 &&
+	cr_assert(client_frame(&s, 0, &op, payload, &len) && op == SHP_WS_BINARY && len == 12 &&
 		  memcmp(payload, "RFB 003.008\n", 12) == 0);
-	cr_assert(client_frame(&s, 1, &op, payload, &len) && op == SHD_WS_CLOSE && len == 2 &&
+	cr_assert(client_frame(&s, 1, &op, payload, &len) && op == SHP_WS_CLOSE && len == 2 &&
 		  payload[0] == 0x03 && payload[1] == 0xe8);
 }
 
@@ -462,50 +462,50 @@ static void bad_frame(void (*script)(struct script *), unsigned code)
 		     "reads keep failing");
 	ws = shd_k8s_ws_close(ws);
 	pthread_join(t, NULL);
-	cr_assert(client_frame(&s, 0, &op, buf, &len) && op == SHD_WS_CLOSE && len == 2);
+	cr_assert(client_frame(&s, 0, &op, buf, &len) && op == SHP_WS_CLOSE && len == 2);
 	cr_assert_eq((unsigned)buf[0] << 8 | buf[1], code);
 	free(s.frames);
 }
 
 static void frame_over_cap(struct script *s)
 {
-	add_frame(s, SHD_WS_BINARY, true, "", 0, SHD_K8S_WS_FRAME_MAX + 1, NULL);
+	add_frame(s, SHP_WS_BINARY, true, "", 0, SHD_K8S_WS_FRAME_MAX + 1, NULL);
 }
 
 static void masked_frame(struct script *s)
 {
-	add_frame(s, SHD_WS_BINARY, true, "abc", 3, 0, (const uint8_t[4]){1, 2, 3, 4});
+	add_frame(s, SHP_WS_BINARY, true, "abc", 3, 0, (const uint8_t[4]){1, 2, 3, 4});
 }
 
 static void stray_continuation(struct script *s)
 {
-	add_frame(s, SHD_WS_CONT, true, "abc", 3, 0, NULL);
+	add_frame(s, SHP_WS_CONT, true, "abc", 3, 0, NULL);
 }
 
 static void binary_inside_a_message(struct script *s)
 {
-	add_frame(s, SHD_WS_BINARY, false, "a", 1, 0, NULL);
-	add_frame(s, SHD_WS_BINARY, true, "b", 1, 0, NULL);
+	add_frame(s, SHP_WS_BINARY, false, "a", 1, 0, NULL);
+	add_frame(s, SHP_WS_BINARY, true, "b", 1, 0, NULL);
 }
 
 Test(ws_client, frame_over_the_cap_is_1009)
 {
-	bad_frame(frame_over_cap, SHD_WS_CLOSE_TOO_BIG);
+	bad_frame(frame_over_cap, SHP_WS_CLOSE_TOO_BIG);
 }
 
 Test(ws_client, masked_server_frame_is_1002)
 {
-	bad_frame(masked_frame, SHD_WS_CLOSE_PROTOCOL);
+	bad_frame(masked_frame, SHP_WS_CLOSE_PROTOCOL);
 }
 
 Test(ws_client, stray_continuation_is_1002)
 {
-	bad_frame(stray_continuation, SHD_WS_CLOSE_PROTOCOL);
+	bad_frame(stray_continuation, SHP_WS_CLOSE_PROTOCOL);
 }
 
 Test(ws_client, new_message_inside_a_message_is_1002)
 {
-	bad_frame(binary_inside_a_message, SHD_WS_CLOSE_PROTOCOL);
+	bad_frame(binary_inside_a_message, SHP_WS_CLOSE_PROTOCOL);
 }
 
 /* The upgrade refused or botched: open's result, and the token never in the message. */

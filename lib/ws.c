@@ -16,7 +16,7 @@
 
 #define CONTROL_MAX 125
 
-size_t shd_ws_encode_header(uint8_t *out, unsigned opcode, bool fin, uint64_t len,
+size_t shp_ws_encode_header(uint8_t *out, unsigned opcode, bool fin, uint64_t len,
 			    const uint8_t *mask)
 {
 	size_t n = 2;
@@ -45,13 +45,13 @@ size_t shd_ws_encode_header(uint8_t *out, unsigned opcode, bool fin, uint64_t le
 
 static bool known_opcode(unsigned op)
 {
-	return op <= SHD_WS_BINARY || (op >= SHD_WS_CLOSE && op <= SHD_WS_PONG);
+	return op <= SHP_WS_BINARY || (op >= SHP_WS_CLOSE && op <= SHP_WS_PONG);
 }
 
-int shd_ws_decode_header(const uint8_t *p, size_t n, bool want_masked, uint64_t max,
-			 struct shd_ws_frame *ret)
+int shp_ws_decode_header(const uint8_t *p, size_t n, bool want_masked, uint64_t max,
+			 struct shp_ws_frame *ret)
 {
-	struct shd_ws_frame f = {0};
+	struct shp_ws_frame f = {0};
 	size_t need = 2;
 	unsigned len7;
 
@@ -65,7 +65,7 @@ int shd_ws_decode_header(const uint8_t *p, size_t n, bool want_masked, uint64_t 
 	len7 = p[1] & 0x7f;
 	if (!known_opcode(f.opcode) || f.masked != want_masked)
 		return -SHP_E_PROTO;
-	if (f.opcode >= SHD_WS_CLOSE && (!f.fin || len7 > CONTROL_MAX))
+	if (f.opcode >= SHP_WS_CLOSE && (!f.fin || len7 > CONTROL_MAX))
 		return -SHP_E_PROTO;
 	need += len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
 	need += f.masked ? 4 : 0;
@@ -90,26 +90,26 @@ int shd_ws_decode_header(const uint8_t *p, size_t n, bool want_masked, uint64_t 
 	return (int)need;
 }
 
-void shd_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t off)
+void shp_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t off)
 {
 	for (size_t i = 0; i < len; i++)
 		data[i] ^= mask[(off + i) & 3];
 }
 
-int shd_ws_accept_key(const char *key, char *out)
+int shp_ws_accept_key(const char *key, char *out)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	int ok = c && EVP_DigestInit_ex(c, EVP_sha1(), NULL) &&
 		 EVP_DigestUpdate(c, key, strlen(key)) &&
-		 EVP_DigestUpdate(c, SHD_WS_GUID, strlen(SHD_WS_GUID)) &&
+		 EVP_DigestUpdate(c, SHP_WS_GUID, strlen(SHP_WS_GUID)) &&
 		 EVP_DigestFinal_ex(c, md, &mdlen);
 
 	EVP_MD_CTX_free(c);
 	if (!ok || mdlen != 20)
 		return -SHP_E_INTERNAL;
-	return EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen) == SHD_WS_ACCEPT_LEN
+	return EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen) == SHP_WS_ACCEPT_LEN
 		       ? 0
 		       : -SHP_E_INTERNAL;
 }
@@ -150,7 +150,7 @@ static bool has_token(const char *v, size_t len, const char *token)
 	return false;
 }
 
-static int header_line(const char *l, size_t len, struct shd_ws_answer *a)
+static int header_line(const char *l, size_t len, struct shp_ws_answer *a)
 {
 	const char *colon = memchr(l, ':', len);
 	size_t nlen, v;
@@ -183,9 +183,9 @@ static int header_line(const char *l, size_t len, struct shd_ws_answer *a)
 	return 0;
 }
 
-int shd_ws_parse_answer(const char *head, size_t len, struct shd_ws_answer *ret)
+int shp_ws_parse_answer(const char *head, size_t len, struct shp_ws_answer *ret)
 {
-	struct shd_ws_answer a = {.content_length = -1};
+	struct shp_ws_answer a = {.content_length = -1};
 	const char *p = head, *end = head + len;
 	bool first = true;
 
@@ -219,10 +219,10 @@ int shd_ws_parse_answer(const char *head, size_t len, struct shd_ws_answer *ret)
 	return 0;
 }
 
-int shd_ws_check_upgrade(const struct shd_ws_answer *a, const char *key, const char *protocol,
+int shp_ws_check_upgrade(const struct shp_ws_answer *a, const char *key, const char *protocol,
 			 struct shp_error *err)
 {
-	char want[SHD_WS_ACCEPT_LEN + 1];
+	char want[SHP_WS_ACCEPT_LEN + 1];
 
 	if (a->status != 101)
 		return shp_error_set(err, SHP_E_PROTO, "the upgrade was answered with %ld",
@@ -231,7 +231,7 @@ int shd_ws_check_upgrade(const struct shd_ws_answer *a, const char *key, const c
 		return shp_error_set(err, SHP_E_PROTO,
 				     "the 101 answer lacks 'Upgrade: websocket' or "
 				     "'Connection: Upgrade'");
-	if (shd_ws_accept_key(key, want) < 0 || strcmp(want, a->accept) != 0)
+	if (shp_ws_accept_key(key, want) < 0 || strcmp(want, a->accept) != 0)
 		return shp_error_set(err, SHP_E_PROTO,
 				     "the 101 answer has a wrong Sec-WebSocket-Accept");
 	if (strcmp(a->protocol, protocol) != 0)
