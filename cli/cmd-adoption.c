@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 
@@ -21,22 +22,22 @@ enum { OPT_STATE = CLI_OPT_LOCAL, OPT_CLUSTER, OPT_NAMESPACE, OPT_LIMIT };
 static const char *const states[] = {"pending", "adopted", "ignored", NULL};
 
 static const struct cli_column adoption_columns[] = {
-	{"ID", "ID", "id", COL_RIGHT},
-	{"CLUSTER", "Cluster", "cluster"},
-	{"NAMESPACE", "Namespace", "namespace"},
-	{"NAME", "Name", "name"},
-	{"STATE", "State", "state"},
-	{"STATUS", "Status", "summary.status"},
-	{"CPUS", "CPUs", "summary.cpus", COL_RIGHT | COL_WIDE},
-	{"NODE", "Node", "summary.node", COL_WIDE},
-	{"FOUND", "Discovered", "discovered_at", COL_AGE},
-	{"SEEN", "Last seen", "last_seen_at", COL_WIDE | COL_WHEN},
-	{"DECIDED BY", "Decided by", "decided_by", COL_WIDE},
-	{"VM ID", "VM id", "vm_id", COL_WIDE | COL_RIGHT},
+	{N_("ID"), N_("ID"), "id", COL_RIGHT},
+	{N_("CLUSTER"), N_("Cluster"), "cluster"},
+	{N_("NAMESPACE"), N_("Namespace"), "namespace"},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("STATE"), N_("State"), "state"},
+	{N_("STATUS"), N_("Status"), "summary.status"},
+	{N_("CPUS"), N_("CPUs"), "summary.cpus", COL_RIGHT | COL_WIDE},
+	{N_("NODE"), N_("Node"), "summary.node", COL_WIDE},
+	{N_("FOUND"), N_("Discovered"), "discovered_at", COL_AGE},
+	{N_("SEEN"), N_("Last seen"), "last_seen_at", COL_WIDE | COL_WHEN},
+	{N_("DECIDED BY"), N_("Decided by"), "decided_by", COL_WIDE},
+	{N_("VM ID"), N_("VM id"), "vm_id", COL_WIDE | COL_RIGHT},
 	{NULL},
 };
 
-static const struct cli_kind adoption_kind = {"adoption", "adoptions", "id", adoption_columns};
+static const struct cli_kind adoption_kind = {"adoption", N_("adoptions"), "id", adoption_columns};
 
 static const struct cli_filter adoption_filters[] = {
 	{OPT_STATE, "state"},
@@ -67,8 +68,8 @@ static int decide(struct cli_ctx *ctx, const char *id, const char *verb, const j
 	if (label && strcmp(label, "pending") == 0) {
 		_cleanup_free_ char *why = cli_text_sanitize(shp_json_str(a, "label_error"));
 		cli_warn(ctx,
-			 "the VM is adopted but not labelled as managed yet (%s); the next "
-			 "adoption scan labels it",
+			 _("the VM is adopted but not labelled as managed yet (%s); the next "
+			   "adoption scan labels it"),
 			 why);
 	}
 	return cli_show_done(ctx, &adoption_kind, a, done);
@@ -120,40 +121,40 @@ static int cmd_adoption_scan(int argc, char **argv, struct cli_ctx *ctx)
 	{
 		_cleanup_free_ char *name = cli_text_sanitize(shp_json_str(it, "cluster"));
 		const char *error = shp_json_str(it, "error");
-		_cleanup_free_ char *why = cli_text_sanitize(error ? error : "unknown error");
+		_cleanup_free_ char *why = cli_text_sanitize(error ? error : _("unknown error"));
 		bool ok = json_is_true(json_object_get(it, "ok"));
 
 		bad += !ok;
 		if (ctx->format == CLI_FORMAT_JSON || ctx->format == CLI_FORMAT_YAML)
 			continue;
 		if (ok)
-			printf("cluster %s: %lld offered, %lld new\n", name,
+			printf(_("cluster %s: %lld offered, %lld new\n"), name,
 			       (long long)shp_json_int(it, "seen", 0),
 			       (long long)shp_json_int(it, "new", 0));
 		else
-			printf("cluster %s: scan failed: %s\n", name, why);
+			printf(_("cluster %s: scan failed: %s\n"), name, why);
 	}
 	if (r < 0 || bad == 0)
 		return r;
 	ctx->exit_status = SHP_EXIT_FAILURE;
-	return shp_error_set(&ctx->err, SHP_E_INTERNAL, "%zu cluster scan(s) failed", bad);
+	return shp_error_set(&ctx->err, SHP_E_INTERNAL, _("%zu cluster scan(s) failed"), bad);
 }
 
 static const struct shp_flag list_flags[] = {
-	{"state", OPT_STATE, 0, NULL, "STATE", "only adoptions in this state", states},
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", "only this cluster's"},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most the N newest"},
+	{"state", OPT_STATE, 0, NULL, "STATE", N_("only adoptions in this state"), states},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("only this cluster's")},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most the N newest")},
 	{NULL},
 };
 
 static const struct shp_flag adopt_flags[] = {
 	{"namespace", OPT_NAMESPACE, 0, NULL, "NS",
-	 "refuse unless the VM is in this namespace (a guard against adopting the wrong VM)"},
+	 N_("refuse unless the VM is in this namespace (a guard against adopting the wrong VM)")},
 	{NULL},
 };
 
 static const struct shp_flag scan_flags[] = {
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", "only this cluster"},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("only this cluster")},
 	{NULL},
 };
 
@@ -167,11 +168,12 @@ static const struct shp_subcmd adoption_verbs[] = {
 		.max_args = 1,
 		.usage = "ID [--namespace NS]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "adopt a VM offered for adoption",
-		.description = "Adopt pending adoption ID: shepherd records the VM as one it "
-			       "manages and labels it in its cluster as managed by shepherd. If "
-			       "the label cannot be applied now the adoption still stands and the "
-			       "next adoption scan applies it. An adoption is decided once.",
+		.summary = N_("adopt a VM offered for adoption"),
+		.description =
+			N_("Adopt pending adoption ID: shepherd records the VM as one it "
+			   "manages and labels it in its cluster as managed by shepherd. If "
+			   "the label cannot be applied now the adoption still stands and the "
+			   "next adoption scan applies it. An adoption is decided once."),
 		.opts = adopt_flags,
 	},
 	{
@@ -181,9 +183,10 @@ static const struct shp_subcmd adoption_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "decline a VM offered for adoption",
-		.description = "Ignore pending adoption ID: it stays listed as ignored and is not "
-			       "offered again. An adoption is decided once.",
+		.summary = N_("decline a VM offered for adoption"),
+		.description =
+			N_("Ignore pending adoption ID: it stays listed as ignored and is not "
+			   "offered again. An adoption is decided once."),
 		.opts = no_flags,
 	},
 	{
@@ -191,9 +194,9 @@ static const struct shp_subcmd adoption_verbs[] = {
 		.fn = cmd_adoption_list,
 		.usage = "[--state STATE] [--cluster NAME] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list VMs offered for adoption, newest first",
-		.description = "List the VMs found with the label shepherd.io/adopt=true and no "
-			       "record in shepherd, with what was decided about them.",
+		.summary = N_("list VMs offered for adoption, newest first"),
+		.description = N_("List the VMs found with the label shepherd.io/adopt=true and no "
+				  "record in shepherd, with what was decided about them."),
 		.opts = list_flags,
 	},
 	{
@@ -201,11 +204,12 @@ static const struct shp_subcmd adoption_verbs[] = {
 		.fn = cmd_adoption_scan,
 		.usage = "[--cluster NAME]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "look for VMs offered for adoption now",
-		.description = "Scan every cluster (or --cluster) for VMs labelled "
-			       "shepherd.io/adopt=true that shepherd does not manage, and record "
-			       "them as pending adoptions. shepherdd also does this periodically "
-			       "(adoption.interval).",
+		.summary = N_("look for VMs offered for adoption now"),
+		.description =
+			N_("Scan every cluster (or --cluster) for VMs labelled "
+			   "shepherd.io/adopt=true that shepherd does not manage, and record "
+			   "them as pending adoptions. shepherdd also does this periodically "
+			   "(adoption.interval)."),
 		.opts = scan_flags,
 	},
 	{NULL},
@@ -213,9 +217,9 @@ static const struct shp_subcmd adoption_verbs[] = {
 
 const struct shp_cmd cmd_adoption = {
 	.name = "adoption",
-	.summary = "adopt existing VMs into shepherd (platform admins)",
-	.description = "VMs created outside shepherd are offered for adoption by labelling them "
-		       "shepherd.io/adopt=true in their cluster; nothing without that label is "
-		       "ever offered. A platform admin adopts or ignores each one.",
+	.summary = N_("adopt existing VMs into shepherd (platform admins)"),
+	.description = N_("VMs created outside shepherd are offered for adoption by labelling them "
+			  "shepherd.io/adopt=true in their cluster; nothing without that label is "
+			  "ever offered. A platform admin adopts or ignores each one."),
 	.subcmds = adoption_verbs,
 };

@@ -18,6 +18,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -71,70 +72,70 @@ static char *ticket_hash(const json_t *t, int64_t now)
 	if (h)
 		return xstrdup(h);
 	if (json_is_true(json_object_get(t, "record_only")))
-		return xstrdup("<none: recorded when approved>");
-	return xasprintf("<none>%s%s", why ? ": " : "", why ? why : "");
+		return xstrdup(_("<none: recorded when approved>"));
+	return why ? xasprintf(_("<none>: %s"), why) : xstrdup(_("<none>"));
 }
 
 static const struct cli_column ticket_columns[] = {
-	{"ID", "Ticket", "id", COL_RIGHT},
-	{"TYPE", "Type", "type"},
-	{"NAMESPACE", "Namespace", "namespace"},
-	{"NAME", "Name", "name"},
-	{"REQUESTER", "Requester", "requester"},
-	{"ENV", "Environment", "environment"},
-	{"SYSTEM", "System", "system", COL_WIDE},
-	{"CLUSTER", "Cluster", "cluster", COL_WIDE},
-	{"STATUS", "Status", "status", COL_WIDE},
-	{"REQUEST", "Request", "request_id", COL_WIDE | COL_RIGHT},
-	{"LEVEL", "Approval level", "approval_level", COL_WIDE | COL_RIGHT},
-	{"APPROVALS", "Approvals", NULL, COL_RIGHT, NULL, ticket_approvals},
-	{"CREATED", "Created", "created_at", COL_AGE},
-	{"DAYS", "Days pending", "days_pending", COL_RIGHT},
-	{"TIER", "Priority tier", "priority_tier"},
+	{N_("ID"), N_("Ticket"), "id", COL_RIGHT},
+	{N_("TYPE"), N_("Type"), "type"},
+	{N_("NAMESPACE"), N_("Namespace"), "namespace"},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("REQUESTER"), N_("Requester"), "requester"},
+	{N_("ENV"), N_("Environment"), "environment"},
+	{N_("SYSTEM"), N_("System"), "system", COL_WIDE},
+	{N_("CLUSTER"), N_("Cluster"), "cluster", COL_WIDE},
+	{N_("STATUS"), N_("Status"), "status", COL_WIDE},
+	{N_("REQUEST"), N_("Request"), "request_id", COL_WIDE | COL_RIGHT},
+	{N_("LEVEL"), N_("Approval level"), "approval_level", COL_WIDE | COL_RIGHT},
+	{N_("APPROVALS"), N_("Approvals"), NULL, COL_RIGHT, NULL, ticket_approvals},
+	{N_("CREATED"), N_("Created"), "created_at", COL_AGE},
+	{N_("DAYS"), N_("Days pending"), "days_pending", COL_RIGHT},
+	{N_("TIER"), N_("Priority tier"), "priority_tier"},
 	{NULL},
 };
-static const struct cli_kind ticket_kind = {"approval", "tickets", "id", ticket_columns};
+static const struct cli_kind ticket_kind = {"approval", N_("tickets"), "id", ticket_columns};
 
 static const struct cli_column detail_columns[] = {
-	{"ID", "Ticket", "id"},
-	{"REQUEST", "Request", "request_id"},
-	{"TYPE", "Type", "type"},
-	{"STATUS", "Status", "status"},
-	{"REQUESTER", "Requester", "requester"},
-	{"SYSTEM", "System", "system"},
-	{"SERVICE", "Service", "service"},
-	{"NAMESPACE", "Namespace", "namespace"},
-	{"ENV", "Environment", "environment"},
-	{"NAME", "Name", "name"},
-	{"LEVEL", "Approval level", "approval_level"},
-	{"APPROVALS", "Approvals", NULL, 0, NULL, ticket_approvals},
-	{"RUNBOOK", "Runbook", "runbook_url"},
-	{"CLUSTER", "Plan cluster", "plan_cluster"},
-	{"HASH", "Plan hash", NULL, 0, NULL, ticket_hash},
-	{"MODIFIED", "Modified by", "modified_by", 0, "-"},
-	{"WHY", "Modification reason", "modification_reason", 0, "-"},
-	{"TASK", "Task", "task_id", 0, "-"},
-	{"REASON", "Reason", "reason", 0, "-"},
-	{"CREATED", "Created", "created_at", COL_WHEN},
-	{"EXPIRES", "Expires", "expires_at", COL_WHEN},
-	{"DAYS", "Days pending", "days_pending"},
-	{"TIER", "Priority tier", "priority_tier"},
+	{N_("ID"), N_("Ticket"), "id"},
+	{N_("REQUEST"), N_("Request"), "request_id"},
+	{N_("TYPE"), N_("Type"), "type"},
+	{N_("STATUS"), N_("Status"), "status"},
+	{N_("REQUESTER"), N_("Requester"), "requester"},
+	{N_("SYSTEM"), N_("System"), "system"},
+	{N_("SERVICE"), N_("Service"), "service"},
+	{N_("NAMESPACE"), N_("Namespace"), "namespace"},
+	{N_("ENV"), N_("Environment"), "environment"},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("LEVEL"), N_("Approval level"), "approval_level"},
+	{N_("APPROVALS"), N_("Approvals"), NULL, 0, NULL, ticket_approvals},
+	{N_("RUNBOOK"), N_("Runbook"), "runbook_url"},
+	{N_("CLUSTER"), N_("Plan cluster"), "plan_cluster"},
+	{N_("HASH"), N_("Plan hash"), NULL, 0, NULL, ticket_hash},
+	{N_("MODIFIED"), N_("Modified by"), "modified_by", 0, "-"},
+	{N_("WHY"), N_("Modification reason"), "modification_reason", 0, "-"},
+	{N_("TASK"), N_("Task"), "task_id", 0, "-"},
+	{N_("REASON"), N_("Reason"), "reason", 0, "-"},
+	{N_("CREATED"), N_("Created"), "created_at", COL_WHEN},
+	{N_("EXPIRES"), N_("Expires"), "expires_at", COL_WHEN},
+	{N_("DAYS"), N_("Days pending"), "days_pending"},
+	{N_("TIER"), N_("Priority tier"), "priority_tier"},
 	{NULL},
 };
-static const struct cli_kind detail_kind = {"approval", "approvals", "id", detail_columns};
+static const struct cli_kind detail_kind = {"approval", N_("approvals"), "id", detail_columns};
 
 static const struct cli_column decision_columns[] = {
-	{"DECISION", "Decision", "decision"},
-	{"BY", "By", "approver"},
-	{"PRINCIPAL", "Principal", "principal"},
-	{"AUTH", "Auth", "auth_method"},
-	{"SOURCE", "Source", "source"},
-	{"WHEN", "When", "created_at", COL_AGE},
-	{"VOID", "Invalidated", "invalidated_at", COL_AGE, "-"},
-	{"REASON", "Reason", "reason", COL_FLEX, "-"},
+	{N_("DECISION"), N_("Decision"), "decision"},
+	{N_("BY"), N_("By"), "approver"},
+	{N_("PRINCIPAL"), N_("Principal"), "principal"},
+	{N_("AUTH"), N_("Auth"), "auth_method"},
+	{N_("SOURCE"), N_("Source"), "source"},
+	{N_("WHEN"), N_("When"), "created_at", COL_AGE},
+	{N_("VOID"), N_("Invalidated"), "invalidated_at", COL_AGE, "-"},
+	{N_("REASON"), N_("Reason"), "reason", COL_FLEX, "-"},
 	{NULL},
 };
-static const struct cli_kind decision_kind = {"decision", "decisions", "id", decision_columns};
+static const struct cli_kind decision_kind = {"decision", N_("decisions"), "id", decision_columns};
 
 /* ---- list ----------------------------------------------------------------------------------- */
 
@@ -162,9 +163,9 @@ static int show_colored(struct cli_ctx *ctx, const json_t *items)
 	char *line, *save = NULL;
 
 	if (!mem)
-		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 	if (cli_render_list(mem, &ticket_kind, items, &r) < 0 || fclose(mem) != 0)
-		return shp_error_set(&ctx->err, SHP_E_IO, "cannot draw the table");
+		return shp_error_set(&ctx->err, SHP_E_IO, _("cannot draw the table"));
 	line = strtok_r(text, "\n", &save);
 	days_at = line && strstr(line, "DAYS") ? (size_t)(strstr(line, "DAYS") - line) : 0;
 	for (; line; line = strtok_r(NULL, "\n", &save), i++) {
@@ -261,13 +262,13 @@ static int cmd_approvals_show(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_show_object(ctx, &detail_kind, t);
 	if (r < 0)
 		return r;
-	(void)print_yaml_section("Effective spec", json_object_get(t, "effective_spec"));
+	(void)print_yaml_section(_("Effective spec"), json_object_get(t, "effective_spec"));
 	if (json_is_object(json_object_get(t, "modified_spec")))
-		(void)print_yaml_section("Requested spec", json_object_get(t, "requested_spec"));
+		(void)print_yaml_section(_("Requested spec"), json_object_get(t, "requested_spec"));
 	dec = json_object_get(t, "decisions");
 	if (json_array_size(dec) == 0)
 		return 0;
-	printf("\nDecisions:\n");
+	printf(_("\nDecisions:\n"));
 	return cli_show_list(ctx, &decision_kind, dec);
 }
 
@@ -289,18 +290,18 @@ static int approve_report(struct cli_ctx *ctx, const char *id, const json_t *a)
 	if (ctx->quiet)
 		return 0;
 	if (json_is_true(json_object_get(a, "already_approved")))
-		printf("ticket %s: you approved it already (%" PRId64 " of %" PRId64
-		       " approvals)\n",
+		printf(_("ticket %s: you approved it already (%" PRId64 " of %" PRId64
+			 " approvals)\n"),
 		       id, shp_json_int(a, "approvals", 0),
 		       shp_json_int(a, "approvals_required", 0));
 	else if (strcmp(shp_json_str(a, "status") ? shp_json_str(a, "status") : "", "COMPLETED") ==
 		 0)
-		printf("ticket %s approved: the request is recorded\n", id);
+		printf(_("ticket %s approved: the request is recorded\n"), id);
 	else if (json_is_integer(task))
-		printf("ticket %s approved: task %" JSON_INTEGER_FORMAT " runs it\n", id,
-		       json_integer_value(task));
+		printf(_("ticket %s approved: task %lld runs it\n"), id,
+		       (long long)json_integer_value(task));
 	else
-		printf("ticket %s: %" PRId64 " of %" PRId64 " approvals\n", id,
+		printf(_("ticket %s: %" PRId64 " of %" PRId64 " approvals\n"), id,
 		       shp_json_int(a, "approvals", 0), shp_json_int(a, "approvals_required", 0));
 	return 0;
 }
@@ -330,11 +331,12 @@ static int cmd_approvals_approve(int argc, char **argv, struct cli_ctx *ctx)
 		why = NULL; /* a system or a service: no cluster, no plan */
 	else if (!hash && !cluster && !shp_json_str(t, "plan_cluster"))
 		return cli_usage_error(ctx,
-				       "ticket %s has no cluster yet: choose one with --cluster",
+				       _("ticket %s has no cluster yet: choose one with --cluster"),
 				       argv[optind]);
 	else if (!hash)
-		return shp_error_set(&ctx->err, SHP_E_CONFLICT, "ticket %s cannot be planned: %s",
-				     argv[optind], why ? why : "unknown reason");
+		return shp_error_set(&ctx->err, SHP_E_CONFLICT,
+				     _("ticket %s cannot be planned: %s"), argv[optind],
+				     why ? why : _("unknown reason"));
 	if (cli_body_set(ctx, body, "cluster", cluster) < 0 ||
 	    cli_body_set(ctx, body, "plan_hash", hash) < 0 ||
 	    cli_body_set(ctx, body, "reason", reason) < 0)
@@ -364,7 +366,7 @@ static int cmd_approvals_reject(int argc, char **argv, struct cli_ctx *ctx)
 	if (ctx->format != CLI_FORMAT_TABLE && ctx->format != CLI_FORMAT_WIDE)
 		return cli_show_raw(ctx, a);
 	if (!ctx->quiet)
-		printf("ticket %s rejected\n", argv[optind]);
+		printf(_("ticket %s rejected\n"), argv[optind]);
 	return 0;
 }
 
@@ -385,7 +387,8 @@ static int parse_spec_opts(struct cli_ctx *ctx, int argc, char **argv, struct sp
 		switch (c) {
 		case OPT_SET:
 			if (o->nsets == SETS_MAX)
-				return cli_usage_error(ctx, "at most %d --set options", SETS_MAX);
+				return cli_usage_error(ctx, _("at most %d --set options"),
+						       SETS_MAX);
 			o->sets[o->nsets++] = optarg;
 			break;
 		case OPT_FILE: o->file = optarg; break;
@@ -395,7 +398,8 @@ static int parse_spec_opts(struct cli_ctx *ctx, int argc, char **argv, struct sp
 		}
 	}
 	if ((o->nsets > 0) == (o->file != NULL))
-		return cli_usage_error(ctx, "give either --set KEY=VALUE (one or more) or --file");
+		return cli_usage_error(ctx,
+				       _("give either --set KEY=VALUE (one or more) or --file"));
 	return 0;
 }
 
@@ -406,7 +410,7 @@ static int set_int(struct cli_ctx *ctx, json_t *spec, const char *field, const c
 	long long n;
 
 	if (shp_parse_int(v, min, max, &n, NULL) < 0)
-		return cli_usage_error(ctx, "--set %s: '%s' is not a whole number in %lld..%lld",
+		return cli_usage_error(ctx, _("--set %s: '%s' is not a whole number in %lld..%lld"),
 				       key, v, min, max);
 	(void)json_object_set_new(spec, field, json_integer(n));
 	return 0;
@@ -423,7 +427,7 @@ static int apply_set(struct cli_ctx *ctx, json_t *spec, const char *kv)
 	const char *field;
 
 	if (!key || !*key)
-		return cli_usage_error(ctx, "--set wants KEY=VALUE, not '%s'", kv);
+		return cli_usage_error(ctx, _("--set wants KEY=VALUE, not '%s'"), kv);
 	field = strcmp(key, "cpu") == 0 ? "cpus" : key;
 	if (!*v) {
 		(void)json_object_del(spec, field);
@@ -435,7 +439,7 @@ static int apply_set(struct cli_ctx *ctx, json_t *spec, const char *kv)
 		return set_int(ctx, spec, field, key, v, 1, INT32_MAX);
 	if (strcmp(field, "run") == 0) {
 		if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
-			return cli_usage_error(ctx, "--set run: 'true' or 'false'");
+			return cli_usage_error(ctx, _("--set run: 'true' or 'false'"));
 		(void)json_object_set_new(spec, field, json_boolean(strcmp(v, "true") == 0));
 		return 0;
 	}
@@ -443,8 +447,8 @@ static int apply_set(struct cli_ctx *ctx, json_t *spec, const char *kv)
 		if (strcmp(field, *k) == 0)
 			return cli_body_set(ctx, spec, field, v);
 	return cli_usage_error(ctx,
-			       "--set: unknown key '%s' (cpu, memory, storage_class, "
-			       "template_version, size, cluster, template, description, run)",
+			       _("--set: unknown key '%s' (cpu, memory, storage_class, "
+				 "template_version, size, cluster, template, description, run)"),
 			       key);
 }
 
@@ -456,14 +460,15 @@ static int build_spec(struct cli_ctx *ctx, const char *id, const struct spec_opt
 	int r;
 
 	if (o->file)
-		return cli_read_yaml_object(ctx, o->file, SPEC_FILE_MAX, "a mapping of spec fields",
-					    ret);
+		return cli_read_yaml_object(ctx, o->file, SPEC_FILE_MAX,
+					    _("a mapping of spec fields"), ret);
 	r = get_ticket(ctx, id, NULL, &t);
 	if (r < 0)
 		return r;
 	spec = json_deep_copy(json_object_get(t, "effective_spec"));
 	if (!json_is_object(spec))
-		return shp_error_set(&ctx->err, SHP_E_PROTO, "ticket %s came without a spec", id);
+		return shp_error_set(&ctx->err, SHP_E_PROTO, _("ticket %s came without a spec"),
+				     id);
 	for (int i = 0; i < o->nsets; i++)
 		if ((r = apply_set(ctx, spec, o->sets[i])) < 0)
 			return r;
@@ -525,7 +530,8 @@ static int preview(struct cli_ctx *ctx, const char *id, const json_t *spec, cons
 	}
 	hash = shp_json_str(p, "plan_hash");
 	if (show && (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE))
-		cli_note(ctx, "plan hash: %s\n", hash ? hash : "<none: no cluster chosen yet>");
+		cli_note(ctx, _("plan hash: %s\n"),
+			 hash ? hash : _("<none: no cluster chosen yet>"));
 	if (ret)
 		*ret = TAKE_PTR(p);
 	return r;
@@ -545,20 +551,20 @@ static int cmd_approvals_preview(int argc, char **argv, struct cli_ctx *ctx)
 /* Ask on the terminal; refuse to ask anything that is not one. */
 static int confirm(struct cli_ctx *ctx, const char *id)
 {
-	_cleanup_free_ char *prompt = xasprintf("Replace the spec of ticket %s? [y/N] ", id);
+	_cleanup_free_ char *prompt = xasprintf(_("Replace the spec of ticket %s? [y/N] "), id);
 	_cleanup_free_ char *answer = NULL;
 
 	if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
 		ctx->usage_hint = false;
 		return shp_error_set(&ctx->err, SHP_E_USAGE,
-				     "not asking for confirmation off a terminal: pass --yes");
+				     _("not asking for confirmation off a terminal: pass --yes"));
 	}
 	rl_outstream = stderr;
 	answer = readline(prompt);
 	if (answer && (strcmp(answer, "y") == 0 || strcmp(answer, "yes") == 0))
 		return 0;
 	ctx->exit_status = SHP_EXIT_FAILURE;
-	return shp_error_set(&ctx->err, SHP_E_INTERNAL, "not modified");
+	return shp_error_set(&ctx->err, SHP_E_INTERNAL, _("not modified"));
 }
 
 static void modify_report(struct cli_ctx *ctx, const char *id, const json_t *m)
@@ -567,12 +573,12 @@ static void modify_report(struct cli_ctx *ctx, const char *id, const json_t *m)
 
 	if (ctx->quiet)
 		return;
-	printf("ticket %s modified: %" PRId64
-	       " approval(s) invalidated, it needs approving again\n",
+	printf(_("ticket %s modified: %" PRId64
+		 " approval(s) invalidated, it needs approving again\n"),
 	       id, shp_json_int(m, "invalidated", 0));
 	if (json_is_integer(task))
-		printf("task %" JSON_INTEGER_FORMAT " of the earlier approval is cancelled\n",
-		       json_integer_value(task));
+		printf(_("task %lld of the earlier approval is cancelled\n"),
+		       (long long)json_integer_value(task));
 }
 
 static int cmd_approvals_modify(int argc, char **argv, struct cli_ctx *ctx)
@@ -610,50 +616,51 @@ static int cmd_approvals_modify(int argc, char **argv, struct cli_ctx *ctx)
 /* ---- the table ------------------------------------------------------------------------------ */
 
 static const struct shp_flag list_flags[] = {
-	{"sort", OPT_SORT, 0, NULL, "ORDER", "the order: days_pending, oldest first (the default)",
-	 sorts},
-	{"type", OPT_TYPE, 0, NULL, "TYPE", "only requests of this type", request_types},
-	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", "only requests in this namespace"},
-	{"requester", OPT_REQUESTER, 0, NULL, "USER", "only requests of this user"},
-	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", "only this environment",
+	{"sort", OPT_SORT, 0, NULL, "ORDER",
+	 N_("the order: days_pending, oldest first (the default)"), sorts},
+	{"type", OPT_TYPE, 0, NULL, "TYPE", N_("only requests of this type"), request_types},
+	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", N_("only requests in this namespace")},
+	{"requester", OPT_REQUESTER, 0, NULL, "USER", N_("only requests of this user")},
+	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", N_("only this environment"),
 	 cli_environment_values},
-	{"status", OPT_STATUS, 0, NULL, "STATUS", "tickets in this status (PENDING_APPROVAL)",
+	{"status", OPT_STATUS, 0, NULL, "STATUS", N_("tickets in this status (PENDING_APPROVAL)"),
 	 ticket_statuses},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most the N oldest"},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most the N oldest")},
 	{NULL},
 };
 
 static const struct shp_flag approve_flags[] = {
 	{"cluster", OPT_CLUSTER, 0, NULL, "NAME",
-	 "run it on this cluster (else the ticket's, else the requested one)"},
-	{"reason", OPT_REASON, 0, NULL, "TEXT", "a note kept with the approval"},
+	 N_("run it on this cluster (else the ticket's, else the requested one)")},
+	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("a note kept with the approval")},
 	{NULL},
 };
 
 static const struct shp_flag reject_flags[] = {
-	{"reason", OPT_REASON, 0, NULL, "TEXT", "why (the requester is told)", .required = true},
+	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("why (the requester is told)"),
+	 .required = true},
 	{NULL},
 };
 
 static const struct shp_flag preview_flags[] = {
 	{"set", OPT_SET, 0, NULL, "KEY=VALUE",
-	 "change one field of the current spec (cpu, memory, storage_class, template_version, "
-	 "size, cluster, template, description, run; empty removes it)"},
-	{"file", OPT_FILE, 'f', NULL, "FILE", "the whole new spec (YAML or JSON; - for stdin)",
+	 N_("change one field of the current spec (cpu, memory, storage_class, template_version, "
+	    "size, cluster, template, description, run; empty removes it)")},
+	{"file", OPT_FILE, 'f', NULL, "FILE", N_("the whole new spec (YAML or JSON; - for stdin)"),
 	 .file = true},
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", "compute the plan hash for this cluster"},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("compute the plan hash for this cluster")},
 	{NULL},
 };
 
 static const struct shp_flag modify_flags[] = {
 	{"set", OPT_SET, 0, NULL, "KEY=VALUE",
-	 "change one field of the current spec (cpu, memory, storage_class, template_version, "
-	 "size, cluster, template, description, run; empty removes it)"},
-	{"file", OPT_FILE, 'f', NULL, "FILE", "the whole new spec (YAML or JSON; - for stdin)",
+	 N_("change one field of the current spec (cpu, memory, storage_class, template_version, "
+	    "size, cluster, template, description, run; empty removes it)")},
+	{"file", OPT_FILE, 'f', NULL, "FILE", N_("the whole new spec (YAML or JSON; - for stdin)"),
 	 .file = true},
-	{"reason", OPT_REASON, 0, NULL, "TEXT", "why (kept with the ticket)", .required = true},
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", "choose this cluster too"},
-	{"yes", OPT_YES, 'y', NULL, NULL, "do not show the preview and ask"},
+	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("why (kept with the ticket)"), .required = true},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("choose this cluster too")},
+	{"yes", OPT_YES, 'y', NULL, NULL, N_("do not show the preview and ask")},
 	{NULL},
 };
 
@@ -667,13 +674,14 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.max_args = 1,
 		.usage = "TICKET [--cluster NAME] [--reason TEXT]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "approve a request",
-		.description = "Approve ticket TICKET as an approver of its environment (never "
-			       "your own request). The ticket is read first and the approval "
-			       "carries the plan hash shown for the chosen cluster, so a plan "
-			       "that changed in between is refused. At level 3 the ticket waits "
-			       "for the required number of distinct approvers; the last approval "
-			       "starts the task.",
+		.summary = N_("approve a request"),
+		.description =
+			N_("Approve ticket TICKET as an approver of its environment (never "
+			   "your own request). The ticket is read first and the approval "
+			   "carries the plan hash shown for the chosen cluster, so a plan "
+			   "that changed in between is refused. At level 3 the ticket waits "
+			   "for the required number of distinct approvers; the last approval "
+			   "starts the task."),
 		.opts = approve_flags,
 	},
 	{
@@ -682,11 +690,12 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.usage = "[--sort days_pending] [--type TYPE] [--namespace NS] [--requester USER] "
 			 "[--environment ENV] [--status STATUS] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "the workbench: tickets waiting for approval, oldest first",
-		.description = "List the tickets of the environments you approve in, oldest first. "
-			       "DAYS is how long a ticket has waited and TIER its priority: normal "
-			       "up to 3 days, warning 4 to 7, urgent beyond (yellow and red on a "
-			       "terminal).",
+		.summary = N_("the workbench: tickets waiting for approval, oldest first"),
+		.description =
+			N_("List the tickets of the environments you approve in, oldest first. "
+			   "DAYS is how long a ticket has waited and TIER its priority: normal "
+			   "up to 3 days, warning 4 to 7, urgent beyond (yellow and red on a "
+			   "terminal)."),
 		.opts = list_flags,
 	},
 	{
@@ -697,15 +706,15 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.usage = "TICKET [--set KEY=VALUE]... [--file FILE] --reason TEXT [--cluster NAME] "
 			 "[--yes]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "replace the spec of a request",
+		.summary = N_("replace the spec of a request"),
 		.description =
-			"Replace the spec of ticket TICKET (with --set, one or more, or "
-			"--file): the preview is shown and you "
-			"are asked on the terminal (--yes skips both; without a terminal "
-			"--yes is required). The new spec replaces the requested one in full; "
-			"namespace, service, system and name cannot change. Earlier "
-			"approvals are void, and an approved ticket whose task has not "
-			"started has the task cancelled and needs approving again.",
+			N_("Replace the spec of ticket TICKET (with --set, one or more, or "
+			   "--file): the preview is shown and you "
+			   "are asked on the terminal (--yes skips both; without a terminal "
+			   "--yes is required). The new spec replaces the requested one in full; "
+			   "namespace, service, system and name cannot change. Earlier "
+			   "approvals are void, and an approved ticket whose task has not "
+			   "started has the task cancelled and needs approving again."),
 		.opts = modify_flags,
 	},
 	{
@@ -715,11 +724,12 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.max_args = 1,
 		.usage = "TICKET [--set KEY=VALUE]... [--file FILE] [--cluster NAME]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show what a modification would change",
-		.description = "Show, for --set (one or more) or --file, the unified diff of the "
-			       "requested spec against the new one, "
-			       "the warnings (five or more fields removed) and the new plan hash, "
-			       "without changing anything.",
+		.summary = N_("show what a modification would change"),
+		.description =
+			N_("Show, for --set (one or more) or --file, the unified diff of the "
+			   "requested spec against the new one, "
+			   "the warnings (five or more fields removed) and the new plan hash, "
+			   "without changing anything."),
 		.opts = preview_flags,
 	},
 	{
@@ -729,9 +739,10 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.max_args = 1,
 		.usage = "TICKET --reason TEXT",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "reject a request",
-		.description = "Reject ticket TICKET with a reason; the request is cancelled and "
-			       "the requester is told why.",
+		.summary = N_("reject a request"),
+		.description =
+			N_("Reject ticket TICKET with a reason; the request is cancelled and "
+			   "the requester is told why."),
 		.opts = reject_flags,
 	},
 	{
@@ -741,10 +752,11 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.max_args = 1,
 		.usage = "TICKET",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show a ticket: its spec, plan hash and decisions",
-		.description = "Show ticket TICKET with the effective spec (and the requested one "
-			       "when an approver replaced it), the plan hash for its cluster, the "
-			       "runbook and every decision so far. Its requester may look too.",
+		.summary = N_("show a ticket: its spec, plan hash and decisions"),
+		.description =
+			N_("Show ticket TICKET with the effective spec (and the requested one "
+			   "when an approver replaced it), the plan hash for its cluster, the "
+			   "runbook and every decision so far. Its requester may look too."),
 		.opts = no_flags,
 	},
 	{NULL},
@@ -752,9 +764,9 @@ static const struct shp_subcmd approvals_verbs[] = {
 
 const struct shp_cmd cmd_approvals = {
 	.name = "approvals",
-	.summary = "review, approve, reject and modify requests (approvers)",
-	.description = "Requests that their policy sends for review wait as tickets until an "
-		       "approver of their environment decides. Approvers never decide their own "
-		       "requests.",
+	.summary = N_("review, approve, reject and modify requests (approvers)"),
+	.description = N_("Requests that their policy sends for review wait as tickets until an "
+			  "approver of their environment decides. Approvers never decide their own "
+			  "requests."),
 	.subcmds = approvals_verbs,
 };

@@ -16,6 +16,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -47,23 +48,23 @@ static char *audit_resource(const json_t *e, int64_t now)
 
 	if (type && name)
 		return xasprintf("%s/%s", type, name);
-	return xstrdup(type ? type : name ? name : "<none>");
+	return xstrdup(type ? type : name ? name : _("<none>"));
 }
 
 static const struct cli_column audit_columns[] = {
-	{"ID", "ID", "id", COL_RIGHT},
-	{"AGE", "At", "at", COL_AGE},
-	{"ACTOR", "Actor", "actor"},
-	{"ACTION", "Action", "action"},
-	{"RESOURCE", "Resource", NULL, 0, NULL, audit_resource},
-	{"OUTCOME", "Outcome", "outcome"},
-	{"TIME", "Time", "at", COL_WIDE},
-	{"REQUEST ID", "Request id", "request_id", COL_WIDE},
-	{"DETAILS", "Details", "details", COL_WIDE | COL_FLEX, ""},
+	{N_("ID"), N_("ID"), "id", COL_RIGHT},
+	{N_("AGE"), N_("At"), "at", COL_AGE},
+	{N_("ACTOR"), N_("Actor"), "actor"},
+	{N_("ACTION"), N_("Action"), "action"},
+	{N_("RESOURCE"), N_("Resource"), NULL, 0, NULL, audit_resource},
+	{N_("OUTCOME"), N_("Outcome"), "outcome"},
+	{N_("TIME"), N_("Time"), "at", COL_WIDE},
+	{N_("REQUEST ID"), N_("Request id"), "request_id", COL_WIDE},
+	{N_("DETAILS"), N_("Details"), "details", COL_WIDE | COL_FLEX, ""},
 	{NULL},
 };
 
-static const struct cli_kind audit_kind = {"audit", "audit entries", "id", audit_columns};
+static const struct cli_kind audit_kind = {"audit", N_("audit entries"), "id", audit_columns};
 
 static const struct cli_filter audit_filters[] = {
 	{OPT_ACTION, "action"},
@@ -92,8 +93,8 @@ static int time_arg(struct cli_ctx *ctx, const char *opt, const char *s, struct 
 	}
 	if (shp_parse_duration(s, &secs, NULL) < 0)
 		return cli_usage_error(ctx,
-				       "--%s: '%s' is neither a time (2026-11-22T15:00:00Z) nor "
-				       "a duration (10m, 2h, 7d)",
+				       _("--%s: '%s' is neither a time (2026-11-22T15:00:00Z) nor "
+					 "a duration (10m, 2h, 7d)"),
 				       opt, s);
 	shp_format_rfc3339(shp_now_realtime_us() - (uint64_t)secs * 1000000u, when, sizeof(when));
 	cli_query_add(query, key, when);
@@ -125,7 +126,7 @@ static int audit_query(int argc, char **argv, struct cli_ctx *ctx, struct shp_bu
 static int print_json_line(struct cli_ctx *ctx, const json_t *e)
 {
 	if (json_dumpf(e, stdout, JSON_COMPACT | JSON_SORT_KEYS) < 0 || putchar('\n') == EOF)
-		return shp_error_errno(&ctx->err, errno, "cannot write the audit entries");
+		return shp_error_errno(&ctx->err, errno, _("cannot write the audit entries"));
 	return 0;
 }
 
@@ -163,7 +164,7 @@ static int drain_after(struct cli_ctx *ctx, const char *query, bool json, int64_
 		items = json_object_get(page, "items");
 		if (!json_is_array(items))
 			return shp_error_set(&ctx->err, SHP_E_PROTO,
-					     "unexpected answer from shepherdd: no items");
+					     _("unexpected answer from shepherdd: no items"));
 		json_array_foreach(items, i, e)
 		{
 			if (json ? (r = print_json_line(ctx, e)) < 0 : (print_follow_line(e), 0))
@@ -212,9 +213,9 @@ static int audit_follow(struct cli_ctx *ctx, const char *query, long limit)
 			return r;
 		/* a daemon restarting or busy: say so once, and go on asking */
 		if (r < 0 && !down)
-			cli_warn(ctx, "%s, retrying", ctx->err.msg);
+			cli_warn(ctx, _("%s, retrying"), ctx->err.msg);
 		if (r == 0 && down)
-			cli_note(ctx, "shepherd: following again\n");
+			cli_note(ctx, _("shepherd: following again\n"));
 		down = r < 0;
 		shp_error_clear(&ctx->err);
 	}
@@ -245,33 +246,38 @@ static int cmd_audit_export(int argc, char **argv, struct cli_ctx *ctx)
 	return r < 0 ? r : drain_after(ctx, query.buf, true, &last);
 }
 
-#define AUDIT_FILTER_FLAGS                                                                           \
-	{                                                                                            \
-		"action", OPT_ACTION, 0,                                                             \
-		NULL,     "ACTION",   "only entries of this action (NAMESPACE_CREATE)"},             \
-		{"actor", OPT_ACTOR, 0, NULL, "USER", "only entries of this user"},                  \
-		{"resource-type",                                                                    \
-		 OPT_RESOURCE_TYPE,                                                                  \
-		 0,                                                                                  \
-		 NULL,                                                                               \
-		 "TYPE",                                                                             \
-		 "only entries about this kind of resource (namespace, cluster, token)"},            \
-		{"resource", OPT_RESOURCE, 0, NULL, "NAME", "only entries about the resource NAME"}, \
-		{"ticket", OPT_TICKET, 0, NULL, "ID", "only entries about this approval ticket"},    \
-		{"outcome",     OPT_OUTCOME, 0, NULL, "OUTCOME", "only entries with this outcome",   \
-		 outcome_values},                                                                    \
-		{"since", OPT_SINCE,                                                                 \
-		 0,       NULL,                                                                      \
-		 "TIME",  "only entries from TIME on (RFC 3339, or a duration ago: 10m, 2h, 7d)"},   \
-	{                                                                                            \
-		"until", OPT_UNTIL, 0, NULL, "TIME", "only entries before TIME (likewise)"           \
+#define AUDIT_FILTER_FLAGS                                                                         \
+	{"action", OPT_ACTION, 0,                                                                  \
+	 NULL,     "ACTION",   N_("only entries of this action (NAMESPACE_CREATE)")},              \
+		{"actor", OPT_ACTOR, 0, NULL, "USER", N_("only entries of this user")},            \
+		{"resource-type",                                                                  \
+		 OPT_RESOURCE_TYPE,                                                                \
+		 0,                                                                                \
+		 NULL,                                                                             \
+		 "TYPE",                                                                           \
+		 N_("only entries about this kind of resource (namespace, cluster, token)")},      \
+		{"resource", OPT_RESOURCE, 0,                                                      \
+		 NULL,       "NAME",       N_("only entries about the resource NAME")},            \
+		{"ticket", OPT_TICKET, 0,                                                          \
+		 NULL,     "ID",       N_("only entries about this approval ticket")},             \
+		{"outcome",     OPT_OUTCOME, 0,                                                    \
+		 NULL,          "OUTCOME",   N_("only entries with this outcome"),                 \
+		 outcome_values},                                                                  \
+		{"since",                                                                          \
+		 OPT_SINCE,                                                                        \
+		 0,                                                                                \
+		 NULL,                                                                             \
+		 "TIME",                                                                           \
+		 N_("only entries from TIME on (RFC 3339, or a duration ago: 10m, 2h, 7d)")},      \
+	{                                                                                          \
+		"until", OPT_UNTIL, 0, NULL, "TIME", N_("only entries before TIME (likewise)")     \
 	}
 
 static const struct shp_flag list_flags[] = {
 	AUDIT_FILTER_FLAGS,
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most the N newest entries"},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most the N newest entries")},
 	{"follow", OPT_FOLLOW, 0, NULL, NULL,
-	 "show the newest entries, then each new one as it comes, until interrupted"},
+	 N_("show the newest entries, then each new one as it comes, until interrupted")},
 	{NULL},
 };
 
@@ -288,11 +294,12 @@ static const struct shp_subcmd audit_verbs[] = {
 			 "[--resource-type TYPE] [--resource NAME] [--ticket ID] "
 			 "[--outcome OUTCOME]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "write audit entries as JSON lines, oldest first",
-		.description = "Write every matching audit entry to standard output as JSON lines, "
-			       "oldest first: one object per line with the fields id, at, actor, "
-			       "action, resource_type, resource_name, outcome, request_id and "
-			       "details. All entries are written, page by page.",
+		.summary = N_("write audit entries as JSON lines, oldest first"),
+		.description =
+			N_("Write every matching audit entry to standard output as JSON lines, "
+			   "oldest first: one object per line with the fields id, at, actor, "
+			   "action, resource_type, resource_name, outcome, request_id and "
+			   "details. All entries are written, page by page."),
 		.opts = export_flags,
 	},
 	{
@@ -302,12 +309,12 @@ static const struct shp_subcmd audit_verbs[] = {
 			 "[--resource NAME] [--ticket ID] [--outcome OUTCOME] [--since TIME] "
 			 "[--until TIME] [--limit N] [--follow]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list audit entries, newest first",
-		.description = "List audit entries, newest first, matching every filter given. "
-			       "Without --limit all matching entries are fetched, up to 10000. "
-			       "With --follow the newest entries (10 unless --limit says) are "
-			       "shown oldest first, then every new entry as it is written, one "
-			       "line each (JSON lines with -o json), until interrupted.",
+		.summary = N_("list audit entries, newest first"),
+		.description = N_("List audit entries, newest first, matching every filter given. "
+				  "Without --limit all matching entries are fetched, up to 10000. "
+				  "With --follow the newest entries (10 unless --limit says) are "
+				  "shown oldest first, then every new entry as it is written, one "
+				  "line each (JSON lines with -o json), until interrupted."),
 		.opts = list_flags,
 	},
 	{NULL},
@@ -315,8 +322,9 @@ static const struct shp_subcmd audit_verbs[] = {
 
 const struct shp_cmd cmd_audit = {
 	.name = "audit",
-	.summary = "read the audit log",
-	.description = "Every operation through shepherdd, allowed or refused, leaves an entry in "
-		       "the audit log, which nobody can change afterwards.",
+	.summary = N_("read the audit log"),
+	.description =
+		N_("Every operation through shepherdd, allowed or refused, leaves an entry in "
+		   "the audit log, which nobody can change afterwards."),
 	.subcmds = audit_verbs,
 };

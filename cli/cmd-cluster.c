@@ -16,6 +16,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 
@@ -47,7 +48,7 @@ static char *cluster_capabilities(const json_t *c, int64_t now)
 			xbuf_add(&b, ",");
 		xbuf_add(&b, json_is_string(v) ? json_string_value(v) : "?");
 	}
-	return b.len ? shp_buf_detach(&b, NULL) : xstrdup("<none>");
+	return b.len ? shp_buf_detach(&b, NULL) : xstrdup(_("<none>"));
 }
 
 static char *cluster_credentials(const json_t *c, int64_t now)
@@ -56,28 +57,31 @@ static char *cluster_credentials(const json_t *c, int64_t now)
 }
 
 static const struct cli_column cluster_columns[] = {
-	{"NAME", "Name", "name"},
-	{"KIND", "Kind", "kind"},
-	{"ENVIRONMENT", "Environment", "environment"},
-	{"HEALTH", "Health", "health"},
-	{"API URL", "API URL", "api_url", COL_FLEX},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"DESCRIPTION", "Description", "description", COL_WIDE | COL_FLEX, ""},
-	{"KUBERNETES", "Kubernetes version", "kubernetes_version", COL_WIDE, ""},
-	{"KUBEVIRT", "KubeVirt version", "kubevirt_version", COL_WIDE, ""},
-	{"HEALTH MESSAGE", "Health message", "health_message", COL_WIDE | COL_FLEX, ""},
-	{"CHECKED", "Health checked", "health_checked_at", COL_WIDE | COL_WHEN, "never"},
-	{"CAPABILITIES", "Capabilities", NULL, COL_WIDE | COL_FLEX, NULL, cluster_capabilities},
-	{"DETECTED", "Capabilities detected", "capabilities_at", COL_WIDE | COL_WHEN, "never"},
-	{"DEFAULT NAMESPACE", "Default namespace", "default_namespace", COL_WIDE},
-	{"CREDENTIALS", "Credentials", NULL, COL_WIDE, NULL, cluster_credentials},
-	{"CREATED BY", "Created by", "created_by", COL_WIDE},
-	{"UPDATED", "Updated", "updated_at", COL_WIDE | COL_WHEN},
-	{"ID", "ID", "id", COL_WIDE | COL_RIGHT},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("KIND"), N_("Kind"), "kind"},
+	{N_("ENVIRONMENT"), N_("Environment"), "environment"},
+	{N_("HEALTH"), N_("Health"), "health"},
+	{N_("API URL"), N_("API URL"), "api_url", COL_FLEX},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("DESCRIPTION"), N_("Description"), "description", COL_WIDE | COL_FLEX, ""},
+	{N_("KUBERNETES"), N_("Kubernetes version"), "kubernetes_version", COL_WIDE, ""},
+	{N_("KUBEVIRT"), N_("KubeVirt version"), "kubevirt_version", COL_WIDE, ""},
+	{N_("HEALTH MESSAGE"), N_("Health message"), "health_message", COL_WIDE | COL_FLEX, ""},
+	{N_("CHECKED"), N_("Health checked"), "health_checked_at", COL_WIDE | COL_WHEN,
+	 N_("never")},
+	{N_("CAPABILITIES"), N_("Capabilities"), NULL, COL_WIDE | COL_FLEX, NULL,
+	 cluster_capabilities},
+	{N_("DETECTED"), N_("Capabilities detected"), "capabilities_at", COL_WIDE | COL_WHEN,
+	 N_("never")},
+	{N_("DEFAULT NAMESPACE"), N_("Default namespace"), "default_namespace", COL_WIDE},
+	{N_("CREDENTIALS"), N_("Credentials"), NULL, COL_WIDE, NULL, cluster_credentials},
+	{N_("CREATED BY"), N_("Created by"), "created_by", COL_WIDE},
+	{N_("UPDATED"), N_("Updated"), "updated_at", COL_WIDE | COL_WHEN},
+	{N_("ID"), N_("ID"), "id", COL_WIDE | COL_RIGHT},
 	{NULL},
 };
 
-static const struct cli_kind cluster_kind = {"cluster", "clusters", "name", cluster_columns};
+static const struct cli_kind cluster_kind = {"cluster", N_("clusters"), "name", cluster_columns};
 
 /* ---- add ------------------------------------------------------------------------------------ */
 
@@ -92,26 +96,28 @@ static int read_kubeconfig(struct cli_ctx *ctx, const char *file, struct shp_buf
 	if (!from_stdin) {
 		fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0)
-			return shp_error_errno(&ctx->err, errno, "cannot open kubeconfig '%s'",
+			return shp_error_errno(&ctx->err, errno, _("cannot open kubeconfig '%s'"),
 					       file);
 	}
 	while ((n = read(from_stdin ? STDIN_FILENO : fd, chunk, sizeof(chunk))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return shp_error_errno(&ctx->err, errno, "cannot read kubeconfig '%s'",
+			return shp_error_errno(&ctx->err, errno, _("cannot read kubeconfig '%s'"),
 					       file);
 		if (shp_buf_addn(data, chunk, (size_t)n) < 0) {
 			explicit_bzero(chunk, sizeof(chunk));
 			return shp_error_set(&ctx->err, SHP_E_LIMIT,
-					     "kubeconfig '%s' is larger than %u MiB", file,
+					     _("kubeconfig '%s' is larger than %u MiB"), file,
 					     KUBECONFIG_FILE_MAX >> 20);
 		}
 	}
 	explicit_bzero(chunk, sizeof(chunk));
 	if (data->len == 0 || memchr(data->buf, '\0', data->len))
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "kubeconfig '%s' is %s", file,
-				     data->len == 0 ? "empty" : "not a text file");
+		return shp_error_set(&ctx->err, SHP_E_INVAL,
+				     data->len == 0 ? _("kubeconfig '%s' is empty")
+						    : _("kubeconfig '%s' is not a text file"),
+				     file);
 	return 0;
 }
 
@@ -132,7 +138,7 @@ static int add_body(struct cli_ctx *ctx, const char *name, const struct add_opts
 	if (o->simulated)
 		return json_object_set_new(body, "simulated", json_true()) < 0 ? -SHP_E_NOMEM : 0;
 	if ((r = cli_body_set(ctx, body, "kubeconfig", text->buf)) < 0)
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "kubeconfig '%s' is not UTF-8 text",
+		return shp_error_set(&ctx->err, SHP_E_INVAL, _("kubeconfig '%s' is not UTF-8 text"),
 				     o->kubeconfig);
 	if ((r = cli_body_set(ctx, body, "context", o->context)) < 0)
 		return r;
@@ -171,9 +177,9 @@ static int cmd_cluster_add(int argc, char **argv, struct cli_ctx *ctx)
 		}
 	}
 	if (!o.kubeconfig == !o.simulated)
-		return cli_usage_error(ctx, "give either --kubeconfig FILE or --simulated");
+		return cli_usage_error(ctx, _("give either --kubeconfig FILE or --simulated"));
 	if (o.simulated && (o.context || o.allow_insecure))
-		return cli_usage_error(ctx, "--context and --allow-insecure need --kubeconfig");
+		return cli_usage_error(ctx, _("--context and --allow-insecure need --kubeconfig"));
 	if (o.kubeconfig && (r = read_kubeconfig(ctx, o.kubeconfig, &text)) < 0) {
 		explicit_bzero(text.buf, text.len);
 		return r;
@@ -184,7 +190,7 @@ static int cmd_cluster_add(int argc, char **argv, struct cli_ctx *ctx)
 	wipe_kubeconfig(&text, body);
 	if (r < 0)
 		return r;
-	return cli_show_done(ctx, &cluster_kind, cluster, "added");
+	return cli_show_done(ctx, &cluster_kind, cluster, N_("added"));
 }
 
 /* ---- list, show, capabilities, remove ------------------------------------------------------- */
@@ -219,9 +225,9 @@ static int cmd_cluster_capabilities(int argc, char **argv, struct cli_ctx *ctx)
 	caps = json_object_get(cluster, "capabilities");
 	if (!json_is_array(caps))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a cluster");
+				     _("unexpected answer from shepherdd: not a cluster"));
 	if (json_is_null(json_object_get(cluster, "capabilities_at")))
-		cli_note(ctx, "The capabilities of cluster '%s' have not been detected yet.\n",
+		cli_note(ctx, _("The capabilities of cluster '%s' have not been detected yet.\n"),
 			 argv[optind]);
 	if (ctx->format == CLI_FORMAT_JSON || ctx->format == CLI_FORMAT_YAML)
 		return cli_show_raw(ctx, caps);
@@ -236,16 +242,16 @@ static int cmd_cluster_capabilities(int argc, char **argv, struct cli_ctx *ctx)
 /* ---- health ------------------------------------------------------------------------------ */
 
 static const struct cli_column health_columns[] = {
-	{"NAME", "Name", "name"},
-	{"STATUS", "Status", "health"},
-	{"KUBERNETES", "Kubernetes version", "kubernetes_version", 0, ""},
-	{"KUBEVIRT", "KubeVirt version", "kubevirt_version", 0, ""},
-	{"CHECKED", "Checked", "health_checked_at", COL_WHEN, "never"},
-	{"MESSAGE", "Message", "health_message", COL_FLEX, ""},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("STATUS"), N_("Status"), "health"},
+	{N_("KUBERNETES"), N_("Kubernetes version"), "kubernetes_version", 0, ""},
+	{N_("KUBEVIRT"), N_("KubeVirt version"), "kubevirt_version", 0, ""},
+	{N_("CHECKED"), N_("Checked"), "health_checked_at", COL_WHEN, N_("never")},
+	{N_("MESSAGE"), N_("Message"), "health_message", COL_FLEX, ""},
 	{NULL},
 };
 
-static const struct cli_kind health_kind = {"cluster health", "cluster health", "name",
+static const struct cli_kind health_kind = {"cluster health", N_("cluster health"), "name",
 					    health_columns};
 
 /* Check now; the exit status says whether the cluster is HEALTHY (0) or not (1). */
@@ -264,18 +270,18 @@ static int cmd_cluster_health(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	if (!json_is_string(json_object_get(state, "health")))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a health state");
+				     _("unexpected answer from shepherdd: not a health state"));
 	r = cli_show_object(ctx, &health_kind, state);
 	if (r < 0 || strcmp(json_string_value(json_object_get(state, "health")), "HEALTHY") == 0)
 		return r;
 	ctx->exit_status = SHP_EXIT_FAILURE;
-	return shp_error_set(&ctx->err, SHP_E_UNAVAIL, "cluster '%s' is %s", argv[optind],
+	return shp_error_set(&ctx->err, SHP_E_UNAVAIL, _("cluster '%s' is %s"), argv[optind],
 			     json_string_value(json_object_get(state, "health")));
 }
 
 static int cmd_cluster_remove(int argc, char **argv, struct cli_ctx *ctx)
 {
-	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_CLUSTERS, &cluster_kind, "removed");
+	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_CLUSTERS, &cluster_kind, N_("removed"));
 }
 
 static char *it_memory(const json_t *it, int64_t now);
@@ -283,21 +289,21 @@ static char *it_memory(const json_t *it, int64_t now);
 /* ---- vms ----------------------------------------------------------------------------------- */
 
 static const struct cli_column vm_columns[] = {
-	{"NAMESPACE", "Namespace", "namespace"},
-	{"NAME", "Name", "name"},
-	{"STATUS", "Status", "status"},
-	{"CPUS", "CPUs", "cpus", COL_RIGHT},
-	{"MEMORY", "Memory", NULL, COL_RIGHT, NULL, it_memory},
-	{"NODE", "Node", "node", 0, ""},
-	{"IP", "IP", "ip", 0, ""},
-	{"KUBEVIRT STATUS", "KubeVirt status", "printable_status", COL_WIDE, ""},
-	{"INSTANCETYPE", "Instance type", "instancetype", COL_WIDE, ""},
-	{"ERROR", "Error", "error", COL_WIDE | COL_FLEX, ""},
-	{"UID", "UID", "uid", COL_WIDE},
+	{N_("NAMESPACE"), N_("Namespace"), "namespace"},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("STATUS"), N_("Status"), "status"},
+	{N_("CPUS"), N_("CPUs"), "cpus", COL_RIGHT},
+	{N_("MEMORY"), N_("Memory"), NULL, COL_RIGHT, NULL, it_memory},
+	{N_("NODE"), N_("Node"), "node", 0, ""},
+	{N_("IP"), N_("IP"), "ip", 0, ""},
+	{N_("KUBEVIRT STATUS"), N_("KubeVirt status"), "printable_status", COL_WIDE, ""},
+	{N_("INSTANCETYPE"), N_("Instance type"), "instancetype", COL_WIDE, ""},
+	{N_("ERROR"), N_("Error"), "error", COL_WIDE | COL_FLEX, ""},
+	{N_("UID"), N_("UID"), "uid", COL_WIDE},
 	{NULL},
 };
 
-static const struct cli_kind vm_kind = {"vm", "VMs", "name", vm_columns};
+static const struct cli_kind vm_kind = {"vm", N_("VMs"), "name", vm_columns};
 
 /* The watcher's view of the cluster's VMs; a stale view is said so on stderr. */
 static int cmd_cluster_vms(int argc, char **argv, struct cli_ctx *ctx)
@@ -322,9 +328,10 @@ static int cmd_cluster_vms(int argc, char **argv, struct cli_ctx *ctx)
 	items = json_object_get(answer, "items");
 	if (!json_is_array(items))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: no VMs");
+				     _("unexpected answer from shepherdd: no VMs"));
 	if (json_is_true(json_object_get(answer, "stale")))
-		cli_note(ctx, "Cluster '%s' is being listed again: this is its last good list.\n",
+		cli_note(ctx,
+			 _("Cluster '%s' is being listed again: this is its last good list.\n"),
 			 argv[optind]);
 	if (ctx->format == CLI_FORMAT_JSON || ctx->format == CLI_FORMAT_YAML)
 		return cli_show_raw(ctx, answer);
@@ -332,29 +339,29 @@ static int cmd_cluster_vms(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 static const struct shp_flag vms_flags[] = {
-	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", "only the VMs of this namespace"},
+	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", N_("only the VMs of this namespace")},
 	{NULL},
 };
 
 static const struct shp_flag add_flags[] = {
 	{"kubeconfig", OPT_KUBECONFIG, 0, NULL, "FILE",
-	 "the kubeconfig to reach the cluster with ('-': standard input)", .file = true},
+	 N_("the kubeconfig to reach the cluster with ('-': standard input)"), .file = true},
 	{"context", OPT_CONTEXT, 0, NULL, "NAME",
-	 "the kubeconfig's context to use (default: its current context)"},
+	 N_("the kubeconfig's context to use (default: its current context)")},
 	{"allow-insecure", OPT_ALLOW_INSECURE, 0, NULL, NULL,
-	 "accept a server that skips TLS verification or speaks plain http"},
+	 N_("accept a server that skips TLS verification or speaks plain http")},
 	{"simulated", OPT_SIMULATED, 0, NULL, NULL,
-	 "a simulated cluster, inside shepherdd (no kubeconfig)"},
-	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", "the environment the cluster serves",
+	 N_("a simulated cluster, inside shepherdd (no kubeconfig)")},
+	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", N_("the environment the cluster serves"),
 	 cli_environment_values, .required = true},
-	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", "what the cluster is for"},
+	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", N_("what the cluster is for")},
 	{NULL},
 };
 
 static const struct shp_flag list_flags[] = {
-	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", "only clusters of this environment",
+	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", N_("only clusters of this environment"),
 	 cli_environment_values},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N clusters"},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N clusters")},
 	{NULL},
 };
 
@@ -368,8 +375,8 @@ static const struct shp_subcmd cluster_verbs[] = {
 			 "[--simulated] "
 			 "--environment test|prod [--description TEXT]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "register a cluster",
-		.description =
+		.summary = N_("register a cluster"),
+		.description = N_(
 			"Register the cluster NAME for the environment given by --environment, "
 			"from a kubeconfig file (--kubeconfig) or as a simulated cluster "
 			"(--simulated): one of the two. With --kubeconfig, shepherdd reaches it as "
@@ -380,7 +387,7 @@ static const struct shp_subcmd cluster_verbs[] = {
 			"and never shows them again. A server that skips TLS verification or "
 			"speaks plain http is refused unless --allow-insecure is given. With "
 			"--simulated, the cluster is simulated inside shepherdd, for tests and "
-			"demonstrations. Only administrators may add clusters.",
+			"demonstrations. Only administrators may add clusters."),
 		.opts = add_flags,
 	},
 	{
@@ -390,11 +397,11 @@ static const struct shp_subcmd cluster_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list what a cluster can do",
-		.description = "Print the capabilities detected on the cluster NAME (snapshot, "
-			       "live-migration, instancetypes, gpu, ...), one per line, or as a "
-			       "JSON array with -o json. They are detected with the cluster's "
-			       "health checks.",
+		.summary = N_("list what a cluster can do"),
+		.description = N_("Print the capabilities detected on the cluster NAME (snapshot, "
+				  "live-migration, instancetypes, gpu, ...), one per line, or as a "
+				  "JSON array with -o json. They are detected with the cluster's "
+				  "health checks."),
 	},
 	{
 		.name = "health",
@@ -403,22 +410,24 @@ static const struct shp_subcmd cluster_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "check a cluster's health now",
-		.description = "Ask the cluster NAME for its health, versions and capabilities now "
-			       "(shepherdd also does so periodically) and print its status "
-			       "(HEALTHY, UNHEALTHY, UNREACHABLE or UNKNOWN), Kubernetes and "
-			       "KubeVirt versions, why it is not healthy, and when it was checked. "
-			       "The exit status is 0 when the cluster is HEALTHY, 1 otherwise. "
-			       "Only administrators may check clusters.",
+		.summary = N_("check a cluster's health now"),
+		.description =
+			N_("Ask the cluster NAME for its health, versions and capabilities now "
+			   "(shepherdd also does so periodically) and print its status "
+			   "(HEALTHY, UNHEALTHY, UNREACHABLE or UNKNOWN), Kubernetes and "
+			   "KubeVirt versions, why it is not healthy, and when it was checked. "
+			   "The exit status is 0 when the cluster is HEALTHY, 1 otherwise. "
+			   "Only administrators may check clusters."),
 	},
 	{
 		.name = "list",
 		.fn = cmd_cluster_list,
 		.usage = "[--environment ENV] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list clusters",
-		.description = "List the registered clusters, sorted by name, with their kind and "
-			       "health. -o wide adds versions, capabilities and more.",
+		.summary = N_("list clusters"),
+		.description =
+			N_("List the registered clusters, sorted by name, with their kind and "
+			   "health. -o wide adds versions, capabilities and more."),
 		.opts = list_flags,
 	},
 	{
@@ -428,10 +437,11 @@ static const struct shp_subcmd cluster_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "remove a cluster from shepherd",
-		.description = "Remove the cluster NAME, and its sealed credentials, from shepherd "
-			       "and print what was removed. Nothing on the cluster itself is "
-			       "changed. Only administrators may remove clusters.",
+		.summary = N_("remove a cluster from shepherd"),
+		.description =
+			N_("Remove the cluster NAME, and its sealed credentials, from shepherd "
+			   "and print what was removed. Nothing on the cluster itself is "
+			   "changed. Only administrators may remove clusters."),
 	},
 	{
 		.name = "show",
@@ -440,10 +450,10 @@ static const struct shp_subcmd cluster_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show one cluster",
-		.description = "Show every field of the cluster NAME: kind, API URL, health, "
-			       "versions, capabilities, default namespace and whether it has "
-			       "credentials (never the credentials themselves).",
+		.summary = N_("show one cluster"),
+		.description = N_("Show every field of the cluster NAME: kind, API URL, health, "
+				  "versions, capabilities, default namespace and whether it has "
+				  "credentials (never the credentials themselves)."),
 	},
 	{
 		.name = "vms",
@@ -452,13 +462,13 @@ static const struct shp_subcmd cluster_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME [--namespace NS]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list the VMs shepherd watches on a cluster",
+		.summary = N_("list the VMs shepherd watches on a cluster"),
 		.description =
-			"List the VMs shepherd manages on the cluster NAME as its watcher "
-			"last saw them: status, size, node and address. While the cluster is "
-			"being listed again (or does not answer) the last good list is shown "
-			"and a note says so; -o json carries it as \"stale\". Only "
-			"administrators may list them.",
+			N_("List the VMs shepherd manages on the cluster NAME as its watcher "
+			   "last saw them: status, size, node and address. While the cluster is "
+			   "being listed again (or does not answer) the last good list is shown "
+			   "and a note says so; -o json carries it as \"stale\". Only "
+			   "administrators may list them."),
 		.opts = vms_flags,
 	},
 	{NULL},
@@ -466,10 +476,11 @@ static const struct shp_subcmd cluster_verbs[] = {
 
 const struct shp_cmd cmd_cluster = {
 	.name = "cluster",
-	.summary = "manage the Kubernetes clusters virtual machines run on",
-	.description = "Clusters are the Kubernetes clusters, with KubeVirt, that shepherd places "
-		       "virtual machines on. Each serves one environment (test or prod), and only "
-		       "namespaces of the same environment are placed on it.",
+	.summary = N_("manage the Kubernetes clusters virtual machines run on"),
+	.description =
+		N_("Clusters are the Kubernetes clusters, with KubeVirt, that shepherd places "
+		   "virtual machines on. Each serves one environment (test or prod), and only "
+		   "namespaces of the same environment are placed on it."),
 	.subcmds = cluster_verbs,
 };
 
@@ -497,15 +508,15 @@ static char *it_scope(const json_t *it, int64_t now)
 }
 
 static const struct cli_column instancetype_columns[] = {
-	{"NAME", "Name", "name"},
-	{"CPUS", "CPUs", "cpus", COL_RIGHT},
-	{"MEMORY", "Memory", NULL, COL_RIGHT, NULL, it_memory},
-	{"SCOPE", "Scope", NULL, 0, NULL, it_scope},
-	{"BYTES", "Memory (bytes)", "memory_bytes", COL_WIDE | COL_RIGHT},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("CPUS"), N_("CPUs"), "cpus", COL_RIGHT},
+	{N_("MEMORY"), N_("Memory"), NULL, COL_RIGHT, NULL, it_memory},
+	{N_("SCOPE"), N_("Scope"), NULL, 0, NULL, it_scope},
+	{N_("BYTES"), N_("Memory (bytes)"), "memory_bytes", COL_WIDE | COL_RIGHT},
 	{NULL},
 };
 
-static const struct cli_kind instancetype_kind = {"instancetype", "instance types", "name",
+static const struct cli_kind instancetype_kind = {"instancetype", N_("instance types"), "name",
 						  instancetype_columns};
 
 static int cmd_instancetypes_list(int argc, char **argv, struct cli_ctx *ctx)
@@ -533,14 +544,14 @@ static int cmd_instancetypes_list(int argc, char **argv, struct cli_ctx *ctx)
 	items = json_object_get(answer, "items");
 	if (!json_is_array(items))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: no instance types");
+				     _("unexpected answer from shepherdd: no instance types"));
 	return cli_show_list(ctx, &instancetype_kind, items);
 }
 
 static const struct shp_flag it_list_flags[] = {
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", "the cluster to ask", .required = true},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("the cluster to ask"), .required = true},
 	{"namespace", OPT_NAMESPACE, 0, NULL, "NS",
-	 "the instance types of this namespace (default: the cluster-wide ones)"},
+	 N_("the instance types of this namespace (default: the cluster-wide ones)")},
 	{NULL},
 };
 
@@ -550,11 +561,12 @@ static const struct shp_subcmd instancetypes_verbs[] = {
 		.fn = cmd_instancetypes_list,
 		.usage = "--cluster NAME [--namespace NS]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list a cluster's instance types",
-		.description = "List the KubeVirt instance types the cluster given by --cluster "
-			       "offers: the cluster-wide ones, or with --namespace those of that "
-			       "namespace, with their CPUs and memory. shepherdd asks the cluster "
-			       "at once; an unreachable cluster is an error.",
+		.summary = N_("list a cluster's instance types"),
+		.description =
+			N_("List the KubeVirt instance types the cluster given by --cluster "
+			   "offers: the cluster-wide ones, or with --namespace those of that "
+			   "namespace, with their CPUs and memory. shepherdd asks the cluster "
+			   "at once; an unreachable cluster is an error."),
 		.opts = it_list_flags,
 	},
 	{NULL},
@@ -562,8 +574,8 @@ static const struct shp_subcmd instancetypes_verbs[] = {
 
 const struct shp_cmd cmd_instancetypes = {
 	.name = "instancetypes",
-	.summary = "list the instance types clusters offer",
-	.description = "Instance types are KubeVirt's named VM shapes (CPUs and memory), "
-		       "cluster-wide or in a namespace. shepherd reads them from the cluster.",
+	.summary = N_("list the instance types clusters offer"),
+	.description = N_("Instance types are KubeVirt's named VM shapes (CPUs and memory), "
+			  "cluster-wide or in a namespace. shepherd reads them from the cluster."),
 	.subcmds = instancetypes_verbs,
 };

@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -27,18 +28,18 @@ static char *flag_state(const json_t *f, int64_t now)
 }
 
 static const struct cli_column flag_columns[] = {
-	{"SCOPE", "Scope", "scope"},
-	{"STATE", "State", NULL, 0, NULL, flag_state},
-	{"UPDATED", "Updated", "updated_at", COL_WHEN, "-"},
-	{"UPDATED BY", "Updated by", "updated_by", 0, "-"},
+	{N_("SCOPE"), N_("Scope"), "scope"},
+	{N_("STATE"), N_("State"), NULL, 0, NULL, flag_state},
+	{N_("UPDATED"), N_("Updated"), "updated_at", COL_WHEN, "-"},
+	{N_("UPDATED BY"), N_("Updated by"), "updated_by", 0, "-"},
 	{NULL},
 };
 
-static const struct cli_kind flag_kind = {"flag", "flags", "scope", flag_columns};
+static const struct cli_kind flag_kind = {"flag", N_("flags"), "scope", flag_columns};
 
 static int invalid_scope(struct cli_ctx *ctx, const char *scope, const char *why)
 {
-	return shp_error_set(&ctx->err, SHP_E_INVAL, "invalid scope '%s': %s", scope, why);
+	return shp_error_set(&ctx->err, SHP_E_INVAL, _("invalid scope '%s': %s"), scope, why);
 }
 
 /* global, level:0..3 or tenant:NAME, NAME a tenant's name. */
@@ -49,7 +50,7 @@ static int check_scope(struct cli_ctx *ctx, const char *scope)
 	if (strncmp(scope, "level:", 6) == 0) {
 		if (scope[6] >= '0' && scope[6] <= LEVEL_MAX && scope[7] == '\0')
 			return 0;
-		return invalid_scope(ctx, scope, "the approval level is 0, 1, 2 or 3");
+		return invalid_scope(ctx, scope, _("the approval level is 0, 1, 2 or 3"));
 	}
 	if (strncmp(scope, "tenant:", 7) == 0) {
 		if (shp_name_is_valid(scope + 7))
@@ -58,7 +59,8 @@ static int check_scope(struct cli_ctx *ctx, const char *scope)
 				     "a tenant is a lower-case DNS label (letters, digits and "
 				     "'-', at most 63)");
 	}
-	return invalid_scope(ctx, scope, "expected global, level:N (N from 0 to 3) or tenant:NAME");
+	return invalid_scope(ctx, scope,
+			     _("expected global, level:N (N from 0 to 3) or tenant:NAME"));
 }
 
 /* An unset global flag is shown as the daemon's default, so that the list says what applies. */
@@ -78,7 +80,7 @@ static int add_default_global(struct cli_ctx *ctx, json_t *items, const json_t *
 	f = json_pack("{s:s, s:O, s:n, s:n, s:b}", "scope", "global", "enabled", (json_t *)def,
 		      "updated_at", "updated_by", "default", 1);
 	if (!f || json_array_insert_new(items, 0, f) < 0)
-		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 	return 0;
 }
 
@@ -117,15 +119,15 @@ static int cmd_flags_set(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	if (strcmp(state, "on") != 0 && strcmp(state, "off") != 0)
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "invalid state '%s' (expected on or off)", state);
+				     _("invalid state '%s' (expected on or off)"), state);
 	body = json_pack("{s:b}", "enabled", strcmp(state, "on") == 0);
 	if (!body)
-		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 	path = cli_path(SHP_ROUTE_EXEC_FLAGS, scope);
 	r = cli_call(ctx, "PUT", path, body, &flag);
 	if (r < 0)
 		return r;
-	done = xasprintf("set %s", state);
+	done = xasprintf(_("set %s"), state);
 	return cli_show_done(ctx, &flag_kind, flag, done);
 }
 
@@ -150,8 +152,8 @@ static int cmd_flags_unset(int argc, char **argv, struct cli_ctx *ctx)
 	if (!flag)
 		flag = json_pack("{s:s}", "scope", scope);
 	if (!flag)
-		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
-	return cli_show_done(ctx, &flag_kind, flag, "unset");
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
+	return cli_show_done(ctx, &flag_kind, flag, N_("unset"));
 }
 
 static const struct shp_flag no_flags[] = {{NULL}};
@@ -162,11 +164,11 @@ static const struct shp_subcmd flags_verbs[] = {
 		.fn = cmd_flags_list,
 		.usage = "",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list the execution flags that are set",
+		.summary = N_("list the execution flags that are set"),
 		.description =
-			"List the execution flags that are set, and the global one even when "
-			"it is not: then it shows the daemon's default, marked '(default)' (and "
-			"\"default\": true in -o json).",
+			N_("List the execution flags that are set, and the global one even when "
+			   "it is not: then it shows the daemon's default, marked '(default)' (and "
+			   "\"default\": true in -o json)."),
 		.opts = no_flags,
 	},
 	{
@@ -176,13 +178,13 @@ static const struct shp_subcmd flags_verbs[] = {
 		.max_args = 2,
 		.usage = "SCOPE on|off",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "switch execution on or off for a scope",
+		.summary = N_("switch execution on or off for a scope"),
 		.description =
-			"Switch execution on or off for SCOPE: global, level:N for the tasks of "
-			"approval level N (0 to 3), or tenant:NAME for the tasks of one tenant. "
-			"A task runs for real only when every flag that applies to it is on; "
-			"otherwise it is recorded and its steps are skipped. Only "
-			"administrators may set flags.",
+			N_("Switch execution on or off for SCOPE: global, level:N for the tasks of "
+			   "approval level N (0 to 3), or tenant:NAME for the tasks of one tenant. "
+			   "A task runs for real only when every flag that applies to it is on; "
+			   "otherwise it is recorded and its steps are skipped. Only "
+			   "administrators may set flags."),
 		.opts = no_flags,
 	},
 	{
@@ -192,10 +194,11 @@ static const struct shp_subcmd flags_verbs[] = {
 		.max_args = 1,
 		.usage = "SCOPE",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "remove the flag of a scope",
-		.description = "Remove the flag of SCOPE (as for 'flags set'). An absent level or "
-			       "tenant flag counts as on; an absent global flag means the daemon's "
-			       "default. Only administrators may unset flags.",
+		.summary = N_("remove the flag of a scope"),
+		.description =
+			N_("Remove the flag of SCOPE (as for 'flags set'). An absent level or "
+			   "tenant flag counts as on; an absent global flag means the daemon's "
+			   "default. Only administrators may unset flags."),
 		.opts = no_flags,
 	},
 	{NULL},
@@ -203,8 +206,8 @@ static const struct shp_subcmd flags_verbs[] = {
 
 const struct shp_cmd cmd_flags = {
 	.name = "flags",
-	.summary = "switch task execution on or off",
-	.description = "Execution flags are the switch between running tasks for real and only "
-		       "recording them, globally, per approval level or per tenant.",
+	.summary = N_("switch task execution on or off"),
+	.description = N_("Execution flags are the switch between running tasks for real and only "
+			  "recording them, globally, per approval level or per tenant."),
 	.subcmds = flags_verbs,
 };

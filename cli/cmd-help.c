@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 
 static int cmd_help_run(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -30,25 +31,25 @@ static int cmd_help_run(int argc, char **argv, struct cli_ctx *ctx)
 		const char *hint = cli_suggest_cmd(argv[0]);
 
 		if (hint)
-			return cli_usage_error(ctx, "unknown command '%s'; did you mean '%s'?",
+			return cli_usage_error(ctx, _("unknown command '%s'; did you mean '%s'?"),
 					       argv[0], hint);
-		return cli_usage_error(ctx, "unknown command '%s'", argv[0]);
+		return cli_usage_error(ctx, _("unknown command '%s'"), argv[0]);
 	}
 	if (argc == 1) {
 		cli_help_command(stdout, cmd);
 		return 0;
 	}
 	if (!cmd->subcmds)
-		return cli_usage_error(ctx, "'%s' has no verbs", cmd->name);
+		return cli_usage_error(ctx, _("'%s' has no verbs"), cmd->name);
 	sub = cli_find_subcmd(cmd, argv[1]);
 	if (!sub) {
 		const char *hint = cli_suggest_subcmd(cmd, argv[1]);
 
 		if (hint)
 			return cli_usage_error(ctx,
-					       "unknown verb '%s' for '%s'; did you mean '%s'?",
+					       _("unknown verb '%s' for '%s'; did you mean '%s'?"),
 					       argv[1], cmd->name, hint);
-		return cli_usage_error(ctx, "unknown verb '%s' for '%s'", argv[1], cmd->name);
+		return cli_usage_error(ctx, _("unknown verb '%s' for '%s'"), argv[1], cmd->name);
 	}
 	cli_help_subcmd(stdout, cmd, sub);
 	return 0;
@@ -244,44 +245,44 @@ static const struct shp_subcmd help_entry = {
 	.max_args = 2,
 	.usage = "[COMMAND [VERB]]",
 	.flags = CMD_READONLY,
-	.summary = "show help for a command or verb",
-	.description = "Without arguments, list the commands and the global options. With a "
-		       "COMMAND, show its verbs; with a COMMAND and a VERB, the verb's usage, "
-		       "description and options. 'shepherd COMMAND --help' and "
-		       "'shepherd COMMAND VERB --help' show the same.",
+	.summary = N_("show help for a command or verb"),
+	.description = N_("Without arguments, list the commands and the global options. With a "
+			  "COMMAND, show its verbs; with a COMMAND and a VERB, the verb's usage, "
+			  "description and options. 'shepherd COMMAND --help' and "
+			  "'shepherd COMMAND VERB --help' show the same."),
 	.args_complete = CLI_COMPLETE_COMMAND,
 };
 
 const struct shp_cmd cmd_help = {
 	.name = "help",
-	.summary = "show help for a command or verb",
+	.summary = N_("show help for a command or verb"),
 	.self = &help_entry,
 };
 
 static const struct shp_subcmd man_commands_entry = {
 	.fn = cmd_man_commands_run,
 	.flags = CMD_READONLY | CMD_HIDDEN,
-	.summary = "print the COMMANDS section of shepherd(1)",
-	.description = "Print the COMMANDS section of shepherd(1) in roff, generated from the "
-		       "command table.",
+	.summary = N_("print the COMMANDS section of shepherd(1)"),
+	.description = N_("Print the COMMANDS section of shepherd(1) in roff, generated from the "
+			  "command table."),
 };
 
 const struct shp_cmd cmd_man_commands = {
 	.name = "__man-commands",
-	.summary = "print the COMMANDS section of shepherd(1)",
+	.summary = N_("print the COMMANDS section of shepherd(1)"),
 	.self = &man_commands_entry,
 };
 
 static const struct shp_subcmd man_options_entry = {
 	.fn = cmd_man_options_run,
 	.flags = CMD_READONLY | CMD_HIDDEN,
-	.summary = "print the GLOBAL OPTIONS section of shepherd(1)",
-	.description = "Print the GLOBAL OPTIONS section of shepherd(1) in roff, generated from "
-		       "the option table.",
+	.summary = N_("print the GLOBAL OPTIONS section of shepherd(1)"),
+	.description = N_("Print the GLOBAL OPTIONS section of shepherd(1) in roff, generated from "
+			  "the option table."),
 };
 
 const struct shp_cmd cmd_man_options = {
 	.name = "__man-options",
-	.summary = "print the GLOBAL OPTIONS section of shepherd(1)",
+	.summary = N_("print the GLOBAL OPTIONS section of shepherd(1)"),
 	.self = &man_options_entry,
 };

@@ -11,6 +11,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 
@@ -35,20 +36,20 @@ static char *job_last_error(const json_t *j, int64_t now)
 }
 
 static const struct cli_column job_columns[] = {
-	{"ID", "ID", "id", COL_RIGHT},
-	{"STATE", "State", "state"},
-	{"KIND", "Kind", "kind"},
-	{"QUEUE", "Queue", "queue"},
-	{"ATTEMPTS", "Attempts", NULL, 0, NULL, job_attempts},
-	{"PRIORITY", "Priority", "priority", COL_RIGHT},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"SCHEDULED", "Scheduled", "scheduled_at", COL_WIDE | COL_WHEN},
-	{"ARGS", "Args", "args", COL_WIDE},
-	{"LAST ERROR", "Last error", NULL, COL_WIDE | COL_FLEX, NULL, job_last_error},
+	{N_("ID"), N_("ID"), "id", COL_RIGHT},
+	{N_("STATE"), N_("State"), "state"},
+	{N_("KIND"), N_("Kind"), "kind"},
+	{N_("QUEUE"), N_("Queue"), "queue"},
+	{N_("ATTEMPTS"), N_("Attempts"), NULL, 0, NULL, job_attempts},
+	{N_("PRIORITY"), N_("Priority"), "priority", COL_RIGHT},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("SCHEDULED"), N_("Scheduled"), "scheduled_at", COL_WIDE | COL_WHEN},
+	{N_("ARGS"), N_("Args"), "args", COL_WIDE},
+	{N_("LAST ERROR"), N_("Last error"), NULL, COL_WIDE | COL_FLEX, NULL, job_last_error},
 	{NULL},
 };
 
-static const struct cli_kind job_kind = {"job", "jobs", "id", job_columns};
+static const struct cli_kind job_kind = {"job", N_("jobs"), "id", job_columns};
 
 static const struct cli_filter job_filters[] = {
 	{OPT_STATE, "state"},
@@ -89,24 +90,24 @@ static int job_action(int argc, char **argv, struct cli_ctx *ctx, const char *ve
 
 static int cmd_jobs_retry(int argc, char **argv, struct cli_ctx *ctx)
 {
-	return job_action(argc, argv, ctx, "retry", "queued again");
+	return job_action(argc, argv, ctx, "retry", N_("queued again"));
 }
 
 static int cmd_jobs_discard(int argc, char **argv, struct cli_ctx *ctx)
 {
-	return job_action(argc, argv, ctx, "discard", "discarded");
+	return job_action(argc, argv, ctx, "discard", N_("discarded"));
 }
 
 static int cmd_jobs_cancel(int argc, char **argv, struct cli_ctx *ctx)
 {
-	return job_action(argc, argv, ctx, "cancel", "cancelled");
+	return job_action(argc, argv, ctx, "cancel", N_("cancelled"));
 }
 
 static const struct shp_flag list_flags[] = {
-	{"state", OPT_STATE, 0, NULL, "STATE", "only jobs in this state", job_states},
-	{"kind", OPT_KIND, 0, NULL, "KIND", "only jobs of this kind (event.dispatch)"},
-	{"queue", OPT_QUEUE, 0, NULL, "QUEUE", "only jobs of this queue"},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most the N newest jobs"},
+	{"state", OPT_STATE, 0, NULL, "STATE", N_("only jobs in this state"), job_states},
+	{"kind", OPT_KIND, 0, NULL, "KIND", N_("only jobs of this kind (event.dispatch)")},
+	{"queue", OPT_QUEUE, 0, NULL, "QUEUE", N_("only jobs of this queue")},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most the N newest jobs")},
 	{NULL},
 };
 
@@ -120,9 +121,9 @@ static const struct shp_subcmd jobs_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "cancel a job",
-		.description = "Cancel job ID: a waiting job at once, a running one at its next "
-			       "check. Cancelling twice is harmless.",
+		.summary = N_("cancel a job"),
+		.description = N_("Cancel job ID: a waiting job at once, a running one at its next "
+				  "check. Cancelling twice is harmless."),
 		.opts = no_flags,
 	},
 	{
@@ -132,8 +133,9 @@ static const struct shp_subcmd jobs_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "discard a waiting job",
-		.description = "Move waiting job ID to the dead-letter state without running it.",
+		.summary = N_("discard a waiting job"),
+		.description =
+			N_("Move waiting job ID to the dead-letter state without running it."),
 		.opts = no_flags,
 	},
 	{
@@ -141,9 +143,10 @@ static const struct shp_subcmd jobs_verbs[] = {
 		.fn = cmd_jobs_list,
 		.usage = "[--state STATE] [--kind KIND] [--queue QUEUE] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list jobs, newest first",
-		.description = "List the queue's jobs, newest first, matching every filter given. "
-			       "Discarded jobs are the dead-letter queue.",
+		.summary = N_("list jobs, newest first"),
+		.description =
+			N_("List the queue's jobs, newest first, matching every filter given. "
+			   "Discarded jobs are the dead-letter queue."),
 		.opts = list_flags,
 	},
 	{
@@ -153,9 +156,9 @@ static const struct shp_subcmd jobs_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "queue a failed job again",
-		.description = "Queue a discarded, cancelled or retryable job ID again now; an "
-			       "exhausted job gets one more attempt.",
+		.summary = N_("queue a failed job again"),
+		.description = N_("Queue a discarded, cancelled or retryable job ID again now; an "
+				  "exhausted job gets one more attempt."),
 		.opts = no_flags,
 	},
 	{
@@ -165,9 +168,9 @@ static const struct shp_subcmd jobs_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show one job",
-		.description = "Show job ID with its arguments and the error of every failed "
-			       "attempt.",
+		.summary = N_("show one job"),
+		.description = N_("Show job ID with its arguments and the error of every failed "
+				  "attempt."),
 		.opts = no_flags,
 	},
 	{NULL},
@@ -175,8 +178,8 @@ static const struct shp_subcmd jobs_verbs[] = {
 
 const struct shp_cmd cmd_jobs = {
 	.name = "jobs",
-	.summary = "inspect and steer the job queue (platform admins)",
-	.description = "Every change shepherd makes runs as a job of its durable queue, with "
-		       "retries and a dead-letter state for jobs that keep failing.",
+	.summary = N_("inspect and steer the job queue (platform admins)"),
+	.description = N_("Every change shepherd makes runs as a job of its durable queue, with "
+			  "retries and a dead-letter state for jobs that keep failing."),
 	.subcmds = jobs_verbs,
 };

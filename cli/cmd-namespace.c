@@ -10,23 +10,24 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "output.h"
 
 enum { OPT_ENVIRONMENT = CLI_OPT_LOCAL, OPT_DESCRIPTION, OPT_LIMIT };
 
 static const struct cli_column namespace_columns[] = {
-	{"NAME", "Name", "name"},
-	{"ENVIRONMENT", "Environment", "environment"},
-	{"DESCRIPTION", "Description", "description", COL_FLEX, ""},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"CREATED BY", "Created by", "created_by", COL_WIDE},
-	{"ID", "ID", "id", COL_WIDE | COL_RIGHT},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("ENVIRONMENT"), N_("Environment"), "environment"},
+	{N_("DESCRIPTION"), N_("Description"), "description", COL_FLEX, ""},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("CREATED BY"), N_("Created by"), "created_by", COL_WIDE},
+	{N_("ID"), N_("ID"), "id", COL_WIDE | COL_RIGHT},
 	{NULL},
 };
 
 static const struct cli_kind namespace_kind = {
 	"namespace",
-	"namespaces",
+	N_("namespaces"),
 	"name",
 	namespace_columns,
 };
@@ -51,7 +52,7 @@ static int cmd_namespace_create(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_call(ctx, "POST", SHP_ROUTE_NAMESPACES, body, &ns);
 	if (r < 0)
 		return r;
-	return cli_show_done(ctx, &namespace_kind, ns, "created");
+	return cli_show_done(ctx, &namespace_kind, ns, N_("created"));
 }
 
 static const struct cli_filter namespace_filters[] = {
@@ -72,20 +73,21 @@ static int cmd_namespace_show(int argc, char **argv, struct cli_ctx *ctx)
 
 static int cmd_namespace_delete(int argc, char **argv, struct cli_ctx *ctx)
 {
-	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_NAMESPACES, &namespace_kind, "deleted");
+	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_NAMESPACES, &namespace_kind,
+				N_("deleted"));
 }
 
 static const struct shp_flag create_flags[] = {
-	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", "the environment of the namespace",
+	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", N_("the environment of the namespace"),
 	 cli_environment_values, .required = true},
-	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", "what the namespace is for"},
+	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", N_("what the namespace is for")},
 	{NULL},
 };
 
 static const struct shp_flag list_flags[] = {
-	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", "only namespaces of this environment",
+	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", N_("only namespaces of this environment"),
 	 cli_environment_values},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N namespaces"},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N namespaces")},
 	{NULL},
 };
 
@@ -97,12 +99,12 @@ static const struct shp_subcmd namespace_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME --environment test|prod [--description TEXT]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "register a namespace",
+		.summary = N_("register a namespace"),
 		.description =
-			"Register the namespace NAME in the environment given by "
-			"--environment. NAME is a DNS label: up to 63 lower-case letters, "
-			"digits and hyphens, starting and ending with a letter or digit. Only "
-			"administrators may create namespaces.",
+			N_("Register the namespace NAME in the environment given by "
+			   "--environment. NAME is a DNS label: up to 63 lower-case letters, "
+			   "digits and hyphens, starting and ending with a letter or digit. Only "
+			   "administrators may create namespaces."),
 		.opts = create_flags,
 	},
 	{
@@ -112,19 +114,19 @@ static const struct shp_subcmd namespace_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "remove a namespace from the registry",
-		.description = "Remove the namespace NAME from the registry and print what was "
-			       "removed. Only administrators may delete namespaces.",
+		.summary = N_("remove a namespace from the registry"),
+		.description = N_("Remove the namespace NAME from the registry and print what was "
+				  "removed. Only administrators may delete namespaces."),
 	},
 	{
 		.name = "list",
 		.fn = cmd_namespace_list,
 		.usage = "[--environment test|prod] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list namespaces",
+		.summary = N_("list namespaces"),
 		.description =
-			"List the registered namespaces, sorted by name. Only the namespaces "
-			"of the environments you may see are shown.",
+			N_("List the registered namespaces, sorted by name. Only the namespaces "
+			   "of the environments you may see are shown."),
 		.opts = list_flags,
 	},
 	{
@@ -134,9 +136,9 @@ static const struct shp_subcmd namespace_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show one namespace",
-		.description = "Show every field of the namespace NAME. A namespace of an "
-			       "environment you may not see is not found.",
+		.summary = N_("show one namespace"),
+		.description = N_("Show every field of the namespace NAME. A namespace of an "
+				  "environment you may not see is not found."),
 	},
 	{NULL},
 };
@@ -144,11 +146,11 @@ static const struct shp_subcmd namespace_verbs[] = {
 const struct shp_cmd cmd_namespace = {
 	.name = "namespace",
 	.alias = "ns",
-	.summary = "manage the namespace registry",
+	.summary = N_("manage the namespace registry"),
 	.description =
-		"Namespaces are registered once, with a name that is unique across all "
-		"clusters and an environment (test or prod). They are not bound to a "
-		"cluster: shepherdd creates a namespace on a cluster of the same environment "
-		"when a virtual machine first needs it there.",
+		N_("Namespaces are registered once, with a name that is unique across all "
+		   "clusters and an environment (test or prod). They are not bound to a "
+		   "cluster: shepherdd creates a namespace on a cluster of the same environment "
+		   "when a virtual machine first needs it there."),
 	.subcmds = namespace_verbs,
 };

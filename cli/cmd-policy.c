@@ -13,6 +13,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "output.h"
 #include "util.h"
 
@@ -28,19 +29,20 @@ enum {
 static const char *const policy_envs[] = {"test", "prod", "any", NULL};
 
 static const struct cli_column policy_columns[] = {
-	{"TYPE", "Request type", "request_type"},
-	{"ENVIRONMENT", "Environment", "environment", 0, "any"},
-	{"LEVEL", "Level", "level", COL_RIGHT},
-	{"APPROVERS", "Approvers required", "approvers_required", COL_RIGHT},
-	{"ESCALATE CPUS", "Escalate above CPUs", "escalate_cpus", COL_WIDE | COL_RIGHT},
-	{"ESCALATE MIB", "Escalate above MiB", "escalate_memory_mib", COL_WIDE | COL_RIGHT},
-	{"RUNBOOK", "Runbook", "runbook_url", COL_FLEX, ""},
-	{"UPDATED", "Updated", "updated_at", COL_AGE | COL_WIDE},
-	{"UPDATED BY", "Updated by", "updated_by", COL_WIDE, ""},
+	{N_("TYPE"), N_("Request type"), "request_type"},
+	{N_("ENVIRONMENT"), N_("Environment"), "environment", 0, N_("any")},
+	{N_("LEVEL"), N_("Level"), "level", COL_RIGHT},
+	{N_("APPROVERS"), N_("Approvers required"), "approvers_required", COL_RIGHT},
+	{N_("ESCALATE CPUS"), N_("Escalate above CPUs"), "escalate_cpus", COL_WIDE | COL_RIGHT},
+	{N_("ESCALATE MIB"), N_("Escalate above MiB"), "escalate_memory_mib", COL_WIDE | COL_RIGHT},
+	{N_("RUNBOOK"), N_("Runbook"), "runbook_url", COL_FLEX, ""},
+	{N_("UPDATED"), N_("Updated"), "updated_at", COL_AGE | COL_WIDE},
+	{N_("UPDATED BY"), N_("Updated by"), "updated_by", COL_WIDE, ""},
 	{NULL},
 };
 
-static const struct cli_kind policy_kind = {"policy", "policies", "request_type", policy_columns};
+static const struct cli_kind policy_kind = {"policy", N_("policies"), "request_type",
+					    policy_columns};
 
 static int cmd_policy_list(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -74,7 +76,8 @@ static char *type_arg(struct cli_ctx *ctx, const char *arg)
 	}
 	return TAKE_PTR(t);
 bad:
-	shp_error_set(&ctx->err, SHP_E_INVAL, "invalid request type '%.40s' (e.g. CREATE_VM)", arg);
+	shp_error_set(&ctx->err, SHP_E_INVAL, _("invalid request type '%.40s' (e.g. CREATE_VM)"),
+		      arg);
 	return NULL;
 }
 
@@ -127,9 +130,9 @@ static int memory_mib(struct cli_ctx *ctx, const char *q, long long *ret)
 		*ret = v * units[i].mib;
 		return 0;
 	}
-	return shp_error_set(&ctx->err, SHP_E_INVAL,
-			     "invalid --escalate-memory '%.40s' (a quantity such as 8Gi or 512Mi)",
-			     q);
+	return shp_error_set(
+		&ctx->err, SHP_E_INVAL,
+		_("invalid --escalate-memory '%.40s' (a quantity such as 8Gi or 512Mi)"), q);
 }
 
 /* --name N into body[key] as a whole number within [min, max]. */
@@ -140,7 +143,7 @@ static int int_opt(struct cli_ctx *ctx, json_t *body, const char *key, const cha
 
 	if (shp_parse_int(arg, min, max, &v, NULL) < 0)
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "--%s must be a whole number from %lld to %lld", flag, min,
+				     _("--%s must be a whole number from %lld to %lld"), flag, min,
 				     max);
 	(void)json_object_set_new(body, key, json_integer(v));
 	return 0;
@@ -186,28 +189,28 @@ static int cmd_policy_set(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_call(ctx, "PUT", path, body, &ans);
 	if (r < 0)
 		return r;
-	return cli_show_done(ctx, &policy_kind, ans, "set");
+	return cli_show_done(ctx, &policy_kind, ans, N_("set"));
 }
 
 static const struct shp_flag show_flags[] = {
 	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV",
-	 "the policy that decides in this environment", cli_environment_values},
+	 N_("the policy that decides in this environment"), cli_environment_values},
 	{NULL},
 };
 
 static const struct shp_flag set_flags[] = {
 	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV",
-	 "the environment of the row (any: requests without one, and the fallback)", policy_envs,
-	 .required = true},
+	 N_("the environment of the row (any: requests without one, and the fallback)"),
+	 policy_envs, .required = true},
 	{"level", OPT_LEVEL, 0, NULL, "N",
-	 "the level: 0 auto, 1 requester's confirmation, 2 review, 3 several approvers",
+	 N_("the level: 0 auto, 1 requester's confirmation, 2 review, 3 several approvers"),
 	 .required = true},
-	{"approvers", OPT_APPROVERS, 0, NULL, "N", "approvals needed at level 3 (2 or more)"},
-	{"runbook", OPT_RUNBOOK, 0, NULL, "URL", "the runbook reviewers follow (level 2)"},
+	{"approvers", OPT_APPROVERS, 0, NULL, "N", N_("approvals needed at level 3 (2 or more)")},
+	{"runbook", OPT_RUNBOOK, 0, NULL, "URL", N_("the runbook reviewers follow (level 2)")},
 	{"escalate-cpus", OPT_ESCALATE_CPUS, 0, NULL, "N",
-	 "a request adding more CPUs than this moves up one level"},
+	 N_("a request adding more CPUs than this moves up one level")},
 	{"escalate-memory", OPT_ESCALATE_MEMORY, 0, NULL, "QUANTITY",
-	 "a request adding more memory than this (8Gi) moves up one level"},
+	 N_("a request adding more memory than this (8Gi) moves up one level")},
 	{NULL},
 };
 
@@ -216,9 +219,9 @@ static const struct shp_subcmd policy_verbs[] = {
 		.name = "list",
 		.fn = cmd_policy_list,
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list the approval policies",
-		.description = "List every approval policy: one row per request type and "
-			       "environment, and rows for any environment.",
+		.summary = N_("list the approval policies"),
+		.description = N_("List every approval policy: one row per request type and "
+				  "environment, and rows for any environment."),
 	},
 	{
 		.name = "set",
@@ -228,11 +231,11 @@ static const struct shp_subcmd policy_verbs[] = {
 		.usage = "TYPE --environment test|prod|any --level N [--approvers N] "
 			 "[--runbook URL] [--escalate-cpus N] [--escalate-memory QUANTITY]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "set the approval policy of a request type",
+		.summary = N_("set the approval policy of a request type"),
 		.description =
-			"Set the policy of request type TYPE (CREATE_VM, START_VM, ...) in an "
-			"environment. Level 2 needs a runbook URL, level 3 needs --approvers 2 "
-			"or more. Only platform administrators may set policies.",
+			N_("Set the policy of request type TYPE (CREATE_VM, START_VM, ...) in an "
+			   "environment. Level 2 needs a runbook URL, level 3 needs --approvers 2 "
+			   "or more. Only platform administrators may set policies."),
 		.opts = set_flags,
 	},
 	{
@@ -242,10 +245,10 @@ static const struct shp_subcmd policy_verbs[] = {
 		.max_args = 1,
 		.usage = "TYPE [--environment test|prod]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show the policies of a request type",
+		.summary = N_("show the policies of a request type"),
 		.description =
-			"Show the policies of TYPE; with --environment, the one that decides "
-			"there (its own row, else the row for any environment).",
+			N_("Show the policies of TYPE; with --environment, the one that decides "
+			   "there (its own row, else the row for any environment)."),
 		.opts = show_flags,
 	},
 	{NULL},
@@ -253,10 +256,10 @@ static const struct shp_subcmd policy_verbs[] = {
 
 const struct shp_cmd cmd_policy = {
 	.name = "policy",
-	.summary = "see and set approval policies",
-	.description = "An approval policy says what a request of one type needs in one "
-		       "environment: nothing (0), the requester's confirmation (1), one "
-		       "approver's review (2) or several approvers (3). A request adding many "
-		       "CPUs or much memory moves up one level.",
+	.summary = N_("see and set approval policies"),
+	.description = N_("An approval policy says what a request of one type needs in one "
+			  "environment: nothing (0), the requester's confirmation (1), one "
+			  "approver's review (2) or several approvers (3). A request adding many "
+			  "CPUs or much memory moves up one level."),
 	.subcmds = policy_verbs,
 };

@@ -9,23 +9,24 @@
 #include "api.h"
 #include "error.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 
 static const struct cli_column queue_columns[] = {
-	{"QUEUE", "Queue", "name"},
-	{"PAUSED", "Paused", "paused"},
-	{"AVAILABLE", "Available", "available", COL_RIGHT, "0"},
-	{"SCHEDULED", "Scheduled", "scheduled", COL_RIGHT, "0"},
-	{"RUNNING", "Running", "running", COL_RIGHT, "0"},
-	{"RETRYABLE", "Retryable", "retryable", COL_RIGHT, "0"},
-	{"COMPLETED", "Completed", "completed", COL_RIGHT, "0"},
-	{"CANCELLED", "Cancelled", "cancelled", COL_RIGHT, "0"},
-	{"DISCARDED", "Discarded", "discarded", COL_RIGHT, "0"},
+	{N_("QUEUE"), N_("Queue"), "name"},
+	{N_("PAUSED"), N_("Paused"), "paused"},
+	{N_("AVAILABLE"), N_("Available"), "available", COL_RIGHT, "0"},
+	{N_("SCHEDULED"), N_("Scheduled"), "scheduled", COL_RIGHT, "0"},
+	{N_("RUNNING"), N_("Running"), "running", COL_RIGHT, "0"},
+	{N_("RETRYABLE"), N_("Retryable"), "retryable", COL_RIGHT, "0"},
+	{N_("COMPLETED"), N_("Completed"), "completed", COL_RIGHT, "0"},
+	{N_("CANCELLED"), N_("Cancelled"), "cancelled", COL_RIGHT, "0"},
+	{N_("DISCARDED"), N_("Discarded"), "discarded", COL_RIGHT, "0"},
 	{NULL},
 };
 
-static const struct cli_kind queue_kind = {"queue", "queues", "name", queue_columns};
+static const struct cli_kind queue_kind = {"queue", N_("queues"), "name", queue_columns};
 
 static int cmd_queue_stats(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -46,7 +47,7 @@ static int cmd_queue_stats(int argc, char **argv, struct cli_ctx *ctx)
 		json_t *row = json_deep_copy(q);
 		if (!row || json_object_set_new(row, "name", json_string(name)) < 0 ||
 		    json_array_append_new(items, row) < 0)
-			return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+			return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 	}
 	return cli_show_list(ctx, &queue_kind, items);
 }
@@ -89,9 +90,9 @@ static const struct shp_subcmd queue_verbs[] = {
 		.max_args = 1,
 		.usage = "QUEUE",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "stop taking jobs from a queue",
-		.description = "Stop taking new jobs from QUEUE; running jobs finish. Jobs keep "
-			       "arriving and wait until the queue is resumed.",
+		.summary = N_("stop taking jobs from a queue"),
+		.description = N_("Stop taking new jobs from QUEUE; running jobs finish. Jobs keep "
+				  "arriving and wait until the queue is resumed."),
 		.opts = no_flags,
 	},
 	{
@@ -101,8 +102,8 @@ static const struct shp_subcmd queue_verbs[] = {
 		.max_args = 1,
 		.usage = "QUEUE",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "take jobs from a paused queue again",
-		.description = "Take jobs from QUEUE again after a pause.",
+		.summary = N_("take jobs from a paused queue again"),
+		.description = N_("Take jobs from QUEUE again after a pause."),
 		.opts = no_flags,
 	},
 	{
@@ -110,9 +111,10 @@ static const struct shp_subcmd queue_verbs[] = {
 		.fn = cmd_queue_stats,
 		.usage = "",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "count jobs per queue and state",
-		.description = "Show, for every queue, how many jobs are in each state and whether "
-			       "the queue is paused.",
+		.summary = N_("count jobs per queue and state"),
+		.description =
+			N_("Show, for every queue, how many jobs are in each state and whether "
+			   "the queue is paused."),
 		.opts = no_flags,
 	},
 	{NULL},
@@ -120,7 +122,8 @@ static const struct shp_subcmd queue_verbs[] = {
 
 const struct shp_cmd cmd_queue = {
 	.name = "queue",
-	.summary = "see and pause the job queues (platform admins)",
-	.description = "Jobs wait in named queues; a paused queue keeps its jobs until resumed.",
+	.summary = N_("see and pause the job queues (platform admins)"),
+	.description =
+		N_("Jobs wait in named queues; a paused queue keeps its jobs until resumed."),
 	.subcmds = queue_verbs,
 };

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "output.h"
 #include "util.h"
 
@@ -37,19 +38,19 @@ int cli_env_list(struct cli_ctx *ctx, const char *envs, json_t *body, const char
 
 		if (strcmp(e, "test") != 0 && strcmp(e, "prod") != 0)
 			return shp_error_set(&ctx->err, SHP_E_INVAL,
-					     "invalid environment '%s' (expected test, prod or "
-					     "test,prod)",
+					     _("invalid environment '%s' (expected test, prod or "
+					       "test,prod)"),
 					     e);
 		json_array_foreach(arr, i, v) dup = dup || strcmp(json_string_value(v), e) == 0;
 		if (dup)
 			return shp_error_set(&ctx->err, SHP_E_INVAL,
-					     "environment '%s' is given twice", e);
+					     _("environment '%s' is given twice"), e);
 		json_array_append_new(arr, json_string(e));
 	}
 	if (json_array_size(arr) == 0)
-		return cli_usage_error(ctx, "--env needs test, prod or test,prod");
+		return cli_usage_error(ctx, _("--env needs test, prod or test,prod"));
 	return json_object_set(body, key, arr) < 0
-		       ? shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory")
+		       ? shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"))
 		       : 0;
 }
 
@@ -71,21 +72,21 @@ char *cli_envs_cell(const json_t *item, int64_t now)
 }
 
 static const struct cli_column mapping_columns[] = {
-	{"ID", "ID", "id", COL_RIGHT},
-	{"KIND", "Kind", "principal_kind"},
-	{"PRINCIPAL", "Principal", "principal", COL_FLEX},
-	{"USER", "User", "user_name"},
-	{"TEAM", "Team", "team", 0, "-"},
-	{"TEAM ROLE", "Team role", "team_role", 0, "-"},
-	{"ROLE", "Role", "role", 0, "-"},
-	{"ENVIRONMENTS", "Environments", NULL, 0, NULL, cli_envs_cell},
-	{"ENABLED", "Enabled", "enabled"},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"CREATED BY", "Created by", "created_by", COL_WIDE},
+	{N_("ID"), N_("ID"), "id", COL_RIGHT},
+	{N_("KIND"), N_("Kind"), "principal_kind"},
+	{N_("PRINCIPAL"), N_("Principal"), "principal", COL_FLEX},
+	{N_("USER"), N_("User"), "user_name"},
+	{N_("TEAM"), N_("Team"), "team", 0, "-"},
+	{N_("TEAM ROLE"), N_("Team role"), "team_role", 0, "-"},
+	{N_("ROLE"), N_("Role"), "role", 0, "-"},
+	{N_("ENVIRONMENTS"), N_("Environments"), NULL, 0, NULL, cli_envs_cell},
+	{N_("ENABLED"), N_("Enabled"), "enabled"},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("CREATED BY"), N_("Created by"), "created_by", COL_WIDE},
 	{NULL},
 };
 
-static const struct cli_kind mapping_kind = {"mapping", "mappings", "id", mapping_columns};
+static const struct cli_kind mapping_kind = {"mapping", N_("mappings"), "id", mapping_columns};
 
 static bool in_list(const char *s, const char *const *list)
 {
@@ -120,24 +121,24 @@ static int map_body(struct cli_ctx *ctx, const char *kind, const char *principal
 
 	if (!in_list(kind, principal_kinds))
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "invalid kind '%s' (expected unix, token or cert)", kind);
+				     _("invalid kind '%s' (expected unix, token or cert)"), kind);
 	if (!o->user)
-		return cli_usage_error(ctx, "--user is required");
+		return cli_usage_error(ctx, _("--user is required"));
 	if (!o->team != !o->team_role)
-		return cli_usage_error(ctx, "--team and --team-role go together");
+		return cli_usage_error(ctx, _("--team and --team-role go together"));
 	if (!o->role != !o->envs)
-		return cli_usage_error(ctx, "--role and --env go together");
+		return cli_usage_error(ctx, _("--role and --env go together"));
 	if (!o->team && !o->role)
-		return cli_usage_error(ctx, "give --team and --team-role, --role and --env, or "
-					    "both");
+		return cli_usage_error(ctx, _("give --team and --team-role, --role and --env, or "
+					      "both"));
 	if (o->role && !in_list(o->role, platform_roles))
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "invalid role '%s' (expected platform-admin, approver, "
-				     "operator or viewer)",
+				     _("invalid role '%s' (expected platform-admin, approver, "
+				       "operator or viewer)"),
 				     o->role);
 	if (o->team_role && !in_list(o->team_role, team_roles))
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "invalid team role '%s' (expected owner, member or viewer)",
+				     _("invalid team role '%s' (expected owner, member or viewer)"),
 				     o->team_role);
 	if ((r = cli_body_set(ctx, body, "principal_kind", kind)) < 0 ||
 	    (r = cli_body_set(ctx, body, "principal", principal)) < 0 ||
@@ -149,7 +150,7 @@ static int map_body(struct cli_ctx *ctx, const char *kind, const char *principal
 	if (o->envs && (r = cli_env_list(ctx, o->envs, body, "allowed_environments")) < 0)
 		return r;
 	return json_object_set_new(body, "enabled", json_boolean(!o->disabled)) < 0
-		       ? shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory")
+		       ? shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"))
 		       : 0;
 }
 
@@ -176,7 +177,7 @@ static int cmd_rbac_map(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_call(ctx, "POST", SHP_ROUTE_RBAC_MAPPINGS, body, &mapping);
 	if (r < 0)
 		return r;
-	return cli_show_done(ctx, &mapping_kind, mapping, "created");
+	return cli_show_done(ctx, &mapping_kind, mapping, N_("created"));
 }
 
 /* ID as a path: digits only, so nothing else reaches the daemon. */
@@ -185,7 +186,8 @@ static char *mapping_path(struct cli_ctx *ctx, const char *id)
 	size_t n = strlen(id);
 
 	if (n == 0 || n > 18 || strspn(id, "0123456789") != n) {
-		shp_error_set(&ctx->err, SHP_E_INVAL, "invalid mapping id '%.40s' (a number)", id);
+		shp_error_set(&ctx->err, SHP_E_INVAL, _("invalid mapping id '%.40s' (a number)"),
+			      id);
 		return NULL;
 	}
 	return cli_path(SHP_ROUTE_RBAC_MAPPINGS, id);
@@ -207,7 +209,7 @@ static int cmd_rbac_unmap(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	if (!mapping)
 		mapping = json_pack("{s:s}", "id", argv[optind]);
-	return cli_show_done(ctx, &mapping_kind, mapping, "deleted");
+	return cli_show_done(ctx, &mapping_kind, mapping, N_("deleted"));
 }
 
 /* enable/disable: read the mapping, flip enabled, put it back whole. */
@@ -237,7 +239,7 @@ static int set_enabled(int argc, char **argv, struct cli_ctx *ctx, bool enabled)
 	(void)json_object_set_new(body, "enabled", json_boolean(enabled));
 	if ((r = cli_call(ctx, "PUT", path, body, &mapping)) < 0)
 		return r;
-	return cli_show_done(ctx, &mapping_kind, mapping, enabled ? "enabled" : "disabled");
+	return cli_show_done(ctx, &mapping_kind, mapping, enabled ? N_("enabled") : N_("disabled"));
 }
 
 static int cmd_rbac_enable(int argc, char **argv, struct cli_ctx *ctx)
@@ -251,13 +253,13 @@ static int cmd_rbac_disable(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 static const struct shp_flag map_flags[] = {
-	{"user", OPT_USER, 0, NULL, "USER", "the user the principal acts as", .required = true},
-	{"team", OPT_TEAM, 0, NULL, "SYSTEM", "the system (team) the principal is a member of"},
-	{"team-role", OPT_TEAM_ROLE, 0, NULL, "ROLE", "its role in the team", team_roles},
-	{"role", OPT_ROLE, 0, NULL, "ROLE", "a platform role", platform_roles},
+	{"user", OPT_USER, 0, NULL, "USER", N_("the user the principal acts as"), .required = true},
+	{"team", OPT_TEAM, 0, NULL, "SYSTEM", N_("the system (team) the principal is a member of")},
+	{"team-role", OPT_TEAM_ROLE, 0, NULL, "ROLE", N_("its role in the team"), team_roles},
+	{"role", OPT_ROLE, 0, NULL, "ROLE", N_("a platform role"), platform_roles},
 	{"env", OPT_ENV, 0, "environment", "ENV[,ENV]",
-	 "the environments of the platform role: test, prod or test,prod"},
-	{"disabled", OPT_DISABLED, 0, NULL, NULL, "create the mapping disabled"},
+	 N_("the environments of the platform role: test, prod or test,prod")},
+	{"disabled", OPT_DISABLED, 0, NULL, NULL, N_("create the mapping disabled")},
 	{NULL},
 };
 
@@ -271,9 +273,10 @@ static const struct shp_subcmd rbac_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "switch a principal mapping off",
-		.description = "Disable the mapping ID: from the principal's next request on, it "
-			       "acts as itself again.",
+		.summary = N_("switch a principal mapping off"),
+		.description =
+			N_("Disable the mapping ID: from the principal's next request on, it "
+			   "acts as itself again."),
 		.opts = no_flags,
 	},
 	{
@@ -283,16 +286,16 @@ static const struct shp_subcmd rbac_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "switch a principal mapping on",
-		.description = "Enable the mapping ID again.",
+		.summary = N_("switch a principal mapping on"),
+		.description = N_("Enable the mapping ID again."),
 		.opts = no_flags,
 	},
 	{
 		.name = "list",
 		.fn = cmd_rbac_list,
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list principal mappings",
-		.description = "List the principal mappings, oldest first.",
+		.summary = N_("list principal mappings"),
+		.description = N_("List the principal mappings, oldest first."),
 		.opts = no_flags,
 	},
 	{
@@ -303,15 +306,15 @@ static const struct shp_subcmd rbac_verbs[] = {
 		.usage = "unix|token|cert PRINCIPAL --user USER [--team SYSTEM] [--team-role ROLE] "
 			 "[--role ROLE] [--env ENV[,ENV]] [--disabled]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "map a principal to a user, a team and a role",
+		.summary = N_("map a principal to a user, a team and a role"),
 		.description =
-			"Make callers authenticated as PRINCIPAL act as USER (created on first "
-			"contact), a member of the system --team with --team-role, and a holder "
-			"of --role in the environments of --env. PRINCIPAL is, for unix, the "
-			"account name; for token, OWNER/TOKEN_NAME (the token owner's user name "
-			"and the token's name); for cert, the certificate subject as shepherd "
-			"writes it, such as O=example,CN=alice (what \"shepherd whoami\" shows "
-			"after cert: for that certificate).",
+			N_("Make callers authenticated as PRINCIPAL act as USER (created on first "
+			   "contact), a member of the system --team with --team-role, and a holder "
+			   "of --role in the environments of --env. PRINCIPAL is, for unix, the "
+			   "account name; for token, OWNER/TOKEN_NAME (the token owner's user name "
+			   "and the token's name); for cert, the certificate subject as shepherd "
+			   "writes it, such as O=example,CN=alice (what \"shepherd whoami\" shows "
+			   "after cert: for that certificate)."),
 		.opts = map_flags,
 	},
 	{
@@ -321,8 +324,8 @@ static const struct shp_subcmd rbac_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "remove a principal mapping",
-		.description = "Delete the mapping ID.",
+		.summary = N_("remove a principal mapping"),
+		.description = N_("Delete the mapping ID."),
 		.opts = no_flags,
 	},
 	{NULL},
@@ -330,10 +333,10 @@ static const struct shp_subcmd rbac_verbs[] = {
 
 const struct shp_cmd cmd_rbac = {
 	.name = "rbac",
-	.summary = "map principals to users, teams and roles",
-	.description = "Principal mappings let an identity from outside (a unix account, an API "
-		       "token, a certificate subject) act as a shepherd user with a team and a "
-		       "platform role, without granting these to the identity's own user. Only "
-		       "administrators may manage them.",
+	.summary = N_("map principals to users, teams and roles"),
+	.description = N_("Principal mappings let an identity from outside (a unix account, an API "
+			  "token, a certificate subject) act as a shepherd user with a team and a "
+			  "platform role, without granting these to the identity's own user. Only "
+			  "administrators may manage them."),
 	.subcmds = rbac_verbs,
 };

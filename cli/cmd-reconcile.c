@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -29,20 +30,20 @@ static char *run_counts(const json_t *j, int64_t now)
 }
 
 static const struct cli_column run_columns[] = {
-	{"ID", "ID", "id", COL_RIGHT},
-	{"CLUSTER", "Cluster", "cluster"},
-	{"MODE", "Mode", "mode"},
-	{"OUTCOME", "Outcome", "outcome"},
-	{"GHOSTS/ORPHANS", "Ghosts/orphans", NULL, COL_RIGHT, NULL, run_counts},
-	{"ROWS", "Rows", "db_count", COL_RIGHT | COL_WIDE},
-	{"VMS", "VMs", "cluster_count", COL_RIGHT | COL_WIDE},
-	{"ACTOR", "Actor", "actor", COL_WIDE},
-	{"AGE", "Started", "started_at", COL_AGE},
-	{"MESSAGE", "Message", "message", COL_FLEX},
+	{N_("ID"), N_("ID"), "id", COL_RIGHT},
+	{N_("CLUSTER"), N_("Cluster"), "cluster"},
+	{N_("MODE"), N_("Mode"), "mode"},
+	{N_("OUTCOME"), N_("Outcome"), "outcome"},
+	{N_("GHOSTS/ORPHANS"), N_("Ghosts/orphans"), NULL, COL_RIGHT, NULL, run_counts},
+	{N_("ROWS"), N_("Rows"), "db_count", COL_RIGHT | COL_WIDE},
+	{N_("VMS"), N_("VMs"), "cluster_count", COL_RIGHT | COL_WIDE},
+	{N_("ACTOR"), N_("Actor"), "actor", COL_WIDE},
+	{N_("AGE"), N_("Started"), "started_at", COL_AGE},
+	{N_("MESSAGE"), N_("Message"), "message", COL_FLEX},
 	{NULL},
 };
 
-static const struct cli_kind run_kind = {"reconcile-run", "reconcile runs", "id", run_columns};
+static const struct cli_kind run_kind = {"reconcile-run", N_("reconcile runs"), "id", run_columns};
 
 /* One cluster's run as a few lines: the outcome, then each ghost and orphan. */
 static void print_run(const json_t *run)
@@ -52,20 +53,20 @@ static void print_run(const json_t *run)
 	size_t i;
 	json_t *it;
 
-	printf("cluster %s (%s): %s: %s\n", cluster, shp_json_str(run, "mode"),
+	printf(_("cluster %s (%s): %s: %s\n"), cluster, shp_json_str(run, "mode"),
 	       shp_json_str(run, "outcome"), msg);
 	json_array_foreach(json_object_get(run, "ghosts"), i, it)
 	{
 		_cleanup_free_ char *ns = cli_text_sanitize(shp_json_str(it, "namespace"));
 		_cleanup_free_ char *name = cli_text_sanitize(shp_json_str(it, "name"));
-		printf("  ghost   %s/%s (row %lld)\n", ns, name,
+		printf(_("  ghost   %s/%s (row %lld)\n"), ns, name,
 		       (long long)shp_json_int(it, "id", 0));
 	}
 	json_array_foreach(json_object_get(run, "orphans"), i, it)
 	{
 		_cleanup_free_ char *ns = cli_text_sanitize(shp_json_str(it, "namespace"));
 		_cleanup_free_ char *name = cli_text_sanitize(shp_json_str(it, "name"));
-		printf("  orphan  %s/%s\n", ns, name);
+		printf(_("  orphan  %s/%s\n"), ns, name);
 	}
 }
 
@@ -84,7 +85,7 @@ static int runs_verdict(struct cli_ctx *ctx, const json_t *items)
 		return 0;
 	ctx->exit_status = SHP_EXIT_FAILURE;
 	return shp_error_set(&ctx->err, SHP_E_INTERNAL,
-			     "%zu of %zu reconcile run(s) halted or failed", bad,
+			     _("%zu of %zu reconcile run(s) halted or failed"), bad,
 			     json_array_size(items));
 }
 
@@ -123,7 +124,7 @@ static int run_now(struct cli_ctx *ctx, const char *cluster, const char *mode)
 			return r;
 	} else {
 		if (json_array_size(items) == 0)
-			cli_note(ctx, "No clusters to reconcile.");
+			cli_note(ctx, _("No clusters to reconcile."));
 		json_array_foreach(items, i, run) print_run(run);
 	}
 	return runs_verdict(ctx, items);
@@ -144,16 +145,17 @@ static int cmd_reconcile_run(int argc, char **argv, struct cli_ctx *ctx)
 			return r;
 	}
 	if (optind < argc && strcmp(argv[optind], "runs") != 0)
-		return cli_usage_error(ctx, "unknown argument '%s' (only 'runs')", argv[optind]);
+		return cli_usage_error(ctx, _("unknown argument '%s' (only 'runs')"), argv[optind]);
 	if (ctx->format == CLI_FORMAT_NAME)
-		return cli_usage_error(ctx, "'-o name' does not apply to 'reconcile'");
+		return cli_usage_error(ctx, _("'-o name' does not apply to 'reconcile'"));
 	if (optind < argc) {
 		if (mode)
-			return cli_usage_error(ctx, "'--mode' does not apply to 'reconcile runs'");
+			return cli_usage_error(ctx,
+					       _("'--mode' does not apply to 'reconcile runs'"));
 		return list_runs(ctx, cluster, limit);
 	}
 	if (limit)
-		return cli_usage_error(ctx, "'--limit' applies only to 'reconcile runs'");
+		return cli_usage_error(ctx, _("'--limit' applies only to 'reconcile runs'"));
 	return run_now(ctx, cluster, mode);
 }
 
@@ -161,9 +163,9 @@ static const char *const reconcile_args[] = {"runs", NULL};
 
 static const struct shp_flag reconcile_flags[] = {
 	{"mode", OPT_MODE, 0, NULL, "MODE",
-	 "report only (dry-run, the default) or also mark ghost rows", modes},
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", "only this cluster"},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "with 'runs': show at most the N newest runs"},
+	 N_("report only (dry-run, the default) or also mark ghost rows"), modes},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("only this cluster")},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("with 'runs': show at most the N newest runs")},
 	{NULL},
 };
 
@@ -173,8 +175,8 @@ static const struct shp_subcmd reconcile_entry = {
 	.max_args = 1,
 	.usage = "[runs] [--mode MODE] [--cluster NAME] [--limit N]",
 	.flags = CMD_NEEDS_DAEMON,
-	.summary = "compare the database with the clusters",
-	.description =
+	.summary = N_("compare the database with the clusters"),
+	.description = N_(
 		"Without an argument: reconcile every cluster (or --cluster) now and print, per "
 		"cluster, the outcome, the ghosts (VM rows whose VM is gone from the cluster) and "
 		"the orphans (VMs labelled as managed by shepherd that have no row). --mode "
@@ -182,7 +184,7 @@ static const struct shp_subcmd reconcile_entry = {
 		"whose VM is back). Nothing is ever deleted. When more than half of a cluster's "
 		"rows look like ghosts the run halts without marking anything. The exit status is "
 		"1 when a run halted or failed.\n\n"
-		"With 'runs': list the recorded runs, newest first.",
+		"With 'runs': list the recorded runs, newest first."),
 	.opts = reconcile_flags,
 	.args_complete = CLI_COMPLETE_VALUES,
 	.arg_values = reconcile_args,
@@ -190,6 +192,6 @@ static const struct shp_subcmd reconcile_entry = {
 
 const struct shp_cmd cmd_reconcile = {
 	.name = "reconcile",
-	.summary = "compare the database with the clusters (platform admins)",
+	.summary = N_("compare the database with the clusters (platform admins)"),
 	.self = &reconcile_entry,
 };

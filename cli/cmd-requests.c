@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "i18n.h"
 #include "output.h"
 #include "util.h"
 
@@ -21,21 +22,21 @@ static const char *const request_statuses[] = {
 };
 
 static const struct cli_column request_columns[] = {
-	{"ID", "Request", "id", COL_RIGHT},
-	{"TYPE", "Type", "type"},
-	{"TARGET", "Target", "target", 0, "-"},
-	{"STATUS", "Status", "status"},
-	{"TICKET", "Ticket", "ticket_id", COL_RIGHT, "-"},
-	{"TASK", "Task", "task_id", COL_RIGHT, "-"},
-	{"SYSTEM", "System", "system", 0, "-"},
-	{"AGE", "Requested", "created_at", COL_AGE},
-	{"NAMESPACE", "Namespace", "namespace", COL_WIDE, "-"},
-	{"LEVEL", "Approval level", "approval_level", COL_WIDE | COL_RIGHT, "-"},
-	{"ERROR", "Error", "error", COL_WIDE | COL_FLEX, ""},
+	{N_("ID"), N_("Request"), "id", COL_RIGHT},
+	{N_("TYPE"), N_("Type"), "type"},
+	{N_("TARGET"), N_("Target"), "target", 0, "-"},
+	{N_("STATUS"), N_("Status"), "status"},
+	{N_("TICKET"), N_("Ticket"), "ticket_id", COL_RIGHT, "-"},
+	{N_("TASK"), N_("Task"), "task_id", COL_RIGHT, "-"},
+	{N_("SYSTEM"), N_("System"), "system", 0, "-"},
+	{N_("AGE"), N_("Requested"), "created_at", COL_AGE},
+	{N_("NAMESPACE"), N_("Namespace"), "namespace", COL_WIDE, "-"},
+	{N_("LEVEL"), N_("Approval level"), "approval_level", COL_WIDE | COL_RIGHT, "-"},
+	{N_("ERROR"), N_("Error"), "error", COL_WIDE | COL_FLEX, ""},
 	{NULL},
 };
 
-static const struct cli_kind request_kind = {"request", "requests", "id", request_columns};
+static const struct cli_kind request_kind = {"request", N_("requests"), "id", request_columns};
 
 static const struct cli_filter request_filters[] = {
 	{OPT_STATUS, "status"},
@@ -53,7 +54,8 @@ static int check_id(struct cli_ctx *ctx, const char *id)
 	long long v;
 
 	if (shp_parse_int(id, 1, INT64_MAX, &v, NULL) < 0)
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "invalid id '%.40s' (a number)", id);
+		return shp_error_set(&ctx->err, SHP_E_INVAL, _("invalid id '%.40s' (a number)"),
+				     id);
 	return 0;
 }
 
@@ -88,8 +90,8 @@ static int cmd_requests_cancel(int argc, char **argv, struct cli_ctx *ctx)
 	if (r < 0)
 		return r;
 	if (!ctx->quiet && ctx->format == CLI_FORMAT_TABLE) {
-		printf("ticket %s cancelled (request %" JSON_INTEGER_FORMAT ")\n", argv[optind],
-		       json_integer_value(json_object_get(ans, "request_id")));
+		printf(_("ticket %s cancelled (request %lld)\n"), argv[optind],
+		       (long long)json_integer_value(json_object_get(ans, "request_id")));
 		return 0;
 	}
 	return cli_show_raw(ctx, ans);
@@ -97,8 +99,8 @@ static int cmd_requests_cancel(int argc, char **argv, struct cli_ctx *ctx)
 
 static const struct shp_flag list_flags[] = {
 	{"status", OPT_STATUS, 0, NULL, "STATUS",
-	 "only requests in this status (the ticket's, else the request's)", request_statuses},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N requests"},
+	 N_("only requests in this status (the ticket's, else the request's)"), request_statuses},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N requests")},
 	{NULL},
 };
 
@@ -110,18 +112,20 @@ static const struct shp_subcmd requests_verbs[] = {
 		.max_args = 1,
 		.usage = "TICKET",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "cancel a request waiting for approval",
-		.description = "Cancel your request whose approval ticket is TICKET (the TICKET "
-			       "column of shepherd requests list), while it waits for approval.",
+		.summary = N_("cancel a request waiting for approval"),
+		.description =
+			N_("Cancel your request whose approval ticket is TICKET (the TICKET "
+			   "column of shepherd requests list), while it waits for approval."),
 	},
 	{
 		.name = "list",
 		.fn = cmd_requests_list,
 		.usage = "[--status STATUS] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list your requests",
-		.description = "List the requests you made, newest first, with the status of their "
-			       "approval ticket and their task.",
+		.summary = N_("list your requests"),
+		.description =
+			N_("List the requests you made, newest first, with the status of their "
+			   "approval ticket and their task."),
 		.opts = list_flags,
 	},
 	{
@@ -131,16 +135,16 @@ static const struct shp_subcmd requests_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show one of your requests",
-		.description = "Show request ID with what was asked (its payload).",
+		.summary = N_("show one of your requests"),
+		.description = N_("Show request ID with what was asked (its payload)."),
 	},
 	{NULL},
 };
 
 const struct shp_cmd cmd_requests = {
 	.name = "requests",
-	.summary = "see and cancel your requests",
-	.description = "Every request (a VM, a system, a service) is recorded; those that need "
-		       "an approval wait for it and may be cancelled meanwhile.",
+	.summary = N_("see and cancel your requests"),
+	.description = N_("Every request (a VM, a system, a service) is recorded; those that need "
+			  "an approval wait for it and may be cancelled meanwhile."),
 	.subcmds = requests_verbs,
 };

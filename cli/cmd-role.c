@@ -12,6 +12,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "output.h"
 #include "util.h"
 
@@ -23,24 +24,24 @@ static const char *const platform_roles[] = {"platform-admin", "approver", "oper
 					     NULL};
 
 static const struct cli_column binding_columns[] = {
-	{"USER", "User", "user"},
-	{"ROLE", "Role", "role"},
-	{"ENVIRONMENTS", "Environments", NULL, 0, NULL, cli_envs_cell},
-	{"AGE", "Granted", "created_at", COL_AGE},
-	{"GRANTED BY", "Granted by", "created_by", COL_WIDE},
+	{N_("USER"), N_("User"), "user"},
+	{N_("ROLE"), N_("Role"), "role"},
+	{N_("ENVIRONMENTS"), N_("Environments"), NULL, 0, NULL, cli_envs_cell},
+	{N_("AGE"), N_("Granted"), "created_at", COL_AGE},
+	{N_("GRANTED BY"), N_("Granted by"), "created_by", COL_WIDE},
 	{NULL},
 };
 
-static const struct cli_kind binding_kind = {"rolebinding", "role bindings", "user",
+static const struct cli_kind binding_kind = {"rolebinding", N_("role bindings"), "user",
 					     binding_columns};
 
 static int check_user(struct cli_ctx *ctx, const char *user)
 {
 	if (!user[0])
-		return cli_usage_error(ctx, "the user name is empty");
+		return cli_usage_error(ctx, _("the user name is empty"));
 	if (strlen(user) > USER_MAX)
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "the user name is longer than %d bytes", USER_MAX);
+				     _("the user name is longer than %d bytes"), USER_MAX);
 	return 0;
 }
 
@@ -50,8 +51,8 @@ static int check_role(struct cli_ctx *ctx, const char *role)
 		if (strcmp(role, platform_roles[i]) == 0)
 			return 0;
 	return shp_error_set(&ctx->err, SHP_E_INVAL,
-			     "invalid role '%s' (expected platform-admin, approver, operator or "
-			     "viewer)",
+			     _("invalid role '%s' (expected platform-admin, approver, operator or "
+			       "viewer)"),
 			     role);
 }
 
@@ -96,7 +97,7 @@ static int cmd_role_bind(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_call(ctx, "PUT", path, body, &binding);
 	if (r < 0)
 		return r;
-	done = xasprintf("is now %s in %s", role, envs);
+	done = xasprintf(_("is now %s in %s"), role, envs);
 	return cli_show_done(ctx, &binding_kind, binding, done);
 }
 
@@ -114,19 +115,19 @@ static int cmd_role_unbind(int argc, char **argv, struct cli_ctx *ctx)
 	if ((r = check_user(ctx, user)) < 0 || (r = check_role(ctx, role)) < 0)
 		return r;
 	path = binding_path(user, role);
-	done = xasprintf("is no longer %s", role);
+	done = xasprintf(_("is no longer %s"), role);
 	return cli_delete_done(ctx, path, &binding_kind, "user", user, "role", role, done);
 }
 
 static const struct shp_flag list_flags[] = {
-	{"user", OPT_USER, 0, NULL, "USER", "only this user's bindings"},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N bindings"},
+	{"user", OPT_USER, 0, NULL, "USER", N_("only this user's bindings")},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N bindings")},
 	{NULL},
 };
 
 static const struct shp_flag bind_flags[] = {
 	{"env", OPT_ENV, 0, "environment", "ENV[,ENV]",
-	 "the environments the role is held in: test, prod or test,prod", .required = true},
+	 N_("the environments the role is held in: test, prod or test,prod"), .required = true},
 	{NULL},
 };
 
@@ -140,13 +141,13 @@ static const struct shp_subcmd role_verbs[] = {
 		.max_args = 2,
 		.usage = "USER platform-admin|approver|operator|viewer --env test[,prod]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "give a user a platform role",
+		.summary = N_("give a user a platform role"),
 		.description =
-			"Give USER the role in the environments of --env, or change the "
-			"environments of a role USER holds. A user not seen yet is created. "
-			"Viewers see the namespaces of their environments; operators and "
-			"approvers also the virtual machines of every system there, and "
-			"approvers approve its requests. Only administrators may bind roles.",
+			N_("Give USER the role in the environments of --env, or change the "
+			   "environments of a role USER holds. A user not seen yet is created. "
+			   "Viewers see the namespaces of their environments; operators and "
+			   "approvers also the virtual machines of every system there, and "
+			   "approvers approve its requests. Only administrators may bind roles."),
 		.opts = bind_flags,
 		.args_complete = CLI_COMPLETE_NONE,
 	},
@@ -155,10 +156,11 @@ static const struct shp_subcmd role_verbs[] = {
 		.fn = cmd_role_list,
 		.usage = "[--user USER] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list platform role bindings",
-		.description = "List the role bindings, sorted by user and role. Roles that come "
-			       "from a principal mapping are listed by \"shepherd rbac list\". "
-			       "Only administrators may list bindings.",
+		.summary = N_("list platform role bindings"),
+		.description =
+			N_("List the role bindings, sorted by user and role. Roles that come "
+			   "from a principal mapping are listed by \"shepherd rbac list\". "
+			   "Only administrators may list bindings."),
 		.opts = list_flags,
 	},
 	{
@@ -168,9 +170,10 @@ static const struct shp_subcmd role_verbs[] = {
 		.max_args = 2,
 		.usage = "USER platform-admin|approver|operator|viewer",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "take a platform role away",
-		.description = "Remove USER's binding to the role. Only administrators may unbind "
-			       "roles.",
+		.summary = N_("take a platform role away"),
+		.description =
+			N_("Remove USER's binding to the role. Only administrators may unbind "
+			   "roles."),
 		.opts = no_flags,
 	},
 	{NULL},
@@ -178,8 +181,9 @@ static const struct shp_subcmd role_verbs[] = {
 
 const struct shp_cmd cmd_role = {
 	.name = "role",
-	.summary = "manage platform roles",
-	.description = "Platform roles say what a user may see and do across systems, and in which "
-		       "environments: platform-admin, approver, operator and viewer.",
+	.summary = N_("manage platform roles"),
+	.description =
+		N_("Platform roles say what a user may see and do across systems, and in which "
+		   "environments: platform-admin, approver, operator and viewer."),
 	.subcmds = role_verbs,
 };

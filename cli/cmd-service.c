@@ -9,20 +9,21 @@
 
 #include "api.h"
 #include "cli.h"
+#include "i18n.h"
 #include "output.h"
 
 enum { OPT_SYSTEM = CLI_OPT_LOCAL, OPT_DESCRIPTION, OPT_YES, OPT_LIMIT };
 
 static const struct cli_column service_columns[] = {
-	{"NAME", "Name", "name"},
-	{"SYSTEM", "System", "system"},
-	{"DESCRIPTION", "Description", "description", COL_FLEX, ""},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"CREATED BY", "Created by", "created_by", COL_WIDE},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("SYSTEM"), N_("System"), "system"},
+	{N_("DESCRIPTION"), N_("Description"), "description", COL_FLEX, ""},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("CREATED BY"), N_("Created by"), "created_by", COL_WIDE},
 	{NULL},
 };
 
-static const struct cli_kind service_kind = {"service", "services", "name", service_columns};
+static const struct cli_kind service_kind = {"service", N_("services"), "name", service_columns};
 
 static int cmd_service_create(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -59,7 +60,8 @@ static int cmd_service_delete(int argc, char **argv, struct cli_ctx *ctx)
 	if (!yes) {
 		ctx->usage_hint = false;
 		return shp_error_set(&ctx->err, SHP_E_USAGE,
-				     "deleting service '%s' needs --yes to confirm", argv[optind]);
+				     _("deleting service '%s' needs --yes to confirm"),
+				     argv[optind]);
 	}
 	path = cli_path(SHP_ROUTE_SERVICES, argv[optind]);
 	url = xasprintf("%s?confirm=true", path);
@@ -86,20 +88,20 @@ static int cmd_service_show(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 static const struct shp_flag create_flags[] = {
-	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", "the system the service belongs to",
+	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", N_("the system the service belongs to"),
 	 .required = true},
-	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", "what the service is"},
+	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", N_("what the service is")},
 	{NULL},
 };
 
 static const struct shp_flag delete_flags[] = {
-	{"yes", OPT_YES, 'y', NULL, NULL, "confirm the deletion"},
+	{"yes", OPT_YES, 'y', NULL, NULL, N_("confirm the deletion")},
 	{NULL},
 };
 
 static const struct shp_flag list_flags[] = {
-	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", "only the services of this system"},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N services"},
+	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", N_("only the services of this system")},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N services")},
 	{NULL},
 };
 
@@ -111,9 +113,9 @@ static const struct shp_subcmd service_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME --system SYSTEM [--description TEXT]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "create a service in a system",
-		.description = "Request the service NAME in SYSTEM. Owners and members of the "
-			       "system may; service names are unique among active services.",
+		.summary = N_("create a service in a system"),
+		.description = N_("Request the service NAME in SYSTEM. Owners and members of the "
+				  "system may; service names are unique among active services."),
 		.opts = create_flags,
 	},
 	{
@@ -123,9 +125,9 @@ static const struct shp_subcmd service_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME [--yes]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "delete a service",
-		.description = "Request the deletion of service NAME, which must have no VMs. "
-			       "--yes confirms it.",
+		.summary = N_("delete a service"),
+		.description = N_("Request the deletion of service NAME, which must have no VMs. "
+				  "--yes confirms it."),
 		.opts = delete_flags,
 	},
 	{
@@ -133,9 +135,9 @@ static const struct shp_subcmd service_verbs[] = {
 		.fn = cmd_service_list,
 		.usage = "[--system SYSTEM] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list services",
-		.description = "List the services of the systems you belong to (platform "
-			       "administrators see all).",
+		.summary = N_("list services"),
+		.description = N_("List the services of the systems you belong to (platform "
+				  "administrators see all)."),
 		.opts = list_flags,
 	},
 	{
@@ -145,15 +147,15 @@ static const struct shp_subcmd service_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show one service",
-		.description = "Show the service NAME.",
+		.summary = N_("show one service"),
+		.description = N_("Show the service NAME."),
 	},
 	{NULL},
 };
 
 const struct shp_cmd cmd_service = {
 	.name = "service",
-	.summary = "manage the services of systems",
-	.description = "A service belongs to a system; VMs belong to a service.",
+	.summary = N_("manage the services of systems"),
+	.description = N_("A service belongs to a system; VMs belong to a service."),
 	.subcmds = service_verbs,
 };

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -40,7 +41,7 @@ static char *caps_cell(const json_t *s, int64_t now)
 	{
 		xbuf_addf(&b, "%s%s", i ? "," : "", json_is_string(v) ? json_string_value(v) : "?");
 	}
-	return b.len ? shp_buf_detach(&b, NULL) : xstrdup("<none>");
+	return b.len ? shp_buf_detach(&b, NULL) : xstrdup(_("<none>"));
 }
 
 /* "2" or "1.5" */
@@ -68,20 +69,20 @@ static char *state_cell(const json_t *s, int64_t now)
 }
 
 static const struct cli_column size_columns[] = {
-	{"NAME", "Name", "name"},
-	{"CPUS", "CPUs", "cpus", COL_RIGHT},
-	{"MEMORY", "Memory", "memory", COL_RIGHT},
-	{"CPU OVERCOMMIT", "CPU overcommit", NULL, COL_RIGHT, NULL, cpu_oc_cell},
-	{"MEMORY OVERCOMMIT", "Memory overcommit", NULL, COL_RIGHT, NULL, mem_oc_cell},
-	{"REQUIRES", "Required capabilities", NULL, 0, NULL, caps_cell},
-	{"STATE", "State", NULL, 0, NULL, state_cell},
-	{"DESCRIPTION", "Description", "description", COL_WIDE | COL_FLEX, ""},
-	{"CREATED BY", "Created by", "created_by", COL_WIDE},
-	{"UPDATED", "Updated", "updated_at", COL_WIDE | COL_WHEN},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("CPUS"), N_("CPUs"), "cpus", COL_RIGHT},
+	{N_("MEMORY"), N_("Memory"), "memory", COL_RIGHT},
+	{N_("CPU OVERCOMMIT"), N_("CPU overcommit"), NULL, COL_RIGHT, NULL, cpu_oc_cell},
+	{N_("MEMORY OVERCOMMIT"), N_("Memory overcommit"), NULL, COL_RIGHT, NULL, mem_oc_cell},
+	{N_("REQUIRES"), N_("Required capabilities"), NULL, 0, NULL, caps_cell},
+	{N_("STATE"), N_("State"), NULL, 0, NULL, state_cell},
+	{N_("DESCRIPTION"), N_("Description"), "description", COL_WIDE | COL_FLEX, ""},
+	{N_("CREATED BY"), N_("Created by"), "created_by", COL_WIDE},
+	{N_("UPDATED"), N_("Updated"), "updated_at", COL_WIDE | COL_WHEN},
 	{NULL},
 };
 
-static const struct cli_kind size_kind = {"size", "sizes", "name", size_columns};
+static const struct cli_kind size_kind = {"size", N_("sizes"), "name", size_columns};
 
 static int cmd_size_list(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -102,7 +103,7 @@ static int set_int(struct cli_ctx *ctx, json_t *body, const char *key, const cha
 	long long n;
 
 	if (shp_parse_int(v, 1, 1024, &n, NULL) < 0)
-		return cli_usage_error(ctx, "--%s: a whole number from 1 to 1024, not '%s'", opt,
+		return cli_usage_error(ctx, _("--%s: a whole number from 1 to 1024, not '%s'"), opt,
 				       v);
 	return json_object_set_new(body, key, json_integer(n)) < 0 ? -SHP_E_NOMEM : 0;
 }
@@ -116,8 +117,8 @@ static int set_ratio(struct cli_ctx *ctx, json_t *body, const char *key, const c
 	errno = 0;
 	d = strtod(v, &end);
 	if (errno || end == v || *end || !(d >= 1.0))
-		return cli_usage_error(ctx, "--%s: a ratio of at least 1 (2, 1.5), not '%s'", opt,
-				       v);
+		return cli_usage_error(ctx, _("--%s: a ratio of at least 1 (2, 1.5), not '%s'"),
+				       opt, v);
 	return json_object_set_new(body, key, json_real(d)) < 0 ? -SHP_E_NOMEM : 0;
 }
 
@@ -172,7 +173,7 @@ static int cmd_size_create(int argc, char **argv, struct cli_ctx *ctx)
 	    (r = cli_body_set(ctx, body, "name", argv[optind])) < 0 ||
 	    (r = cli_call(ctx, "POST", SHP_ROUTE_SIZES, body, &s)) < 0)
 		return r;
-	return cli_show_done(ctx, &size_kind, s, "created");
+	return cli_show_done(ctx, &size_kind, s, N_("created"));
 }
 
 static int cmd_size_set(int argc, char **argv, struct cli_ctx *ctx)
@@ -184,50 +185,52 @@ static int cmd_size_set(int argc, char **argv, struct cli_ctx *ctx)
 	if ((r = size_body(argc, argv, ctx, body)) < 0)
 		return r;
 	if (json_object_size(body) == 0)
-		return cli_usage_error(ctx, "nothing to change: give at least one option");
+		return cli_usage_error(ctx, _("nothing to change: give at least one option"));
 	path = cli_path(SHP_ROUTE_SIZES, argv[optind]);
 	if ((r = cli_call(ctx, "PUT", path, body, &s)) < 0)
 		return r;
-	return cli_show_done(ctx, &size_kind, s, "changed");
+	return cli_show_done(ctx, &size_kind, s, N_("changed"));
 }
 
 static int cmd_size_delete(int argc, char **argv, struct cli_ctx *ctx)
 {
-	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_SIZES, &size_kind, "disabled");
+	return cli_named_delete(argc, argv, ctx, SHP_ROUTE_SIZES, &size_kind, N_("disabled"));
 }
 
 static const struct shp_flag create_flags[] = {
-	{"cpus", OPT_CPUS, 0, NULL, "N", "virtual CPUs the guest sees (1-1024)", .required = true},
-	{"memory", OPT_MEMORY, 0, NULL, "QUANTITY", "memory the guest sees: 512Mi, 8Gi, 1Ti",
+	{"cpus", OPT_CPUS, 0, NULL, "N", N_("virtual CPUs the guest sees (1-1024)"),
+	 .required = true},
+	{"memory", OPT_MEMORY, 0, NULL, "QUANTITY", N_("memory the guest sees: 512Mi, 8Gi, 1Ti"),
 	 .required = true},
 	{"cpu-overcommit", OPT_CPU_OVERCOMMIT, 0, NULL, "RATIO",
-	 "reserve CPUs / RATIO on the node (1-64, default 1)"},
+	 N_("reserve CPUs / RATIO on the node (1-64, default 1)")},
 	{"memory-overcommit", OPT_MEMORY_OVERCOMMIT, 0, NULL, "RATIO",
-	 "reserve memory / RATIO on the node (1-4, default 1)"},
+	 N_("reserve memory / RATIO on the node (1-4, default 1)")},
 	{"capabilities", OPT_CAPABILITIES, 0, NULL, "LIST",
-	 "capabilities a cluster must report, comma-separated (gpu,hugepages; '' for none)"},
-	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", "what the size is for"},
+	 N_("capabilities a cluster must report, comma-separated (gpu,hugepages; '' for none)")},
+	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", N_("what the size is for")},
 	{NULL},
 };
 
 static const struct shp_flag set_flags[] = {
-	{"cpus", OPT_CPUS, 0, NULL, "N", "virtual CPUs the guest sees (1-1024)", .required = false},
-	{"memory", OPT_MEMORY, 0, NULL, "QUANTITY", "memory the guest sees: 512Mi, 8Gi, 1Ti",
+	{"cpus", OPT_CPUS, 0, NULL, "N", N_("virtual CPUs the guest sees (1-1024)"),
+	 .required = false},
+	{"memory", OPT_MEMORY, 0, NULL, "QUANTITY", N_("memory the guest sees: 512Mi, 8Gi, 1Ti"),
 	 .required = false},
 	{"cpu-overcommit", OPT_CPU_OVERCOMMIT, 0, NULL, "RATIO",
-	 "reserve CPUs / RATIO on the node (1-64, default 1)"},
+	 N_("reserve CPUs / RATIO on the node (1-64, default 1)")},
 	{"memory-overcommit", OPT_MEMORY_OVERCOMMIT, 0, NULL, "RATIO",
-	 "reserve memory / RATIO on the node (1-4, default 1)"},
+	 N_("reserve memory / RATIO on the node (1-4, default 1)")},
 	{"capabilities", OPT_CAPABILITIES, 0, NULL, "LIST",
-	 "capabilities a cluster must report, comma-separated (gpu,hugepages; '' for none)"},
-	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", "what the size is for"},
-	{"enable", OPT_ENABLE, 0, NULL, NULL, "enable a disabled size again"},
+	 N_("capabilities a cluster must report, comma-separated (gpu,hugepages; '' for none)")},
+	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", N_("what the size is for")},
+	{"enable", OPT_ENABLE, 0, NULL, NULL, N_("enable a disabled size again")},
 	{NULL},
 };
 
 static const struct shp_flag list_flags[] = {
-	{"all", OPT_ALL, 0, NULL, NULL, "also disabled sizes"},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N sizes"},
+	{"all", OPT_ALL, 0, NULL, NULL, N_("also disabled sizes")},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N sizes")},
 	{NULL},
 };
 
@@ -240,12 +243,13 @@ static const struct shp_subcmd size_verbs[] = {
 		.usage = "NAME --cpus N --memory QUANTITY [--cpu-overcommit RATIO] "
 			 "[--memory-overcommit RATIO] [--capabilities LIST] [--description TEXT]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "create an instance size",
-		.description = "Create the instance size NAME: the CPUs and memory a VM of that "
-			       "size sees, how much of them the node reserves (the overcommit "
-			       "ratios: the reservation is the size divided by the ratio), and "
-			       "the capabilities a cluster must report to host it. Administrators "
-			       "only.",
+		.summary = N_("create an instance size"),
+		.description =
+			N_("Create the instance size NAME: the CPUs and memory a VM of that "
+			   "size sees, how much of them the node reserves (the overcommit "
+			   "ratios: the reservation is the size divided by the ratio), and "
+			   "the capabilities a cluster must report to host it. Administrators "
+			   "only."),
 		.opts = create_flags,
 	},
 	{
@@ -255,10 +259,11 @@ static const struct shp_subcmd size_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "disable an instance size",
-		.description = "Disable the instance size NAME: new requests can no longer name "
-			       "it; existing VMs keep it. 'shepherd size set NAME --enable' undoes "
-			       "it. Administrators only.",
+		.summary = N_("disable an instance size"),
+		.description =
+			N_("Disable the instance size NAME: new requests can no longer name "
+			   "it; existing VMs keep it. 'shepherd size set NAME --enable' undoes "
+			   "it. Administrators only."),
 	},
 	{
 		.name = "list",
@@ -267,9 +272,10 @@ static const struct shp_subcmd size_verbs[] = {
 		.max_args = 0,
 		.usage = "[--all] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list the instance sizes",
-		.description = "List the enabled instance sizes by name; with --all the disabled "
-			       "ones too.",
+		.summary = N_("list the instance sizes"),
+		.description =
+			N_("List the enabled instance sizes by name; with --all the disabled "
+			   "ones too."),
 		.opts = list_flags,
 	},
 	{
@@ -281,9 +287,9 @@ static const struct shp_subcmd size_verbs[] = {
 			 "[--memory-overcommit RATIO] [--capabilities LIST] [--description TEXT] "
 			 "[--enable]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "change an instance size",
-		.description = "Change the fields given of the instance size NAME; the others "
-			       "stay. Existing VMs are not resized. Administrators only.",
+		.summary = N_("change an instance size"),
+		.description = N_("Change the fields given of the instance size NAME; the others "
+				  "stay. Existing VMs are not resized. Administrators only."),
 		.opts = set_flags,
 	},
 	{
@@ -293,17 +299,17 @@ static const struct shp_subcmd size_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show an instance size",
-		.description = "Show the instance size NAME, also a disabled one.",
+		.summary = N_("show an instance size"),
+		.description = N_("Show the instance size NAME, also a disabled one."),
 	},
 	{NULL},
 };
 
 const struct shp_cmd cmd_size = {
 	.name = "size",
-	.summary = "the instance sizes of the catalogue",
-	.description = "An instance size is what a VM request asks for besides its template: "
-		       "CPUs, memory, the overcommit ratios and the cluster capabilities it "
-		       "needs (a gpu size only goes to clusters that report gpu).",
+	.summary = N_("the instance sizes of the catalogue"),
+	.description = N_("An instance size is what a VM request asks for besides its template: "
+			  "CPUs, memory, the overcommit ratios and the cluster capabilities it "
+			  "needs (a gpu size only goes to clusters that report gpu)."),
 	.subcmds = size_verbs,
 };

@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 
@@ -25,7 +26,7 @@ static char *field(const json_t *st, const char *path)
 	if (json_is_integer(v))
 		return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	if (json_is_boolean(v))
-		return xstrdup(json_is_true(v) ? "yes" : "no");
+		return xstrdup(json_is_true(v) ? _("yes") : _("no"));
 	return xstrdup("?");
 }
 
@@ -38,7 +39,7 @@ static char *daemon_line(const json_t *st)
 
 	cli_format_age(shp_json_int(json_object_get(st, "daemon"), "uptime_seconds", 0), up,
 		       sizeof(up));
-	return xasprintf("shepherdd %s, pid %s, up %s (since %s)", version, pid, up, since);
+	return xasprintf(_("shepherdd %s, pid %s, up %s (since %s)"), version, pid, up, since);
 }
 
 static char *database_line(const json_t *st)
@@ -48,9 +49,9 @@ static char *database_line(const json_t *st)
 	_cleanup_free_ char *version = field(st, "database.server_version");
 
 	if (!json_is_true(reachable))
-		return xstrdup("unreachable");
-	return xasprintf("reachable, %sPostgreSQL %s", json_is_true(embedded) ? "embedded " : "",
-			 version);
+		return xstrdup(_("unreachable"));
+	return json_is_true(embedded) ? xasprintf(_("reachable, embedded PostgreSQL %s"), version)
+				      : xasprintf(_("reachable, PostgreSQL %s"), version);
 }
 
 static char *pool_line(const json_t *st)
@@ -59,7 +60,7 @@ static char *pool_line(const json_t *st)
 	_cleanup_free_ char *open = field(st, "database.pool.open");
 	_cleanup_free_ char *in_use = field(st, "database.pool.in_use");
 
-	return xasprintf("%s in use, %s open, size %s", in_use, open, size);
+	return xasprintf(_("%s in use, %s open, size %s"), in_use, open, size);
 }
 
 static char *migrations_line(const json_t *st)
@@ -68,7 +69,7 @@ static char *migrations_line(const json_t *st)
 	_cleanup_free_ char *latest = field(st, "migrations.latest");
 	_cleanup_free_ char *pending = field(st, "migrations.pending");
 
-	return xasprintf("at %s of %s, %s pending", current, latest, pending);
+	return xasprintf(_("at %s of %s, %s pending"), current, latest, pending);
 }
 
 static int cmd_status_run(int argc, char **argv, struct cli_ctx *ctx)
@@ -81,7 +82,7 @@ static int cmd_status_run(int argc, char **argv, struct cli_ctx *ctx)
 	while (cli_getopt(ctx, argc, argv) != -1)
 		;
 	if (ctx->format == CLI_FORMAT_NAME)
-		return cli_usage_error(ctx, "'-o name' does not apply to 'status'");
+		return cli_usage_error(ctx, _("'-o name' does not apply to 'status'"));
 	r = cli_call(ctx, "GET", SHP_ROUTE_STATUS, NULL, &st);
 	if (r < 0)
 		return r;
@@ -100,16 +101,17 @@ static int cmd_status_run(int argc, char **argv, struct cli_ctx *ctx)
 static const struct shp_subcmd status_entry = {
 	.fn = cmd_status_run,
 	.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-	.summary = "show the daemon's health",
-	.description = "Show shepherdd's version, process id and uptime, whether its PostgreSQL "
-		       "database is reachable (and whether it is the embedded one), the use of its "
-		       "connection pool, and the state of the schema migrations. The exit status "
-		       "is 0 whenever the daemon answers; read the JSON (-o json) to check the "
-		       "parts.",
+	.summary = N_("show the daemon's health"),
+	.description =
+		N_("Show shepherdd's version, process id and uptime, whether its PostgreSQL "
+		   "database is reachable (and whether it is the embedded one), the use of its "
+		   "connection pool, and the state of the schema migrations. The exit status "
+		   "is 0 whenever the daemon answers; read the JSON (-o json) to check the "
+		   "parts."),
 };
 
 const struct shp_cmd cmd_status = {
 	.name = "status",
-	.summary = "show the daemon's health",
+	.summary = N_("show the daemon's health"),
 	.self = &status_entry,
 };

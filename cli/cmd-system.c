@@ -15,34 +15,35 @@
 
 #include "api.h"
 #include "cli.h"
+#include "i18n.h"
 #include "output.h"
 
 enum { OPT_DESCRIPTION = CLI_OPT_LOCAL, OPT_CONFIRM_NAME, OPT_LIMIT };
 
 static const struct cli_column system_columns[] = {
-	{"NAME", "Name", "name"},
-	{"ROLE", "Your role", "role", 0, "-"},
-	{"SERVICES", "Services", "services", COL_RIGHT},
-	{"DESCRIPTION", "Description", "description", COL_FLEX, ""},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"CREATED BY", "Created by", "created_by", COL_WIDE},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("ROLE"), N_("Your role"), "role", 0, "-"},
+	{N_("SERVICES"), N_("Services"), "services", COL_RIGHT},
+	{N_("DESCRIPTION"), N_("Description"), "description", COL_FLEX, ""},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("CREATED BY"), N_("Created by"), "created_by", COL_WIDE},
 	{NULL},
 };
 
-static const struct cli_kind system_kind = {"system", "systems", "name", system_columns};
+static const struct cli_kind system_kind = {"system", N_("systems"), "name", system_columns};
 
 /* The answer of a submitted request (shared by system, service and vm requests). */
 static const struct cli_column request_columns[] = {
-	{"REQUEST", "Request", "request_id", COL_RIGHT},
-	{"TYPE", "Type", "type"},
-	{"STATUS", "Status", "status"},
-	{"LEVEL", "Approval level", "approval_level", COL_RIGHT},
-	{"TICKET", "Ticket", "ticket_id", COL_RIGHT, "-"},
-	{"TASK", "Task", "task_id", COL_RIGHT, "-"},
+	{N_("REQUEST"), N_("Request"), "request_id", COL_RIGHT},
+	{N_("TYPE"), N_("Type"), "type"},
+	{N_("STATUS"), N_("Status"), "status"},
+	{N_("LEVEL"), N_("Approval level"), "approval_level", COL_RIGHT},
+	{N_("TICKET"), N_("Ticket"), "ticket_id", COL_RIGHT, "-"},
+	{N_("TASK"), N_("Task"), "task_id", COL_RIGHT, "-"},
 	{NULL},
 };
 
-const struct cli_kind cli_request_answer_kind = {"request", "requests", "request_id",
+const struct cli_kind cli_request_answer_kind = {"request", N_("requests"), "request_id",
 						 request_columns};
 
 static int cmd_system_create(int argc, char **argv, struct cli_ctx *ctx)
@@ -76,11 +77,11 @@ static int typed_name(struct cli_ctx *ctx, const char *name, const char *given, 
 	if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
 		ctx->usage_hint = false;
 		return shp_error_set(&ctx->err, SHP_E_USAGE,
-				     "deleting system '%s' needs its name typed: pass "
-				     "--confirm-name %s (no terminal to ask on)",
+				     _("deleting system '%s' needs its name typed: pass "
+				       "--confirm-name %s (no terminal to ask on)"),
 				     name, name);
 	}
-	prompt = xasprintf("Deleting system '%s' cannot be undone. Type its name to confirm: ",
+	prompt = xasprintf(_("Deleting system '%s' cannot be undone. Type its name to confirm: "),
 			   name);
 	rl_outstream = stderr;
 	*ret = readline(prompt);
@@ -106,7 +107,8 @@ static int cmd_system_delete(int argc, char **argv, struct cli_ctx *ctx)
 	if (strcmp(typed, name) != 0) {
 		ctx->exit_status = SHP_EXIT_FAILURE;
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "the name typed does not match '%s': nothing deleted", name);
+				     _("the name typed does not match '%s': nothing deleted"),
+				     name);
 	}
 	if ((r = cli_body_set(ctx, body, "confirm_name", typed)) < 0)
 		return r;
@@ -130,18 +132,18 @@ static int cmd_system_show(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 static const struct shp_flag create_flags[] = {
-	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", "what the system is"},
+	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", N_("what the system is")},
 	{NULL},
 };
 
 static const struct shp_flag delete_flags[] = {
 	{"confirm-name", OPT_CONFIRM_NAME, 0, NULL, "NAME",
-	 "the system's name, typed to confirm (asked for on a terminal)"},
+	 N_("the system's name, typed to confirm (asked for on a terminal)")},
 	{NULL},
 };
 
 static const struct shp_flag list_flags[] = {
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N systems"},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N systems")},
 	{NULL},
 };
 
@@ -153,10 +155,11 @@ static const struct shp_subcmd system_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME [--description TEXT]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "create a system (you become its owner)",
-		.description = "Request the system NAME, a DNS label. Anyone may create a system "
-			       "and becomes its owner; the request is recorded at once unless a "
-			       "policy asks for a review.",
+		.summary = N_("create a system (you become its owner)"),
+		.description =
+			N_("Request the system NAME, a DNS label. Anyone may create a system "
+			   "and becomes its owner; the request is recorded at once unless a "
+			   "policy asks for a review."),
 		.opts = create_flags,
 	},
 	{
@@ -166,10 +169,11 @@ static const struct shp_subcmd system_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME [--confirm-name NAME]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "delete a system (type its name)",
-		.description = "Request the deletion of system NAME. Its owners may delete it once "
-			       "it has no services and no VMs. The name must be typed: at the "
-			       "prompt on a terminal, or with --confirm-name.",
+		.summary = N_("delete a system (type its name)"),
+		.description =
+			N_("Request the deletion of system NAME. Its owners may delete it once "
+			   "it has no services and no VMs. The name must be typed: at the "
+			   "prompt on a terminal, or with --confirm-name."),
 		.opts = delete_flags,
 	},
 	{
@@ -177,9 +181,10 @@ static const struct shp_subcmd system_verbs[] = {
 		.fn = cmd_system_list,
 		.usage = "[--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list your systems",
-		.description = "List the systems you belong to (platform administrators see all), "
-			       "with your role and their number of services.",
+		.summary = N_("list your systems"),
+		.description =
+			N_("List the systems you belong to (platform administrators see all), "
+			   "with your role and their number of services."),
 		.opts = list_flags,
 	},
 	{
@@ -189,16 +194,16 @@ static const struct shp_subcmd system_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show one system",
-		.description = "Show the system NAME.",
+		.summary = N_("show one system"),
+		.description = N_("Show the system NAME."),
 	},
 	{NULL},
 };
 
 const struct shp_cmd cmd_system = {
 	.name = "system",
-	.summary = "manage systems (the tenants)",
-	.description = "A system owns services, and services own VMs. Its owners and members "
-		       "ask for VMs; its owners delete it.",
+	.summary = N_("manage systems (the tenants)"),
+	.description = N_("A system owns services, and services own VMs. Its owners and members "
+			  "ask for VMs; its owners delete it."),
 	.subcmds = system_verbs,
 };

@@ -17,6 +17,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -51,8 +52,8 @@ static char *task_status(const json_t *t, int64_t now)
 	const char *s = shp_json_str(t, "status");
 
 	if (json_is_true(json_object_get(t, "timed_out")))
-		return xasprintf("%s (timed out)", s ? s : "?");
-	return xstrdup(s ? s : "<none>");
+		return xasprintf(_("%s (timed out)"), s ? s : "?");
+	return xstrdup(s ? s : _("<none>"));
 }
 
 static char *task_steps(const json_t *t, int64_t now)
@@ -65,7 +66,7 @@ static char *task_plan_hash(const json_t *t, int64_t now)
 {
 	const char *h = shp_json_str(t, "plan_hash");
 
-	return h ? xasprintf("%.*s", HASH_SHORT, h) : xstrdup("<none>");
+	return h ? xasprintf("%.*s", HASH_SHORT, h) : xstrdup(_("<none>"));
 }
 
 static char *task_mode(const json_t *t, int64_t now)
@@ -74,7 +75,7 @@ static char *task_mode(const json_t *t, int64_t now)
 
 	if (why && why[0])
 		return xasprintf("%s (%s)", mode ? mode : "?", why);
-	return xstrdup(mode ? mode : "<none>");
+	return xstrdup(mode ? mode : _("<none>"));
 }
 
 static char *task_approval(const json_t *t, int64_t now)
@@ -102,8 +103,8 @@ static char *task_cancelled(const json_t *t, int64_t now)
 	if (!by)
 		return xstrdup("-");
 	if (why && why[0])
-		return xasprintf("by %s: %s", by, why);
-	return xasprintf("by %s", by);
+		return xasprintf(_("by %s: %s"), by, why);
+	return xasprintf(_("by %s"), by);
 }
 
 static char *task_error(const json_t *t, int64_t now)
@@ -156,60 +157,60 @@ static char *step_time(const json_t *s, int64_t now)
 }
 
 static const struct cli_column task_columns[] = {
-	{"ID", "ID", "id", COL_RIGHT},
-	{"STATUS", "Status", NULL, 0, NULL, task_status},
-	{"TENANT", "Tenant", "tenant"},
-	{"ACTOR", "Actor", "actor"},
-	{"MODE", "Mode", "mode"},
-	{"STEPS", "Steps", NULL, COL_RIGHT, NULL, task_steps},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"SLA", "SLA class", "sla_class", COL_WIDE},
-	{"PLAN HASH", "Plan hash", NULL, COL_WIDE, NULL, task_plan_hash},
-	{"ERROR", "Error", "error", COL_WIDE | COL_FLEX, ""},
+	{N_("ID"), N_("ID"), "id", COL_RIGHT},
+	{N_("STATUS"), N_("Status"), NULL, 0, NULL, task_status},
+	{N_("TENANT"), N_("Tenant"), "tenant"},
+	{N_("ACTOR"), N_("Actor"), "actor"},
+	{N_("MODE"), N_("Mode"), "mode"},
+	{N_("STEPS"), N_("Steps"), NULL, COL_RIGHT, NULL, task_steps},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("SLA"), N_("SLA class"), "sla_class", COL_WIDE},
+	{N_("PLAN HASH"), N_("Plan hash"), NULL, COL_WIDE, NULL, task_plan_hash},
+	{N_("ERROR"), N_("Error"), "error", COL_WIDE | COL_FLEX, ""},
 	{NULL},
 };
 
-static const struct cli_kind task_kind = {"task", "tasks", "id", task_columns};
+static const struct cli_kind task_kind = {"task", N_("tasks"), "id", task_columns};
 
 /* 'tasks show' in table output: every field worth reading, then the steps. */
 static const struct cli_column task_detail_columns[] = {
-	{"ID", "ID", "id"},
-	{"STATUS", "Status", NULL, 0, NULL, task_status},
-	{"TENANT", "Tenant", "tenant"},
-	{"ACTOR", "Actor", "actor"},
-	{"MODE", "Mode", NULL, 0, NULL, task_mode},
-	{"RECORD ONLY", "Record only", "record_only"},
-	{"STEPS", "Steps done", NULL, 0, NULL, task_steps},
-	{"SLA", "SLA class", "sla_class"},
-	{"PRIORITY", "Priority", "priority"},
-	{"APPROVAL", "Approval", NULL, 0, NULL, task_approval},
-	{"TIMEOUT", "Timeout", NULL, 0, NULL, task_timeout},
-	{"PLAN HASH", "Plan hash", "plan_hash"},
-	{"JOB", "Job", "job_id", 0, "-"},
-	{"WORKER", "Worker", "worker_id", 0, "-"},
-	{"ATTEMPTS", "Attempts", "attempts", 0, "0"},
-	{"CREATED", "Created", "created_at", COL_WHEN},
-	{"STARTED", "Started", "started_at", COL_WHEN, "-"},
-	{"ENDED", "Ended", "ended_at", COL_WHEN, "-"},
-	{"CANCELLED", "Cancelled", NULL, 0, NULL, task_cancelled},
-	{"ERROR", "Error", NULL, 0, NULL, task_error},
+	{N_("ID"), N_("ID"), "id"},
+	{N_("STATUS"), N_("Status"), NULL, 0, NULL, task_status},
+	{N_("TENANT"), N_("Tenant"), "tenant"},
+	{N_("ACTOR"), N_("Actor"), "actor"},
+	{N_("MODE"), N_("Mode"), NULL, 0, NULL, task_mode},
+	{N_("RECORD ONLY"), N_("Record only"), "record_only"},
+	{N_("STEPS"), N_("Steps done"), NULL, 0, NULL, task_steps},
+	{N_("SLA"), N_("SLA class"), "sla_class"},
+	{N_("PRIORITY"), N_("Priority"), "priority"},
+	{N_("APPROVAL"), N_("Approval"), NULL, 0, NULL, task_approval},
+	{N_("TIMEOUT"), N_("Timeout"), NULL, 0, NULL, task_timeout},
+	{N_("PLAN HASH"), N_("Plan hash"), "plan_hash"},
+	{N_("JOB"), N_("Job"), "job_id", 0, "-"},
+	{N_("WORKER"), N_("Worker"), "worker_id", 0, "-"},
+	{N_("ATTEMPTS"), N_("Attempts"), "attempts", 0, "0"},
+	{N_("CREATED"), N_("Created"), "created_at", COL_WHEN},
+	{N_("STARTED"), N_("Started"), "started_at", COL_WHEN, "-"},
+	{N_("ENDED"), N_("Ended"), "ended_at", COL_WHEN, "-"},
+	{N_("CANCELLED"), N_("Cancelled"), NULL, 0, NULL, task_cancelled},
+	{N_("ERROR"), N_("Error"), NULL, 0, NULL, task_error},
 	{NULL},
 };
 
-static const struct cli_kind task_detail_kind = {"task", "tasks", "id", task_detail_columns};
+static const struct cli_kind task_detail_kind = {"task", N_("tasks"), "id", task_detail_columns};
 
 static const struct cli_column step_columns[] = {
 	{"#", "Index", "index", COL_RIGHT},
-	{"ACTION", "Action", "action"},
-	{"TARGETS", "Targets", NULL, COL_FLEX, NULL, step_targets},
-	{"STATUS", "Status", NULL, 0, NULL, task_status},
-	{"ATTEMPTS", "Attempts", "attempts", COL_RIGHT, "0"},
-	{"TIME", "Time", NULL, COL_RIGHT, NULL, step_time},
-	{"ERROR", "Error", "error", COL_FLEX, ""},
+	{N_("ACTION"), N_("Action"), "action"},
+	{N_("TARGETS"), N_("Targets"), NULL, COL_FLEX, NULL, step_targets},
+	{N_("STATUS"), N_("Status"), NULL, 0, NULL, task_status},
+	{N_("ATTEMPTS"), N_("Attempts"), "attempts", COL_RIGHT, "0"},
+	{N_("TIME"), N_("Time"), NULL, COL_RIGHT, NULL, step_time},
+	{N_("ERROR"), N_("Error"), "error", COL_FLEX, ""},
 	{NULL},
 };
 
-static const struct cli_kind step_kind = {"step", "steps", "index", step_columns};
+static const struct cli_kind step_kind = {"step", N_("steps"), "index", step_columns};
 
 /* ---- shared --------------------------------------------------------------------------------- */
 
@@ -233,7 +234,7 @@ static int show_task(struct cli_ctx *ctx, const json_t *task)
 	fputc('\n', stdout);
 	rr = cli_render_of(ctx);
 	if (cli_render_list(stdout, &step_kind, steps, &rr) < 0)
-		return shp_error_set(&ctx->err, SHP_E_IO, "cannot write the output");
+		return shp_error_set(&ctx->err, SHP_E_IO, _("cannot write the output"));
 	return 0;
 }
 
@@ -243,7 +244,8 @@ static int parse_id(struct cli_ctx *ctx, const char *s, char *out, size_t size)
 	long long id;
 
 	if (shp_parse_int(s, 1, INT64_MAX, &id, NULL) < 0)
-		return cli_usage_error(ctx, "'%s' is not a task id (see 'shepherd tasks list')", s);
+		return cli_usage_error(ctx, _("'%s' is not a task id (see 'shepherd tasks list')"),
+				       s);
 	(void)snprintf(out, size, "%lld", id);
 	return 0;
 }
@@ -263,9 +265,9 @@ static int outcome_error(struct cli_ctx *ctx, enum shp_exit status, enum shp_err
 
 	ctx->exit_status = status;
 	if (error && error[0])
-		return shp_error_set(&ctx->err, code, "task %" PRId64 " %s: %s",
+		return shp_error_set(&ctx->err, code, _("task %" PRId64 " %s: %s"),
 				     shp_json_int(task, "id", 0), what, error);
-	return shp_error_set(&ctx->err, code, "task %" PRId64 " %s", shp_json_int(task, "id", 0),
+	return shp_error_set(&ctx->err, code, _("task %" PRId64 " %s"), shp_json_int(task, "id", 0),
 			     what);
 }
 
@@ -280,29 +282,30 @@ static int task_outcome(struct cli_ctx *ctx, const json_t *task, bool cancelling
 
 	if (!json_is_object(task) || !status)
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a task");
+				     _("unexpected answer from shepherdd: not a task"));
 	if (cancelling) {
 		if (strcmp(status, "cancelled") == 0)
 			return 0;
 		ctx->exit_status = SHP_EXIT_CONFLICT;
 		return shp_error_set(&ctx->err, SHP_E_CONFLICT,
-				     "task %" PRId64 " %s before the cancel took effect",
+				     _("task %" PRId64 " %s before the cancel took effect"),
 				     shp_json_int(task, "id", 0), status);
 	}
 	if (strcmp(status, "succeeded") == 0)
 		return 0;
 	if (strcmp(status, "timed_out") == 0 || json_is_true(json_object_get(task, "timed_out")))
-		return outcome_error(ctx, SHP_EXIT_RETRY, SHP_E_TIMEOUT, "timed out", task);
+		return outcome_error(ctx, SHP_EXIT_RETRY, SHP_E_TIMEOUT, _("timed out"), task);
 	if (strcmp(status, "failed") == 0)
-		return outcome_error(ctx, SHP_EXIT_FAILURE, SHP_E_INTERNAL, "failed", task);
+		return outcome_error(ctx, SHP_EXIT_FAILURE, SHP_E_INTERNAL, _("failed"), task);
 	if (strcmp(status, "cancelled") == 0)
-		return outcome_error(ctx, SHP_EXIT_CONFLICT, SHP_E_CONFLICT, "was cancelled", task);
+		return outcome_error(ctx, SHP_EXIT_CONFLICT, SHP_E_CONFLICT, _("was cancelled"),
+				     task);
 	if (strcmp(status, "rejected") == 0)
-		return outcome_error(ctx, SHP_EXIT_PERM, SHP_E_PERM, "was rejected", task);
-	return shp_error_set(&ctx->err, SHP_E_PROTO,
-			     "unexpected answer from shepherdd: task %" PRId64
-			     " has not ended (status '%s')",
-			     shp_json_int(task, "id", 0), status);
+		return outcome_error(ctx, SHP_EXIT_PERM, SHP_E_PERM, _("was rejected"), task);
+	return shp_error_set(
+		&ctx->err, SHP_E_PROTO,
+		_("unexpected answer from shepherdd: task %" PRId64 " has not ended (status '%s')"),
+		shp_json_int(task, "id", 0), status);
 }
 
 /* Follow a task (unless it has ended already), show how it ended, exit with its outcome. */
@@ -315,7 +318,7 @@ static int finish(struct cli_ctx *ctx, const json_t *task, bool cancelling)
 
 	if (!json_is_object(task) || shp_json_int(task, "id", 0) <= 0)
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a task");
+				     _("unexpected answer from shepherdd: not a task"));
 	(void)snprintf(id, sizeof(id), "%" PRId64, shp_json_int(task, "id", 0));
 	if (!is_terminal(shp_json_str(task, "status"))) {
 		r = cli_follow_task(ctx, id, &final);
@@ -330,7 +333,7 @@ static int finish(struct cli_ctx *ctx, const json_t *task, bool cancelling)
 		return r;
 	if (!json_is_object(final))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a task");
+				     _("unexpected answer from shepherdd: not a task"));
 	r = show_task(ctx, final);
 	return r < 0 ? r : task_outcome(ctx, final, cancelling);
 }
@@ -346,11 +349,11 @@ static int read_all(struct cli_ctx *ctx, int fd, const char *name, struct shp_bu
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return shp_error_errno(&ctx->err, errno, "cannot read plan file '%s'",
+			return shp_error_errno(&ctx->err, errno, _("cannot read plan file '%s'"),
 					       name);
 		if (shp_buf_addn(data, chunk, (size_t)n) < 0)
 			return shp_error_set(&ctx->err, SHP_E_LIMIT,
-					     "plan file '%s' is larger than %u MiB", name,
+					     _("plan file '%s' is larger than %u MiB"), name,
 					     PLAN_FILE_MAX >> 20);
 	}
 	return 0;
@@ -371,7 +374,7 @@ static int read_plan(struct cli_ctx *ctx, const char *file, json_t **ret)
 	if (!from_stdin) {
 		fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0)
-			return shp_error_errno(&ctx->err, errno, "cannot open plan file '%s'",
+			return shp_error_errno(&ctx->err, errno, _("cannot open plan file '%s'"),
 					       file);
 	}
 	r = read_all(ctx, from_stdin ? STDIN_FILENO : fd, name, &data);
@@ -384,14 +387,14 @@ static int read_plan(struct cli_ctx *ctx, const char *file, json_t **ret)
 	else if (*start)
 		plan = shp_yaml_to_json(data.buf, data.len, SHP_API_JSON_DEPTH_MAX, &perr);
 	else
-		(void)shp_error_set(&perr, SHP_E_INVAL, "the file is empty");
+		(void)shp_error_set(&perr, SHP_E_INVAL, _("the file is empty"));
 	if (!plan)
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "cannot read plan file '%s': %s", name,
-				     perr.msg);
+		return shp_error_set(&ctx->err, SHP_E_INVAL, _("cannot read plan file '%s': %s"),
+				     name, perr.msg);
 	if (!json_is_object(plan) || !json_is_array(json_object_get(plan, "steps")))
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "plan file '%s' must hold a plan: a mapping with a list of "
-				     "steps ({\"steps\": [...]})",
+				     _("plan file '%s' must hold a plan: a mapping with a list of "
+				       "steps ({\"steps\": [...]})"),
 				     name);
 	*ret = TAKE_PTR(plan);
 	return 0;
@@ -410,26 +413,27 @@ static int submit_body(struct cli_ctx *ctx, const struct submit_opts *o, json_t 
 	int r;
 
 	if (!shp_name_is_valid(o->tenant))
-		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "invalid tenant '%s': a lower-case DNS label (letters, digits "
-				     "and '-', at most 63)",
-				     o->tenant);
+		return shp_error_set(
+			&ctx->err, SHP_E_INVAL,
+			_("invalid tenant '%s': a lower-case DNS label (letters, digits "
+			  "and '-', at most 63)"),
+			o->tenant);
 	if (o->priority && shp_parse_int(o->priority, 0, PRIORITY_MAX, &prio, NULL) < 0)
 		return cli_usage_error(ctx,
-				       "invalid value '%s' for '--priority' (expected 0 to %d)",
+				       _("invalid value '%s' for '--priority' (expected 0 to %d)"),
 				       o->priority, PRIORITY_MAX);
 	r = read_plan(ctx, o->file, &plan);
 	if (r < 0)
 		return r;
 	if (json_object_set_new(body, "plan", plan) < 0 ||
 	    (o->priority && json_object_set_new(body, "priority", json_integer(prio)) < 0))
-		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 	if ((r = cli_body_set(ctx, body, "tenant", o->tenant)) < 0 ||
 	    (r = cli_body_set(ctx, body, "sla_class", o->sla)) < 0 ||
 	    (r = cli_body_set(ctx, body, "on_busy", o->wait_lock ? "wait" : NULL)) < 0)
 		return r;
 	if (o->yes && json_object_set_new(body, "confirm", json_true()) < 0)
-		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 	*ret = TAKE_PTR(body);
 	return 0;
 }
@@ -461,19 +465,19 @@ static int cmd_tasks_submit(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	if (!json_is_object(task))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a task");
+				     _("unexpected answer from shepherdd: not a task"));
 	if (is_table(ctx) && json_is_true(json_object_get(task, "duplicate")))
 		cli_note(ctx,
-			 "Task %" PRId64 " already runs this plan for tenant '%s'; "
-			 "showing it instead of a new one.\n",
+			 _("Task %" PRId64 " already runs this plan for tenant '%s'; "
+			   "showing it instead of a new one.\n"),
 			 shp_json_int(task, "id", 0), o.tenant);
 	if (!o.wait)
 		return show_task(ctx, task);
 	/* Following may take long: say which task it is while there is time to note it. */
 	if (is_table(ctx) && !is_terminal(shp_json_str(task, "status")))
 		cli_note(ctx,
-			 "Following task %" PRId64 "; interrupting stops the following, not the "
-			 "task.\n",
+			 _("Following task %" PRId64 "; interrupting stops the following, not the "
+			   "task.\n"),
 			 shp_json_int(task, "id", 0));
 	return finish(ctx, task, false);
 }
@@ -510,7 +514,7 @@ static int cmd_tasks_show(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	if (!json_is_object(task))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a task");
+				     _("unexpected answer from shepherdd: not a task"));
 	return show_task(ctx, task);
 }
 
@@ -530,7 +534,7 @@ static int cmd_tasks_watch(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	if (!json_is_object(task))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a task");
+				     _("unexpected answer from shepherdd: not a task"));
 	r = show_task(ctx, task);
 	return r < 0 ? r : task_outcome(ctx, task, false);
 }
@@ -543,13 +547,13 @@ static int show_cancelled(struct cli_ctx *ctx, const json_t *task)
 
 	if (!json_is_object(task) || !status)
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a task");
+				     _("unexpected answer from shepherdd: not a task"));
 	if (strcmp(status, "cancelled") == 0)
-		what = xstrdup("cancelled");
+		what = xstrdup(_("cancelled"));
 	else if (is_terminal(status))
-		what = xasprintf("had already ended (%s)", status);
+		what = xasprintf(_("had already ended (%s)"), status);
 	else
-		what = xstrdup("cancel requested");
+		what = xstrdup(_("cancel requested"));
 	return cli_show_done(ctx, &task_kind, task, what);
 }
 
@@ -574,12 +578,12 @@ static int cmd_tasks_cancel(int argc, char **argv, struct cli_ctx *ctx)
 	if (r < 0)
 		return r;
 	if (reason && strlen(reason) > REASON_MAX)
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "the reason is longer than %d bytes",
-				     REASON_MAX);
+		return shp_error_set(&ctx->err, SHP_E_INVAL,
+				     _("the reason is longer than %d bytes"), REASON_MAX);
 	if (reason) {
 		body = json_object();
 		if (!body)
-			return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+			return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 		r = cli_body_set(ctx, body, "reason", reason);
 		if (r < 0)
 			return r;
@@ -596,30 +600,32 @@ static int cmd_tasks_cancel(int argc, char **argv, struct cli_ctx *ctx)
 
 static const struct shp_flag submit_flags[] = {
 	{"file", OPT_FILE, 'f', NULL, "FILE",
-	 "the plan, YAML or JSON ({\"steps\": [...]}); - reads standard input", .file = true,
+	 N_("the plan, YAML or JSON ({\"steps\": [...]}); - reads standard input"), .file = true,
 	 .required = true},
-	{"tenant", OPT_TENANT, 0, NULL, "TENANT", "the tenant the task runs for", .required = true},
-	{"sla", OPT_SLA, 0, NULL, "CLASS", "the SLA class, which sets the timeouts", sla_classes},
-	{"priority", OPT_PRIORITY, 0, NULL, "N", "the task's priority in the queue, 0 to 100"},
+	{"tenant", OPT_TENANT, 0, NULL, "TENANT", N_("the tenant the task runs for"),
+	 .required = true},
+	{"sla", OPT_SLA, 0, NULL, "CLASS", N_("the SLA class, which sets the timeouts"),
+	 sla_classes},
+	{"priority", OPT_PRIORITY, 0, NULL, "N", N_("the task's priority in the queue, 0 to 100")},
 	{"wait-lock", OPT_WAIT_LOCK, 0, NULL, NULL,
-	 "wait for a target another task holds instead of failing"},
+	 N_("wait for a target another task holds instead of failing")},
 	{"yes", OPT_YES, 0, NULL, NULL,
-	 "confirm a plan that changes things (approval level 1; deploy plans also need a "
-	 "platform-admin)"},
-	{"wait", OPT_WAIT, 0, NULL, NULL, "follow the task to its end; exit with its outcome"},
+	 N_("confirm a plan that changes things (approval level 1; deploy plans also need a "
+	    "platform-admin)")},
+	{"wait", OPT_WAIT, 0, NULL, NULL, N_("follow the task to its end; exit with its outcome")},
 	{NULL},
 };
 
 static const struct shp_flag list_flags[] = {
-	{"status", OPT_STATUS, 0, NULL, "STATUS", "only tasks in this status", task_statuses},
-	{"tenant", OPT_TENANT, 0, NULL, "TENANT", "only tasks of this tenant"},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most the N newest tasks"},
+	{"status", OPT_STATUS, 0, NULL, "STATUS", N_("only tasks in this status"), task_statuses},
+	{"tenant", OPT_TENANT, 0, NULL, "TENANT", N_("only tasks of this tenant")},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most the N newest tasks")},
 	{NULL},
 };
 
 static const struct shp_flag cancel_flags[] = {
-	{"reason", OPT_REASON, 0, NULL, "TEXT", "why, kept with the task (at most 1024 bytes)"},
-	{"wait", OPT_WAIT, 0, NULL, NULL, "wait until the task has ended"},
+	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("why, kept with the task (at most 1024 bytes)")},
+	{"wait", OPT_WAIT, 0, NULL, NULL, N_("wait until the task has ended")},
 	{NULL},
 };
 
@@ -633,14 +639,14 @@ static const struct shp_subcmd tasks_verbs[] = {
 		.max_args = 1,
 		.usage = "ID [--reason TEXT] [--wait]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "cancel a task",
+		.summary = N_("cancel a task"),
 		.description =
-			"Cancel task ID: a pending task at once, a running one at its next "
-			"check, between steps. Cancelling a task that has ended changes "
-			"nothing. The task's actor, an owner of its tenant or an administrator "
-			"may cancel it. With --wait, follow the task until it has ended: the "
-			"exit status is 0 when it ended cancelled and 6 when it ended "
-			"otherwise before the cancel took effect.",
+			N_("Cancel task ID: a pending task at once, a running one at its next "
+			   "check, between steps. Cancelling a task that has ended changes "
+			   "nothing. The task's actor, an owner of its tenant or an administrator "
+			   "may cancel it. With --wait, follow the task until it has ended: the "
+			   "exit status is 0 when it ended cancelled and 6 when it ended "
+			   "otherwise before the cancel took effect."),
 		.opts = cancel_flags,
 	},
 	{
@@ -648,11 +654,12 @@ static const struct shp_subcmd tasks_verbs[] = {
 		.fn = cmd_tasks_list,
 		.usage = "[--status STATUS] [--tenant TENANT] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list tasks, newest first",
-		.description = "List the tasks of the tenants you belong to (administrators: all), "
-			       "newest first, matching every filter given. STEPS counts the steps "
-			       "done out of all; -o wide adds the SLA class, the start of the plan "
-			       "hash and the error.",
+		.summary = N_("list tasks, newest first"),
+		.description =
+			N_("List the tasks of the tenants you belong to (administrators: all), "
+			   "newest first, matching every filter given. STEPS counts the steps "
+			   "done out of all; -o wide adds the SLA class, the start of the plan "
+			   "hash and the error."),
 		.opts = list_flags,
 	},
 	{
@@ -662,11 +669,11 @@ static const struct shp_subcmd tasks_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show one task and its steps",
+		.summary = N_("show one task and its steps"),
 		.description =
-			"Show task ID and, under it, a table of its steps with their status, "
-			"attempts, time and error. -o json prints the whole task, plan and "
-			"steps included.",
+			N_("Show task ID and, under it, a table of its steps with their status, "
+			   "attempts, time and error. -o json prints the whole task, plan and "
+			   "steps included."),
 		.opts = no_flags,
 	},
 	{
@@ -675,17 +682,17 @@ static const struct shp_subcmd tasks_verbs[] = {
 		.usage = "--file FILE|- --tenant TENANT [--sla fast|medium|long] [--priority N] "
 			 "[--wait-lock] [--yes] [--wait]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "run a plan for a tenant",
+		.summary = N_("run a plan for a tenant"),
 		.description =
-			"Submit the plan in FILE (YAML or JSON, a mapping with a list of steps, "
-			"each with an action, its targets and parameters) to run for TENANT, "
-			"and show the task. A short plan runs at once and the task shown has "
-			"ended; a longer one runs in the background. While a task of yours "
-			"runs a plan for a tenant, submitting the same plan for it again shows "
-			"that task instead of a new one. "
-			"Without --wait the exit status only says whether the task was "
-			"accepted; with --wait the task is followed to its end and its outcome "
-			"is the exit status, as for 'tasks watch'.",
+			N_("Submit the plan in FILE (YAML or JSON, a mapping with a list of steps, "
+			   "each with an action, its targets and parameters) to run for TENANT, "
+			   "and show the task. A short plan runs at once and the task shown has "
+			   "ended; a longer one runs in the background. While a task of yours "
+			   "runs a plan for a tenant, submitting the same plan for it again shows "
+			   "that task instead of a new one. "
+			   "Without --wait the exit status only says whether the task was "
+			   "accepted; with --wait the task is followed to its end and its outcome "
+			   "is the exit status, as for 'tasks watch'."),
 		.opts = submit_flags,
 	},
 	{
@@ -695,13 +702,13 @@ static const struct shp_subcmd tasks_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "follow a task to its end",
+		.summary = N_("follow a task to its end"),
 		.description =
-			"Follow task ID until it ends, printing each of its events as a line "
-			"on stderr (in table output), then show the task. The exit status is "
-			"the task's outcome: 0 succeeded, 1 failed, 5 rejected, 6 cancelled, 9 "
-			"timed out. A task that has ended already prints its events and ends "
-			"at once.",
+			N_("Follow task ID until it ends, printing each of its events as a line "
+			   "on stderr (in table output), then show the task. The exit status is "
+			   "the task's outcome: 0 succeeded, 1 failed, 5 rejected, 6 cancelled, 9 "
+			   "timed out. A task that has ended already prints its events and ends "
+			   "at once."),
 		.opts = no_flags,
 	},
 	{NULL},
@@ -710,10 +717,10 @@ static const struct shp_subcmd tasks_verbs[] = {
 const struct shp_cmd cmd_tasks = {
 	.name = "tasks",
 	.alias = "task",
-	.summary = "run plans and follow their tasks",
-	.description = "A task runs one plan, a list of steps, for one tenant, as the user who "
-		       "submitted it. Its events (steps starting and ending, progress, a cancel "
-		       "or a timeout) can be followed live; the execution flags decide whether "
-		       "the steps really run or are only recorded.",
+	.summary = N_("run plans and follow their tasks"),
+	.description = N_("A task runs one plan, a list of steps, for one tenant, as the user who "
+			  "submitted it. Its events (steps starting and ending, progress, a cancel "
+			  "or a timeout) can be followed live; the execution flags decide whether "
+			  "the steps really run or are only recorded."),
 	.subcmds = tasks_verbs,
 };

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -57,43 +58,44 @@ static char *versions_cell(const json_t *t, int64_t now)
 			  (long long)json_integer_value(json_object_get(v, "version")),
 			  shp_json_str(v, "status") ? shp_json_str(v, "status") : "?");
 	}
-	return b.len ? shp_buf_detach(&b, NULL) : xstrdup("<none>");
+	return b.len ? shp_buf_detach(&b, NULL) : xstrdup(_("<none>"));
 }
 
 static const struct cli_column template_columns[] = {
-	{"NAME", "Name", "name"},
-	{"VERSION", "Version", "version", COL_RIGHT},
-	{"STATUS", "Status", "status"},
-	{"OS", "OS", "os", 0, ""},
-	{"IMAGE", "Image", NULL, COL_FLEX, NULL, image_cell},
-	{"DESCRIPTION", "Description", "description", COL_WIDE | COL_FLEX, ""},
-	{"SOURCE", "Source", "source", COL_WIDE},
-	{"CREATED BY", "Created by", "created_by", COL_WIDE},
-	{"AGE", "Created", "created_at", COL_WIDE | COL_AGE},
-	{"PUBLISHED", "Published", "published_at", COL_WIDE | COL_WHEN, "never"},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("VERSION"), N_("Version"), "version", COL_RIGHT},
+	{N_("STATUS"), N_("Status"), "status"},
+	{N_("OS"), N_("OS"), "os", 0, ""},
+	{N_("IMAGE"), N_("Image"), NULL, COL_FLEX, NULL, image_cell},
+	{N_("DESCRIPTION"), N_("Description"), "description", COL_WIDE | COL_FLEX, ""},
+	{N_("SOURCE"), N_("Source"), "source", COL_WIDE},
+	{N_("CREATED BY"), N_("Created by"), "created_by", COL_WIDE},
+	{N_("AGE"), N_("Created"), "created_at", COL_WIDE | COL_AGE},
+	{N_("PUBLISHED"), N_("Published"), "published_at", COL_WIDE | COL_WHEN, N_("never")},
 	{NULL},
 };
 
 /* The detail view adds every version. */
 static const struct cli_column template_detail_columns[] = {
-	{"NAME", "Name", "name"},
-	{"VERSION", "Version", "version"},
-	{"STATUS", "Status", "status"},
-	{"OS", "OS", "os", 0, ""},
-	{"IMAGE", "Image", NULL, 0, NULL, image_cell},
-	{"DESCRIPTION", "Description", "description", 0, ""},
-	{"SOURCE", "Source", "source"},
-	{"CREATED BY", "Created by", "created_by"},
-	{"CREATED", "Created", "created_at", COL_WHEN},
-	{"PUBLISHED", "Published", "published_at", COL_WHEN, "never"},
-	{"DEPRECATED", "Deprecated", "deprecated_at", COL_WHEN, "never"},
-	{"ARCHIVED", "Archived", "archived_at", COL_WHEN, "never"},
-	{"VERSIONS", "Versions", NULL, 0, NULL, versions_cell},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("VERSION"), N_("Version"), "version"},
+	{N_("STATUS"), N_("Status"), "status"},
+	{N_("OS"), N_("OS"), "os", 0, ""},
+	{N_("IMAGE"), N_("Image"), NULL, 0, NULL, image_cell},
+	{N_("DESCRIPTION"), N_("Description"), "description", 0, ""},
+	{N_("SOURCE"), N_("Source"), "source"},
+	{N_("CREATED BY"), N_("Created by"), "created_by"},
+	{N_("CREATED"), N_("Created"), "created_at", COL_WHEN},
+	{N_("PUBLISHED"), N_("Published"), "published_at", COL_WHEN, N_("never")},
+	{N_("DEPRECATED"), N_("Deprecated"), "deprecated_at", COL_WHEN, N_("never")},
+	{N_("ARCHIVED"), N_("Archived"), "archived_at", COL_WHEN, N_("never")},
+	{N_("VERSIONS"), N_("Versions"), NULL, 0, NULL, versions_cell},
 	{NULL},
 };
 
-static const struct cli_kind template_kind = {"template", "templates", "name", template_columns};
-static const struct cli_kind template_detail = {"template", "templates", "name",
+static const struct cli_kind template_kind = {"template", N_("templates"), "name",
+					      template_columns};
+static const struct cli_kind template_detail = {"template", N_("templates"), "name",
 						template_detail_columns};
 
 static int cmd_template_list(int argc, char **argv, struct cli_ctx *ctx)
@@ -126,7 +128,7 @@ static int check_version(struct cli_ctx *ctx, const char *v)
 
 	if (v && shp_parse_int(v, 1, INT32_MAX, &n, NULL) < 0)
 		return cli_usage_error(
-			ctx, "--template-version: a version number (1, 2, ...), not '%s'", v);
+			ctx, _("--template-version: a version number (1, 2, ...), not '%s'"), v);
 	return 0;
 }
 
@@ -148,7 +150,7 @@ static int cmd_template_show(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_show_object(ctx, &template_detail, t);
 	if (r == 0 && (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE) &&
 	    shp_json_str(t, "cloud_init") && *shp_json_str(t, "cloud_init"))
-		printf("Cloud-init:\n%s", shp_json_str(t, "cloud_init"));
+		printf(_("Cloud-init:\n%s"), shp_json_str(t, "cloud_init"));
 	return r;
 }
 
@@ -159,13 +161,14 @@ static void note_validation(struct cli_ctx *ctx, const json_t *t)
 	const json_t *dry = json_object_get(v, "dry_run");
 
 	if (json_is_true(json_object_get(v, "rendered")))
-		cli_note(ctx, "Rendered with size '%s'.\n",
+		cli_note(ctx, _("Rendered with size '%s'.\n"),
 			 shp_json_str(v, "rendered_with_size") ?: "?");
 	if (json_is_true(json_object_get(dry, "ran")))
-		cli_note(ctx, "Dry run on cluster '%s': accepted.\n",
+		cli_note(ctx, _("Dry run on cluster '%s': accepted.\n"),
 			 shp_json_str(dry, "cluster") ?: "?");
 	else if (dry)
-		cli_note(ctx, "No dry run%s%s: %s.\n", shp_json_str(dry, "cluster") ? " on " : "",
+		cli_note(ctx, _("No dry run%s%s: %s.\n"),
+			 shp_json_str(dry, "cluster") ? " on " : "",
 			 shp_json_str(dry, "cluster") ?: "", shp_json_str(dry, "reason") ?: "?");
 }
 
@@ -183,7 +186,7 @@ static int cmd_template_create(int argc, char **argv, struct cli_ctx *ctx)
 	note_validation(ctx, t);
 	if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE) {
 		if (!ctx->quiet)
-			printf("template/%s version %lld created (draft)\n",
+			printf(_("template/%s version %lld created (draft)\n"),
 			       shp_json_str(t, "name") ?: "?",
 			       (long long)shp_json_int(t, "version", 0));
 		return 0;
@@ -205,14 +208,14 @@ static int template_move(int argc, char **argv, struct cli_ctx *ctx, const char 
 		if (c == OPT_VERSION)
 			version = optarg;
 	if (!version || shp_parse_int(version, 1, INT32_MAX, &n, NULL) < 0)
-		return cli_usage_error(ctx, "--template-version: a version number (1, 2, ...)");
+		return cli_usage_error(ctx, _("--template-version: a version number (1, 2, ...)"));
 	body = json_pack("{s:I}", "version", (json_int_t)n);
 	path = template_path(argv[optind], suffix, NULL, NULL);
 	if ((r = cli_call(ctx, "POST", path, body, &t)) < 0)
 		return r;
 	if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE) {
 		if (!ctx->quiet)
-			printf("template/%s version %lld %s\n", argv[optind], n, done);
+			printf(_("template/%s version %lld %s\n"), argv[optind], n, done);
 		return 0;
 	}
 	return cli_show_object(ctx, &template_kind, t);
@@ -271,20 +274,21 @@ static int cmd_template_export(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 static const struct shp_flag list_flags[] = {
-	{"status", OPT_STATUS, 0, NULL, "STATUS", "only versions in this status", status_values},
-	{"all", OPT_ALL, 0, NULL, NULL, "also archived versions"},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N versions"},
+	{"status", OPT_STATUS, 0, NULL, "STATUS", N_("only versions in this status"),
+	 status_values},
+	{"all", OPT_ALL, 0, NULL, NULL, N_("also archived versions")},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N versions")},
 	{NULL},
 };
 
 static const struct shp_flag version_flags[] = {
 	{"template-version", OPT_VERSION, 0, NULL, "N",
-	 "this version (default: the active one, else the latest)"},
+	 N_("this version (default: the active one, else the latest)")},
 	{NULL},
 };
 
 static const struct shp_flag move_flags[] = {
-	{"template-version", OPT_VERSION, 0, NULL, "N", "the version", .required = true},
+	{"template-version", OPT_VERSION, 0, NULL, "N", N_("the version"), .required = true},
 	{NULL},
 };
 
@@ -296,9 +300,10 @@ static const struct shp_subcmd template_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME --template-version N",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "archive a version of a template",
-		.description = "Archive version N of the template NAME: it is hidden from lists "
-			       "(unless --all) and never used for new VMs. Administrators only.",
+		.summary = N_("archive a version of a template"),
+		.description =
+			N_("Archive version N of the template NAME: it is hidden from lists "
+			   "(unless --all) and never used for new VMs. Administrators only."),
 		.opts = move_flags,
 	},
 	{
@@ -308,8 +313,8 @@ static const struct shp_subcmd template_verbs[] = {
 		.max_args = 1,
 		.usage = "FILE",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "create the next version of a template from a file",
-		.description =
+		.summary = N_("create the next version of a template from a file"),
+		.description = N_(
 			"Read a template in the seed format from FILE ('-': standard input; see "
 			"docs/seed-format.md: name, description, os, image_source, cloud_init, "
 			"quick_fields, advanced_fields) and create it as the next version of its "
@@ -317,7 +322,7 @@ static const struct shp_subcmd template_verbs[] = {
 			"syntax (errors give the line), renders the VM with the smallest enabled "
 			"size and asks a HEALTHY cluster for a dry run; what ran is said on "
 			"stderr. "
-			"Publish the version to make it the one new VMs get. Administrators only.",
+			"Publish the version to make it the one new VMs get. Administrators only."),
 		.opts = NULL,
 	},
 	{
@@ -327,9 +332,10 @@ static const struct shp_subcmd template_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME --template-version N",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "deprecate a version of a template",
-		.description = "Deprecate version N of the template NAME: new VMs can no longer "
-			       "be requested with it; existing ones keep it. Administrators only.",
+		.summary = N_("deprecate a version of a template"),
+		.description =
+			N_("Deprecate version N of the template NAME: new VMs can no longer "
+			   "be requested with it; existing ones keep it. Administrators only."),
 		.opts = move_flags,
 	},
 	{
@@ -339,10 +345,11 @@ static const struct shp_subcmd template_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME [--template-version N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "print a template in the seed format",
-		.description = "Print the template NAME (its active version, else the latest, or "
-			       "--template-version N) as a YAML file in the seed format, which "
-			       "'shepherd template create' and the seed import read back.",
+		.summary = N_("print a template in the seed format"),
+		.description =
+			N_("Print the template NAME (its active version, else the latest, or "
+			   "--template-version N) as a YAML file in the seed format, which "
+			   "'shepherd template create' and the seed import read back."),
 		.opts = version_flags,
 	},
 	{
@@ -352,10 +359,11 @@ static const struct shp_subcmd template_verbs[] = {
 		.max_args = 0,
 		.usage = "[--status STATUS] [--all] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list the versions of every template",
-		.description = "List every template version with its status (draft, active, "
-			       "deprecated), ordered by name and version; archived versions only "
-			       "with --all or --status archived.",
+		.summary = N_("list the versions of every template"),
+		.description =
+			N_("List every template version with its status (draft, active, "
+			   "deprecated), ordered by name and version; archived versions only "
+			   "with --all or --status archived."),
 		.opts = list_flags,
 	},
 	{
@@ -365,9 +373,9 @@ static const struct shp_subcmd template_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME --template-version N",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "make a version the active one",
-		.description = "Make version N of the template NAME active: new VMs get it. The "
-			       "version active before becomes deprecated. Administrators only.",
+		.summary = N_("make a version the active one"),
+		.description = N_("Make version N of the template NAME active: new VMs get it. The "
+				  "version active before becomes deprecated. Administrators only."),
 		.opts = move_flags,
 	},
 	{
@@ -377,10 +385,10 @@ static const struct shp_subcmd template_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME [--template-version N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "show a template",
-		.description =
+		.summary = N_("show a template"),
+		.description = N_(
 			"Show the template NAME: its active version (else the latest, or "
-			"--template-version N), its image, cloud-init and every version's status.",
+			"--template-version N), its image, cloud-init and every version's status."),
 		.opts = version_flags,
 	},
 	{NULL},
@@ -388,11 +396,11 @@ static const struct shp_subcmd template_verbs[] = {
 
 const struct shp_cmd cmd_template = {
 	.name = "template",
-	.summary = "the VM templates of the catalogue",
-	.description = "A template says what a VM boots: its image (a container disk, a disk "
-		       "imported from a URL or registry, or an existing claim) and its default "
-		       "cloud-init. Each change is a new version: a draft, then active (one per "
-		       "template), deprecated, archived. Requests name a template and get its "
-		       "active version.",
+	.summary = N_("the VM templates of the catalogue"),
+	.description = N_("A template says what a VM boots: its image (a container disk, a disk "
+			  "imported from a URL or registry, or an existing claim) and its default "
+			  "cloud-init. Each change is a new version: a draft, then active (one per "
+			  "template), deprecated, archived. Requests name a template and get its "
+			  "active version."),
 	.subcmds = template_verbs,
 };

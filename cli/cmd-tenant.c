@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -19,32 +20,32 @@
 static const char *const tenant_roles[] = {"owner", "member", "viewer", NULL};
 
 static const struct cli_column member_columns[] = {
-	{"USER", "User", "user"},
-	{"ROLE", "Role", "role"},
-	{"AGE", "Added", "created_at", COL_AGE},
-	{"TENANT", "Tenant", "tenant", COL_WIDE},
+	{N_("USER"), N_("User"), "user"},
+	{N_("ROLE"), N_("Role"), "role"},
+	{N_("AGE"), N_("Added"), "created_at", COL_AGE},
+	{N_("TENANT"), N_("Tenant"), "tenant", COL_WIDE},
 	{NULL},
 };
 
-static const struct cli_kind member_kind = {"member", "members", "user", member_columns};
+static const struct cli_kind member_kind = {"member", N_("members"), "user", member_columns};
 
 static int check_tenant(struct cli_ctx *ctx, const char *tenant)
 {
 	if (shp_name_is_valid(tenant))
 		return 0;
 	return shp_error_set(&ctx->err, SHP_E_INVAL,
-			     "invalid tenant '%s': a lower-case DNS label (letters, digits and "
-			     "'-', at most 63)",
+			     _("invalid tenant '%s': a lower-case DNS label (letters, digits and "
+			       "'-', at most 63)"),
 			     tenant);
 }
 
 static int check_user(struct cli_ctx *ctx, const char *user)
 {
 	if (!user[0])
-		return cli_usage_error(ctx, "the user name is empty");
+		return cli_usage_error(ctx, _("the user name is empty"));
 	if (strlen(user) > USER_MAX)
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "the user name is longer than %d bytes", USER_MAX);
+				     _("the user name is longer than %d bytes"), USER_MAX);
 	return 0;
 }
 
@@ -96,7 +97,8 @@ static int cmd_tenant_grant(int argc, char **argv, struct cli_ctx *ctx)
 		known = known || strcmp(role, tenant_roles[i]) == 0;
 	if (!known)
 		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "invalid role '%s' (expected owner, member or viewer)", role);
+				     _("invalid role '%s' (expected owner, member or viewer)"),
+				     role);
 	r = cli_body_set(ctx, body, "role", role);
 	if (r < 0)
 		return r;
@@ -104,7 +106,7 @@ static int cmd_tenant_grant(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_call(ctx, "PUT", path, body, &member);
 	if (r < 0)
 		return r;
-	done = xasprintf("is now %s of tenant '%s'", role, tenant);
+	done = xasprintf(_("is now %s of tenant '%s'"), role, tenant);
 	return cli_show_done(ctx, &member_kind, member, done);
 }
 
@@ -122,7 +124,7 @@ static int cmd_tenant_revoke(int argc, char **argv, struct cli_ctx *ctx)
 	if ((r = check_tenant(ctx, tenant)) < 0 || (r = check_user(ctx, user)) < 0)
 		return r;
 	path = members_path(tenant, user);
-	done = xasprintf("removed from tenant '%s'", tenant);
+	done = xasprintf(_("removed from tenant '%s'"), tenant);
 	return cli_delete_done(ctx, path, &member_kind, "tenant", tenant, "user", user, done);
 }
 
@@ -136,12 +138,12 @@ static const struct shp_subcmd tenant_verbs[] = {
 		.max_args = 3,
 		.usage = "TENANT USER owner|member|viewer",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "give a user a role in a tenant",
+		.summary = N_("give a user a role in a tenant"),
 		.description =
-			"Make USER a member of TENANT with the given role, or change the role "
-			"of a member: owners manage the members and may cancel every task of "
-			"the tenant, members submit tasks, viewers may submit read-only plans "
-			"only. Administrators and the tenant's owners may grant roles.",
+			N_("Make USER a member of TENANT with the given role, or change the role "
+			   "of a member: owners manage the members and may cancel every task of "
+			   "the tenant, members submit tasks, viewers may submit read-only plans "
+			   "only. Administrators and the tenant's owners may grant roles."),
 		.opts = no_flags,
 	},
 	{
@@ -151,9 +153,10 @@ static const struct shp_subcmd tenant_verbs[] = {
 		.max_args = 1,
 		.usage = "TENANT",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list the members of a tenant",
-		.description = "List the users of TENANT with their roles. Administrators and the "
-			       "tenant's own members may see them.",
+		.summary = N_("list the members of a tenant"),
+		.description =
+			N_("List the users of TENANT with their roles. Administrators and the "
+			   "tenant's own members may see them."),
 		.opts = no_flags,
 	},
 	{
@@ -163,10 +166,10 @@ static const struct shp_subcmd tenant_verbs[] = {
 		.max_args = 2,
 		.usage = "TENANT USER",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "remove a user from a tenant",
+		.summary = N_("remove a user from a tenant"),
 		.description =
-			"Remove USER from TENANT. Administrators and the tenant's owners may "
-			"remove members.",
+			N_("Remove USER from TENANT. Administrators and the tenant's owners may "
+			   "remove members."),
 		.opts = no_flags,
 	},
 	{NULL},
@@ -174,8 +177,9 @@ static const struct shp_subcmd tenant_verbs[] = {
 
 const struct shp_cmd cmd_tenant = {
 	.name = "tenant",
-	.summary = "manage who belongs to a tenant",
-	.description = "Tasks run for a tenant. Its members, each an owner, a member or a viewer, "
-		       "decide who may submit, see and cancel them.",
+	.summary = N_("manage who belongs to a tenant"),
+	.description =
+		N_("Tasks run for a tenant. Its members, each an owner, a member or a viewer, "
+		   "decide who may submit, see and cancel them."),
 	.subcmds = tenant_verbs,
 };

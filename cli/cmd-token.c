@@ -13,6 +13,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -32,19 +33,19 @@ static char *token_state(const json_t *t, int64_t now)
 }
 
 static const struct cli_column token_columns[] = {
-	{"ID", "ID", "id", COL_RIGHT},
-	{"NAME", "Name", "name"},
-	{"USER", "User", "user"},
-	{"PREFIX", "Prefix", "prefix"},
-	{"STATE", "State", NULL, 0, NULL, token_state},
-	{"EXPIRES", "Expires", "expires_at", COL_WHEN, "never"},
-	{"LAST USED", "Last used", "last_used_at", COL_WHEN, "never"},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"REVOKED", "Revoked", "revoked_at", COL_WIDE | COL_WHEN, "-"},
+	{N_("ID"), N_("ID"), "id", COL_RIGHT},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("USER"), N_("User"), "user"},
+	{N_("PREFIX"), N_("Prefix"), "prefix"},
+	{N_("STATE"), N_("State"), NULL, 0, NULL, token_state},
+	{N_("EXPIRES"), N_("Expires"), "expires_at", COL_WHEN, N_("never")},
+	{N_("LAST USED"), N_("Last used"), "last_used_at", COL_WHEN, N_("never")},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("REVOKED"), N_("Revoked"), "revoked_at", COL_WIDE | COL_WHEN, "-"},
 	{NULL},
 };
 
-static const struct cli_kind token_kind = {"token", "tokens", "id", token_columns};
+static const struct cli_kind token_kind = {"token", N_("tokens"), "id", token_columns};
 
 static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -61,8 +62,8 @@ static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
 	}
 	/* Checked before asking: the token exists only in this one answer. */
 	if (ctx->format == CLI_FORMAT_NAME)
-		return cli_usage_error(ctx, "'-o name' would not show the new token; use table, "
-					    "json or yaml");
+		return cli_usage_error(ctx, _("'-o name' would not show the new token; use table, "
+					      "json or yaml"));
 	if ((r = cli_body_set(ctx, body, "name", argv[optind])) < 0 ||
 	    (r = cli_body_set(ctx, body, "user", user)) < 0 ||
 	    (r = cli_body_set(ctx, body, "expires_in", expires)) < 0)
@@ -75,10 +76,10 @@ static int cmd_token_create(int argc, char **argv, struct cli_ctx *ctx)
 	secret = shp_json_str(tok, "token");
 	if (!secret || !secret[0] || strpbrk(secret, "\r\n"))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: no token in it");
+				     _("unexpected answer from shepherdd: no token in it"));
 	cli_note(ctx,
-		 "Token %" PRId64 " ('%s') created. Store it now: it cannot be "
-		 "shown again.\n",
+		 _("Token %" PRId64 " ('%s') created. Store it now: it cannot be "
+		   "shown again.\n"),
 		 shp_json_int(tok, "id", 0), argv[optind]);
 	printf("%s\n", secret);
 	return 0;
@@ -107,26 +108,26 @@ static int cmd_token_revoke(int argc, char **argv, struct cli_ctx *ctx)
 	while (cli_getopt(ctx, argc, argv) != -1)
 		;
 	if (shp_parse_int(argv[optind], 1, INT64_MAX, &id, &perr) < 0)
-		return cli_usage_error(ctx, "'%s' is not a token id (see 'shepherd token list')",
+		return cli_usage_error(ctx, _("'%s' is not a token id (see 'shepherd token list')"),
 				       argv[optind]);
 	path = cli_path(SHP_ROUTE_TOKENS, argv[optind]);
 	r = cli_call(ctx, "DELETE", path, NULL, &tok);
 	if (r < 0)
 		return r;
-	return cli_show_done(ctx, &token_kind, tok, "revoked");
+	return cli_show_done(ctx, &token_kind, tok, N_("revoked"));
 }
 
 static const struct shp_flag create_flags[] = {
-	{"user", OPT_USER, 0, NULL, "USER", "create the token for this user (administrators)"},
+	{"user", OPT_USER, 0, NULL, "USER", N_("create the token for this user (administrators)")},
 	{"expires", OPT_EXPIRES, 0, NULL, "DURATION",
-	 "let the token expire after this long: 3600, 90m, 12h, 30d"},
+	 N_("let the token expire after this long: 3600, 90m, 12h, 30d")},
 	{NULL},
 };
 
 static const struct shp_flag list_flags[] = {
-	{"user", OPT_USER, 0, NULL, "USER", "the tokens of this user (administrators)"},
-	{"all", OPT_ALL, 0, NULL, NULL, "the tokens of every user (administrators)"},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N tokens"},
+	{"user", OPT_USER, 0, NULL, "USER", N_("the tokens of this user (administrators)")},
+	{"all", OPT_ALL, 0, NULL, NULL, N_("the tokens of every user (administrators)")},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N tokens")},
 	{NULL},
 };
 
@@ -138,13 +139,13 @@ static const struct shp_subcmd token_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME [--user USER] [--expires DURATION]",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "create a token and print it once",
+		.summary = N_("create a token and print it once"),
 		.description =
-			"Create a token called NAME, for yourself or (administrators) for "
-			"--user. In table output the token alone is printed on stdout, so "
-			"that TOKEN=$(shepherd token create ci) works, and a reminder to store "
-			"it goes to stderr: it cannot be shown again. -o json and -o yaml "
-			"print the whole answer, token included; -o name is refused.",
+			N_("Create a token called NAME, for yourself or (administrators) for "
+			   "--user. In table output the token alone is printed on stdout, so "
+			   "that TOKEN=$(shepherd token create ci) works, and a reminder to store "
+			   "it goes to stderr: it cannot be shown again. -o json and -o yaml "
+			   "print the whole answer, token included; -o name is refused."),
 		.opts = create_flags,
 	},
 	{
@@ -152,10 +153,11 @@ static const struct shp_subcmd token_verbs[] = {
 		.fn = cmd_token_list,
 		.usage = "[--user USER] [--all] [--limit N]",
 		.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-		.summary = "list tokens",
-		.description = "List your tokens, or (administrators) those of --user or of every "
-			       "user with --all. Tokens themselves are never shown, only their "
-			       "prefix.",
+		.summary = N_("list tokens"),
+		.description =
+			N_("List your tokens, or (administrators) those of --user or of every "
+			   "user with --all. Tokens themselves are never shown, only their "
+			   "prefix."),
 		.opts = list_flags,
 	},
 	{
@@ -165,18 +167,19 @@ static const struct shp_subcmd token_verbs[] = {
 		.max_args = 1,
 		.usage = "ID",
 		.flags = CMD_NEEDS_DAEMON,
-		.summary = "revoke a token",
-		.description = "Revoke the token with the id ID (see 'shepherd token list'); it "
-			       "stops working at once. Prints the revoked token's record.",
+		.summary = N_("revoke a token"),
+		.description = N_("Revoke the token with the id ID (see 'shepherd token list'); it "
+				  "stops working at once. Prints the revoked token's record."),
 	},
 	{NULL},
 };
 
 const struct shp_cmd cmd_token = {
 	.name = "token",
-	.summary = "manage API tokens",
-	.description = "Tokens authenticate clients on shepherdd's HTTPS listener (--server), for "
-		       "CI jobs and remote use; on the local socket you are known by your user id "
-		       "and need none. shepherdd stores only a hash of each token.",
+	.summary = N_("manage API tokens"),
+	.description =
+		N_("Tokens authenticate clients on shepherdd's HTTPS listener (--server), for "
+		   "CI jobs and remote use; on the local socket you are known by your user id "
+		   "and need none. shepherdd stores only a hash of each token."),
 	.subcmds = token_verbs,
 };

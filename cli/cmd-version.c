@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 
@@ -23,15 +24,15 @@ static void print_server(const json_t *server)
 	_cleanup_free_ char *version = cli_text_sanitize(
 		shp_json_str(server, "version") ? shp_json_str(server, "version") : "?");
 
-	printf("server: shepherdd %s (API %" PRId64, version,
+	printf(_("server: shepherdd %s (API %" PRId64), version,
 	       shp_json_int(server, "api_version", 0));
 	if (commit && commit[0]) {
 		_cleanup_free_ char *c = cli_text_sanitize(commit);
-		printf(", commit %s", c);
+		printf(_(", commit %s"), c);
 	}
 	if (built && built[0]) {
 		_cleanup_free_ char *b = cli_text_sanitize(built);
-		printf(", built %s", b);
+		printf(_(", built %s"), b);
 	}
 	printf(")\n");
 }
@@ -46,17 +47,17 @@ static int print_versions(struct cli_ctx *ctx, json_t *server, bool client_only,
 		out = json_pack("{s:{s:s, s:i}}", "client", "version", PACKAGE_VERSION,
 				"api_version", SHP_API_VERSION);
 		if (!out)
-			return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+			return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 		if (!client_only)
 			(void)json_object_set(out, "server", server ? server : json_null());
 		return cli_show_raw(ctx, out);
 	}
-	printf("client: shepherd %s (API %d)\n", PACKAGE_VERSION, SHP_API_VERSION);
+	printf(_("client: shepherd %s (API %d)\n"), PACKAGE_VERSION, SHP_API_VERSION);
 	if (client_only)
 		return 0;
 	if (!server) {
 		why = cli_text_sanitize(unreachable);
-		printf("server: unreachable (%s)\n", why);
+		printf(_("server: unreachable (%s)\n"), why);
 		return 0;
 	}
 	print_server(server);
@@ -73,14 +74,14 @@ static int cmd_version_run(int argc, char **argv, struct cli_ctx *ctx)
 		if (c == OPT_CLIENT)
 			client_only = true;
 	if (ctx->format == CLI_FORMAT_NAME)
-		return cli_usage_error(ctx, "'-o name' does not apply to 'version'");
+		return cli_usage_error(ctx, _("'-o name' does not apply to 'version'"));
 	if (!client_only) {
 		r = cli_call(ctx, "GET", SHP_ROUTE_VERSION, NULL, &server);
 		if (r < 0 && r != -SHP_E_UNREACHABLE && r != -SHP_E_TIMEOUT)
 			return r;
 		if (server &&
 		    shp_json_int(server, "api_version", SHP_API_VERSION) != SHP_API_VERSION)
-			cli_warn(ctx, "this client speaks API %d, the server API %" PRId64,
+			cli_warn(ctx, _("this client speaks API %d, the server API %" PRId64),
 				 SHP_API_VERSION, shp_json_int(server, "api_version", 0));
 	}
 	r = print_versions(ctx, server, client_only, ctx->err.msg);
@@ -91,7 +92,8 @@ static int cmd_version_run(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 static const struct shp_flag version_flags[] = {
-	{"client", OPT_CLIENT, 0, NULL, NULL, "only the client's version; do not ask the daemon"},
+	{"client", OPT_CLIENT, 0, NULL, NULL,
+	 N_("only the client's version; do not ask the daemon")},
 	{NULL},
 };
 
@@ -99,15 +101,16 @@ static const struct shp_subcmd version_entry = {
 	.fn = cmd_version_run,
 	.usage = "[--client]",
 	.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-	.summary = "show the client's and the daemon's versions",
-	.description = "Show the version of this client and of the shepherdd it talks to, with "
-		       "their API versions. When the daemon cannot be reached, the server part "
-		       "says so and the exit status is still 0; with -o json the server is null.",
+	.summary = N_("show the client's and the daemon's versions"),
+	.description =
+		N_("Show the version of this client and of the shepherdd it talks to, with "
+		   "their API versions. When the daemon cannot be reached, the server part "
+		   "says so and the exit status is still 0; with -o json the server is null."),
 	.opts = version_flags,
 };
 
 const struct shp_cmd cmd_version = {
 	.name = "version",
-	.summary = "show the client's and the daemon's versions",
+	.summary = N_("show the client's and the daemon's versions"),
 	.self = &version_entry,
 };

@@ -9,6 +9,7 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 #include "output.h"
 
 /* "approver (test,prod), viewer (test)" from the roles array. */
@@ -47,18 +48,18 @@ static char *systems_cell(const json_t *me, int64_t now)
 }
 
 static const struct cli_column user_columns[] = {
-	{"NAME", "Name", "name"},
-	{"ID", "ID", "id", COL_RIGHT},
-	{"ADMIN", "Admin", "is_admin"},
-	{"AUTH", "Authenticated by", "auth_method"},
-	{"PRINCIPAL", "Principal", "principal"},
-	{"ROLES", "Roles", NULL, COL_WIDE, NULL, roles_cell},
-	{"SYSTEMS", "Systems", NULL, COL_WIDE, NULL, systems_cell},
-	{"AGE", "Created", "created_at", COL_AGE},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("ID"), N_("ID"), "id", COL_RIGHT},
+	{N_("ADMIN"), N_("Admin"), "is_admin"},
+	{N_("AUTH"), N_("Authenticated by"), "auth_method"},
+	{N_("PRINCIPAL"), N_("Principal"), "principal"},
+	{N_("ROLES"), N_("Roles"), NULL, COL_WIDE, NULL, roles_cell},
+	{N_("SYSTEMS"), N_("Systems"), NULL, COL_WIDE, NULL, systems_cell},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
 	{NULL},
 };
 
-static const struct cli_kind user_kind = {"user", "users", "name", user_columns};
+static const struct cli_kind user_kind = {"user", N_("users"), "name", user_columns};
 
 static int cmd_whoami_run(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -76,17 +77,18 @@ static int cmd_whoami_run(int argc, char **argv, struct cli_ctx *ctx)
 static const struct shp_subcmd whoami_entry = {
 	.fn = cmd_whoami_run,
 	.flags = CMD_NEEDS_DAEMON | CMD_READONLY,
-	.summary = "show who the daemon takes you for",
-	.description = "Show the shepherd user the daemon maps you to, whether it is an "
-		       "administrator, and how you were authenticated: \"unix\" (the user id on "
-		       "the local socket), \"token\" or \"cert\" (a client certificate), with the "
-		       "principal it matched; then the platform roles you hold with their "
-		       "environments, and the systems you belong to with your role in each "
-		       "(directly or through a principal mapping).",
+	.summary = N_("show who the daemon takes you for"),
+	.description =
+		N_("Show the shepherd user the daemon maps you to, whether it is an "
+		   "administrator, and how you were authenticated: \"unix\" (the user id on "
+		   "the local socket), \"token\" or \"cert\" (a client certificate), with the "
+		   "principal it matched; then the platform roles you hold with their "
+		   "environments, and the systems you belong to with your role in each "
+		   "(directly or through a principal mapping)."),
 };
 
 const struct shp_cmd cmd_whoami = {
 	.name = "whoami",
-	.summary = "show who the daemon takes you for",
+	.summary = N_("show who the daemon takes you for"),
 	.self = &whoami_entry,
 };

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "i18n.h"
 
 const struct shp_cmd *const cli_commands[] = {
 	&cmd_man_commands, &cmd_man_options, &cmd_adoption, &cmd_approvals, &cmd_audit,
@@ -22,28 +23,29 @@ const char *const cli_environment_values[] = {"test", "prod", NULL};
 const char *const cli_shell_values[] = {"bash", "zsh", "fish", NULL};
 
 const struct shp_flag cli_global_flags[] = {
-	{"socket", CLI_OPT_SOCKET, 0, NULL, "PATH", "the Unix socket of shepherdd", .file = true},
+	{"socket", CLI_OPT_SOCKET, 0, NULL, "PATH", N_("the Unix socket of shepherdd"),
+	 .file = true},
 	{"server", CLI_OPT_SERVER, 0, NULL, "URL",
-	 "talk to shepherdd at https://HOST:PORT instead"},
+	 N_("talk to shepherdd at https://HOST:PORT instead")},
 	{"token", CLI_OPT_TOKEN, 0, NULL, "TOKEN",
-	 "authenticate with this bearer token (prefer SHEPHERD_TOKEN: arguments are visible to "
-	 "other users)"},
-	{"cacert", CLI_OPT_CACERT, 0, NULL, "FILE", "CA certificates to verify the server with",
+	 N_("authenticate with this bearer token (prefer SHEPHERD_TOKEN: arguments are visible to "
+	    "other users)")},
+	{"cacert", CLI_OPT_CACERT, 0, NULL, "FILE", N_("CA certificates to verify the server with"),
 	 .file = true},
-	{"cert", CLI_OPT_CERT, 0, NULL, "FILE", "client certificate (PEM)", .file = true},
-	{"key", CLI_OPT_KEY, 0, NULL, "FILE", "private key of the client certificate",
+	{"cert", CLI_OPT_CERT, 0, NULL, "FILE", N_("client certificate (PEM)"), .file = true},
+	{"key", CLI_OPT_KEY, 0, NULL, "FILE", N_("private key of the client certificate"),
 	 .file = true},
-	{"output", CLI_OPT_OUTPUT, 'o', NULL, "FORMAT", "output format", cli_output_values},
-	{"json", CLI_OPT_JSON, 0, NULL, NULL, "same as -o json"},
-	{"no-color", CLI_OPT_NO_COLOR, 0, NULL, NULL, "no colour, even on a terminal"},
-	{"quiet", CLI_OPT_QUIET, 'q', NULL, NULL, "print only data and errors"},
+	{"output", CLI_OPT_OUTPUT, 'o', NULL, "FORMAT", N_("output format"), cli_output_values},
+	{"json", CLI_OPT_JSON, 0, NULL, NULL, N_("same as -o json")},
+	{"no-color", CLI_OPT_NO_COLOR, 0, NULL, NULL, N_("no colour, even on a terminal")},
+	{"quiet", CLI_OPT_QUIET, 'q', NULL, NULL, N_("print only data and errors")},
 	{"verbose", CLI_OPT_VERBOSE, 'v', NULL, NULL,
-	 "show each request, its status, timing and request id on stderr"},
+	 N_("show each request, its status, timing and request id on stderr")},
 	{"timeout", CLI_OPT_TIMEOUT, 0, NULL, "SECONDS",
-	 "give up on a request after this long "
-	 "(default 30)"},
-	{"help", CLI_OPT_HELP, 'h', NULL, NULL, "show help and exit"},
-	{"version", CLI_OPT_VERSION, 0, NULL, NULL, "show the client version and exit"},
+	 N_("give up on a request after this long "
+	    "(default 30)")},
+	{"help", CLI_OPT_HELP, 'h', NULL, NULL, N_("show help and exit")},
+	{"version", CLI_OPT_VERSION, 0, NULL, NULL, N_("show the client version and exit")},
 	{NULL},
 };
 

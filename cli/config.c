@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "i18n.h"
 #include "util.h"
 #include "yaml.h"
 
@@ -86,9 +87,7 @@ static const char *env_nonempty(const char *name)
 	return v && v[0] ? v : NULL;
 }
 
-/* $VAR/suffix when $VAR is an absolute path (XDG says to ignore relative ones), else
- * $HOME/fallback/suffix, else NULL. */
-static char *xdg_path(const char *var, const char *fallback, const char *suffix)
+char *cli_xdg_path(const char *var, const char *fallback, const char *suffix)
 {
 	const char *base = env_nonempty(var);
 	const char *home;
@@ -107,13 +106,13 @@ char *cli_config_file_path(void)
 
 	if (explicit)
 		return xstrdup(explicit);
-	return xdg_path("XDG_CONFIG_HOME", ".config", "shepherd/config.yaml");
+	return cli_xdg_path("XDG_CONFIG_HOME", ".config", "shepherd/config.yaml");
 }
 
 char *cli_config_default_socket(void)
 {
 	_cleanup_free_ char *user =
-		xdg_path("XDG_STATE_HOME", ".local/state", "shepherd/shepherdd.sock");
+		cli_xdg_path("XDG_STATE_HOME", ".local/state", "shepherd/shepherdd.sock");
 
 	if (user && access(user, F_OK) == 0)
 		return TAKE_PTR(user);
@@ -132,23 +131,23 @@ static int read_config_file(const char *path, bool must_exist, char **ret_data, 
 	if (fd < 0) {
 		if (errno == ENOENT && !must_exist)
 			return 0;
-		return shp_error_errno(err, errno, "cannot open config file '%s'", path);
+		return shp_error_errno(err, errno, _("cannot open config file '%s'"), path);
 	}
 	if (fstat(fd, ret_st) < 0)
-		return shp_error_errno(err, errno, "cannot stat config file '%s'", path);
+		return shp_error_errno(err, errno, _("cannot stat config file '%s'"), path);
 	if (!S_ISREG(ret_st->st_mode))
-		return shp_error_set(err, SHP_E_USAGE, "config file '%s' is not a regular file",
+		return shp_error_set(err, SHP_E_USAGE, _("config file '%s' is not a regular file"),
 				     path);
 	data = xmalloc(CONFIG_FILE_MAX + 1);
 	while ((n = read(fd, data + len, CONFIG_FILE_MAX + 1 - len)) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return shp_error_errno(err, errno, "cannot read config file '%s'", path);
+			return shp_error_errno(err, errno, _("cannot read config file '%s'"), path);
 		len += (size_t)n;
 		if (len > CONFIG_FILE_MAX)
 			return shp_error_set(err, SHP_E_USAGE,
-					     "config file '%s' is larger than %d bytes", path,
+					     _("config file '%s' is larger than %d bytes"), path,
 					     CONFIG_FILE_MAX);
 	}
 	data[len] = '\0';
@@ -188,7 +187,7 @@ static int apply_file_value(struct cli_config *cfg, const char *path, const char
 	if (strcmp(key, "color") == 0) {
 		if (!json_is_boolean(v))
 			return shp_error_set(err, SHP_E_USAGE,
-					     "config file '%s': 'color' must be true or false",
+					     _("config file '%s': 'color' must be true or false"),
 					     path);
 		cfg->color = json_is_true(v);
 		return 0;
@@ -197,17 +196,17 @@ static int apply_file_value(struct cli_config *cfg, const char *path, const char
 		if (strcmp(key, settings[i].key) == 0)
 			d = &settings[i];
 	if (!d)
-		return shp_error_set(err, SHP_E_USAGE, "config file '%s': unknown key '%s'", path,
-				     key);
+		return shp_error_set(err, SHP_E_USAGE, _("config file '%s': unknown key '%s'"),
+				     path, key);
 	if (!json_is_string(v) || !json_string_value(v)[0])
 		return shp_error_set(err, SHP_E_USAGE,
-				     "config file '%s': '%s' must be a non-empty string", path,
+				     _("config file '%s': '%s' must be a non-empty string"), path,
 				     key);
 	if (strcmp(key, "output") == 0 && cli_format_from_string(json_string_value(v)) < 0)
 		return shp_error_set(
 			err, SHP_E_USAGE,
-			"config file '%s': 'output' must be table, wide, json, yaml or "
-			"name",
+			_("config file '%s': 'output' must be table, wide, json, yaml or "
+			  "name"),
 			path);
 	value = d->path ? expand_home(json_string_value(v)) : xstrdup(json_string_value(v));
 	cli_config_set(setting_of(cfg, d), value, CLI_SRC_FILE, "config file");
@@ -234,17 +233,18 @@ static int load_file(struct cli_config *cfg, struct shp_error *err)
 		return 0;
 	doc = shp_yaml_to_json(data, len, CONFIG_DEPTH_MAX, &perr);
 	if (!doc)
-		return shp_error_set(err, SHP_E_USAGE, "config file '%s': %s", path, perr.msg);
+		return shp_error_set(err, SHP_E_USAGE, _("config file '%s': %s"), path, perr.msg);
 	if (!json_is_object(doc))
-		return shp_error_set(err, SHP_E_USAGE,
-				     "config file '%s' must be a mapping of settings (key: value)",
-				     path);
+		return shp_error_set(
+			err, SHP_E_USAGE,
+			_("config file '%s' must be a mapping of settings (key: value)"), path);
 	/* A token is a password: a file holding one is for its owner's eyes only. */
 	if (json_object_get(doc, "token") && (st.st_mode & (S_IRWXG | S_IRWXO)))
-		return shp_error_set(err, SHP_E_USAGE,
-				     "config file '%s' holds a token but is accessible by group or "
-				     "others (mode %03o); run 'chmod 600 %s'",
-				     path, (unsigned)(st.st_mode & 0777), path);
+		return shp_error_set(
+			err, SHP_E_USAGE,
+			_("config file '%s' holds a token but is accessible by group or "
+			  "others (mode %03o); run 'chmod 600 %s'"),
+			path, (unsigned)(st.st_mode & 0777), path);
 	for (void *it = json_object_iter(doc); it; it = json_object_iter_next(doc, it)) {
 		r = apply_file_value(cfg, path, json_object_iter_key(it),
 				     json_object_iter_value(it), err);
@@ -264,8 +264,8 @@ static int load_env(struct cli_config *cfg, struct shp_error *err)
 		if (strcmp(settings[i].key, "output") == 0 && cli_format_from_string(v) < 0)
 			return shp_error_set(
 				err, SHP_E_USAGE,
-				"invalid value '%s' for SHEPHERD_OUTPUT (expected table, "
-				"wide, json, yaml or name)",
+				_("invalid value '%s' for SHEPHERD_OUTPUT (expected table, "
+				  "wide, json, yaml or name)"),
 				v);
 		cli_config_set(setting_of(cfg, &settings[i]), v, CLI_SRC_ENV, settings[i].env);
 	}
@@ -281,7 +281,7 @@ static int choose_transport(struct cli_config *cfg, struct shp_error *err)
 		if (cfg->socket.source == cfg->server.source)
 			return shp_error_set(
 				err, SHP_E_USAGE,
-				"both a socket (%s) and a server (%s) are set; use one",
+				_("both a socket (%s) and a server (%s) are set; use one"),
 				cfg->socket.origin, cfg->server.origin);
 		if (cfg->socket.source > cfg->server.source)
 			setting_clear(&cfg->server);

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "i18n.h"
 
 #define HELP_WIDTH 80
 #define OPTION_COLUMN 34
@@ -74,18 +75,18 @@ static void flag_synopsis(const struct shp_flag *f, struct shp_buf *b)
 
 static void flag_help(const struct shp_flag *f, struct shp_buf *b)
 {
-	xbuf_add(b, f->help);
+	xbuf_add(b, cli_tr(f->help));
 	if (f->values) {
 		xbuf_add(b, " (");
 		for (size_t i = 0; f->values[i]; i++)
 			xbuf_addf(b, "%s%s",
 				  i == 0             ? ""
 				  : f->values[i + 1] ? ", "
-						     : " or ",
+						     : _(" or "),
 				  f->values[i]);
-		xbuf_add(b, f->required ? "; required)" : ")");
+		xbuf_add(b, f->required ? _("; required)") : ")");
 	} else if (f->required) {
-		xbuf_add(b, " (required)");
+		xbuf_add(b, _(" (required)"));
 	}
 }
 
@@ -119,29 +120,29 @@ void cli_help_overview(FILE *out)
 {
 	size_t w = 0;
 
-	fputs("Usage: shepherd [OPTIONS] COMMAND [VERB] [ARGUMENTS]\n\n", out);
+	fputs(_("Usage: shepherd [OPTIONS] COMMAND [VERB] [ARGUMENTS]\n\n"), out);
 	cli_wrap(out,
-		 "shepherd governs virtual machines on KubeVirt clusters through the "
-		 "shepherdd daemon.",
+		 _("shepherd governs virtual machines on KubeVirt clusters through the "
+		   "shepherdd daemon."),
 		 0, HELP_WIDTH);
-	fputs("\nCommands:\n", out);
+	fputs(_("\nCommands:\n"), out);
 	for (const struct shp_cmd *const *c = cli_commands; *c; c++)
 		if (!cli_cmd_is_hidden(*c) && strlen((*c)->name) > w)
 			w = strlen((*c)->name);
 	for (const struct shp_cmd *const *c = cli_commands; *c; c++) {
 		if (cli_cmd_is_hidden(*c))
 			continue;
-		fprintf(out, "  %-*s   %s", (int)w, (*c)->name, (*c)->summary);
+		fprintf(out, "  %-*s   %s", (int)w, (*c)->name, cli_tr((*c)->summary));
 		if ((*c)->alias)
-			fprintf(out, " (alias: %s)", (*c)->alias);
+			fprintf(out, _(" (alias: %s)"), (*c)->alias);
 		fputc('\n', out);
 	}
-	fputs("\nGlobal options:\n", out);
+	fputs(_("\nGlobal options:\n"), out);
 	print_flags(out, cli_global_flags);
 	fputs("\n", out);
 	cli_wrap(out,
-		 "Run 'shepherd help COMMAND' or 'shepherd COMMAND --help' for the verbs of a "
-		 "command. See shepherd(1) for output formats, configuration and exit statuses.",
+		 _("Run 'shepherd help COMMAND' or 'shepherd COMMAND --help' for the verbs of a "
+		   "command. See shepherd(1) for output formats, configuration and exit statuses."),
 		 0, HELP_WIDTH);
 }
 
@@ -153,18 +154,18 @@ void cli_help_command(FILE *out, const struct shp_cmd *cmd)
 		cli_help_subcmd(out, cmd, cmd->self);
 		return;
 	}
-	fprintf(out, "Usage: shepherd %s VERB [ARGUMENTS]\n\n", cmd->name);
-	cli_wrap(out, cmd->description, 0, HELP_WIDTH);
+	fprintf(out, _("Usage: shepherd %s VERB [ARGUMENTS]\n\n"), cmd->name);
+	cli_wrap(out, cli_tr(cmd->description), 0, HELP_WIDTH);
 	if (cmd->alias)
-		fprintf(out, "\nAlias: %s\n", cmd->alias);
-	fputs("\nVerbs:\n", out);
+		fprintf(out, _("\nAlias: %s\n"), cmd->alias);
+	fputs(_("\nVerbs:\n"), out);
 	for (const struct shp_subcmd *s = cmd->subcmds; s->name; s++)
 		if (strlen(s->name) > w)
 			w = strlen(s->name);
 	for (const struct shp_subcmd *s = cmd->subcmds; s->name; s++)
 		if (!(s->flags & CMD_HIDDEN))
-			fprintf(out, "  %-*s   %s\n", (int)w, s->name, s->summary);
-	fprintf(out, "\nRun 'shepherd %s VERB --help' for the options of a verb.\n", cmd->name);
+			fprintf(out, "  %-*s   %s\n", (int)w, s->name, cli_tr(s->summary));
+	fprintf(out, _("\nRun 'shepherd %s VERB --help' for the options of a verb.\n"), cmd->name);
 }
 
 /*
@@ -173,7 +174,7 @@ void cli_help_command(FILE *out, const struct shp_cmd *cmd)
  */
 static void print_usage_wrapped(FILE *out, const struct shp_cmd *cmd, const struct shp_subcmd *sub)
 {
-	int indent = fprintf(out, "Usage: shepherd %s", cli_cmd_path(cmd, sub)) + 1;
+	int indent = fprintf(out, _("Usage: shepherd %s"), cli_cmd_path(cmd, sub)) + 1;
 	int col = indent - 1;
 	const char *p = sub->usage ? sub->usage : "";
 
@@ -199,17 +200,17 @@ static void print_usage_wrapped(FILE *out, const struct shp_cmd *cmd, const stru
 void cli_help_subcmd(FILE *out, const struct shp_cmd *cmd, const struct shp_subcmd *sub)
 {
 	static const struct shp_flag help_flag[] = {
-		{"help", CLI_OPT_HELP, 'h', NULL, NULL, "show this help"},
+		{"help", CLI_OPT_HELP, 'h', NULL, NULL, N_("show this help")},
 		{NULL},
 	};
 
 	print_usage_wrapped(out, cmd, sub);
 	fputc('\n', out);
-	cli_wrap(out, sub->description, 0, HELP_WIDTH);
+	cli_wrap(out, cli_tr(sub->description), 0, HELP_WIDTH);
 	if (cmd->alias)
-		fprintf(out, "\n'%s' may be shortened to '%s'.\n", cmd->name, cmd->alias);
-	fputs("\nOptions:\n", out);
+		fprintf(out, _("\n'%s' may be shortened to '%s'.\n"), cmd->name, cmd->alias);
+	fputs(_("\nOptions:\n"), out);
 	print_flags(out, sub->opts);
 	print_flags(out, help_flag);
-	fputs("\nThe global options (see 'shepherd --help') may also follow the verb.\n", out);
+	fputs(_("\nThe global options (see 'shepherd --help') may also follow the verb.\n"), out);
 }

@@ -9,3 +9,12 @@
 
 #define _(s) gettext(s)
 #define N_(s) (s)
+
+/*
+ * gettext() for text that may be NULL or empty, such as table entries: gettext("") would be the
+ * catalogue's header.
+ */
+static inline const char *cli_tr(const char *s)
+{
+	return s && s[0] ? gettext(s) : s;
+}

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "cli.h"
 #include "error.h"
 #include "httpc.h"
+#include "i18n.h"
 #include "output.h"
 
 #define DEFAULT_WIDTH 80
@@ -301,11 +303,27 @@ static int close_stdout(void)
 	return r;
 }
 
+/*
+ * The user's locale for messages and characters, but numbers stay in C: values on the command
+ * line ("--timeout 1.5") and in files are parsed the same everywhere. SHEPHERD_LOCALEDIR
+ * replaces the installed catalogue directory (tests use a catalogue built on the spot).
+ */
+static void setup_messages(void)
+{
+	const char *dir = getenv("SHEPHERD_LOCALEDIR");
+
+	(void)setlocale(LC_ALL, "");
+	(void)setlocale(LC_NUMERIC, "C");
+	(void)bindtextdomain(PACKAGE, dir && dir[0] ? dir : SHP_LOCALEDIR);
+	(void)textdomain(PACKAGE);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli_ctx ctx;
 	int status = SHP_EXIT_OK;
 
+	setup_messages();
 	cli_ctx_init(&ctx);
 	if (run(&ctx, argc, argv) < 0)
 		status = report_error(&ctx);

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "error.h"
+#include "i18n.h"
 
 void cli_build_options(const struct shp_flag *const *sets, bool stop_at_nonoption,
 		       struct option **ret_long, char **ret_short)
@@ -65,7 +66,7 @@ int cli_check_value(const struct shp_flag *flag, const char *value, struct shp_e
 	_cleanup_(shp_buf_releasep) struct shp_buf expected = SHP_BUF_INIT(4096);
 
 	if (flag->arg && !value[0])
-		return shp_error_set(err, SHP_E_USAGE, "option '--%s' needs a non-empty value",
+		return shp_error_set(err, SHP_E_USAGE, _("option '--%s' needs a non-empty value"),
 				     flag->name);
 	if (!flag->values)
 		return 0;
@@ -73,8 +74,8 @@ int cli_check_value(const struct shp_flag *flag, const char *value, struct shp_e
 		if (strcmp(value, flag->values[i]) == 0)
 			return 0;
 	values_text(flag->values, &expected);
-	return shp_error_set(err, SHP_E_INVAL, "invalid value '%s' for '--%s' (expected %s)", value,
-			     flag->name, expected.buf);
+	return shp_error_set(err, SHP_E_INVAL, _("invalid value '%s' for '--%s' (expected %s)"),
+			     value, flag->name, expected.buf);
 }
 
 static int parse_timeout(struct cli_ctx *ctx, const char *s)
@@ -86,8 +87,8 @@ static int parse_timeout(struct cli_ctx *ctx, const char *s)
 	secs = strtod(s, &end);
 	if (errno || end == s || *end || !isfinite(secs) || secs <= 0 || secs > 86400)
 		return cli_usage_error(ctx,
-				       "invalid value '%s' for '--timeout' (expected seconds, "
-				       "more than 0 and at most 86400)",
+				       _("invalid value '%s' for '--timeout' (expected seconds, "
+					 "more than 0 and at most 86400)"),
 				       s);
 	ctx->timeout_ms = (long)(secs * 1000 + 0.999);
 	return 0;
@@ -124,8 +125,10 @@ int cli_apply_global(struct cli_ctx *ctx, int id, const char *arg)
 	case CLI_OPT_QUIET: ctx->quiet = true; break;
 	case CLI_OPT_VERBOSE: ctx->verbose = true; break;
 	case CLI_OPT_TIMEOUT: return parse_timeout(ctx, arg);
-	case CLI_OPT_VERSION: return cli_usage_error(ctx, "'--version' goes before the command");
-	default: return shp_error_set(&ctx->err, SHP_E_INTERNAL, "unhandled global option %d", id);
+	case CLI_OPT_VERSION: return cli_usage_error(ctx, _("'--version' goes before the command"));
+	default:
+		return shp_error_set(&ctx->err, SHP_E_INTERNAL, _("unhandled global option %d"),
+				     id);
 	}
 	if (s)
 		cli_config_set(s, arg, CLI_SRC_FLAG, flag->name);
@@ -160,10 +163,10 @@ int cli_next_option(struct cli_ctx *ctx, int argc, char **argv, const char *what
 		word = is_long ? argv[optind - 1] : letter;
 		n = strcspn(word, "=");
 		if (c == ':')
-			(void)cli_usage_error(ctx, "option '%.*s' needs a value", (int)n, word);
+			(void)cli_usage_error(ctx, _("option '%.*s' needs a value"), (int)n, word);
 		else
-			(void)cli_usage_error(ctx, "unknown option '%.*s' for '%s'", (int)n, word,
-					      what);
+			(void)cli_usage_error(ctx, _("unknown option '%.*s' for '%s'"), (int)n,
+					      word, what);
 		return CLI_OPT_FAILED;
 	}
 	if (idx >= 0) {
@@ -173,8 +176,8 @@ int cli_next_option(struct cli_ctx *ctx, int argc, char **argv, const char *what
 		    (strlen(ctx->longopts[idx].name) != n ||
 		     strncmp(word + 2, ctx->longopts[idx].name, n))) {
 			(void)cli_usage_error(ctx,
-					      "unknown option '%.*s' for '%s' (did you mean "
-					      "'--%s'?)",
+					      _("unknown option '%.*s' for '%s' (did you mean "
+						"'--%s'?)"),
 					      (int)n + 2, word, what, ctx->longopts[idx].name);
 			return CLI_OPT_FAILED;
 		}

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "error.h"
+#include "i18n.h"
 #include "output.h"
 #include "yaml.h"
 
@@ -225,9 +226,9 @@ static char *time_text(const struct cli_column *col, const char *value, int64_t 
 	}
 	cli_format_age(t > now ? t - now : now - t, age, sizeof(age));
 	if (detail)
-		return xasprintf("%s (%s%s%s)", value, t > now ? "in " : "", age,
-				 t > now ? "" : " ago");
-	return t > now ? xasprintf("in %s", age) : xasprintf("%s ago", age);
+		return t > now ? xasprintf(_("%s (in %s)"), value, age)
+			       : xasprintf(_("%s (%s ago)"), value, age);
+	return t > now ? xasprintf(_("in %s"), age) : xasprintf(_("%s ago"), age);
 }
 
 static char *value_text(const struct cli_column *col, const json_t *v, int64_t now, bool detail)
@@ -236,7 +237,7 @@ static char *value_text(const struct cli_column *col, const json_t *v, int64_t n
 	char *t;
 
 	if (!v || json_is_null(v))
-		return xstrdup(col->none ? col->none : "<none>");
+		return xstrdup(col->none ? cli_tr(col->none) : _("<none>"));
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		if (col->flags & (COL_AGE | COL_WHEN)) {
@@ -340,7 +341,7 @@ static int render_table(FILE *out, const struct cli_kind *kind, const json_t *it
 			cols[ncols++] = c;
 	texts = xcalloc(nrows * ncols + 1, sizeof(*texts));
 	for (size_t j = 0; j < ncols; j++) {
-		header[j] = xstrdup(cols[j]->header);
+		header[j] = xstrdup(cli_tr(cols[j]->header));
 		width[j] = cli_text_width(header[j]);
 	}
 	for (size_t i = 0; i < nrows; i++) {
@@ -438,7 +439,7 @@ int cli_render_object(FILE *out, const struct cli_kind *kind, const json_t *obj,
 	default: break;
 	}
 	for (const struct cli_column *c = kind->columns; c->header && n < MAX_COLUMNS; c++) {
-		labels[n] = c->label ? c->label : c->header;
+		labels[n] = cli_tr(c->label ? c->label : c->header);
 		values[n++] = cell(c, obj, r->now, true);
 	}
 	cli_render_pairs(out, labels, values, n, r->color);
@@ -460,9 +461,9 @@ struct cli_render cli_render_of(const struct cli_ctx *ctx)
 static int output_failed(struct cli_ctx *ctx, int r)
 {
 	if (r == -SHP_E_IO)
-		return shp_error_set(&ctx->err, SHP_E_IO, "cannot write the output");
+		return shp_error_set(&ctx->err, SHP_E_IO, _("cannot write the output"));
 	return shp_error_set(&ctx->err, r < 0 ? (enum shp_errc) - r : SHP_E_INTERNAL,
-			     "cannot format the output as %s", cli_output_values[ctx->format]);
+			     _("cannot format the output as %s"), cli_output_values[ctx->format]);
 }
 
 int cli_show_list(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t *items)
@@ -472,7 +473,7 @@ int cli_show_list(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t
 
 	if (json_array_size(items) == 0 &&
 	    (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)) {
-		cli_note(ctx, "No %s found.\n", kind->plural);
+		cli_note(ctx, _("No %s found.\n"), cli_tr(kind->plural));
 		return 0;
 	}
 	rc = cli_render_list(stdout, kind, items, &r);
@@ -486,7 +487,7 @@ int cli_show_object(struct cli_ctx *ctx, const struct cli_kind *kind, const json
 
 	if (!json_is_object(obj))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a %s", kind->name);
+				     _("unexpected answer from shepherdd: not a %s"), kind->name);
 	rc = cli_render_object(stdout, kind, obj, &r);
 	return rc < 0 ? output_failed(ctx, rc) : 0;
 }
@@ -511,6 +512,6 @@ int cli_show_done(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t
 	if (ctx->quiet)
 		return 0;
 	name = value_text(&col, cli_json_path(obj, kind->name_field), 0, false);
-	printf("%s/%s %s\n", kind->name, name, what);
+	printf("%s/%s %s\n", kind->name, name, cli_tr(what));
 	return 0;
 }
