@@ -1,7 +1,7 @@
 /*
  * shepherd help, and the hidden generators of shepherd(1)'s COMMANDS and GLOBAL OPTIONS
- * sections (roff, from the command table; tests/cli/t0002-manpage.sh keeps the page equal to
- * their output).
+ * sections and of the NAME, SYNOPSIS and OPTIONS sections of each shepherd-NOUN(1) (roff, from
+ * the command table; tests/cli/t0002-manpage.sh keeps the pages equal to their output).
  */
 #include "config.h"
 
@@ -203,12 +203,77 @@ static int print_buf(struct shp_buf *b)
 	return 0;
 }
 
+/* shepherd-NOUN(1)'s NAME: "shepherd\-token \- manage API tokens". */
+static void man_noun_name(struct shp_buf *b, const struct shp_cmd *cmd)
+{
+	xbuf_add(b, "shepherd\\-");
+	roff_escape(b, cmd->name, strlen(cmd->name));
+	xbuf_add(b, " \\- ");
+	roff_escape(b, cmd->summary, strlen(cmd->summary));
+	xbuf_add(b, "\n");
+}
+
+/* Its SYNOPSIS: one usage line per verb. */
+static void man_noun_synopsis(struct shp_buf *b, const struct shp_cmd *cmd)
+{
+	bool first = true;
+
+	for (const struct shp_subcmd *s = cli_cmd_entries(cmd); s->fn; s++) {
+		if (s->flags & CMD_HIDDEN)
+			continue;
+		if (!first)
+			xbuf_add(b, ".br\n");
+		first = false;
+		xbuf_addf(b, "\\fBshepherd %s\\fR", cli_cmd_path(cmd, s));
+		if (s->usage && s->usage[0]) {
+			xbuf_add(b, " ");
+			roff_usage(b, s->usage);
+		}
+		xbuf_add(b, "\n");
+	}
+}
+
+/* Its OPTIONS: each verb, what it does, and its options (as in shepherd(1)'s COMMANDS). */
+static void man_noun_options(struct shp_buf *b, const struct shp_cmd *cmd)
+{
+	if (cmd->self)
+		roff_entry(b, cmd, cmd->self);
+	for (const struct shp_subcmd *s = cmd->subcmds; s && s->name; s++)
+		if (!(s->flags & CMD_HIDDEN))
+			roff_entry(b, cmd, s);
+}
+
+/* "__man-commands NOUN name|synopsis|options": a generated block of shepherd-NOUN(1). */
+static int man_noun(struct cli_ctx *ctx, const char *noun, const char *section)
+{
+	struct shp_buf b = SHP_BUF_INIT(CLI_BUF_MAX);
+	const struct shp_cmd *cmd = cli_find_cmd(noun);
+
+	if (!cmd || cli_cmd_is_hidden(cmd) || strcmp(cmd->name, noun) != 0)
+		return cli_usage_error(ctx, _("unknown command '%s'"), noun);
+	if (strcmp(section, "name") == 0)
+		man_noun_name(&b, cmd);
+	else if (strcmp(section, "synopsis") == 0)
+		man_noun_synopsis(&b, cmd);
+	else if (strcmp(section, "options") == 0)
+		man_noun_options(&b, cmd);
+	else
+		return cli_usage_error(ctx, _("unknown section '%s' (name, synopsis or options)"),
+				       section);
+	return print_buf(&b);
+}
+
 static int cmd_man_commands_run(int argc, char **argv, struct cli_ctx *ctx)
 {
 	struct shp_buf b = SHP_BUF_INIT(CLI_BUF_MAX);
 
 	while (cli_getopt(ctx, argc, argv) != -1)
 		;
+	if (argc - optind == 2)
+		return man_noun(ctx, argv[optind], argv[optind + 1]);
+	if (argc - optind == 1)
+		return cli_usage_error(ctx, _("'%s' needs a section: name, synopsis or options"),
+				       argv[optind]);
 	for (const struct shp_cmd *const *c = cli_commands; *c; c++) {
 		const struct shp_cmd *cmd = *c;
 
@@ -261,10 +326,13 @@ const struct shp_cmd cmd_help = {
 
 static const struct shp_subcmd man_commands_entry = {
 	.fn = cmd_man_commands_run,
+	.max_args = 2,
+	.usage = "[COMMAND name|synopsis|options]",
 	.flags = CMD_READONLY | CMD_HIDDEN,
 	.summary = N_("print the COMMANDS section of shepherd(1)"),
 	.description = N_("Print the COMMANDS section of shepherd(1) in roff, generated from the "
-			  "command table."),
+			  "command table. With a COMMAND, print the NAME, SYNOPSIS or OPTIONS "
+			  "section of its own page, shepherd-COMMAND(1)."),
 };
 
 const struct shp_cmd cmd_man_commands = {
