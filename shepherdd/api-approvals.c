@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "approvals-internal.h"
+#include "console.h"
 #include "db.h"
 #include "error.h"
 #include "events.h"
@@ -591,6 +592,7 @@ struct approve_ctx {
 	bool need_final;  /* found inside the transaction: the quorum is reached */
 	bool already;     /* this approver's valid approval was there already */
 	bool record_only; /* systems and services: no cluster, no plan, recorded on approval */
+	int duration_s;   /* VNC_ACCESS: the approver shortens the grant to this (0 = as asked) */
 	int approvals;
 	int64_t exec_id;
 };
@@ -707,6 +709,17 @@ static int approve_ticket(PGconn *conn, struct approve_ctx *a, const struct appr
 	return shd_notify_inbox.to_user(conn, a->t->requester_id, &n, err);
 }
 
+/* Carry out a record-only request; a console grant names its ticket and its approver. */
+static int record_approved(PGconn *conn, const struct approve_ctx *a,
+			   const struct approval_ticket *now, struct shp_error *err)
+{
+	if (now->type == SHD_REQ_VNC_ACCESS)
+		return shd_console_grant_create(conn, now->id, now->payload, a->duration_s,
+						now->requester_id, a->req->ident.name, err);
+	return shd_gov_record(conn, now->type, now->payload, now->requester_id, now->requester,
+			      err);
+}
+
 /*
  * The quorum of a record-only request (a system or a service): it is recorded in the
  * approval's transaction, so the ticket walks APPROVED, EXECUTING and COMPLETED and the event
@@ -723,8 +736,7 @@ static int complete_record(PGconn *conn, struct approve_ctx *a, const struct app
 	if (shd_fsm_check(&shd_fsm_ticket, now->status, "APPROVED", err) < 0 ||
 	    shd_fsm_check(&shd_fsm_ticket, "APPROVED", "EXECUTING", err) < 0 ||
 	    shd_fsm_check(&shd_fsm_ticket, "EXECUTING", "COMPLETED", err) < 0 ||
-	    shd_gov_record(conn, now->type, now->payload, now->requester_id, now->requester, err) <
-		    0 ||
+	    record_approved(conn, a, now, err) < 0 ||
 	    shd_db_command(conn,
 			   "UPDATE approval_tickets SET status = 'COMPLETED', decided_at = now(),"
 			   " finished_at = now(), updated_at = now() WHERE id = $1",
@@ -828,12 +840,13 @@ static int check_cluster(PGconn *conn, const struct approval_ticket *t, const js
 
 struct approve_body {
 	const char *cluster, *plan_hash, *reason;
+	int64_t duration_s; /* VNC_ACCESS only */
 };
 
 static int parse_approve(struct shd_req *req, json_t **ret_body, struct approve_body *b,
 			 struct shp_error *err)
 {
-	static const char *const allowed[] = {"cluster", "plan_hash", "reason", NULL};
+	static const char *const allowed[] = {"cluster", "plan_hash", "reason", "duration_s", NULL};
 	json_t *body = req->body.len ? shd_req_json_object(req, allowed, err) : json_object();
 
 	*ret_body = body;
@@ -841,7 +854,9 @@ static int parse_approve(struct shd_req *req, json_t **ret_body, struct approve_
 	    shp_json_get_string(body, "cluster", false, SHP_API_NAME_MAX, &b->cluster, err) < 0 ||
 	    shp_json_get_string(body, "plan_hash", false, SHP_SHA256_HEX_LEN, &b->plan_hash, err) <
 		    0 ||
-	    shp_json_get_string(body, "reason", false, APPROVAL_REASON_MAX, &b->reason, err) < 0)
+	    shp_json_get_string(body, "reason", false, APPROVAL_REASON_MAX, &b->reason, err) < 0 ||
+	    shp_json_get_int(body, "duration_s", false, 60, SHD_CONSOLE_TTL_MAX_S, &b->duration_s,
+			     err) < 0)
 		return -err->code;
 	if (b->plan_hash && (strlen(b->plan_hash) != SHP_SHA256_HEX_LEN ||
 			     strspn(b->plan_hash, "0123456789abcdef") != SHP_SHA256_HEX_LEN)) {
@@ -886,6 +901,12 @@ static int prepare_approval(struct shd_req *req, const struct approval_ticket *t
 		shp_error_detail(err, "field", "%s", b->cluster ? "cluster" : "plan_hash");
 		return -SHP_E_INVAL;
 	}
+	if (b->duration_s && t->type != SHD_REQ_VNC_ACCESS) {
+		shp_error_set(err, SHP_E_INVAL, "only a VNC_ACCESS approval takes a duration");
+		shp_error_detail(err, "field", "duration_s");
+		return -SHP_E_INVAL;
+	}
+	a->duration_s = (int)b->duration_s;
 	if (a->record_only)
 		return 0;
 	if (!cluster) {

@@ -50,7 +50,8 @@ int shd_req_type_from_string(const char *s, enum shd_req_type *ret, struct shp_e
 bool shd_req_type_record_only(enum shd_req_type t)
 {
 	return t == SHD_REQ_CREATE_SYSTEM || t == SHD_REQ_DELETE_SYSTEM ||
-	       t == SHD_REQ_CREATE_SERVICE || t == SHD_REQ_DELETE_SERVICE;
+	       t == SHD_REQ_CREATE_SERVICE || t == SHD_REQ_DELETE_SERVICE ||
+	       t == SHD_REQ_VNC_ACCESS; /* a console grant (console-grant.c) */
 }
 
 bool shd_req_type_targets_vm(enum shd_req_type t)

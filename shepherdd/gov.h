@@ -44,7 +44,10 @@ const char *shd_req_type_to_string(enum shd_req_type t);
 /* -SHP_E_INVAL naming the accepted values when s is not a type. */
 int shd_req_type_from_string(const char *s, enum shd_req_type *ret,
 			     struct shp_error *err) SHP_MUSTCHECK;
-/* Systems and services: recorded in the database only, nothing runs on a cluster. */
+/*
+ * Systems, services and console access (a grant): recorded in the database only, nothing runs
+ * on a cluster.
+ */
 bool shd_req_type_record_only(enum shd_req_type t);
 /* Types about one existing VM (modify, delete, power, console). */
 bool shd_req_type_targets_vm(enum shd_req_type t);

@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "api.h"
+#include "console.h"
 #include "db.h"
 #include "error.h"
 #include "log.h"
@@ -313,6 +314,11 @@ static int run_daemon(const struct shd_config *cfg)
 	if (!d.providers)
 		goto out;
 	shd_providers_set_timeout(d.providers, cfg->provider_timeout_ms);
+	/* the same key seals console tokens; earlier keys still open theirs */
+	d.console_keys = shd_console_keys_load(cfg->provider_key_file,
+					       cfg->console_previous_key_files, &err);
+	if (!d.console_keys)
+		goto out;
 	d.exec = exec_engine(cfg, &err);
 	if (!d.exec)
 		goto out;
@@ -368,6 +374,7 @@ out:
 	d.health = shd_health_free(d.health);
 	d.exec = shd_exec_engine_free(d.exec);
 	d.providers = shd_providers_free(d.providers);
+	d.console_keys = shd_console_keys_free(d.console_keys);
 	d.pool = shd_dbpool_free(d.pool);
 	d.metrics = shd_metrics_free(d.metrics);
 	db_stop(&db);

@@ -249,6 +249,8 @@ extern const struct shd_clone_ops sim_clone_ops;
 extern const struct shd_migration_ops sim_migration_ops;
 extern const struct shd_instancetype_ops sim_instancetype_ops;
 extern const struct shd_cluster_ops sim_cluster_ops;
+/* provider-sim-console.c: an RFB server per stream; its impl is the provider itself */
+extern const struct shd_console_ops sim_console_ops;
 
 /* The cluster instance type name, or NULL. */
 const struct shd_instancetype *sim_instancetype_find(const char *name);

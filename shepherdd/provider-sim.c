@@ -531,7 +531,8 @@ struct shd_provider *shd_provider_sim_new(const struct shd_sim_options *opt, str
 	sp->p.clones = (struct shd_clones){&sim_clone_ops, s};
 	sp->p.migrations = (struct shd_migrations){&sim_migration_ops, s};
 	sp->p.instancetypes = (struct shd_instancetypes){&sim_instancetype_ops, s};
-	sp->p.console = (struct shd_console){NULL, NULL}; /* VNC is not simulated */
+	/* the console's impl is the provider: a stream holds a reference on it */
+	sp->p.console = (struct shd_console){&sim_console_ops, &sp->p};
 	sp->p.cluster = (struct shd_cluster_if){&sim_cluster_ops, s};
 	sp->p.destroy = sim_destroy;
 	atomic_init(&sp->p.refs, 1);

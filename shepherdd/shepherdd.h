@@ -24,6 +24,7 @@ struct shd_metrics;
 struct shd_exec_engine;
 struct shd_sse_hub;
 struct shd_providers;
+struct shd_console_keys;
 struct shd_watcher;
 struct shd_health;
 struct MHD_Connection;
@@ -79,6 +80,11 @@ struct shd_config {
 	int provider_max_inflight;
 	int provider_timeout_ms;
 
+	int console_token_ttl_s;          /* a console token lives this long (<= 2 h) */
+	char *console_previous_key_files; /* comma-separated: keys whose tokens still open */
+	int console_idle_timeout_s;       /* a console session with no bytes either way ends */
+	int console_session_max_s;        /* and any session ends after this long */
+
 	int reconcile_interval_s;
 	char *reconcile_mode; /* "dry-run" or "mark" */
 	int adoption_interval_s;
@@ -114,7 +120,8 @@ struct shd_daemon {
 	struct shd_metrics *metrics;
 	struct shd_exec_engine *exec;
 	struct shd_sse_hub *sse;
-	struct shd_providers *providers; /* one provider per cluster (provider.h) */
+	struct shd_providers *providers;       /* one provider per cluster (provider.h) */
+	struct shd_console_keys *console_keys; /* seal and open console tokens (console.h) */
 	/* the VM list-watch (watcher.h): set after the listeners start, hence atomic */
 	struct shd_watcher *_Atomic watcher;
 	struct shd_health *health; /* the cluster health checker (health.h) */
@@ -417,6 +424,9 @@ int shd_api_vms_get(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_vms_revisions(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_vms_diff(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_vms_history(struct shd_req *, struct shd_resp *, struct shp_error *);
+/* api-console.c, console-proxy.c: VNC console tokens, access requests, the session */
+int shd_api_console_token(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_console_request(struct shd_req *, struct shd_resp *, struct shp_error *);
 
 int shd_api_policies_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_policies_get(struct shd_req *, struct shd_resp *, struct shp_error *);
