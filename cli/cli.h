@@ -102,6 +102,7 @@ extern const char *const cli_shell_values[];
 extern const struct shp_cmd cmd_adoption;
 extern const struct shp_cmd cmd_approvals;
 extern const struct shp_cmd cmd_audit;
+extern const struct shp_cmd cmd_batch;
 extern const struct shp_cmd cmd_cluster;
 extern const struct shp_cmd cmd_completion;
 extern const struct shp_cmd cmd_flags;

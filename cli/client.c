@@ -17,12 +17,37 @@
 #include "cli.h"
 #include "error.h"
 #include "httpc.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
 
-#define RETRY_WAIT_MAX 10 /* seconds: a longer Retry-After is the caller's decision */
-#define RETRY_ATTEMPTS 3
+#define RETRY_WAIT_MAX 60 /* seconds: a longer Retry-After is the caller's decision */
+#define RETRY_ATTEMPTS 5
+
+/*
+ * Wait out a 429/503's Retry-After with a countdown on stderr (one line rewritten on a
+ * terminal, else one line); SHEPHERD_NO_RETRY=1 turns the retries off.
+ */
+static bool retry_wait(struct cli_ctx *ctx, long seconds, int attempt)
+{
+	const char *off = getenv("SHEPHERD_NO_RETRY");
+	bool tty = isatty(STDERR_FILENO);
+
+	if ((off && off[0] && strcmp(off, "0") != 0) || seconds < 0 || seconds > RETRY_WAIT_MAX ||
+	    attempt >= RETRY_ATTEMPTS)
+		return false;
+	if (!tty && !ctx->quiet)
+		fprintf(stderr, _("shepherd: %s; retrying in %lds\n"), ctx->err.msg, seconds);
+	for (long left = seconds; left > 0; left--) {
+		if (tty && !ctx->quiet)
+			fprintf(stderr, _("\rshepherd: busy, retrying in %lds... "), left);
+		(void)sleep(1);
+	}
+	if (tty && !ctx->quiet)
+		fprintf(stderr, "\r\033[K");
+	return true;
+}
 
 int cli_connect(struct cli_ctx *ctx)
 {
@@ -109,12 +134,9 @@ int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const js
 		json_decref(ctx->error_body);
 		ctx->error_body = NULL;
 		r = shp_httpc_response_error(&resp, &ctx->error_body, &ctx->err);
-		if ((resp.status != 429 && resp.status != 503) || resp.retry_after < 0 ||
-		    resp.retry_after > RETRY_WAIT_MAX || attempt == RETRY_ATTEMPTS)
+		if ((resp.status != 429 && resp.status != 503) ||
+		    !retry_wait(ctx, resp.retry_after, attempt))
 			return r;
-		if (ctx->verbose)
-			fprintf(stderr, "retrying in %lds: %s\n", resp.retry_after, ctx->err.msg);
-		(void)sleep((unsigned)resp.retry_after);
 	}
 }
 

@@ -142,19 +142,22 @@ static int cmd_adoption_scan(int argc, char **argv, struct cli_ctx *ctx)
 
 static const struct shp_flag list_flags[] = {
 	{"state", OPT_STATE, 0, NULL, "STATE", N_("only adoptions in this state"), states},
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("only this cluster's")},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("only this cluster's"),
+	 .names = CLI_NAMES_CLUSTER},
 	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most the N newest")},
 	{NULL},
 };
 
 static const struct shp_flag adopt_flags[] = {
 	{"namespace", OPT_NAMESPACE, 0, NULL, "NS",
-	 N_("refuse unless the VM is in this namespace (a guard against adopting the wrong VM)")},
+	 N_("refuse unless the VM is in this namespace (a guard against adopting the wrong VM)"),
+	 .names = CLI_NAMES_NAMESPACE},
 	{NULL},
 };
 
 static const struct shp_flag scan_flags[] = {
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("only this cluster")},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("only this cluster"),
+	 .names = CLI_NAMES_CLUSTER},
 	{NULL},
 };
 

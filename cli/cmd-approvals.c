@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <readline/readline.h>
 
 #include "api.h"
 #include "buf.h"
@@ -21,6 +20,7 @@
 #include "i18n.h"
 #include "json.h"
 #include "output.h"
+#include "shell.h"
 #include "util.h"
 #include "yaml.h"
 
@@ -350,13 +350,20 @@ static int cmd_approvals_reject(int argc, char **argv, struct cli_ctx *ctx)
 {
 	_cleanup_(json_decrefp) json_t *body = json_object();
 	_cleanup_(json_decrefp) json_t *a = NULL;
-	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *path = NULL, *typed = NULL, *question = NULL;
 	const char *reason = NULL;
 	int c, r;
 
 	while ((c = cli_getopt(ctx, argc, argv)) != -1)
 		if (c == OPT_REASON)
 			reason = optarg;
+	if (!reason) {
+		question = xasprintf(_("Why is ticket %s rejected (the requester is told)? "),
+				     argv[optind]);
+		if ((r = cli_prompt_text(ctx, question, "--reason", &typed)) < 0)
+			return r;
+		reason = typed;
+	}
 	if (cli_body_set(ctx, body, "reason", reason) < 0)
 		return -ctx->err.code;
 	path = ticket_decision_path(argv[optind], "reject");
@@ -551,20 +558,10 @@ static int cmd_approvals_preview(int argc, char **argv, struct cli_ctx *ctx)
 /* Ask on the terminal; refuse to ask anything that is not one. */
 static int confirm(struct cli_ctx *ctx, const char *id)
 {
-	_cleanup_free_ char *prompt = xasprintf(_("Replace the spec of ticket %s? [y/N] "), id);
-	_cleanup_free_ char *answer = NULL;
+	_cleanup_free_ char *question = xasprintf(_("Replace the spec of ticket %s? [y/N] "), id);
 
-	if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
-		ctx->usage_hint = false;
-		return shp_error_set(&ctx->err, SHP_E_USAGE,
-				     _("not asking for confirmation off a terminal: pass --yes"));
-	}
-	rl_outstream = stderr;
-	answer = readline(prompt);
-	if (answer && (strcmp(answer, "y") == 0 || strcmp(answer, "yes") == 0))
-		return 0;
-	ctx->exit_status = SHP_EXIT_FAILURE;
-	return shp_error_set(&ctx->err, SHP_E_INTERNAL, _("not modified"));
+	return cli_prompt_yes(ctx, question, _("not asking for confirmation off a terminal"),
+			      "--yes", _("not modified"));
 }
 
 static void modify_report(struct cli_ctx *ctx, const char *id, const json_t *m)
@@ -587,12 +584,18 @@ static int cmd_approvals_modify(int argc, char **argv, struct cli_ctx *ctx)
 	_cleanup_(json_decrefp) json_t *spec = NULL;
 	_cleanup_(json_decrefp) json_t *body = NULL;
 	_cleanup_(json_decrefp) json_t *m = NULL;
-	_cleanup_free_ char *base = NULL, *path = NULL;
+	_cleanup_free_ char *base = NULL, *path = NULL, *typed = NULL, *question = NULL;
 	const char *id;
 	int r = parse_spec_opts(ctx, argc, argv, &o);
 
 	if (r < 0 || (r = build_spec(ctx, argv[optind], &o, &spec)) < 0)
 		return r;
+	if (!o.reason) {
+		question = xasprintf(_("Why is ticket %s modified? "), argv[optind]);
+		if ((r = cli_prompt_text(ctx, question, "--reason", &typed)) < 0)
+			return r;
+		o.reason = typed;
+	}
 	id = argv[optind];
 	/* the preview checks everything the modification will; it is shown unless --yes */
 	if ((r = preview(ctx, id, spec, o.cluster, !o.yes, NULL)) < 0 ||
@@ -619,7 +622,8 @@ static const struct shp_flag list_flags[] = {
 	{"sort", OPT_SORT, 0, NULL, "ORDER",
 	 N_("the order: days_pending, oldest first (the default)"), sorts},
 	{"type", OPT_TYPE, 0, NULL, "TYPE", N_("only requests of this type"), request_types},
-	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", N_("only requests in this namespace")},
+	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", N_("only requests in this namespace"),
+	 .names = CLI_NAMES_NAMESPACE},
 	{"requester", OPT_REQUESTER, 0, NULL, "USER", N_("only requests of this user")},
 	{"environment", OPT_ENVIRONMENT, 0, "env", "ENV", N_("only this environment"),
 	 cli_environment_values},
@@ -631,14 +635,15 @@ static const struct shp_flag list_flags[] = {
 
 static const struct shp_flag approve_flags[] = {
 	{"cluster", OPT_CLUSTER, 0, NULL, "NAME",
-	 N_("run it on this cluster (else the ticket's, else the requested one)")},
+	 N_("run it on this cluster (else the ticket's, else the requested one)"),
+	 .names = CLI_NAMES_CLUSTER},
 	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("a note kept with the approval")},
 	{NULL},
 };
 
 static const struct shp_flag reject_flags[] = {
-	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("why (the requester is told)"),
-	 .required = true},
+	{"reason", OPT_REASON, 0, NULL, "TEXT",
+	 N_("why (the requester is told); asked for on a terminal when missing")},
 	{NULL},
 };
 
@@ -648,7 +653,8 @@ static const struct shp_flag preview_flags[] = {
 	    "size, cluster, template, description, run; empty removes it)")},
 	{"file", OPT_FILE, 'f', NULL, "FILE", N_("the whole new spec (YAML or JSON; - for stdin)"),
 	 .file = true},
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("compute the plan hash for this cluster")},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("compute the plan hash for this cluster"),
+	 .names = CLI_NAMES_CLUSTER},
 	{NULL},
 };
 
@@ -658,8 +664,10 @@ static const struct shp_flag modify_flags[] = {
 	    "size, cluster, template, description, run; empty removes it)")},
 	{"file", OPT_FILE, 'f', NULL, "FILE", N_("the whole new spec (YAML or JSON; - for stdin)"),
 	 .file = true},
-	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("why (kept with the ticket)"), .required = true},
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("choose this cluster too")},
+	{"reason", OPT_REASON, 0, NULL, "TEXT",
+	 N_("why (kept with the ticket); asked for on a terminal when missing")},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("choose this cluster too"),
+	 .names = CLI_NAMES_CLUSTER},
 	{"yes", OPT_YES, 'y', NULL, NULL, N_("do not show the preview and ask")},
 	{NULL},
 };
@@ -669,6 +677,8 @@ static const struct shp_flag no_flags[] = {{NULL}};
 static const struct shp_subcmd approvals_verbs[] = {
 	{
 		.name = "approve",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_APPROVAL,
 		.fn = cmd_approvals_approve,
 		.min_args = 1,
 		.max_args = 1,
@@ -700,10 +710,13 @@ static const struct shp_subcmd approvals_verbs[] = {
 	},
 	{
 		.name = "modify",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_APPROVAL,
 		.fn = cmd_approvals_modify,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "TICKET [--set KEY=VALUE]... [--file FILE] --reason TEXT [--cluster NAME] "
+		.usage = "TICKET [--set KEY=VALUE]... [--file FILE] [--reason TEXT] [--cluster "
+			 "NAME] "
 			 "[--yes]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("replace the spec of a request"),
@@ -719,6 +732,8 @@ static const struct shp_subcmd approvals_verbs[] = {
 	},
 	{
 		.name = "preview",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_APPROVAL,
 		.fn = cmd_approvals_preview,
 		.min_args = 1,
 		.max_args = 1,
@@ -734,10 +749,12 @@ static const struct shp_subcmd approvals_verbs[] = {
 	},
 	{
 		.name = "reject",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_APPROVAL,
 		.fn = cmd_approvals_reject,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "TICKET --reason TEXT",
+		.usage = "TICKET [--reason TEXT]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("reject a request"),
 		.description =
@@ -747,6 +764,8 @@ static const struct shp_subcmd approvals_verbs[] = {
 	},
 	{
 		.name = "show",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_APPROVAL,
 		.fn = cmd_approvals_show,
 		.min_args = 1,
 		.max_args = 1,

@@ -258,8 +258,13 @@ static int cmd_audit_export(int argc, char **argv, struct cli_ctx *ctx)
 		 N_("only entries about this kind of resource (namespace, cluster, token)")},      \
 		{"resource", OPT_RESOURCE, 0,                                                      \
 		 NULL,       "NAME",       N_("only entries about the resource NAME")},            \
-		{"ticket", OPT_TICKET, 0,                                                          \
-		 NULL,     "ID",       N_("only entries about this approval ticket")},             \
+		{"ticket",                                                                         \
+		 OPT_TICKET,                                                                       \
+		 0,                                                                                \
+		 NULL,                                                                             \
+		 "ID",                                                                             \
+		 N_("only entries about this approval ticket"),                                    \
+		 .names = CLI_NAMES_APPROVAL},                                                     \
 		{"outcome",     OPT_OUTCOME, 0,                                                    \
 		 NULL,          "OUTCOME",   N_("only entries with this outcome"),                 \
 		 outcome_values},                                                                  \

@@ -339,7 +339,8 @@ static int cmd_cluster_vms(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 static const struct shp_flag vms_flags[] = {
-	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", N_("only the VMs of this namespace")},
+	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", N_("only the VMs of this namespace"),
+	 .names = CLI_NAMES_NAMESPACE},
 	{NULL},
 };
 
@@ -392,6 +393,8 @@ static const struct shp_subcmd cluster_verbs[] = {
 	},
 	{
 		.name = "capabilities",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_CLUSTER,
 		.fn = cmd_cluster_capabilities,
 		.min_args = 1,
 		.max_args = 1,
@@ -405,6 +408,8 @@ static const struct shp_subcmd cluster_verbs[] = {
 	},
 	{
 		.name = "health",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_CLUSTER,
 		.fn = cmd_cluster_health,
 		.min_args = 1,
 		.max_args = 1,
@@ -432,6 +437,8 @@ static const struct shp_subcmd cluster_verbs[] = {
 	},
 	{
 		.name = "remove",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_CLUSTER,
 		.fn = cmd_cluster_remove,
 		.min_args = 1,
 		.max_args = 1,
@@ -445,6 +452,8 @@ static const struct shp_subcmd cluster_verbs[] = {
 	},
 	{
 		.name = "show",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_CLUSTER,
 		.fn = cmd_cluster_show,
 		.min_args = 1,
 		.max_args = 1,
@@ -457,6 +466,8 @@ static const struct shp_subcmd cluster_verbs[] = {
 	},
 	{
 		.name = "vms",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_CLUSTER,
 		.fn = cmd_cluster_vms,
 		.min_args = 1,
 		.max_args = 1,
@@ -549,9 +560,11 @@ static int cmd_instancetypes_list(int argc, char **argv, struct cli_ctx *ctx)
 }
 
 static const struct shp_flag it_list_flags[] = {
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("the cluster to ask"), .required = true},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("the cluster to ask"), .required = true,
+	 .names = CLI_NAMES_CLUSTER},
 	{"namespace", OPT_NAMESPACE, 0, NULL, "NS",
-	 N_("the instance types of this namespace (default: the cluster-wide ones)")},
+	 N_("the instance types of this namespace (default: the cluster-wide ones)"),
+	 .names = CLI_NAMES_NAMESPACE},
 	{NULL},
 };
 

@@ -109,6 +109,8 @@ static const struct shp_subcmd namespace_verbs[] = {
 	},
 	{
 		.name = "delete",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_NAMESPACE,
 		.fn = cmd_namespace_delete,
 		.min_args = 1,
 		.max_args = 1,
@@ -131,6 +133,8 @@ static const struct shp_subcmd namespace_verbs[] = {
 	},
 	{
 		.name = "show",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_NAMESPACE,
 		.fn = cmd_namespace_show,
 		.min_args = 1,
 		.max_args = 1,

@@ -164,7 +164,8 @@ static const char *const reconcile_args[] = {"runs", NULL};
 static const struct shp_flag reconcile_flags[] = {
 	{"mode", OPT_MODE, 0, NULL, "MODE",
 	 N_("report only (dry-run, the default) or also mark ghost rows"), modes},
-	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("only this cluster")},
+	{"cluster", OPT_CLUSTER, 0, NULL, "NAME", N_("only this cluster"),
+	 .names = CLI_NAMES_CLUSTER},
 	{"limit", OPT_LIMIT, 0, NULL, "N", N_("with 'runs': show at most the N newest runs")},
 	{NULL},
 };

@@ -107,6 +107,8 @@ static const struct shp_flag list_flags[] = {
 static const struct shp_subcmd requests_verbs[] = {
 	{
 		.name = "cancel",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_REQUEST,
 		.fn = cmd_requests_cancel,
 		.min_args = 1,
 		.max_args = 1,
@@ -130,6 +132,8 @@ static const struct shp_subcmd requests_verbs[] = {
 	},
 	{
 		.name = "show",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_REQUEST,
 		.fn = cmd_requests_show,
 		.min_args = 1,
 		.max_args = 1,

@@ -89,7 +89,7 @@ static int cmd_service_show(int argc, char **argv, struct cli_ctx *ctx)
 
 static const struct shp_flag create_flags[] = {
 	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", N_("the system the service belongs to"),
-	 .required = true},
+	 .required = true, .names = CLI_NAMES_SYSTEM},
 	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", N_("what the service is")},
 	{NULL},
 };
@@ -100,7 +100,8 @@ static const struct shp_flag delete_flags[] = {
 };
 
 static const struct shp_flag list_flags[] = {
-	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", N_("only the services of this system")},
+	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", N_("only the services of this system"),
+	 .names = CLI_NAMES_SYSTEM},
 	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N services")},
 	{NULL},
 };
@@ -120,6 +121,8 @@ static const struct shp_subcmd service_verbs[] = {
 	},
 	{
 		.name = "delete",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_SERVICE,
 		.fn = cmd_service_delete,
 		.min_args = 1,
 		.max_args = 1,
@@ -142,6 +145,8 @@ static const struct shp_subcmd service_verbs[] = {
 	},
 	{
 		.name = "show",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_SERVICE,
 		.fn = cmd_service_show,
 		.min_args = 1,
 		.max_args = 1,

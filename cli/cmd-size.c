@@ -254,6 +254,8 @@ static const struct shp_subcmd size_verbs[] = {
 	},
 	{
 		.name = "delete",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_SIZE,
 		.fn = cmd_size_delete,
 		.min_args = 1,
 		.max_args = 1,
@@ -280,6 +282,8 @@ static const struct shp_subcmd size_verbs[] = {
 	},
 	{
 		.name = "set",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_SIZE,
 		.fn = cmd_size_set,
 		.min_args = 1,
 		.max_args = 1,
@@ -294,6 +298,8 @@ static const struct shp_subcmd size_verbs[] = {
 	},
 	{
 		.name = "show",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_SIZE,
 		.fn = cmd_size_show,
 		.min_args = 1,
 		.max_args = 1,

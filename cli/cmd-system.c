@@ -11,12 +11,12 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <readline/readline.h>
 
 #include "api.h"
 #include "cli.h"
 #include "i18n.h"
 #include "output.h"
+#include "shell.h"
 
 enum { OPT_DESCRIPTION = CLI_OPT_LOCAL, OPT_CONFIRM_NAME, OPT_LIMIT };
 
@@ -68,26 +68,17 @@ static int cmd_system_create(int argc, char **argv, struct cli_ctx *ctx)
 /* The typed name: --confirm-name, else asked on the terminal (never off one). */
 static int typed_name(struct cli_ctx *ctx, const char *name, const char *given, char **ret)
 {
-	_cleanup_free_ char *prompt = NULL;
+	_cleanup_free_ char *question = NULL, *why = NULL, *flag = NULL;
 
 	if (given) {
 		*ret = xstrdup(given);
 		return 0;
 	}
-	if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
-		ctx->usage_hint = false;
-		return shp_error_set(&ctx->err, SHP_E_USAGE,
-				     _("deleting system '%s' needs its name typed: pass "
-				       "--confirm-name %s (no terminal to ask on)"),
-				     name, name);
-	}
-	prompt = xasprintf(_("Deleting system '%s' cannot be undone. Type its name to confirm: "),
-			   name);
-	rl_outstream = stderr;
-	*ret = readline(prompt);
-	if (!*ret)
-		*ret = xstrdup("");
-	return 0;
+	question = xasprintf(_("Deleting system '%s' cannot be undone. Type its name to confirm: "),
+			     name);
+	why = xasprintf(_("deleting system '%s' needs its name typed"), name);
+	flag = xasprintf("--confirm-name %s", name);
+	return cli_prompt(ctx, question, why, flag, ret);
 }
 
 static int cmd_system_delete(int argc, char **argv, struct cli_ctx *ctx)
@@ -164,6 +155,8 @@ static const struct shp_subcmd system_verbs[] = {
 	},
 	{
 		.name = "delete",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_SYSTEM,
 		.fn = cmd_system_delete,
 		.min_args = 1,
 		.max_args = 1,
@@ -189,6 +182,8 @@ static const struct shp_subcmd system_verbs[] = {
 	},
 	{
 		.name = "show",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_SYSTEM,
 		.fn = cmd_system_show,
 		.min_args = 1,
 		.max_args = 1,

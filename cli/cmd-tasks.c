@@ -634,6 +634,8 @@ static const struct shp_flag no_flags[] = {{NULL}};
 static const struct shp_subcmd tasks_verbs[] = {
 	{
 		.name = "cancel",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_TASK,
 		.fn = cmd_tasks_cancel,
 		.min_args = 1,
 		.max_args = 1,
@@ -664,6 +666,8 @@ static const struct shp_subcmd tasks_verbs[] = {
 	},
 	{
 		.name = "show",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_TASK,
 		.fn = cmd_tasks_show,
 		.min_args = 1,
 		.max_args = 1,
@@ -697,6 +701,8 @@ static const struct shp_subcmd tasks_verbs[] = {
 	},
 	{
 		.name = "watch",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_TASK,
 		.fn = cmd_tasks_watch,
 		.min_args = 1,
 		.max_args = 1,

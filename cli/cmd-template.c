@@ -295,6 +295,8 @@ static const struct shp_flag move_flags[] = {
 static const struct shp_subcmd template_verbs[] = {
 	{
 		.name = "archive",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_TEMPLATE,
 		.fn = cmd_template_archive,
 		.min_args = 1,
 		.max_args = 1,
@@ -327,6 +329,8 @@ static const struct shp_subcmd template_verbs[] = {
 	},
 	{
 		.name = "deprecate",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_TEMPLATE,
 		.fn = cmd_template_deprecate,
 		.min_args = 1,
 		.max_args = 1,
@@ -340,6 +344,8 @@ static const struct shp_subcmd template_verbs[] = {
 	},
 	{
 		.name = "export",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_TEMPLATE,
 		.fn = cmd_template_export,
 		.min_args = 1,
 		.max_args = 1,
@@ -368,6 +374,8 @@ static const struct shp_subcmd template_verbs[] = {
 	},
 	{
 		.name = "publish",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_TEMPLATE,
 		.fn = cmd_template_publish,
 		.min_args = 1,
 		.max_args = 1,
@@ -380,6 +388,8 @@ static const struct shp_subcmd template_verbs[] = {
 	},
 	{
 		.name = "show",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_TEMPLATE,
 		.fn = cmd_template_show,
 		.min_args = 1,
 		.max_args = 1,

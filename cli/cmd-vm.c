@@ -21,6 +21,8 @@
 #include "api.h"
 #include "buf.h"
 #include "cli.h"
+#include "cmd-batch.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "util.h"
@@ -44,6 +46,7 @@ enum {
 	OPT_YES,
 	OPT_WAIT,
 	OPT_CONFIRM_NAME,
+	OPT_SELECTOR,
 };
 
 /* What the watcher reports (the vm_status type). */
@@ -287,6 +290,7 @@ static int cmd_vm_diff(int argc, char **argv, struct cli_ctx *ctx)
 struct req_opts {
 	const char *ns;
 	const char *confirm_name;
+	const char *selector; /* power operations: a batch over the VMs it selects */
 	bool yes;
 	bool wait;
 };
@@ -654,6 +658,8 @@ static int parse_req_opts(int argc, char **argv, struct cli_ctx *ctx, struct req
 			o->wait = true;
 		else if (c == OPT_CONFIRM_NAME)
 			o->confirm_name = optarg;
+		else if (c == OPT_SELECTOR)
+			o->selector = optarg;
 	}
 	return 0;
 }
@@ -714,6 +720,12 @@ static int power(int argc, char **argv, struct cli_ctx *ctx, const char *op)
 
 	if (r < 0)
 		return r;
+	if (o.selector && optind < argc)
+		return cli_usage_error(ctx, _("name a VM or give --selector, not both"));
+	if (o.selector)
+		return cli_batch_power(ctx, op, o.selector, o.yes, o.wait);
+	if (optind >= argc)
+		return cli_usage_error(ctx, _("name a VM, or select VMs with --selector"));
 	if (o.yes)
 		body_set_new(body, "confirm", json_true());
 	suffix = xasprintf("/%s", op);
@@ -831,6 +843,9 @@ static const struct shp_flag delete_flags[] = {
 
 static const struct shp_flag power_flags[] = {
 	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	{"selector", OPT_SELECTOR, 0, NULL, "SEL",
+	 N_("every VM the selector picks, as one batch (namespace=, system=, service=, "
+	    "cluster=, status=, name= a glob; terms joined by commas)")},
 	F_YES,
 	F_WAIT,
 	{NULL},
@@ -880,7 +895,8 @@ static const struct shp_subcmd vm_verbs[] = {
 	 "[--yes] [--wait]",
 	 CMD_NEEDS_DAEMON, "request a change to a VM",
 	 "Request a change of a VM's size, CPUs, memory or disks." REQUEST_NOTE, modify_flags},
-	{"restart", cmd_vm_restart, 1, 1, "NAME [--namespace NS] [--yes] [--wait]",
+	{"restart", cmd_vm_restart, 0, 1,
+	 "NAME [--namespace NS] [--yes] [--wait] | --selector SEL [--yes] [--wait]",
 	 CMD_NEEDS_DAEMON, "request a restart of a VM", "Request a restart of a VM." REQUEST_NOTE,
 	 power_flags},
 	{"revisions", cmd_vm_revisions, 1, 1, "NAME [--namespace NS] [--limit N]",
@@ -894,11 +910,14 @@ static const struct shp_subcmd vm_verbs[] = {
 	 "template, size and resources, and its current spec. A name used in several namespaces "
 	 "needs --namespace.",
 	 one_vm_flags},
-	{"start", cmd_vm_start, 1, 1, "NAME [--namespace NS] [--yes] [--wait]", CMD_NEEDS_DAEMON,
-	 "request the start of a VM", "Request the start of a stopped VM." REQUEST_NOTE,
-	 power_flags},
-	{"stop", cmd_vm_stop, 1, 1, "NAME [--namespace NS] [--yes] [--wait]", CMD_NEEDS_DAEMON,
-	 "request the stop of a VM", "Request the stop of a running VM." REQUEST_NOTE, power_flags},
+	{"start", cmd_vm_start, 0, 1,
+	 "NAME [--namespace NS] [--yes] [--wait] | --selector SEL [--yes] [--wait]",
+	 CMD_NEEDS_DAEMON, "request the start of a VM",
+	 "Request the start of a stopped VM." REQUEST_NOTE, power_flags},
+	{"stop", cmd_vm_stop, 0, 1,
+	 "NAME [--namespace NS] [--yes] [--wait] | --selector SEL [--yes] [--wait]",
+	 CMD_NEEDS_DAEMON, "request the stop of a VM",
+	 "Request the stop of a running VM." REQUEST_NOTE, power_flags},
 	{NULL},
 };
 

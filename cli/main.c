@@ -208,8 +208,11 @@ static int run(struct cli_ctx *ctx, int argc, char **argv)
 		cli_help_overview(stdout);
 		return 0;
 	}
-	argc -= optind;
-	argv += optind;
+	return cli_run_command(ctx, argc - optind, argv + optind);
+}
+
+int cli_run_command(struct cli_ctx *ctx, int argc, char **argv)
+{
 	ctx->cmd = cli_find_cmd(argv[0]);
 	if (!ctx->cmd)
 		return unknown_command(ctx, argv[0]);
@@ -245,7 +248,7 @@ static void usage_hint(const struct cli_ctx *ctx)
 	}
 }
 
-static int report_error(struct cli_ctx *ctx)
+int cli_report_error(struct cli_ctx *ctx)
 {
 	const struct shp_error *e = &ctx->err;
 	enum shp_errc code = e->code == SHP_OK ? SHP_E_INTERNAL : e->code;
@@ -326,7 +329,9 @@ int main(int argc, char **argv)
 	setup_messages();
 	cli_ctx_init(&ctx);
 	if (run(&ctx, argc, argv) < 0)
-		status = report_error(&ctx);
+		status = cli_report_error(&ctx);
+	else /* a handler that reported its failures itself (the shell) */
+		status = ctx.exit_status;
 	if (close_stdout() < 0 && status == SHP_EXIT_OK)
 		status = SHP_EXIT_FAILURE;
 	cli_ctx_release(&ctx);

@@ -117,11 +117,11 @@ static int ambiguous(const PGresult *res, const char *name, struct shp_error *er
 	return -SHP_E_CONFLICT;
 }
 
-/* The visible VM named by the path (and ?namespace=). */
-static int find_vm(struct shd_req *req, struct vm_row *v, struct shp_error *err)
+/* The visible VM named name (in namespace ns, NULL = any). */
+static int find_vm_named(struct shd_req *req, const char *name, const char *ns, struct vm_row *v,
+			 struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
-	const char *name = req->params[0], *ns = shd_req_query(req, "namespace");
 	char uid[24];
 
 	(void)snprintf(req->audit_name, sizeof(req->audit_name), "%.100s", name);
@@ -143,6 +143,12 @@ static int find_vm(struct shd_req *req, struct vm_row *v, struct shp_error *err)
 	}
 	parse_vm(res, v);
 	return 0;
+}
+
+/* The visible VM named by the path (and ?namespace=). */
+static int find_vm(struct shd_req *req, struct vm_row *v, struct shp_error *err)
+{
+	return find_vm_named(req, req->params[0], shd_req_query(req, "namespace"), v, err);
 }
 
 /*
@@ -232,6 +238,39 @@ static int power(struct shd_req *req, struct shd_resp *resp, enum shd_req_type t
 	sub_for_vm(&sub, &v);
 	sub.payload = payload;
 	return shd_gov_submit(req, resp, &sub, err);
+}
+
+void shd_vm_prepared_release(struct shd_vm_prepared *p)
+{
+	json_decref(p->spec);
+	json_decref(p->payload);
+	p->spec = p->payload = NULL;
+}
+
+int shd_vm_power_prepare(struct shd_req *req, enum shd_req_type type, const char *ns,
+			 const char *name, struct shd_vm_prepared *p, struct shp_error *err)
+{
+	struct vm_row v __attribute__((cleanup(vm_row_release))) = {0};
+
+	if (find_vm_named(req, name, ns, &v, err) < 0 || may_request(req, &v, true, err) < 0)
+		return -err->code;
+	(void)snprintf(p->system, sizeof(p->system), "%s", v.system);
+	(void)snprintf(p->service, sizeof(p->service), "%s", v.service);
+	(void)snprintf(p->ns, sizeof(p->ns), "%s", v.ns);
+	(void)snprintf(p->name, sizeof(p->name), "%s", v.name);
+	(void)snprintf(p->cluster, sizeof(p->cluster), "%s", v.cluster);
+	p->payload = json_pack("{s:o}", "vm", vm_json(&v));
+	p->sub = (struct shd_gov_sub){.type = type,
+				      .plan = plan_of,
+				      .system = p->system,
+				      .service = p->service,
+				      .ns = p->ns,
+				      .env = v.env,
+				      .target = p->name,
+				      .vm_id = v.id,
+				      .cluster = p->cluster,
+				      .payload = p->payload};
+	return p->payload ? 0 : shp_error_set(err, SHP_E_NOMEM, "out of memory");
 }
 
 int shd_api_vms_start(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
@@ -455,21 +494,21 @@ static json_t *create_spec(struct shd_req *req, bool *ret_confirm, struct shp_er
 }
 
 /*
- * CREATE_VM: the caller's system is the service's; what the request adds, for escalation, is
- * the whole size (or the spec's overrides).
+ * The checks of a CREATE_VM on a validated spec (taken), into p: the caller's system is the
+ * service's; what the request adds, for escalation, is the whole size (or the overrides).
  */
-int shd_api_vms_create(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+int shd_vm_create_prepare(struct shd_req *req, json_t *spec_take, struct shd_vm_prepared *p,
+			  struct shp_error *err)
 {
-	json_auto_t *spec = NULL, *payload = NULL;
+	json_auto_t *spec = spec_take;
 	struct shd_gov_sub sub = {.type = SHD_REQ_CREATE_VM, .plan = plan_of};
 	const char *given_sys;
-	char sys[64];
+	char *sys = p->system;
 	int64_t mib = 0;
 	int cpus = 0;
 
-	spec = create_spec(req, &sub.confirm, err);
-	if (!spec || visible_namespace(req, shp_json_str(spec, "namespace"), &sub.env, err) < 0 ||
-	    service_of(req, shp_json_str(spec, "service"), sys, sizeof(sys), err) < 0)
+	if (visible_namespace(req, shp_json_str(spec, "namespace"), &sub.env, err) < 0 ||
+	    service_of(req, shp_json_str(spec, "service"), sys, sizeof(p->system), err) < 0)
 		return -err->code;
 	given_sys = shp_json_str(spec, "system");
 	if (given_sys && strcmp(given_sys, sys) != 0) {
@@ -486,16 +525,33 @@ int shd_api_vms_create(struct shd_req *req, struct shd_resp *resp, struct shp_er
 	    name_free(req->db, shp_json_str(spec, "namespace"), shp_json_str(spec, "name"), err) <
 		    0)
 		return -err->code;
-	payload = json_pack("{s:O}", "spec", spec);
+	p->payload = json_pack("{s:O}", "spec", spec);
+	if (!p->payload)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	sub.system = sys;
 	sub.service = shp_json_str(spec, "service");
 	sub.ns = shp_json_str(spec, "namespace");
 	sub.target = shp_json_str(spec, "name");
 	sub.cluster = shp_json_str(spec, "cluster");
-	sub.payload = payload;
+	sub.payload = p->payload;
 	sub.add_cpus = cpus;
 	sub.add_memory_mib = mib;
-	return shd_gov_submit(req, resp, &sub, err);
+	p->sub = sub;
+	p->spec = TAKE_PTR(spec);
+	return 0;
+}
+
+/* CREATE_VM from the body: the spec plus "confirm". */
+int shd_api_vms_create(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
+{
+	struct shd_vm_prepared p __attribute__((cleanup(shd_vm_prepared_release))) = {0};
+	bool confirm = false;
+	json_t *spec = create_spec(req, &confirm, err);
+
+	if (!spec || shd_vm_create_prepare(req, spec, &p, err) < 0)
+		return -err->code;
+	p.sub.confirm = confirm;
+	return shd_gov_submit(req, resp, &p.sub, err);
 }
 
 /* name, namespace, service and system never change (IMMUTABLE_FIELD). */

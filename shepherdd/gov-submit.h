@@ -43,6 +43,25 @@ int shd_gov_submit(struct shd_req *req, struct shd_resp *resp, const struct shd_
 		   struct shp_error *err) SHP_MUSTCHECK;
 
 /*
+ * A VM request checked exactly as its single endpoint checks it (api-vm-requests.c), for the
+ * batches: sub is ready for recording; its pointers point into this struct (fill in place).
+ */
+struct shd_vm_prepared {
+	struct shd_gov_sub sub;
+	char system[64], service[64], ns[64], name[64], cluster[64];
+	json_t *spec;    /* owned: the checked spec of a create, else NULL */
+	json_t *payload; /* owned */
+};
+void shd_vm_prepared_release(struct shd_vm_prepared *p);
+/* A CREATE_VM spec (taken; shape already validated) through POST /vms's checks. */
+int shd_vm_create_prepare(struct shd_req *req, json_t *spec_take, struct shd_vm_prepared *p,
+			  struct shp_error *err) SHP_MUSTCHECK;
+/* A power request (START/STOP/RESTART_VM) on the visible VM ns/name (ns NULL = any). */
+int shd_vm_power_prepare(struct shd_req *req, enum shd_req_type type, const char *ns,
+			 const char *name, struct shd_vm_prepared *p,
+			 struct shp_error *err) SHP_MUSTCHECK;
+
+/*
  * Carry out a record-only request (systems, services) from its payload in the caller's
  * transaction: a new system (and its owner, the requester), a new service, or the soft
  * delete of one not in use (SHP_E_CONFLICT otherwise; NAME_TAKEN for a name in use).

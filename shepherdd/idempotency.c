@@ -132,8 +132,8 @@ void shd_idempotency_finish(struct shd_req *req, struct shd_resp *resp)
 		return;
 	(void)snprintf(id, sizeof(id), "%lld", (long long)req->idem_id);
 	shd_db_rollback(req->db);
-	if (resp->status >= 500) {
-		/* a server-side failure is not an answer: let the client's retry run again */
+	if (resp->status >= 500 || resp->status == 429) {
+		/* a server-side failure (or "not now") is not an answer: the retry runs again */
 		r = shd_db_command(req->db, "DELETE FROM idempotency_keys WHERE id = $1", 1,
 				   (const char *[]){id}, &err);
 	} else {

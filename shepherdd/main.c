@@ -27,6 +27,7 @@
 #include "pgembed.h"
 #include "provider.h"
 #include "events.h"
+#include "batch.h"
 #include "health.h"
 #include "locks.h"
 #include "exec.h"
@@ -197,6 +198,7 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 	if (shd_jobs_test_register(q, err) < 0 || shd_events_register(q, err) < 0 ||
 	    shd_locks_register(q, shd_exec_reaped_counter(d->exec), err) < 0 ||
 	    shd_exec_register(d->exec, q, err) < 0 || shd_gov_register(q, err) < 0 ||
+	    shd_batch_register(q, d->exec, err) < 0 ||
 	    shd_reconcile_register(q, d, cfg->reconcile_interval_s, cfg->reconcile_mode,
 				   cfg->adoption_interval_s, err) < 0 ||
 	    shd_health_register(d->health, q, err) < 0 || shd_queue_start(q, err) < 0)
@@ -324,6 +326,9 @@ static int run_daemon(const struct shd_config *cfg)
 		goto out;
 	shd_exec_set_providers(d.exec, d.providers);
 	shd_gov_set_hooks(d.exec);
+	d.rate = shd_ratelimit_new(cfg->rl_api_rate, cfg->rl_api_burst);
+	if (!d.rate)
+		goto out;
 	d.sse = shd_sse_hub_new(&pc, cfg->http_max_streams, &err);
 	if (!d.sse)
 		goto out;
@@ -373,6 +378,7 @@ out:
 	queue = shd_queue_free(queue);
 	d.health = shd_health_free(d.health);
 	d.exec = shd_exec_engine_free(d.exec);
+	d.rate = shd_ratelimit_free(d.rate);
 	d.providers = shd_providers_free(d.providers);
 	d.console_keys = shd_console_keys_free(d.console_keys);
 	d.pool = shd_dbpool_free(d.pool);

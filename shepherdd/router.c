@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "api.h"
+#include "batch.h"
 #include "db.h"
 #include "error.h"
 #include "json.h"
@@ -135,6 +136,29 @@ const struct shd_route shd_routes[] = {
 	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "SIZE_UPDATE", "instance_size", "sizes_update"},
 	{"DELETE", SHP_ROUTE_SIZES "/{name}", shd_api_sizes_delete, ROUTE_DB | ROUTE_ADMIN,
 	 "SIZE_DISABLE", "instance_size", "sizes_delete"},
+	/* batches: before /vms/{name}, which would take "batch" for a VM's name */
+	{"GET", SHP_ROUTE_VMS "/batch", shd_api_batch_list, ROUTE_DB, NULL, NULL, "batch_list"},
+	{"POST", SHP_ROUTE_VMS "/batch", shd_api_batch_create, ROUTE_DB | ROUTE_BODY,
+	 "REQUEST_SUBMITTED", "batch", "batch_create"},
+	{"POST", SHP_ROUTE_VMS "/batch/power", shd_api_batch_power, ROUTE_DB | ROUTE_BODY,
+	 "REQUEST_SUBMITTED", "batch", "batch_power"},
+	{"GET", SHP_ROUTE_VMS "/batch/{id}", shd_api_batch_get, ROUTE_DB, NULL, NULL, "batch_get"},
+	{"POST", SHP_ROUTE_VMS "/batch/{id}/retry", shd_api_batch_retry, ROUTE_DB,
+	 "REQUEST_SUBMITTED", "batch", "batch_retry"},
+	{"POST", SHP_ROUTE_VMS "/batch/{id}/cancel", shd_api_batch_cancel, ROUTE_DB,
+	 "REQUEST_CANCELLED", "batch", "batch_cancel"},
+	{"POST", SHP_ROUTE_VMS "/batch/{id}/approve", shd_api_batch_approve, ROUTE_DB,
+	 "APPROVAL_APPROVED", "batch", "batch_approve"},
+	{"POST", SHP_ROUTE_APPROVALS "/batch", shd_api_batch_create_compat, ROUTE_DB | ROUTE_BODY,
+	 "REQUEST_SUBMITTED", "batch", "approvals_batch"},
+	{"GET", SHP_API_PREFIX "/admin/rate-limits", shd_api_rate_limits_list,
+	 ROUTE_DB | ROUTE_ADMIN, NULL, NULL, "rate_limits_list"},
+	{"GET", SHP_API_PREFIX "/admin/rate-limits/{user}", shd_api_rate_limits_get,
+	 ROUTE_DB | ROUTE_ADMIN, NULL, NULL, "rate_limits_get"},
+	{"PUT", SHP_API_PREFIX "/admin/rate-limits/{user}", shd_api_rate_limits_put,
+	 ROUTE_DB | ROUTE_ADMIN | ROUTE_BODY, "RATE_LIMIT_SET", "user", "rate_limits_put"},
+	{"DELETE", SHP_API_PREFIX "/admin/rate-limits/{user}", shd_api_rate_limits_delete,
+	 ROUTE_DB | ROUTE_ADMIN, "RATE_LIMIT_RESET", "user", "rate_limits_delete"},
 	{"GET", SHP_ROUTE_VMS, shd_api_vms_list, ROUTE_DB, NULL, NULL, "vms_list"},
 	{"GET", SHP_ROUTE_VMS "/{name}", shd_api_vms_get, ROUTE_DB, NULL, NULL, "vms_get"},
 	{"GET", SHP_ROUTE_VMS "/{name}/revisions", shd_api_vms_revisions, ROUTE_DB, NULL, NULL,
@@ -363,7 +387,7 @@ void shd_resp_error(struct shd_req *req, struct shd_resp *resp, const struct shp
 					   SHP_API_FIELD_MESSAGE, message, SHP_API_FIELD_DETAILS,
 					   details, SHP_API_FIELD_REQUEST_ID, req->request_id));
 	resp->content_type = NULL;
-	if (err->code == SHP_E_UNAVAIL || err->code == SHP_E_RATE)
+	if ((err->code == SHP_E_UNAVAIL || err->code == SHP_E_RATE) && resp->retry_after < 0)
 		resp->retry_after = 1;
 }
 
@@ -657,6 +681,11 @@ void shd_router_dispatch(struct shd_req *req, struct shd_resp *resp)
 		shp_log_ctx_set("user", req->ident.name);
 	}
 
+	if (is_mutation(req->method) && !(route->flags & ROUTE_PUBLIC) &&
+	    shd_ratelimit_request(req, resp, &err) < 0) {
+		r = -err.code;
+		goto out;
+	}
 	if (is_mutation(req->method) && (route->flags & ROUTE_DB)) {
 		r = shd_idempotency_begin(req, resp, &err);
 		if (r != 0) {

@@ -168,10 +168,10 @@ expect_exit 0 "the history as a table" as alice vm history web-1 --namespace tea
 expect_match "decision +[0-9]+ +tess +approve" "$OUT" "one line per entry"
 
 # ---- the delete confirmation: never a prompt off a terminal
-expect_exit 7 "deleting a test VM off a terminal without --yes (exit 7)" \
+expect_exit 2 "deleting a test VM off a terminal without --yes (exit 2: no prompt)" \
 	as alice vm delete web-1 --namespace team-a </dev/null
 expect_match "pass --yes" "$ERR" "names --yes"
-expect_exit 7 "deleting a prod VM off a terminal (exit 7)" as alice vm delete db-1 </dev/null
+expect_exit 2 "deleting a prod VM off a terminal (exit 2: no prompt)" as alice vm delete db-1 </dev/null
 expect_match "pass --confirm-name db-1" "$ERR" "names --confirm-name"
 expect_exit 7 "--yes is not enough in prod" as alice vm delete db-1 --yes </dev/null
 expect_match "confirm-name" "$ERR" "it still needs the name"
