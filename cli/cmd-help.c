@@ -90,7 +90,8 @@ static void roff_escape(struct shp_buf *b, const char *s, size_t n)
 /* A help line as a sentence: capital first letter, full stop. */
 static void roff_sentence(struct shp_buf *b, const char *s)
 {
-	char first = (char)toupper((unsigned char)s[0]);
+	/* ASCII only: the generated pages must not depend on the locale */
+	char first = s[0] >= 'a' && s[0] <= 'z' ? (char)(s[0] - 'a' + 'A') : s[0];
 	size_t n = strlen(s);
 
 	xbuf_addn(b, &first, 1);
@@ -213,24 +214,26 @@ static void man_noun_name(struct shp_buf *b, const struct shp_cmd *cmd)
 	xbuf_add(b, "\n");
 }
 
+static void man_usage_line(struct shp_buf *b, const struct shp_cmd *cmd, const struct shp_subcmd *s)
+{
+	if (b->len)
+		xbuf_add(b, ".br\n");
+	xbuf_addf(b, "\\fBshepherd %s\\fR", cli_cmd_path(cmd, s));
+	if (s->usage && s->usage[0]) {
+		xbuf_add(b, " ");
+		roff_usage(b, s->usage);
+	}
+	xbuf_add(b, "\n");
+}
+
 /* Its SYNOPSIS: one usage line per verb. */
 static void man_noun_synopsis(struct shp_buf *b, const struct shp_cmd *cmd)
 {
-	bool first = true;
-
-	for (const struct shp_subcmd *s = cli_cmd_entries(cmd); s->fn; s++) {
-		if (s->flags & CMD_HIDDEN)
-			continue;
-		if (!first)
-			xbuf_add(b, ".br\n");
-		first = false;
-		xbuf_addf(b, "\\fBshepherd %s\\fR", cli_cmd_path(cmd, s));
-		if (s->usage && s->usage[0]) {
-			xbuf_add(b, " ");
-			roff_usage(b, s->usage);
-		}
-		xbuf_add(b, "\n");
-	}
+	if (cmd->self)
+		man_usage_line(b, cmd, cmd->self);
+	for (const struct shp_subcmd *s = cmd->subcmds; s && s->name; s++)
+		if (!(s->flags & CMD_HIDDEN))
+			man_usage_line(b, cmd, s);
 }
 
 /* Its OPTIONS: each verb, what it does, and its options (as in shepherd(1)'s COMMANDS). */
