@@ -90,6 +90,7 @@ struct shp_cmd {
 	const char *description;          /* a paragraph for help and shepherd(1) */
 	const struct shp_subcmd *subcmds; /* its verbs, sorted, ending with { NULL } */
 	const struct shp_subcmd *self;    /* instead of subcmds: the command takes no verb */
+	const char *default_verb;         /* run when no verb (or an option) follows, or NULL */
 };
 
 /* commands.c: the table, sorted by name, ending with NULL. */
@@ -107,6 +108,7 @@ extern const struct shp_cmd cmd_cluster;
 extern const struct shp_cmd cmd_completion;
 extern const struct shp_cmd cmd_flags;
 extern const struct shp_cmd cmd_help;
+extern const struct shp_cmd cmd_inbox;
 extern const struct shp_cmd cmd_instancetypes;
 extern const struct shp_cmd cmd_jobs;
 extern const struct shp_cmd cmd_man_commands;

@@ -220,12 +220,17 @@ int cli_run_command(struct cli_ctx *ctx, int argc, char **argv)
 		ctx->sub = ctx->cmd->self;
 		return run_subcmd(ctx, argc, argv);
 	}
-	if (argc < 2)
-		return cli_usage_error(ctx, "'%s' needs a verb", ctx->cmd->name);
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		cli_help_command(stdout, ctx->cmd);
 		return 0;
 	}
+	/* "shepherd inbox --unread" is "shepherd inbox list --unread" */
+	if (ctx->cmd->default_verb && (argc < 2 || argv[1][0] == '-')) {
+		ctx->sub = cli_find_subcmd(ctx->cmd, ctx->cmd->default_verb);
+		return run_subcmd(ctx, argc, argv);
+	}
+	if (argc < 2)
+		return cli_usage_error(ctx, "'%s' needs a verb", ctx->cmd->name);
 	if (argv[1][0] == '-')
 		return cli_usage_error(ctx, "'%s' needs a verb before its options", ctx->cmd->name);
 	ctx->sub = cli_find_subcmd(ctx->cmd, argv[1]);

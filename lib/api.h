@@ -51,6 +51,9 @@
 #define SHP_ROUTE_POLICIES SHP_API_PREFIX "/policies"
 #define SHP_ROUTE_APPROVALS_BASE SHP_API_PREFIX "/approvals" /* POST {id}/cancel */
 
+/* The caller's notification inbox. */
+#define SHP_ROUTE_NOTIFICATIONS SHP_API_PREFIX "/notifications"
+
 /* Server-Sent Events (GET /api/v1/tasks/{id}/stream). */
 #define SHP_HDR_LAST_EVENT_ID "Last-Event-ID"
 #define SHP_SSE_CONTENT_TYPE "text/event-stream"

@@ -243,7 +243,7 @@ static int notify_requester(PGconn *conn, const struct approval_ticket *t, const
 	(void)snprintf(title, sizeof(title), "Request %" PRId64 " (%s %s) modified by %s",
 		       t->event_id, t->type_name, t->target, by);
 	n.title = title;
-	return shd_notify_inbox.to_user(conn, t->requester_id, &n, err);
+	return shd_notify_sender()->to_user(conn, t->requester_id, &n, err);
 }
 
 /* Inside the transaction: lock, check the state, store, void approvals, audit. */

@@ -706,7 +706,7 @@ static int approve_ticket(PGconn *conn, struct approve_ctx *a, const struct appr
 			 (json_int_t)a->t->event_id, "task_id", (json_int_t)a->exec_id);
 	n.title = title;
 	n.data = data;
-	return shd_notify_inbox.to_user(conn, a->t->requester_id, &n, err);
+	return shd_notify_sender()->to_user(conn, a->t->requester_id, &n, err);
 }
 
 /* Carry out a record-only request; a console grant names its ticket and its approver. */
@@ -749,7 +749,7 @@ static int complete_record(PGconn *conn, struct approve_ctx *a, const struct app
 	(void)snprintf(title, sizeof(title), "Request %" PRId64 " (%s %s) approved and done",
 		       now->event_id, now->type_name, now->target);
 	n.title = title;
-	return shd_notify_inbox.to_user(conn, now->requester_id, &n, err);
+	return shd_notify_sender()->to_user(conn, now->requester_id, &n, err);
 }
 
 /*
@@ -1061,7 +1061,7 @@ static int reject_in_tx(struct shd_req *req, const struct approval_ticket *pre, 
 		       t.event_id, t.type_name, t.target, me->name);
 	n.title = title;
 	n.ticket_id = t.id;
-	return shd_notify_inbox.to_user(req->db, t.requester_id, &n, err);
+	return shd_notify_sender()->to_user(req->db, t.requester_id, &n, err);
 }
 
 int shd_api_approvals_reject(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)

@@ -223,7 +223,7 @@ static int tell(struct greq *g, const char *type, const char *what, const char *
 		       g->target[0] ? " " : "", g->target, what);
 	n.title = title;
 	n.ticket_id = g->ticket_id;
-	return shd_notify_inbox.to_user(g->conn, g->requester_id, &n, err);
+	return shd_notify_sender()->to_user(g->conn, g->requester_id, &n, err);
 }
 
 /* ---- the VM row --------------------------------------------------------------------------- */

@@ -161,7 +161,7 @@ static int notify_approvers(PGconn *conn, struct shd_req *req, const struct shd_
 		       req->ident.name, d->level, d->escalated ? ", escalated" : "",
 		       d->runbook_url[0] ? "; runbook: " : "", d->runbook_url);
 	/* a request without an environment (systems, services) goes to every approver */
-	return shd_notify_inbox.to_approvers(conn, sub->env, &n, err);
+	return shd_notify_sender()->to_approvers(conn, sub->env, &n, err);
 }
 
 /* Level 2-3: event PENDING, ticket, audit, notifications, in one transaction. */

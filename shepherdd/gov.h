@@ -257,12 +257,20 @@ struct shd_notification {
 	const char *body;   /* may be "" */
 	const json_t *data; /* may be NULL */
 	int64_t ticket_id;  /* 0 = none */
+	/*
+	 * Coalescing (to_user only): with a key, a notification of the same type and key the user
+	 * has not read, sent less than coalesce_s ago, is replaced by this one (its count grows)
+	 * instead of a new one being added: a flapping VM tells its owner once per window.
+	 */
+	const char *coalesce_key; /* NULL = never coalesced; at most 128 bytes */
+	int coalesce_s;
 };
 
 /*
- * Where notifications go. V1 has one sender, the inbox (rows of notifications, written in the
- * caller's transaction so they commit with what they announce); other channels implement the
- * same two calls.
+ * Where notifications go (docs/internals/notifications.md). V1 has one sender, the inbox
+ * (rows of notifications, written in the caller's transaction so they commit with what they
+ * announce); other channels implement the same two calls, on the caller's connection and
+ * inside its transaction (a channel that reaches out of the database queues a job there).
  */
 struct shd_notify_sender {
 	const char *name;
@@ -274,6 +282,17 @@ struct shd_notify_sender {
 			    struct shp_error *err);
 };
 extern const struct shd_notify_sender shd_notify_inbox;
+
+/*
+ * The sender every notification goes through: the one chosen at start-up with
+ * shd_notify_use (notifications.sender), the inbox until then. Any thread.
+ */
+const struct shd_notify_sender *shd_notify_sender(void);
+/*
+ * Choose the sender by name ("inbox"): main, once, before any thread starts (afterwards it is
+ * only read). SHP_E_INVAL naming the known senders.
+ */
+int shd_notify_use(const char *name, struct shp_error *err) SHP_MUSTCHECK;
 
 /* ---- external approval systems (V1: the interface only) --------------------------------- */
 

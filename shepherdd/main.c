@@ -29,6 +29,7 @@
 #include "events.h"
 #include "batch.h"
 #include "health.h"
+#include "inbox.h"
 #include "locks.h"
 #include "exec.h"
 #include "gov.h"
@@ -198,6 +199,7 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 	if (shd_jobs_test_register(q, err) < 0 || shd_events_register(q, err) < 0 ||
 	    shd_locks_register(q, shd_exec_reaped_counter(d->exec), err) < 0 ||
 	    shd_exec_register(d->exec, q, err) < 0 || shd_gov_register(q, err) < 0 ||
+	    shd_inbox_register(q, &cfg->notify_retention_days, err) < 0 ||
 	    shd_batch_register(q, d->exec, err) < 0 ||
 	    shd_reconcile_register(q, d, cfg->reconcile_interval_s, cfg->reconcile_mode,
 				   cfg->adoption_interval_s, err) < 0 ||
@@ -229,6 +231,7 @@ static struct shd_watcher *watcher_start(struct shd_daemon *d, struct shd_queue 
 		.provider_ud = d,
 		.queue = q,
 		.scan_interval_ms = d->cfg->watch_scan_interval_ms,
+		.status_window_s = d->cfg->notify_status_window_s,
 	};
 	struct shd_watcher *w = shd_watcher_new(&wc, err);
 
@@ -296,7 +299,9 @@ static int run_daemon(const struct shd_config *cfg)
 	d.owner_uid = geteuid();
 	d.started_at_us = shp_now_realtime_us();
 	d.embedded_db = cfg->database_url == NULL;
-	if (make_dirs(cfg->state_dir, 0755, &err) < 0 || db_start(cfg, &db, &err) < 0)
+	/* before any thread: the sender is only read afterwards */
+	if (shd_notify_use(cfg->notify_sender, &err) < 0 ||
+	    make_dirs(cfg->state_dir, 0755, &err) < 0 || db_start(cfg, &db, &err) < 0)
 		goto out;
 	pc = pool_config(cfg, db.conninfo);
 	if (migrate_at_start(&d, &pc, &err) < 0) {

@@ -237,6 +237,14 @@ const struct shd_route shd_routes[] = {
 	 ROUTE_DB | ROUTE_BODY, NULL, NULL, "approvals_preview"},
 	{"PUT", SHP_ROUTE_ADMIN_APPROVALS "/{id}/spec", shd_api_approvals_modify,
 	 ROUTE_DB | ROUTE_BODY, "APPROVAL_MODIFIED", "approval", "approvals_modify"},
+	{"GET", SHP_ROUTE_NOTIFICATIONS, shd_api_inbox_list, ROUTE_DB, NULL, NULL,
+	 "notifications_list"},
+	{"GET", SHP_ROUTE_NOTIFICATIONS "/unread-count", shd_api_inbox_unread_count, ROUTE_DB, NULL,
+	 NULL, "notifications_unread_count"},
+	{"PATCH", SHP_ROUTE_NOTIFICATIONS "/{id}/read", shd_api_inbox_read, ROUTE_DB, NULL, NULL,
+	 "notifications_read"},
+	{"POST", SHP_ROUTE_NOTIFICATIONS "/mark-all-read", shd_api_inbox_read_all, ROUTE_DB, NULL,
+	 NULL, "notifications_read_all"},
 };
 
 const size_t shd_routes_count = SHP_ARRAY_SIZE(shd_routes);

@@ -78,6 +78,9 @@ struct shd_config {
 	int rl_user_pending_batches;   /* per user (rate_limit_overrides may say otherwise) */
 	int rl_user_pending_children;
 	int rl_user_cooldown_s;
+	char *notify_sender;        /* notifications.sender: the channel (V1: "inbox") */
+	int notify_retention_days;  /* notifications older than this are deleted */
+	int notify_status_window_s; /* a VM's status changes within this tell its owner once */
 
 	int queue_workers;
 	int queue_fetch_batch;
@@ -474,6 +477,12 @@ int shd_api_approvals_approve(struct shd_req *, struct shd_resp *, struct shp_er
 int shd_api_approvals_reject(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_approvals_preview(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_approvals_modify(struct shd_req *, struct shd_resp *, struct shp_error *);
+
+/* api-inbox.c: the caller's own notifications */
+int shd_api_inbox_list(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_inbox_unread_count(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_inbox_read(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_inbox_read_all(struct shd_req *, struct shd_resp *, struct shp_error *);
 
 /* ---- providers.c: the provider registry (provider.h) and the credentials it opens ------ */
 

@@ -2,7 +2,8 @@
  * The ResourceWatcher: a manager thread that follows the clusters table while this daemon leads
  * the queue, and one list-watch thread per cluster with its cache, its backoff and its circuit
  * breaker. Rows of vms are written in batches (one statement per list, one per event), and a
- * status change records its VM_STATUS_CHANGE domain event in the same transaction.
+ * status change records its VM_STATUS_CHANGE domain event in the same transaction, and tells the
+ * VM's owner when it settled (coalesced per VM within notifications.status_window).
  */
 #include "config.h"
 
@@ -21,6 +22,7 @@
 #include "db.h"
 #include "error.h"
 #include "events.h"
+#include "gov.h"
 #include "log.h"
 #include "provider.h"
 #include "queue.h"
@@ -200,7 +202,7 @@ static const char sql_apply[] =
 	"   AND (v.status, v.printable_status, v.resource_version, v.node, v.ip, v.cpus,"
 	"        v.memory_bytes, v.error) IS DISTINCT FROM (n.status, n.printable_status,"
 	"        n.resource_version, n.node, n.ip, n.cpus, n.memory_bytes, n.error)"
-	" RETURNING v.id, v.namespace, v.name, o.old_status::text, v.status::text";
+	" RETURNING v.id, v.namespace, v.name, o.old_status::text, v.status::text, v.owner_id";
 
 static json_t *vm_record(const struct shd_vm *vm)
 {
@@ -241,6 +243,54 @@ static int status_event(PGconn *conn, const struct cwatch *cw, const PGresult *r
 	return 0;
 }
 
+/*
+ * Whether the owner hears of a change from `from` to `to`: a VM that settled (running,
+ * stopped, paused, failed), not one passing through a transitional status, and not the first
+ * observation of a new row (its requester was told the request completed).
+ */
+static bool status_is_news(const char *from, const char *to)
+{
+	static const char *const settled[] = {"RUNNING", "STOPPED", "PAUSED", "FAILED"};
+
+	if (strcmp(from, "UNKNOWN") == 0)
+		return false;
+	for (size_t i = 0; i < SHP_ARRAY_SIZE(settled); i++)
+		if (strcmp(to, settled[i]) == 0)
+			return true;
+	return false;
+}
+
+/* VM_STATUS_CHANGE to the owner of row i of res, one per VM and window (the caller's tx). */
+static int status_notify(PGconn *conn, const struct cwatch *cw, const PGresult *res, int i,
+			 struct shp_error *err)
+{
+	const char *vm_id = shd_db_value(res, i, 0), *ns = shd_db_value(res, i, 1);
+	const char *name = shd_db_value(res, i, 2), *from = shd_db_value(res, i, 3);
+	const char *to = shd_db_value(res, i, 4);
+	json_auto_t *data = json_pack("{sI ss ss ss ss ss}", "vm_id",
+				      (json_int_t)strtoll(vm_id, NULL, 10), "cluster", cw->name,
+				      "namespace", ns, "name", name, "from", from, "to", to);
+	char title[200], body[64], key[40];
+	struct shd_notification n = {
+		.type = "VM_STATUS_CHANGE",
+		.title = title,
+		.body = body,
+		.data = data,
+		.coalesce_key = key,
+		.coalesce_s = cw->w->cfg.status_window_s,
+	};
+
+	if (PQgetisnull(res, i, 5) || !status_is_news(from, to))
+		return 0;
+	if (!data)
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	(void)snprintf(title, sizeof(title), "VM %s/%s is %s", ns, name, to);
+	(void)snprintf(body, sizeof(body), "It was %s.", from);
+	(void)snprintf(key, sizeof(key), "vm:%s", vm_id);
+	return shd_notify_sender()->to_user(conn, strtoll(shd_db_value(res, i, 5), NULL, 10), &n,
+					    err);
+}
+
 static int apply_tx(PGconn *conn, const struct cwatch *cw, const char *records, int *ret_changed,
 		    struct shp_error *err)
 {
@@ -255,7 +305,8 @@ static int apply_tx(PGconn *conn, const struct cwatch *cw, const char *records, 
 		goto fail;
 	for (int i = 0; i < PQntuples(res); i++)
 		if (strcmp(shd_db_value(res, i, 3), shd_db_value(res, i, 4)) != 0 &&
-		    status_event(conn, cw, res, i, err) < 0)
+		    (status_event(conn, cw, res, i, err) < 0 ||
+		     status_notify(conn, cw, res, i, err) < 0))
 			goto fail;
 	if (shd_db_commit(conn, err) < 0)
 		goto fail;
@@ -827,6 +878,7 @@ struct shd_watcher *shd_watcher_new(const struct shd_watcher_config *cfg, struct
 	w->cfg.watch_timeout_ms = or_default(cfg->watch_timeout_ms, 300000);
 	w->cfg.join_timeout_ms = or_default(cfg->join_timeout_ms, 20000);
 	w->cfg.resync_interval_ms = or_default(cfg->resync_interval_ms, 600000);
+	w->cfg.status_window_s = or_default(cfg->status_window_s, 600);
 	pthread_mutex_init(&w->mu, NULL);
 	cond_init_monotonic(&w->cond);
 	return w;

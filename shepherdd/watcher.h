@@ -2,7 +2,8 @@
  * The ResourceWatcher: while this daemon leads the job queue, one thread per registered cluster
  * lists the VMs shepherd manages there, keeps the last good list in memory, writes what changed
  * to the vms rows, then watches from the list's resourceVersion and applies every event (a status
- * change also records a VM_STATUS_CHANGE domain event in the same transaction).
+ * change also records a VM_STATUS_CHANGE domain event in the same transaction, and a change to a
+ * settled status tells the VM's owner, coalesced per VM within status_window_s).
  *
  * A watch that answers 410 Expired clears the resourceVersion and marks the cache stale (readers
  * still get the last good list, flagged stale) until the re-list; it does not count against the
@@ -47,6 +48,7 @@ struct shd_watcher_config {
 	int watch_timeout_ms;             /* a watch is renewed after this long (0 = 5 min) */
 	int join_timeout_ms;              /* stopping waits this long per thread (0 = 20 s) */
 	int resync_interval_ms;           /* list again (rows catch up) this often (0 = 10 min) */
+	int status_window_s; /* owners hear of a VM's changes once a window (0 = 10 min) */
 };
 
 /* The label selector of what the watcher lists and watches. */

@@ -3,7 +3,9 @@
  * fields; the approvers of an environment are every user holding platform-admin or approver
  * there, through role bindings, principal mappings or users.is_admin, each once, and nobody
  * else (operators, viewers, other environments, disabled users); rows are written in the
- * caller's transaction and vanish with it; an unknown environment is refused. Also
+ * caller's transaction and vanish with it; an unknown environment is refused; a notification
+ * with a coalescing key replaces the user's unread one of that key within its window; the
+ * sender is chosen by name. Also
  * shd_policy_load reads the default matrix of the schema.
  */
 #include "config.h"
@@ -148,6 +150,52 @@ Test(notify, to_user_with_data_and_ticket_in_the_callers_transaction)
 	cr_assert_lt(shd_notify_inbox.to_user(testdb_conn, ann, &n, &err), 0,
 		     "the schema refuses a malformed type");
 	json_decref(data);
+}
+
+Test(notify, to_user_coalesces_unread_within_the_window)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shd_notification n = {.type = "VM_STATUS_CHANGE",
+				     .title = "web is STOPPED",
+				     .coalesce_key = "vm:1",
+				     .coalesce_s = 600};
+	int64_t ann = user("ann"), ben = user("ben");
+	char *v;
+
+	cr_assert_eq(shd_notify_sender()->to_user(testdb_conn, ann, &n, &err), 0, "%s", err.msg);
+	n.title = "web is RUNNING";
+	cr_assert_eq(shd_notify_sender()->to_user(testdb_conn, ann, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_notify_sender()->to_user(testdb_conn, ben, &n, &err), 0, "%s", err.msg);
+	v = value_of("SELECT string_agg(title || ':' || count || ':' || (updated_at IS NOT NULL),"
+		     " ' ' ORDER BY id) FROM notifications");
+	cr_assert_str_eq(v, "web is RUNNING:2:true web is RUNNING:1:false",
+			 "one row per user and key, counted");
+	free(v);
+	n.coalesce_key = "vm:2";
+	cr_assert_eq(shd_notify_sender()->to_user(testdb_conn, ann, &n, &err), 0, "%s", err.msg);
+	exec_ok("UPDATE notifications SET read_at = now() WHERE coalesce_key = 'vm:2'");
+	cr_assert_eq(shd_notify_sender()->to_user(testdb_conn, ann, &n, &err), 0, "%s", err.msg);
+	exec_ok("UPDATE notifications SET created_at = now() - interval '11 minutes'"
+		" WHERE coalesce_key = 'vm:1'");
+	n.coalesce_key = "vm:1";
+	cr_assert_eq(shd_notify_sender()->to_user(testdb_conn, ann, &n, &err), 0, "%s", err.msg);
+	v = value_of("SELECT count(*) FROM notifications");
+	cr_assert_str_eq(v, "5", "another key, a read row or an old one is not coalesced into");
+	free(v);
+	n.coalesce_s = 0;
+	cr_assert_eq(shd_notify_sender()->to_user(testdb_conn, ann, &n, &err), -SHP_E_INVAL);
+}
+
+Test(notify, the_sender_is_chosen_by_name)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+
+	cr_assert_eq(shd_notify_sender(), &shd_notify_inbox, "the inbox until one is chosen");
+	cr_assert_eq(shd_notify_use("inbox", &err), 0, "%s", err.msg);
+	cr_assert_eq(shd_notify_sender(), &shd_notify_inbox);
+	cr_assert_eq(shd_notify_use("pigeon", &err), -SHP_E_INVAL);
+	cr_assert(strstr(err.msg, "unknown notification sender 'pigeon'"), "%s", err.msg);
+	cr_assert_eq(shd_notify_sender(), &shd_notify_inbox, "an unknown name changes nothing");
 }
 
 Test(notify, policy_load_reads_the_default_matrix)
