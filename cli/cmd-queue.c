@@ -72,12 +72,12 @@ static int queue_action(int argc, char **argv, struct cli_ctx *ctx, const char *
 
 static int cmd_queue_pause(int argc, char **argv, struct cli_ctx *ctx)
 {
-	return queue_action(argc, argv, ctx, "pause", "paused");
+	return queue_action(argc, argv, ctx, "pause", N_("paused"));
 }
 
 static int cmd_queue_resume(int argc, char **argv, struct cli_ctx *ctx)
 {
-	return queue_action(argc, argv, ctx, "resume", "resumed");
+	return queue_action(argc, argv, ctx, "resume", N_("resumed"));
 }
 
 static const struct shp_flag no_flags[] = {{NULL}};

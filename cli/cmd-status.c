@@ -74,8 +74,10 @@ static char *migrations_line(const json_t *st)
 
 static int cmd_status_run(int argc, char **argv, struct cli_ctx *ctx)
 {
-	static const char *const labels[] = {"Daemon", "Database", "Pool", "Migrations"};
+	static const char *const labels[] = {N_("Daemon"), N_("Database"), N_("Pool"),
+					     N_("Migrations")};
 	_cleanup_(json_decrefp) json_t *st = NULL;
+	const char *shown[SHP_ARRAY_SIZE(labels)];
 	char *values[SHP_ARRAY_SIZE(labels)];
 	int r;
 
@@ -92,7 +94,9 @@ static int cmd_status_run(int argc, char **argv, struct cli_ctx *ctx)
 	values[1] = database_line(st);
 	values[2] = pool_line(st);
 	values[3] = migrations_line(st);
-	cli_render_pairs(stdout, labels, values, SHP_ARRAY_SIZE(labels), ctx->color);
+	for (size_t i = 0; i < SHP_ARRAY_SIZE(labels); i++)
+		shown[i] = _(labels[i]);
+	cli_render_pairs(stdout, shown, values, SHP_ARRAY_SIZE(labels), ctx->color);
 	for (size_t i = 0; i < SHP_ARRAY_SIZE(values); i++)
 		free(values[i]);
 	return 0;

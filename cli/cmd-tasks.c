@@ -200,7 +200,7 @@ static const struct cli_column task_detail_columns[] = {
 static const struct cli_kind task_detail_kind = {"task", N_("tasks"), "id", task_detail_columns};
 
 static const struct cli_column step_columns[] = {
-	{"#", "Index", "index", COL_RIGHT},
+	{"#", N_("Index"), "index", COL_RIGHT},
 	{N_("ACTION"), N_("Action"), "action"},
 	{N_("TARGETS"), N_("Targets"), NULL, COL_FLEX, NULL, step_targets},
 	{N_("STATUS"), N_("Status"), NULL, 0, NULL, task_status},

@@ -209,7 +209,7 @@ static int apply_file_value(struct cli_config *cfg, const char *path, const char
 			  "name"),
 			path);
 	value = d->path ? expand_home(json_string_value(v)) : xstrdup(json_string_value(v));
-	cli_config_set(setting_of(cfg, d), value, CLI_SRC_FILE, "config file");
+	cli_config_set(setting_of(cfg, d), value, CLI_SRC_FILE, N_("config file"));
 	return 0;
 }
 
@@ -282,7 +282,7 @@ static int choose_transport(struct cli_config *cfg, struct shp_error *err)
 			return shp_error_set(
 				err, SHP_E_USAGE,
 				_("both a socket (%s) and a server (%s) are set; use one"),
-				cfg->socket.origin, cfg->server.origin);
+				cli_tr(cfg->socket.origin), cli_tr(cfg->server.origin));
 		if (cfg->socket.source > cfg->server.source)
 			setting_clear(&cfg->server);
 		else
@@ -290,7 +290,7 @@ static int choose_transport(struct cli_config *cfg, struct shp_error *err)
 	}
 	if (!cfg->socket.value && !cfg->server.value) {
 		def = cli_config_default_socket();
-		cli_config_set(&cfg->socket, def, CLI_SRC_DEFAULT, "default");
+		cli_config_set(&cfg->socket, def, CLI_SRC_DEFAULT, N_("default"));
 	}
 	return 0;
 }
