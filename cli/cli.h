@@ -34,6 +34,23 @@ enum cli_complete {
 	CLI_COMPLETE_NONE,
 	CLI_COMPLETE_VALUES,  /* one of arg_values */
 	CLI_COMPLETE_COMMAND, /* a command, then one of its verbs */
+	CLI_COMPLETE_NAMES,   /* the first one: a resource name of the kind in arg_names */
+};
+
+/* Kinds of resource names, completed by asking the daemon (names.c). */
+enum cli_names {
+	CLI_NAMES_NONE,
+	CLI_NAMES_VM,
+	CLI_NAMES_NAMESPACE,
+	CLI_NAMES_CLUSTER,
+	CLI_NAMES_TEMPLATE,
+	CLI_NAMES_SIZE,
+	CLI_NAMES_SYSTEM,
+	CLI_NAMES_SERVICE,
+	CLI_NAMES_APPROVAL,
+	CLI_NAMES_REQUEST,
+	CLI_NAMES_TASK,
+	_CLI_NAMES_MAX,
 };
 
 /* Option ids: the short letter when there is one, else a number from these ranges. */
@@ -66,6 +83,7 @@ struct shp_flag {
 	const char *const *values; /* the only accepted values (checked and completed), or NULL */
 	bool file;                 /* the value is a path: complete file names */
 	bool required;             /* the command refuses to run without it */
+	enum cli_names names;      /* the value is a resource name of this kind */
 };
 
 struct shp_subcmd {
@@ -81,6 +99,7 @@ struct shp_subcmd {
 	const struct shp_flag *opts; /* its options, or NULL */
 	enum cli_complete args_complete;
 	const char *const *arg_values;
+	enum cli_names arg_names; /* with CLI_COMPLETE_NAMES */
 };
 
 struct shp_cmd {
@@ -105,6 +124,7 @@ extern const struct shp_cmd cmd_approvals;
 extern const struct shp_cmd cmd_audit;
 extern const struct shp_cmd cmd_batch;
 extern const struct shp_cmd cmd_cluster;
+extern const struct shp_cmd cmd_complete_names;
 extern const struct shp_cmd cmd_completion;
 extern const struct shp_cmd cmd_flags;
 extern const struct shp_cmd cmd_help;
@@ -121,6 +141,7 @@ extern const struct shp_cmd cmd_reconcile;
 extern const struct shp_cmd cmd_requests;
 extern const struct shp_cmd cmd_role;
 extern const struct shp_cmd cmd_service;
+extern const struct shp_cmd cmd_shell;
 extern const struct shp_cmd cmd_size;
 extern const struct shp_cmd cmd_status;
 extern const struct shp_cmd cmd_system;
@@ -130,6 +151,7 @@ extern const struct shp_cmd cmd_tenant;
 extern const struct shp_cmd cmd_token;
 extern const struct shp_cmd cmd_version;
 extern const struct shp_cmd cmd_vm;
+extern const struct shp_cmd cmd_vnc;
 extern const struct shp_cmd cmd_whoami;
 /* the answer to a submitted request (cmd-system.c; systems, services and VMs) */
 extern const struct cli_kind cli_request_answer_kind;
@@ -168,6 +190,11 @@ void cli_config_release(struct cli_config *cfg);
 /* Set s to value unless it already holds a value from a stronger source. */
 void cli_config_set(struct cli_setting *s, const char *value, enum cli_source src,
 		    const char *origin);
+/*
+ * $VAR/suffix when $VAR is an absolute path (XDG ignores relative ones), else
+ * $HOME/fallback/suffix, else NULL (allocated).
+ */
+char *cli_xdg_path(const char *var, const char *fallback, const char *suffix);
 /* The config file's path: $SHEPHERD_CONFIG, else $XDG_CONFIG_HOME or ~/.config/shepherd/. */
 char *cli_config_file_path(void);
 /*
@@ -215,6 +242,15 @@ struct cli_ctx {
 
 void cli_ctx_init(struct cli_ctx *ctx);
 void cli_ctx_release(struct cli_ctx *ctx);
+
+/* main.c */
+/*
+ * Run one command line (argv[0] is the command, global options may follow it), as main does
+ * after the global options before it: look-ups, checks, the handler. -code with ctx->err set.
+ */
+int cli_run_command(struct cli_ctx *ctx, int argc, char **argv);
+/* Print ctx->err as main does ("shepherd: error: ..." and hints); returns the exit status. */
+int cli_report_error(struct cli_ctx *ctx);
 
 /* options.c */
 /*
