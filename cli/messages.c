@@ -88,6 +88,7 @@ static const struct cli_message messages[] = {
 	/* the generic codes: the daemon's explanation follows */
 	{"INVALID_ARGUMENT", N_("'{field}' must be from {min} to {max}")},
 	{"INVALID_ARGUMENT", N_("'{field}' is too long (at most {max_length})")},
+	{"INVALID_ARGUMENT", N_("'{field}' has too many items (at most {max_items})")},
 	{"INVALID_ARGUMENT", N_("invalid '{field}': {message}")},
 	{"INVALID_ARGUMENT", N_("invalid request: {message}")},
 	{"MALFORMED_REQUEST", N_("the request is not valid JSON: {message}")},

@@ -601,6 +601,7 @@ static int plan_changed_conflict(struct shp_error *err, int64_t id, const char *
 {
 	shp_error_set(err, SHP_E_CONFLICT, "ticket %" PRId64 " %s: review it again", id, what);
 	shp_error_api_code(err, "APPROVAL_INVALIDATED");
+	shp_error_detail(err, "ticket", "%" PRId64, id);
 	return -SHP_E_CONFLICT;
 }
 
@@ -880,6 +881,7 @@ static int not_self(struct shd_req *req, const struct approval_ticket *t, struct
 	shp_error_set(err, SHP_E_PERM, "'%s' requested ticket %" PRId64 " and may not decide it",
 		      req->ident.name, t->id);
 	shp_error_api_code(err, "SELF_APPROVAL");
+	shp_error_detail(err, "ticket", "%" PRId64, t->id);
 	return -SHP_E_PERM;
 }
 

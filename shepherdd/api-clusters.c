@@ -388,6 +388,7 @@ static int unsupported(const struct shd_provider *p, const char *name, const cha
 		      what);
 	shp_error_api_code(err, "UNSUPPORTED");
 	shp_error_detail(err, "cluster", "%s", name);
+	shp_error_detail(err, "operation", "%s", what);
 	return -SHP_E_INVAL;
 }
 

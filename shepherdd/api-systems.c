@@ -106,6 +106,8 @@ static int name_taken(struct shp_error *err, const char *what, const char *name)
 	shp_error_set(err, SHP_E_CONFLICT, "a %s named '%s' already exists", what, name);
 	shp_error_api_code(err, "NAME_TAKEN");
 	shp_error_detail(err, "field", "name");
+	shp_error_detail(err, "kind", "%s", what);
+	shp_error_detail(err, "name", "%s", name);
 	return -SHP_E_CONFLICT;
 }
 

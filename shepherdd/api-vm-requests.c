@@ -113,6 +113,7 @@ static int ambiguous(const PGresult *res, const char *name, struct shp_error *er
 	shp_error_set(err, SHP_E_CONFLICT,
 		      "VM name '%s' is in several namespaces (%s): add ?namespace=", name, b.buf);
 	shp_error_api_code(err, "AMBIGUOUS_NAME");
+	shp_error_detail(err, "name", "%s", name);
 	shp_error_detail(err, "namespaces", "%s", b.buf);
 	return -SHP_E_CONFLICT;
 }
@@ -166,6 +167,8 @@ static int may_request(struct shd_req *req, const struct vm_row *v, bool power,
 		      power ? "owners, members, operators and platform admins"
 			    : "owners and members",
 		      v->system, v->name);
+	shp_error_detail(err, "system", "%s", v->system);
+	shp_error_detail(err, "vm", "%s", v->name);
 	if (!v->role[0])
 		shd_gov_audit_violation(req, "vm", v->name, err);
 	return -SHP_E_PERM;
@@ -346,6 +349,7 @@ static int resolve_template(PGconn *conn, json_t *spec, struct shp_error *err)
 			      "template '%s' has no active version: it takes no new VMs", name);
 		shp_error_api_code(err, "TEMPLATE_NOT_ACTIVE");
 		shp_error_detail(err, "field", "template");
+		shp_error_detail(err, "name", "%s", name);
 		return -SHP_E_CONFLICT;
 	}
 	(void)json_object_set_new(spec, "template_version",
@@ -394,6 +398,8 @@ static int check_cluster(PGconn *conn, const json_t *spec, int env, struct shp_e
 		      shd_db_value(res, 0, 0), shd_gov_env_name(env));
 	shp_error_api_code(err, "ENVIRONMENT_MISMATCH");
 	shp_error_detail(err, "field", "cluster");
+	shp_error_detail(err, "cluster_environment", "%s", shd_db_value(res, 0, 0));
+	shp_error_detail(err, "namespace_environment", "%s", shd_gov_env_name(env));
 	return -SHP_E_CONFLICT;
 }
 
@@ -418,6 +424,9 @@ static int name_free(PGconn *conn, const char *ns, const char *name, struct shp_
 		      ns);
 	shp_error_api_code(err, "NAME_TAKEN");
 	shp_error_detail(err, "field", "name");
+	shp_error_detail(err, "kind", "vm");
+	shp_error_detail(err, "name", "%s", name);
+	shp_error_detail(err, "namespace", "%s", ns);
 	return -SHP_E_CONFLICT;
 }
 

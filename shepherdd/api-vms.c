@@ -190,6 +190,7 @@ static int ambiguous(const PGresult *res, const char *name, struct shp_error *er
 		      "VM '%s' exists in several namespaces (%s): name one with ?namespace=", name,
 		      list.buf);
 	shp_error_api_code(err, "AMBIGUOUS_NAME");
+	shp_error_detail(err, "name", "%s", name);
 	shp_error_detail(err, "namespaces", "%s", list.buf);
 	return -SHP_E_CONFLICT;
 }

@@ -363,6 +363,7 @@ static int claim_in_tx(PGconn *conn, int64_t id, void *arg, struct shp_error *er
 		return 0;
 	shp_error_set(err, SHP_E_CONFLICT, "ticket %s was dispatched or cancelled", a->ids);
 	shp_error_api_code(err, "ALREADY_DISPATCHED");
+	shp_error_detail(err, "ticket", "%s", a->ids);
 	return -SHP_E_CONFLICT;
 }
 

@@ -63,8 +63,11 @@ static int get_text(const json_t *obj, const char *key, bool required, size_t ma
 		return shp_error_field(err, key, "field '%s' must be a string", key);
 	s = json_string_value(v);
 	n = json_string_length(v);
-	if (n > max)
-		return shp_error_field(err, key, "field '%s' is longer than %zu bytes", key, max);
+	if (n > max) {
+		(void)shp_error_field(err, key, "field '%s' is longer than %zu bytes", key, max);
+		shp_error_detail(err, "max_length", "%zu", max);
+		return -SHP_E_INVAL;
+	}
 	if (!shp_utf8_is_valid(s, n) || memchr(s, '\0', n))
 		return shp_error_field(err, key, "field '%s' is not UTF-8 text", key);
 	for (size_t i = 0; i < n; i++) {
@@ -183,8 +186,12 @@ static int get_ratio(const json_t *body, const char *key, int max, char *out, si
 	if (!json_is_number(v))
 		return shp_error_field(err, key, "field '%s' must be a number", key);
 	d = json_number_value(v);
-	if (!(d >= 1.0 && d <= max))
-		return shp_error_field(err, key, "field '%s' must be from 1 to %d", key, max);
+	if (!(d >= 1.0 && d <= max)) {
+		(void)shp_error_field(err, key, "field '%s' must be from 1 to %d", key, max);
+		shp_error_detail(err, "min", "1");
+		shp_error_detail(err, "max", "%d", max);
+		return -SHP_E_INVAL;
+	}
 	hundredths = d * 100.0;
 	if (hundredths - (double)(long long)(hundredths + 0.5) > 1e-6 ||
 	    (double)(long long)(hundredths + 0.5) - hundredths > 1e-6)

@@ -109,6 +109,10 @@ static int check_ours(struct shd_step_ctx *s, struct shd_provider *p, const stru
 		      "(it lacks %s=%s)",
 		      v->ns, v->name, v->cluster, SHD_LABEL_VM_ID, vm_id);
 	shp_error_api_code(err, "NAME_TAKEN");
+	shp_error_detail(err, "kind", "vm");
+	shp_error_detail(err, "name", "%s", v->name);
+	shp_error_detail(err, "namespace", "%s", v->ns);
+	shp_error_detail(err, "cluster", "%s", v->cluster);
 	return -SHP_E_CONFLICT;
 }
 

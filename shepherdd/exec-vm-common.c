@@ -128,6 +128,11 @@ int shd_vmact_wait(struct shd_step_ctx *s, struct shd_provider *p, const struct 
 				      v->ns, v->name, v->cluster,
 				      vm->error[0] ? vm->error : vm->printable_status);
 			shp_error_api_code(err, "VM_FAILED");
+			shp_error_detail(err, "namespace", "%s", v->ns);
+			shp_error_detail(err, "name", "%s", v->name);
+			shp_error_detail(err, "cluster", "%s", v->cluster);
+			shp_error_detail(err, "reason", "%s",
+					 vm->error[0] ? vm->error : vm->printable_status);
 			return -SHP_E_CONFLICT;
 		}
 		if (shd_step_sleep(s, SHD_VMACT_POLL_MS, err) < 0)

@@ -95,6 +95,7 @@ int shd_fsm_check(const struct shd_fsm *fsm, const char *from, const char *to,
 	shp_error_set(err, SHP_E_CONFLICT, "illegal %s transition from '%s' to '%s'%s", fsm->name,
 		      from, to, shd_fsm_is_terminal(fsm, from) ? " (a final state)" : "");
 	shp_error_api_code(err, "ILLEGAL_TRANSITION");
+	shp_error_detail(err, "what", "%s", fsm->name);
 	shp_error_detail(err, "from", "%s", from);
 	shp_error_detail(err, "to", "%s", to);
 	return -SHP_E_CONFLICT;

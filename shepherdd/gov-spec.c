@@ -69,9 +69,12 @@ static int get_text(const json_t *obj, const char *key, const char *field, size_
 		return 0;
 	if (!json_is_string(v))
 		return shp_error_field(err, field, "field '%s' must be a string", field);
-	if (json_string_length(v) > max)
-		return shp_error_field(err, field, "field '%s' is longer than %zu bytes", field,
-				       max);
+	if (json_string_length(v) > max) {
+		(void)shp_error_field(err, field, "field '%s' is longer than %zu bytes", field,
+				      max);
+		shp_error_detail(err, "max_length", "%zu", max);
+		return -SHP_E_INVAL;
+	}
 	if (!text_is_clean(json_string_value(v), json_string_length(v), multiline))
 		return shp_error_field(err, field,
 				       "field '%s' must be UTF-8 text without control characters",
@@ -90,9 +93,12 @@ static int get_label(const json_t *obj, const char *key, const char *field, cons
 	*ret = NULL;
 	if (r < 0 || !s)
 		return r;
-	if (strlen(s) > NAME_MAX_LEN)
-		return shp_error_field(err, field, "field '%s' is longer than %d characters", field,
-				       NAME_MAX_LEN);
+	if (strlen(s) > NAME_MAX_LEN) {
+		(void)shp_error_field(err, field, "field '%s' is longer than %d characters", field,
+				      NAME_MAX_LEN);
+		shp_error_detail(err, "max_length", "%d", NAME_MAX_LEN);
+		return -SHP_E_INVAL;
+	}
 	if (!shp_name_is_valid(s))
 		return shp_error_field(err, field,
 				       "field '%s' must be a DNS-1123 label: lower-case letters, "
@@ -239,9 +245,12 @@ static int check_disks(const json_t *spec, struct shp_error *err)
 		return 0;
 	if (!json_is_array(disks))
 		return shp_error_field(err, "disks", "field 'disks' must be an array");
-	if (json_array_size(disks) > SHD_SPEC_MAX_DISKS)
-		return shp_error_field(err, "disks", "field 'disks' has more than %d disks",
-				       SHD_SPEC_MAX_DISKS);
+	if (json_array_size(disks) > SHD_SPEC_MAX_DISKS) {
+		(void)shp_error_field(err, "disks", "field 'disks' has more than %d disks",
+				      SHD_SPEC_MAX_DISKS);
+		shp_error_detail(err, "max_items", "%d", SHD_SPEC_MAX_DISKS);
+		return -SHP_E_INVAL;
+	}
 	json_array_foreach(disks, i, d)
 	{
 		if (check_disk(d, i, disks, err) < 0)
@@ -259,9 +268,13 @@ static int check_int(const json_t *spec, const char *key, int64_t min, int64_t m
 		return 0;
 	if (!json_is_integer(v))
 		return shp_error_field(err, key, "field '%s' must be an integer", key);
-	if (json_integer_value(v) < min || json_integer_value(v) > max)
-		return shp_error_field(err, key, "field '%s' must be from %lld to %lld", key,
-				       (long long)min, (long long)max);
+	if (json_integer_value(v) < min || json_integer_value(v) > max) {
+		(void)shp_error_field(err, key, "field '%s' must be from %lld to %lld", key,
+				      (long long)min, (long long)max);
+		shp_error_detail(err, "min", "%lld", (long long)min);
+		shp_error_detail(err, "max", "%lld", (long long)max);
+		return -SHP_E_INVAL;
+	}
 	return 0;
 }
 

@@ -104,8 +104,11 @@ static int get_token(const json_t *src, const char *key, bool required, size_t m
 	if (!json_is_string(v))
 		return shp_error_field(err, field, "field '%s' must be a string", field);
 	s = json_string_value(v);
-	if (json_string_length(v) == 0 || json_string_length(v) > max)
-		return shp_error_field(err, field, "field '%s' must be 1 to %zu bytes", field, max);
+	if (json_string_length(v) == 0 || json_string_length(v) > max) {
+		(void)shp_error_field(err, field, "field '%s' must be 1 to %zu bytes", field, max);
+		shp_error_detail(err, "max_length", "%zu", max);
+		return -SHP_E_INVAL;
+	}
 	for (size_t i = 0; i < json_string_length(v); i++)
 		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
 			return shp_error_field(err, field,
@@ -320,9 +323,12 @@ static int add_cloud_init(struct vm_parts *p, const json_t *tmpl, const json_t *
 /* Hundredths of an overcommit ratio in [1, max]. */
 static int ratio(double r, int max, const char *field, int64_t *ret, struct shp_error *err)
 {
-	if (!(r >= 1.0 && r <= max)) /* NaN too */
-		return shp_error_field(err, field, "the size's %s must be from 1 to %d", field,
-				       max);
+	if (!(r >= 1.0 && r <= max)) { /* NaN too */
+		(void)shp_error_field(err, field, "the size's %s must be from 1 to %d", field, max);
+		shp_error_detail(err, "min", "1");
+		shp_error_detail(err, "max", "%d", max);
+		return -SHP_E_INVAL;
+	}
 	*ret = (int64_t)(r * 100.0 + 0.5);
 	return 0;
 }

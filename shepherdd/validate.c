@@ -61,8 +61,12 @@ int shd_validate_api_url(const char *field, const char *url, struct shp_error *e
 {
 	const char *rest, *end;
 
-	if (strlen(url) > SHP_API_URL_MAX)
-		return shp_error_field(err, field, "field '%s' is longer than 2048 bytes", field);
+	if (strlen(url) > SHP_API_URL_MAX) {
+		(void)shp_error_field(err, field, "field '%s' is longer than %d bytes", field,
+				      SHP_API_URL_MAX);
+		shp_error_detail(err, "max_length", "%d", SHP_API_URL_MAX);
+		return -SHP_E_INVAL;
+	}
 	if (strncmp(url, "https://", 8) == 0)
 		rest = url + 8;
 	else if (strncmp(url, "http://", 7) == 0)
