@@ -70,6 +70,18 @@ static const struct cli_message messages[] = {
 	{"VM_FAILED", N_("VM '{namespace}/{name}' failed on cluster '{cluster}': {reason}")},
 	{"VM_FAILED", N_("the VM failed: {message}")},
 	{"RESOURCE_BUSY", N_("'{lock}' is busy: another operation holds it")},
+	/* what a cluster answered, passed on */
+	{"CLUSTER_BAD_REQUEST", N_("the cluster refused the request: {message}")},
+	{"CLUSTER_INVALID", N_("the cluster refused the request: {message}")},
+	{"CLUSTER_UNAUTHORIZED",
+	 N_("the cluster did not accept shepherd's credentials: {message}")},
+	{"CLUSTER_FORBIDDEN", N_("the cluster does not allow shepherd this: {message}")},
+	{"CLUSTER_THROTTLED", N_("the cluster is throttling requests: {message}")},
+	{"CLUSTER_UNAVAILABLE", N_("the cluster is unavailable: {message}")},
+	{"CLUSTER_TIMEOUT", N_("the cluster did not answer in time: {message}")},
+	{"CLUSTER_ERROR", N_("the cluster failed: {message}")},
+	{"ALREADY_EXISTS", N_("it already exists on the cluster: {message}")},
+	{"RESOURCE_EXPIRED", N_("the cluster's list expired: try again ({message})")},
 	/* batches and the console */
 	{"BATCH_TOO_LARGE", N_("'{field}' takes at most {max} items")},
 	{"BATCH_TOO_LARGE", N_("a batch takes at most {max} VMs")},
@@ -80,6 +92,9 @@ static const struct cli_message messages[] = {
 	{"TOKEN_INVALID", N_("the console token is not valid")},
 	{"TOKEN_NOT_YOURS", N_("this console token was issued to another user")},
 	{"TOKEN_EXPIRED", N_("this console token has expired: open the console again")},
+	{"TOKEN_REPLAYED", N_("this console token was used already: open the console again")},
+	{"TOKEN_REQUIRED", N_("the console needs a token: {message}")},
+	{"UPGRADE_REQUIRED", N_("this needs a WebSocket upgrade: {message}")},
 	/* requests themselves */
 	{"IDEMPOTENCY_KEY_REUSED",
 	 N_("this Idempotency-Key was already used for a different request")},
