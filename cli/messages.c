@@ -108,6 +108,7 @@ static const struct cli_message messages[] = {
 	{"INVALID_ARGUMENT", N_("invalid request: {message}")},
 	{"MALFORMED_REQUEST", N_("the request is not valid JSON: {message}")},
 	{"UNAUTHENTICATED", N_("not authenticated: {message}")},
+	{"FORBIDDEN", N_("permission denied: this needs the {required_role} role")},
 	{"FORBIDDEN", N_("permission denied: {message}")},
 	{"NOT_FOUND", N_("{kind} '{name}' not found")},
 	{"NOT_FOUND", N_("'{name}' not found")},

@@ -448,7 +448,9 @@ int shd_req_require_admin(struct shd_req *req, struct shp_error *err)
 {
 	if (req->authenticated && req->ident.is_admin)
 		return 0;
-	return shp_error_set(err, SHP_E_PERM, "this needs the platform-admin role");
+	shp_error_set(err, SHP_E_PERM, "this needs the platform-admin role");
+	shp_error_detail(err, "required_role", "platform-admin");
+	return -SHP_E_PERM;
 }
 
 int shd_cursor_encode(const char *key, struct shp_buf *out)
