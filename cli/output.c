@@ -228,6 +228,7 @@ static char *time_text(const struct cli_column *col, const char *value, int64_t 
 	if (detail)
 		return t > now ? xasprintf(_("%s (in %s)"), value, age)
 			       : xasprintf(_("%s (%s ago)"), value, age);
+	/* TRANSLATORS: %s is a short age such as "5m", "2h30m" or "3d" */
 	return t > now ? xasprintf(_("in %s"), age) : xasprintf(_("%s ago"), age);
 }
 
@@ -473,6 +474,7 @@ int cli_show_list(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t
 
 	if (json_array_size(items) == 0 &&
 	    (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)) {
+		/* TRANSLATORS: %s is a kind of object in the plural: "namespaces", "tokens" */
 		cli_note(ctx, _("No %s found.\n"), cli_tr(kind->plural));
 		return 0;
 	}
@@ -512,6 +514,7 @@ int cli_show_done(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t
 	if (ctx->quiet)
 		return 0;
 	name = value_text(&col, cli_json_path(obj, kind->name_field), 0, false);
+	/* "namespace/team-a created": the kind and name stay as they are, the verb is translated */
 	printf("%s/%s %s\n", kind->name, name, cli_tr(what));
 	return 0;
 }
