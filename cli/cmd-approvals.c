@@ -45,6 +45,7 @@ enum {
 	OPT_SET,
 	OPT_FILE,
 	OPT_YES,
+	OPT_DURATION,
 };
 
 static const char *const sorts[] = {"days_pending", NULL};
@@ -312,7 +313,8 @@ static int cmd_approvals_approve(int argc, char **argv, struct cli_ctx *ctx)
 	_cleanup_(json_decrefp) json_t *body = json_object();
 	_cleanup_(json_decrefp) json_t *a = NULL;
 	_cleanup_free_ char *path = NULL;
-	const char *cluster = NULL, *reason = NULL, *hash, *why;
+	const char *cluster = NULL, *reason = NULL, *duration = NULL, *hash, *why;
+	int64_t seconds = 0;
 	int c, r;
 
 	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
@@ -320,7 +322,11 @@ static int cmd_approvals_approve(int argc, char **argv, struct cli_ctx *ctx)
 			cluster = optarg;
 		else if (c == OPT_REASON)
 			reason = optarg;
+		else if (c == OPT_DURATION)
+			duration = optarg;
 	}
+	if (duration && shp_parse_duration(duration, &seconds, &ctx->err) < 0)
+		return cli_usage_error(ctx, _("--duration: %s"), ctx->err.msg);
 	/* approve what was shown: the plan hash as the daemon computes it for this cluster */
 	r = get_ticket(ctx, argv[optind], cluster, &t);
 	if (r < 0)
@@ -341,6 +347,8 @@ static int cmd_approvals_approve(int argc, char **argv, struct cli_ctx *ctx)
 	    cli_body_set(ctx, body, "plan_hash", hash) < 0 ||
 	    cli_body_set(ctx, body, "reason", reason) < 0)
 		return -ctx->err.code;
+	if (duration)
+		(void)json_object_set_new(body, "duration_s", json_integer(seconds));
 	path = ticket_decision_path(argv[optind], "approve");
 	r = cli_call(ctx, "POST", path, body, &a);
 	return r < 0 ? r : approve_report(ctx, argv[optind], a);
@@ -638,6 +646,8 @@ static const struct shp_flag approve_flags[] = {
 	 N_("run it on this cluster (else the ticket's, else the requested one)"),
 	 .names = CLI_NAMES_CLUSTER},
 	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("a note kept with the approval")},
+	{"duration", OPT_DURATION, 0, NULL, "DURATION",
+	 N_("console access (VNC_ACCESS): grant it for this long only")},
 	{NULL},
 };
 
@@ -682,7 +692,7 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.fn = cmd_approvals_approve,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "TICKET [--cluster NAME] [--reason TEXT]",
+		.usage = "TICKET [--cluster NAME] [--reason TEXT] [--duration DURATION]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("approve a request"),
 		.description =
@@ -691,7 +701,9 @@ static const struct shp_subcmd approvals_verbs[] = {
 			   "carries the plan hash shown for the chosen cluster, so a plan "
 			   "that changed in between is refused. At level 3 the ticket waits "
 			   "for the required number of distinct approvers; the last approval "
-			   "starts the task."),
+			   "starts the task. A console access request (VNC_ACCESS) runs on no "
+			   "cluster: its approval grants the access, for --duration when that "
+			   "is shorter than what was asked."),
 		.opts = approve_flags,
 	},
 	{
