@@ -104,7 +104,7 @@ static int cmd_inbox_read(int argc, char **argv, struct cli_ctx *ctx)
 	base = cli_path(SHP_ROUTE_NOTIFICATIONS, argv[optind]);
 	path = xasprintf("%s/read", base);
 	r = cli_call(ctx, "PATCH", path, NULL, &obj);
-	return r < 0 ? r : cli_show_done(ctx, &inbox_kind, obj, _("marked read"));
+	return r < 0 ? r : cli_show_done(ctx, &inbox_kind, obj, N_("marked read"));
 }
 
 /* The unread count: the number alone on stdout (or {"unread": N}), for prompts and scripts. */
