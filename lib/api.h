@@ -58,6 +58,11 @@
 #define SHP_HDR_LAST_EVENT_ID "Last-Event-ID"
 #define SHP_SSE_CONTENT_TYPE "text/event-stream"
 #define SHP_SSE_EVENT_END "end" /* the last frame: data is the finished task */
+/*
+ * The same events over a WebSocket (the same GET upgraded, this subprotocol): one text frame per
+ * event, {"event": TYPE, "id": N, "data": EVENT}, then {"event": "end", "data": TASK}.
+ */
+#define SHP_WS_PROTOCOL_EVENTS "events.shepherd.io"
 
 /*
  * Bodies.

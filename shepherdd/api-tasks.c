@@ -20,6 +20,7 @@
 #include "json.h"
 #include "queue.h"
 #include "shepherdd.h"
+#include "upgrade.h"
 #include "util.h"
 
 static int task_id_param(struct shd_req *req, int64_t *ret, struct shp_error *err)
@@ -217,6 +218,8 @@ int shd_api_tasks_stream(struct shd_req *req, struct shd_resp *resp, struct shp_
 	if (visible_task(req, &id, role, sizeof(role), err) < 0 ||
 	    after_param(req, true, &after, err) < 0)
 		return -err->code;
+	if (shd_ws_is_upgrade(req))
+		return shd_api_tasks_stream_ws(req, resp, id, after, err);
 	resp->stream = shd_sse_open(req->d->sse, req->mhd, id, after, err);
 	if (!resp->stream)
 		return -err->code;

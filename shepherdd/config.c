@@ -114,6 +114,10 @@ static const struct opt opts[] = {
 	 O(http_max_connections), "1024", 1, 65536, "N", "concurrent connections per listener"},
 	{"http.max_streams", "SHEPHERD_HTTP_MAX_STREAMS", "http-max-streams", OPT_INT,
 	 O(http_max_streams), "64", 1, 4096, "N", "open task event streams (429 above)"},
+	{"server.websocket_sessions", "SHEPHERD_WEBSOCKET_SESSIONS", "websocket-sessions", OPT_INT,
+	 O(websocket_sessions), "64", 0, 4096, "N",
+	 "WebSocket sessions (consoles, progress streams) at once: 429 above; 0 refuses every "
+	 "upgrade"},
 	{"execution.enabled", "SHEPHERD_EXECUTION_ENABLED", "execution-enabled", OPT_BOOL,
 	 O(exec_enabled), "true", 0, 0, "BOOL",
 	 "run plans for real when no global flag is set (false: record only)"},

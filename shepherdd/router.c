@@ -21,6 +21,7 @@
 #include "json.h"
 #include "log.h"
 #include "shepherdd.h"
+#include "upgrade.h"
 #include "util.h"
 
 #define NS "/api/v1/namespaces"
@@ -360,6 +361,8 @@ void shd_resp_release(struct shd_resp *resp)
 	if (resp->stream)
 		MHD_destroy_response(resp->stream);
 	resp->stream = NULL;
+	shd_ws_conn_abandon(resp->upgrade);
+	resp->upgrade = NULL;
 	json_decref(resp->json);
 	resp->json = NULL;
 	free(resp->raw);

@@ -24,6 +24,7 @@
 #include "error.h"
 #include "log.h"
 #include "shepherdd.h"
+#include "upgrade.h"
 #include "util.h"
 
 /* The context of one listener's callbacks. */
@@ -119,6 +120,7 @@ static void req_free(struct shd_req *req)
 {
 	if (!req)
 		return;
+	shd_ws_request_done(req->upgrade);
 	shp_buf_release(&req->body);
 	for (int i = 0; i < req->nparams; i++)
 		free(req->params[i]);
@@ -152,7 +154,16 @@ static enum MHD_Result queue(struct shd_req *req, struct shd_resp *resp)
 			resp->raw[resp->raw_len] = '\0';
 		}
 	}
-	if (resp->stream) {
+	if (resp->upgrade && resp->status != 101) {
+		shd_ws_conn_abandon(resp->upgrade); /* an error answer replaced the 101 */
+		resp->upgrade = NULL;
+	}
+	if (resp->upgrade) {
+		/* the session's 101 (upgrade.c): the request keeps a borrowed pointer */
+		r = shd_ws_response(resp->upgrade);
+		req->upgrade = r ? resp->upgrade : NULL;
+		resp->upgrade = NULL;
+	} else if (resp->stream) {
 		r = resp->stream; /* a streamed body (sse.c): ours to queue and destroy */
 		resp->stream = NULL;
 		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
@@ -360,7 +371,7 @@ static char *read_pem(const char *path, const char *what, struct shp_error *err)
 static unsigned mhd_flags(void)
 {
 	return MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG |
-	       MHD_ALLOW_SUSPEND_RESUME;
+	       MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
 }
 
 #define MAX_OPTS 20
@@ -498,6 +509,9 @@ struct shd_server *shd_server_start(struct shd_daemon *d, struct shp_error *err)
 	if (shp_random_bytes(rnd, sizeof(rnd), err) < 0)
 		return NULL;
 	shp_hex_encode(rnd, sizeof(rnd), reqid_prefix);
+	d->ws = shd_ws_hub_new(d->cfg->websocket_sessions, d->cfg->http_connection_timeout_s, err);
+	if (!d->ws)
+		return NULL;
 	if (bind_unix_socket(s, d->cfg, err) < 0 || start_unix(s, err) < 0)
 		return NULL;
 	if (d->cfg->tls_listen && start_tls(s, err) < 0)
@@ -509,10 +523,13 @@ struct shd_server *shd_server_stop(struct shd_server *s)
 {
 	if (!s)
 		return NULL;
+	/* upgraded connections must be closed before their listener stops */
+	shd_ws_hub_close_all(s->d->ws);
 	if (s->tls_mhd)
 		MHD_stop_daemon(s->tls_mhd);
 	if (s->unix_mhd)
 		MHD_stop_daemon(s->unix_mhd);
+	s->d->ws = shd_ws_hub_free(s->d->ws);
 	if (s->unix_fd >= 0)
 		close(s->unix_fd);
 	if (s->socket_path) {

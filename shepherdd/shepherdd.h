@@ -23,6 +23,8 @@ struct shd_dbpool;
 struct shd_metrics;
 struct shd_exec_engine;
 struct shd_sse_hub;
+struct shd_ws_hub;
+struct shd_ws_conn;
 struct shd_providers;
 struct shd_console_keys;
 struct shd_watcher;
@@ -66,6 +68,7 @@ struct shd_config {
 	int http_connection_timeout_s;
 	int http_max_connections;
 	int http_max_streams;
+	int websocket_sessions; /* upgraded API connections at once; 0 refuses upgrades */
 
 	bool exec_enabled;
 	int exec_immediate_max_ms;
@@ -131,6 +134,7 @@ struct shd_daemon {
 	struct shd_metrics *metrics;
 	struct shd_exec_engine *exec;
 	struct shd_sse_hub *sse;
+	struct shd_ws_hub *ws; /* WebSocket sessions (upgrade.h), set by shd_server_start */
 	struct shd_providers *providers;       /* one provider per cluster (provider.h) */
 	struct shd_console_keys *console_keys; /* seal and open console tokens (console.h) */
 	/* the VM list-watch (watcher.h): set after the listeners start, hence atomic */
@@ -200,6 +204,8 @@ struct shd_req {
 	char audit_name[128];
 
 	int64_t idem_id; /* the idempotency key this request claimed, 0 if none */
+
+	struct shd_ws_conn *upgrade; /* its WebSocket session, until the request completes */
 };
 
 struct shd_resp {
@@ -212,6 +218,7 @@ struct shd_resp {
 	const char *allow;        /* static; adds Allow (405) */
 	bool replayed; /* the stored answer to an earlier request with this Idempotency-Key */
 	struct MHD_Response *stream; /* owned: a streamed body (sse.c) instead of json/raw */
+	struct shd_ws_conn *upgrade; /* owned: an accepted WebSocket session (status 101) */
 };
 
 /* ---- router.c ------------------------------------------------------------------------------ */
@@ -404,6 +411,9 @@ int shd_api_tasks_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_tasks_get(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_tasks_events(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_tasks_stream(struct shd_req *, struct shd_resp *, struct shp_error *);
+/* api-tasks-ws.c: the same stream over a WebSocket (the request is an upgrade) */
+int shd_api_tasks_stream_ws(struct shd_req *req, struct shd_resp *resp, int64_t exec_id,
+			    int64_t after_id, struct shp_error *err);
 int shd_api_tasks_cancel(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_tenant_members_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_tenant_members_put(struct shd_req *, struct shd_resp *, struct shp_error *);
