@@ -171,6 +171,8 @@ const struct shd_route shd_routes[] = {
 	 "VNC_TOKEN_ISSUED", "vm", "console_token"},
 	{"POST", SHP_ROUTE_VMS "/{name}/console/requests", shd_api_console_request,
 	 ROUTE_DB | ROUTE_BODY, "REQUEST_SUBMITTED", "request", "console_request"},
+	{"GET", SHP_ROUTE_VMS "/{name}/vnc", shd_api_console_vnc, ROUTE_DB, NULL, NULL,
+	 "console_vnc"},
 	{"GET", SHP_ROUTE_ROLEBINDINGS, shd_api_rolebindings_list, ROUTE_DB | ROUTE_ADMIN, NULL,
 	 NULL, "rolebindings_list"},
 	{"PUT", SHP_ROUTE_ROLEBINDINGS "/{user}/{role}", shd_api_rolebindings_put,

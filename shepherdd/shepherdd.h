@@ -449,6 +449,7 @@ int shd_api_vms_history(struct shd_req *, struct shd_resp *, struct shp_error *)
 /* api-console.c, console-proxy.c: VNC console tokens, access requests, the session */
 int shd_api_console_token(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_console_request(struct shd_req *, struct shd_resp *, struct shp_error *);
+int shd_api_console_vnc(struct shd_req *, struct shd_resp *, struct shp_error *);
 
 int shd_api_policies_list(struct shd_req *, struct shd_resp *, struct shp_error *);
 int shd_api_policies_get(struct shd_req *, struct shd_resp *, struct shp_error *);
