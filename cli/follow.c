@@ -1,7 +1,9 @@
 /*
- * Following a task to its end: its Server-Sent Events stream (GET /tasks/ID/stream), resumed with
- * Last-Event-ID after a break; polling GET /tasks/ID/events?after=N when the server cannot
- * stream; then the finished task. In table output every event becomes one line on stderr.
+ * Following a task to its end: its stream (GET /tasks/ID/stream) upgraded to a WebSocket, else
+ * as Server-Sent Events, either resumed after the last event seen when it breaks; polling
+ * GET /tasks/ID/events?after=N when the daemon cannot stream; then the finished task.
+ * SHEPHERD_WAIT_TRANSPORT=ws|sse|poll forces one. In table output the events go to stderr: one
+ * line each, or one progress line rewritten in place on a terminal.
  */
 #include "config.h"
 
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -20,10 +23,12 @@
 #include "cli.h"
 #include "error.h"
 #include "httpc.h"
+#include "i18n.h"
 #include "json.h"
 #include "output.h"
 #include "sse.h"
 #include "util.h"
+#include "wsc.h"
 
 #define RECONNECT_MAX 5      /* breaks of the stream in a row before polling instead */
 #define BACKOFF_FIRST_MS 250 /* then doubled, up to BACKOFF_MAX_MS */
@@ -32,6 +37,11 @@
 #define STREAM_HEALTHY_NS (60ull * 1000000000ull)
 #define POLL_PAGE 500
 #define POLL_FAILURES_MAX 5 /* passing failures in a row while polling */
+#define WS_READ_MS 1000     /* a WebSocket read waits this long, then checks the silence */
+#define WS_MESSAGE_MAX (16u << 20)
+
+/* Which transports to try, in this order (SHEPHERD_WAIT_TRANSPORT narrows it to one). */
+enum transport { TRY_WS = 1 << 0, TRY_SSE = 1 << 1, TRY_POLL = 1 << 2 };
 
 struct follow {
 	struct cli_ctx *ctx;
@@ -40,11 +50,16 @@ struct follow {
 	int64_t last_seen;               /* the highest event id shown */
 	char resume[CLI_SSE_ID_MAX + 1]; /* the Last-Event-ID of the next connection, or "" */
 	bool show;                       /* events go to stderr */
+	bool live;                       /* ... as one progress line rewritten in place */
+	bool line_open;                  /* the progress line is on the screen, unfinished */
+	unsigned transports;             /* enum transport */
+	bool told;                       /* -v said which transport carries the events */
 	bool contacted; /* the daemon answered once: a failure after that may be passing */
 	/* The current connection. */
 	bool ended;    /* the end frame arrived */
 	bool unusable; /* no stream here: another status or type, or frames we cannot read */
 	int events;    /* frames it delivered */
+	struct shp_error last; /* why the last transport was given up */
 };
 
 static void nap_ms(long ms)
@@ -104,7 +119,24 @@ static void show_event(struct follow *f, const json_t *event)
 	if (!f->show)
 		return;
 	line = cli_event_line(event);
-	fprintf(stderr, "%s\n", line);
+	if (f->live) {
+		fprintf(stderr, "\r\033[K%s", line);
+		f->line_open = true;
+	} else {
+		fprintf(stderr, "%s\n", line);
+	}
+}
+
+/* -v: the one line saying how the events come. */
+static void tell_transport(struct follow *f, const char *how)
+{
+	if (!f->ctx->verbose || f->told)
+		return;
+	f->told = true;
+	if (f->line_open)
+		fputc('\n', stderr);
+	f->line_open = false;
+	fprintf(stderr, _("following task %s %s\n"), strrchr(f->base, '/') + 1, how);
 }
 
 /* Resume after the stream's last id when it can travel in a header, else the last one shown. */
@@ -137,7 +169,7 @@ static int on_event(void *arg, const struct cli_sse_event *ev)
 	} else if (f->ctx->verbose) {
 		_cleanup_free_ char *name = cli_text_sanitize(ev->event);
 
-		fprintf(stderr, "ignoring a '%s' event that is not a JSON object\n", name);
+		fprintf(stderr, _("ignoring a '%s' event that is not a JSON object\n"), name);
 	}
 	return 0;
 }
@@ -155,11 +187,14 @@ static int on_head(void *arg, const struct shp_httpc_response *resp, struct shp_
 	struct follow *f = arg;
 
 	f->contacted = true;
-	if (resp->status == 200 && is_event_stream(resp->content_type))
+	if (resp->status == 200 && is_event_stream(resp->content_type)) {
+		tell_transport(f, _("over Server-Sent Events"));
 		return 0;
-	if (f->ctx->verbose)
-		fprintf(stderr, "no event stream (HTTP %ld, '%s'): polling instead\n", resp->status,
-			resp->content_type);
+	}
+	shp_error_set(&f->last, SHP_E_UNAVAIL, _("no event stream (HTTP %ld, '%s')"), resp->status,
+		      resp->content_type);
+	if (f->ctx->verbose && (f->transports & TRY_POLL))
+		fprintf(stderr, _("%s: polling instead\n"), f->last.msg);
 	f->unusable = true;
 	return 1;
 }
@@ -172,7 +207,7 @@ static int on_data(void *arg, const char *data, size_t len, struct shp_error *er
 	if (r < 0) {
 		/* Only the parser fails: a frame over the cap, a broken id. Polling still works. */
 		if (f->ctx->verbose)
-			fprintf(stderr, "cannot read the event stream (%s): polling instead\n",
+			fprintf(stderr, _("cannot read the event stream (%s): polling instead\n"),
 				err ? err->msg : "");
 		f->unusable = true;
 	}
@@ -227,18 +262,23 @@ static int follow_stream(struct follow *f)
 		if (f->events > 0 || shp_now_monotonic_ns() - start >= STREAM_HEALTHY_NS)
 			breaks = 0;
 		/* Refused: the daemon is gone for now; polling reports it if it stays away. */
-		if (r < 0 && e.code == SHP_E_UNREACHABLE)
+		if (r < 0 && e.code == SHP_E_UNREACHABLE) {
+			f->last = e;
 			return 1;
+		}
 		if (++breaks > RECONNECT_MAX) {
+			shp_error_set(&f->last, SHP_E_UNAVAIL,
+				      _("the event stream keeps breaking"));
 			if (f->ctx->verbose)
 				fprintf(stderr,
-					"the event stream keeps breaking: polling instead\n");
+					_("the event stream keeps breaking: polling instead\n"));
 			return 1;
 		}
 		set_resume(f);
 		if (f->ctx->verbose)
-			fprintf(stderr, "the event stream broke (%s); reconnecting in %ld ms\n",
-				r < 0 ? e.msg : "closed before the task ended", backoff_ms(breaks));
+			fprintf(stderr, _("the event stream broke (%s); reconnecting in %ld ms\n"),
+				r < 0 ? e.msg : _("closed before the task ended"),
+				backoff_ms(breaks));
 		nap_ms(backoff_ms(breaks));
 	}
 }
@@ -278,6 +318,7 @@ static int follow_poll(struct follow *f)
 {
 	int failures = 0;
 
+	tell_transport(f, _("by polling"));
 	for (;;) {
 		_cleanup_(json_decrefp) json_t *page = NULL;
 		_cleanup_free_ char *path = xasprintf("%s/events?after=%" PRId64 "&limit=%d",
@@ -290,7 +331,7 @@ static int follow_poll(struct follow *f)
 			    ++failures > POLL_FAILURES_MAX)
 				return r;
 			if (f->ctx->verbose)
-				fprintf(stderr, "polling failed (%s); again in %ld ms\n",
+				fprintf(stderr, _("polling failed (%s); again in %ld ms\n"),
 					f->ctx->err.msg, backoff_ms(failures));
 			nap_ms(backoff_ms(failures));
 			continue;
@@ -306,6 +347,156 @@ static int follow_poll(struct follow *f)
 	}
 }
 
+/* ---- WebSocket -------------------------------------------------------------------------- */
+
+/* One message (a JSON text frame): an event, or the end (1). */
+static int ws_message(struct follow *f, const char *text, size_t len)
+{
+	_cleanup_(json_decrefp) json_t *j = shp_json_parse(text, len, SHP_API_JSON_DEPTH_MAX, NULL);
+	const char *type = shp_json_str(j, "event");
+	const json_t *data = json_object_get(j, "data");
+
+	f->events++;
+	if (type && strcmp(type, SHP_SSE_EVENT_END) == 0) {
+		f->ended = true;
+		return 1;
+	}
+	if (json_is_object(data))
+		show_event(f, data);
+	else if (f->ctx->verbose)
+		fprintf(stderr, _("ignoring a WebSocket message that is not an event\n"));
+	return 0;
+}
+
+/* Messages until the task ends, the daemon closes, or it falls silent past STREAM_IDLE_MS. */
+static int ws_follow_open(struct follow *f, struct shp_wsc *w, struct shp_error *err)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf msg = SHP_BUF_INIT(WS_MESSAGE_MAX);
+	char chunk[16384];
+
+	for (;;) {
+		struct shp_error e = SHP_ERROR_INIT;
+		unsigned op = 0;
+		long n = shp_wsc_read(w, chunk, sizeof(chunk), &op, WS_READ_MS, &e);
+
+		if (n == 0)
+			return 0;
+		if (n < 0 && e.code == SHP_E_TIMEOUT && shp_wsc_quiet_ms(w) < STREAM_IDLE_MS)
+			continue;
+		if (n < 0) {
+			*err = e;
+			return -(int)e.code;
+		}
+		if (shp_buf_addn(&msg, chunk, (size_t)n) < 0) {
+			f->unusable = true;
+			return shp_error_set(err, SHP_E_LIMIT,
+					     _("a WebSocket message over %u bytes"),
+					     WS_MESSAGE_MAX);
+		}
+		if (!shp_wsc_message_ended(w))
+			continue;
+		if (op == SHP_WS_TEXT && ws_message(f, msg.buf, msg.len) == 1)
+			return 0;
+		shp_buf_reset(&msg);
+	}
+}
+
+/* One WebSocket, from after the last event seen. *ret_opened: the daemon switched. */
+static int ws_once(struct follow *f, bool *ret_opened, struct shp_error *err)
+{
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	_cleanup_free_ char *path =
+		f->last_seen > 0 ? xasprintf("%s/stream?after=%" PRId64, f->base, f->last_seen)
+				 : xasprintf("%s/stream", f->base);
+	struct shp_wsc *w = NULL;
+	int r;
+
+	shp_httpc_response_init(&resp);
+	f->ended = f->unusable = false;
+	f->events = 0;
+	r = shp_wsc_open(f->ctx->http, path, SHP_WS_PROTOCOL_EVENTS, &resp, &w, err);
+	*ret_opened = r == 0;
+	if (resp.status > 0)
+		f->contacted = true;
+	if (r < 0)
+		return r;
+	tell_transport(f, _("over a WebSocket"));
+	r = ws_follow_open(f, w, err);
+	shp_wsc_close(w);
+	return r;
+}
+
+/* 0 when the task ended on the WebSocket, 1 when polling must take over, 2 to try SSE. */
+static int follow_ws(struct follow *f)
+{
+	int breaks = 0;
+
+	for (;;) {
+		struct shp_error e = SHP_ERROR_INIT;
+		uint64_t start = shp_now_monotonic_ns();
+		bool opened = false;
+		int r = ws_once(f, &opened, &e);
+
+		if (f->ended)
+			return 0;
+		if (!opened || f->unusable) {
+			/* refused (sessions off or all taken, an older daemon) or unreadable */
+			f->last = e;
+			if (e.code == SHP_E_UNREACHABLE)
+				return 1;
+			if (f->ctx->verbose && (f->transports & TRY_SSE))
+				fprintf(stderr, _("no WebSocket (%s): trying Server-Sent Events\n"),
+					e.msg);
+			return 2;
+		}
+		if (f->events > 0 || shp_now_monotonic_ns() - start >= STREAM_HEALTHY_NS)
+			breaks = 0;
+		if (++breaks > RECONNECT_MAX) {
+			shp_error_set(&f->last, SHP_E_UNAVAIL, _("the WebSocket keeps breaking"));
+			return 2;
+		}
+		if (f->ctx->verbose)
+			fprintf(stderr, _("the WebSocket broke (%s); reconnecting in %ld ms\n"),
+				r < 0 ? e.msg : _("closed before the task ended"),
+				backoff_ms(breaks));
+		nap_ms(backoff_ms(breaks));
+	}
+}
+
+/* ---- choosing ---------------------------------------------------------------------------- */
+
+/* SHEPHERD_WAIT_TRANSPORT: ws, sse or poll forces one; unset (or auto) tries them in turn. */
+static int transports(struct cli_ctx *ctx, unsigned *ret)
+{
+	const char *v = getenv("SHEPHERD_WAIT_TRANSPORT");
+
+	if (!v || !v[0] || strcmp(v, "auto") == 0)
+		*ret = TRY_WS | TRY_SSE | TRY_POLL;
+	else if (strcmp(v, "ws") == 0 || strcmp(v, "websocket") == 0)
+		*ret = TRY_WS;
+	else if (strcmp(v, "sse") == 0)
+		*ret = TRY_SSE;
+	else if (strcmp(v, "poll") == 0)
+		*ret = TRY_POLL;
+	else
+		return shp_error_set(&ctx->err, SHP_E_USAGE,
+				     _("SHEPHERD_WAIT_TRANSPORT must be ws, sse, poll or auto, not "
+				       "'%s'"),
+				     v);
+	return 0;
+}
+
+/* The one transport allowed could not follow the task. */
+static int no_transport(struct follow *f)
+{
+	const char *name = f->transports == TRY_WS ? "WebSocket" : "Server-Sent Events";
+
+	shp_error_set(&f->ctx->err, f->last.code ? f->last.code : SHP_E_UNAVAIL,
+		      _("cannot follow task %s over %s (SHEPHERD_WAIT_TRANSPORT): %s"),
+		      strrchr(f->base, '/') + 1, name, f->last.msg[0] ? f->last.msg : "-");
+	return -(int)f->ctx->err.code;
+}
+
 int cli_follow_task(struct cli_ctx *ctx, const char *id, json_t **ret_task)
 {
 	struct follow f = {
@@ -316,12 +507,19 @@ int cli_follow_task(struct cli_ctx *ctx, const char *id, json_t **ret_task)
 	};
 	int r;
 
+	f.live = f.show && !ctx->verbose && isatty(STDERR_FILENO);
 	cli_sse_init(&f.sse, CLI_SSE_FRAME_MAX);
-	r = cli_connect(ctx);
+	r = transports(ctx, &f.transports);
 	if (r == 0)
-		r = follow_stream(&f);
+		r = cli_connect(ctx);
+	if (r == 0)
+		r = (f.transports & TRY_WS) ? follow_ws(&f) : 2;
+	if (r == 2)
+		r = (f.transports & TRY_SSE) ? follow_stream(&f) : 1;
 	if (r == 1)
-		r = follow_poll(&f);
+		r = (f.transports & TRY_POLL) ? follow_poll(&f) : no_transport(&f);
+	if (f.line_open)
+		fputc('\n', stderr);
 	if (r == 0)
 		r = cli_call(ctx, "GET", f.base, NULL, ret_task);
 	cli_sse_release(&f.sse);

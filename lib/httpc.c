@@ -82,6 +82,9 @@ struct xfer {
 	bool streaming; /* the body goes to stream->on_data (a 2xx answer of a stream) */
 	bool stopped;   /* a callback asked to stop reading */
 	long idle_ms;   /* while streaming, each read waits this long at most */
+	bool upgrade;   /* a protocol switch is asked for: a 101 ends the exchange */
+	shp_httpc_field_fn on_field; /* sees every header field of the answer, or NULL */
+	void *field_arg;
 };
 
 static void free_secret(char *s)
@@ -646,6 +649,9 @@ static int tls_handshake(struct shp_httpc *c, uint64_t deadline, struct shp_erro
 
 	if (!c->ssl_ctx && tls_context(c, err) < 0)
 		return -SHP_E_UNREACHABLE;
+	/* an upgraded connection took the BIO method along with its TLS session */
+	if (!c->bio_method && tls_bio_method(c, err) < 0)
+		return -SHP_E_UNREACHABLE;
 	c->ssl = SSL_new(c->ssl_ctx);
 	bio = c->ssl ? BIO_new(c->bio_method) : NULL;
 	if (!bio)
@@ -906,6 +912,8 @@ static int use_field(const struct shp_httpc *c, struct xfer *x, struct shp_httpc
 {
 	char tmp[64];
 
+	if (x->on_field)
+		x->on_field(x->field_arg, name, n, v, vlen);
 	if (name_is(name, n, "Content-Length"))
 		return parse_length(c, x, v, vlen, err);
 	if (name_is(name, n, "Transfer-Encoding")) {
@@ -989,8 +997,10 @@ static int read_head(struct shp_httpc *c, struct xfer *x, struct shp_httpc_respo
 		if (r < 0)
 			return r;
 	} while (resp->status < 200 && resp->status != 101);
-	if (resp->status == 101)
+	if (resp->status == 101 && !x->upgrade)
 		return proto_error(c, "an unexpected protocol switch", err);
+	if (resp->status == 101)
+		return 0; /* the connection is no longer HTTP's */
 	if (x->chunked && x->length >= 0)
 		return proto_error(c, "both Content-Length and chunked framing", err);
 	return 0;
@@ -1123,6 +1133,12 @@ static int read_response(struct shp_httpc *c, struct xfer *x, struct shp_httpc_r
 	r = read_head(c, x, resp, &line, err);
 	if (r < 0)
 		return r;
+	if (x->upgrade && resp->status == 101)
+		return 0; /* the caller takes the connection over */
+	if (x->upgrade && resp->status >= 200 && resp->status <= 299) {
+		x->close = true; /* not switched, and the body is not ours to read */
+		return 0;
+	}
 	if (x->stream) {
 		r = x->stream->on_head ? x->stream->on_head(x->stream->arg, resp, err) : 0;
 		if (r != 0) {
@@ -1366,6 +1382,101 @@ int shp_httpc_stream(struct shp_httpc *c, const struct shp_httpc_stream *s,
 		return shp_error_set(err, SHP_E_INVAL, "a stream needs a data callback");
 	x.idle_ms = s->idle_timeout_ms > 0 ? s->idle_timeout_ms : c->timeout_ms;
 	return do_request(c, s->method ? s->method : "GET", s->path, NULL, 0, &o, &x, resp, err);
+}
+
+/* ---- protocol switches ------------------------------------------------------------------- */
+
+/* A client holding c's switched connection: the socket, the TLS session and the read buffer. */
+static struct shp_httpc *take_connection(struct shp_httpc *c)
+{
+	struct shp_httpc *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return NULL;
+	if (c->socket_path && !(k->socket_path = strdup(c->socket_path))) {
+		free(k);
+		return NULL;
+	}
+	if (c->base_url && !(k->base_url = strdup(c->base_url))) {
+		free(k->socket_path);
+		free(k);
+		return NULL;
+	}
+	k->prefix = "";
+	k->timeout_ms = c->timeout_ms;
+	k->fd = c->fd;
+	k->ssl = c->ssl;
+	if (k->ssl) {
+		/* the BIO calls back into its owner for the socket: it moves along, and c makes
+		 * itself a new method for its next TLS connection */
+		BIO_set_data(SSL_get_rbio(k->ssl), k);
+		k->bio_method = c->bio_method;
+		c->bio_method = NULL;
+	}
+	memcpy(k->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+	k->rlen = c->rlen - c->rpos;
+	c->fd = -1;
+	c->ssl = NULL;
+	c->rpos = c->rlen = 0;
+	return k;
+}
+
+int shp_httpc_upgrade(struct shp_httpc *c, const char *path, const char *const *headers,
+		      shp_httpc_field_fn on_field, void *arg, struct shp_httpc_response *resp,
+		      struct shp_httpc **ret_conn, struct shp_error *err)
+{
+	struct req_opts o = {.headers = headers};
+	struct xfer x = {.length = -1, .upgrade = true, .on_field = on_field, .field_arg = arg};
+	struct shp_httpc *k;
+	int r = do_request(c, "GET", path, NULL, 0, &o, &x, resp, err);
+
+	*ret_conn = NULL;
+	if (r < 0 || resp->status != 101)
+		return r;
+	k = take_connection(c);
+	if (!k) {
+		conn_close(c);
+		return shp_error_set(err, SHP_E_NOMEM, "out of memory");
+	}
+	*ret_conn = k;
+	return 0;
+}
+
+long shp_httpc_raw_read(struct shp_httpc *c, void *buf, size_t n, int timeout_ms,
+			struct shp_error *err)
+{
+	struct xfer x = {.deadline = deadline_after(shp_now_monotonic_ns(), timeout_ms)};
+	size_t k;
+
+	if (c->rpos < c->rlen) {
+		k = c->rlen - c->rpos < n ? c->rlen - c->rpos : n;
+		memcpy(buf, c->rbuf + c->rpos, k);
+		c->rpos += k;
+		return (long)k;
+	}
+	if (c->fd < 0)
+		return 0;
+	return (long)conn_io(c, &x, false, buf, n, err);
+}
+
+int shp_httpc_raw_write(struct shp_httpc *c, const void *buf, size_t n, int timeout_ms,
+			struct shp_error *err)
+{
+	struct xfer x = {.deadline = deadline_after(shp_now_monotonic_ns(), timeout_ms)};
+
+	if (c->fd < 0)
+		return shp_error_set(err, SHP_E_PROTO, "the connection to shepherdd is closed");
+	return send_all(c, &x, buf, n, err);
+}
+
+int shp_httpc_fd(const struct shp_httpc *c)
+{
+	return c->fd;
+}
+
+bool shp_httpc_has_buffered(const struct shp_httpc *c)
+{
+	return c->rpos < c->rlen || (c->ssl && SSL_pending(c->ssl) > 0);
 }
 
 /* ---- JSON on top ---------------------------------------------------------------------------- */

@@ -112,5 +112,35 @@ int shp_httpc_json(struct shp_httpc *c, const char *method, const char *path, co
 int shp_httpc_response_error(const struct shp_httpc_response *resp, json_t **ret_body,
 			     struct shp_error *err);
 
+/* Sees one header field of an answer (name and value borrowed, not NUL-terminated). */
+typedef void (*shp_httpc_field_fn)(void *arg, const char *name, size_t name_len, const char *value,
+				   size_t value_len);
+
+/*
+ * A protocol switch: GET path with the extra header lines (Upgrade, Connection and those of the
+ * protocol), on_field (may be NULL) seeing every header field of the answer. A 101 returns 0
+ * with *ret_conn a new client that owns the switched connection (its socket, its TLS session,
+ * the bytes already read past the head): use it with shp_httpc_raw_* only, free it with
+ * shp_httpc_free, before c. Another status returns 0 with *ret_conn NULL and resp holding the
+ * answer (the body of a 2xx is left unread and the connection closed). Errors as for
+ * shp_httpc_request; c opens a new connection for its next request.
+ */
+int shp_httpc_upgrade(struct shp_httpc *c, const char *path, const char *const *headers,
+		      shp_httpc_field_fn on_field, void *arg, struct shp_httpc_response *resp,
+		      struct shp_httpc **ret_conn, struct shp_error *err) SHP_MUSTCHECK;
+/*
+ * On a switched connection: up to n bytes, waiting at most timeout_ms: > 0, 0 at the end of the
+ * stream, -SHP_E_TIMEOUT (usable again), -SHP_E_PROTO (a reset or a TLS failure).
+ */
+long shp_httpc_raw_read(struct shp_httpc *c, void *buf, size_t n, int timeout_ms,
+			struct shp_error *err);
+/* All n bytes within timeout_ms: 0, -SHP_E_TIMEOUT, -SHP_E_PROTO. */
+int shp_httpc_raw_write(struct shp_httpc *c, const void *buf, size_t n, int timeout_ms,
+			struct shp_error *err) SHP_MUSTCHECK;
+/* For poll(2): the connection's socket (-1 when there is none). */
+int shp_httpc_fd(const struct shp_httpc *c);
+/* Bytes already read from the socket but not yet taken (buffered, or decrypted by TLS). */
+bool shp_httpc_has_buffered(const struct shp_httpc *c);
+
 /* Percent-encode s for a path segment or query value into out (appends). */
 int shp_httpc_escape(const char *s, struct shp_buf *out) SHP_MUSTCHECK;
