@@ -71,6 +71,7 @@ static const struct cli_column child_columns[] = {
 
 static const struct cli_kind child_kind = {"ticket", N_("children"), "ticket_id", child_columns};
 
+/* The batch's status is one it never leaves. */
 static bool batch_final(const char *status)
 {
 	static const char *const finals[] = {"COMPLETED", "PARTIAL_SUCCESS", "FAILED", "CANCELLED"};
@@ -94,6 +95,7 @@ static int batch_outcome(struct cli_ctx *ctx, const json_t *parent)
 			     st ? st : "?");
 }
 
+/* A batch id is a number: anything else is refused before asking the daemon. */
 static int check_id(struct cli_ctx *ctx, const char *id)
 {
 	long long v;
@@ -106,6 +108,7 @@ static int check_id(struct cli_ctx *ctx, const char *id)
 
 /* ---- fetching a batch with all its children ------------------------------------------------ */
 
+/* The batch with every child, page after page (the parent's members from the first page). */
 static int fetch(struct cli_ctx *ctx, const char *id, json_t **ret)
 {
 	_cleanup_(json_decrefp) json_t *all = json_array();
@@ -169,6 +172,10 @@ static void announce_parent(const json_t *b)
 	       (long long)json_integer_value(json_object_get(b, "cancelled")));
 }
 
+/*
+ * The children whose status changed since before (all of them the first time), then the
+ * parent's line when its status or its pending count moved.
+ */
 static void announce_changes(const json_t *before, const json_t *now)
 {
 	const json_t *old = json_object_get(before, "children"), *c;
@@ -233,6 +240,7 @@ static int follow(struct cli_ctx *ctx, const char *id, bool redraw)
 /* ---- submit ------------------------------------------------------------------------------------
  */
 
+/* The whole file (or standard input), at most BATCH_FILE_MAX bytes. */
 static int read_file(struct cli_ctx *ctx, const char *path, struct shp_buf *b)
 {
 	_cleanup_fclose_ FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "re");
@@ -298,6 +306,14 @@ static int load_items(struct cli_ctx *ctx, const char *path, json_t **ret, json_
 	return 0;
 }
 
+/* The daemon refused items (400 BATCH_INVALID with details.errors). */
+static bool has_item_errors(const struct cli_ctx *ctx)
+{
+	const json_t *error = json_object_get(ctx->error_body, "error");
+
+	return json_is_array(json_object_get(json_object_get(error, "details"), "errors"));
+}
+
 /* The daemon's item errors, each with the file, the item's line, its name and the field. */
 static int item_errors(struct cli_ctx *ctx, const char *path, const json_t *items,
 		       const json_t *lines)
@@ -325,6 +341,7 @@ static int item_errors(struct cli_ctx *ctx, const char *path, const json_t *item
 			     (long long)json_integer_value(json_object_get(details, "invalid")));
 }
 
+/* After a submission: one line (or the answer in -o json), then --wait follows it. */
 static int submitted(struct cli_ctx *ctx, const json_t *ans, bool wait)
 {
 	char id[32];
@@ -344,6 +361,10 @@ static int submitted(struct cli_ctx *ctx, const json_t *ans, bool wait)
 	return wait ? follow(ctx, id, false) : 0;
 }
 
+/*
+ * The file's items go as they are: the daemon checks them as single requests would be, and
+ * its item errors are printed against the file (line, item, name, field).
+ */
 static int cmd_batch_submit(int argc, char **argv, struct cli_ctx *ctx)
 {
 	_cleanup_(json_decrefp) json_t *items = NULL, *lines = NULL, *body = NULL, *ans = NULL;
@@ -362,15 +383,10 @@ static int cmd_batch_submit(int argc, char **argv, struct cli_ctx *ctx)
 		return -ctx->err.code;
 	body = json_pack("{s:O,s:b}", "items", items, "confirm", yes);
 	r = cli_call(ctx, "POST", BATCH_ROUTE, body, &ans);
+	if (r < 0 && has_item_errors(ctx))
+		return item_errors(ctx, path, items, lines);
 	if (r < 0)
-		return shp_streq(shp_error_api_code_of(&ctx->err), "BATCH_INVALID") ||
-				       json_object_get(
-					       json_object_get(
-						       json_object_get(ctx->error_body, "error"),
-						       "details"),
-					       "errors")
-			       ? item_errors(ctx, path, items, lines)
-			       : r;
+		return r;
 	return submitted(ctx, ans, wait);
 }
 
@@ -403,6 +419,7 @@ static int cmd_batch_list(int argc, char **argv, struct cli_ctx *ctx)
 	return r < 0 ? r : cli_show_list(ctx, &batch_kind, items);
 }
 
+/* Follow by default; --once, or a machine format, shows one snapshot. */
 static int cmd_batch_status(int argc, char **argv, struct cli_ctx *ctx)
 {
 	_cleanup_(json_decrefp) json_t *b = NULL;
@@ -450,6 +467,7 @@ static int affected(struct cli_ctx *ctx, const json_t *ans, const char *list, co
 	return 0;
 }
 
+/* retry and cancel: POST .../ID/WHAT, then the children touched. */
 static int action(int argc, char **argv, struct cli_ctx *ctx, const char *what, const char *list,
 		  const char *verb)
 {
@@ -476,6 +494,7 @@ static int cmd_batch_cancel(int argc, char **argv, struct cli_ctx *ctx)
 	return action(argc, argv, ctx, "cancel", "cancelled", _("cancelled"));
 }
 
+/* Every child waiting for review: the decisions, then the refusals (exit 1 if any). */
 static int cmd_batch_approve(int argc, char **argv, struct cli_ctx *ctx)
 {
 	_cleanup_(json_decrefp) json_t *ans = NULL, *body = json_object();

@@ -50,6 +50,7 @@ static int own_batch(struct shd_req *req, int64_t *ret_id, char *kind, size_t si
 	return 0;
 }
 
+/* The parent's status now, for the answers (null if it cannot be read). */
 static json_t *parent_status(PGconn *conn, int64_t id)
 {
 	struct shp_error e = SHP_ERROR_INIT;
@@ -88,6 +89,7 @@ static int prepare_again(struct shd_req *req, struct batch_child *c, const char 
 	return shd_vm_create_prepare(req, spec, &c->p, err);
 }
 
+/* The failed children not yet retried, each prepared again; refusals go to the items. */
 static int load_failed(struct shd_req *req, struct batch_sub *b, struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
@@ -122,6 +124,10 @@ static int load_failed(struct shd_req *req, struct batch_sub *b, struct shp_erro
 	return 0;
 }
 
+/*
+ * Retry: the failed children again, recorded as a submission is (all or nothing), under the
+ * same parent; an empty list when nothing failed.
+ */
 int shd_api_batch_retry(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	struct batch_sub b __attribute__((cleanup(batch_sub_release))) = {.retry = true};
@@ -210,6 +216,7 @@ static int cancel_child(struct shd_req *req, const PGresult *res, int i, bool *r
 			       req->ident.name, "batch cancelled", err);
 }
 
+/* Cancel: every child that has not started; the answer lists those cancelled. */
 int shd_api_batch_cancel(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
@@ -279,6 +286,11 @@ static json_t *approve_child(struct shd_req *req, const char *tid, const char *b
 	return out;
 }
 
+/*
+ * Approve all: the single approval for each child waiting for review, each in its own
+ * transactions; one child refused does not stop the others. Anyone who sees the batch may ask;
+ * each child's approval decides whether they may approve it.
+ */
 int shd_api_batch_approve(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	static const char *const allowed[] = {"cluster", "reason", NULL};

@@ -28,6 +28,7 @@
 
 /* ---- the answer -------------------------------------------------------------------------- */
 
+/* A child as the submission's answer lists it (its ticket's status at creation). */
 static json_t *child_summary(const struct batch_child *c)
 {
 	const struct shd_gov_sub *s = &c->p.sub;
@@ -89,6 +90,7 @@ static json_t *parent_json(PGconn *conn, int64_t id, struct shp_error *err)
 	return j;
 }
 
+/* 202: the parent as GET shows it, with the children just recorded under list. */
 static int answer_submitted(struct shd_req *req, struct shd_resp *resp, const struct batch_sub *b,
 			    const char *list, struct shp_error *err)
 {
@@ -108,6 +110,7 @@ static int answer_submitted(struct shd_req *req, struct shd_resp *resp, const st
 
 /* ---- submitting ---------------------------------------------------------------------------- */
 
+/* Room for n children (zeroed: a child not prepared owns nothing). */
 static int batch_alloc(struct batch_sub *b, size_t n, struct shp_error *err)
 {
 	b->c = calloc(n ? n : 1, sizeof(*b->c));
@@ -182,6 +185,11 @@ static bool fatal(const struct shp_error *e)
 	return e->code == SHP_E_DB || e->code == SHP_E_UNAVAIL || e->code == SHP_E_NOMEM;
 }
 
+/*
+ * A batch of creates: the limits first (nothing else is read for a caller who must wait),
+ * then every item, then the policies, then one transaction. Item errors are collected so
+ * that one answer names every item to fix.
+ */
 static int create(struct shd_req *req, struct shd_resp *resp, const char *source,
 		  struct shp_error *err)
 {
@@ -259,6 +267,7 @@ static void glob_to_like(const char *g, char *out, size_t size)
 	out[n] = '\0';
 }
 
+/* Parse into s (its buffer holds the terms; the keys' values point into it). */
 static int parse_selector(const char *text, struct selector *s, struct shp_error *err)
 {
 	const char **slot;
@@ -316,6 +325,7 @@ static PGresult *select_vms(struct shd_req *req, const struct selector *s, int m
 		err);
 }
 
+/* The request type of an operation's name. */
 static int power_type(const char *op, enum shd_req_type *ret, struct shp_error *err)
 {
 	if (shp_streq(op, "start"))
@@ -350,6 +360,7 @@ static int prepare_power_named(struct shd_req *req, struct batch_child *c, enum 
 	return shd_vm_power_prepare(req, t, ns, slash + 1, &c->p, err);
 }
 
+/* Children from a list of names, each checked as its single request. */
 static int power_by_names(struct shd_req *req, struct batch_sub *b, enum shd_req_type t,
 			  const json_t *names, struct shp_error *err)
 {
@@ -367,6 +378,7 @@ static int power_by_names(struct shd_req *req, struct batch_sub *b, enum shd_req
 	return 0;
 }
 
+/* Children from the VMs a selector matches (1 to batch.max_items of them). */
 static int power_by_selector(struct shd_req *req, struct batch_sub *b, enum shd_req_type t,
 			     const char *text, struct shp_error *err)
 {
@@ -404,6 +416,10 @@ static int power_by_selector(struct shd_req *req, struct batch_sub *b, enum shd_
 	return 0;
 }
 
+/*
+ * A power batch: one of names and selector; the limits are checked once the number of
+ * children is known (a selector's only then).
+ */
 int shd_api_batch_power(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	static const char *const allowed[] = {"operation", "names", "selector", "confirm", NULL};
@@ -475,6 +491,7 @@ int batch_find(struct shd_req *req, int64_t *ret_id, bool *ret_own, struct shp_e
 	return 0;
 }
 
+/* A child's columns in GET /vms/batch/{id} (the ticket's, with its execution as task_id). */
 static const struct shd_col child_cols[] = {
 	{"ticket_id", COL_INT},   {"index", COL_INT},          {"request_id", COL_INT},
 	{"type", COL_TEXT},       {"namespace", COL_TEXT},     {"name", COL_TEXT},
@@ -532,6 +549,7 @@ static json_t *children_page(struct shd_req *req, int64_t id, struct shp_error *
 	return page;
 }
 
+/* The parent with one page of its children. */
 int shd_api_batch_get(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	json_auto_t *j = NULL;
@@ -546,6 +564,7 @@ int shd_api_batch_get(struct shd_req *req, struct shd_resp *resp, struct shp_err
 	return shd_resp_json_take(resp, 200, TAKE_PTR(j));
 }
 
+/* The caller's batches (everybody's with all=true, for admins), newest first, by id. */
 int shd_api_batch_list(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	static const struct shd_col cols[] = {

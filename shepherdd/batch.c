@@ -50,9 +50,12 @@ void batch_item_error(struct batch_sub *b, int index, const struct shp_error *e)
 {
 	json_t *item;
 
+	/* the first refusal is the message; the others are listed, up to a cap */
 	b->nerrors++;
-	if (b->nerrors == 1)
-		b->first_error = *e, b->first_index = index;
+	if (b->nerrors == 1) {
+		b->first_error = *e;
+		b->first_index = index;
+	}
 	if (!b->errors)
 		b->errors = json_array();
 	if (!b->errors || json_array_size(b->errors) >= BATCH_ERRORS_MAX)
@@ -64,6 +67,10 @@ void batch_item_error(struct batch_sub *b, int index, const struct shp_error *e)
 	(void)json_array_append_new(b->errors, item);
 }
 
+/*
+ * The answer is built here rather than by the router: the router's error body carries string
+ * details only, and the item errors are a list. The shape is the router's all the same.
+ */
 int batch_invalid_answer(struct shd_req *req, struct shd_resp *resp, const struct batch_sub *b)
 {
 	char msg[700];
@@ -118,6 +125,7 @@ static int decide(struct shd_req *req, const struct shd_policy *rows, size_t nro
 	return 0;
 }
 
+/* The policies are read once for the whole batch; each child is matched against them. */
 int batch_decide_all(struct shd_req *req, struct batch_sub *b, struct shp_error *err)
 {
 	_cleanup_free_ struct shd_policy *rows = NULL;
@@ -141,6 +149,7 @@ int batch_decide_all(struct shd_req *req, struct batch_sub *b, struct shp_error 
 
 /* ---- recording ------------------------------------------------------------------------------ */
 
+/* The parent starts empty: the children's triggers fill its counters and status. */
 static int insert_parent(PGconn *conn, struct shd_req *req, struct batch_sub *b,
 			 struct shp_error *err)
 {
@@ -216,6 +225,7 @@ static int insert_ticket(PGconn *conn, struct shd_req *req, const struct batch_s
 	return 0;
 }
 
+/* REQUEST_SUBMITTED for one child, as its single request writes it, naming the batch. */
 static int audit_child(PGconn *conn, struct shd_req *req, const struct batch_sub *b,
 		       const struct batch_child *c, struct shp_error *err)
 {
@@ -234,6 +244,10 @@ static int audit_child(PGconn *conn, struct shd_req *req, const struct batch_sub
 			       err);
 }
 
+/*
+ * One child: its event (PROCESSING at once when the policy lets it run, as a single automatic
+ * request's), its ticket, its audit row; a retried child points at its replacement.
+ */
 static int record_child(PGconn *conn, struct shd_req *req, const struct batch_sub *b,
 			struct batch_child *c, struct shp_error *err)
 {
@@ -291,6 +305,7 @@ static int notify_approvers(PGconn *conn, struct shd_req *req, const struct batc
 	return 0;
 }
 
+/* The dispatch job, in the batch's transaction, when some child runs without review. */
 static int enqueue_dispatch(PGconn *conn, const struct batch_sub *b, struct shp_error *err)
 {
 	struct shd_job_params p = SHD_JOB_PARAMS_INIT;
@@ -399,6 +414,11 @@ fail:
 	return -err->code;
 }
 
+/*
+ * The child's execution, as an approval submits one: the plan built again from the request's
+ * payload must hash to what the policy approved (the engine checks it), and the requester is
+ * the actor whose right the worker checks again.
+ */
 static int submit_child(struct shd_exec_engine *e, PGconn *conn, struct auto_child *a,
 			struct shp_error *err)
 {
@@ -437,6 +457,7 @@ static int submit_child(struct shd_exec_engine *e, PGconn *conn, struct auto_chi
 	return 0;
 }
 
+/* Row i of the dispatcher's query; the strings are borrowed from res. */
 static void row_child(const PGresult *res, int i, struct auto_child *a)
 {
 	a->ticket_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
@@ -472,6 +493,10 @@ int shd_batch_dispatch(struct shd_exec_engine *e, PGconn *conn, int64_t batch_id
 	res = shd_db_exec(conn, sql, 1, (const char *[]){bid}, err);
 	if (!res)
 		return -err->code;
+	/*
+	 * Each child on its own: a refusal fails that child only; the database failing stops
+	 * the pass (the job is retried, and the claim makes a second pass harmless).
+	 */
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct auto_child a = {0};
 		struct shp_error cerr = SHP_ERROR_INIT, ferr = SHP_ERROR_INIT;
@@ -495,6 +520,7 @@ int shd_batch_dispatch(struct shd_exec_engine *e, PGconn *conn, int64_t batch_id
 
 /* ---- the job kinds ------------------------------------------------------------------------- */
 
+/* batch.dispatch: args {"batch_id": N}, enqueued with the batch. */
 static enum shd_job_outcome dispatch_job(struct shd_job *job, void *ctx)
 {
 	struct shp_error err = SHP_ERROR_INIT;
@@ -508,6 +534,7 @@ static enum shd_job_outcome dispatch_job(struct shd_job *job, void *ctx)
 	return SHD_JOB_DONE;
 }
 
+/* batch.sweep: children a lost dispatch job left without an execution. */
 static enum shd_job_outcome sweep_job(struct shd_job *job, void *ctx)
 {
 	struct shp_error err = SHP_ERROR_INIT;

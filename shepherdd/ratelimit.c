@@ -32,6 +32,7 @@ struct shd_ratelimit {
 	uint64_t last_ns;
 };
 
+/* The monotonic clock in ns: the bucket refills with elapsed time, whatever the wall clock. */
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -63,6 +64,7 @@ struct shd_ratelimit *shd_ratelimit_free(struct shd_ratelimit *rl)
 	return NULL;
 }
 
+/* Refill by the time since the last take (capped at burst), then take one if there is one. */
 bool shd_ratelimit_take(struct shd_ratelimit *rl, long *ret_retry_after)
 {
 	bool ok;
@@ -115,6 +117,7 @@ static bool exempt(struct shd_req *req)
 	return res && PQntuples(res) == 1 && shp_streq(shd_db_value(res, 0, 0), "t");
 }
 
+/* The admin is checked first (no lock, no query); the override only when the bucket is empty. */
 int shd_ratelimit_request(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	long wait = 1;
@@ -127,12 +130,14 @@ int shd_ratelimit_request(struct shd_req *req, struct shd_resp *resp, struct shp
 
 /* ---- the limits of a batch submission ------------------------------------------------------- */
 
+/* What the caller has open, and their limits (override, else configuration). */
 struct usage {
 	bool exempt;
 	long global_open, open, children, cooldown_left;
 	long max_open, max_children, cooldown_s;
 };
 
+/* Everything the checks need in one query. */
 static int usage_load(struct shd_req *req, struct usage *u, struct shp_error *err)
 {
 	const struct shd_config *cfg = req->d->cfg;
@@ -203,6 +208,7 @@ int shd_batch_limits_check(struct shd_req *req, struct shd_resp *resp, int nchil
 /* ---- the admin's override API -----------------------------------------------------------------
  */
 
+/* The id of the user of the path (404 for an unknown name). */
 static int user_id_of(struct shd_req *req, char *out, size_t size, struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
@@ -240,6 +246,7 @@ static void defaults(const struct shd_config *cfg, char po[16], char pc[16], cha
 	(void)snprintf(cd, 16, "%d", cfg->rl_user_cooldown_s);
 }
 
+/* Every override (their number is small: one row per user at most, capped). */
 int shd_api_rate_limits_list(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
@@ -257,6 +264,7 @@ int shd_api_rate_limits_list(struct shd_req *req, struct shd_resp *resp, struct 
 				  OVERRIDE_MAX, 0, err);
 }
 
+/* The user's effective limits, and whether they come from an override. */
 int shd_api_rate_limits_get(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
@@ -288,6 +296,7 @@ static int opt_int(const json_t *body, const char *key, int64_t max, char *out, 
 	return 0;
 }
 
+/* A full replacement of the override: absent limits fall back on the configuration. */
 int shd_api_rate_limits_put(struct shd_req *req, struct shd_resp *resp, struct shp_error *err)
 {
 	static const char *const allowed[] = {"exempt",     "pending_batches", "pending_children",
