@@ -68,6 +68,14 @@ expect_match "0 child\(ren\) submitted again" "$OUT" "an empty retry says so"
 expect_exit 0 "status --once: the parent row and the child table" as alice batch status 1 --once
 expect_match "COMPLETED +200 +200" "$OUT" "the parent row"
 expect_eq 224 "$(wc -l <<<"$OUT")" "header, row, blank, header and 220 children (20 retried)"
+# on a terminal (script(1) gives it one) the view is drawn whole, the screen cleared first
+if command -v script >/dev/null; then
+	SHEPHERD_TOKEN=$(user_token alice) script -qec "$SHEPHERD --server \
+		https://127.0.0.1:$TLS_PORT --cacert $T/pki/ca.crt batch status 1" /dev/null \
+		>"$T/tty.out" 2>&1
+	expect_eq 1 "$(grep -c $'\e\\[2J' "$T/tty.out")" "on a terminal: the view redrawn"
+	expect_match "web-199" "$(cat "$T/tty.out")" "with the child table"
+fi
 expect_exit 0 "batch list" as alice batch list
 expect_match "^ *1 +CREATE_VM +COMPLETED" "$(sed -n 2p <<<"$OUT")" "the batch in the list"
 
