@@ -491,7 +491,9 @@ static int no_transport(struct follow *f)
 {
 	const char *name = f->transports == TRY_WS ? "WebSocket" : "Server-Sent Events";
 
-	shp_error_set(&f->ctx->err, f->last.code ? f->last.code : SHP_E_UNAVAIL,
+	/* the daemon is unreachable, or this transport failed (exit 1): not the task's fault */
+	shp_error_set(&f->ctx->err,
+		      f->last.code == SHP_E_UNREACHABLE ? SHP_E_UNREACHABLE : SHP_E_IO,
 		      _("cannot follow task %s over %s (SHEPHERD_WAIT_TRANSPORT): %s"),
 		      strrchr(f->base, '/') + 1, name, f->last.msg[0] ? f->last.msg : "-");
 	return -(int)f->ctx->err.code;
