@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "api.h"
 #include "buf.h"
@@ -28,12 +29,16 @@
 #include "json.h"
 #include "output.h"
 #include "util.h"
+#include "ws.h"
 
 #define VNC_PROTOCOL "vnc.shepherd.io"
 #define VNC_TOKEN_HEADER "X-Shepherd-Console-Token"
 #define CHUNK (64 * 1024)
 #define TOKEN_MARGIN_S 10 /* a held token this close to its expiry is not used */
 #define WAIT_POLL_MS 1000
+#define VWS_FRAME_MAX (16u << 20) /* the payload of one frame from the daemon */
+#define VWS_IN_MAX (CHUNK + 1024) /* bytes read ahead from the switched connection */
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 enum {
 	OPT_NAMESPACE = CLI_OPT_LOCAL,
@@ -188,7 +193,407 @@ static int cmd_vnc_request(int argc, char **argv, struct cli_ctx *ctx)
 	return r < 0 ? r : request_report(ctx, argv[optind], done, true);
 }
 
+/* ---- the console WebSocket --------------------------------------------------------------------
+ */
+
+/*
+ * The console's WebSocket to the daemon: the upgrade carries the token in its own header
+ * (never in the URL), which shp_wsc_open has no way to add, so the upgrade is asked for with
+ * shp_httpc_upgrade and the frames are read and written here with the lib/ws.h codec. One
+ * thread only (the switched TLS connection is one SSL object).
+ */
+struct vws {
+	struct shp_httpc *conn; /* the switched connection */
+	uint8_t in[VWS_IN_MAX];
+	size_t in_len;
+	uint64_t frame_left; /* payload bytes of the data frame being read */
+	bool ended;
+};
+
+static void vws_field(void *arg, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	/* past the cap the head is cut short: the check then fails on what is missing */
+	if (shp_buf_addf(arg, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, v) < 0)
+		return;
+}
+
+static struct vws *vws_close(struct vws *w)
+{
+	static const uint8_t close_frame[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}; /* 1000 */
+
+	if (!w)
+		return NULL;
+	if (!w->ended &&
+	    shp_httpc_raw_write(w->conn, close_frame, sizeof(close_frame), 1000, NULL) < 0)
+		w->ended = true; /* the daemon is gone already */
+	shp_httpc_free(w->conn);
+	free(w);
+	return NULL;
+}
+
+/* GET path as a vnc.shepherd.io WebSocket with the token's header; refusals as cli_call's. */
+static int vws_open(struct cli_ctx *ctx, const char *path, const char *token, struct vws **ret)
+{
+	_cleanup_(shp_buf_releasep) struct shp_buf head = SHP_BUF_INIT(16 * 1024);
+	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
+	_cleanup_free_ char *th = NULL;
+	unsigned char raw[16];
+	char key[SHP_WS_KEY_LEN + 1], kh[64];
+	const char *headers[] = {"Connection: Upgrade",
+				 "Upgrade: websocket",
+				 "Sec-WebSocket-Version: 13",
+				 kh,
+				 "Sec-WebSocket-Protocol: " VNC_PROTOCOL,
+				 NULL,
+				 NULL};
+	struct shp_ws_answer a;
+	struct shp_httpc *k = NULL;
+	int r;
+
+	shp_httpc_response_init(&resp);
+	if (!token || strpbrk(token, "\r\n") || shp_random_bytes(raw, sizeof(raw), &ctx->err) < 0)
+		return shp_error_set(&ctx->err, SHP_E_PROTO, _("the daemon's token is not usable"));
+	EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
+	(void)snprintf(kh, sizeof(kh), "Sec-WebSocket-Key: %s", key);
+	th = xasprintf("%s: %s", VNC_TOKEN_HEADER, token);
+	headers[5] = th;
+	r = cli_connect(ctx);
+	if (r < 0 || shp_buf_add(&head, "HTTP/1.1 101 Switching Protocols\r\n") < 0)
+		return r < 0 ? r : shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+	r = shp_httpc_upgrade(ctx->http, path, headers, vws_field, &head, &resp, &k, &ctx->err);
+	explicit_bzero(th, strlen(th));
+	if (r < 0)
+		return r;
+	if (!k)
+		return shp_httpc_response_error(&resp, &ctx->error_body, &ctx->err);
+	if (shp_ws_parse_answer(head.buf, head.len, &a) < 0 ||
+	    shp_ws_check_upgrade(&a, key, VNC_PROTOCOL, &ctx->err) < 0) {
+		shp_httpc_free(k);
+		return shp_error_set(&ctx->err, SHP_E_PROTO,
+				     _("shepherdd's WebSocket answer is not valid"));
+	}
+	*ret = xmalloc(sizeof(**ret));
+	**ret = (struct vws){.conn = k};
+	return 0;
+}
+
+/* One masked frame. */
+static int vws_send(struct vws *w, unsigned opcode, const void *data, size_t len,
+		    struct shp_error *err)
+{
+	uint8_t mask[4], head[SHP_WS_HEADER_MAX];
+	_cleanup_free_ uint8_t *frame = NULL;
+	size_t hl;
+
+	if (shp_random_bytes(mask, sizeof(mask), err) < 0)
+		return -SHP_E_IO;
+	hl = shp_ws_encode_header(head, opcode, true, len, mask);
+	frame = xmalloc(hl + len);
+	memcpy(frame, head, hl);
+	memcpy(frame + hl, data, len);
+	shp_ws_mask(frame + hl, len, mask, 0);
+	return shp_httpc_raw_write(w->conn, frame, hl + len, 10000, err) < 0 ? -SHP_E_IO : 0;
+}
+
+/* Fill w->in from the connection: > 0 more bytes, 0 at the end, < 0 (TIMEOUT) nothing yet. */
+static long vws_fill(struct vws *w, int timeout_ms, struct shp_error *err)
+{
+	long n;
+
+	if (w->in_len == sizeof(w->in))
+		return -SHP_E_PROTO; /* a control frame can never fill it: a broken stream */
+	n = shp_httpc_raw_read(w->conn, w->in + w->in_len, sizeof(w->in) - w->in_len, timeout_ms,
+			       err);
+	if (n > 0)
+		w->in_len += (size_t)n;
+	return n;
+}
+
+static void vws_consume(struct vws *w, size_t n)
+{
+	memmove(w->in, w->in + n, w->in_len - n);
+	w->in_len -= n;
+}
+
+/* A control frame, whole in w->in after its header of hl bytes. */
+static int vws_control(struct vws *w, const struct shp_ws_frame *f, size_t hl,
+		       struct shp_error *err)
+{
+	int r = 0;
+
+	if (f->opcode == SHP_WS_PING)
+		r = vws_send(w, SHP_WS_PONG, w->in + hl, (size_t)f->len, err);
+	else if (f->opcode == SHP_WS_CLOSE) {
+		(void)vws_send(w, SHP_WS_CLOSE, w->in + hl, f->len >= 2 ? 2 : 0, err);
+		w->ended = true;
+	}
+	vws_consume(w, hl + (size_t)f->len);
+	return r;
+}
+
+/* Payload bytes of data frames: > 0, 0 at the end, -SHP_E_TIMEOUT, other < 0 failures. */
+static long vws_read(struct vws *w, void *buf, size_t len, int timeout_ms, struct shp_error *err)
+{
+	for (;;) {
+		struct shp_ws_frame f;
+		int hl;
+		long n;
+
+		if (w->ended)
+			return 0;
+		if (w->frame_left > 0 && w->in_len > 0) {
+			n = (long)MIN(MIN(w->frame_left, (uint64_t)w->in_len), (uint64_t)len);
+			memcpy(buf, w->in, (size_t)n);
+			vws_consume(w, (size_t)n);
+			w->frame_left -= (uint64_t)n;
+			return n;
+		}
+		hl = w->frame_left > 0
+			     ? 0
+			     : shp_ws_decode_header(w->in, w->in_len, false, VWS_FRAME_MAX, &f);
+		if (hl < 0)
+			return shp_error_set(err, SHP_E_PROTO,
+					     _("shepherdd broke the WebSocket "
+					       "protocol"));
+		if (hl > 0 && f.opcode >= SHP_WS_CLOSE && w->in_len >= (size_t)hl + f.len) {
+			if (vws_control(w, &f, (size_t)hl, err) < 0)
+				return -SHP_E_IO;
+			continue;
+		}
+		if (hl > 0 && f.opcode < SHP_WS_CLOSE) {
+			vws_consume(w, (size_t)hl);
+			w->frame_left = f.len;
+			continue;
+		}
+		n = vws_fill(w, timeout_ms, err);
+		if (n == 0)
+			w->ended = true;
+		if (n <= 0)
+			return n;
+	}
+}
+
+/* Whether vws_read would deliver something now, without waiting for the socket. */
+static bool vws_pending(struct vws *w)
+{
+	struct shp_ws_frame f;
+	int hl;
+
+	if (shp_httpc_has_buffered(w->conn) || (w->frame_left > 0 && w->in_len > 0))
+		return true;
+	if (w->frame_left > 0 || w->in_len == 0)
+		return false;
+	hl = shp_ws_decode_header(w->in, w->in_len, false, VWS_FRAME_MAX, &f);
+	return hl != 0 && (hl < 0 || f.opcode < SHP_WS_CLOSE || w->in_len >= (size_t)hl + f.len);
+}
+
+/* ---- vnc open ------------------------------------------------------------------------------- */
+
+/* SIGINT and SIGTERM end `vnc open` (poll returns EINTR: no SA_RESTART). */
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* 127.0.0.1:port (0: any free port) listening; the port into *ret_port. */
+static int listen_local(struct cli_ctx *ctx, long long port, int *ret_fd, int *ret_port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return shp_error_errno(&ctx->err, errno, _("creating a socket"));
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 8) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+		int e = errno;
+		close(fd);
+		return shp_error_errno(&ctx->err, e, _("listening on 127.0.0.1:%lld"), port);
+	}
+	*ret_fd = fd;
+	*ret_port = ntohs(a.sin_port);
+	return 0;
+}
+
+/* Write all of buf to the viewer; false when it is gone. */
+static bool viewer_write(int fd, const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		buf += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* The daemon's bytes to the viewer: false when either side has ended. */
+static bool pump_down(struct vws *w, int viewer, char *buf, struct shp_error *err)
+{
+	long n = vws_read(w, buf, CHUNK, 0, err);
+
+	if (n == -SHP_E_TIMEOUT)
+		return true;
+	return n > 0 && viewer_write(viewer, buf, (size_t)n);
+}
+
+/* The viewer's bytes to the daemon: false when either side has ended. */
+static bool pump_up(struct vws *w, int viewer, char *buf, struct shp_error *err)
+{
+	ssize_t n = recv(viewer, buf, CHUNK, 0);
+
+	if (n < 0 && errno == EINTR)
+		return true;
+	return n > 0 && vws_send(w, SHP_WS_BINARY, buf, (size_t)n, err) == 0;
+}
+
+/*
+ * Copy bytes both ways until either side ends (or a signal): one thread, poll over the viewer
+ * and the WebSocket, what the WebSocket holds already (TLS may have decrypted it) first.
+ */
+static void pump(struct cli_ctx *ctx, int viewer, struct vws *w)
+{
+	_cleanup_free_ char *buf = xmalloc(CHUNK);
+	struct shp_error err = SHP_ERROR_INIT;
+	bool on = true;
+
+	while (on && !stopping) {
+		struct pollfd p[2] = {{.fd = viewer, .events = POLLIN},
+				      {.fd = shp_httpc_fd(w->conn), .events = POLLIN}};
+
+		if (vws_pending(w)) {
+			on = pump_down(w, viewer, buf, &err);
+			continue;
+		}
+		if (poll(p, 2, 1000) <= 0)
+			continue;
+		if (p[1].revents)
+			on = pump_down(w, viewer, buf, &err);
+		if (on && p[0].revents)
+			on = pump_up(w, viewer, buf, &err);
+	}
+	if (err.code != SHP_OK && ctx->verbose)
+		fprintf(stderr, _("shepherd: the console connection ended: %s\n"), err.msg);
+}
+
+/* A token held from the start, used by the first viewer if it has not expired by then. */
+struct token_cache {
+	json_t *t; /* the daemon's answer, or NULL */
+	time_t got;
+};
+
+static int token_take(struct cli_ctx *ctx, const char *name, const char *ns, struct token_cache *tc,
+		      json_t **ret)
+{
+	int64_t ttl = tc->t ? shp_json_int(tc->t, "expires_in_s", 0) : 0;
+
+	if (tc->t && time(NULL) - tc->got + TOKEN_MARGIN_S < ttl) {
+		*ret = tc->t;
+		tc->t = NULL;
+		return 0;
+	}
+	json_decref(tc->t);
+	tc->t = NULL;
+	return get_token(ctx, name, ns, ret);
+}
+
+/* One viewer: a token used once, the WebSocket, the bytes both ways. */
+static int serve_viewer(struct cli_ctx *ctx, int viewer, const char *name, const char *ns,
+			struct token_cache *tc)
+{
+	_cleanup_(json_decrefp) json_t *t = NULL;
+	struct vws *w = NULL;
+	int r = token_take(ctx, name, ns, tc, &t);
+
+	if (r < 0 || (r = vws_open(ctx, shp_json_str(t, "path"), shp_json_str(t, "token"), &w)) < 0)
+		return r;
+	if (!ctx->quiet)
+		fprintf(stderr, _("a viewer is connected to the console of %s/%s\n"),
+			shp_json_str(t, "namespace"), shp_json_str(t, "vm"));
+	pump(ctx, viewer, w);
+	w = vws_close(w);
+	if (!ctx->quiet)
+		fprintf(stderr, _("the viewer is disconnected\n"));
+	return 0;
+}
+
+/* Viewers one after another until a signal; a refused one is told on stderr and dropped. */
+static void serve(struct cli_ctx *ctx, int lfd, const char *name, const char *ns,
+		  struct token_cache *tc)
+{
+	while (!stopping) {
+		int viewer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (viewer < 0)
+			continue; /* EINTR from a signal, or a viewer gone before accept */
+		if (serve_viewer(ctx, viewer, name, ns, tc) < 0) {
+			fprintf(stderr, _("shepherd: error: %s\n"), ctx->err.msg);
+			shp_error_clear(&ctx->err);
+			json_decref(ctx->error_body);
+			ctx->error_body = NULL;
+		}
+		close(viewer);
+	}
+}
+
+static int cmd_vnc_open(int argc, char **argv, struct cli_ctx *ctx)
+{
+	struct token_cache tc = {0};
+	struct sigaction sa = {.sa_handler = on_signal};
+	const char *ns = NULL;
+	bool url_only = false;
+	char vm_ns[64];
+	long long port = 0;
+	int c, r, lfd = -1, lport = 0;
+
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+		if (c == OPT_NAMESPACE)
+			ns = optarg;
+		else if (c == OPT_PRINT_URL)
+			url_only = true;
+		else if (c == OPT_PORT && shp_parse_int(optarg, 0, 65535, &port, &ctx->err) < 0)
+			return cli_usage_error(ctx, _("--port must be 0 to 65535"));
+	}
+	/* refused here (no access, no grant) before a viewer is told to come */
+	r = get_token(ctx, argv[optind], ns, &tc.t);
+	if (r < 0 || (r = listen_local(ctx, port, &lfd, &lport)) < 0) {
+		json_decref(tc.t);
+		return r;
+	}
+	tc.got = time(NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	if (url_only)
+		printf("vnc://127.0.0.1:%d\n", lport);
+	else
+		printf(_("the console of VM %s/%s: vnc://127.0.0.1:%d (Ctrl-C ends)\n"),
+		       shp_json_str(tc.t, "namespace"), shp_json_str(tc.t, "vm"), lport);
+	(void)fflush(stdout);
+	(void)snprintf(vm_ns, sizeof(vm_ns), "%s", shp_json_str(tc.t, "namespace"));
+	serve(ctx, lfd, argv[optind], vm_ns, &tc); /* the namespace stays the first token's */
+	close(lfd);
+	json_decref(tc.t);
+	return 0;
+}
+
 /* ---- the command ---------------------------------------------------------------------------- */
+
+static const struct shp_flag open_flags[] = {
+	{"namespace", OPT_NAMESPACE, 'n', NULL, "NS",
+	 N_("the VM's namespace (when its name is in several)")},
+	{"port", OPT_PORT, 'p', NULL, "N", N_("listen on this local port (default: any free one)")},
+	{"print-url", OPT_PRINT_URL, 0, NULL, NULL, N_("print only the vnc:// address line")},
+	{NULL},
+};
 
 static const struct shp_flag token_flags[] = {
 	{"namespace", OPT_NAMESPACE, 'n', NULL, "NS",
@@ -209,6 +614,23 @@ static const struct shp_flag request_flags[] = {
 };
 
 static const struct shp_subcmd vnc_verbs[] = {
+	{
+		.name = "open",
+		.fn = cmd_vnc_open,
+		.min_args = 1,
+		.max_args = 1,
+		.usage = "VM [--namespace NS] [--port N] [--print-url]",
+		.flags = CMD_NEEDS_DAEMON,
+		.summary = N_("let a VNC viewer reach a VM's console"),
+		.description = N_("Listen on 127.0.0.1 (--port, or any free port), print the "
+				  "vnc:// address for a VNC viewer and carry each of its "
+				  "connections through shepherdd to VM's console, each with a "
+				  "fresh single-use token. Viewers are served one after another "
+				  "until Ctrl-C or SIGTERM. With --print-url only the address line "
+				  "is printed, for scripts. In prod you need a grant first "
+				  "('vnc request')."),
+		.opts = open_flags,
+	},
 	{
 		.name = "request",
 		.fn = cmd_vnc_request,

@@ -64,6 +64,43 @@ upgrade() {
 	cat "$T/body"
 }
 errcode() { jq -r .error.code "$T/body" 2>/dev/null; }
+# tls_cli USER ARGS...: the CLI as USER over TLS, exec'd (so that $! of `tls_cli ... &` is it)
+tls_cli() {
+	local token
+	token=$(user_token "$1") || return 8
+	shift
+	SHEPHERD_TOKEN=$token exec "$SHEPHERD" --server "https://127.0.0.1:$TLS_PORT" \
+		--cacert "$T/pki/ca.crt" "$@"
+}
+sock_cli() { exec "$SHEPHERD" --socket "$SOCK" "$@"; }
+# vnc_open CLI USER|- VM ARGS...: `vnc open VM --print-url` in the background (tls_cli as USER,
+# or sock_cli), waiting for its address: $VNC_PORT, $VNC_PID
+vnc_open() {
+	local how=$1 who=$2
+	shift 2
+	rm -f "$T/url"
+	if [ "$how" = tls ]; then
+		tls_cli "$who" vnc open "$@" --print-url >"$T/url" 2>"$T/open.err" &
+	else
+		sock_cli vnc open "$@" --print-url >"$T/url" 2>"$T/open.err" &
+	fi
+	VNC_PID=$!
+	BG_PIDS="$BG_PIDS $VNC_PID"
+	for _ in $(seq 1 100); do
+		[ -s "$T/url" ] && break
+		kill -0 "$VNC_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	VNC_PORT=$(sed -n 's|^vnc://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$T/url")
+	[ -n "$VNC_PORT" ] && [ "$(wc -l <"$T/url")" = 1 ]
+}
+# vnc_stop: SIGTERM ends it; its exit status is then $VNC_STATUS
+vnc_stop() {
+	kill -TERM "$VNC_PID" 2>/dev/null
+	wait "$VNC_PID"
+	VNC_STATUS=$?
+}
+probe() { timeout 10 "$RFB_PROBE" "$@"; }
 WEB=/api/v1/vms/web-1/vnc?namespace=team-a
 
 # ---- tokens in test: no approval
@@ -113,6 +150,24 @@ expect_eq 0 "$(sql "SELECT count(*) FROM audit_log WHERE details::text LIKE '%sh
 expect_eq 0 "$(sql "SELECT count(*) FROM idempotency_keys WHERE response_body LIKE '%shvnc1%'")" \
 	"nor in the idempotency store"
 
+# ---- the whole chain: viewer -> shepherd vnc open -> shepherdd -> the simulated cluster
+expect_exit 0 "vnc open over the socket prints one vnc:// line" vnc_open sock - web-1 \
+	--namespace team-a
+expect_exit 0 "a VNC viewer's RFB handshake through it" probe 127.0.0.1 "$VNC_PORT"
+expect_eq "desktop: web-1
+framebuffer: 64x48" "$OUT" "the VM's desktop, and a whole-screen update"
+expect_exit 0 "a second viewer after the first (a fresh token)" probe 127.0.0.1 "$VNC_PORT"
+vnc_stop
+expect_eq 0 "$VNC_STATUS" "SIGTERM ends vnc open, exit 0"
+expect_exit 0 "vnc open as alice over TLS" vnc_open tls alice web-1
+expect_exit 0 "the viewer's handshake through TLS" probe 127.0.0.1 "$VNC_PORT"
+expect_eq "desktop: web-1" "$(head -n 1 <<<"$OUT")" "web-1's desktop"
+vnc_stop
+expect_eq 2 "$(sql "SELECT count(*) FROM console_sessions s JOIN users u ON u.id = s.user_id WHERE u.name = 'alice' AND s.source LIKE 'tls token:%'")" \
+	"alice's sessions over TLS are recorded as hers, with their source"
+expect_eq 0 "$(sql "SELECT count(*) FROM console_sessions WHERE vm_name = 'web-1' AND source LIKE 'unix%' AND (end_reason IS DISTINCT FROM 'viewer_closed' OR bytes_in <> 24 OR bytes_out < 12300)")" \
+	"the socket viewers' sessions ended with them, 24 bytes in, the screen out"
+
 # ---- a stopped VM
 printf 'steps:\n  - {action: vm.power, targets: [team-a/web-1], params: {cluster: sim1, namespace: team-a, name: web-1, op: stop}}\n' >"$T/stop.yaml"
 expect_exit 0 "web-1 is stopped" shp tasks submit -f "$T/stop.yaml" --tenant shop --yes --wait
@@ -126,6 +181,8 @@ api_as alice POST "/api/v1/vms/db-1/console/token" >/dev/null
 expect_eq "403 VNC_GRANT_REQUIRED" "$(code) $(errcode)" "no prod token without a grant"
 expect_exit 5 "the CLI says so (exit 5)" as alice vnc token db-1
 expect_match 'vnc request' "$ERR" "and how to ask"
+expect_exit 5 "vnc open refuses before listening" as alice vnc open db-1 --print-url
+expect_eq "" "$OUT" "and prints no address"
 expect_exit 2 "a request longer than 2h is refused" \
 	as alice vnc request db-1 --duration 3h --reason "debugging the boot"
 expect_exit 0 "alice asks for 1h of console access" \
@@ -151,6 +208,10 @@ api_as carol POST "/api/v1/vms/db-1/console/token" >/dev/null
 expect_eq "403 VNC_GRANT_REQUIRED" "$(code) $(errcode)" "the grant is alice's, not carol's"
 upgrade alice /api/v1/vms/db-1/vnc "$(jq -r .token <<<"$OUT")" >/dev/null
 expect_eq 101 "$(code)" "alice opens db-1's console"
+expect_exit 0 "vnc open db-1 as alice (her grant)" vnc_open tls alice db-1
+expect_exit 0 "a viewer's handshake with the prod VM" probe 127.0.0.1 "$VNC_PORT"
+expect_eq "desktop: db-1" "$(head -n 1 <<<"$OUT")" "db-1's desktop"
+vnc_stop
 
 # ---- the KubeVirt provider's console (the API simulator), over the socket
 api POST /api/v1/vms/kv-1/console/token >/dev/null
@@ -159,30 +220,35 @@ upgrade - /api/v1/vms/kv-1/vnc "$(jq -r .token "$T/body")" >/dev/null
 expect_eq 101 "$(code)" "kv-1's console opens through the KubeVirt provider"
 expect_match 'RFB 003\.008' "$(tr -cd '[:print:]' <"$T/body")" \
 	"with the API simulator's RFB greeting"
-ended() { # ended VM: wait until the VM's session has ended
+ended() { # ended VM: wait until the VM's sessions have ended
 	for _ in $(seq 1 50); do
-		[ -n "$(sql "SELECT ended_at FROM console_sessions WHERE vm_name = '$1'")" ] && return 0
+		[ "$(sql "SELECT count(*) FROM console_sessions WHERE vm_name = '$1' AND ended_at IS NULL")" = 0 ] && return 0
 		sleep 0.1
 	done
 	return 1
 }
 expect_exit 0 "the session ends when its viewer goes" ended kv-1
+expect_exit 0 "vnc open kv-1 (the KubeVirt provider)" vnc_open sock - kv-1
+expect_exit 0 "the API simulator's greeting through the whole chain, our version echoed" \
+	probe --greeting 127.0.0.1 "$VNC_PORT"
+expect_eq "greeting: RFB 003.008" "$OUT" "RFB 3.8"
+vnc_stop
 
 # ---- the records (the daemon stopped: every session has ended)
 stop_daemon
-expect_eq "3|3" "$(sql "SELECT count(*), count(ended_at) FROM console_sessions")" \
-	"three sessions (the refused upgrades opened none), all ended"
+expect_eq "8|8" "$(sql "SELECT count(*), count(ended_at) FROM console_sessions")" \
+	"eight sessions (the refused upgrades opened none), all ended"
 expect_eq 0 "$(sql "SELECT count(*) FROM console_sessions WHERE end_reason NOT IN ('viewer_closed', 'console_closed', 'shutdown')")" \
 	"each by its viewer, its VM or the daemon's stop"
-expect_eq "viewer_closed" "$(sql "SELECT end_reason FROM console_sessions WHERE vm_name = 'kv-1'")" \
+expect_eq "viewer_closed" "$(sql "SELECT DISTINCT end_reason FROM console_sessions WHERE vm_name = 'kv-1'")" \
 	"the socket viewer's end is seen at once"
-expect_eq 2 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_STARTED' AND actor = 'alice'")" \
-	"VNC_SESSION_STARTED for alice's two"
-expect_eq 3 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_ENDED'")" \
+expect_eq 4 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_STARTED' AND actor = 'alice'")" \
+	"VNC_SESSION_STARTED for alice's four"
+expect_eq 8 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_ENDED'")" \
 	"VNC_SESSION_ENDED for each"
-expect_eq "web-1|12|0" "$(sql "SELECT resource_name, details->>'bytes_out', details->>'bytes_in' FROM audit_log WHERE action = 'VNC_SESSION_ENDED' AND details->>'vm' = 'web-1'")" \
-	"with the VM and the bytes each way (the 12-byte greeting out)"
-expect_eq "kv-1|12|root" "$(sql "SELECT vm_name, bytes_out, user_name FROM console_sessions WHERE vm_name = 'kv-1'")" \
+expect_eq "web-1|12351|24|viewer_closed" "$(sql "SELECT a.resource_name, a.details->>'bytes_out', a.details->>'bytes_in', a.details->>'end_reason' FROM audit_log a JOIN console_sessions s ON s.id = (a.details->>'session_id')::bigint WHERE a.action = 'VNC_SESSION_ENDED' AND s.vm_name = 'web-1' AND s.source LIKE 'unix%' ORDER BY a.id LIMIT 1")" \
+	"with the VM, the bytes each way (the handshake and one screen out) and why it ended"
+expect_eq "kv-1|12|root" "$(sql "SELECT vm_name, bytes_out, user_name FROM console_sessions WHERE vm_name = 'kv-1' ORDER BY id LIMIT 1")" \
 	"and the session row likewise"
 
 finish
