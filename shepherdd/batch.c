@@ -356,7 +356,8 @@ struct auto_child {
 	int64_t ticket_id, event_id, requester_id;
 	char ids[24];
 	const char *type, *hash, *cluster, *requester, *system;
-	json_t *payload; /* owned */
+	const char *request_id; /* the submission's, which the execution carries */
+	json_t *payload;        /* owned */
 };
 
 /* Inside the execution's transaction: the ticket names it, unless someone was faster. */
@@ -432,7 +433,7 @@ static int submit_child(struct shd_exec_engine *e, PGconn *conn, struct auto_chi
 				    .confirm = true,
 				    .actor_id = a->requester_id,
 				    .actor = a->requester,
-				    .request_id = "batch",
+				    .request_id = a->request_id,
 				    .event_id = a->event_id,
 				    .approved_plan_hash = a->hash,
 				    .in_tx = claim_in_tx,
@@ -470,6 +471,7 @@ static void row_child(const PGresult *res, int i, struct auto_child *a)
 	a->requester_id = PQgetisnull(res, i, 6) ? 0 : strtoll(PQgetvalue(res, i, 6), NULL, 10);
 	a->requester = PQgetvalue(res, i, 7);
 	a->system = PQgetvalue(res, i, 8);
+	a->request_id = PQgetvalue(res, i, 9);
 }
 
 int shd_batch_dispatch(struct shd_exec_engine *e, PGconn *conn, int64_t batch_id, int *ret_count,
@@ -477,8 +479,9 @@ int shd_batch_dispatch(struct shd_exec_engine *e, PGconn *conn, int64_t batch_id
 {
 	static const char sql[] =
 		"SELECT t.id, t.event_id, t.request_type::text, t.approved_plan_hash, c.name,"
-		"  e.payload, t.requester_id, t.requester, t.system"
+		"  e.payload, t.requester_id, t.requester, t.system, b.request_id"
 		" FROM approval_tickets t JOIN domain_events e ON e.id = t.event_id"
+		" JOIN batch_approval_tickets b ON b.id = t.parent_ticket_id"
 		" LEFT JOIN clusters c ON c.id = t.cluster_id"
 		" WHERE t.parent_ticket_id IS NOT NULL AND t.status = 'APPROVED'"
 		"   AND t.execution_id IS NULL AND t.approval_level = 0"

@@ -63,6 +63,16 @@ expect_exit 0 "status follows the batch to COMPLETED (exit 0)" as alice batch st
 expect_match "batch 1: COMPLETED \(200 of 200" "$(tail -n 1 <<<"$OUT")" "one line per change"
 expect_eq "COMPLETED 200 200 0 0 0" "$(counters 1)" "counters after the retry"
 expect_eq 20 "$(batch 1 | jq .retried)" "20 children retried"
+page=$(api_as alice GET '/api/v1/vms/batch/1?limit=150')
+cur=$(jq -r .children.next_cursor <<<"$page")
+expect_eq "150 70 null" "$(jq '.children.items | length' <<<"$page") $(api_as alice GET \
+	"/api/v1/vms/batch/1?limit=150&cursor=$cur" | jq -r '"\(.children.items | length) \(.children.next_cursor)"')" \
+	"the children in pages"
+expect_eq 20 "$(api_as alice GET '/api/v1/vms/batch/1?status=FAILED' | jq '.children.items | length')" \
+	"the retried failures, by status"
+expect_eq 20 "$(sql "SELECT count(*) FROM executions WHERE request_id = (SELECT request_id
+	FROM batch_approval_tickets WHERE id = 1) AND status = 'failed'")" \
+	"the executions carry the submission's request id"
 expect_exit 0 "nothing left to retry" as alice batch retry 1
 expect_match "0 child\(ren\) submitted again" "$OUT" "an empty retry says so"
 expect_exit 0 "status --once: the parent row and the child table" as alice batch status 1 --once
@@ -87,6 +97,7 @@ expect_exit 0 "a batch under review" as alice batch submit "$T/rev.yaml" --json
 B2=$(jq -r .batch_id <<<"$OUT")
 expect_eq "PENDING_APPROVAL 3" "$(jq -r '"\(.status) \(.awaiting_approval)"' <<<"$OUT")" \
 	"three children wait for review"
+expect_eq "/api/v1/vms/batch/$B2" "$(jq -r .status_url <<<"$OUT")" "its status_url"
 expect_eq 200 "$(api_as carol GET "/api/v1/vms/batch/$B2" >/dev/null; code)" \
 	"an approver of the environment sees the batch"
 expect_exit 1 "alice cannot approve her own children" as alice batch approve "$B2"
