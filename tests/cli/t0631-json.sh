@@ -8,7 +8,7 @@
 # itself, so a new verb without a case here fails the test.
 . "$top_srcdir/tests/helpers/lib.sh"
 
-start_daemon_tls --execution-dedupe-window 0s
+start_daemon_tls --execution-dedupe-window 0s --watch-scan-interval 1s
 J='Content-Type: application/json'
 uid() { sql "SELECT id FROM users WHERE name = '$1'"; }
 for u in alice carol; do user_token "$u" >/dev/null; done
@@ -72,7 +72,6 @@ j 0 "cluster list" shp cluster list
 j 0 "cluster show" shp cluster show sim1
 j 0 "cluster health" shp cluster health sim1
 j 0 "cluster capabilities" shp cluster capabilities sim1
-j 0 "cluster vms" shp cluster vms sim1
 j 0 "cluster remove" shp cluster remove sim9
 j 0 "instancetypes list" shp instancetypes list --cluster sim1
 
@@ -134,6 +133,8 @@ j 0 "approvals preview" C approvals preview "$T1" --set cpus=2 --cluster sim1
 j 0 "approvals modify" C approvals modify "$T1" --set cpus=2 --reason "two CPUs" --cluster sim1 --yes
 j 0 "approvals approve" C approvals approve "$T1" --cluster sim1 --reason fine
 wait_for 30 ticket_is "$T1" COMPLETED || fail "web-1 is created" "$(sql "SELECT status FROM approval_tickets WHERE id = $T1")"
+# (the watcher's cache of sim1 is ready by now)
+j 0 "cluster vms" shp cluster vms sim1
 j 0 "vm list" A vm list
 j 0 "vm show" A vm show web-1
 j 0 "vm revisions" A vm revisions web-1
