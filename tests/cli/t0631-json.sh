@@ -133,7 +133,7 @@ j 0 "approvals preview" C approvals preview "$T1" --set cpus=2 --cluster sim1
 j 0 "approvals modify" C approvals modify "$T1" --set cpus=2 --reason "two CPUs" --cluster sim1 --yes
 j 0 "approvals approve" C approvals approve "$T1" --cluster sim1 --reason fine
 wait_for 30 ticket_is "$T1" COMPLETED || fail "web-1 is created" "$(sql "SELECT status FROM approval_tickets WHERE id = $T1")"
-# (the watcher's cache of sim1 is ready by now)
+wait_for 15 shp cluster vms sim1 # the watcher's cache (503 until its first list)
 j 0 "cluster vms" shp cluster vms sim1
 j 0 "vm list" A vm list
 j 0 "vm show" A vm show web-1
