@@ -55,6 +55,7 @@ j 0 "version" shp version
 j 0 "version" shp version --client
 j 0 "whoami" shp whoami
 j 0 "status" shp status
+j 0 "version" "$SHEPHERD" --socket "$T/nobody.sock" version
 
 # ---- registries --------------------------------------------------------------------------------
 j 0 "namespace create" shp namespace create team-t --environment test
@@ -164,6 +165,10 @@ sed 's/b-/c-/g' "$T/batch.yaml" >"$T/batch2.yaml"
 j 0 "batch submit" A batch submit "$T/batch2.yaml"
 B2=$(jq -r '.id // .batch_id' <<<"$OUT")
 j 0 "batch cancel" A batch cancel "$B2"
+j 0 "batch status" A batch status "$B2"
+j 0 "vm stop" A vm stop --selector service=web --yes
+j 0 "vm start" A vm start --selector service=web --yes
+j 0 "vm restart" A vm restart --selector service=web --yes
 j 0 "batch retry" A batch retry "$B"
 
 # ---- tasks, jobs, queues, flags -------------------------------------------------------------
