@@ -8,7 +8,7 @@
 . "$top_srcdir/tests/helpers/lib.sh"
 
 WS="python3 $top_srcdir/tests/helpers/ws-client.py"
-start_daemon_tls --http-connection-timeout 3s --websocket-sessions 3 --execution-immediate-max 1s \
+start_daemon_tls --http-connection-timeout 3s --websocket-sessions 4 --execution-immediate-max 1s \
 	--queue-shutdown-grace 1s
 submit() { api POST /api/v1/tasks -H 'Content-Type: application/json' -d "$1"; }
 sleeper() { # a task that runs for $1 steps of $2 ms
@@ -67,12 +67,16 @@ ws --timeout 4 "/api/v1/tasks/$long/stream" slowloris >"$T/slowloris" &
 quiet="$quiet $!"
 BG_PIDS="$BG_PIDS $quiet"
 id=$(sleeper 1 4500)
-start=$(date +%s)
+wst --timeout 15 "/api/v1/tasks/$id/stream" events >"$T/live-tls" &
+live_tls=$!
 out=$(ws --timeout 15 "/api/v1/tasks/$id/stream" events)
 expect_match 'step_finished' "$out" "a running task's events arrive as it runs"
 expect_match '"event":"end"' "$out" "a session outlives the 3 s connection timeout while PINGs are answered"
 expect_match '^ping' "$out" "the daemon PINGs a quiet client"
 expect_eq "close 1000" "$(tail -n 1 <<<"$out")" "and ends the session after the end frame"
+wait $live_tls
+expect_match '"event":"end"' "$(cat "$T/live-tls")" "so does a session over TLS (MHD's forwarding)"
+expect_eq "close 1000" "$(tail -n 1 "$T/live-tls")" "which ends the same way"
 
 wait $quiet
 out=$(cat "$T/idle")
@@ -112,17 +116,17 @@ expect_match 'pong abc' "$out" "a PING is answered with its payload"
 out=$(ws "/api/v1/tasks/$id/stream" close)
 expect_eq "close 1000" "$(tail -n 1 <<<"$out")" "a client's CLOSE is echoed"
 
-# ---- the cap: three sessions at once here
-for i in 1 2 3; do
+# ---- the cap: four sessions at once here
+for i in 1 2 3 4; do
 	$WS --unix "$SOCK" --timeout 30 "/api/v1/tasks/$id/stream" events >"$T/held$i" 2>&1 &
 	BG_PIDS="$BG_PIDS $!"
 done
 for _ in $(seq 50); do
-	[ "$(cat "$T"/held? | grep -c '^status 101')" = 3 ] && break
+	[ "$(cat "$T"/held? | grep -c '^status 101')" = 4 ] && break
 	sleep 0.1
 done
 out=$(ws "/api/v1/tasks/$id/stream" events)
-expect_match '^status 429' "$out" "a fourth session is refused (429)"
+expect_match '^status 429' "$out" "a fifth session is refused (429)"
 expect_match '"code":"WEBSOCKET_SESSIONS_EXHAUSTED"' "$out" "with its own code"
 expect_match '^status 200' "$(curl -s -m 1 -o /dev/null -w 'status %{http_code}' --unix-socket "$SOCK" \
 	"http://localhost/api/v1/tasks/$id/stream")" "the SSE stream still answers meanwhile"
