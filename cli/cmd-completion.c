@@ -432,10 +432,16 @@ static void gen_zsh(struct shp_buf *b)
 		zsh_describe_item(b, (*c)->name, (*c)->summary, "\t\t");
 	xbuf_add(b, "\t)\n\t_describe -t commands 'shepherd command' commands\n}\n\n");
 
-	xbuf_add(b, "# Resource names of kind $1, asked of the daemon.\n_shepherd_names() {\n"
-		    "\tlocal kind=$1\n\tlocal -a names\n\tshift\n"
-		    "\tnames=(${(f)\"$(_call_program names shepherd __complete $kind "
-		    "2>/dev/null)\"})\n\tcompadd \"$@\" -a names\n}\n\n");
+	xbuf_add(b,
+		 "# Resource names of kind $1, asked of the daemon the command line names.\n"
+		 "_shepherd_names() {\n\tlocal kind=$1 i\n\tlocal -a names line g\n\tshift\n"
+		 "\tline=(${(z)BUFFER})\n\tfor (( i = 2; i < $#line; i++ )); do\n"
+		 "\t\tcase $line[i] in\n"
+		 "\t\t(--socket|--server|--cacert|--cert|--key) g+=($line[i] ${(Q)line[i+1]}) ;;\n"
+		 "\t\t(--socket=*|--server=*|--cacert=*|--cert=*|--key=*) g+=(${(Q)line[i]}) ;;\n"
+		 "\t\tesac\n\tdone\n"
+		 "\tnames=(${(f)\"$(_call_program names ${(Q)line[1]} $g __complete $kind "
+		 "2>/dev/null)\"})\n\tcompadd \"$@\" -a names\n}\n\n");
 	xbuf_add(b, "_shepherd_verbs() {\n\tlocal -a verbs\n\tcase $1 in\n");
 	for (const struct shp_cmd *const *c = cli_visible_commands(); *c; c++) {
 		if (!(*c)->subcmds)
@@ -581,11 +587,17 @@ static void gen_fish(struct shp_buf *b)
 		    "function __shepherd_nargs\n    set -l w (__shepherd_words)\n"
 		    "    test \"$w[1]\" = \"$argv[1]\"; and test (count $w) = (math $argv[2] + 1)\n"
 		    "end\n\n");
-	xbuf_add(b, "# Resource names of kind $argv[1], asked of the daemon.\n"
-		    "function __shepherd_names\n"
-		    "    set -l cmd (commandline -opc)[1]\n"
-		    "    $cmd __complete $argv[1] (commandline -ct) 2>/dev/null\n"
-		    "end\n\n");
+	xbuf_add(b,
+		 "# Resource names of kind $argv[1], asked of the daemon the command line names.\n"
+		 "function __shepherd_names\n"
+		 "    set -l words (commandline -opc)\n    set -l g\n"
+		 "    for i in (seq 2 (count $words))\n        switch $words[$i]\n"
+		 "            case --socket --server --cacert --cert --key\n"
+		 "                set -a g $words[$i] $words[(math $i + 1)]\n"
+		 "            case '--socket=*' '--server=*' '--cacert=*' '--cert=*' '--key=*'\n"
+		 "                set -a g $words[$i]\n        end\n    end\n"
+		 "    $words[1] $g __complete $argv[1] (commandline -ct) 2>/dev/null\n"
+		 "end\n\n");
 	xbuf_add(b, "complete -c shepherd -f\n");
 	fish_flags(b, NULL, cli_global_flags);
 	for (const struct shp_cmd *const *c = cli_visible_commands(); *c; c++) {

@@ -576,6 +576,8 @@ static void run_tty(struct shell *sh)
 	char *line;
 
 	rl_readline_name = "shepherd";
+	/* with the output going to a file, the prompts and echo go to the terminal still */
+	rl_outstream = isatty(STDOUT_FILENO) ? stdout : stderr;
 	rl_catch_signals = 0;
 	rl_completer_quote_characters = "'\"";
 	rl_attempted_completion_function = complete;

@@ -186,5 +186,20 @@ expect_eq "team-a" "$(complete_bash shepherd --socket "$SOCK" vm list --namespac
 	"bash: a namespace as an option's value"
 expect_eq "show" "$(complete_bash shepherd --socket "$SOCK" vm sh)" "bash: a verb"
 expect_eq "" "$(complete_bash shepherd --socket "$T/none.sock" vm show w)" "bash: no daemon, no names"
+# zsh and fish, where installed: their name functions against the daemon the line names
+if command -v zsh >/dev/null; then
+	"$SHEPHERD" completion zsh >"$T/_shepherd"
+	expect_eq "team-a" "$(zsh -f -c "$(sed -n '/^_shepherd_names() {/,/^}/p' "$T/_shepherd")
+		_call_program() { shift; \"\$@\"; }
+		compadd() { [[ \$1 == -a ]] && print -l -- \${(P)2}; }
+		BUFFER=\"'$SHEPHERD' --socket '$SOCK' vm list --namespace te\"
+		_shepherd_names namespace" | grep '^te')" "zsh: a namespace as an option's value"
+fi
+if command -v fish >/dev/null; then
+	mkdir -p "$T/bin" && ln -sf "$SHEPHERD" "$T/bin/shepherd"
+	"$SHEPHERD" completion fish >"$T/shepherd.fish"
+	expect_eq "web-3" "$(PATH="$T/bin:$PATH" fish -c "source '$T/shepherd.fish'
+		complete -C 'shepherd --socket $SOCK vm show w'" | cut -f1)" "fish: a VM name"
+fi
 
 finish
