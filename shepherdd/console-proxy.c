@@ -320,6 +320,26 @@ static int open_console(struct shd_req *req, struct session *s, const struct shd
 		shp_now_monotonic_ns() + (uint64_t)OPEN_TIMEOUT_MS * 1000000u, err);
 }
 
+/*
+ * A refused token (missing, invalid, another user's, expired, replayed): VNC_SESSION_DENIED
+ * with the code and, when the token opened, its jti and subject; never the token.
+ */
+static void audit_denied(struct shd_req *req, const struct shd_console_vm *v,
+			 const struct shd_console_claims *c, const struct shp_error *why)
+{
+	struct shp_error e = SHP_ERROR_INIT;
+	json_auto_t *d = json_pack("{s:s,s:s,s:s}", "code", shp_error_api_code_of(why), "namespace",
+				   v->ns, "vm", v->name);
+
+	if (c->jti[0]) {
+		(void)json_object_set_new(d, "jti", json_string(c->jti));
+		(void)json_object_set_new(d, "issued_to", json_integer(c->sub));
+	}
+	if (shd_audit_write(req->db, req, "VNC_SESSION_DENIED", "vm", v->name, "denied", d, &e) < 0)
+		log_warn("a refused console connection to '%s/%s' is not audited: %s", v->ns,
+			 v->name, e.msg);
+}
+
 /* The upgrade was refused after the session row was written (the sessions cap): end it. */
 static void session_refused(struct shd_req *req, int64_t id, const struct shd_console_vm *v,
 			    const struct shp_error *why)
@@ -370,9 +390,12 @@ int shd_api_console_vnc(struct shd_req *req, struct shd_resp *resp, struct shp_e
 		shp_error_api_code(err, "UPGRADE_REQUIRED");
 		return -SHP_E_INVAL;
 	}
-	if (shd_console_vm_find(req, req->db, &v, err) < 0 || token_claims(req, &v, &c, err) < 0 ||
-	    consume(req, &c, err) < 0)
+	if (shd_console_vm_find(req, req->db, &v, err) < 0)
 		return -err->code;
+	if (token_claims(req, &v, &c, err) < 0 || consume(req, &c, err) < 0) {
+		audit_denied(req, &v, &c, err);
+		return -err->code;
+	}
 	s = session_new(req, &c);
 	if (!s)
 		return shp_error_set(err, SHP_E_NOMEM, "out of memory");

@@ -49,14 +49,14 @@ running() { # running NAME: wait until the VM row says RUNNING
 for v in web-1 db-1 kv-1; do expect_exit 0 "$v runs" running "$v"; done
 
 # upgrade USER|- PATH TOKEN: the WebSocket upgrade with curl (as USER over TLS, or over the
-# socket as the admin); a 101 is held for a second and dropped; the status is then $(code)
+# socket as the admin); a 101 is held for 0.6 s and dropped; the status is then $(code)
 upgrade() {
 	local who=$1 path=$2 token=$3 auth=() url="http://localhost$2" sock=(--unix-socket "$SOCK")
 	if [ "$who" != - ]; then
 		auth=(-H "Authorization: Bearer $(user_token "$who")")
 		url="https://127.0.0.1:$TLS_PORT$path" sock=(--cacert "$T/pki/ca.crt")
 	fi
-	curl -s --max-time 1 -o "$T/body" -w '%{http_code}' "${sock[@]}" "${auth[@]}" \
+	curl -s --max-time 0.6 -o "$T/body" -w '%{http_code}' "${sock[@]}" "${auth[@]}" \
 		-H "Connection: Upgrade" -H "Upgrade: websocket" -H "Sec-WebSocket-Version: 13" \
 		-H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" \
 		-H "Sec-WebSocket-Protocol: vnc.shepherd.io" \
@@ -144,6 +144,32 @@ expect_eq "403 TOKEN_EXPIRED" "$(code) $(errcode)" "an expired token is refused"
 expect_exit 1 "the table refuses a lifetime over 2 hours" \
 	sql "UPDATE console_tokens SET expires_at = issued_at + interval '3 hours'"
 
+upgrade alice "$WEB" "shvnc1.$(head -c 3000 /dev/zero | tr '\0' a)" >/dev/null
+expect_eq "400 TOKEN_INVALID" "$(code) $(errcode)" "an oversized token: 400"
+expect_eq "TOKEN_EXPIRED TOKEN_INVALID TOKEN_NOT_YOURS TOKEN_REPLAYED TOKEN_REQUIRED" \
+	"$(sql "SELECT string_agg(DISTINCT details->>'code', ' ') FROM audit_log WHERE action = 'VNC_SESSION_DENIED' AND outcome = 'denied'")" \
+	"each refused connection is audited (VNC_SESSION_DENIED with its code)"
+expect_eq "$(sql "SELECT id FROM users WHERE name = 'alice'")" \
+	"$(sql "SELECT details->>'issued_to' FROM audit_log WHERE action = 'VNC_SESSION_DENIED' AND actor = 'carol'")" \
+	"carol's attempt with alice's token names whose it was"
+
+# ---- hostile requests
+api_as alice POST /api/v1/vms/web-1/console/requests -H "$J" -d '{"duration_s": "1h", "reason": "x"}' >/dev/null
+expect_eq 400 "$(code)" "a duration that is not a number: 400"
+api_as alice POST /api/v1/vms/web-1/console/requests -H "$J" -d '{"duration_s": 600, "reason": "x", "admin": true}' >/dev/null
+expect_eq 400 "$(code)" "an unknown field: 400"
+api_as alice POST /api/v1/vms/web-1/console/requests -H "$J" -d '{"duration_s": 600, "reason": ""}' >/dev/null
+expect_eq 400 "$(code)" "an empty reason: 400"
+api_as alice POST /api/v1/vms/web-1/console/requests -H "$J" \
+	-d "{\"duration_s\": 600, \"reason\": \"$(head -c 1100 /dev/zero | tr '\0' r)\"}" >/dev/null
+expect_eq 400 "$(code)" "a reason over 1024 bytes: 400"
+api_as alice POST /api/v1/vms/web-1/console/requests -H "$J" -d '{"duration_s": 30, "reason": "x"}' >/dev/null
+expect_eq 400 "$(code)" "less than a minute: 400"
+api_as alice POST '/api/v1/vms/Web_1%2F..%0a/console/token' >/dev/null
+expect_eq 404 "$(code)" "a hostile VM name is just not found"
+api_as alice POST /api/v1/vms/web-1/console/token -H "$J" -d '{"ttl": 99999}' >/dev/null
+expect_eq 400 "$(code)" "the token takes no parameters"
+
 expect_eq 0 "$(grep -c -F -e "$tok" -e "$tok2" "$T/daemon.log")" "no token in the daemon's log"
 expect_eq 0 "$(sql "SELECT count(*) FROM audit_log WHERE details::text LIKE '%shvnc1%'")" \
 	"nor in the audit log"
@@ -179,6 +205,8 @@ expect_match 'not running' "$(jq -r .error.message "$T/body")" "saying so"
 # ---- prod: a grant is needed
 api_as alice POST "/api/v1/vms/db-1/console/token" >/dev/null
 expect_eq "403 VNC_GRANT_REQUIRED" "$(code) $(errcode)" "no prod token without a grant"
+expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_TOKEN_ISSUED' AND outcome = 'denied' AND actor = 'alice'")" \
+	"the refusal is audited"
 expect_exit 5 "the CLI says so (exit 5)" as alice vnc token db-1
 expect_match 'vnc request' "$ERR" "and how to ask"
 expect_exit 5 "vnc open refuses before listening" as alice vnc open db-1 --print-url
@@ -234,17 +262,34 @@ expect_exit 0 "the API simulator's greeting through the whole chain, our version
 expect_eq "greeting: RFB 003.008" "$OUT" "RFB 3.8"
 vnc_stop
 
+# ---- a key rotation: the earlier key, listed as previous, still opens its tokens
+expect_exit 0 "a token for db-1 under the current key" as alice vnc token db-1 --json
+old=$(jq -r .token <<<"$OUT")
+stop_daemon
+start_daemon_tls --execution-dedupe-window 0s --provider-key-file "$T/new.key" \
+	--console-previous-key-files "$T/state/credentials.key"
+# the simulated cluster lives in the daemon: db-1 is created there again
+expect_exit 0 "db-1 again in the restarted simulated cluster" vm simp pay-prod db-1
+expect_exit 0 "db-1 runs" running db-1
+upgrade alice /api/v1/vms/db-1/vnc "$old" >/dev/null
+expect_eq 101 "$(code)" "after the rotation the token sealed before it opens db-1's console"
+expect_exit 0 "a new token" as alice vnc token db-1
+expect_eq "$(cut -d. -f2 <<<"$old")" "$(sql "SELECT key_id FROM console_tokens ORDER BY issued_at LIMIT 1")" \
+	"the old token named the old key"
+expect_match "^shvnc1\.$(sql "SELECT key_id FROM console_tokens WHERE key_id <> '$(cut -d. -f2 <<<"$old")' LIMIT 1")\." \
+	"$OUT" "the new one is sealed with the new key"
+
 # ---- the records (the daemon stopped: every session has ended)
 stop_daemon
-expect_eq "8|8" "$(sql "SELECT count(*), count(ended_at) FROM console_sessions")" \
-	"eight sessions (the refused upgrades opened none), all ended"
+expect_eq "9|9" "$(sql "SELECT count(*), count(ended_at) FROM console_sessions")" \
+	"nine sessions (the refused upgrades opened none), all ended"
 expect_eq 0 "$(sql "SELECT count(*) FROM console_sessions WHERE end_reason NOT IN ('viewer_closed', 'console_closed', 'shutdown')")" \
 	"each by its viewer, its VM or the daemon's stop"
 expect_eq "viewer_closed" "$(sql "SELECT DISTINCT end_reason FROM console_sessions WHERE vm_name = 'kv-1'")" \
 	"the socket viewer's end is seen at once"
-expect_eq 4 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_STARTED' AND actor = 'alice'")" \
-	"VNC_SESSION_STARTED for alice's four"
-expect_eq 8 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_ENDED'")" \
+expect_eq 5 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_STARTED' AND actor = 'alice'")" \
+	"VNC_SESSION_STARTED for alice's five"
+expect_eq 9 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_ENDED'")" \
 	"VNC_SESSION_ENDED for each"
 expect_eq "web-1|12351|24|viewer_closed" "$(sql "SELECT a.resource_name, a.details->>'bytes_out', a.details->>'bytes_in', a.details->>'end_reason' FROM audit_log a JOIN console_sessions s ON s.id = (a.details->>'session_id')::bigint WHERE a.action = 'VNC_SESSION_ENDED' AND s.vm_name = 'web-1' AND s.source LIKE 'unix%' ORDER BY a.id LIMIT 1")" \
 	"with the VM, the bytes each way (the handshake and one screen out) and why it ended"
