@@ -1,6 +1,6 @@
 #!/bin/bash
 # The notification inbox end to end, with several users over TLS: a VM request reaches the
-# approvers of its environment (and nobody else), an approval and a rejection reach the
+# approvers of its environment (test or prod, and nobody else), an approval and a rejection reach the
 # requester, an approval about to expire warns the requester once, a VM that changes status in
 # a cluster (the Kubernetes simulator) tells its owner once per window; the API and `shepherd
 # inbox` page, filter, count and mark read, another user's notification is 404, hostile input
@@ -16,9 +16,10 @@ uid() { sql "SELECT id FROM users WHERE name = '$1'"; }
 for u in alice carol dave erin; do user_token "$u" >/dev/null; done
 ALICE=$(uid alice) CAROL=$(uid carol) DAVE=$(uid dave) ERIN=$(uid erin)
 sql "INSERT INTO role_bindings (user_id, role, allowed_environments) VALUES
-	($CAROL, 'approver', '{test}'), ($DAVE, 'approver', '{prod}'), ($ALICE, 'viewer', '{test}'),
+	($CAROL, 'approver', '{test}'), ($DAVE, 'approver', '{prod}'), ($ALICE, 'viewer', '{test,prod}'),
 	($ERIN, 'operator', '{test}')" >/dev/null
 shp namespace create team-t --environment test >/dev/null
+shp namespace create team-p --environment prod >/dev/null
 expect_exit 0 "a simulated test cluster" shp cluster add sim1 --simulated --environment test
 api_as alice POST /api/v1/systems -H "$J" -d '{"name": "shop"}' >/dev/null
 api_as alice POST /api/v1/services -H "$J" -d '{"name": "web", "system": "shop"}' >/dev/null
@@ -39,10 +40,10 @@ n_of() {
 	sql "SELECT count(*) FROM notifications WHERE user_id = $(uid "$1") AND type = '$2'
 		${3:+AND ticket_id = $3}"
 }
-# request NAME: alice asks for a VM in team-t; sets TID
+# request NAME [NAMESPACE]: alice asks for a VM (in team-t); sets TID
 request() {
 	local body
-	body=$(api_as alice POST /api/v1/vms -H "$J" -d "{\"name\": \"$1\", \"namespace\": \"team-t\",
+	body=$(api_as alice POST /api/v1/vms -H "$J" -d "{\"name\": \"$1\", \"namespace\": \"${2:-team-t}\",
 		\"service\": \"web\", \"template\": \"debian-12\", \"size\": \"small\"}")
 	expect_eq "202 PENDING_APPROVAL" "$(code) $(jq -r '.status // .error.message' <<<"$body")" \
 		"CREATE_VM $1 waits for review"
@@ -63,12 +64,17 @@ request web-1
 T1=$TID
 expect_eq "1 0 0 0" "$(n_of carol APPROVAL_PENDING "$T1") $(n_of dave APPROVAL_PENDING "$T1") $(n_of alice APPROVAL_PENDING "$T1") $(n_of erin APPROVAL_PENDING "$T1")" \
 	"the test approver is told; the prod approver, the requester and an operator are not"
+request db-1 team-p
+TP=$TID
+expect_eq "0 1" "$(n_of carol APPROVAL_PENDING "$TP") $(n_of dave APPROVAL_PENDING "$TP")" \
+	"a prod request reaches the prod approver, not the test one"
 expect_exit 0 "carol's inbox" as carol inbox -o json
 expect_eq "APPROVAL_PENDING $T1 false" "$(jq -r '.[0] | "\(.type) \(.ticket_id) \(.read)"' <<<"$OUT")" \
 	"shepherd inbox shows it to carol, unread"
 expect_match "waits for approval" "$(jq -r '.[0].title' <<<"$OUT")" "with a title saying what waits"
 expect_exit 0 "the platform admin's inbox" shp inbox --type APPROVAL_PENDING -o json
-expect_eq "$T1" "$(jq -r '.[0].ticket_id' <<<"$OUT")" "the platform admin is an approver everywhere"
+expect_eq "$T1 $TP" "$(jq -r '[.[].ticket_id] | sort | map(tostring) | join(" ")' <<<"$OUT")" \
+	"the platform admin is an approver everywhere"
 expect_exit 0 "table output" as carol inbox
 expect_match 'APPROVAL_PENDING' "$OUT" "the table lists the type"
 expect_match '\*' "$OUT" "and marks the unread one"
