@@ -1,10 +1,10 @@
 #!/bin/bash
 # The notification inbox end to end, with several users over TLS: a VM request reaches the
-# approvers of its environment (test or prod, and nobody else), an approval and a rejection reach the
-# requester, an approval about to expire warns the requester once, a VM that changes status in
-# a cluster (the Kubernetes simulator) tells its owner once per window; the API and `shepherd
-# inbox` page, filter, count and mark read, another user's notification is 404, hostile input
-# is refused; the notify.retention job deletes old rows in batches.
+# approvers of its environment (test or prod, and nobody else), an approval and a rejection
+# reach the requester, an approval about to expire warns the requester once, a VM that changes
+# status in a cluster (the Kubernetes simulator) tells its owner once per window; the API and
+# `shepherd inbox` page, filter, count and mark read, another user's notification is 404,
+# hostile input is refused; the notify.retention job deletes old rows in batches.
 . "$top_srcdir/tests/helpers/lib.sh"
 . "$top_srcdir/tests/helpers/kubesim.sh"
 
