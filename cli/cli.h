@@ -50,6 +50,8 @@ enum cli_names {
 	CLI_NAMES_APPROVAL,
 	CLI_NAMES_REQUEST,
 	CLI_NAMES_TASK,
+	CLI_NAMES_BATCH,
+	CLI_NAMES_NOTIFICATION,
 	_CLI_NAMES_MAX,
 };
 
@@ -348,11 +350,19 @@ char *cli_envs_cell(const json_t *item, int64_t now);
 #define CLI_SSE_FRAME_MAX (1u << 20) /* one event-stream frame */
 #define CLI_FOLLOW_POLL_MS 500       /* the polling interval when the stream is not available */
 /*
- * Follow task id (digits) until it ends: GET its event stream (reconnecting with Last-Event-ID
- * after a break, with backoff), or poll its events when streaming is not possible. In table
- * output each event is a line on stderr. *ret_task is then the finished task, with its steps.
+ * Follow task id (digits) until it ends: its event stream over a WebSocket, else as Server-Sent
+ * Events (either resumed after a break, with backoff), else polling its events
+ * (SHEPHERD_WAIT_TRANSPORT forces one; -v says which). In table output the events go to stderr,
+ * on a terminal as one progress line. *ret_task is then the finished task, with its steps.
  */
 int cli_follow_task(struct cli_ctx *ctx, const char *id, json_t **ret_task) SHP_MUSTCHECK;
+/*
+ * wait.c: show an accepted request's answer (request_id, ...) as kind; with wait, follow the
+ * request to its end (its task live, once it has one) and show the final request instead in
+ * JSON and YAML. Returns its outcome: 0 COMPLETED, else the error with a task's exit status.
+ */
+int cli_request_done(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t *answer,
+		     bool wait) SHP_MUSTCHECK;
 /* "12:00:01 step_started  step 0 'test.sleep' started" for an event object (no newline). */
 char *cli_event_line(const json_t *event);
 

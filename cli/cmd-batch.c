@@ -571,24 +571,26 @@ static const struct shp_subcmd batch_verbs[] = {
 	    "for review: one decision per child, each on the child's own plan hash, exactly as "
 	    "shepherd approvals approve would record it. Children that cannot be approved (your "
 	    "own, another environment's) are listed as refused."),
-	 approve_flags},
+	 approve_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_BATCH},
 	{"cancel", cmd_batch_cancel, 1, 1, "ID", CMD_NEEDS_DAEMON,
 	 N_("cancel the children of a batch that have not started"),
 	 N_("Cancel every child of batch ID that waits for approval or for its turn; children "
-	    "already running finish. The children cancelled are listed.")},
+	    "already running finish. The children cancelled are listed."),
+	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_BATCH},
 	{"list", cmd_batch_list, 0, 0, "[--all] [--limit N]", CMD_NEEDS_DAEMON | CMD_READONLY,
 	 N_("list your batches"), N_("List your batches, newest first, with their counters."),
 	 list_flags},
 	{"retry", cmd_batch_retry, 1, 1, "ID", CMD_NEEDS_DAEMON,
 	 N_("submit the failed children of a batch again"),
 	 N_("Submit every FAILED child of batch ID again, as new children of the same batch, "
-	    "each checked as a new request. The new children are listed.")},
+	    "each checked as a new request. The new children are listed."),
+	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_BATCH},
 	{"status", cmd_batch_status, 1, 1, "ID [--once]", CMD_NEEDS_DAEMON | CMD_READONLY,
 	 N_("follow a batch: its counters and its children"),
 	 N_("Show batch ID (its status and counters) and the table of its children. On a "
 	    "terminal the view is redrawn until the batch ends; otherwise each change is printed "
 	    "as one line. --once (or -o json) shows it once."),
-	 status_flags},
+	 status_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_BATCH},
 	{"submit", cmd_batch_submit, 1, 1, "FILE [--yes] [--wait]", CMD_NEEDS_DAEMON,
 	 N_("request many VMs at once"),
 	 N_("Submit the VM specs of FILE (YAML or JSON: a list of specs with the fields of "

@@ -165,6 +165,8 @@ static const struct shp_subcmd inbox_verbs[] = {
 	},
 	{
 		.name = "read",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_NOTIFICATION,
 		.fn = cmd_inbox_read,
 		.max_args = 1,
 		.usage = "[ID] [--all] [--type TYPE]",

@@ -589,7 +589,7 @@ static int cmd_vnc_open(int argc, char **argv, struct cli_ctx *ctx)
 
 static const struct shp_flag open_flags[] = {
 	{"namespace", OPT_NAMESPACE, 'n', NULL, "NS",
-	 N_("the VM's namespace (when its name is in several)")},
+	 N_("the VM's namespace (when its name is in several)"), .names = CLI_NAMES_NAMESPACE},
 	{"port", OPT_PORT, 'p', NULL, "N", N_("listen on this local port (default: any free one)")},
 	{"print-url", OPT_PRINT_URL, 0, NULL, NULL, N_("print only the vnc:// address line")},
 	{NULL},
@@ -597,14 +597,14 @@ static const struct shp_flag open_flags[] = {
 
 static const struct shp_flag token_flags[] = {
 	{"namespace", OPT_NAMESPACE, 'n', NULL, "NS",
-	 N_("the VM's namespace (when its name is in several)")},
+	 N_("the VM's namespace (when its name is in several)"), .names = CLI_NAMES_NAMESPACE},
 	{"json", OPT_JSON, 0, NULL, NULL, N_("print the daemon's whole answer as JSON")},
 	{NULL},
 };
 
 static const struct shp_flag request_flags[] = {
 	{"namespace", OPT_NAMESPACE, 'n', NULL, "NS",
-	 N_("the VM's namespace (when its name is in several)")},
+	 N_("the VM's namespace (when its name is in several)"), .names = CLI_NAMES_NAMESPACE},
 	{"duration", OPT_DURATION, 0, NULL, "DURATION", N_("how long the access lasts (1m to 2h)"),
 	 .required = true},
 	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("why (the approver reads it)"),
@@ -616,6 +616,8 @@ static const struct shp_flag request_flags[] = {
 static const struct shp_subcmd vnc_verbs[] = {
 	{
 		.name = "open",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_VM,
 		.fn = cmd_vnc_open,
 		.min_args = 1,
 		.max_args = 1,
@@ -633,6 +635,8 @@ static const struct shp_subcmd vnc_verbs[] = {
 	},
 	{
 		.name = "request",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_VM,
 		.fn = cmd_vnc_request,
 		.min_args = 1,
 		.max_args = 1,
@@ -650,6 +654,8 @@ static const struct shp_subcmd vnc_verbs[] = {
 	},
 	{
 		.name = "token",
+		.args_complete = CLI_COMPLETE_NAMES,
+		.arg_names = CLI_NAMES_VM,
 		.fn = cmd_vnc_token,
 		.min_args = 1,
 		.max_args = 1,

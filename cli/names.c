@@ -44,6 +44,8 @@ static const struct {
 	[CLI_NAMES_APPROVAL] = {"approval", SHP_ROUTE_APPROVALS, "id"},
 	[CLI_NAMES_REQUEST] = {"request", SHP_ROUTE_REQUESTS, "id"},
 	[CLI_NAMES_TASK] = {"task", SHP_ROUTE_TASKS, "id"},
+	[CLI_NAMES_BATCH] = {"batch", SHP_ROUTE_VMS "/batch", "id"},
+	[CLI_NAMES_NOTIFICATION] = {"notification", SHP_ROUTE_NOTIFICATIONS, "id"},
 };
 
 const char *cli_names_kind_name(enum cli_names kind)
@@ -270,7 +272,8 @@ static const struct shp_subcmd complete_names_entry = {
 	.flags = CMD_HIDDEN | CMD_NEEDS_DAEMON | CMD_READONLY,
 	.summary = N_("print the resource names of a kind, for completion scripts"),
 	.description = N_("Print the names of KIND (vm, namespace, cluster, template, size, "
-			  "system, service, approval, request, task) starting with PREFIX, one a "
+			  "system, service, approval, request, task, batch, notification) starting "
+			  "with PREFIX, one a "
 			  "line: asked of shepherdd within 300 ms and cached for 30 seconds. "
 			  "Prints nothing when the daemon does not answer."),
 };
