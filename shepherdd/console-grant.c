@@ -33,7 +33,7 @@ static int notify_granted(PGconn *conn, int64_t requester_id, int64_t ticket_id,
 	(void)snprintf(body, sizeof(body),
 		       "until %s: run 'shepherd vnc open %s --namespace %s' within that time",
 		       expires, shp_json_str(vm, "name"), shp_json_str(vm, "namespace"));
-	return shd_notify_inbox.to_user(conn, requester_id, &n, err);
+	return shd_notify_sender()->to_user(conn, requester_id, &n, err);
 }
 
 int shd_console_grant_create(PGconn *conn, int64_t ticket_id, const json_t *payload,
