@@ -111,12 +111,13 @@ expect_match "pass --reason TEXT" "$ERR" "names --reason"
 expect_exit 2 "system delete off a terminal" shp system delete shop </dev/null
 expect_match "pass --confirm-name shop" "$ERR" "names --confirm-name"
 expect_eq 0 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'")" "nothing was requested"
-alice_tty() { # INPUT CLI-ARGS...: the CLI as alice on a pseudo-terminal, INPUT typed
-	local input=$1
-	shift
-	printf '%b' "$input" | timeout 20 script -qefc "SHEPHERD_TOKEN='$(user_token alice)' '$SHEPHERD' \
-		--server 'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' $*" /dev/null
+user_tty() { # USER INPUT CLI-ARGS...: the CLI as USER on a pseudo-terminal, INPUT typed
+	local user=$1 input=$2
+	shift 2
+	printf '%b' "$input" | timeout 20 script -qefc "SHEPHERD_TOKEN='$(user_token "$user")' \
+		'$SHEPHERD' --server 'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' $*" /dev/null
 }
+alice_tty() { user_tty alice "$@"; }
 expect_exit 1 "on a terminal, another name typed deletes nothing" alice_tty 'db-9\n' vm delete db-2
 expect_match "Type its name" "$OUT" "the name was asked for (readline)"
 expect_match "does not match" "$OUT" "the answer was refused"
@@ -125,6 +126,18 @@ expect_eq 1 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'"
 expect_exit 0 "the same prompt inside the shell" alice_tty 'vm delete db-1\ndb-1\nexit\n' shell
 expect_match "Type its name" "$OUT" "asked"
 expect_eq 2 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'")" "and requested"
+# an approver rejecting without --reason is asked for it on a terminal
+user_token tess >/dev/null
+sql "INSERT INTO role_bindings (user_id, role, allowed_environments) VALUES
+	($(uid tess), 'approver', '{prod}')"
+ticket=$(sql "SELECT id FROM approval_tickets WHERE target_name = 'db-2' AND request_type = 'DELETE_VM'")
+expect_exit 2 "reject without --reason off a terminal" sh -c "SHEPHERD_TOKEN='$(user_token tess)' \
+	'$SHEPHERD' --server 'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' approvals reject $ticket </dev/null"
+expect_exit 1 "on a terminal, an empty reason rejects nothing" user_tty tess '\n' approvals reject "$ticket"
+expect_match "Why is ticket $ticket rejected" "$OUT" "the reason was asked for"
+expect_exit 0 "the reason typed rejects the ticket" user_tty tess 'keep it a while\n' approvals reject "$ticket"
+expect_eq "REJECTED keep it a while" "$(sql "SELECT status || ' ' || reason FROM approval_tickets WHERE id = $ticket")" \
+	"with the reason typed"
 expect_eq "vm delete db-1|exit" "$(tail -n 2 "$hist" | paste -sd '|')" \
 	"the answer to a prompt is not history"
 
