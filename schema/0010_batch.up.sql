@@ -29,7 +29,7 @@ CREATE INDEX batch_requester_idx ON batch_approval_tickets (requester_id, id DES
 CREATE INDEX batch_open_idx ON batch_approval_tickets (requester_id)
     WHERE status IN ('PENDING_APPROVAL', 'IN_PROGRESS');
 
--- Children are ordinary tickets; an automatic child (the policy let it run) has level 0.
+-- Children are ordinary tickets; an automatic child (the policy let it run) has level 0 or 1.
 ALTER TABLE approval_tickets
     ADD COLUMN parent_ticket_id bigint REFERENCES batch_approval_tickets (id),
     ADD COLUMN batch_index integer CHECK (batch_index >= 0),

@@ -294,6 +294,8 @@ static int parse_selector(const char *text, struct selector *s, struct shp_error
 			return bad_selector(err, "a key is given twice:", term);
 		*slot = eq + 1;
 	}
+	if (!s->namespace && !s->system && !s->service && !s->cluster && !s->status && !s->name)
+		return bad_selector(err, "has no term:", text);
 	if (s->name)
 		glob_to_like(s->name, s->like, sizeof(s->like));
 	return 0;

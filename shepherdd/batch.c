@@ -171,7 +171,7 @@ static int insert_parent(PGconn *conn, struct shd_req *req, struct batch_sub *b,
 	return 0;
 }
 
-/* The child's ticket: PENDING_APPROVAL under review, APPROVED (level 0) when it runs at once. */
+/* The child's ticket: PENDING_APPROVAL under review, APPROVED (level 0-1) when it runs at once. */
 static int insert_ticket(PGconn *conn, struct shd_req *req, const struct batch_sub *b,
 			 struct batch_child *c, struct shp_error *err)
 {
@@ -484,7 +484,7 @@ int shd_batch_dispatch(struct shd_exec_engine *e, PGconn *conn, int64_t batch_id
 		" JOIN batch_approval_tickets b ON b.id = t.parent_ticket_id"
 		" LEFT JOIN clusters c ON c.id = t.cluster_id"
 		" WHERE t.parent_ticket_id IS NOT NULL AND t.status = 'APPROVED'"
-		"   AND t.execution_id IS NULL AND t.approval_level = 0"
+		"   AND t.execution_id IS NULL AND t.approval_level <= 1"
 		"   AND (t.parent_ticket_id = $1::bigint OR ($1::bigint = 0"
 		"        AND t.created_at < now() - interval '1 minute'))"
 		" ORDER BY t.id LIMIT 1000";

@@ -132,6 +132,21 @@ expect_match "unknown key 'colour'" "$ERR" "names the key"
 expect_exit 7 "a selector matching nothing" as alice vm start --selector 'name=nope-*'
 expect_exit 2 "a name and a selector" as alice vm start web-000 --selector name=web-000
 expect_exit 7 "bob's selector sees none of shop's VMs" as bob vm stop --selector name=web-*
+for sel in 'name=a,name=b' 'namespace=' 'name' '=x' ',,' "name=$(printf 'x%.0s' $(seq 1 513))"; do
+	api_as alice POST /api/v1/vms/batch/power -H "$J" \
+		-d "$(jq -n --arg s "$sel" '{operation: "stop", selector: $s}')" >/dev/null
+	expect_eq "400 selector" "$(code) $(jq -r .error.details.field "$T/body")" \
+		"a bad selector refused: ${sel:0:20}"
+done
+out=$(api_as alice POST /api/v1/vms/batch/power -H "$J" \
+	-d '{"operation": "stop", "selector": "name=web_00%"}')
+expect_eq "400 BATCH_EMPTY" "$(code) $(jq -r .error.code <<<"$out")" "% and _ are no wildcards"
+shp policy set START_VM --environment test --level 1 >/dev/null
+expect_exit 7 "a level-1 power batch without --yes" as alice vm start --selector name=web-01?
+expect_match "CONFIRMATION_REQUIRED|needs confirmation" "$ERR" "names the confirmation"
+expect_exit 0 "with --yes" as alice vm start --selector name=web-01? --yes --wait
+expect_match "COMPLETED \(10 of 10" "$(tail -n 1 <<<"$OUT")" "ten started"
+shp policy set START_VM --environment test --level 0 >/dev/null
 
 # ---- the compatibility endpoints --------------------------------------------------------------
 body='{"items": [{"name": "cmp-1", "namespace": "batch-a", "service": "web",
@@ -186,6 +201,8 @@ api_as bob POST /api/v1/vms/batch/1/retry >/dev/null
 expect_eq 404 "$(code)" "nor retry alice's batch"
 api_as bob POST /api/v1/vms/batch/1/cancel >/dev/null
 expect_eq 404 "$(code)" "nor cancel it"
+api_as bob POST /api/v1/vms/batch/1/approve >/dev/null
+expect_eq 404 "$(code)" "nor approve its children"
 expect_eq 0 "$(api_as bob GET /api/v1/vms/batch | jq '.items | length')" "bob lists none"
 api_as alice GET '/api/v1/vms/batch?all=true' >/dev/null
 expect_eq 403 "$(code)" "only admins list everybody's"
