@@ -47,7 +47,6 @@ enum {
 	OPT_DURATION,
 	OPT_REASON,
 	OPT_WAIT,
-	OPT_JSON,
 };
 
 /* "/api/v1/vms/NAME/SUFFIX" with ?namespace=NS when given (allocated). */
@@ -77,19 +76,15 @@ static int cmd_vnc_token(int argc, char **argv, struct cli_ctx *ctx)
 {
 	_cleanup_(json_decrefp) json_t *t = NULL;
 	const char *ns = NULL;
-	bool json = false;
 	int c, r;
 
-	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
+	while ((c = cli_getopt(ctx, argc, argv)) != -1)
 		if (c == OPT_NAMESPACE)
 			ns = optarg;
-		else if (c == OPT_JSON)
-			json = true;
-	}
 	r = get_token(ctx, argv[optind], ns, &t);
 	if (r < 0)
 		return r;
-	if (json || ctx->format == CLI_FORMAT_JSON)
+	if (ctx->format != CLI_FORMAT_TABLE && ctx->format != CLI_FORMAT_WIDE)
 		return cli_show_raw(ctx, t);
 	printf("%s\n", shp_json_str(t, "token") ? shp_json_str(t, "token") : "");
 	return 0;
@@ -533,8 +528,10 @@ static void serve(struct cli_ctx *ctx, int lfd, const char *name, const char *ns
 	while (!stopping) {
 		int viewer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
+		if (viewer < 0 && errno != EINTR && errno != ECONNABORTED)
+			(void)nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL); /* EMFILE */
 		if (viewer < 0)
-			continue; /* EINTR from a signal, or a viewer gone before accept */
+			continue; /* a signal, or a viewer gone before accept */
 		if (serve_viewer(ctx, viewer, name, ns, tc) < 0) {
 			fprintf(stderr, _("shepherd: error: %s\n"), ctx->err.msg);
 			shp_error_clear(&ctx->err);
@@ -598,7 +595,6 @@ static const struct shp_flag open_flags[] = {
 static const struct shp_flag token_flags[] = {
 	{"namespace", OPT_NAMESPACE, 'n', NULL, "NS",
 	 N_("the VM's namespace (when its name is in several)"), .names = CLI_NAMES_NAMESPACE},
-	{"json", OPT_JSON, 0, NULL, NULL, N_("print the daemon's whole answer as JSON")},
 	{NULL},
 };
 
@@ -659,7 +655,7 @@ static const struct shp_subcmd vnc_verbs[] = {
 		.fn = cmd_vnc_token,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "VM [--namespace NS] [--json]",
+		.usage = "VM [--namespace NS]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("print a single-use console token"),
 		.description =
@@ -667,7 +663,9 @@ static const struct shp_subcmd vnc_verbs[] = {
 			   "for console.token_ttl (in prod never past your grant). Send it "
 			   "in the X-Shepherd-Console-Token header of a WebSocket upgrade of "
 			   "GET /api/v1/vms/VM/vnc with subprotocol vnc.shepherd.io. 'vnc "
-			   "open' does all of this for a VNC viewer."),
+			   "open' does all of this for a VNC viewer. In table output the token "
+			   "alone is printed; --json prints the whole answer (its path, "
+			   "header and expiry)."),
 		.opts = token_flags,
 	},
 	{NULL},
