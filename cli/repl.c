@@ -322,9 +322,11 @@ static void offer_verbs(struct cli_namelist *out, const struct shp_cmd *cmd, con
 
 static void offer_names(struct cli_namelist *out, enum cli_names kind, const char *text)
 {
-	_cleanup_(cli_namelist_freep) struct cli_namelist *n =
-		cli_names_get(completing->base, kind);
+	_cleanup_(cli_namelist_freep) struct cli_namelist *n = NULL;
 
+	if (!completing) /* not from the shell's readline (the unit test) */
+		return;
+	n = cli_names_get(completing->base, kind);
 	for (size_t i = 0; i < n->n; i++)
 		offer(out, n->v[i], text);
 }
@@ -397,7 +399,8 @@ static void offer_positional(struct cli_namelist *out, const struct position *p,
 }
 
 /* The candidates for text after words; *ret_files when file names fit instead. */
-static struct cli_namelist *candidates(char **words, size_t n, const char *text, bool *ret_files)
+SHP_STATIC struct cli_namelist *candidates(char **words, size_t n, const char *text,
+					   bool *ret_files)
 {
 	struct cli_namelist *out = xcalloc(1, sizeof(*out));
 	struct position p;

@@ -167,3 +167,66 @@ Test(table, completion_marks_are_consistent)
 		cr_assert_eq(cli_names_kind_from_string(cli_names_kind_name((enum cli_names)k)), k);
 	cr_assert_eq(cli_names_kind_from_string("bogus"), -1);
 }
+
+/* repl.c's completion, without readline: what is offered for text after the words. */
+struct cli_namelist *candidates(char **words, size_t n, const char *text, bool *ret_files);
+
+static char *offered(const char *line, const char *text, bool *ret_files)
+{
+	struct shp_error err = SHP_ERROR_INIT;
+	struct shp_buf out = SHP_BUF_INIT(1u << 20);
+	char **words = NULL;
+	size_t n = 0;
+	struct cli_namelist *c;
+
+	cr_assert_eq(cli_split_line(line, strlen(line), true, &words, &n, NULL, &err), 0);
+	c = candidates(words, n, text, ret_files);
+	for (size_t i = 0; i < c->n; i++) {
+		cr_assert_eq(shp_buf_add(&out, i ? " " : ""), 0);
+		cr_assert_eq(shp_buf_add(&out, c->v[i]), 0);
+	}
+	cli_namelist_free(c);
+	cli_words_free(words);
+	return shp_buf_detach(&out, NULL);
+}
+
+static void expect_offer(const char *line, const char *text, const char *want)
+{
+	bool files;
+	char *got = offered(line, text, &files);
+
+	cr_assert_str_eq(got, want, "after '%s', '%s'", line, text);
+	free(got);
+}
+
+Test(complete, commands_verbs_options_and_values)
+{
+	bool files;
+	char *got;
+
+	expect_offer("", "nam", "namespace");
+	expect_offer("", "qu", "queue quit");
+	expect_offer("", "__", ""); /* hidden commands stay hidden */
+	expect_offer("shepherd ", "ver", "version");
+	expect_offer("namespace ", "sh", "show");
+	expect_offer("namespace ", "", "create delete list show");
+	expect_offer("namespace create x ", "--env", "--environment");
+	expect_offer("namespace create x --environment ", "", "test prod");
+	expect_offer("namespace create x --env ", "p", "prod");
+	expect_offer("-o ", "j", "json");
+	expect_offer("vm list --output ", "ya", "yaml");
+	expect_offer("completion ", "", "bash zsh fish");
+	expect_offer("help ", "vm", "vm");
+	expect_offer("help vm ", "sh", "show");
+	expect_offer("bogus ", "", "");
+	expect_offer("namespace bogus ", "", "");
+	expect_offer("vm show web-1 ", "--na", "--namespace");
+	expect_offer("namespace list ", "--so", "--socket");
+	got = offered("cluster add x --kubeconfig ", "", &files);
+	cr_assert(files, "--kubeconfig completes file names");
+	free(got);
+	got = offered("namespace show ", "", &files);
+	cr_assert_str_eq(got, "", "names need the daemon (none outside the shell)");
+	cr_assert(!files);
+	free(got);
+}
