@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +53,7 @@ struct follow {
 	bool show;                       /* events go to stderr */
 	bool live;                       /* ... as one progress line rewritten in place */
 	bool line_open;                  /* the progress line is on the screen, unfinished */
+	size_t width;                    /* the terminal's columns: the line is cut to fit */
 	unsigned transports;             /* enum transport */
 	bool told;                       /* -v said which transport carries the events */
 	bool contacted; /* the daemon answered once: a failure after that may be passing */
@@ -120,7 +122,15 @@ static void show_event(struct follow *f, const json_t *event)
 		return;
 	line = cli_event_line(event);
 	if (f->live) {
-		fprintf(stderr, "\r\033[K%s", line);
+		size_t n = strlen(line);
+
+		/* a line that wrapped could not be rewritten: cut it, not inside a character */
+		if (n >= f->width) {
+			n = f->width - 1;
+			while (n > 0 && ((unsigned char)line[n] & 0xc0) == 0x80)
+				n--;
+		}
+		fprintf(stderr, "\r\033[K%.*s", (int)n, line);
 		f->line_open = true;
 	} else {
 		fprintf(stderr, "%s\n", line);
@@ -510,6 +520,12 @@ int cli_follow_task(struct cli_ctx *ctx, const char *id, json_t **ret_task)
 	int r;
 
 	f.live = f.show && !ctx->verbose && isatty(STDERR_FILENO);
+	if (f.live) {
+		struct winsize ws;
+
+		f.width = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col
+										      : 80;
+	}
 	cli_sse_init(&f.sse, CLI_SSE_FRAME_MAX);
 	r = transports(ctx, &f.transports);
 	if (r == 0)
