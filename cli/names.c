@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@
 #include "shell.h"
 
 #define CACHE_MAGIC "shepherd-names 1\n"
+#define CACHE_KEEP_S (24 * 3600) /* lists of other targets and tokens kept this long */
+#define CACHE_SWEEP_MAX 1000     /* directory entries looked at per sweep */
 #define CACHE_FILE_MAX (CLI_NAMES_MAX * (CLI_NAME_LEN_MAX + 1) + sizeof(CACHE_MAGIC))
 
 /* Where each kind is listed, and the member of an item that names it. */
@@ -157,6 +160,26 @@ void cli_make_dirs(const char *dir)
 	(void)mkdir(p, 0700);
 }
 
+/*
+ * Remove the lists nobody asked for in a day (old tokens, daemons gone), so that the directory
+ * stays small however many targets and tokens come and go.
+ */
+static void cache_sweep(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat st;
+	time_t now = time(NULL);
+
+	for (int i = 0; d && i < CACHE_SWEEP_MAX && (e = readdir(d)); i++)
+		if (strncmp(e->d_name, "names-", 6) == 0 &&
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    now - st.st_mtime > CACHE_KEEP_S)
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+	if (d)
+		(void)closedir(d);
+}
+
 /* Write the cache atomically (a private temporary file renamed); failures are ignored. */
 static void cache_write(const char *path, const struct cli_namelist *n)
 {
@@ -174,6 +197,7 @@ static void cache_write(const char *path, const struct cli_namelist *n)
 		return;
 	if (write(fd, b.buf, b.len) != (ssize_t)b.len || close(fd) < 0 || rename(tmp, path) < 0)
 		(void)unlink(tmp);
+	cache_sweep(dir);
 }
 
 /* One page of the kind's list from the daemon, within CLI_NAMES_TIMEOUT_MS. */

@@ -153,6 +153,11 @@ cache=$(ls "$XDG_CACHE_HOME"/shepherd/names-vm-* 2>/dev/null | head -n 1)
 expect_eq 600 "$(stat -c %a "$cache" 2>/dev/null)" "the cache file is private"
 expect_eq 700 "$(stat -c %a "$XDG_CACHE_HOME/shepherd")" "in a private directory"
 expect_exit 2 "an unknown kind is a usage error" shp __complete bogus
+printf 'shepherd-names 1\nold\n' >"$XDG_CACHE_HOME/shepherd/names-vm-0123456789abcdef01234567"
+touch -d '2 days ago' "$XDG_CACHE_HOME/shepherd/names-vm-0123456789abcdef01234567"
+expect_exit 0 "another kind asked" shp __complete cluster
+expect_eq "" "$(ls "$XDG_CACHE_HOME/shepherd" | grep 0123456789abcdef)" "a list unused for a day is removed"
+expect_eq 3 "$(ls "$XDG_CACHE_HOME/shepherd" | wc -l)" "the recent ones stay (vm, namespace, cluster)"
 kill -STOP "$DAEMON_PID"
 start=$(date +%s%N)
 expect_exit 0 "the daemon hangs: __complete answers from the cache" shp __complete vm web
