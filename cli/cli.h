@@ -28,6 +28,7 @@ typedef int (*shp_cmd_fn)(int argc, char **argv, struct cli_ctx *ctx);
 #define CMD_NEEDS_DAEMON (1u << 0) /* talks to shepherdd: the configuration is loaded first */
 #define CMD_READONLY (1u << 1)     /* changes nothing */
 #define CMD_HIDDEN (1u << 2)       /* left out of help, suggestions, completions and man page */
+#define CMD_SYNC (1u << 3) /* changes things and is done when it returns: nothing to --wait for */
 
 /* What the positional arguments of a command complete to. */
 enum cli_complete {
@@ -363,6 +364,8 @@ int cli_follow_task(struct cli_ctx *ctx, const char *id, json_t **ret_task) SHP_
  */
 int cli_request_done(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t *answer,
 		     bool wait) SHP_MUSTCHECK;
+/* The waiting part of it alone, for a caller that reported the answer its own way. */
+int cli_request_wait(struct cli_ctx *ctx, int64_t id) SHP_MUSTCHECK;
 /* "12:00:01 step_started  step 0 'test.sleep' started" for an event object (no newline). */
 char *cli_event_line(const json_t *event);
 

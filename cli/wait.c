@@ -110,12 +110,28 @@ static int until_final(struct cli_ctx *ctx, int64_t id, json_t **ret)
 	}
 }
 
+int cli_request_wait(struct cli_ctx *ctx, int64_t id)
+{
+	_cleanup_(json_decrefp) json_t *final = NULL;
+	int r;
+
+	if (id <= 0)
+		return shp_error_set(&ctx->err, SHP_E_PROTO,
+				     _("unexpected answer from shepherdd: no request id"));
+	r = until_final(ctx, id, &final);
+	if (r < 0)
+		return r;
+	if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)
+		cli_note(ctx, _("request %" PRId64 " is %s\n"), id, shp_json_str(final, "status"));
+	else if ((r = cli_show_raw(ctx, final)) < 0)
+		return r;
+	return outcome(ctx, final);
+}
+
 int cli_request_done(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t *answer,
 		     bool wait)
 {
-	_cleanup_(json_decrefp) json_t *final = NULL;
 	bool table = ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE;
-	int64_t id = shp_json_int(answer, "request_id", 0);
 	int r;
 
 	if (!wait || table) {
@@ -123,15 +139,5 @@ int cli_request_done(struct cli_ctx *ctx, const struct cli_kind *kind, const jso
 		if (r < 0 || !wait)
 			return r;
 	}
-	if (id <= 0)
-		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     _("unexpected answer from shepherdd: no request id"));
-	r = until_final(ctx, id, &final);
-	if (r < 0)
-		return r;
-	if (table)
-		cli_note(ctx, _("request %" PRId64 " is %s\n"), id, shp_json_str(final, "status"));
-	else if ((r = cli_show_raw(ctx, final)) < 0)
-		return r;
-	return outcome(ctx, final);
+	return cli_request_wait(ctx, shp_json_int(answer, "request_id", 0));
 }
