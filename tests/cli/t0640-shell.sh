@@ -9,6 +9,8 @@
 . "$top_srcdir/tests/helpers/lib.sh"
 
 start_daemon_tls
+# the daemon is stopped (SIGSTOP) at times below: however the test ends, it can be shut down
+trap 'kill -CONT "$DAEMON_PID" 2>/dev/null; cleanup' EXIT
 export XDG_CACHE_HOME="$T/cache" XDG_STATE_HOME="$T/xdg-state" TERM=dumb
 uid() { sql "SELECT id FROM users WHERE name = '$1'"; }
 user_token alice >/dev/null
