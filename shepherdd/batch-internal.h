@@ -33,6 +33,7 @@ struct batch_sub {
 	int64_t id; /* the parent (set before recording for a retry) */
 	struct batch_child *c;
 	size_t n;
+	struct shd_policy *policies; /* owned: the children's decisions borrow their runbooks */
 	/* item errors */
 	json_t *errors; /* owned: [{"index", "code", "message", "field"?}] */
 	int nerrors;

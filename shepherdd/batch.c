@@ -33,6 +33,7 @@ void batch_sub_release(struct batch_sub *b)
 	for (size_t i = 0; i < b->n; i++)
 		shd_vm_prepared_release(&b->c[i].p);
 	free(b->c);
+	free(b->policies);
 	json_decref(b->errors);
 	*b = (struct batch_sub){0};
 }
@@ -125,17 +126,21 @@ static int decide(struct shd_req *req, const struct shd_policy *rows, size_t nro
 	return 0;
 }
 
-/* The policies are read once for the whole batch; each child is matched against them. */
+/*
+ * The policies are read once for the whole batch (kept with it: a decision borrows its row's
+ * runbook URL); each child is matched against them.
+ */
 int batch_decide_all(struct shd_req *req, struct batch_sub *b, struct shp_error *err)
 {
-	_cleanup_free_ struct shd_policy *rows = NULL;
 	size_t nrows = 0;
 
-	if (shd_policy_load(req->db, &rows, &nrows, err) < 0)
+	free(b->policies);
+	b->policies = NULL;
+	if (shd_policy_load(req->db, &b->policies, &nrows, err) < 0)
 		return -err->code;
 	for (size_t i = 0; i < b->n; i++) {
 		struct shp_error e = SHP_ERROR_INIT;
-		if (decide(req, rows, nrows, b->confirm, &b->c[i], &e) < 0) {
+		if (decide(req, b->policies, nrows, b->confirm, &b->c[i], &e) < 0) {
 			if (e.code == SHP_E_DB || e.code == SHP_E_UNAVAIL ||
 			    e.code == SHP_E_NOMEM) {
 				*err = e;
