@@ -232,9 +232,24 @@ expect_eq 1 "$(sql "SELECT count(*) FROM notifications n JOIN users u ON u.id = 
 	"and an inbox notification saying so"
 expect_exit 0 "now alice gets a prod token" as alice vnc token db-1 --json
 expect_match '^(29[0-9]|300)$' "$(jq -r .expires_in_s <<<"$OUT")" "within the grant"
+atok=$(jq -r .token <<<"$OUT")
 api_as carol POST "/api/v1/vms/db-1/console/token" >/dev/null
 expect_eq "403 VNC_GRANT_REQUIRED" "$(code) $(errcode)" "the grant is alice's, not carol's"
-upgrade alice /api/v1/vms/db-1/vnc "$(jq -r .token <<<"$OUT")" >/dev/null
+tls_cli carol vnc request db-1 --duration 10m --reason "a second look" --wait -o json \
+	>"$T/wait.json" 2>"$T/wait.err" &
+waiter=$!
+BG_PIDS="$BG_PIDS $waiter"
+for _ in $(seq 1 50); do
+	ticket2=$(sql "SELECT id FROM approval_tickets WHERE requester = 'carol' AND request_type = 'VNC_ACCESS'")
+	[ -n "$ticket2" ] && break
+	sleep 0.1
+done
+expect_exit 0 "tess approves carol's request while vnc request --wait waits" \
+	as tess approvals approve "$ticket2"
+wait "$waiter"
+expect_eq "0 COMPLETED" "$? $(jq -r .status "$T/wait.json")" "--wait returns once it is decided"
+expect_exit 0 "now carol gets a token for db-1 too" as carol vnc token db-1
+upgrade alice /api/v1/vms/db-1/vnc "$atok" >/dev/null
 expect_eq 101 "$(code)" "alice opens db-1's console"
 expect_exit 0 "vnc open db-1 as alice (her grant)" vnc_open tls alice db-1
 expect_exit 0 "a viewer's handshake with the prod VM" probe 127.0.0.1 "$VNC_PORT"
