@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "i18n.h"
 #include "output.h"
+#include "shell.h"
 
 enum { OPT_SYSTEM = CLI_OPT_LOCAL, OPT_DESCRIPTION, OPT_YES, OPT_LIMIT };
 
@@ -51,17 +52,17 @@ static int cmd_service_create(int argc, char **argv, struct cli_ctx *ctx)
 static int cmd_service_delete(int argc, char **argv, struct cli_ctx *ctx)
 {
 	_cleanup_(json_decrefp) json_t *ans = NULL;
-	_cleanup_free_ char *path = NULL, *url = NULL;
+	_cleanup_free_ char *path = NULL, *url = NULL, *question = NULL, *why = NULL;
 	bool yes = false;
 	int c, r;
 
 	while ((c = cli_getopt(ctx, argc, argv)) != -1)
 		yes = yes || c == OPT_YES;
-	if (!yes) {
-		ctx->usage_hint = false;
-		return shp_error_set(&ctx->err, SHP_E_USAGE,
-				     _("deleting service '%s' needs --yes to confirm"),
-				     argv[optind]);
+	if (!yes) { /* asked on a terminal, else refused naming --yes */
+		question = xasprintf(_("Delete service '%s'? [y/N] "), argv[optind]);
+		why = xasprintf(_("deleting service '%s' needs --yes to confirm"), argv[optind]);
+		if ((r = cli_prompt_yes(ctx, question, why, "--yes", _("not deleted"))) < 0)
+			return r;
 	}
 	path = cli_path(SHP_ROUTE_SERVICES, argv[optind]);
 	url = xasprintf("%s?confirm=true", path);
@@ -130,7 +131,8 @@ static const struct shp_subcmd service_verbs[] = {
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("delete a service"),
 		.description = N_("Request the deletion of service NAME, which must have no VMs. "
-				  "--yes confirms it."),
+				  "--yes confirms it; without it shepherd asks on a terminal and "
+				  "refuses anywhere else."),
 		.opts = delete_flags,
 	},
 	{

@@ -112,6 +112,13 @@ expect_exit 2 "approvals reject without --reason off a terminal" shp approvals r
 expect_match "pass --reason TEXT" "$ERR" "names --reason"
 expect_exit 2 "system delete off a terminal" shp system delete shop </dev/null
 expect_match "pass --confirm-name shop" "$ERR" "names --confirm-name"
+expect_exit 2 "service delete off a terminal" shp service delete front </dev/null
+expect_match "needs --yes to confirm: pass --yes" "$ERR" "names --yes"
+expect_exit 1 "on a terminal, anything but y keeps the service" \
+	sh -c "printf 'n\n' | timeout 20 script -qefc \"'$SHEPHERD' --socket '$SOCK' service delete front\" /dev/null"
+expect_match "Delete service 'front'\\? \\[y/N\\]" "$OUT" "the question was asked"
+expect_match "not deleted" "$OUT" "and the answer taken"
+expect_eq 0 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_SERVICE'")" "no service delete requested"
 expect_eq 0 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'")" "nothing was requested"
 user_tty() { # USER INPUT CLI-ARGS...: the CLI as USER on a pseudo-terminal, INPUT typed
 	local user=$1 input=$2
