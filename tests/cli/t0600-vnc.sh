@@ -1,9 +1,10 @@
 #!/bin/bash
 # The VNC console through the real daemon, with several users: tokens (single use, bound to
-# their user, expired ones refused, altered ones refused, never in a log or an audit row), the
-# WebSocket upgrade's refusals before the 101, a stopped VM, the prod grant (refused without
-# one, a VNC_ACCESS request approved and shortened by an approver, the grant and the inbox
-# notification), the session rows and audit rows with their bytes, and a real RFB handshake
+# their user, expired ones refused, altered ones refused, never in a log, an audit row or the
+# idempotency store), the WebSocket upgrade's refusals before the 101 (each audited), hostile
+# requests, a stopped VM, the prod grant (refused without one, a VNC_ACCESS request approved
+# and shortened by an approver, the grant and the inbox notification, vnc request --wait), a
+# key rotation, the session rows and audit rows with their bytes, and a real RFB handshake
 # through the whole chain: viewer (rfb-probe) -> shepherd vnc open -> shepherdd (socket and
 # TLS) -> the simulated cluster, and -> the KubeVirt provider -> the API simulator.
 . "$top_srcdir/tests/helpers/lib.sh"
