@@ -169,7 +169,7 @@ expect_eq "stock depot" "$(jq -r '"\(.payload.spec.name) \(.payload.spec.system)
 expect_exit 7 "requests show of a bad id" as alice requests show 12x
 expect_exit 0 "requests cancel" as alice requests cancel "$tid"
 expect_match "ticket $tid cancelled" "$OUT" "says so"
-expect_exit 2 "service delete without --yes" as alice service delete web
+expect_exit 2 "service delete without --yes" as alice service delete web </dev/null
 expect_match -- '--yes' "$ERR" "asks for --yes"
 expect_exit 2 "system delete off a terminal without --confirm-name" as alice system delete depot </dev/null
 expect_match -- '--confirm-name depot' "$ERR" "names the option"

@@ -281,7 +281,7 @@ out=$(printf 'y\n' | tty approvals modify "$T_NEW" --set cpu=3 --reason "three")
 expect_eq 3 "$(sql "SELECT modified_spec->>'cpus' FROM approval_tickets WHERE id = $T_NEW")" "'y' modifies"
 
 # ---- reject -----------------------------------------------------------------------------------
-expect_exit 2 "reject needs --reason" as carol approvals reject "$T_OLD"
+expect_exit 2 "reject needs --reason" as carol approvals reject "$T_OLD" </dev/null
 api_as carol POST "/api/v1/approvals/$T_OLD/reject" -H 'Content-Type: application/json' -d '{"reason": ""}' >/dev/null
 expect_eq 400 "$(code)" "an empty reason is refused"
 expect_exit 0 "carol rejects" as carol approvals reject "$T_OLD" --reason "no budget this quarter"
