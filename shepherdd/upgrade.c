@@ -33,6 +33,7 @@
 #define IN_MIN (16u * 1024)    /* the receive buffer (bigger if the client sent more early) */
 #define CONTROL_FRAME_MAX 131u /* 2 + 4 (mask) + 125 */
 #define CLOSE_LINGER_MS 1000   /* after our CLOSE, wait this long for the client's */
+#define PING_MAX_NS (15ull * 1000000000ull)
 #define PROTOCOL_MAX 64
 
 enum conn_state {
@@ -603,6 +604,17 @@ static size_t deliver(struct shd_ws_conn *c, void *buf, size_t len)
 	return n;
 }
 
+/*
+ * A quiet client is PINGed after a third of the idle bound, and at least every 15 s (as often as
+ * the SSE stream's keep-alive: clients use either to tell a dead connection).
+ */
+static uint64_t ping_after(const struct shd_ws_conn *c)
+{
+	uint64_t third = (uint64_t)c->hub->idle_s * 1000000000ull / 3;
+
+	return third < PING_MAX_NS ? third : PING_MAX_NS;
+}
+
 /* Quiet client: PING it now and then; silent past the idle bound: it is gone. */
 static int keep_alive(struct shd_ws_conn *c, uint64_t now)
 {
@@ -614,7 +626,7 @@ static int keep_alive(struct shd_ws_conn *c, uint64_t now)
 		shd_ws_conn_close(c, 1001, "idle for too long");
 		return -1;
 	}
-	if (now - rx > idle / 3 && now - c->last_ping_ns > idle / 3) {
+	if (now - rx > ping_after(c) && now - c->last_ping_ns > ping_after(c)) {
 		c->last_ping_ns = now;
 		send_control(c, SHP_WS_PING, (const uint8_t *)"shepherd", 8);
 	}
@@ -625,7 +637,7 @@ static int keep_alive(struct shd_ws_conn *c, uint64_t now)
 static int wait_ms(const struct shd_ws_conn *c, uint64_t deadline)
 {
 	int ms = ms_until(deadline);
-	int tick = c->hub->idle_s * 1000 / 6;
+	int tick = (int)(ping_after(c) / 2000000); /* half of it, in ms */
 
 	return ms < tick ? ms : tick > 0 ? tick : 1;
 }
@@ -789,7 +801,6 @@ void shd_ws_request_done(struct shd_ws_conn *c)
 	if (!c)
 		return;
 	h = c->hub;
-	log_debug("websocket request completed");
 	pthread_mutex_lock(&h->mu);
 	if (c->state == CONN_QUEUED) {
 		/* the 101 never went out: the client left, or MHD gave up */
