@@ -25,6 +25,7 @@
 #define WRITE_CHUNK 16384u
 #define IO_TIMEOUT_MS 30000
 #define CLOSE_WAIT_MS 1000
+#define EXTRA_MAX 8 /* extra header lines of an upgrade */
 
 struct shp_wsc {
 	struct shp_httpc *conn; /* the switched connection */
@@ -75,22 +76,31 @@ static int not_switched(const struct shp_httpc_response *resp, struct shp_error 
 int shp_wsc_open(struct shp_httpc *c, const char *path, const char *protocol,
 		 struct shp_httpc_response *resp, struct shp_wsc **ret, struct shp_error *err)
 {
+	return shp_wsc_open_with(c, path, protocol, NULL, resp, ret, err);
+}
+
+int shp_wsc_open_with(struct shp_httpc *c, const char *path, const char *protocol,
+		      const char *const *extra, struct shp_httpc_response *resp,
+		      struct shp_wsc **ret, struct shp_error *err)
+{
 	_cleanup_(shp_buf_releasep) struct shp_buf head = SHP_BUF_INIT(HEAD_MAX);
 	char key[SHP_WS_KEY_LEN + 1], kh[64], ph[160];
-	const char *headers[] = {"Connection: Upgrade",
-				 "Upgrade: websocket",
-				 "Sec-WebSocket-Version: 13",
-				 kh,
-				 ph,
-				 NULL};
+	const char *headers[5 + EXTRA_MAX + 1] = {"Connection: Upgrade", "Upgrade: websocket",
+						  "Sec-WebSocket-Version: 13", kh, ph};
 	struct shp_ws_answer a;
 	struct shp_httpc *k = NULL;
 	struct shp_wsc *w;
+	size_t n = 0;
 	int r;
 
 	if (strlen(protocol) > 100 || strpbrk(protocol, "\r\n,"))
 		return shp_error_set(err, SHP_E_INVAL, "invalid WebSocket subprotocol '%s'",
 				     protocol);
+	for (; extra && extra[n]; n++) {
+		if (n == EXTRA_MAX)
+			return shp_error_set(err, SHP_E_INVAL, "too many extra header lines");
+		headers[5 + n] = extra[n]; /* checked by shp_httpc_upgrade */
+	}
 	if (make_key(key, err) < 0)
 		return -err->code;
 	(void)snprintf(kh, sizeof(kh), "Sec-WebSocket-Key: %s", key);

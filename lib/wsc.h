@@ -30,6 +30,13 @@ struct shp_wsc; /* a WebSocket to the daemon on an shp_httpc's connection settin
  */
 int shp_wsc_open(struct shp_httpc *c, const char *path, const char *protocol,
 		 struct shp_httpc_response *resp, struct shp_wsc **ret, struct shp_error *err);
+/*
+ * The same with more header lines ("Name: value", NULL-terminated, at most 8), for what must not
+ * travel in the URL (a token of its own); the caller wipes them afterwards if they are secret.
+ */
+int shp_wsc_open_with(struct shp_httpc *c, const char *path, const char *protocol,
+		      const char *const *extra, struct shp_httpc_response *resp,
+		      struct shp_wsc **ret, struct shp_error *err);
 /* As shd_ws_conn_read (server frames unmasked), 0 at the end, -SHP_E_TIMEOUT, ... */
 long shp_wsc_read(struct shp_wsc *w, void *buf, size_t len, unsigned *ret_opcode, int timeout_ms,
 		  struct shp_error *err);

@@ -31,6 +31,7 @@ struct server {
 	pthread_t thread;
 	/* what the client sent, for the test to check */
 	bool pong_ok;
+	bool saw_extra; /* the upgrade carried "X-Test: yes" */
 	char text_in[64];
 	unsigned close_code;
 };
@@ -90,7 +91,7 @@ static int read_client_frame(int fd, char *buf, size_t size, size_t *ret_len)
 }
 
 /* Read the request head; the key's accept value into accept. */
-static void read_request(int fd, char *accept)
+static void read_request(struct server *s, int fd, char *accept)
 {
 	char req[4096];
 	size_t n = 0;
@@ -102,6 +103,7 @@ static void read_request(int fd, char *accept)
 			break;
 		req[++n] = '\0';
 	}
+	s->saw_extra = strstr(req, "\r\nX-Test: yes\r\n") != NULL;
 	k = strstr(req, "Sec-WebSocket-Key: ");
 	if (k)
 		(void)sscanf(k + 19, "%63[^\r]", key);
@@ -197,7 +199,7 @@ static void *serve(void *arg)
 
 	if (fd < 0)
 		return NULL;
-	read_request(fd, accept);
+	read_request(s, fd, accept);
 	if (s->sc == GOOD)
 		serve_good(s, fd, accept);
 	else
@@ -250,8 +252,10 @@ TestSuite(wsc, .init = setup, .fini = teardown, .timeout = 20);
 static int open_ws(struct shp_httpc *c, struct shp_httpc_response *resp, struct shp_wsc **w,
 		   struct shp_error *err)
 {
+	static const char *const extra[] = {"X-Test: yes", NULL};
+
 	shp_httpc_response_init(resp);
-	return shp_wsc_open(c, "/stream?after=1", "test.proto", resp, w, err);
+	return shp_wsc_open_with(c, "/stream?after=1", "test.proto", extra, resp, w, err);
 }
 
 Test(wsc, frames_pings_and_close)
@@ -292,6 +296,7 @@ Test(wsc, frames_pings_and_close)
 	cr_assert_neq(shp_wsc_write(w, SHP_WS_TEXT, "late", 4, &err), 0);
 	w = shp_wsc_close(w);
 	stop(&s);
+	cr_assert(s.saw_extra, "the extra header line went with the upgrade");
 	cr_assert(s.pong_ok, "the PING was answered with its payload, masked");
 	cr_assert_str_eq(s.text_in, "from the client");
 	cr_assert_eq(s.close_code, 1001, "the CLOSE is echoed");
