@@ -11,17 +11,13 @@
 #include "i18n.h"
 
 const struct shp_cmd *const cli_commands[] = {
-	&cmd_man_commands, &cmd_man_options, &cmd_adoption,
-	&cmd_approvals,    &cmd_audit,       &cmd_batch,
-	&cmd_cluster,      &cmd_completion,  &cmd_flags,
-	&cmd_help,         &cmd_inbox,       &cmd_instancetypes,
-	&cmd_jobs,         &cmd_namespace,   &cmd_policy,
-	&cmd_queue,        &cmd_rbac,        &cmd_reconcile,
-	&cmd_requests,     &cmd_role,        &cmd_service,
-	&cmd_size,         &cmd_status,      &cmd_system,
-	&cmd_tasks,        &cmd_template,    &cmd_tenant,
-	&cmd_token,        &cmd_version,     &cmd_vm,
-	&cmd_vnc,          &cmd_whoami,      NULL,
+	&cmd_complete_names, &cmd_man_commands, &cmd_man_options,   &cmd_adoption,   &cmd_approvals,
+	&cmd_audit,          &cmd_batch,        &cmd_cluster,       &cmd_completion, &cmd_flags,
+	&cmd_help,           &cmd_inbox,        &cmd_instancetypes, &cmd_jobs,       &cmd_namespace,
+	&cmd_policy,         &cmd_queue,        &cmd_rbac,          &cmd_reconcile,  &cmd_requests,
+	&cmd_role,           &cmd_service,      &cmd_shell,         &cmd_size,       &cmd_status,
+	&cmd_system,         &cmd_tasks,        &cmd_template,      &cmd_tenant,     &cmd_token,
+	&cmd_version,        &cmd_vm,           &cmd_vnc,           &cmd_whoami,     NULL,
 };
 
 const char *const cli_environment_values[] = {"test", "prod", NULL};
