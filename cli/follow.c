@@ -454,6 +454,12 @@ static int follow_ws(struct follow *f)
 			f->last = e;
 			if (e.code == SHP_E_UNREACHABLE)
 				return 1;
+			if (e.code == SHP_E_NOTFOUND || e.code == SHP_E_PERM ||
+			    e.code == SHP_E_UNAUTH) {
+				/* no other transport would be let in either */
+				f->ctx->err = e;
+				return -(int)e.code;
+			}
 			if (f->ctx->verbose && (f->transports & TRY_SSE))
 				fprintf(stderr, _("no WebSocket (%s): trying Server-Sent Events\n"),
 					e.msg);

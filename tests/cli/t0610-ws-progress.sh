@@ -50,6 +50,9 @@ expect_exit 2 "an unknown transport is a usage error" \
 	wt pigeon shp tasks submit -f "$T/plan.yaml" --tenant team-x --wait
 expect_match "SHEPHERD_WAIT_TRANSPORT must be ws, sse, poll or auto" "$ERR" "saying what is allowed"
 
+expect_exit 4 "following a task that does not exist" shp -v tasks watch 999999
+expect_eq "" "$(grep -E 'Server-Sent|polling' <<<"$ERR")" "is refused at once, not tried over every transport"
+
 # on a terminal: one progress line, rewritten in place
 script -qec "$SHEPHERD --socket $SOCK tasks submit -f $T/plan.yaml --tenant team-tty --wait" \
 	/dev/null >"$T/tty" 2>&1
