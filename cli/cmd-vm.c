@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <readline/readline.h>
 
 #include "api.h"
 #include "buf.h"
@@ -25,6 +24,7 @@
 #include "i18n.h"
 #include "json.h"
 #include "output.h"
+#include "shell.h"
 #include "util.h"
 
 enum {
@@ -464,30 +464,33 @@ static int confirmation_refused(struct cli_ctx *ctx, const char *param, const ch
 			     env ? env : "", env ? ")" : "");
 }
 
-static bool on_terminal(void)
-{
-	return isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
-}
-
 /* Ask on the terminal: the VM's name typed (confirm_name), or y/N. *ret: what to send. */
 static int prompt_confirmation(struct cli_ctx *ctx, const char *param, const char *name, char **ret)
 {
-	_cleanup_free_ char *prompt = NULL, *answer = NULL;
+	_cleanup_free_ char *question = NULL, *answer = NULL, *flag = NULL;
 	bool typed = strcmp(param, "confirm_name") == 0;
+	char why[SHP_ERROR_MSG_MAX];
+	int r;
 
-	prompt = typed ? xasprintf("Deleting VM '%s' cannot be undone. Type its name to go on: ",
-				   name)
-		       : xasprintf("Delete VM '%s'? [y/N] ", name);
-	rl_outstream = stderr;
-	answer = readline(prompt);
-	if (answer && (typed ? strcmp(answer, name) == 0
-			     : strcmp(answer, "y") == 0 || strcmp(answer, "yes") == 0)) {
-		*ret = TAKE_PTR(answer);
-		return 0;
+	(void)snprintf(why, sizeof(why), "%s", ctx->err.msg);
+	*ret = NULL;
+	if (!typed) {
+		question = xasprintf(_("Delete VM '%s'? [y/N] "), name);
+		return cli_prompt_yes(ctx, question, why, "--yes", _("not deleted"));
 	}
-	ctx->exit_status = SHP_EXIT_FAILURE;
-	return shp_error_set(&ctx->err, SHP_E_INTERNAL, "not deleted%s",
-			     typed && answer ? ": the name typed does not match" : "");
+	question =
+		xasprintf(_("Deleting VM '%s' cannot be undone. Type its name to go on: "), name);
+	flag = xasprintf("--confirm-name %s", name);
+	r = cli_prompt(ctx, question, why, flag, &answer);
+	if (r < 0)
+		return r;
+	if (strcmp(answer, name) != 0) {
+		ctx->exit_status = SHP_EXIT_FAILURE;
+		return shp_error_set(&ctx->err, SHP_E_INTERNAL,
+				     _("not deleted: the name typed does not match"));
+	}
+	*ret = TAKE_PTR(answer);
+	return 0;
 }
 
 /* Send one request; a refusal for want of confirmation names the flag that gives it. */
@@ -694,7 +697,7 @@ static int cmd_vm_delete(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	r = delete_call(ctx, name, &o, NULL, o.yes, &answer);
 	if (r < 0 && (param = confirmation_needed(ctx))) {
-		if (o.yes || o.confirm_name || !on_terminal())
+		if (o.yes || o.confirm_name) /* the flags given are not enough: no question */
 			return confirmation_refused(ctx, param, name);
 		r = prompt_confirmation(ctx, param, name, &typed);
 		if (r < 0)
@@ -755,7 +758,7 @@ static int cmd_vm_restart(int argc, char **argv, struct cli_ctx *ctx)
 
 #define F_NAMESPACE(help)                                                                          \
 	{                                                                                          \
-		"namespace", OPT_NAMESPACE, 0, NULL, "NS", help                                    \
+		"namespace", OPT_NAMESPACE, 0, NULL, "NS", help, .names = CLI_NAMES_NAMESPACE      \
 	}
 #define F_WAIT                                                                                     \
 	{                                                                                          \
@@ -770,10 +773,13 @@ static int cmd_vm_restart(int argc, char **argv, struct cli_ctx *ctx)
 
 static const struct shp_flag list_flags[] = {
 	F_NAMESPACE("only VMs of this namespace"),
-	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", "only VMs of this system"},
-	{"service", OPT_SERVICE, 0, NULL, "SERVICE", "only VMs of this service"},
+	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", "only VMs of this system",
+	 .names = CLI_NAMES_SYSTEM},
+	{"service", OPT_SERVICE, 0, NULL, "SERVICE", "only VMs of this service",
+	 .names = CLI_NAMES_SERVICE},
 	{"status", OPT_STATUS, 0, NULL, "STATUS", "only VMs in this status", vm_status_values},
-	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER", "only VMs on this cluster"},
+	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER", "only VMs on this cluster",
+	 .names = CLI_NAMES_CLUSTER},
 	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N VMs"},
 	{NULL},
 };
@@ -806,17 +812,19 @@ static const struct shp_flag diff_flags[] = {
 	}
 
 static const struct shp_flag create_flags[] = {
-	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", "the namespace of the VM", .required = true},
+	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", "the namespace of the VM", .required = true,
+	 .names = CLI_NAMES_NAMESPACE},
 	{"service", OPT_SERVICE, 0, NULL, "SERVICE", "the service the VM belongs to",
-	 .required = true},
+	 .required = true, .names = CLI_NAMES_SERVICE},
 	{"template", OPT_TEMPLATE, 0, NULL, "TEMPLATE", "the template to build it from",
-	 .required = true},
-	{"size", OPT_SIZE, 0, NULL, "SIZE", "the instance size", .required = true},
+	 .required = true, .names = CLI_NAMES_TEMPLATE},
+	{"size", OPT_SIZE, 0, NULL, "SIZE", "the instance size", .required = true,
+	 .names = CLI_NAMES_SIZE},
 	SPEC_FLAGS,
 	{"cloud-init", OPT_CLOUD_INIT, 0, NULL, "FILE",
 	 "cloud-init user data (YAML, at most 64 KiB) instead of the template's", .file = true},
-	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER",
-	 "the preferred cluster (the approver decides)"},
+	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER", "the preferred cluster (the approver decides)",
+	 .names = CLI_NAMES_CLUSTER},
 	{"no-start", OPT_NO_START, 0, NULL, NULL, "do not start the VM once it is created"},
 	F_YES,
 	F_WAIT,
@@ -825,7 +833,7 @@ static const struct shp_flag create_flags[] = {
 
 static const struct shp_flag modify_flags[] = {
 	F_NAMESPACE("the VM's namespace, when its name is in several"),
-	{"size", OPT_SIZE, 0, NULL, "SIZE", "another instance size"},
+	{"size", OPT_SIZE, 0, NULL, "SIZE", "another instance size", .names = CLI_NAMES_SIZE},
 	SPEC_FLAGS,
 	F_YES,
 	F_WAIT,
@@ -870,19 +878,19 @@ static const struct shp_subcmd vm_verbs[] = {
 	 "request the deletion of a VM",
 	 "Request the deletion of a VM. A test VM needs --yes, a prod VM its name again "
 	 "(--confirm-name); on a terminal shepherd asks for what is missing, anywhere else it "
-	 "refuses (exit 7) and names the option." REQUEST_NOTE,
-	 delete_flags},
+	 "refuses (exit 2) and names the option." REQUEST_NOTE,
+	 delete_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"diff", cmd_vm_diff, 1, 1, "NAME [--namespace NS] [--from N] [--to M]",
 	 CMD_NEEDS_DAEMON | CMD_READONLY, "show how two revisions of a VM's spec differ",
 	 "Show the unified diff of the specs (YAML) of two revisions of a VM: by default the "
 	 "latest against the one before it. Coloured on a terminal.",
-	 diff_flags},
+	 diff_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"history", cmd_vm_history, 1, 1, "NAME [--namespace NS] [--limit N]",
 	 CMD_NEEDS_DAEMON | CMD_READONLY, "show everything that happened to a VM",
 	 "One time-ordered list of a VM's requests, the approvers' decisions (with the plan hash "
 	 "they approved), the tasks that carried them out, its revisions and the status changes "
 	 "the watcher saw.",
-	 sublist_flags},
+	 sublist_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"list", cmd_vm_list, 0, 0,
 	 "[--namespace NS] [--system SYSTEM] [--service SVC] [--status STATUS] [--cluster C] "
 	 "[--limit N]",
@@ -894,30 +902,33 @@ static const struct shp_subcmd vm_verbs[] = {
 	 "NAME [--namespace NS] [--size S] [--cpus N] [--memory Q] [--disk NAME=SIZE[:CLASS]]... "
 	 "[--yes] [--wait]",
 	 CMD_NEEDS_DAEMON, "request a change to a VM",
-	 "Request a change of a VM's size, CPUs, memory or disks." REQUEST_NOTE, modify_flags},
+	 "Request a change of a VM's size, CPUs, memory or disks." REQUEST_NOTE, modify_flags,
+	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"restart", cmd_vm_restart, 0, 1,
 	 "NAME [--namespace NS] [--yes] [--wait] | --selector SEL [--yes] [--wait]",
 	 CMD_NEEDS_DAEMON, "request a restart of a VM", "Request a restart of a VM." REQUEST_NOTE,
-	 power_flags},
+	 power_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"revisions", cmd_vm_revisions, 1, 1, "NAME [--namespace NS] [--limit N]",
 	 CMD_NEEDS_DAEMON | CMD_READONLY, "list the revisions of a VM's spec",
 	 "List the revisions of a VM's spec, one for each change carried out, with the ticket, "
 	 "task and plan hash behind it.",
-	 sublist_flags},
+	 sublist_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"show", cmd_vm_show, 1, 1, "NAME [--namespace NS]", CMD_NEEDS_DAEMON | CMD_READONLY,
 	 "show a VM and its spec",
 	 "Show a VM: its status as the watcher last saw it, where it runs, who owns it, its "
 	 "template, size and resources, and its current spec. A name used in several namespaces "
 	 "needs --namespace.",
-	 one_vm_flags},
+	 one_vm_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"start", cmd_vm_start, 0, 1,
 	 "NAME [--namespace NS] [--yes] [--wait] | --selector SEL [--yes] [--wait]",
 	 CMD_NEEDS_DAEMON, "request the start of a VM",
-	 "Request the start of a stopped VM." REQUEST_NOTE, power_flags},
+	 "Request the start of a stopped VM." REQUEST_NOTE, power_flags,
+	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"stop", cmd_vm_stop, 0, 1,
 	 "NAME [--namespace NS] [--yes] [--wait] | --selector SEL [--yes] [--wait]",
 	 CMD_NEEDS_DAEMON, "request the stop of a VM",
-	 "Request the stop of a running VM." REQUEST_NOTE, power_flags},
+	 "Request the stop of a running VM." REQUEST_NOTE, power_flags,
+	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{NULL},
 };
 
