@@ -35,6 +35,7 @@
 #define VNC_TOKEN_HEADER "X-Shepherd-Console-Token"
 #define CHUNK (64 * 1024)
 #define TOKEN_MARGIN_S 10 /* a held token this close to its expiry is not used */
+#define VIEWERS_MAX 8     /* viewers served at once by one vnc open */
 #define WAIT_POLL_MS 1000
 #define VWS_FRAME_MAX (16u << 20) /* the payload of one frame from the daemon */
 #define VWS_IN_MAX (CHUNK + 1024) /* bytes read ahead from the switched connection */
@@ -451,34 +452,11 @@ static bool pump_up(struct vws *w, int viewer, char *buf, struct shp_error *err)
 	return n > 0 && vws_send(w, SHP_WS_BINARY, buf, (size_t)n, err) == 0;
 }
 
-/*
- * Copy bytes both ways until either side ends (or a signal): one thread, poll over the viewer
- * and the WebSocket, what the WebSocket holds already (TLS may have decrypted it) first.
- */
-static void pump(struct cli_ctx *ctx, int viewer, struct vws *w)
-{
-	_cleanup_free_ char *buf = xmalloc(CHUNK);
-	struct shp_error err = SHP_ERROR_INIT;
-	bool on = true;
-
-	while (on && !stopping) {
-		struct pollfd p[2] = {{.fd = viewer, .events = POLLIN},
-				      {.fd = shp_httpc_fd(w->conn), .events = POLLIN}};
-
-		if (vws_pending(w)) {
-			on = pump_down(w, viewer, buf, &err);
-			continue;
-		}
-		if (poll(p, 2, 1000) <= 0)
-			continue;
-		if (p[1].revents)
-			on = pump_down(w, viewer, buf, &err);
-		if (on && p[0].revents)
-			on = pump_up(w, viewer, buf, &err);
-	}
-	if (err.code != SHP_OK && ctx->verbose)
-		fprintf(stderr, _("shepherd: the console connection ended: %s\n"), err.msg);
-}
+/* One viewer's connection and its WebSocket. */
+struct viewer {
+	int fd;
+	struct vws *w;
+};
 
 /* A token held from the start, used by the first viewer if it has not expired by then. */
 struct token_cache {
@@ -501,45 +479,111 @@ static int token_take(struct cli_ctx *ctx, const char *name, const char *ns, str
 	return get_token(ctx, name, ns, ret);
 }
 
-/* One viewer: a token used once, the WebSocket, the bytes both ways. */
-static int serve_viewer(struct cli_ctx *ctx, int viewer, const char *name, const char *ns,
-			struct token_cache *tc)
+/* A new viewer: a token used once and its WebSocket; a refusal is told on stderr. */
+static bool viewer_start(struct cli_ctx *ctx, struct viewer *v, const char *name, const char *ns,
+			 struct token_cache *tc)
 {
 	_cleanup_(json_decrefp) json_t *t = NULL;
-	struct vws *w = NULL;
 	int r = token_take(ctx, name, ns, tc, &t);
 
-	if (r < 0 || (r = vws_open(ctx, shp_json_str(t, "path"), shp_json_str(t, "token"), &w)) < 0)
-		return r;
+	if (r == 0)
+		r = vws_open(ctx, shp_json_str(t, "path"), shp_json_str(t, "token"), &v->w);
+	if (r < 0) {
+		fprintf(stderr, _("shepherd: error: %s\n"), ctx->err.msg);
+		shp_error_clear(&ctx->err);
+		json_decref(ctx->error_body);
+		ctx->error_body = NULL;
+		return false;
+	}
 	if (!ctx->quiet)
 		fprintf(stderr, _("a viewer is connected to the console of %s/%s\n"),
 			shp_json_str(t, "namespace"), shp_json_str(t, "vm"));
-	pump(ctx, viewer, w);
-	w = vws_close(w);
-	if (!ctx->quiet)
-		fprintf(stderr, _("the viewer is disconnected\n"));
-	return 0;
+	return true;
 }
 
-/* Viewers one after another until a signal; a refused one is told on stderr and dropped. */
+static void viewer_end(struct cli_ctx *ctx, struct viewer *v)
+{
+	v->w = vws_close(v->w);
+	close(v->fd);
+	v->fd = -1;
+	if (!ctx->quiet)
+		fprintf(stderr, _("a viewer is disconnected\n"));
+}
+
+/* Accept a viewer into a free slot (the listening socket was readable). */
+static void viewer_accept(struct cli_ctx *ctx, int lfd, struct viewer *vs, const char *name,
+			  const char *ns, struct token_cache *tc)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	struct viewer *v = NULL;
+
+	if (fd < 0)
+		return; /* a viewer gone before accept */
+	for (size_t i = 0; i < VIEWERS_MAX && !v; i++)
+		if (vs[i].fd < 0)
+			v = &vs[i];
+	if (!v) { /* not listened for when every slot is taken */
+		close(fd);
+		return;
+	}
+	v->fd = fd;
+	if (!viewer_start(ctx, v, name, ns, tc)) {
+		close(fd);
+		v->fd = -1;
+	}
+}
+
+/*
+ * Serve viewers until a signal, in one thread: poll over the listening socket and each
+ * viewer's connection and WebSocket, what a WebSocket holds already (TLS may have decrypted it)
+ * first. At most VIEWERS_MAX at once; more wait in the listening socket's backlog.
+ */
 static void serve(struct cli_ctx *ctx, int lfd, const char *name, const char *ns,
 		  struct token_cache *tc)
 {
-	while (!stopping) {
-		int viewer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	struct viewer vs[VIEWERS_MAX];
+	_cleanup_free_ char *buf = xmalloc(CHUNK);
+	struct shp_error err = SHP_ERROR_INIT;
 
-		if (viewer < 0 && errno != EINTR && errno != ECONNABORTED)
-			(void)nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL); /* EMFILE */
-		if (viewer < 0)
-			continue; /* a signal, or a viewer gone before accept */
-		if (serve_viewer(ctx, viewer, name, ns, tc) < 0) {
-			fprintf(stderr, _("shepherd: error: %s\n"), ctx->err.msg);
-			shp_error_clear(&ctx->err);
-			json_decref(ctx->error_body);
-			ctx->error_body = NULL;
+	for (size_t i = 0; i < VIEWERS_MAX; i++)
+		vs[i] = (struct viewer){.fd = -1};
+	while (!stopping) {
+		struct pollfd p[1 + 2 * VIEWERS_MAX];
+		size_t n = 0;
+		int timeout = 1000;
+
+		for (size_t i = 0; i < VIEWERS_MAX; i++) {
+			p[1 + 2 * i] = (struct pollfd){.fd = vs[i].fd, .events = POLLIN};
+			p[2 + 2 * i] = (struct pollfd){
+				.fd = vs[i].fd < 0 ? -1 : shp_httpc_fd(vs[i].w->conn),
+				.events = POLLIN};
+			n += vs[i].fd >= 0;
+			if (vs[i].fd >= 0 && vws_pending(vs[i].w))
+				timeout = 0;
 		}
-		close(viewer);
+		p[0] = (struct pollfd){.fd = n < VIEWERS_MAX ? lfd : -1, .events = POLLIN};
+		if (poll(p, 1 + 2 * VIEWERS_MAX, timeout) < 0)
+			continue; /* EINTR: a signal */
+		for (size_t i = 0; i < VIEWERS_MAX; i++) {
+			bool on = true;
+
+			if (vs[i].fd < 0)
+				continue;
+			if (p[2 + 2 * i].revents || vws_pending(vs[i].w))
+				on = pump_down(vs[i].w, vs[i].fd, buf, &err);
+			if (on && p[1 + 2 * i].revents)
+				on = pump_up(vs[i].w, vs[i].fd, buf, &err);
+			if (!on)
+				viewer_end(ctx, &vs[i]);
+		}
+		if (p[0].revents)
+			viewer_accept(ctx, lfd, vs, name, ns, tc);
 	}
+	for (size_t i = 0; i < VIEWERS_MAX; i++)
+		if (vs[i].fd >= 0)
+			viewer_end(ctx, &vs[i]);
+	if (err.code != SHP_OK && ctx->verbose)
+		fprintf(stderr, _("shepherd: the last console connection ended: %s\n"), err.msg);
 }
 
 static int cmd_vnc_open(int argc, char **argv, struct cli_ctx *ctx)
@@ -623,7 +667,7 @@ static const struct shp_subcmd vnc_verbs[] = {
 		.description = N_("Listen on 127.0.0.1 (--port, or any free port), print the "
 				  "vnc:// address for a VNC viewer and carry each of its "
 				  "connections through shepherdd to VM's console, each with a "
-				  "fresh single-use token. Viewers are served one after another "
+				  "fresh single-use token. Up to eight viewers are served at once, "
 				  "until Ctrl-C or SIGTERM. With --print-url only the address line "
 				  "is printed, for scripts. In prod you need a grant first "
 				  "('vnc request')."),
