@@ -864,6 +864,11 @@ static const struct shp_flag power_flags[] = {
 	"--wait it follows the request (and the task carrying it out) to its end, and the exit "   \
 	"status is its outcome: 0 completed, 1 failed, 5 rejected, 6 cancelled, 9 expired."
 
+#define SELECTOR_NOTE                                                                              \
+	" With --selector instead of NAME it asks the same of every VM the selector picks (terms " \
+	"key=value joined by commas over namespace, system, service, cluster, status and name, a " \
+	"glob), as one batch: see shepherd batch."
+
 static const struct shp_subcmd vm_verbs[] = {
 	{"create", cmd_vm_create, 1, 1,
 	 "NAME --namespace NS --service SVC --template T --size S [--disk NAME=SIZE[:CLASS]]... "
@@ -905,8 +910,8 @@ static const struct shp_subcmd vm_verbs[] = {
 	 "Request a change of a VM's size, CPUs, memory or disks." REQUEST_NOTE, modify_flags,
 	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"restart", cmd_vm_restart, 0, 1,
-	 "NAME [--namespace NS] [--yes] [--wait] | --selector SEL [--yes] [--wait]",
-	 CMD_NEEDS_DAEMON, "request a restart of a VM", "Request a restart of a VM." REQUEST_NOTE,
+	 "[NAME] [--namespace NS] [--selector SEL] [--yes] [--wait]", CMD_NEEDS_DAEMON,
+	 "request a restart of a VM", "Request a restart of a VM." REQUEST_NOTE SELECTOR_NOTE,
 	 power_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"revisions", cmd_vm_revisions, 1, 1, "NAME [--namespace NS] [--limit N]",
 	 CMD_NEEDS_DAEMON | CMD_READONLY, "list the revisions of a VM's spec",
@@ -919,15 +924,13 @@ static const struct shp_subcmd vm_verbs[] = {
 	 "template, size and resources, and its current spec. A name used in several namespaces "
 	 "needs --namespace.",
 	 one_vm_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
-	{"start", cmd_vm_start, 0, 1,
-	 "NAME [--namespace NS] [--yes] [--wait] | --selector SEL [--yes] [--wait]",
+	{"start", cmd_vm_start, 0, 1, "[NAME] [--namespace NS] [--selector SEL] [--yes] [--wait]",
 	 CMD_NEEDS_DAEMON, "request the start of a VM",
-	 "Request the start of a stopped VM." REQUEST_NOTE, power_flags,
+	 "Request the start of a stopped VM." REQUEST_NOTE SELECTOR_NOTE, power_flags,
 	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
-	{"stop", cmd_vm_stop, 0, 1,
-	 "NAME [--namespace NS] [--yes] [--wait] | --selector SEL [--yes] [--wait]",
+	{"stop", cmd_vm_stop, 0, 1, "[NAME] [--namespace NS] [--selector SEL] [--yes] [--wait]",
 	 CMD_NEEDS_DAEMON, "request the stop of a VM",
-	 "Request the stop of a running VM." REQUEST_NOTE, power_flags,
+	 "Request the stop of a running VM." REQUEST_NOTE SELECTOR_NOTE, power_flags,
 	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{NULL},
 };
