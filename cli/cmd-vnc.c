@@ -111,7 +111,7 @@ static int request_wait(struct cli_ctx *ctx, const json_t *sub, json_t **ret)
 
 	if (!url)
 		return shp_error_set(&ctx->err, SHP_E_PROTO, _("the daemon named no status URL"));
-	for (;;) {
+	for (char last[64] = "";;) {
 		json_t *now = NULL;
 		const char *st;
 		int r = cli_call(ctx, "GET", url, NULL, &now);
@@ -124,9 +124,10 @@ static int request_wait(struct cli_ctx *ctx, const json_t *sub, json_t **ret)
 			*ret = now;
 			return 0;
 		}
-		json_decref(now);
-		if (!ctx->quiet)
+		if (!ctx->quiet && strcmp(last, st ? st : "?") != 0) /* once per state */
 			fprintf(stderr, _("waiting for an approver (%s)...\n"), st ? st : "?");
+		(void)snprintf(last, sizeof(last), "%s", st ? st : "?");
+		json_decref(now);
 		(void)nanosleep(&(struct timespec){WAIT_POLL_MS / 1000, 0}, NULL);
 	}
 }

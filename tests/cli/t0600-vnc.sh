@@ -256,6 +256,8 @@ expect_exit 0 "tess approves carol's request while vnc request --wait waits" \
 	as tess approvals approve "$ticket2"
 wait "$waiter"
 expect_eq "0 COMPLETED" "$? $(jq -r .status "$T/wait.json")" "--wait returns once it is decided"
+expect_match 'waiting for an approver \(PENDING_APPROVAL\)' "$(cat "$T/wait.err")" \
+	"saying what it waits for"
 expect_exit 0 "now carol gets a token for db-1 too" as carol vnc token db-1
 upgrade alice /api/v1/vms/db-1/vnc "$atok" >/dev/null
 expect_eq 101 "$(code)" "alice opens db-1's console"
