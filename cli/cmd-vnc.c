@@ -214,15 +214,16 @@ static void vws_field(void *arg, const char *name, size_t nlen, const char *v, s
 		return;
 }
 
+static int vws_send(struct vws *w, unsigned opcode, const void *data, size_t len,
+		    struct shp_error *err);
+
+/* CLOSE 1000 (unless the daemon ended it), then free; NULL-safe; returns NULL. */
 static struct vws *vws_close(struct vws *w)
 {
-	static const uint8_t close_frame[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}; /* 1000 */
-
 	if (!w)
 		return NULL;
-	if (!w->ended &&
-	    shp_httpc_raw_write(w->conn, close_frame, sizeof(close_frame), 1000, NULL) < 0)
-		w->ended = true; /* the daemon is gone already */
+	if (!w->ended)
+		(void)vws_send(w, SHP_WS_CLOSE, "\x03\xe8", 2, NULL); /* the daemon may be gone */
 	shp_httpc_free(w->conn);
 	free(w);
 	return NULL;
