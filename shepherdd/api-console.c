@@ -187,9 +187,10 @@ static int token_record(struct shd_req *req, const struct shd_console_vm *v,
 			const struct shd_console_claims *c, int64_t grant, struct shp_error *err)
 {
 	char uid[24], vid[24], gid[24], iat[24], exp[24];
-	json_auto_t *d = json_pack("{s:s,s:s,s:s,s:I,s:s}", "jti", c->jti, "namespace", v->ns, "vm",
-				   v->name, "expires_in_s", (json_int_t)(c->exp - c->iat), "key_id",
-				   shd_console_keys_current_id(req->d->console_keys));
+	json_auto_t *d =
+		json_pack("{s:s,s:s,s:s,s:I,s:s}", "jti", c->jti, "namespace", v->ns, "vm", v->name,
+			  "expires_in_s", (json_int_t)(c->exp - c->iat), "sealed_with",
+			  shd_console_keys_current_id(req->d->console_keys));
 
 	(void)snprintf(uid, sizeof(uid), "%" PRId64, c->sub);
 	(void)snprintf(vid, sizeof(vid), "%" PRId64, v->id);

@@ -174,6 +174,9 @@ expect_eq 400 "$(code)" "the token takes no parameters"
 expect_eq 0 "$(grep -c -F -e "$tok" -e "$tok2" "$T/daemon.log")" "no token in the daemon's log"
 expect_eq 0 "$(sql "SELECT count(*) FROM audit_log WHERE details::text LIKE '%shvnc1%'")" \
 	"nor in the audit log"
+expect_eq "$(cut -d. -f2 <<<"$tok")" \
+	"$(sql "SELECT details->>'sealed_with' FROM audit_log WHERE action = 'VNC_TOKEN_ISSUED' AND details->>'jti' = '$(sql "SELECT jti FROM console_tokens ORDER BY issued_at, jti LIMIT 1")' ")" \
+	"VNC_TOKEN_ISSUED names the jti and the key that sealed the token"
 expect_eq 0 "$(sql "SELECT count(*) FROM idempotency_keys WHERE response_body LIKE '%shvnc1%'")" \
 	"nor in the idempotency store"
 
