@@ -130,9 +130,10 @@ static int str_cmp(const void *a, const void *b)
 static int cl_capabilities(void *impl, json_t **ret, uint64_t deadline_ns, struct shp_error *err)
 {
 	struct sim *s = impl;
-	/* no "vnc": the simulation has no console to offer */
-	const char *caps[8] = {"clone", "instancetypes", "kubevirt", "live-migration", "snapshot"};
-	size_t n = 5;
+	/* "vnc": provider-sim-console.c serves a console for every running VM */
+	const char *caps[8] = {"clone",          "instancetypes", "kubevirt",
+			       "live-migration", "snapshot",      "vnc"};
+	size_t n = 6;
 	int r = sim_enter(s, deadline_ns, err);
 
 	if (r < 0)

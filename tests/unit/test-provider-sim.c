@@ -967,7 +967,7 @@ Test(provider_sim, options)
 	cr_assert_eq(d->cluster.ops->capabilities(d->cluster.impl, &caps, 0, &err), 0);
 	char *s = json_dumps(caps, JSON_COMPACT);
 	cr_expect_str_eq(s, "[\"clone\",\"instancetypes\",\"kubevirt\",\"live-migration\","
-			    "\"snapshot\"]");
+			    "\"snapshot\",\"vnc\"]");
 	free(s);
 	json_decref(caps);
 	shd_provider_unref(d);
@@ -977,7 +977,7 @@ Test(provider_sim, options)
 	cr_assert_eq(d->cluster.ops->capabilities(d->cluster.impl, &caps, 0, &err), 0);
 	s = json_dumps(caps, JSON_COMPACT);
 	cr_expect_str_eq(s, "[\"clone\",\"gpu\",\"hugepages\",\"instancetypes\",\"kubevirt\","
-			    "\"live-migration\",\"snapshot\"]");
+			    "\"live-migration\",\"snapshot\",\"vnc\"]");
 	free(s);
 	json_decref(caps);
 	shd_provider_sim_set_fault(d, SHP_E_UNAVAIL, 1);
