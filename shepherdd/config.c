@@ -204,7 +204,7 @@ static const struct opt opts[] = {
 	 "comma-separated earlier provider.key_file keys: console tokens they sealed still open "
 	 "during a key rotation"},
 	{"console.idle_timeout", "SHEPHERD_CONSOLE_IDLE_TIMEOUT", "console-idle-timeout",
-	 OPT_DURATION_S, O(console_idle_timeout_s), "15m", 5, 86400, "DURATION",
+	 OPT_DURATION_S, O(console_idle_timeout_s), "15m", 1, 86400, "DURATION",
 	 "a VNC console session with no traffic either way for this long is closed"},
 	{"console.session_max", "SHEPHERD_CONSOLE_SESSION_MAX", "console-session-max",
 	 OPT_DURATION_S, O(console_session_max_s), "8h", 10, 7 * 86400, "DURATION",

@@ -295,7 +295,7 @@ expect_exit 0 "a token for db-1 under the current key" as alice vnc token db-1 -
 old=$(jq -r .token <<<"$OUT")
 stop_daemon
 start_daemon_tls --execution-dedupe-window 0s --provider-key-file "$T/new.key" \
-	--console-previous-key-files "$T/state/credentials.key"
+	--console-previous-key-files "$T/state/credentials.key" --console-idle-timeout 1s
 # the simulated cluster lives in the daemon: db-1 is created there again
 expect_exit 0 "db-1 again in the restarted simulated cluster" vm simp pay-prod db-1
 expect_exit 0 "db-1 runs" running db-1
@@ -307,17 +307,30 @@ expect_eq "$(cut -d. -f2 <<<"$old")" "$(sql "SELECT key_id FROM console_tokens O
 expect_match "^shvnc1\.$(sql "SELECT key_id FROM console_tokens WHERE key_id <> '$(cut -d. -f2 <<<"$old")' LIMIT 1")\." \
 	"$OUT" "the new one is sealed with the new key"
 
+# ---- the idle limit (1 s since the restart): a viewer that says nothing is let go
+expect_exit 0 "vnc open db-1 as alice again" vnc_open tls alice db-1
+exec 3<>"/dev/tcp/127.0.0.1/$VNC_PORT"
+greeting=
+read -r -t 5 greeting <&3
+expect_eq "RFB 003.008" "$greeting" "a viewer gets the greeting, then stays silent"
+rest=$(timeout 5 cat <&3; echo "exit $?")
+expect_eq "exit 0" "$rest" "after console.idle_timeout the session ends and the viewer is let go"
+exec 3<&-
+vnc_stop
+expect_eq idle_timeout "$(sql "SELECT end_reason FROM console_sessions ORDER BY id DESC LIMIT 1")" \
+	"the session ended for idleness"
+
 # ---- the records (the daemon stopped: every session has ended)
 stop_daemon
-expect_eq "11|11" "$(sql "SELECT count(*), count(ended_at) FROM console_sessions")" \
-	"eleven sessions (the refused upgrades opened none), all ended"
-expect_eq 0 "$(sql "SELECT count(*) FROM console_sessions WHERE end_reason NOT IN ('viewer_closed', 'console_closed', 'shutdown')")" \
-	"each by its viewer, its VM or the daemon's stop"
+expect_eq "12|12" "$(sql "SELECT count(*), count(ended_at) FROM console_sessions")" \
+	"twelve sessions (the refused upgrades opened none), all ended"
+expect_eq 0 "$(sql "SELECT count(*) FROM console_sessions WHERE end_reason NOT IN ('viewer_closed', 'console_closed', 'shutdown', 'idle_timeout')")" \
+	"each by its viewer, its VM, its idleness or the daemon's stop"
 expect_eq "viewer_closed" "$(sql "SELECT DISTINCT end_reason FROM console_sessions WHERE vm_name = 'kv-1'")" \
 	"the socket viewer's end is seen at once"
-expect_eq 5 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_STARTED' AND actor = 'alice'")" \
-	"VNC_SESSION_STARTED for alice's five"
-expect_eq 11 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_ENDED'")" \
+expect_eq 6 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_STARTED' AND actor = 'alice'")" \
+	"VNC_SESSION_STARTED for alice's six"
+expect_eq 12 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'VNC_SESSION_ENDED'")" \
 	"VNC_SESSION_ENDED for each"
 expect_eq "web-1|12351|24|viewer_closed" "$(sql "SELECT a.resource_name, a.details->>'bytes_out', a.details->>'bytes_in', a.details->>'end_reason' FROM audit_log a JOIN console_sessions s ON s.id = (a.details->>'session_id')::bigint WHERE a.action = 'VNC_SESSION_ENDED' AND s.vm_name = 'web-1' AND s.source LIKE 'unix%' ORDER BY a.id LIMIT 1")" \
 	"with the VM, the bytes each way (the handshake and one screen out) and why it ended"
