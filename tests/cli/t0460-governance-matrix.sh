@@ -97,7 +97,7 @@ for cluster in sim-test sim-prod kv-test kv-prod; do
 	expect_match '^\+.*cpus: 2' "$(as alice vm diff "$vm" --from 1 --to 2 --no-color)" "$env: the diff shows the new CPUs"
 
 	if [ "$env" = test ]; then
-		expect_exit 7 "$env: DELETE_VM without --yes is refused" as alice vm delete "$vm"
+		expect_exit 2 "$env: DELETE_VM without --yes is refused (no prompt off a terminal)" as alice vm delete "$vm" </dev/null
 		expect_exit 0 "$env: DELETE_VM with --yes" submit alice vm delete "$vm" --yes
 	else
 		expect_exit 7 "$env: DELETE_VM without the typed name is refused" as alice vm delete "$vm" --yes
