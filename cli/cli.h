@@ -366,6 +366,8 @@ int cli_request_done(struct cli_ctx *ctx, const struct cli_kind *kind, const jso
 		     bool wait) SHP_MUSTCHECK;
 /* The waiting part of it alone, for a caller that reported the answer its own way. */
 int cli_request_wait(struct cli_ctx *ctx, int64_t id) SHP_MUSTCHECK;
+/* The same for an approval ticket (which its approvers see when the request they may not). */
+int cli_ticket_wait(struct cli_ctx *ctx, const char *ticket) SHP_MUSTCHECK;
 /* "12:00:01 step_started  step 0 'test.sleep' started" for an event object (no newline). */
 char *cli_event_line(const json_t *event);
 

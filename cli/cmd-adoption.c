@@ -170,7 +170,7 @@ static const struct shp_subcmd adoption_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "ID [--namespace NS]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("adopt a VM offered for adoption"),
 		.description =
 			N_("Adopt pending adoption ID: shepherd records the VM as one it "
@@ -185,7 +185,7 @@ static const struct shp_subcmd adoption_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "ID",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("decline a VM offered for adoption"),
 		.description =
 			N_("Ignore pending adoption ID: it stays listed as ignored and is not "
@@ -206,7 +206,7 @@ static const struct shp_subcmd adoption_verbs[] = {
 		.name = "scan",
 		.fn = cmd_adoption_scan,
 		.usage = "[--cluster NAME]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("look for VMs offered for adoption now"),
 		.description =
 			N_("Scan every cluster (or --cluster) for VMs labelled "

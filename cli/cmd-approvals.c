@@ -46,6 +46,7 @@ enum {
 	OPT_FILE,
 	OPT_YES,
 	OPT_DURATION,
+	OPT_WAIT,
 };
 
 static const char *const sorts[] = {"days_pending", NULL};
@@ -315,6 +316,7 @@ static int cmd_approvals_approve(int argc, char **argv, struct cli_ctx *ctx)
 	_cleanup_free_ char *path = NULL;
 	const char *cluster = NULL, *reason = NULL, *duration = NULL, *hash, *why;
 	int64_t seconds = 0;
+	bool wait = false;
 	int c, r;
 
 	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
@@ -324,6 +326,8 @@ static int cmd_approvals_approve(int argc, char **argv, struct cli_ctx *ctx)
 			reason = optarg;
 		else if (c == OPT_DURATION)
 			duration = optarg;
+		else if (c == OPT_WAIT)
+			wait = true;
 	}
 	if (duration && shp_parse_duration(duration, &seconds, &ctx->err) < 0)
 		return cli_usage_error(ctx, _("--duration: %s"), ctx->err.msg);
@@ -351,7 +355,12 @@ static int cmd_approvals_approve(int argc, char **argv, struct cli_ctx *ctx)
 		(void)json_object_set_new(body, "duration_s", json_integer(seconds));
 	path = ticket_decision_path(argv[optind], "approve");
 	r = cli_call(ctx, "POST", path, body, &a);
-	return r < 0 ? r : approve_report(ctx, argv[optind], a);
+	if (r < 0)
+		return r;
+	/* with --wait, JSON and YAML show the final ticket alone */
+	if (!wait || ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)
+		r = approve_report(ctx, argv[optind], a);
+	return r < 0 || !wait ? r : cli_ticket_wait(ctx, argv[optind]);
 }
 
 static int cmd_approvals_reject(int argc, char **argv, struct cli_ctx *ctx)
@@ -648,6 +657,8 @@ static const struct shp_flag approve_flags[] = {
 	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("a note kept with the approval")},
 	{"duration", OPT_DURATION, 0, NULL, "DURATION",
 	 N_("console access (VNC_ACCESS): grant it for this long only")},
+	{"wait", OPT_WAIT, 0, NULL, NULL,
+	 N_("follow the request to its end (its task live); exit with its outcome")},
 	{NULL},
 };
 
@@ -692,7 +703,7 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.fn = cmd_approvals_approve,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "TICKET [--cluster NAME] [--reason TEXT] [--duration DURATION]",
+		.usage = "TICKET [--cluster NAME] [--reason TEXT] [--duration DURATION] [--wait]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("approve a request"),
 		.description =
@@ -730,7 +741,7 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.usage = "TICKET [--set KEY=VALUE]... [--file FILE] [--reason TEXT] [--cluster "
 			 "NAME] "
 			 "[--yes]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("replace the spec of a request"),
 		.description =
 			N_("Replace the spec of ticket TICKET (with --set, one or more, or "
@@ -767,7 +778,7 @@ static const struct shp_subcmd approvals_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "TICKET [--reason TEXT]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("reject a request"),
 		.description =
 			N_("Reject ticket TICKET with a reason; the request is cancelled and "

@@ -473,15 +473,18 @@ static int action(int argc, char **argv, struct cli_ctx *ctx, const char *what, 
 {
 	_cleanup_(json_decrefp) json_t *ans = NULL;
 	_cleanup_free_ char *path = NULL;
-	int r;
+	bool wait = false;
+	int c, r;
 
-	while (cli_getopt(ctx, argc, argv) != -1)
-		;
+	while ((c = cli_getopt(ctx, argc, argv)) != -1)
+		wait = wait || c == OPT_WAIT;
 	if ((r = check_id(ctx, argv[optind])) < 0)
 		return r;
 	path = xasprintf("%s/%s/%s", BATCH_ROUTE, argv[optind], what);
 	r = cli_call(ctx, "POST", path, NULL, &ans);
-	return r < 0 ? r : affected(ctx, ans, list, verb);
+	if (r == 0)
+		r = affected(ctx, ans, list, verb);
+	return r < 0 || !wait ? r : follow(ctx, argv[optind], false);
 }
 
 static int cmd_batch_retry(int argc, char **argv, struct cli_ctx *ctx)
@@ -500,6 +503,7 @@ static int cmd_batch_approve(int argc, char **argv, struct cli_ctx *ctx)
 	_cleanup_(json_decrefp) json_t *ans = NULL, *body = json_object();
 	_cleanup_free_ char *path = NULL;
 	const json_t *c;
+	bool wait = false;
 	size_t i;
 	int o, r;
 
@@ -508,14 +512,18 @@ static int cmd_batch_approve(int argc, char **argv, struct cli_ctx *ctx)
 			(void)json_object_set_new(body, "cluster", json_string(optarg));
 		else if (o == OPT_REASON)
 			(void)json_object_set_new(body, "reason", json_string(optarg));
+		else if (o == OPT_WAIT)
+			wait = true;
 	}
 	if ((r = check_id(ctx, argv[optind])) < 0)
 		return r;
 	path = xasprintf("%s/%s/approve", BATCH_ROUTE, argv[optind]);
 	if ((r = cli_call(ctx, "POST", path, body, &ans)) < 0)
 		return r;
-	if (ctx->format != CLI_FORMAT_TABLE && ctx->format != CLI_FORMAT_WIDE)
-		return cli_show_raw(ctx, ans);
+	if (ctx->format != CLI_FORMAT_TABLE && ctx->format != CLI_FORMAT_WIDE) {
+		r = cli_show_raw(ctx, ans);
+		return r < 0 || !wait ? r : follow(ctx, argv[optind], false);
+	}
 	json_array_foreach(json_object_get(ans, "approved"), i, c)
 		printf(_("  ticket %lld %s (plan %.12s)\n"),
 		       (long long)json_integer_value(json_object_get(c, "ticket_id")),
@@ -530,9 +538,9 @@ static int cmd_batch_approve(int argc, char **argv, struct cli_ctx *ctx)
 	       json_array_size(json_object_get(ans, "refused")), shp_json_str(ans, "status"));
 	if (json_array_size(json_object_get(ans, "refused")) > 0)
 		ctx->exit_status = SHP_EXIT_FAILURE;
-	return json_array_size(json_object_get(ans, "refused")) > 0
-		       ? shp_error_set(&ctx->err, SHP_E_INTERNAL, _("some children were refused"))
-		       : 0;
+	if (json_array_size(json_object_get(ans, "refused")) > 0)
+		return shp_error_set(&ctx->err, SHP_E_INTERNAL, _("some children were refused"));
+	return wait ? follow(ctx, argv[optind], false) : 0;
 }
 
 /* ---- the table --------------------------------------------------------------------------------
@@ -561,30 +569,38 @@ static const struct shp_flag approve_flags[] = {
 	{"cluster", OPT_CLUSTER, 0, NULL, "C", N_("run the children on cluster C"), NULL, false,
 	 false, CLI_NAMES_CLUSTER},
 	{"reason", OPT_REASON, 0, NULL, "TEXT", N_("why (recorded with each decision)")},
+	{"wait", OPT_WAIT, 0, NULL, NULL,
+	 N_("then follow the batch to its end, one line per change; exit with its outcome")},
+	{NULL},
+};
+
+static const struct shp_flag wait_flags[] = {
+	{"wait", OPT_WAIT, 0, NULL, NULL,
+	 N_("then follow the batch to its end, one line per change; exit with its outcome")},
 	{NULL},
 };
 
 static const struct shp_subcmd batch_verbs[] = {
-	{"approve", cmd_batch_approve, 1, 1, "ID [--cluster C] [--reason TEXT]", CMD_NEEDS_DAEMON,
-	 N_("approve every child of a batch waiting for review"),
+	{"approve", cmd_batch_approve, 1, 1, "ID [--cluster C] [--reason TEXT] [--wait]",
+	 CMD_NEEDS_DAEMON, N_("approve every child of a batch waiting for review"),
 	 N_("Approve, as an approver of their environment, every child of batch ID that waits "
 	    "for review: one decision per child, each on the child's own plan hash, exactly as "
 	    "shepherd approvals approve would record it. Children that cannot be approved (your "
 	    "own, another environment's) are listed as refused."),
 	 approve_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_BATCH},
-	{"cancel", cmd_batch_cancel, 1, 1, "ID", CMD_NEEDS_DAEMON,
+	{"cancel", cmd_batch_cancel, 1, 1, "ID [--wait]", CMD_NEEDS_DAEMON,
 	 N_("cancel the children of a batch that have not started"),
 	 N_("Cancel every child of batch ID that waits for approval or for its turn; children "
 	    "already running finish. The children cancelled are listed."),
-	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_BATCH},
+	 wait_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_BATCH},
 	{"list", cmd_batch_list, 0, 0, "[--all] [--limit N]", CMD_NEEDS_DAEMON | CMD_READONLY,
 	 N_("list your batches"), N_("List your batches, newest first, with their counters."),
 	 list_flags},
-	{"retry", cmd_batch_retry, 1, 1, "ID", CMD_NEEDS_DAEMON,
+	{"retry", cmd_batch_retry, 1, 1, "ID [--wait]", CMD_NEEDS_DAEMON,
 	 N_("submit the failed children of a batch again"),
 	 N_("Submit every FAILED child of batch ID again, as new children of the same batch, "
 	    "each checked as a new request. The new children are listed."),
-	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_BATCH},
+	 wait_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_BATCH},
 	{"status", cmd_batch_status, 1, 1, "ID [--once]", CMD_NEEDS_DAEMON | CMD_READONLY,
 	 N_("follow a batch: its counters and its children"),
 	 N_("Show batch ID (its status and counters) and the table of its children. On a "

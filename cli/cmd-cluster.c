@@ -375,7 +375,7 @@ static const struct shp_subcmd cluster_verbs[] = {
 		.usage = "NAME [--kubeconfig FILE] [--context NAME] [--allow-insecure] "
 			 "[--simulated] "
 			 "--environment test|prod [--description TEXT]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("register a cluster"),
 		.description = N_(
 			"Register the cluster NAME for the environment given by --environment, "
@@ -414,7 +414,7 @@ static const struct shp_subcmd cluster_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "NAME",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("check a cluster's health now"),
 		.description =
 			N_("Ask the cluster NAME for its health, versions and capabilities now "
@@ -443,7 +443,7 @@ static const struct shp_subcmd cluster_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "NAME",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("remove a cluster from shepherd"),
 		.description =
 			N_("Remove the cluster NAME, and its sealed credentials, from shepherd "

@@ -177,7 +177,7 @@ static const struct shp_subcmd flags_verbs[] = {
 		.min_args = 2,
 		.max_args = 2,
 		.usage = "SCOPE on|off",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("switch execution on or off for a scope"),
 		.description =
 			N_("Switch execution on or off for SCOPE: global, level:N for the tasks of "
@@ -193,7 +193,7 @@ static const struct shp_subcmd flags_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "SCOPE",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("remove the flag of a scope"),
 		.description =
 			N_("Remove the flag of SCOPE (as for 'flags set'). An absent level or "

@@ -170,7 +170,7 @@ static const struct shp_subcmd inbox_verbs[] = {
 		.fn = cmd_inbox_read,
 		.max_args = 1,
 		.usage = "[ID] [--all] [--type TYPE]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("mark a notification, or all of them, read"),
 		.description = N_("Mark notification ID read, or with --all every unread one (of "
 				  "TYPE). Marking one twice is harmless."),

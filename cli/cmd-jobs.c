@@ -120,7 +120,7 @@ static const struct shp_subcmd jobs_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "ID",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("cancel a job"),
 		.description = N_("Cancel job ID: a waiting job at once, a running one at its next "
 				  "check. Cancelling twice is harmless."),
@@ -132,7 +132,7 @@ static const struct shp_subcmd jobs_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "ID",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("discard a waiting job"),
 		.description =
 			N_("Move waiting job ID to the dead-letter state without running it."),
@@ -155,7 +155,7 @@ static const struct shp_subcmd jobs_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "ID",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("queue a failed job again"),
 		.description = N_("Queue a discarded, cancelled or retryable job ID again now; an "
 				  "exhausted job gets one more attempt."),

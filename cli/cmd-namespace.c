@@ -98,7 +98,7 @@ static const struct shp_subcmd namespace_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "NAME --environment test|prod [--description TEXT]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("register a namespace"),
 		.description =
 			N_("Register the namespace NAME in the environment given by "
@@ -115,7 +115,7 @@ static const struct shp_subcmd namespace_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "NAME",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("remove a namespace from the registry"),
 		.description = N_("Remove the namespace NAME from the registry and print what was "
 				  "removed. Only administrators may delete namespaces."),

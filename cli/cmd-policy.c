@@ -230,7 +230,7 @@ static const struct shp_subcmd policy_verbs[] = {
 		.max_args = 1,
 		.usage = "TYPE --environment test|prod|any --level N [--approvers N] "
 			 "[--runbook URL] [--escalate-cpus N] [--escalate-memory QUANTITY]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("set the approval policy of a request type"),
 		.description =
 			N_("Set the policy of request type TYPE (CREATE_VM, START_VM, ...) in an "

@@ -89,7 +89,7 @@ static const struct shp_subcmd queue_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "QUEUE",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("stop taking jobs from a queue"),
 		.description = N_("Stop taking new jobs from QUEUE; running jobs finish. Jobs keep "
 				  "arriving and wait until the queue is resumed."),
@@ -101,7 +101,7 @@ static const struct shp_subcmd queue_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "QUEUE",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("take jobs from a paused queue again"),
 		.description = N_("Take jobs from QUEUE again after a pause."),
 		.opts = no_flags,

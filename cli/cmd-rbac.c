@@ -272,7 +272,7 @@ static const struct shp_subcmd rbac_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "ID",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("switch a principal mapping off"),
 		.description =
 			N_("Disable the mapping ID: from the principal's next request on, it "
@@ -285,7 +285,7 @@ static const struct shp_subcmd rbac_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "ID",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("switch a principal mapping on"),
 		.description = N_("Enable the mapping ID again."),
 		.opts = no_flags,
@@ -305,7 +305,7 @@ static const struct shp_subcmd rbac_verbs[] = {
 		.max_args = 2,
 		.usage = "unix|token|cert PRINCIPAL --user USER [--team SYSTEM] [--team-role ROLE] "
 			 "[--role ROLE] [--env ENV[,ENV]] [--disabled]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("map a principal to a user, a team and a role"),
 		.description =
 			N_("Make callers authenticated as PRINCIPAL act as USER (created on first "
@@ -323,7 +323,7 @@ static const struct shp_subcmd rbac_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "ID",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("remove a principal mapping"),
 		.description = N_("Delete the mapping ID."),
 		.opts = no_flags,

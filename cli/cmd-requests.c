@@ -113,7 +113,7 @@ static const struct shp_subcmd requests_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "TICKET",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("cancel a request waiting for approval"),
 		.description =
 			N_("Cancel your request whose approval ticket is TICKET (the TICKET "

@@ -140,7 +140,7 @@ static const struct shp_subcmd role_verbs[] = {
 		.min_args = 2,
 		.max_args = 2,
 		.usage = "USER platform-admin|approver|operator|viewer --env test[,prod]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("give a user a platform role"),
 		.description =
 			N_("Give USER the role in the environments of --env, or change the "
@@ -169,7 +169,7 @@ static const struct shp_subcmd role_verbs[] = {
 		.min_args = 2,
 		.max_args = 2,
 		.usage = "USER platform-admin|approver|operator|viewer",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("take a platform role away"),
 		.description =
 			N_("Remove USER's binding to the role. Only administrators may unbind "

@@ -13,7 +13,7 @@
 #include "output.h"
 #include "shell.h"
 
-enum { OPT_SYSTEM = CLI_OPT_LOCAL, OPT_DESCRIPTION, OPT_YES, OPT_LIMIT };
+enum { OPT_SYSTEM = CLI_OPT_LOCAL, OPT_DESCRIPTION, OPT_YES, OPT_LIMIT, OPT_WAIT };
 
 static const struct cli_column service_columns[] = {
 	{N_("NAME"), N_("Name"), "name"},
@@ -31,6 +31,7 @@ static int cmd_service_create(int argc, char **argv, struct cli_ctx *ctx)
 	_cleanup_(json_decrefp) json_t *body = json_object();
 	_cleanup_(json_decrefp) json_t *ans = NULL;
 	const char *description = NULL, *sys = NULL;
+	bool wait = false;
 	int c, r;
 
 	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
@@ -38,6 +39,8 @@ static int cmd_service_create(int argc, char **argv, struct cli_ctx *ctx)
 			description = optarg;
 		else if (c == OPT_SYSTEM)
 			sys = optarg;
+		else if (c == OPT_WAIT)
+			wait = true;
 	}
 	if ((r = cli_body_set(ctx, body, "name", argv[optind])) < 0 ||
 	    (r = cli_body_set(ctx, body, "system", sys)) < 0 ||
@@ -46,18 +49,20 @@ static int cmd_service_create(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_call(ctx, "POST", SHP_ROUTE_SERVICES, body, &ans);
 	if (r < 0)
 		return r;
-	return cli_show_object(ctx, &cli_request_answer_kind, ans);
+	return cli_request_done(ctx, &cli_request_answer_kind, ans, wait);
 }
 
 static int cmd_service_delete(int argc, char **argv, struct cli_ctx *ctx)
 {
 	_cleanup_(json_decrefp) json_t *ans = NULL;
 	_cleanup_free_ char *path = NULL, *url = NULL, *question = NULL, *why = NULL;
-	bool yes = false;
+	bool yes = false, wait = false;
 	int c, r;
 
-	while ((c = cli_getopt(ctx, argc, argv)) != -1)
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
 		yes = yes || c == OPT_YES;
+		wait = wait || c == OPT_WAIT;
+	}
 	if (!yes) { /* asked on a terminal, else refused naming --yes */
 		question = xasprintf(_("Delete service '%s'? [y/N] "), argv[optind]);
 		why = xasprintf(_("deleting service '%s' needs --yes to confirm"), argv[optind]);
@@ -69,7 +74,7 @@ static int cmd_service_delete(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_call(ctx, "DELETE", url, NULL, &ans);
 	if (r < 0)
 		return r;
-	return cli_show_object(ctx, &cli_request_answer_kind, ans);
+	return cli_request_done(ctx, &cli_request_answer_kind, ans, wait);
 }
 
 static const struct cli_filter service_filters[] = {
@@ -92,11 +97,15 @@ static const struct shp_flag create_flags[] = {
 	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", N_("the system the service belongs to"),
 	 .required = true, .names = CLI_NAMES_SYSTEM},
 	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", N_("what the service is")},
+	{"wait", OPT_WAIT, 0, NULL, NULL,
+	 N_("follow the request to its end (its task live); exit with its outcome")},
 	{NULL},
 };
 
 static const struct shp_flag delete_flags[] = {
 	{"yes", OPT_YES, 'y', NULL, NULL, N_("confirm the deletion")},
+	{"wait", OPT_WAIT, 0, NULL, NULL,
+	 N_("follow the request to its end (its task live); exit with its outcome")},
 	{NULL},
 };
 
@@ -113,7 +122,7 @@ static const struct shp_subcmd service_verbs[] = {
 		.fn = cmd_service_create,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "NAME --system SYSTEM [--description TEXT]",
+		.usage = "NAME --system SYSTEM [--description TEXT] [--wait]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("create a service in a system"),
 		.description = N_("Request the service NAME in SYSTEM. Owners and members of the "
@@ -127,7 +136,7 @@ static const struct shp_subcmd service_verbs[] = {
 		.fn = cmd_service_delete,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "NAME [--yes]",
+		.usage = "NAME [--yes] [--wait]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("delete a service"),
 		.description = N_("Request the deletion of service NAME, which must have no VMs. "

@@ -242,7 +242,7 @@ static const struct shp_subcmd size_verbs[] = {
 		.max_args = 1,
 		.usage = "NAME --cpus N --memory QUANTITY [--cpu-overcommit RATIO] "
 			 "[--memory-overcommit RATIO] [--capabilities LIST] [--description TEXT]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("create an instance size"),
 		.description =
 			N_("Create the instance size NAME: the CPUs and memory a VM of that "
@@ -260,7 +260,7 @@ static const struct shp_subcmd size_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "NAME",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("disable an instance size"),
 		.description =
 			N_("Disable the instance size NAME: new requests can no longer name "
@@ -290,7 +290,7 @@ static const struct shp_subcmd size_verbs[] = {
 		.usage = "NAME [--cpus N] [--memory QUANTITY] [--cpu-overcommit RATIO] "
 			 "[--memory-overcommit RATIO] [--capabilities LIST] [--description TEXT] "
 			 "[--enable]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("change an instance size"),
 		.description = N_("Change the fields given of the instance size NAME; the others "
 				  "stay. Existing VMs are not resized. Administrators only."),

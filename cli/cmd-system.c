@@ -18,7 +18,7 @@
 #include "output.h"
 #include "shell.h"
 
-enum { OPT_DESCRIPTION = CLI_OPT_LOCAL, OPT_CONFIRM_NAME, OPT_LIMIT };
+enum { OPT_DESCRIPTION = CLI_OPT_LOCAL, OPT_CONFIRM_NAME, OPT_LIMIT, OPT_WAIT };
 
 static const struct cli_column system_columns[] = {
 	{N_("NAME"), N_("Name"), "name"},
@@ -51,18 +51,22 @@ static int cmd_system_create(int argc, char **argv, struct cli_ctx *ctx)
 	_cleanup_(json_decrefp) json_t *body = json_object();
 	_cleanup_(json_decrefp) json_t *ans = NULL;
 	const char *description = NULL;
+	bool wait = false;
 	int c, r;
 
-	while ((c = cli_getopt(ctx, argc, argv)) != -1)
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
 		if (c == OPT_DESCRIPTION)
 			description = optarg;
+		else if (c == OPT_WAIT)
+			wait = true;
+	}
 	if ((r = cli_body_set(ctx, body, "name", argv[optind])) < 0 ||
 	    (r = cli_body_set(ctx, body, "description", description)) < 0)
 		return r;
 	r = cli_call(ctx, "POST", SHP_ROUTE_SYSTEMS, body, &ans);
 	if (r < 0)
 		return r;
-	return cli_show_object(ctx, &cli_request_answer_kind, ans);
+	return cli_request_done(ctx, &cli_request_answer_kind, ans, wait);
 }
 
 /* The typed name: --confirm-name, else asked on the terminal (never off one). */
@@ -87,11 +91,15 @@ static int cmd_system_delete(int argc, char **argv, struct cli_ctx *ctx)
 	_cleanup_(json_decrefp) json_t *ans = NULL;
 	_cleanup_free_ char *path = NULL, *typed = NULL;
 	const char *given = NULL, *name;
+	bool wait = false;
 	int c, r;
 
-	while ((c = cli_getopt(ctx, argc, argv)) != -1)
+	while ((c = cli_getopt(ctx, argc, argv)) != -1) {
 		if (c == OPT_CONFIRM_NAME)
 			given = optarg;
+		else if (c == OPT_WAIT)
+			wait = true;
+	}
 	name = argv[optind];
 	if ((r = typed_name(ctx, name, given, &typed)) < 0)
 		return r;
@@ -107,7 +115,7 @@ static int cmd_system_delete(int argc, char **argv, struct cli_ctx *ctx)
 	r = cli_call(ctx, "DELETE", path, body, &ans);
 	if (r < 0)
 		return r;
-	return cli_show_object(ctx, &cli_request_answer_kind, ans);
+	return cli_request_done(ctx, &cli_request_answer_kind, ans, wait);
 }
 
 static int cmd_system_list(int argc, char **argv, struct cli_ctx *ctx)
@@ -124,12 +132,16 @@ static int cmd_system_show(int argc, char **argv, struct cli_ctx *ctx)
 
 static const struct shp_flag create_flags[] = {
 	{"description", OPT_DESCRIPTION, 0, NULL, "TEXT", N_("what the system is")},
+	{"wait", OPT_WAIT, 0, NULL, NULL,
+	 N_("follow the request to its end (its task live); exit with its outcome")},
 	{NULL},
 };
 
 static const struct shp_flag delete_flags[] = {
 	{"confirm-name", OPT_CONFIRM_NAME, 0, NULL, "NAME",
 	 N_("the system's name, typed to confirm (asked for on a terminal)")},
+	{"wait", OPT_WAIT, 0, NULL, NULL,
+	 N_("follow the request to its end (its task live); exit with its outcome")},
 	{NULL},
 };
 
@@ -144,7 +156,7 @@ static const struct shp_subcmd system_verbs[] = {
 		.fn = cmd_system_create,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "NAME [--description TEXT]",
+		.usage = "NAME [--description TEXT] [--wait]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("create a system (you become its owner)"),
 		.description =
@@ -160,7 +172,7 @@ static const struct shp_subcmd system_verbs[] = {
 		.fn = cmd_system_delete,
 		.min_args = 1,
 		.max_args = 1,
-		.usage = "NAME [--confirm-name NAME]",
+		.usage = "NAME [--confirm-name NAME] [--wait]",
 		.flags = CMD_NEEDS_DAEMON,
 		.summary = N_("delete a system (type its name)"),
 		.description =

@@ -301,7 +301,7 @@ static const struct shp_subcmd template_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "NAME --template-version N",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("archive a version of a template"),
 		.description =
 			N_("Archive version N of the template NAME: it is hidden from lists "
@@ -314,7 +314,7 @@ static const struct shp_subcmd template_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "FILE",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("create the next version of a template from a file"),
 		.description = N_(
 			"Read a template in the seed format from FILE ('-': standard input; see "
@@ -335,7 +335,7 @@ static const struct shp_subcmd template_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "NAME --template-version N",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("deprecate a version of a template"),
 		.description =
 			N_("Deprecate version N of the template NAME: new VMs can no longer "
@@ -380,7 +380,7 @@ static const struct shp_subcmd template_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "NAME --template-version N",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("make a version the active one"),
 		.description = N_("Make version N of the template NAME active: new VMs get it. The "
 				  "version active before becomes deprecated. Administrators only."),

@@ -137,7 +137,7 @@ static const struct shp_subcmd tenant_verbs[] = {
 		.min_args = 3,
 		.max_args = 3,
 		.usage = "TENANT USER owner|member|viewer",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("give a user a role in a tenant"),
 		.description =
 			N_("Make USER a member of TENANT with the given role, or change the role "
@@ -165,7 +165,7 @@ static const struct shp_subcmd tenant_verbs[] = {
 		.min_args = 2,
 		.max_args = 2,
 		.usage = "TENANT USER",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("remove a user from a tenant"),
 		.description =
 			N_("Remove USER from TENANT. Administrators and the tenant's owners may "

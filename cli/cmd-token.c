@@ -138,7 +138,7 @@ static const struct shp_subcmd token_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "NAME [--user USER] [--expires DURATION]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("create a token and print it once"),
 		.description =
 			N_("Create a token called NAME, for yourself or (administrators) for "
@@ -166,7 +166,7 @@ static const struct shp_subcmd token_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "ID",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("revoke a token"),
 		.description = N_("Revoke the token with the id ID (see 'shepherd token list'); it "
 				  "stops working at once. Prints the revoked token's record."),

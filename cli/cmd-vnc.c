@@ -702,7 +702,7 @@ static const struct shp_subcmd vnc_verbs[] = {
 		.min_args = 1,
 		.max_args = 1,
 		.usage = "VM [--namespace NS]",
-		.flags = CMD_NEEDS_DAEMON,
+		.flags = CMD_NEEDS_DAEMON | CMD_SYNC,
 		.summary = N_("print a single-use console token"),
 		.description =
 			N_("Print a console token for VM: single use, bound to you, valid "

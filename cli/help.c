@@ -207,6 +207,13 @@ void cli_help_subcmd(FILE *out, const struct shp_cmd *cmd, const struct shp_subc
 	print_usage_wrapped(out, cmd, sub);
 	fputc('\n', out);
 	cli_wrap(out, cli_tr(sub->description), 0, HELP_WIDTH);
+	if (sub->flags & CMD_SYNC) {
+		fputc('\n', out);
+		cli_wrap(out,
+			 _("This command completes before it returns: there is nothing to wait "
+			   "for."),
+			 0, HELP_WIDTH);
+	}
 	if (cmd->alias)
 		fprintf(out, _("\n'%s' may be shortened to '%s'.\n"), cmd->name, cmd->alias);
 	fputs(_("\nOptions:\n"), out);

@@ -35,7 +35,7 @@ static bool is_final(const char *status)
 }
 
 /* 0 for COMPLETED; else the error and exit status a task with that outcome would have. */
-static int outcome(struct cli_ctx *ctx, const json_t *r)
+static int outcome(struct cli_ctx *ctx, const char *noun, const json_t *r)
 {
 	const char *status = shp_json_str(r, "status"), *error = shp_json_str(r, "error");
 	_cleanup_free_ char *why = cli_text_sanitize(error ? error : "");
@@ -51,7 +51,8 @@ static int outcome(struct cli_ctx *ctx, const json_t *r)
 		ctx->exit_status = SHP_EXIT_RETRY, code = SHP_E_TIMEOUT;
 	else
 		ctx->exit_status = SHP_EXIT_FAILURE;
-	return shp_error_set(&ctx->err, code, _("request %" PRId64 " ended %s%s%s"),
+	/* TRANSLATORS: "request 12 ended FAILED: ...", "ticket 7 ended REJECTED" */
+	return shp_error_set(&ctx->err, code, _("%s %" PRId64 " ended %s%s%s"), noun,
 			     shp_json_int(r, "id", 0), status, why[0] ? ": " : "", why);
 }
 
@@ -62,25 +63,36 @@ static void nap(long ms)
 	(void)nanosleep(&ts, NULL);
 }
 
-/* Its task, followed live once (the request goes on being asked for afterwards). */
+/*
+ * Its task, followed live once (the request goes on being asked for afterwards). A task the
+ * caller may not see (an approver outside its tenant) is not followed: the status is enough.
+ */
 static int follow(struct cli_ctx *ctx, const json_t *task)
 {
 	_cleanup_(json_decrefp) json_t *done = NULL;
 	char tid[24];
+	int r;
 
 	(void)snprintf(tid, sizeof(tid), "%" JSON_INTEGER_FORMAT, json_integer_value(task));
-	return cli_follow_task(ctx, tid, &done);
+	r = cli_follow_task(ctx, tid, &done);
+	if (r < 0 && (ctx->err.code == SHP_E_NOTFOUND || ctx->err.code == SHP_E_PERM)) {
+		shp_error_clear(&ctx->err);
+		json_decref(ctx->error_body);
+		ctx->error_body = NULL;
+		cli_note(ctx, _("task %s is not yours to follow: waiting for the outcome\n"), tid);
+		return 0;
+	}
+	return r;
 }
 
-/* GET /requests/{id} until it is final; one line per change of its status. */
-static int until_final(struct cli_ctx *ctx, int64_t id, json_t **ret)
+/* GET route/{id} (a request or a ticket) until it is final; one line per change of status. */
+static int until_final(struct cli_ctx *ctx, const char *noun, const char *route, const char *ids,
+		       json_t **ret)
 {
-	_cleanup_free_ char *path = NULL;
-	char ids[24], last[32] = "";
+	_cleanup_free_ char *path = cli_path(route, ids);
+	char last[32] = "";
 	bool followed = false;
 
-	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
-	path = cli_path(SHP_ROUTE_REQUESTS, ids);
 	for (;;) {
 		_cleanup_(json_decrefp) json_t *r = NULL;
 		const char *status;
@@ -91,13 +103,13 @@ static int until_final(struct cli_ctx *ctx, int64_t id, json_t **ret)
 		status = shp_json_str(r, "status");
 		if (!status)
 			return shp_error_set(&ctx->err, SHP_E_PROTO,
-					     _("unexpected answer from shepherdd: not a request"));
+					     _("unexpected answer from shepherdd: no status"));
 		if (is_final(status)) {
 			*ret = TAKE_PTR(r);
 			return 0;
 		}
 		if (strcmp(last, status) != 0)
-			cli_note(ctx, _("request %s is %s\n"), ids, status);
+			cli_note(ctx, _("%s %s is %s\n"), noun, ids, status);
 		(void)snprintf(last, sizeof(last), "%s", status);
 		if (json_is_integer(json_object_get(r, "task_id")) && !followed) {
 			followed = true;
@@ -110,22 +122,35 @@ static int until_final(struct cli_ctx *ctx, int64_t id, json_t **ret)
 	}
 }
 
-int cli_request_wait(struct cli_ctx *ctx, int64_t id)
+/* Follow noun ids to its end, show it (a line, or the object), and return its outcome. */
+static int wait_final(struct cli_ctx *ctx, const char *noun, const char *route, const char *ids)
 {
 	_cleanup_(json_decrefp) json_t *final = NULL;
-	int r;
+	int r = until_final(ctx, noun, route, ids, &final);
+
+	if (r < 0)
+		return r;
+	if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)
+		cli_note(ctx, _("%s %s is %s\n"), noun, ids, shp_json_str(final, "status"));
+	else if ((r = cli_show_raw(ctx, final)) < 0)
+		return r;
+	return outcome(ctx, noun, final);
+}
+
+int cli_request_wait(struct cli_ctx *ctx, int64_t id)
+{
+	char ids[24];
 
 	if (id <= 0)
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
 				     _("unexpected answer from shepherdd: no request id"));
-	r = until_final(ctx, id, &final);
-	if (r < 0)
-		return r;
-	if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)
-		cli_note(ctx, _("request %" PRId64 " is %s\n"), id, shp_json_str(final, "status"));
-	else if ((r = cli_show_raw(ctx, final)) < 0)
-		return r;
-	return outcome(ctx, final);
+	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
+	return wait_final(ctx, _("request"), SHP_ROUTE_REQUESTS, ids);
+}
+
+int cli_ticket_wait(struct cli_ctx *ctx, const char *ticket)
+{
+	return wait_final(ctx, _("ticket"), SHP_ROUTE_APPROVALS, ticket);
 }
 
 int cli_request_done(struct cli_ctx *ctx, const struct cli_kind *kind, const json_t *answer,
