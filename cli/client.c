@@ -40,8 +40,10 @@ static bool retry_wait(struct cli_ctx *ctx, long seconds, int attempt)
 	if (!tty && !ctx->quiet)
 		fprintf(stderr, _("shepherd: %s; retrying in %lds\n"), ctx->err.msg, seconds);
 	for (long left = seconds; left > 0; left--) {
-		if (tty && !ctx->quiet)
-			fprintf(stderr, _("\rshepherd: busy, retrying in %lds... "), left);
+		if (tty && !ctx->quiet) {
+			fputc('\r', stderr); /* the countdown overwrites itself */
+			fprintf(stderr, _("shepherd: busy, retrying in %lds... "), left);
+		}
 		(void)sleep(1);
 	}
 	if (tty && !ctx->quiet)
@@ -67,13 +69,13 @@ int cli_connect(struct cli_ctx *ctx)
 		return 0;
 	if (ctx->verbose) {
 		if (hc.server_url)
-			fprintf(stderr, "using server %s (from %s)\n", hc.server_url,
+			fprintf(stderr, _("using server %s (from %s)\n"), hc.server_url,
 				cfg->server.origin);
 		else
-			fprintf(stderr, "using socket %s (from %s)\n", hc.socket_path,
+			fprintf(stderr, _("using socket %s (from %s)\n"), hc.socket_path,
 				cfg->socket.origin);
 		if (hc.token)
-			fprintf(stderr, "using a bearer token (from %s)\n", cfg->token.origin);
+			fprintf(stderr, _("using a bearer token (from %s)\n"), cfg->token.origin);
 	}
 	ctx->http = shp_httpc_new(&hc, &ctx->err);
 	return ctx->http ? 0 : -(int)ctx->err.code;
@@ -95,7 +97,7 @@ static int parse_answer(struct cli_ctx *ctx, const struct shp_httpc_response *re
 	}
 	j = shp_json_parse(resp->body.buf, resp->body.len, SHP_API_JSON_DEPTH_MAX, &perr);
 	if (!j)
-		return shp_error_set(&ctx->err, SHP_E_PROTO, "invalid JSON from shepherdd: %s",
+		return shp_error_set(&ctx->err, SHP_E_PROTO, _("invalid JSON from shepherdd: %s"),
 				     perr.msg);
 	*ret = j;
 	return 0;
@@ -122,7 +124,7 @@ int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const js
 		text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
 		if (!text)
 			return shp_error_set(&ctx->err, SHP_E_NOMEM,
-					     "cannot serialise the request");
+					     _("cannot serialise the request"));
 	}
 	for (int attempt = 1;; attempt++) {
 		r = shp_httpc_request(ctx->http, method, path, text, text ? strlen(text) : 0,
@@ -172,10 +174,10 @@ int cli_body_set(struct cli_ctx *ctx, json_t *obj, const char *key, const char *
 		return 0;
 	s = json_string(value);
 	if (!s)
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "the value of '%s' is not valid UTF-8",
-				     key);
+		return shp_error_set(&ctx->err, SHP_E_INVAL,
+				     _("the value of '%s' is not valid UTF-8"), key);
 	if (json_object_set_new(obj, key, s) < 0)
-		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 	return 0;
 }
 
@@ -185,8 +187,9 @@ int cli_parse_limit(struct cli_ctx *ctx, const char *s, long *ret)
 	struct shp_error perr = SHP_ERROR_INIT;
 
 	if (shp_parse_int(s, 1, CLI_LIST_MAX, &v, &perr) < 0)
-		return cli_usage_error(ctx, "invalid value '%s' for '--limit' (expected 1 to %d)",
-				       s, CLI_LIST_MAX);
+		return cli_usage_error(ctx,
+				       _("invalid value '%s' for '--limit' (expected 1 to %d)"), s,
+				       CLI_LIST_MAX);
 	*ret = (long)v;
 	return 0;
 }
@@ -199,12 +202,12 @@ static int take_page(struct cli_ctx *ctx, json_t *page, json_t *all, long cap,
 	json_t *cursor = json_object_get(page, SHP_API_FIELD_NEXT_CURSOR);
 	if (!json_is_array(items) || (cursor && !json_is_null(cursor) && !json_is_string(cursor)))
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a list");
+				     _("unexpected answer from shepherdd: not a list"));
 	for (size_t i = 0; i < json_array_size(items); i++) {
 		if ((long)json_array_size(all) >= cap)
 			break;
 		if (json_array_append(all, json_array_get(items, i)) < 0)
-			return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+			return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 	}
 	*ret_cursor = json_is_string(cursor) && json_string_value(cursor)[0]
 			      ? json_string_value(cursor)
@@ -212,7 +215,7 @@ static int take_page(struct cli_ctx *ctx, json_t *page, json_t *all, long cap,
 	if (*ret_cursor && json_array_size(items) == 0)
 		return shp_error_set(
 			&ctx->err, SHP_E_PROTO,
-			"unexpected answer from shepherdd: an empty page with a cursor");
+			_("unexpected answer from shepherdd: an empty page with a cursor"));
 	return 0;
 }
 
@@ -234,7 +237,7 @@ int cli_list_full(struct cli_ctx *ctx, const char *route, const char *query, lon
 	int r;
 
 	if (!all)
-		return shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
+		return shp_error_set(&ctx->err, SHP_E_NOMEM, _("out of memory"));
 	for (;;) {
 		_cleanup_(shp_buf_releasep) struct shp_buf path = SHP_BUF_INIT(CLI_BUF_MAX);
 		long want = cap - (long)json_array_size(all);
@@ -261,13 +264,13 @@ int cli_list_full(struct cli_ctx *ctx, const char *route, const char *query, lon
 		if (cursor && strcmp(cursor, next) == 0)
 			return shp_error_set(
 				&ctx->err, SHP_E_PROTO,
-				"unexpected answer from shepherdd: the same cursor twice");
+				_("unexpected answer from shepherdd: the same cursor twice"));
 		free(cursor);
 		cursor = xstrdup(next);
 	}
 	if (next && limit <= 0)
-		cli_warn(ctx, "showing the first %ld %s only; narrow the list with a filter", cap,
-			 plural);
+		cli_warn(ctx, _("showing the first %ld %s only; narrow the list with a filter"),
+			 cap, cli_tr(plural));
 	*ret_items = TAKE_PTR(all);
 	if (ret_first_page)
 		*ret_first_page = TAKE_PTR(first);
@@ -340,6 +343,6 @@ int cli_delete_done(struct cli_ctx *ctx, const char *path, const struct cli_kind
 	if (!gone)
 		gone = json_pack("{s:s, s:s}", k1, v1, k2, v2);
 	if (!gone)
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "the names are not valid UTF-8");
+		return shp_error_set(&ctx->err, SHP_E_INVAL, _("the names are not valid UTF-8"));
 	return cli_show_done(ctx, kind, gone, what);
 }

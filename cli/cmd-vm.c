@@ -50,9 +50,9 @@ enum {
 };
 
 /* What the watcher reports (the vm_status type). */
-static const char *const vm_status_values[] = {"RUNNING",  "STOPPED",   "STARTING",
-					       "STOPPING", "MIGRATING", "PAUSED",
-					       "FAILED",   "UNKNOWN",   NULL};
+static const char *const vm_status_values[] = {N_("RUNNING"), N_("STOPPED"), "STARTING",
+					       "STOPPING",    "MIGRATING",   "PAUSED",
+					       "FAILED",      "UNKNOWN",     NULL};
 
 /* cloud-init user data is at most this long (the spec's limit). */
 #define VM_CLOUD_INIT_MAX (64u * 1024)
@@ -60,52 +60,53 @@ static const char *const vm_status_values[] = {"RUNNING",  "STOPPED",   "STARTIN
 #define VM_WAIT_POLL_MS 1000
 
 static const struct cli_column vm_columns[] = {
-	{"NAME", "Name", "name"},
-	{"NAMESPACE", "Namespace", "namespace"},
-	{"STATUS", "Status", "status"},
-	{"SYSTEM", "System", "system", 0, ""},
-	{"SERVICE", "Service", "service", 0, ""},
-	{"SIZE", "Size", "size", 0, ""},
-	{"CPUS", "CPUs", "cpus", COL_RIGHT},
-	{"MEMORY", "Memory", "memory", 0, ""},
-	{"CLUSTER", "Cluster", "cluster"},
-	{"REV", "Revision", "revision", COL_RIGHT},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"ENVIRONMENT", "Environment", "environment", COL_WIDE},
-	{"OWNER", "Owner", "owner", COL_WIDE, ""},
-	{"TEMPLATE", "Template", "template", COL_WIDE, ""},
-	{"NODE", "Node", "node", COL_WIDE, ""},
-	{"IP", "IP", "ip", COL_WIDE, ""},
+	{N_("NAME"), N_("Name"), "name"},
+	{N_("NAMESPACE"), N_("Namespace"), "namespace"},
+	{N_("STATUS"), N_("Status"), "status"},
+	{N_("SYSTEM"), N_("System"), "system", 0, ""},
+	{N_("SERVICE"), N_("Service"), "service", 0, ""},
+	{N_("SIZE"), N_("Size"), "size", 0, ""},
+	{N_("CPUS"), N_("CPUs"), "cpus", COL_RIGHT},
+	{N_("MEMORY"), N_("Memory"), "memory", 0, ""},
+	{N_("CLUSTER"), N_("Cluster"), "cluster"},
+	{N_("REV"), N_("Revision"), "revision", COL_RIGHT},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("ENVIRONMENT"), N_("Environment"), "environment", COL_WIDE},
+	{N_("OWNER"), N_("Owner"), "owner", COL_WIDE, ""},
+	{N_("TEMPLATE"), N_("Template"), "template", COL_WIDE, ""},
+	{N_("NODE"), N_("Node"), "node", COL_WIDE, ""},
+	{N_("IP"), N_("IP"), "ip", COL_WIDE, ""},
 	{NULL},
 };
 
-static const struct cli_kind vm_kind = {"vm", "VMs", "name", vm_columns};
+static const struct cli_kind vm_kind = {"vm", N_("VMs"), "name", vm_columns};
 
 static const struct cli_column revision_columns[] = {
-	{"VERSION", "Version", "version", COL_RIGHT},
-	{"AGE", "Created", "created_at", COL_AGE},
-	{"BY", "Created by", "created_by", 0, ""},
-	{"TICKET", "Ticket", "ticket_id", COL_RIGHT, ""},
-	{"TASK", "Task", "execution_id", COL_RIGHT, ""},
-	{"SIZE", "Size", "spec_size", COL_RIGHT},
-	{"PLAN HASH", "Plan hash", "plan_hash", COL_WIDE, ""},
-	{"SHA256", "SHA-256", "spec_sha256", COL_WIDE},
+	{N_("VERSION"), N_("Version"), "version", COL_RIGHT},
+	{N_("AGE"), N_("Created"), "created_at", COL_AGE},
+	{N_("BY"), N_("Created by"), "created_by", 0, ""},
+	{N_("TICKET"), N_("Ticket"), "ticket_id", COL_RIGHT, ""},
+	{N_("TASK"), N_("Task"), "execution_id", COL_RIGHT, ""},
+	{N_("SIZE"), N_("Size"), "spec_size", COL_RIGHT},
+	{N_("PLAN HASH"), N_("Plan hash"), "plan_hash", COL_WIDE, ""},
+	{N_("SHA256"), N_("SHA-256"), "spec_sha256", COL_WIDE},
 	{NULL},
 };
 
-static const struct cli_kind revision_kind = {"revision", "revisions", "version", revision_columns};
+static const struct cli_kind revision_kind = {"revision", N_("revisions"), "version",
+					      revision_columns};
 
 static const struct cli_column history_columns[] = {
-	{"TIME", "Time", "at"},
-	{"KIND", "Kind", "kind"},
-	{"ID", "ID", "id", COL_RIGHT},
-	{"ACTOR", "Actor", "actor", 0, ""},
-	{"WHAT", "What", "what", COL_FLEX, ""},
-	{"DETAILS", "Details", "details", COL_WIDE | COL_FLEX, ""},
+	{N_("TIME"), N_("Time"), "at"},
+	{N_("KIND"), N_("Kind"), "kind"},
+	{N_("ID"), N_("ID"), "id", COL_RIGHT},
+	{N_("ACTOR"), N_("Actor"), "actor", 0, ""},
+	{N_("WHAT"), N_("What"), "what", COL_FLEX, ""},
+	{N_("DETAILS"), N_("Details"), "details", COL_WIDE | COL_FLEX, ""},
 	{NULL},
 };
 
-static const struct cli_kind history_kind = {"event", "history entries", "id", history_columns};
+static const struct cli_kind history_kind = {"event", N_("history entries"), "id", history_columns};
 
 /* ---- reads ------------------------------------------------------------------------------- */
 
@@ -163,7 +164,7 @@ static int show_spec(struct cli_ctx *ctx, const json_t *vm)
 
 	if (!json_is_object(spec))
 		return 0;
-	printf("\n%sSpec:%s\n", ctx->color ? "\033[1m" : "", ctx->color ? "\033[0m" : "");
+	printf(_("\n%sSpec:%s\n"), ctx->color ? "\033[1m" : "", ctx->color ? "\033[0m" : "");
 	return cli_render_yaml(stdout, spec);
 }
 
@@ -258,7 +259,8 @@ static int cmd_vm_diff(int argc, char **argv, struct cli_ctx *ctx)
 			cli_query_add(&q, "namespace", optarg);
 		else if (c == OPT_FROM || c == OPT_TO) {
 			if (shp_parse_int(optarg, c == OPT_FROM ? 0 : 1, INT32_MAX, &v, NULL) < 0)
-				return cli_usage_error(ctx, "--%s: '%s' is not a revision number",
+				return cli_usage_error(ctx,
+						       _("--%s: '%s' is not a revision number"),
 						       c == OPT_FROM ? "from" : "to", optarg);
 			*(c == OPT_FROM ? &from : &to) = optarg;
 		}
@@ -276,9 +278,9 @@ static int cmd_vm_diff(int argc, char **argv, struct cli_ctx *ctx)
 
 	if (!text)
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: no diff");
+				     _("unexpected answer from shepherdd: no diff"));
 	if (!text[0])
-		cli_note(ctx, "revisions %" PRId64 " and %" PRId64 " have the same spec\n",
+		cli_note(ctx, _("revisions %" PRId64 " and %" PRId64 " have the same spec\n"),
 			 shp_json_int(d, "from", 0), shp_json_int(d, "to", 0));
 	print_diff(ctx, text);
 	return 0;
@@ -297,7 +299,7 @@ struct req_opts {
 
 static bool is_final(const char *status)
 {
-	static const char *const finals[] = {"COMPLETED", "FAILED", "REJECTED", "CANCELLED",
+	static const char *const finals[] = {N_("COMPLETED"), N_("FAILED"), "REJECTED", "CANCELLED",
 					     "EXPIRED"};
 
 	for (size_t i = 0; status && i < SHP_ARRAY_SIZE(finals); i++)
@@ -317,12 +319,12 @@ static void print_request(const struct cli_ctx *ctx, const json_t *r, const char
 
 	if (ctx->quiet)
 		return;
-	printf("request %" PRId64 " %s: %s", shp_json_int(r, id_key, 0), type, status);
+	printf(_("request %" PRId64 " %s: %s"), shp_json_int(r, id_key, 0), type, status);
 	if (json_is_integer(ticket))
-		printf(" (ticket %" JSON_INTEGER_FORMAT ", approval level %" PRId64 ")",
-		       json_integer_value(ticket), shp_json_int(r, "approval_level", 0));
+		printf(_(" (ticket %lld, approval level %" PRId64 ")"),
+		       (long long)json_integer_value(ticket), shp_json_int(r, "approval_level", 0));
 	if (json_is_integer(task))
-		printf(", task %" JSON_INTEGER_FORMAT, json_integer_value(task));
+		printf(_(", task %lld"), (long long)json_integer_value(task));
 	printf("\n");
 }
 
@@ -343,7 +345,7 @@ static int request_outcome(struct cli_ctx *ctx, const json_t *r)
 		ctx->exit_status = SHP_EXIT_RETRY, code = SHP_E_TIMEOUT;
 	else
 		ctx->exit_status = SHP_EXIT_FAILURE;
-	return shp_error_set(&ctx->err, code, "request %" PRId64 " %s%s%s", id,
+	return shp_error_set(&ctx->err, code, _("request %" PRId64 " %s%s%s"), id,
 			     strcmp(status, "FAILED") == 0 ? "failed" : status,
 			     error && error[0] ? ": " : "", error && error[0] ? error : "");
 }
@@ -375,7 +377,7 @@ static int wait_request(struct cli_ctx *ctx, int64_t id, json_t **ret)
 		status = shp_json_str(r, "status");
 		if (!status)
 			return shp_error_set(&ctx->err, SHP_E_PROTO,
-					     "unexpected answer from shepherdd: not a request");
+					     _("unexpected answer from shepherdd: not a request"));
 		if (is_final(status)) {
 			*ret = TAKE_PTR(r);
 			return 0;
@@ -388,7 +390,7 @@ static int wait_request(struct cli_ctx *ctx, int64_t id, json_t **ret)
 			(void)snprintf(tid, sizeof(tid), "%" JSON_INTEGER_FORMAT,
 				       json_integer_value(task));
 			if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)
-				cli_note(ctx, "following task %s\n", tid);
+				cli_note(ctx, _("following task %s\n"), tid);
 			rc = cli_follow_task(ctx, tid, &done);
 			if (rc < 0)
 				return rc;
@@ -396,7 +398,7 @@ static int wait_request(struct cli_ctx *ctx, int64_t id, json_t **ret)
 			continue;
 		}
 		if (strcmp(last, status) != 0)
-			cli_note(ctx, "request %s is %s\n", ids, status);
+			cli_note(ctx, _("request %s is %s\n"), ids, status);
 		(void)snprintf(last, sizeof(last), "%s", status);
 		sleep_ms(VM_WAIT_POLL_MS);
 	}
@@ -411,7 +413,7 @@ static int request_done(struct cli_ctx *ctx, const json_t *answer, bool wait)
 
 	if (id <= 0)
 		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: no request id");
+				     _("unexpected answer from shepherdd: no request id"));
 	if (!wait) {
 		if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE) {
 			print_request(ctx, answer, "request_id");
@@ -457,11 +459,12 @@ static int confirmation_refused(struct cli_ctx *ctx, const char *param, const ch
 	(void)snprintf(what, sizeof(what), "%s", ctx->err.msg);
 	ctx->usage_hint = false;
 	if (strcmp(param, "confirm_name") == 0)
-		return shp_error_set(&ctx->err, SHP_E_INVAL,
-				     "%s%s%s%s: pass --confirm-name %s (no prompt off a terminal)",
-				     what, env ? " (" : "", env ? env : "", env ? ")" : "", name);
-	return shp_error_set(&ctx->err, SHP_E_INVAL, "%s%s%s%s: pass --yes", what, env ? " (" : "",
-			     env ? env : "", env ? ")" : "");
+		return shp_error_set(
+			&ctx->err, SHP_E_INVAL,
+			_("%s%s%s%s: pass --confirm-name %s (no prompt off a terminal)"), what,
+			env ? " (" : "", env ? env : "", env ? ")" : "", name);
+	return shp_error_set(&ctx->err, SHP_E_INVAL, _("%s%s%s%s: pass --yes"), what,
+			     env ? " (" : "", env ? env : "", env ? ")" : "");
 }
 
 /* Ask on the terminal: the VM's name typed (confirm_name), or y/N. *ret: what to send. */
@@ -519,12 +522,14 @@ static int parse_disk(struct cli_ctx *ctx, const char *s, json_t *disks)
 	const char *colon;
 
 	if (!eq || eq == s || !eq[1])
-		return cli_usage_error(ctx, "--disk '%s': expected NAME=SIZE[:STORAGE-CLASS]", s);
+		return cli_usage_error(ctx, _("--disk '%s': expected NAME=SIZE[:STORAGE-CLASS]"),
+				       s);
 	name = xasprintf("%.*s", (int)(eq - s), s);
 	colon = strchr(eq + 1, ':');
 	size = colon ? xasprintf("%.*s", (int)(colon - eq - 1), eq + 1) : xstrdup(eq + 1);
 	if (!size[0] || (colon && !colon[1]))
-		return cli_usage_error(ctx, "--disk '%s': expected NAME=SIZE[:STORAGE-CLASS]", s);
+		return cli_usage_error(ctx, _("--disk '%s': expected NAME=SIZE[:STORAGE-CLASS]"),
+				       s);
 	json_t *d = json_object();
 
 	body_set_new(d, "name", json_string(name));
@@ -534,7 +539,8 @@ static int parse_disk(struct cli_ctx *ctx, const char *s, json_t *disks)
 	if (!json_string_value(json_object_get(d, "name")) ||
 	    !json_string_value(json_object_get(d, "size"))) {
 		json_decref(d);
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "--disk '%s' is not valid UTF-8", s);
+		return shp_error_set(&ctx->err, SHP_E_INVAL, _("--disk '%s' is not valid UTF-8"),
+				     s);
 	}
 	if (json_array_append_new(disks, d) < 0)
 		abort();
@@ -550,14 +556,15 @@ static int read_cloud_init(struct cli_ctx *ctx, const char *file, char **ret)
 	ssize_t n;
 
 	if (fd < 0)
-		return shp_error_errno(&ctx->err, errno, "cannot open '%s'", file);
+		return shp_error_errno(&ctx->err, errno, _("cannot open '%s'"), file);
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
 		if (shp_buf_addn(&b, chunk, (size_t)n) < 0)
-			return shp_error_set(&ctx->err, SHP_E_INVAL,
-					     "'%s' is larger than the %u bytes cloud-init may have",
-					     file, VM_CLOUD_INIT_MAX);
+			return shp_error_set(
+				&ctx->err, SHP_E_INVAL,
+				_("'%s' is larger than the %u bytes cloud-init may have"), file,
+				VM_CLOUD_INIT_MAX);
 	if (n < 0)
-		return shp_error_errno(&ctx->err, errno, "cannot read '%s'", file);
+		return shp_error_errno(&ctx->err, errno, _("cannot read '%s'"), file);
 	*ret = shp_buf_detach(&b, NULL);
 	return 0;
 }
@@ -584,7 +591,7 @@ static int spec_opt(struct cli_ctx *ctx, int c, const char *arg, json_t *body, j
 	case OPT_CPUS:
 		if (shp_parse_int(arg, 1, 1024, &v, NULL) < 0)
 			return cli_usage_error(
-				ctx, "--cpus: '%s' is not a number of CPUs (1..1024)", arg);
+				ctx, _("--cpus: '%s' is not a number of CPUs (1..1024)"), arg);
 		body_set_new(body, "cpus", json_integer(v));
 		return 0;
 	case OPT_CLOUD_INIT:
@@ -639,8 +646,8 @@ static int cmd_vm_modify(int argc, char **argv, struct cli_ctx *ctx)
 	if (r < 0)
 		return r;
 	if (json_object_size(body) == (o.yes ? 1u : 0u))
-		return cli_usage_error(ctx, "nothing to change: give --size, --cpus, --memory or "
-					    "--disk");
+		return cli_usage_error(ctx, _("nothing to change: give --size, --cpus, --memory or "
+					      "--disk"));
 	path = vm_path(argv[optind], NULL);
 	q = ns_query(o.ns);
 	url = xasprintf("%s%s", path, q);
@@ -763,77 +770,77 @@ static int cmd_vm_restart(int argc, char **argv, struct cli_ctx *ctx)
 #define F_WAIT                                                                                     \
 	{                                                                                          \
 		"wait", OPT_WAIT, 0, NULL, NULL,                                                   \
-			"follow the request to its end; exit with its outcome"                     \
+			N_("follow the request to its end; exit with its outcome")                 \
 	}
 #define F_YES                                                                                      \
 	{                                                                                          \
 		"yes", OPT_YES, 0, NULL, NULL,                                                     \
-			"confirm the request (what a policy of level 1 asks of the requester)"     \
+			N_("confirm the request (what a policy of level 1 asks of the requester)") \
 	}
 
 static const struct shp_flag list_flags[] = {
-	F_NAMESPACE("only VMs of this namespace"),
-	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", "only VMs of this system",
+	F_NAMESPACE(N_("only VMs of this namespace")),
+	{"system", OPT_SYSTEM, 0, NULL, "SYSTEM", N_("only VMs of this system"),
 	 .names = CLI_NAMES_SYSTEM},
-	{"service", OPT_SERVICE, 0, NULL, "SERVICE", "only VMs of this service",
+	{"service", OPT_SERVICE, 0, NULL, "SERVICE", N_("only VMs of this service"),
 	 .names = CLI_NAMES_SERVICE},
-	{"status", OPT_STATUS, 0, NULL, "STATUS", "only VMs in this status", vm_status_values},
-	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER", "only VMs on this cluster",
+	{"status", OPT_STATUS, 0, NULL, "STATUS", N_("only VMs in this status"), vm_status_values},
+	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER", N_("only VMs on this cluster"),
 	 .names = CLI_NAMES_CLUSTER},
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N VMs"},
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N VMs")},
 	{NULL},
 };
 
 static const struct shp_flag one_vm_flags[] = {
-	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	F_NAMESPACE(N_("the VM's namespace, when its name is in several")),
 	{NULL},
 };
 
 static const struct shp_flag sublist_flags[] = {
-	F_NAMESPACE("the VM's namespace, when its name is in several"),
-	{"limit", OPT_LIMIT, 0, NULL, "N", "show at most N entries"},
+	F_NAMESPACE(N_("the VM's namespace, when its name is in several")),
+	{"limit", OPT_LIMIT, 0, NULL, "N", N_("show at most N entries")},
 	{NULL},
 };
 
 static const struct shp_flag diff_flags[] = {
-	F_NAMESPACE("the VM's namespace, when its name is in several"),
-	{"from", OPT_FROM, 0, NULL, "N", "the older revision (default: the one before --to)"},
-	{"to", OPT_TO, 0, NULL, "M", "the newer revision (default: the latest)"},
+	F_NAMESPACE(N_("the VM's namespace, when its name is in several")),
+	{"from", OPT_FROM, 0, NULL, "N", N_("the older revision (default: the one before --to)")},
+	{"to", OPT_TO, 0, NULL, "M", N_("the newer revision (default: the latest)")},
 	{NULL},
 };
 
 #define SPEC_FLAGS                                                                                 \
-	{"cpus", OPT_CPUS, 0, NULL, "N", "the number of CPUs, instead of the size's"},             \
+	{"cpus", OPT_CPUS, 0, NULL, "N", N_("the number of CPUs, instead of the size's")},         \
 		{"memory", OPT_MEMORY, 0,                                                          \
-		 NULL,     "QUANTITY", "memory, instead of the size's (8Gi, 512Mi)"},              \
+		 NULL,     "QUANTITY", N_("memory, instead of the size's (8Gi, 512Mi)")},          \
 	{                                                                                          \
 		"disk", OPT_DISK, 0, NULL, "NAME=SIZE[:CLASS]",                                    \
-			"an extra disk (repeat for more; at most 8)"                               \
+			N_("an extra disk (repeat for more; at most 8)")                           \
 	}
 
 static const struct shp_flag create_flags[] = {
-	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", "the namespace of the VM", .required = true,
+	{"namespace", OPT_NAMESPACE, 0, NULL, "NS", N_("the namespace of the VM"), .required = true,
 	 .names = CLI_NAMES_NAMESPACE},
-	{"service", OPT_SERVICE, 0, NULL, "SERVICE", "the service the VM belongs to",
+	{"service", OPT_SERVICE, 0, NULL, "SERVICE", N_("the service the VM belongs to"),
 	 .required = true, .names = CLI_NAMES_SERVICE},
-	{"template", OPT_TEMPLATE, 0, NULL, "TEMPLATE", "the template to build it from",
+	{"template", OPT_TEMPLATE, 0, NULL, "TEMPLATE", N_("the template to build it from"),
 	 .required = true, .names = CLI_NAMES_TEMPLATE},
-	{"size", OPT_SIZE, 0, NULL, "SIZE", "the instance size", .required = true,
+	{"size", OPT_SIZE, 0, NULL, "SIZE", N_("the instance size"), .required = true,
 	 .names = CLI_NAMES_SIZE},
 	SPEC_FLAGS,
 	{"cloud-init", OPT_CLOUD_INIT, 0, NULL, "FILE",
-	 "cloud-init user data (YAML, at most 64 KiB) instead of the template's", .file = true},
-	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER", "the preferred cluster (the approver decides)",
-	 .names = CLI_NAMES_CLUSTER},
-	{"no-start", OPT_NO_START, 0, NULL, NULL, "do not start the VM once it is created"},
+	 N_("cloud-init user data (YAML, at most 64 KiB) instead of the template's"), .file = true},
+	{"cluster", OPT_CLUSTER, 0, NULL, "CLUSTER",
+	 N_("the preferred cluster (the approver decides)"), .names = CLI_NAMES_CLUSTER},
+	{"no-start", OPT_NO_START, 0, NULL, NULL, N_("do not start the VM once it is created")},
 	F_YES,
 	F_WAIT,
 	{NULL},
 };
 
 static const struct shp_flag modify_flags[] = {
-	F_NAMESPACE("the VM's namespace, when its name is in several"),
-	{"size", OPT_SIZE, 0, NULL, "SIZE", "another instance size", .names = CLI_NAMES_SIZE},
+	F_NAMESPACE(N_("the VM's namespace, when its name is in several")),
+	{"size", OPT_SIZE, 0, NULL, "SIZE", N_("another instance size"), .names = CLI_NAMES_SIZE},
 	SPEC_FLAGS,
 	F_YES,
 	F_WAIT,
@@ -841,16 +848,16 @@ static const struct shp_flag modify_flags[] = {
 };
 
 static const struct shp_flag delete_flags[] = {
-	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	F_NAMESPACE(N_("the VM's namespace, when its name is in several")),
 	F_YES,
 	{"confirm-name", OPT_CONFIRM_NAME, 0, NULL, "NAME",
-	 "the VM's name again, which deleting a VM in prod needs"},
+	 N_("the VM's name again, which deleting a VM in prod needs")},
 	F_WAIT,
 	{NULL},
 };
 
 static const struct shp_flag power_flags[] = {
-	F_NAMESPACE("the VM's namespace, when its name is in several"),
+	F_NAMESPACE(N_("the VM's namespace, when its name is in several")),
 	{"selector", OPT_SELECTOR, 0, NULL, "SEL",
 	 N_("every VM the selector picks, as one batch (namespace=, system=, service=, "
 	    "cluster=, status=, name= a glob; terms joined by commas)")},
@@ -859,87 +866,112 @@ static const struct shp_flag power_flags[] = {
 	{NULL},
 };
 
-#define REQUEST_NOTE                                                                               \
-	" It prints the request's id, its ticket when it needs approval, and its status; with "    \
-	"--wait it follows the request (and the task carrying it out) to its end, and the exit "   \
-	"status is its outcome: 0 completed, 1 failed, 5 rejected, 6 cancelled, 9 expired."
-
-#define SELECTOR_NOTE                                                                              \
-	" With --selector instead of NAME it asks the same of every VM the selector picks (terms " \
-	"key=value joined by commas over namespace, system, service, cluster, status and name, a " \
-	"glob), as one batch: see shepherd batch."
-
 static const struct shp_subcmd vm_verbs[] = {
 	{"create", cmd_vm_create, 1, 1,
 	 "NAME --namespace NS --service SVC --template T --size S [--disk NAME=SIZE[:CLASS]]... "
 	 "[--cloud-init FILE] [--cluster C] [--cpus N] [--memory Q] [--no-start] [--yes] [--wait]",
-	 CMD_NEEDS_DAEMON, "request a new VM",
-	 "Request a new VM built from a template in an instance size, for a service of a system "
-	 "you belong to. The approval policy of the namespace's environment decides whether it "
-	 "is created at once or waits for an approver." REQUEST_NOTE,
+	 CMD_NEEDS_DAEMON, N_("request a new VM"),
+	 N_("Request a new VM built from a template in an instance size, for a service of a system "
+	    "you belong to. The approval policy of the namespace's environment decides whether it "
+	    "is created at once or waits for an approver."
+	    " It prints the request's id, its ticket when it needs approval, and its status; with "
+	    "--wait it follows the request (and the task carrying it out) to its end, and the exit "
+	    "status is its outcome: 0 completed, 1 failed, 5 rejected, 6 cancelled, 9 expired."),
 	 create_flags},
 	{"delete", cmd_vm_delete, 1, 1,
 	 "NAME [--namespace NS] [--yes] [--confirm-name NAME] [--wait]", CMD_NEEDS_DAEMON,
-	 "request the deletion of a VM",
-	 "Request the deletion of a VM. A test VM needs --yes, a prod VM its name again "
-	 "(--confirm-name); on a terminal shepherd asks for what is missing, anywhere else it "
-	 "refuses (exit 2) and names the option." REQUEST_NOTE,
+	 N_("request the deletion of a VM"),
+	 N_("Request the deletion of a VM. A test VM needs --yes, a prod VM its name again "
+	    "(--confirm-name); on a terminal shepherd asks for what is missing, anywhere else it "
+	    "refuses (exit 2) and names the option."
+	    " It prints the request's id, its ticket when it needs approval, and its status; with "
+	    "--wait it follows the request (and the task carrying it out) to its end, and the exit "
+	    "status is its outcome: 0 completed, 1 failed, 5 rejected, 6 cancelled, 9 expired."),
 	 delete_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"diff", cmd_vm_diff, 1, 1, "NAME [--namespace NS] [--from N] [--to M]",
-	 CMD_NEEDS_DAEMON | CMD_READONLY, "show how two revisions of a VM's spec differ",
-	 "Show the unified diff of the specs (YAML) of two revisions of a VM: by default the "
-	 "latest against the one before it. Coloured on a terminal.",
+	 CMD_NEEDS_DAEMON | CMD_READONLY, N_("show how two revisions of a VM's spec differ"),
+	 N_("Show the unified diff of the specs (YAML) of two revisions of a VM: by default the "
+	    "latest against the one before it. Coloured on a terminal."),
 	 diff_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"history", cmd_vm_history, 1, 1, "NAME [--namespace NS] [--limit N]",
-	 CMD_NEEDS_DAEMON | CMD_READONLY, "show everything that happened to a VM",
-	 "One time-ordered list of a VM's requests, the approvers' decisions (with the plan hash "
-	 "they approved), the tasks that carried them out, its revisions and the status changes "
-	 "the watcher saw.",
+	 CMD_NEEDS_DAEMON | CMD_READONLY, N_("show everything that happened to a VM"),
+	 N_("One time-ordered list of a VM's requests, the approvers' decisions (with the plan "
+	    "hash "
+	    "they approved), the tasks that carried them out, its revisions and the status changes "
+	    "the watcher saw."),
 	 sublist_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"list", cmd_vm_list, 0, 0,
 	 "[--namespace NS] [--system SYSTEM] [--service SVC] [--status STATUS] [--cluster C] "
 	 "[--limit N]",
-	 CMD_NEEDS_DAEMON | CMD_READONLY, "list the VMs you may see",
-	 "List the active VMs you may see: those of your systems, or every system's in the "
-	 "environments where you approve or operate.",
+	 CMD_NEEDS_DAEMON | CMD_READONLY, N_("list the VMs you may see"),
+	 N_("List the active VMs you may see: those of your systems, or every system's in the "
+	    "environments where you approve or operate."),
 	 list_flags},
 	{"modify", cmd_vm_modify, 1, 1,
 	 "NAME [--namespace NS] [--size S] [--cpus N] [--memory Q] [--disk NAME=SIZE[:CLASS]]... "
 	 "[--yes] [--wait]",
-	 CMD_NEEDS_DAEMON, "request a change to a VM",
-	 "Request a change of a VM's size, CPUs, memory or disks." REQUEST_NOTE, modify_flags,
-	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
+	 CMD_NEEDS_DAEMON, N_("request a change to a VM"),
+	 N_("Request a change of a VM's size, CPUs, memory or disks."
+	    " It prints the request's id, its ticket when it needs approval, and its status; with "
+	    "--wait it follows the request (and the task carrying it out) to its end, and the exit "
+	    "status is its outcome: 0 completed, 1 failed, 5 rejected, 6 cancelled, 9 expired."),
+	 modify_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"restart", cmd_vm_restart, 0, 1,
 	 "[NAME] [--namespace NS] [--selector SEL] [--yes] [--wait]", CMD_NEEDS_DAEMON,
-	 "request a restart of a VM", "Request a restart of a VM." REQUEST_NOTE SELECTOR_NOTE,
+	 N_("request a restart of a VM"),
+	 N_("Request a restart of a VM."
+	    " It prints the request's id, its ticket when it needs approval, and its status; with "
+	    "--wait it follows the request (and the task carrying it out) to its end, and the exit "
+	    "status is its outcome: 0 completed, 1 failed, 5 rejected, 6 cancelled, 9 expired."
+	    " With --selector instead of NAME it asks the same of every VM the selector picks "
+	    "(terms "
+	    "key=value joined by commas over namespace, system, service, cluster, status and name, "
+	    "a "
+	    "glob), as one batch: see shepherd batch."),
 	 power_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"revisions", cmd_vm_revisions, 1, 1, "NAME [--namespace NS] [--limit N]",
-	 CMD_NEEDS_DAEMON | CMD_READONLY, "list the revisions of a VM's spec",
-	 "List the revisions of a VM's spec, one for each change carried out, with the ticket, "
-	 "task and plan hash behind it.",
+	 CMD_NEEDS_DAEMON | CMD_READONLY, N_("list the revisions of a VM's spec"),
+	 N_("List the revisions of a VM's spec, one for each change carried out, with the ticket, "
+	    "task and plan hash behind it."),
 	 sublist_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"show", cmd_vm_show, 1, 1, "NAME [--namespace NS]", CMD_NEEDS_DAEMON | CMD_READONLY,
-	 "show a VM and its spec",
-	 "Show a VM: its status as the watcher last saw it, where it runs, who owns it, its "
-	 "template, size and resources, and its current spec. A name used in several namespaces "
-	 "needs --namespace.",
+	 N_("show a VM and its spec"),
+	 N_("Show a VM: its status as the watcher last saw it, where it runs, who owns it, its "
+	    "template, size and resources, and its current spec. A name used in several namespaces "
+	    "needs --namespace."),
 	 one_vm_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"start", cmd_vm_start, 0, 1, "[NAME] [--namespace NS] [--selector SEL] [--yes] [--wait]",
-	 CMD_NEEDS_DAEMON, "request the start of a VM",
-	 "Request the start of a stopped VM." REQUEST_NOTE SELECTOR_NOTE, power_flags,
-	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
+	 CMD_NEEDS_DAEMON, N_("request the start of a VM"),
+	 N_("Request the start of a stopped VM."
+	    " It prints the request's id, its ticket when it needs approval, and its status; with "
+	    "--wait it follows the request (and the task carrying it out) to its end, and the exit "
+	    "status is its outcome: 0 completed, 1 failed, 5 rejected, 6 cancelled, 9 expired."
+	    " With --selector instead of NAME it asks the same of every VM the selector picks "
+	    "(terms "
+	    "key=value joined by commas over namespace, system, service, cluster, status and name, "
+	    "a "
+	    "glob), as one batch: see shepherd batch."),
+	 power_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{"stop", cmd_vm_stop, 0, 1, "[NAME] [--namespace NS] [--selector SEL] [--yes] [--wait]",
-	 CMD_NEEDS_DAEMON, "request the stop of a VM",
-	 "Request the stop of a running VM." REQUEST_NOTE SELECTOR_NOTE, power_flags,
-	 .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
+	 CMD_NEEDS_DAEMON, N_("request the stop of a VM"),
+	 N_("Request the stop of a running VM."
+	    " It prints the request's id, its ticket when it needs approval, and its status; with "
+	    "--wait it follows the request (and the task carrying it out) to its end, and the exit "
+	    "status is its outcome: 0 completed, 1 failed, 5 rejected, 6 cancelled, 9 expired."
+	    " With --selector instead of NAME it asks the same of every VM the selector picks "
+	    "(terms "
+	    "key=value joined by commas over namespace, system, service, cluster, status and name, "
+	    "a "
+	    "glob), as one batch: see shepherd batch."),
+	 power_flags, .args_complete = CLI_COMPLETE_NAMES, .arg_names = CLI_NAMES_VM},
 	{NULL},
 };
 
 const struct shp_cmd cmd_vm = {
 	.name = "vm",
-	.summary = "see VMs and request changes to them",
-	.description = "VMs belong to a service of a system. Their members see them and request "
-		       "changes, which an approval policy may send to an approver first; every "
-		       "change carried out leaves a revision of the VM's spec.",
+	.summary = N_("see VMs and request changes to them"),
+	.description = N_("VMs belong to a service of a system. Their members see them and request "
+			  "changes, which an approval policy may send to an approver first; every "
+			  "change carried out leaves a revision of the VM's spec."),
 	.subcmds = vm_verbs,
 };

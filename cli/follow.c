@@ -314,7 +314,7 @@ static int take_events(struct follow *f, const json_t *page, bool *ret_done)
 
 	if (!json_is_array(items) || !json_is_boolean(done))
 		return shp_error_set(&f->ctx->err, SHP_E_PROTO,
-				     "unexpected answer from shepherdd: not a page of events");
+				     _("unexpected answer from shepherdd: not a page of events"));
 	for (size_t i = 0; i < json_array_size(items); i++)
 		if (json_is_object(json_array_get(items, i)))
 			show_event(f, json_array_get(items, i));

@@ -22,6 +22,7 @@
 #include "error.h"
 #include "httpc.h"
 #include "i18n.h"
+#include "messages.h"
 #include "output.h"
 
 #define DEFAULT_WIDTH 80
@@ -75,8 +76,9 @@ static int unknown_command(struct cli_ctx *ctx, const char *word)
 	const char *hint = cli_suggest_cmd(word);
 
 	if (hint)
-		return cli_usage_error(ctx, "unknown command '%s'; did you mean '%s'?", word, hint);
-	return cli_usage_error(ctx, "unknown command '%s'", word);
+		return cli_usage_error(ctx, _("unknown command '%s'; did you mean '%s'?"), word,
+				       hint);
+	return cli_usage_error(ctx, _("unknown command '%s'"), word);
 }
 
 /* A verb is one of a few: when none is close to the typo, name them all. */
@@ -86,12 +88,12 @@ static int unknown_verb(struct cli_ctx *ctx, const char *word)
 	const char *hint = cli_suggest_subcmd(ctx->cmd, word);
 
 	if (hint)
-		return cli_usage_error(ctx, "unknown verb '%s' for '%s'; did you mean '%s'?", word,
-				       ctx->cmd->name, hint);
+		return cli_usage_error(ctx, _("unknown verb '%s' for '%s'; did you mean '%s'?"),
+				       word, ctx->cmd->name, hint);
 	for (const struct shp_subcmd *s = ctx->cmd->subcmds; s->name; s++)
 		if (!(s->flags & CMD_HIDDEN))
 			xbuf_addf(&verbs, "%s%s", verbs.len ? ", " : "", s->name);
-	return cli_usage_error(ctx, "unknown verb '%s' for '%s'; did you mean one of: %s?", word,
+	return cli_usage_error(ctx, _("unknown verb '%s' for '%s'; did you mean one of: %s?"), word,
 			       ctx->cmd->name, verbs.buf);
 }
 
@@ -103,14 +105,18 @@ static int check_arity(struct cli_ctx *ctx, int nargs)
 	if (nargs >= sub->min_args && (sub->max_args < 0 || nargs <= sub->max_args))
 		return 0;
 	if (sub->max_args == 0)
-		return cli_usage_error(ctx, "'%s' takes no arguments", path);
+		return cli_usage_error(ctx, _("'%s' takes no arguments"), path);
 	if (sub->min_args == sub->max_args)
-		return cli_usage_error(ctx, "'%s' takes %d argument%s, not %d", path, sub->min_args,
-				       sub->min_args == 1 ? "" : "s", nargs);
+		return cli_usage_error(ctx,
+				       ngettext("'%s' takes %d argument, not %d",
+						"'%s' takes %d arguments, not %d", sub->min_args),
+				       path, sub->min_args, nargs);
 	if (sub->max_args < 0)
-		return cli_usage_error(ctx, "'%s' takes at least %d argument%s", path,
-				       sub->min_args, sub->min_args == 1 ? "" : "s");
-	return cli_usage_error(ctx, "'%s' takes %d to %d arguments, not %d", path, sub->min_args,
+		return cli_usage_error(ctx,
+				       ngettext("'%s' takes at least %d argument",
+						"'%s' takes at least %d arguments", sub->min_args),
+				       path, sub->min_args);
+	return cli_usage_error(ctx, _("'%s' takes %d to %d arguments, not %d"), path, sub->min_args,
 			       sub->max_args, nargs);
 }
 
@@ -153,7 +159,8 @@ static int parse_command_options(struct cli_ctx *ctx, int argc, char **argv, boo
 		return r;
 	for (f = local; f->name; f++)
 		if (f->required && f - local < MAX_LOCAL_FLAGS && !seen[f - local])
-			return cli_usage_error(ctx, "'%s' needs '--%s %s'", path, f->name, f->arg);
+			return cli_usage_error(ctx, _("'%s' needs '--%s %s'"), path, f->name,
+					       f->arg);
 	return 0;
 }
 
@@ -230,9 +237,10 @@ int cli_run_command(struct cli_ctx *ctx, int argc, char **argv)
 		return run_subcmd(ctx, argc, argv);
 	}
 	if (argc < 2)
-		return cli_usage_error(ctx, "'%s' needs a verb", ctx->cmd->name);
+		return cli_usage_error(ctx, _("'%s' needs a verb"), ctx->cmd->name);
 	if (argv[1][0] == '-')
-		return cli_usage_error(ctx, "'%s' needs a verb before its options", ctx->cmd->name);
+		return cli_usage_error(ctx, _("'%s' needs a verb before its options"),
+				       ctx->cmd->name);
 	ctx->sub = cli_find_subcmd(ctx->cmd, argv[1]);
 	if (!ctx->sub)
 		return unknown_verb(ctx, argv[1]);
@@ -242,14 +250,14 @@ int cli_run_command(struct cli_ctx *ctx, int argc, char **argv)
 static void usage_hint(const struct cli_ctx *ctx)
 {
 	if (ctx->sub) {
-		fputs("usage: ", stderr);
+		fputs(_("usage: "), stderr);
 		cli_print_usage(stderr, ctx->cmd, ctx->sub);
-		fprintf(stderr, "Run 'shepherd %s --help' for more.\n",
+		fprintf(stderr, _("Run 'shepherd %s --help' for more.\n"),
 			cli_cmd_path(ctx->cmd, ctx->sub));
 	} else if (ctx->cmd) {
-		fprintf(stderr, "Run 'shepherd %s --help' for its verbs.\n", ctx->cmd->name);
+		fprintf(stderr, _("Run 'shepherd %s --help' for its verbs.\n"), ctx->cmd->name);
 	} else {
-		fputs("Run 'shepherd --help' for the commands.\n", stderr);
+		fputs(_("Run 'shepherd --help' for the commands.\n"), stderr);
 	}
 }
 
@@ -257,7 +265,11 @@ int cli_report_error(struct cli_ctx *ctx)
 {
 	const struct shp_error *e = &ctx->err;
 	enum shp_errc code = e->code == SHP_OK ? SHP_E_INTERNAL : e->code;
-	_cleanup_free_ char *msg = cli_text_sanitize(e->msg[0] ? e->msg : shp_errc_api_code(code));
+	/* a known refusal in the user's language, from its code and details */
+	_cleanup_free_ char *said = cli_error_message(e);
+	_cleanup_free_ char *msg = cli_text_sanitize(said        ? said
+						     : e->msg[0] ? e->msg
+								 : shp_errc_api_code(code));
 	bool details = ctx->verbose || shp_errc_exit_status(code) == SHP_EXIT_INVALID;
 	const char *request_id = NULL;
 
@@ -265,6 +277,11 @@ int cli_report_error(struct cli_ctx *ctx)
 	if (ctx->error_body && ctx->format == CLI_FORMAT_JSON)
 		(void)cli_render_json(stdout, ctx->error_body);
 	fprintf(stderr, "shepherd: error: %s\n", msg);
+	if (said && ctx->verbose && e->msg[0]) {
+		_cleanup_free_ char *own = cli_text_sanitize(e->msg);
+
+		fprintf(stderr, _("  shepherdd said: %s\n"), own);
+	}
 	for (int i = 0; i < e->n_details; i++) {
 		_cleanup_free_ char *v = cli_text_sanitize(e->details[i].value);
 		_cleanup_free_ char *k = cli_text_sanitize(e->details[i].key);
@@ -277,12 +294,12 @@ int cli_report_error(struct cli_ctx *ctx)
 	if (request_id && ctx->verbose) {
 		_cleanup_free_ char *rid = cli_text_sanitize(request_id);
 
-		fprintf(stderr, "  request id: %s\n", rid);
+		fprintf(stderr, _("  request id: %s\n"), rid);
 	}
 	if (code == SHP_E_UNREACHABLE)
-		fputs("hint: is shepherdd running? start it with 'shepherdd' (see shepherdd(8)), "
-		      "or "
-		      "point --socket/--server at it\n",
+		fputs(_("hint: is shepherdd running? start it with 'shepherdd' (see shepherdd(8)), "
+			"or "
+			"point --socket/--server at it\n"),
 		      stderr);
 	if (code == SHP_E_USAGE && ctx->usage_hint)
 		usage_hint(ctx);
@@ -301,7 +318,7 @@ static int close_stdout(void)
 		perror("shepherd: error: write failure on standard output");
 		r = -1;
 	} else if (ferror(stdout) && !is_pipe) {
-		fputs("shepherd: error: write failure on standard output\n", stderr);
+		fprintf(stderr, "shepherd: error: %s\n", _("write failure on standard output"));
 		r = -1;
 	}
 	if (fclose(stdout) != 0 && r == 0 && errno != EPIPE && !is_pipe) {

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "i18n.h"
 #include "sse.h"
 
 void cli_sse_init(struct cli_sse *p, size_t frame_max)
@@ -40,13 +41,13 @@ void cli_sse_reset(struct cli_sse *p)
 
 static int too_big(const struct cli_sse *p, struct shp_error *err)
 {
-	return shp_error_set(err, SHP_E_LIMIT, "an event-stream frame larger than %zu bytes",
+	return shp_error_set(err, SHP_E_LIMIT, _("an event-stream frame larger than %zu bytes"),
 			     p->frame_max);
 }
 
 static int no_memory(struct shp_error *err)
 {
-	return shp_error_set(err, SHP_E_NOMEM, "out of memory reading the event stream");
+	return shp_error_set(err, SHP_E_NOMEM, _("out of memory reading the event stream"));
 }
 
 static int add_failed(const struct cli_sse *p, int r, struct shp_error *err)
@@ -84,7 +85,7 @@ static int set_id(struct cli_sse *p, const char *v, size_t n, struct shp_error *
 	if (memchr(v, '\0', n))
 		return 0; /* the standard ignores such an id */
 	if (n > CLI_SSE_ID_MAX)
-		return shp_error_set(err, SHP_E_PROTO, "an event id longer than %d bytes",
+		return shp_error_set(err, SHP_E_PROTO, _("an event id longer than %d bytes"),
 				     CLI_SSE_ID_MAX);
 	memcpy(p->id_buf, v, n);
 	p->id_buf[n] = '\0';

@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "error.h"
+#include "i18n.h"
 #include "yaml.h"
 
 static _Noreturn void out_of_memory(void)
@@ -205,19 +206,19 @@ int cli_read_yaml_object(struct cli_ctx *ctx, const char *path, size_t max, cons
 	json_t *j;
 
 	if (!in)
-		return shp_error_errno(&ctx->err, errno, "cannot open '%s'", path);
+		return shp_error_errno(&ctx->err, errno, _("cannot open '%s'"), path);
 	while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
 		if (shp_buf_addn(&b, chunk, n) < 0)
 			return shp_error_set(&ctx->err, SHP_E_LIMIT,
-					     "'%s' is larger than %zu bytes", path, max);
+					     _("'%s' is larger than %zu bytes"), path, max);
 	if (ferror(in))
-		return shp_error_errno(&ctx->err, errno, "cannot read '%s'", path);
+		return shp_error_errno(&ctx->err, errno, _("cannot read '%s'"), path);
 	j = shp_yaml_to_json(b.buf, b.len, SHP_API_JSON_DEPTH_MAX, &ctx->err);
 	if (!j)
 		return shp_error_prefix(&ctx->err, "%s", path);
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return shp_error_set(&ctx->err, SHP_E_INVAL, "'%s' is not %s", path, what);
+		return shp_error_set(&ctx->err, SHP_E_INVAL, _("'%s' is not %s"), path, what);
 	}
 	*ret = j;
 	return 0;
