@@ -145,10 +145,9 @@ static int request_report(struct cli_ctx *ctx, const char *name, const json_t *a
 		printf(_("console access to VM %s granted: run 'shepherd vnc open %s'\n"), name,
 		       name);
 	else if (!waited && json_is_integer(json_object_get(a, "ticket_id")))
-		printf(_("request %" JSON_INTEGER_FORMAT
-			 " waits for an approver (ticket %" JSON_INTEGER_FORMAT ")\n"),
-		       json_integer_value(json_object_get(a, "request_id")),
-		       json_integer_value(json_object_get(a, "ticket_id")));
+		printf(_("request %lld waits for an approver (ticket %lld)\n"),
+		       (long long)json_integer_value(json_object_get(a, "request_id")),
+		       (long long)json_integer_value(json_object_get(a, "ticket_id")));
 	else
 		printf(_("request for console access to VM %s: %s\n"), name, st ? st : "?");
 	return 0;
