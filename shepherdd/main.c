@@ -199,8 +199,8 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 	if (shd_jobs_test_register(q, err) < 0 || shd_events_register(q, err) < 0 ||
 	    shd_locks_register(q, shd_exec_reaped_counter(d->exec), err) < 0 ||
 	    shd_exec_register(d->exec, q, err) < 0 || shd_gov_register(q, err) < 0 ||
-	    shd_inbox_register(q, &cfg->notify_retention_days, err) < 0 ||
 	    shd_batch_register(q, d->exec, err) < 0 ||
+	    shd_inbox_register(q, &cfg->notify_retention_days, err) < 0 ||
 	    shd_reconcile_register(q, d, cfg->reconcile_interval_s, cfg->reconcile_mode,
 				   cfg->adoption_interval_s, err) < 0 ||
 	    shd_health_register(d->health, q, err) < 0 || shd_queue_start(q, err) < 0)
