@@ -74,15 +74,15 @@ struct shd_config {
 	int exec_immediate_max_ms;
 	int exec_dedupe_window_s;
 	int approvals_ttl_s; /* a ticket pending approval expires after this long */
-	int batch_max_items;  /* children of one batch (batch.md) */
-	int rl_api_rate;      /* mutating API requests a second (token bucket), 0 = off */
+	int batch_max_items; /* children of one batch (batch.md) */
+	int rl_api_rate;     /* mutating API requests a second (token bucket), 0 = off */
 	int rl_api_burst;
 	int rl_global_pending_batches; /* open batches of everybody, 0 = off */
 	int rl_user_pending_batches;   /* per user (rate_limit_overrides may say otherwise) */
 	int rl_user_pending_children;
 	int rl_user_cooldown_s;
-	char *notify_sender;       /* notifications.sender: the channel (V1: "inbox") */
-	int notify_retention_days; /* notifications older than this are deleted */
+	char *notify_sender;        /* notifications.sender: the channel (V1: "inbox") */
+	int notify_retention_days;  /* notifications older than this are deleted */
 	int notify_status_window_s; /* a VM's status changes within this tell its owner once */
 
 	int queue_workers;
@@ -139,10 +139,10 @@ struct shd_daemon {
 	struct shd_console_keys *console_keys; /* seal and open console tokens (console.h) */
 	/* the VM list-watch (watcher.h): set after the listeners start, hence atomic */
 	struct shd_watcher *_Atomic watcher;
-	struct shd_health *health; /* the cluster health checker (health.h) */
+	struct shd_health *health;  /* the cluster health checker (health.h) */
 	struct shd_ratelimit *rate; /* the API request rate's token bucket (batch.h) */
-	uid_t owner_uid;           /* the account running the daemon: a bootstrap admin */
-	uint64_t started_at_us;    /* realtime */
+	uid_t owner_uid;            /* the account running the daemon: a bootstrap admin */
+	uint64_t started_at_us;     /* realtime */
 	bool embedded_db;
 	int schema_latest; /* highest migration version on disk */
 	char pg_server_version[32];
