@@ -12,6 +12,25 @@ _shepherd_files()
 	COMPREPLY=($(compgen -f -- "$cur"))
 }
 
+# Resource names of kind $1, asked of the daemon the command line names.
+_shepherd_names()
+{
+	local -a g=()
+	local i
+
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		case "${COMP_WORDS[i]}" in
+		--socket | --server | --cacert | --cert | --key)
+			if [[ ${COMP_WORDS[i+1]} == = ]]; then
+				g+=("${COMP_WORDS[i]}" "${COMP_WORDS[i+2]}")
+			else
+				g+=("${COMP_WORDS[i]}" "${COMP_WORDS[i+1]}")
+			fi ;;
+		esac
+	done
+	COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" "${g[@]}" __complete "$1" "$cur" 2>/dev/null)" -- "$cur"))
+}
+
 _shepherd_verbs()
 {
 	case "$1" in
@@ -21,10 +40,14 @@ _shepherd_verbs()
 		_shepherd_offer 'approve list modify preview reject show' ;;
 	audit)
 		_shepherd_offer 'export list' ;;
+	batch)
+		_shepherd_offer 'approve cancel list retry status submit' ;;
 	cluster)
 		_shepherd_offer 'add capabilities health list remove show vms' ;;
 	flags)
 		_shepherd_offer 'list set unset' ;;
+	inbox)
+		_shepherd_offer 'count list read' ;;
 	instancetypes)
 		_shepherd_offer 'list' ;;
 	jobs)
@@ -57,6 +80,8 @@ _shepherd_verbs()
 		_shepherd_offer 'create list revoke' ;;
 	vm)
 		_shepherd_offer 'create delete diff history list modify restart revisions show start stop' ;;
+	vnc)
+		_shepherd_offer 'open request token' ;;
 	esac
 }
 
@@ -92,7 +117,7 @@ _shepherd()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		w="${COMP_WORDS[i]}"
 		case "$w" in
-		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--namespace|--state|--cluster|--limit|--reason|--sort|--type|--requester|--environment|--env|--status|--set|--file|-f|--action|--actor|--resource-type|--resource|--ticket|--outcome|--since|--until|--kubeconfig|--context|--description|--kind|--queue|--level|--approvers|--runbook|--escalate-cpus|--escalate-memory|--user|--team|--team-role|--role|--mode|--system|--cpus|--memory|--cpu-overcommit|--memory-overcommit|--capabilities|--confirm-name|--tenant|--sla|--priority|--template-version|--expires|--service|--template|--size|--disk|--cloud-init|--from|--to)
+		--socket|--server|--token|--cacert|--cert|--key|--output|-o|--timeout|--namespace|--state|--cluster|--limit|--reason|--duration|--sort|--type|--requester|--environment|--env|--status|--set|--file|-f|--action|--actor|--resource-type|--resource|--ticket|--outcome|--since|--until|--kubeconfig|--context|--description|--kind|--queue|--level|--approvers|--runbook|--escalate-cpus|--escalate-memory|--user|--team|--team-role|--role|--mode|--system|--cpus|--memory|--cpu-overcommit|--memory-overcommit|--capabilities|--confirm-name|--tenant|--sla|--priority|--template-version|--expires|--service|--template|--size|--disk|--cloud-init|--from|--to|--selector|-n|--port|-p)
 			if [[ ${COMP_WORDS[i+1]} == = ]]; then
 				((i += 2))
 			else
@@ -108,7 +133,7 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--socket --server --token --cacert --cert --key --output -o --json --no-color --quiet -q --verbose -v --timeout --help -h --version'
 		else
-			_shepherd_offer 'adoption approvals audit cluster completion flags help instancetypes jobs namespace policy queue rbac reconcile requests role service size status system tasks template tenant token version vm whoami'
+			_shepherd_offer 'adoption approvals audit batch cluster completion flags help inbox instancetypes jobs namespace policy queue rbac reconcile requests role service shell size status system tasks template tenant token version vm vnc whoami'
 		fi ;;
 	adoption)
 		case "${pos[1]}" in
@@ -121,6 +146,7 @@ _shepherd()
 		adopt)
 			case "$prev" in
 			--namespace)
+				_shepherd_names namespace
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
@@ -137,7 +163,10 @@ _shepherd()
 			--state)
 				_shepherd_offer 'pending adopted ignored'
 				return ;;
-			--cluster|--limit)
+			--cluster)
+				_shepherd_names cluster
+				return ;;
+			--limit)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
@@ -147,6 +176,7 @@ _shepherd()
 		scan)
 			case "$prev" in
 			--cluster)
+				_shepherd_names cluster
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
@@ -164,11 +194,16 @@ _shepherd()
 			fi ;;
 		approve)
 			case "$prev" in
-			--cluster|--reason)
+			--cluster)
+				_shepherd_names cluster
+				return ;;
+			--reason|--duration)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--cluster --reason --help -h'
+				_shepherd_offer '--cluster --reason --duration --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names approval
 			fi
 			;;
 		list)
@@ -185,7 +220,10 @@ _shepherd()
 			--status)
 				_shepherd_offer 'PENDING_APPROVAL APPROVED EXECUTING COMPLETED FAILED REJECTED CANCELLED EXPIRED'
 				return ;;
-			--namespace|--requester|--limit)
+			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--requester|--limit)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
@@ -194,26 +232,36 @@ _shepherd()
 			;;
 		modify)
 			case "$prev" in
+			--cluster)
+				_shepherd_names cluster
+				return ;;
 			--file|-f)
 				_shepherd_files
 				return ;;
-			--set|--reason|--cluster)
+			--set|--reason)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--set --file -f --reason --cluster --yes -y --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names approval
 			fi
 			;;
 		preview)
 			case "$prev" in
+			--cluster)
+				_shepherd_names cluster
+				return ;;
 			--file|-f)
 				_shepherd_files
 				return ;;
-			--set|--cluster)
+			--set)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--set --file -f --cluster --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names approval
 			fi
 			;;
 		reject)
@@ -223,11 +271,15 @@ _shepherd()
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--reason --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names approval
 			fi
 			;;
 		show)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names approval
 			fi
 			;;
 		esac ;;
@@ -244,7 +296,10 @@ _shepherd()
 			--outcome)
 				_shepherd_offer 'success denied failed'
 				return ;;
-			--action|--actor|--resource-type|--resource|--ticket|--since|--until)
+			--ticket)
+				_shepherd_names approval
+				return ;;
+			--action|--actor|--resource-type|--resource|--since|--until)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
@@ -256,11 +311,72 @@ _shepherd()
 			--outcome)
 				_shepherd_offer 'success denied failed'
 				return ;;
-			--action|--actor|--resource-type|--resource|--ticket|--since|--until|--limit)
+			--ticket)
+				_shepherd_names approval
+				return ;;
+			--action|--actor|--resource-type|--resource|--since|--until|--limit)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--action --actor --resource-type --resource --ticket --outcome --since --until --limit --follow --help -h'
+			fi
+			;;
+		esac ;;
+	batch)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs batch
+			fi ;;
+		approve)
+			case "$prev" in
+			--cluster)
+				_shepherd_names cluster
+				return ;;
+			--reason)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--cluster --reason --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names batch
+			fi
+			;;
+		cancel)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names batch
+			fi
+			;;
+		list)
+			case "$prev" in
+			--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--all --limit --help -h'
+			fi
+			;;
+		retry)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names batch
+			fi
+			;;
+		status)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--once --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names batch
+			fi
+			;;
+		submit)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--yes -y --wait --help -h'
 			fi
 			;;
 		esac ;;
@@ -290,11 +406,15 @@ _shepherd()
 		capabilities)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names cluster
 			fi
 			;;
 		health)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names cluster
 			fi
 			;;
 		list)
@@ -312,20 +432,27 @@ _shepherd()
 		remove)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names cluster
 			fi
 			;;
 		show)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names cluster
 			fi
 			;;
 		vms)
 			case "$prev" in
 			--namespace)
+				_shepherd_names namespace
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--namespace --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names cluster
 			fi
 			;;
 		esac ;;
@@ -364,11 +491,45 @@ _shepherd()
 		if [[ $cur == -* ]]; then
 			_shepherd_offer '--help -h'
 		elif [[ ${#pos[@]} -eq 1 ]]; then
-			_shepherd_offer 'adoption approvals audit cluster completion flags help instancetypes jobs namespace policy queue rbac reconcile requests role service size status system tasks template tenant token version vm whoami'
+			_shepherd_offer 'adoption approvals audit batch cluster completion flags help inbox instancetypes jobs namespace policy queue rbac reconcile requests role service shell size status system tasks template tenant token version vm vnc whoami'
 		elif [[ ${#pos[@]} -eq 2 ]]; then
 			_shepherd_verbs "${pos[1]}"
 		fi
 		;;
+	inbox)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs inbox
+			fi ;;
+		count)
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			fi
+			;;
+		list)
+			case "$prev" in
+			--type|--limit)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--unread --type --limit --help -h'
+			fi
+			;;
+		read)
+			case "$prev" in
+			--type)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--all --type --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names notification
+			fi
+			;;
+		esac ;;
 	instancetypes)
 		case "${pos[1]}" in
 		'')
@@ -379,7 +540,11 @@ _shepherd()
 			fi ;;
 		list)
 			case "$prev" in
-			--cluster|--namespace)
+			--cluster)
+				_shepherd_names cluster
+				return ;;
+			--namespace)
+				_shepherd_names namespace
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
@@ -451,6 +616,8 @@ _shepherd()
 		delete)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names namespace
 			fi
 			;;
 		list)
@@ -468,6 +635,8 @@ _shepherd()
 		show)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names namespace
 			fi
 			;;
 		esac ;;
@@ -580,7 +749,10 @@ _shepherd()
 		--mode)
 			_shepherd_offer 'dry-run mark'
 			return ;;
-		--cluster|--limit)
+		--cluster)
+			_shepherd_names cluster
+			return ;;
+		--limit)
 			return ;;
 		esac
 		if [[ $cur == -* ]]; then
@@ -600,6 +772,8 @@ _shepherd()
 		cancel)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names request
 			fi
 			;;
 		list)
@@ -617,6 +791,8 @@ _shepherd()
 		show)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names request
 			fi
 			;;
 		esac ;;
@@ -662,21 +838,29 @@ _shepherd()
 			fi ;;
 		create)
 			case "$prev" in
-			--system|--description)
+			--system)
+				_shepherd_names system
+				return ;;
+			--description)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--system --description --help -h'
+				_shepherd_offer '--system --description --wait --help -h'
 			fi
 			;;
 		delete)
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--yes -y --help -h'
+				_shepherd_offer '--yes -y --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names service
 			fi
 			;;
 		list)
 			case "$prev" in
-			--system|--limit)
+			--system)
+				_shepherd_names system
+				return ;;
+			--limit)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
@@ -686,9 +870,16 @@ _shepherd()
 		show)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names service
 			fi
 			;;
 		esac ;;
+	shell)
+		if [[ $cur == -* ]]; then
+			_shepherd_offer '--help -h'
+		fi
+		;;
 	size)
 		case "${pos[1]}" in
 		'')
@@ -709,6 +900,8 @@ _shepherd()
 		delete)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names size
 			fi
 			;;
 		list)
@@ -727,11 +920,15 @@ _shepherd()
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--cpus --memory --cpu-overcommit --memory-overcommit --capabilities --description --enable --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names size
 			fi
 			;;
 		show)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names size
 			fi
 			;;
 		esac ;;
@@ -754,7 +951,7 @@ _shepherd()
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--description --help -h'
+				_shepherd_offer '--description --wait --help -h'
 			fi
 			;;
 		delete)
@@ -763,7 +960,9 @@ _shepherd()
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--confirm-name --help -h'
+				_shepherd_offer '--confirm-name --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names system
 			fi
 			;;
 		list)
@@ -778,6 +977,8 @@ _shepherd()
 		show)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names system
 			fi
 			;;
 		esac ;;
@@ -796,6 +997,8 @@ _shepherd()
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--reason --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names task
 			fi
 			;;
 		list)
@@ -813,6 +1016,8 @@ _shepherd()
 		show)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names task
 			fi
 			;;
 		submit)
@@ -833,6 +1038,8 @@ _shepherd()
 		watch)
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names task
 			fi
 			;;
 		esac ;;
@@ -851,6 +1058,8 @@ _shepherd()
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--template-version --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names template
 			fi
 			;;
 		create)
@@ -865,6 +1074,8 @@ _shepherd()
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--template-version --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names template
 			fi
 			;;
 		export)
@@ -874,6 +1085,8 @@ _shepherd()
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--template-version --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names template
 			fi
 			;;
 		list)
@@ -895,6 +1108,8 @@ _shepherd()
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--template-version --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names template
 			fi
 			;;
 		show)
@@ -904,6 +1119,8 @@ _shepherd()
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--template-version --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names template
 			fi
 			;;
 		esac ;;
@@ -978,10 +1195,25 @@ _shepherd()
 			fi ;;
 		create)
 			case "$prev" in
+			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--service)
+				_shepherd_names service
+				return ;;
+			--template)
+				_shepherd_names template
+				return ;;
+			--size)
+				_shepherd_names size
+				return ;;
+			--cluster)
+				_shepherd_names cluster
+				return ;;
 			--cloud-init)
 				_shepherd_files
 				return ;;
-			--namespace|--service|--template|--size|--cpus|--memory|--disk|--cluster)
+			--cpus|--memory|--disk)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
@@ -990,29 +1222,44 @@ _shepherd()
 			;;
 		delete)
 			case "$prev" in
-			--namespace|--confirm-name)
+			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--confirm-name)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--namespace --yes --confirm-name --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
 			fi
 			;;
 		diff)
 			case "$prev" in
-			--namespace|--from|--to)
+			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--from|--to)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--namespace --from --to --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
 			fi
 			;;
 		history)
 			case "$prev" in
-			--namespace|--limit)
+			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--limit)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--namespace --limit --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
 			fi
 			;;
 		list)
@@ -1020,7 +1267,19 @@ _shepherd()
 			--status)
 				_shepherd_offer 'RUNNING STOPPED STARTING STOPPING MIGRATING PAUSED FAILED UNKNOWN'
 				return ;;
-			--namespace|--system|--service|--cluster|--limit)
+			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--system)
+				_shepherd_names system
+				return ;;
+			--service)
+				_shepherd_names service
+				return ;;
+			--cluster)
+				_shepherd_names cluster
+				return ;;
+			--limit)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
@@ -1029,56 +1288,136 @@ _shepherd()
 			;;
 		modify)
 			case "$prev" in
-			--namespace|--size|--cpus|--memory|--disk)
+			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--size)
+				_shepherd_names size
+				return ;;
+			--cpus|--memory|--disk)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--namespace --size --cpus --memory --disk --yes --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
 			fi
 			;;
 		restart)
 			case "$prev" in
 			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--selector)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--namespace --yes --wait --help -h'
+				_shepherd_offer '--namespace --selector --yes --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
 			fi
 			;;
 		revisions)
 			case "$prev" in
-			--namespace|--limit)
+			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--limit)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--namespace --limit --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
 			fi
 			;;
 		show)
 			case "$prev" in
 			--namespace)
+				_shepherd_names namespace
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
 				_shepherd_offer '--namespace --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
 			fi
 			;;
 		start)
 			case "$prev" in
 			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--selector)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--namespace --yes --wait --help -h'
+				_shepherd_offer '--namespace --selector --yes --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
 			fi
 			;;
 		stop)
 			case "$prev" in
 			--namespace)
+				_shepherd_names namespace
+				return ;;
+			--selector)
 				return ;;
 			esac
 			if [[ $cur == -* ]]; then
-				_shepherd_offer '--namespace --yes --wait --help -h'
+				_shepherd_offer '--namespace --selector --yes --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
+			fi
+			;;
+		esac ;;
+	vnc)
+		case "${pos[1]}" in
+		'')
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--help -h'
+			else
+				_shepherd_verbs vnc
+			fi ;;
+		open)
+			case "$prev" in
+			--namespace|-n)
+				_shepherd_names namespace
+				return ;;
+			--port|-p)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace -n --port -p --print-url --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
+			fi
+			;;
+		request)
+			case "$prev" in
+			--namespace|-n)
+				_shepherd_names namespace
+				return ;;
+			--duration|--reason)
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace -n --duration --reason --wait --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
+			fi
+			;;
+		token)
+			case "$prev" in
+			--namespace|-n)
+				_shepherd_names namespace
+				return ;;
+			esac
+			if [[ $cur == -* ]]; then
+				_shepherd_offer '--namespace -n --help -h'
+			elif [[ ${#pos[@]} -eq 2 ]]; then
+				_shepherd_names vm
 			fi
 			;;
 		esac ;;
