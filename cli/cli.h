@@ -368,6 +368,14 @@ int cli_request_done(struct cli_ctx *ctx, const struct cli_kind *kind, const jso
 int cli_request_wait(struct cli_ctx *ctx, int64_t id) SHP_MUSTCHECK;
 /* The same for an approval ticket (which its approvers see when the request they may not). */
 int cli_ticket_wait(struct cli_ctx *ctx, const char *ticket) SHP_MUSTCHECK;
+/*
+ * The pieces: GET route/ids (a request or a ticket; noun names it in the lines) until its status
+ * is final, one line per change of status, its task followed once; *ret the final object.
+ */
+int cli_wait_final(struct cli_ctx *ctx, const char *noun, const char *route, const char *ids,
+		   json_t **ret) SHP_MUSTCHECK;
+/* 0 for a COMPLETED r; else its error, and ctx's exit status as a task with that outcome. */
+int cli_wait_outcome(struct cli_ctx *ctx, const char *noun, const json_t *r);
 /* "12:00:01 step_started  step 0 'test.sleep' started" for an event object (no newline). */
 char *cli_event_line(const json_t *event);
 

@@ -56,8 +56,6 @@ static const char *const vm_status_values[] = {N_("RUNNING"), N_("STOPPED"), "ST
 
 /* cloud-init user data is at most this long (the spec's limit). */
 #define VM_CLOUD_INIT_MAX (64u * 1024)
-/* How often --wait asks about a request that has no task to follow. */
-#define VM_WAIT_POLL_MS 1000
 
 static const struct cli_column vm_columns[] = {
 	{N_("NAME"), N_("Name"), "name"},
@@ -297,17 +295,6 @@ struct req_opts {
 	bool wait;
 };
 
-static bool is_final(const char *status)
-{
-	static const char *const finals[] = {N_("COMPLETED"), N_("FAILED"), "REJECTED", "CANCELLED",
-					     "EXPIRED"};
-
-	for (size_t i = 0; status && i < SHP_ARRAY_SIZE(finals); i++)
-		if (strcmp(status, finals[i]) == 0)
-			return true;
-	return false;
-}
-
 /* "request 12 CREATE_VM: PENDING_APPROVAL (ticket 7, approval level 2; task 3)" */
 static void print_request(const struct cli_ctx *ctx, const json_t *r, const char *id_key)
 {
@@ -328,87 +315,12 @@ static void print_request(const struct cli_ctx *ctx, const json_t *r, const char
 	printf("\n");
 }
 
-/* The exit status of a finished request: as a task's (shepherd(1), EXIT STATUS). */
-static int request_outcome(struct cli_ctx *ctx, const json_t *r)
-{
-	const char *status = shp_json_str(r, "status"), *error = shp_json_str(r, "error");
-	int64_t id = shp_json_int(r, "id", 0);
-	enum shp_errc code = SHP_E_INTERNAL;
-
-	if (strcmp(status, "COMPLETED") == 0)
-		return 0;
-	if (strcmp(status, "REJECTED") == 0)
-		ctx->exit_status = SHP_EXIT_PERM, code = SHP_E_PERM;
-	else if (strcmp(status, "CANCELLED") == 0)
-		ctx->exit_status = SHP_EXIT_CONFLICT, code = SHP_E_CONFLICT;
-	else if (strcmp(status, "EXPIRED") == 0)
-		ctx->exit_status = SHP_EXIT_RETRY, code = SHP_E_TIMEOUT;
-	else
-		ctx->exit_status = SHP_EXIT_FAILURE;
-	return shp_error_set(&ctx->err, code, _("request %" PRId64 " %s%s%s"), id,
-			     strcmp(status, "FAILED") == 0 ? "failed" : status,
-			     error && error[0] ? ": " : "", error && error[0] ? error : "");
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	(void)nanosleep(&ts, NULL);
-}
-
-/* Poll GET /requests/{id} until it is final, following its task once there is one. */
-static int wait_request(struct cli_ctx *ctx, int64_t id, json_t **ret)
-{
-	_cleanup_free_ char *path = NULL;
-	char ids[24], last[32] = "";
-	bool followed = false;
-
-	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
-	path = cli_path(SHP_ROUTE_REQUESTS, ids);
-	for (;;) {
-		_cleanup_(json_decrefp) json_t *r = NULL;
-		const json_t *task;
-		const char *status;
-		int rc = cli_call(ctx, "GET", path, NULL, &r);
-
-		if (rc < 0)
-			return rc;
-		status = shp_json_str(r, "status");
-		if (!status)
-			return shp_error_set(&ctx->err, SHP_E_PROTO,
-					     _("unexpected answer from shepherdd: not a request"));
-		if (is_final(status)) {
-			*ret = TAKE_PTR(r);
-			return 0;
-		}
-		task = json_object_get(r, "task_id");
-		if (json_is_integer(task) && !followed) {
-			_cleanup_(json_decrefp) json_t *done = NULL;
-			char tid[24];
-
-			(void)snprintf(tid, sizeof(tid), "%" JSON_INTEGER_FORMAT,
-				       json_integer_value(task));
-			if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)
-				cli_note(ctx, _("following task %s\n"), tid);
-			rc = cli_follow_task(ctx, tid, &done);
-			if (rc < 0)
-				return rc;
-			followed = true;
-			continue;
-		}
-		if (strcmp(last, status) != 0)
-			cli_note(ctx, _("request %s is %s\n"), ids, status);
-		(void)snprintf(last, sizeof(last), "%s", status);
-		sleep_ms(VM_WAIT_POLL_MS);
-	}
-}
-
 /* After a request was accepted: report it, and with --wait follow it to its end. */
 static int request_done(struct cli_ctx *ctx, const json_t *answer, bool wait)
 {
 	_cleanup_(json_decrefp) json_t *final = NULL;
 	int64_t id = shp_json_int(answer, "request_id", 0);
+	char ids[24];
 	int r;
 
 	if (id <= 0)
@@ -425,14 +337,15 @@ static int request_done(struct cli_ctx *ctx, const json_t *answer, bool wait)
 		if (!ctx->quiet)
 			print_request(ctx, answer, "request_id");
 	}
-	r = wait_request(ctx, id, &final);
+	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
+	r = cli_wait_final(ctx, _("request"), SHP_ROUTE_REQUESTS, ids, &final);
 	if (r < 0)
 		return r;
 	if (ctx->format == CLI_FORMAT_TABLE || ctx->format == CLI_FORMAT_WIDE)
 		print_request(ctx, final, "id");
 	else if ((r = cli_show_raw(ctx, final)) < 0)
 		return r;
-	return request_outcome(ctx, final);
+	return cli_wait_outcome(ctx, _("request"), final);
 }
 
 /* The parameter a 400 CONFIRMATION_REQUIRED asks for ("confirm", "confirm_name"), or NULL. */

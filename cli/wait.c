@@ -34,8 +34,7 @@ static bool is_final(const char *status)
 	return false;
 }
 
-/* 0 for COMPLETED; else the error and exit status a task with that outcome would have. */
-static int outcome(struct cli_ctx *ctx, const char *noun, const json_t *r)
+int cli_wait_outcome(struct cli_ctx *ctx, const char *noun, const json_t *r)
 {
 	const char *status = shp_json_str(r, "status"), *error = shp_json_str(r, "error");
 	_cleanup_free_ char *why = cli_text_sanitize(error ? error : "");
@@ -85,9 +84,8 @@ static int follow(struct cli_ctx *ctx, const json_t *task)
 	return r;
 }
 
-/* GET route/{id} (a request or a ticket) until it is final; one line per change of status. */
-static int until_final(struct cli_ctx *ctx, const char *noun, const char *route, const char *ids,
-		       json_t **ret)
+int cli_wait_final(struct cli_ctx *ctx, const char *noun, const char *route, const char *ids,
+		   json_t **ret)
 {
 	_cleanup_free_ char *path = cli_path(route, ids);
 	char last[32] = "";
@@ -126,7 +124,7 @@ static int until_final(struct cli_ctx *ctx, const char *noun, const char *route,
 static int wait_final(struct cli_ctx *ctx, const char *noun, const char *route, const char *ids)
 {
 	_cleanup_(json_decrefp) json_t *final = NULL;
-	int r = until_final(ctx, noun, route, ids, &final);
+	int r = cli_wait_final(ctx, noun, route, ids, &final);
 
 	if (r < 0)
 		return r;
@@ -134,7 +132,7 @@ static int wait_final(struct cli_ctx *ctx, const char *noun, const char *route, 
 		cli_note(ctx, _("%s %s is %s\n"), noun, ids, shp_json_str(final, "status"));
 	else if ((r = cli_show_raw(ctx, final)) < 0)
 		return r;
-	return outcome(ctx, noun, final);
+	return cli_wait_outcome(ctx, noun, final);
 }
 
 int cli_request_wait(struct cli_ctx *ctx, int64_t id)
