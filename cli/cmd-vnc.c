@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "api.h"
 #include "buf.h"
@@ -30,6 +29,7 @@
 #include "output.h"
 #include "util.h"
 #include "ws.h"
+#include "wsc.h"
 
 #define VNC_PROTOCOL "vnc.shepherd.io"
 #define VNC_TOKEN_HEADER "X-Shepherd-Console-Token"
@@ -37,9 +37,6 @@
 #define TOKEN_MARGIN_S 10 /* a held token this close to its expiry is not used */
 #define VIEWERS_MAX 8     /* viewers served at once by one vnc open */
 #define WAIT_POLL_MS 1000
-#define VWS_FRAME_MAX (16u << 20) /* the payload of one frame from the daemon */
-#define VWS_IN_MAX (CHUNK + 1024) /* bytes read ahead from the switched connection */
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 enum {
 	OPT_NAMESPACE = CLI_OPT_LOCAL,
@@ -193,195 +190,26 @@ static int cmd_vnc_request(int argc, char **argv, struct cli_ctx *ctx)
  */
 
 /*
- * The console's WebSocket to the daemon: the upgrade carries the token in its own header
- * (never in the URL), which shp_wsc_open has no way to add, so the upgrade is asked for with
- * shp_httpc_upgrade and the frames are read and written here with the lib/ws.h codec. One
- * thread only (the switched TLS connection is one SSL object).
+ * The console's WebSocket to the daemon: the token goes in its own header of the upgrade (never
+ * in the URL). One thread only (the switched TLS connection is one SSL object).
  */
-struct vws {
-	struct shp_httpc *conn; /* the switched connection */
-	uint8_t in[VWS_IN_MAX];
-	size_t in_len;
-	uint64_t frame_left; /* payload bytes of the data frame being read */
-	bool ended;
-};
-
-static void vws_field(void *arg, const char *name, size_t nlen, const char *v, size_t vlen)
+static int vws_open(struct cli_ctx *ctx, const char *path, const char *token, struct shp_wsc **ret)
 {
-	/* past the cap the head is cut short: the check then fails on what is missing */
-	if (shp_buf_addf(arg, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, v) < 0)
-		return;
-}
-
-static int vws_send(struct vws *w, unsigned opcode, const void *data, size_t len,
-		    struct shp_error *err);
-
-/* CLOSE 1000 (unless the daemon ended it), then free; NULL-safe; returns NULL. */
-static struct vws *vws_close(struct vws *w)
-{
-	if (!w)
-		return NULL;
-	if (!w->ended)
-		(void)vws_send(w, SHP_WS_CLOSE, "\x03\xe8", 2, NULL); /* the daemon may be gone */
-	shp_httpc_free(w->conn);
-	free(w);
-	return NULL;
-}
-
-/* GET path as a vnc.shepherd.io WebSocket with the token's header; refusals as cli_call's. */
-static int vws_open(struct cli_ctx *ctx, const char *path, const char *token, struct vws **ret)
-{
-	_cleanup_(shp_buf_releasep) struct shp_buf head = SHP_BUF_INIT(16 * 1024);
 	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
 	_cleanup_free_ char *th = NULL;
-	unsigned char raw[16];
-	char key[SHP_WS_KEY_LEN + 1], kh[64];
-	const char *headers[] = {"Connection: Upgrade",
-				 "Upgrade: websocket",
-				 "Sec-WebSocket-Version: 13",
-				 kh,
-				 "Sec-WebSocket-Protocol: " VNC_PROTOCOL,
-				 NULL,
-				 NULL};
-	struct shp_ws_answer a;
-	struct shp_httpc *k = NULL;
+	const char *extra[2] = {NULL, NULL};
 	int r;
 
 	shp_httpc_response_init(&resp);
-	if (!token || strpbrk(token, "\r\n") || shp_random_bytes(raw, sizeof(raw), &ctx->err) < 0)
+	if (!token || strpbrk(token, "\r\n"))
 		return shp_error_set(&ctx->err, SHP_E_PROTO, _("the daemon's token is not usable"));
-	EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
-	(void)snprintf(kh, sizeof(kh), "Sec-WebSocket-Key: %s", key);
 	th = xasprintf("%s: %s", VNC_TOKEN_HEADER, token);
-	headers[5] = th;
+	extra[0] = th;
 	r = cli_connect(ctx);
-	if (r < 0 || shp_buf_add(&head, "HTTP/1.1 101 Switching Protocols\r\n") < 0)
-		return r < 0 ? r : shp_error_set(&ctx->err, SHP_E_NOMEM, "out of memory");
-	r = shp_httpc_upgrade(ctx->http, path, headers, vws_field, &head, &resp, &k, &ctx->err);
+	if (r == 0)
+		r = shp_wsc_open_with(ctx->http, path, VNC_PROTOCOL, extra, &resp, ret, &ctx->err);
 	explicit_bzero(th, strlen(th));
-	if (r < 0)
-		return r;
-	if (!k)
-		return shp_httpc_response_error(&resp, &ctx->error_body, &ctx->err);
-	if (shp_ws_parse_answer(head.buf, head.len, &a) < 0 ||
-	    shp_ws_check_upgrade(&a, key, VNC_PROTOCOL, &ctx->err) < 0) {
-		shp_httpc_free(k);
-		return shp_error_set(&ctx->err, SHP_E_PROTO,
-				     _("shepherdd's WebSocket answer is not valid"));
-	}
-	*ret = xmalloc(sizeof(**ret));
-	**ret = (struct vws){.conn = k};
-	return 0;
-}
-
-/* One masked frame. */
-static int vws_send(struct vws *w, unsigned opcode, const void *data, size_t len,
-		    struct shp_error *err)
-{
-	uint8_t mask[4], head[SHP_WS_HEADER_MAX];
-	_cleanup_free_ uint8_t *frame = NULL;
-	size_t hl;
-
-	if (shp_random_bytes(mask, sizeof(mask), err) < 0)
-		return -SHP_E_IO;
-	hl = shp_ws_encode_header(head, opcode, true, len, mask);
-	frame = xmalloc(hl + len);
-	memcpy(frame, head, hl);
-	memcpy(frame + hl, data, len);
-	shp_ws_mask(frame + hl, len, mask, 0);
-	return shp_httpc_raw_write(w->conn, frame, hl + len, 10000, err) < 0 ? -SHP_E_IO : 0;
-}
-
-/* Fill w->in from the connection: > 0 more bytes, 0 at the end, < 0 (TIMEOUT) nothing yet. */
-static long vws_fill(struct vws *w, int timeout_ms, struct shp_error *err)
-{
-	long n;
-
-	if (w->in_len == sizeof(w->in))
-		return -SHP_E_PROTO; /* a control frame can never fill it: a broken stream */
-	n = shp_httpc_raw_read(w->conn, w->in + w->in_len, sizeof(w->in) - w->in_len, timeout_ms,
-			       err);
-	if (n > 0)
-		w->in_len += (size_t)n;
-	return n;
-}
-
-static void vws_consume(struct vws *w, size_t n)
-{
-	memmove(w->in, w->in + n, w->in_len - n);
-	w->in_len -= n;
-}
-
-/* A control frame, whole in w->in after its header of hl bytes. */
-static int vws_control(struct vws *w, const struct shp_ws_frame *f, size_t hl,
-		       struct shp_error *err)
-{
-	int r = 0;
-
-	if (f->opcode == SHP_WS_PING)
-		r = vws_send(w, SHP_WS_PONG, w->in + hl, (size_t)f->len, err);
-	else if (f->opcode == SHP_WS_CLOSE) {
-		(void)vws_send(w, SHP_WS_CLOSE, w->in + hl, f->len >= 2 ? 2 : 0, err);
-		w->ended = true;
-	}
-	vws_consume(w, hl + (size_t)f->len);
 	return r;
-}
-
-/* Payload bytes of data frames: > 0, 0 at the end, -SHP_E_TIMEOUT, other < 0 failures. */
-static long vws_read(struct vws *w, void *buf, size_t len, int timeout_ms, struct shp_error *err)
-{
-	for (;;) {
-		struct shp_ws_frame f;
-		int hl;
-		long n;
-
-		if (w->ended)
-			return 0;
-		if (w->frame_left > 0 && w->in_len > 0) {
-			n = (long)MIN(MIN(w->frame_left, (uint64_t)w->in_len), (uint64_t)len);
-			memcpy(buf, w->in, (size_t)n);
-			vws_consume(w, (size_t)n);
-			w->frame_left -= (uint64_t)n;
-			return n;
-		}
-		hl = w->frame_left > 0
-			     ? 0
-			     : shp_ws_decode_header(w->in, w->in_len, false, VWS_FRAME_MAX, &f);
-		if (hl < 0)
-			return shp_error_set(err, SHP_E_PROTO,
-					     _("shepherdd broke the WebSocket "
-					       "protocol"));
-		if (hl > 0 && f.opcode >= SHP_WS_CLOSE && w->in_len >= (size_t)hl + f.len) {
-			if (vws_control(w, &f, (size_t)hl, err) < 0)
-				return -SHP_E_IO;
-			continue;
-		}
-		if (hl > 0 && f.opcode < SHP_WS_CLOSE) {
-			vws_consume(w, (size_t)hl);
-			w->frame_left = f.len;
-			continue;
-		}
-		n = vws_fill(w, timeout_ms, err);
-		if (n == 0)
-			w->ended = true;
-		if (n <= 0)
-			return n;
-	}
-}
-
-/* Whether vws_read would deliver something now, without waiting for the socket. */
-static bool vws_pending(struct vws *w)
-{
-	struct shp_ws_frame f;
-	int hl;
-
-	if (shp_httpc_has_buffered(w->conn) || (w->frame_left > 0 && w->in_len > 0))
-		return true;
-	if (w->frame_left > 0 || w->in_len == 0)
-		return false;
-	hl = shp_ws_decode_header(w->in, w->in_len, false, VWS_FRAME_MAX, &f);
-	return hl != 0 && (hl < 0 || f.opcode < SHP_WS_CLOSE || w->in_len >= (size_t)hl + f.len);
 }
 
 /* ---- vnc open ------------------------------------------------------------------------------- */
@@ -434,9 +262,10 @@ static bool viewer_write(int fd, const char *buf, size_t n)
 }
 
 /* The daemon's bytes to the viewer: false when either side has ended. */
-static bool pump_down(struct vws *w, int viewer, char *buf, struct shp_error *err)
+static bool pump_down(struct shp_wsc *w, int viewer, char *buf, struct shp_error *err)
 {
-	long n = vws_read(w, buf, CHUNK, 0, err);
+	unsigned op = 0;
+	long n = shp_wsc_read(w, buf, CHUNK, &op, 0, err);
 
 	if (n == -SHP_E_TIMEOUT)
 		return true;
@@ -444,19 +273,19 @@ static bool pump_down(struct vws *w, int viewer, char *buf, struct shp_error *er
 }
 
 /* The viewer's bytes to the daemon: false when either side has ended. */
-static bool pump_up(struct vws *w, int viewer, char *buf, struct shp_error *err)
+static bool pump_up(struct shp_wsc *w, int viewer, char *buf, struct shp_error *err)
 {
 	ssize_t n = recv(viewer, buf, CHUNK, 0);
 
 	if (n < 0 && errno == EINTR)
 		return true;
-	return n > 0 && vws_send(w, SHP_WS_BINARY, buf, (size_t)n, err) == 0;
+	return n > 0 && shp_wsc_write(w, SHP_WS_BINARY, buf, (size_t)n, err) == 0;
 }
 
 /* One viewer's connection and its WebSocket. */
 struct viewer {
 	int fd;
-	struct vws *w;
+	struct shp_wsc *w;
 };
 
 /* A token held from the start, used by the first viewer if it has not expired by then. */
@@ -504,7 +333,7 @@ static bool viewer_start(struct cli_ctx *ctx, struct viewer *v, const char *name
 
 static void viewer_end(struct cli_ctx *ctx, struct viewer *v)
 {
-	v->w = vws_close(v->w);
+	v->w = shp_wsc_close(v->w);
 	close(v->fd);
 	v->fd = -1;
 	if (!ctx->quiet)
@@ -556,10 +385,9 @@ static void serve(struct cli_ctx *ctx, int lfd, const char *name, const char *ns
 		for (size_t i = 0; i < VIEWERS_MAX; i++) {
 			p[1 + 2 * i] = (struct pollfd){.fd = vs[i].fd, .events = POLLIN};
 			p[2 + 2 * i] = (struct pollfd){
-				.fd = vs[i].fd < 0 ? -1 : shp_httpc_fd(vs[i].w->conn),
-				.events = POLLIN};
+				.fd = vs[i].fd < 0 ? -1 : shp_wsc_fd(vs[i].w), .events = POLLIN};
 			n += vs[i].fd >= 0;
-			if (vs[i].fd >= 0 && vws_pending(vs[i].w))
+			if (vs[i].fd >= 0 && shp_wsc_has_buffered(vs[i].w))
 				timeout = 0;
 		}
 		p[0] = (struct pollfd){.fd = n < VIEWERS_MAX ? lfd : -1, .events = POLLIN};
@@ -570,7 +398,7 @@ static void serve(struct cli_ctx *ctx, int lfd, const char *name, const char *ns
 
 			if (vs[i].fd < 0)
 				continue;
-			if (p[2 + 2 * i].revents || vws_pending(vs[i].w))
+			if (p[2 + 2 * i].revents || shp_wsc_has_buffered(vs[i].w))
 				on = pump_down(vs[i].w, vs[i].fd, buf, &err);
 			if (on && p[1 + 2 * i].revents)
 				on = pump_up(vs[i].w, vs[i].fd, buf, &err);

@@ -324,7 +324,21 @@ int shp_wsc_fd(const struct shp_wsc *w)
 
 bool shp_wsc_has_buffered(const struct shp_wsc *w)
 {
-	return w->in_pos < w->in_len || shp_httpc_has_buffered(w->conn);
+	struct shp_ws_frame f;
+	size_t avail = w->in_len - w->in_pos;
+	int hl;
+
+	if (shp_httpc_has_buffered(w->conn) || w->ended)
+		return true;
+	if (avail == 0)
+		return false;
+	if (w->in_frame)
+		return true; /* payload bytes, or the end of an empty frame */
+	/* a frame's head cut short needs the socket: reading now would only wait */
+	hl = shp_ws_decode_header(w->in + w->in_pos, avail, false, SHP_WSC_FRAME_MAX, &f);
+	if (hl <= 0)
+		return hl < 0; /* a broken head is reported by the next read */
+	return f.opcode < SHP_WS_CLOSE || avail >= (size_t)hl + f.len;
 }
 
 bool shp_wsc_message_ended(const struct shp_wsc *w)

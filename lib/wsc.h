@@ -43,7 +43,10 @@ long shp_wsc_read(struct shp_wsc *w, void *buf, size_t len, unsigned *ret_opcode
 /* One masked frame. 0, -SHP_E_IO. */
 int shp_wsc_write(struct shp_wsc *w, unsigned opcode, const void *buf, size_t len,
 		  struct shp_error *err);
-/* For poll(2): the socket, and whether decrypted bytes are already buffered (TLS). */
+/*
+ * For poll(2): the socket, and whether shp_wsc_read would hand out something (payload, or the
+ * end) without waiting on it: bytes TLS has decrypted already, or a frame buffered far enough.
+ */
 int shp_wsc_fd(const struct shp_wsc *w);
 bool shp_wsc_has_buffered(const struct shp_wsc *w);
 struct shp_wsc *shp_wsc_close(struct shp_wsc *w); /* CLOSE 1000, free; NULL-safe */
