@@ -27,26 +27,13 @@
 static int own_batch(struct shd_req *req, int64_t *ret_id, char *kind, size_t size,
 		     struct shp_error *err)
 {
-	_cleanup_(PQclearp) PGresult *res = NULL;
-	const char *id = req->params[0];
-	char uid[24];
-	long long n = 0;
+	bool own = false;
+	int r = batch_find(req, ret_id, &own, kind, size, err);
 
-	(void)snprintf(req->audit_name, sizeof(req->audit_name), "%.100s", id);
-	if (shp_parse_int(id, 1, INT64_MAX, &n, NULL) < 0)
-		return shp_error_set(err, SHP_E_NOTFOUND, "batch '%.64s' not found", id);
-	(void)snprintf(uid, sizeof(uid), "%" PRId64, req->ident.user_id);
-	res = shd_db_exec(req->db,
-			  "SELECT kind FROM batch_approval_tickets WHERE id = $1"
-			  " AND (requester_id = $2 OR $3::boolean)",
-			  3, (const char *[]){id, uid, req->ident.is_admin ? "true" : "false"},
-			  err);
-	if (!res)
-		return -err->code;
-	if (PQntuples(res) == 0)
-		return shp_error_set(err, SHP_E_NOTFOUND, "batch %s not found", id);
-	(void)snprintf(kind, size, "%s", shd_db_value(res, 0, 0));
-	*ret_id = n;
+	if (r < 0)
+		return r;
+	if (!own)
+		return shp_error_set(err, SHP_E_NOTFOUND, "batch %s not found", req->params[0]);
 	return 0;
 }
 
@@ -308,7 +295,7 @@ int shd_api_batch_approve(struct shd_req *req, struct shd_resp *resp, struct shp
 	    shp_json_get_string(body, "reason", false, 1024, &ignored, err) < 0)
 		return -err->code;
 	text = json_dumps(body, JSON_COMPACT);
-	if (batch_find(req, &id, &own, err) < 0)
+	if (batch_find(req, &id, &own, NULL, 0, err) < 0)
 		return -err->code;
 	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
 	res = shd_db_exec(req->db,

@@ -466,7 +466,8 @@ int shd_api_batch_power(struct shd_req *req, struct shd_resp *resp, struct shp_e
  * approver of the environment of one of its children. Otherwise it does not exist.
  * *ret_own: the caller is the requester or a platform admin (may retry and cancel).
  */
-int batch_find(struct shd_req *req, int64_t *ret_id, bool *ret_own, struct shp_error *err)
+int batch_find(struct shd_req *req, int64_t *ret_id, bool *ret_own, char *ret_kind, size_t size,
+	       struct shp_error *err)
 {
 	_cleanup_(PQclearp) PGresult *res = NULL;
 	const char *id = req->params[0];
@@ -477,19 +478,21 @@ int batch_find(struct shd_req *req, int64_t *ret_id, bool *ret_own, struct shp_e
 	if (shp_parse_int(id, 1, INT64_MAX, &n, NULL) < 0)
 		return shp_error_set(err, SHP_E_NOTFOUND, "batch '%.64s' not found", id);
 	(void)snprintf(uid, sizeof(uid), "%" PRId64, req->ident.user_id);
-	res = shd_db_exec(req->db,
-			  "SELECT b.requester_id = $2 OR $3::boolean FROM batch_approval_tickets b"
-			  " WHERE b.id = $1 AND (b.requester_id = $2 OR $3::boolean OR EXISTS"
-			  "  (SELECT 1 FROM approval_tickets t WHERE t.parent_ticket_id = b.id"
-			  "    AND t.environment = ANY (user_envs($2, '" SHD_ROLES_APPROVE "'))))",
-			  3, (const char *[]){id, uid, req->ident.is_admin ? "true" : "false"},
-			  err);
+	res = shd_db_exec(
+		req->db,
+		"SELECT b.requester_id = $2 OR $3::boolean, b.kind FROM batch_approval_tickets b"
+		" WHERE b.id = $1 AND (b.requester_id = $2 OR $3::boolean OR EXISTS"
+		"  (SELECT 1 FROM approval_tickets t WHERE t.parent_ticket_id = b.id"
+		"    AND t.environment = ANY (user_envs($2, '" SHD_ROLES_APPROVE "'))))",
+		3, (const char *[]){id, uid, req->ident.is_admin ? "true" : "false"}, err);
 	if (!res)
 		return -err->code;
 	if (PQntuples(res) == 0)
 		return shp_error_set(err, SHP_E_NOTFOUND, "batch %s not found", id);
 	*ret_id = n;
 	*ret_own = shp_streq(shd_db_value(res, 0, 0), "t");
+	if (ret_kind)
+		(void)snprintf(ret_kind, size, "%s", shd_db_value(res, 0, 1));
 	return 0;
 }
 
@@ -559,7 +562,7 @@ int shd_api_batch_get(struct shd_req *req, struct shd_resp *resp, struct shp_err
 	int64_t id = 0;
 	bool own = false;
 
-	if (batch_find(req, &id, &own, err) < 0 || !(j = parent_json(req->db, id, err)) ||
+	if (batch_find(req, &id, &own, NULL, 0, err) < 0 || !(j = parent_json(req->db, id, err)) ||
 	    !(page = children_page(req, id, err)))
 		return -err->code;
 	(void)json_object_set_new(j, "children", page);

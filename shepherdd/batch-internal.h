@@ -53,6 +53,8 @@ int batch_record(struct shd_req *req, struct batch_sub *b, struct shp_error *err
 /*
  * The batch of the path, if the caller may see it: its requester, a platform admin, or an
  * approver of the environment of one of its children; else SHP_E_NOTFOUND. *ret_own: the
- * requester or a platform admin (who may retry and cancel).
+ * requester or a platform admin (who may retry and cancel). ret_kind (size bytes) gets its
+ * kind unless NULL.
  */
-int batch_find(struct shd_req *req, int64_t *ret_id, bool *ret_own, struct shp_error *err);
+int batch_find(struct shd_req *req, int64_t *ret_id, bool *ret_own, char *ret_kind, size_t size,
+	       struct shp_error *err);
