@@ -27,6 +27,8 @@
 #include "util.h"
 
 #define SWEEP_MAX 100 /* requests one pass of a periodic job looks at */
+/* a batch's children ending within this long of each other share one notification per outcome */
+#define BATCH_TELL_WINDOW_S 86400
 
 /* One governance request as the hooks see it. */
 struct greq {
@@ -34,6 +36,7 @@ struct greq {
 	int64_t execution_id; /* 0 = none (an expired ticket) */
 	int64_t event_id;
 	int64_t ticket_id; /* 0 = the request has no ticket */
+	int64_t batch_id;  /* the ticket's parent batch, 0 = none */
 	char exec_ids[24], event_ids[24], ticket_ids[24];
 	char type[64];
 	char event_status[16];
@@ -105,7 +108,8 @@ static int load_ticket(struct greq *g, struct shp_error *err)
 	_cleanup_(PQclearp) PGresult *res = shd_db_exec(
 		g->conn,
 		"SELECT id, status, requester_id, requester, modified_spec, namespace || '/' ||"
-		" target_name FROM approval_tickets WHERE event_id = $1 FOR UPDATE",
+		" target_name, parent_ticket_id FROM approval_tickets WHERE event_id = $1 FOR "
+		"UPDATE",
 		1, (const char *[]){g->event_ids}, err);
 
 	if (!res)
@@ -121,6 +125,7 @@ static int load_ticket(struct greq *g, struct shp_error *err)
 		g->modified = json_loads(shd_db_value(res, 0, 4), 0, NULL);
 	if (!g->target[0] && strcmp(shd_db_value(res, 0, 5), "/") != 0)
 		(void)snprintf(g->target, sizeof(g->target), "%s", shd_db_value(res, 0, 5));
+	g->batch_id = id_of(res, 0, 6);
 	return 0;
 }
 
@@ -209,7 +214,7 @@ static int tell(struct greq *g, const char *type, const char *what, const char *
 	json_auto_t *data = json_pack("{s:I,s:s}", "request_id", (json_int_t)g->event_id,
 				      "request_type", g->type);
 	struct shd_notification n = {.type = type, .body = body ? body : "", .data = data};
-	char title[256];
+	char title[256], key[32];
 
 	if (g->requester_id <= 0)
 		return 0;
@@ -221,6 +226,16 @@ static int tell(struct greq *g, const char *type, const char *what, const char *
 		json_object_set_new(data, "target", json_string(g->target));
 	(void)snprintf(title, sizeof(title), "Request %s (%s%s%.160s) %s", g->event_ids, g->type,
 		       g->target[0] ? " " : "", g->target, what);
+	if (g->batch_id > 0) {
+		/* a batch's children tell once per outcome and batch, not once each */
+		(void)snprintf(key, sizeof(key), "batch:%" PRId64, g->batch_id);
+		n.coalesce_key = key;
+		n.coalesce_s = BATCH_TELL_WINDOW_S;
+		json_object_set_new(data, "batch_id", json_integer(g->batch_id));
+		(void)snprintf(title, sizeof(title),
+			       "Batch %" PRId64 ": request %s (%s%s%.160s) %s", g->batch_id,
+			       g->event_ids, g->type, g->target[0] ? " " : "", g->target, what);
+	}
 	n.title = title;
 	n.ticket_id = g->ticket_id;
 	return shd_notify_sender()->to_user(g->conn, g->requester_id, &n, err);
