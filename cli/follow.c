@@ -2,8 +2,8 @@
  * Following a task to its end: its stream (GET /tasks/ID/stream) upgraded to a WebSocket, else
  * as Server-Sent Events, either resumed after the last event seen when it breaks; polling
  * GET /tasks/ID/events?after=N when the daemon cannot stream; then the finished task.
- * SHEPHERD_WAIT_TRANSPORT=ws|sse|poll forces one. In table output the events go to stderr: one
- * line each, or one progress line rewritten in place on a terminal.
+ * SHEPHERD_WAIT_TRANSPORT=ws|sse|poll forces one, a list of them allows those. In table output
+ * the events go to stderr: one line each, or one progress line rewritten in place on a terminal.
  */
 #include "config.h"
 
@@ -481,31 +481,45 @@ static int follow_ws(struct follow *f)
 
 /* ---- choosing ---------------------------------------------------------------------------- */
 
-/* SHEPHERD_WAIT_TRANSPORT: ws, sse or poll forces one; unset (or auto) tries them in turn. */
+/*
+ * SHEPHERD_WAIT_TRANSPORT: ws, sse or poll forces one, a comma-separated list ("sse,poll")
+ * allows those (still tried in the order WebSocket, Server-Sent Events, polling); unset or auto
+ * tries all three.
+ */
 static int transports(struct cli_ctx *ctx, unsigned *ret)
 {
 	const char *v = getenv("SHEPHERD_WAIT_TRANSPORT");
+	unsigned set = 0;
 
-	if (!v || !v[0] || strcmp(v, "auto") == 0)
+	if (!v || !v[0] || strcmp(v, "auto") == 0) {
 		*ret = TRY_WS | TRY_SSE | TRY_POLL;
-	else if (strcmp(v, "ws") == 0 || strcmp(v, "websocket") == 0)
-		*ret = TRY_WS;
-	else if (strcmp(v, "sse") == 0)
-		*ret = TRY_SSE;
-	else if (strcmp(v, "poll") == 0)
-		*ret = TRY_POLL;
-	else
-		return shp_error_set(&ctx->err, SHP_E_USAGE,
-				     _("SHEPHERD_WAIT_TRANSPORT must be ws, sse, poll or auto, not "
-				       "'%s'"),
-				     v);
+		return 0;
+	}
+	for (const char *p = v; *p;) {
+		size_t n = strcspn(p, ",");
+
+		if ((n == 2 && strncmp(p, "ws", n) == 0) ||
+		    (n == 9 && strncmp(p, "websocket", n) == 0))
+			set |= TRY_WS;
+		else if (n == 3 && strncmp(p, "sse", n) == 0)
+			set |= TRY_SSE;
+		else if (n == 4 && strncmp(p, "poll", n) == 0)
+			set |= TRY_POLL;
+		else
+			return shp_error_set(&ctx->err, SHP_E_USAGE,
+					     _("SHEPHERD_WAIT_TRANSPORT must be ws, sse, poll, a "
+					       "list of them or auto, not '%s'"),
+					     v);
+		p += n + (p[n] == ',');
+	}
+	*ret = set;
 	return 0;
 }
 
-/* The one transport allowed could not follow the task. */
+/* The transports allowed could not follow the task (polling was not among them). */
 static int no_transport(struct follow *f)
 {
-	const char *name = f->transports == TRY_WS ? "WebSocket" : "Server-Sent Events";
+	const char *name = (f->transports & TRY_SSE) ? "Server-Sent Events" : "WebSocket";
 
 	/* the daemon is unreachable, or this transport failed (exit 1): not the task's fault */
 	shp_error_set(&f->ctx->err,

@@ -48,7 +48,7 @@ expect_match '^following task [0-9]+ by polling$' "$(following "$ERR")" "forces 
 expect_eq 2 "$(grep -c 'step_finished' <<<"$ERR")" "which shows the same events"
 expect_exit 2 "an unknown transport is a usage error" \
 	wt pigeon shp tasks submit -f "$T/plan.yaml" --tenant team-x --wait
-expect_match "SHEPHERD_WAIT_TRANSPORT must be ws, sse, poll or auto" "$ERR" "saying what is allowed"
+expect_match "SHEPHERD_WAIT_TRANSPORT must be ws, sse, poll, a list of them or auto" "$ERR" "saying what is allowed"
 
 expect_exit 4 "following a task that does not exist" shp -v tasks watch 999999
 expect_eq "" "$(grep -E 'Server-Sent|polling' <<<"$ERR")" "is refused at once, not tried over every transport"

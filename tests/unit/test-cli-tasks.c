@@ -37,6 +37,8 @@ static void setup(void)
 	harness_setup("test-cli-tasks");
 	(void)snprintf(plan_path, sizeof(plan_path), "%s/plan.yaml", harness_dir);
 	setenv("TZ", "UTC", 1); /* event lines show local times */
+	/* the scripted server speaks SSE and JSON: the WebSocket is t0610's and test-wsc's */
+	setenv("SHEPHERD_WAIT_TRANSPORT", "sse,poll", 1);
 }
 
 TestSuite(tasks, .init = setup, .fini = harness_teardown, .timeout = 60);
