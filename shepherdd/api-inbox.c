@@ -264,7 +264,7 @@ int shd_inbox_register(struct shd_queue *q, const int *retention_days, struct sh
 	};
 
 	if (shd_queue_register(q, &kind, err) < 0 ||
-	    shd_queue_add_periodic(q, SHD_INBOX_RETENTION_KIND, "@daily 03:41",
+	    shd_queue_add_periodic(q, SHD_INBOX_RETENTION_KIND, "@every 24h",
 				   SHD_INBOX_RETENTION_KIND, "{}", err) < 0)
 		return -err->code;
 	return 0;
