@@ -30,9 +30,13 @@ Test(fsm, execution_illegal_names_both_states)
 		     -SHP_E_CONFLICT);
 	cr_assert_str_eq(err.api_code, "ILLEGAL_TRANSITION");
 	cr_assert(strstr(err.msg, "'pending'") && strstr(err.msg, "'succeeded'"), "%s", err.msg);
-	cr_assert_str_eq(err.details[0].key, "from");
-	cr_assert_str_eq(err.details[0].value, "pending");
-	cr_assert_str_eq(err.details[1].value, "succeeded");
+	cr_assert_eq(err.n_details, 3);
+	cr_assert_str_eq(err.details[0].key, "what");
+	cr_assert_str_eq(err.details[0].value, "execution");
+	cr_assert_str_eq(err.details[1].key, "from");
+	cr_assert_str_eq(err.details[1].value, "pending");
+	cr_assert_str_eq(err.details[2].key, "to");
+	cr_assert_str_eq(err.details[2].value, "succeeded");
 }
 
 Test(fsm, terminal_states_never_move)
