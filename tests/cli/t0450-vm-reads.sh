@@ -194,7 +194,7 @@ expect_eq "DELETE_VM PENDING_APPROVAL" "$(jq -r '"\(.type) \(.status)"' <<<"$OUT
 dticket=$(jq -r .ticket_id <<<"$OUT")
 expect_exit 1 "vm stop --wait follows the request to its failed end (exit 1)" \
 	as alice vm stop web-1 --namespace team-a --wait
-expect_match "request [0-9]+ failed: .*not found" "$ERR" "the error names the request and why"
+expect_match "request [0-9]+ ended FAILED: .*not found" "$ERR" "the error names the request and why"
 expect_match "^request [0-9]+ STOP_VM: [A-Z_]+, task [0-9]+" "$OUT" "a line names the request, its status and task"
 expect_match "STOP_VM: FAILED" "$OUT" "the final status is shown"
 expect_exit 0 "the history has the executions" as alice vm history web-1 --namespace team-a -o json
