@@ -531,16 +531,26 @@ int shd_k8s_call(struct shd_k8s *k, const struct shd_k8s_req *req, struct shd_k8
 		if (!body)
 			return shp_error_set(err, SHP_E_NOMEM, "out of memory");
 	}
-	for (int attempt = 0;; attempt++) {
+	for (int attempt = 0, last_rc = 0;; attempt++) {
 		struct shd_k8s_xfer x = {.k = k, .body = SHP_BUF_INIT(SHD_K8S_BODY_MAX)};
 		int slot = acquire(k, req->deadline_ns, err), rc;
 		long delay;
 
+		if (slot >= 0) {
+			count(k, attempt);
+			rc = exchange(k, k->slots[slot].h, req, body, &x, err);
+			release_slot(k, slot);
+		} else
+			rc = slot;
+		if (rc == -SHP_E_TIMEOUT && last_rc < 0) {
+			/* the deadline ended a retry: what the cluster kept answering says more */
+			shp_buf_release(&x.body);
+			if (err)
+				*err = e;
+			return last_rc;
+		}
 		if (slot < 0)
 			return slot;
-		count(k, attempt);
-		rc = exchange(k, k->slots[slot].h, req, body, &x, err);
-		release_slot(k, slot);
 		ret->status = x.status;
 		if (rc == 0 && x.status >= 200 && x.status < 300) {
 			rc = parse_ok(k, req, &x, ret, err);
@@ -563,6 +573,7 @@ int shd_k8s_call(struct shd_k8s *k, const struct shd_k8s_req *req, struct shd_k8
 				*err = e;
 			return rc;
 		}
+		last_rc = rc;
 		log_debug("cluster '%s': %s %.200s answered %ld, retrying in %ld ms", k->name,
 			  req->method, req->path, x.status, delay);
 		sleep_ms(delay);
