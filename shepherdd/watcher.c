@@ -435,12 +435,55 @@ static int relist(struct cwatch *cw, struct shd_provider *p, bool *ret_cluster_f
 
 /* ---- watch ---------------------------------------------------------------------------------- */
 
+/*
+ * A VM event carries no VMI fields (node, IP): the watcher keeps those of the VMI it knows, and
+ * for a VM that has just come to run on a VMI it does not know, it ends the watch, reads the VM
+ * (with its VMI) and watches again from the same resourceVersion.
+ */
+#define VMI_FILL_MAX 16
+
+struct vmi_fill {
+	char ns[64];
+	char name[SHD_VM_NAME_MAX + 1];
+};
+
 struct watch_ctx {
 	struct cwatch *cw;
 	bool got_event;
 	bool db_failed;
 	struct shp_error err;
+	struct vmi_fill fill[VMI_FILL_MAX];
+	size_t nfill;
 };
+
+/* The statuses in which a VM runs on a VMI, so has a node. */
+static bool on_vmi(enum shd_vm_status st)
+{
+	return st == SHD_VM_RUNNING || st == SHD_VM_PAUSED || st == SHD_VM_MIGRATING ||
+	       st == SHD_VM_STOPPING;
+}
+
+/*
+ * The VMI fields of an event's VM (mu held): those of the cached VM while the same VMI runs (a
+ * migration's end moves it, so it does not count); true when they must be read instead.
+ */
+static bool vmi_fields(const struct cwatch *cw, struct shd_vm *vm)
+{
+	long i;
+	const struct shd_vm *c;
+
+	if (vm->node[0] || !on_vmi(vm->status))
+		return false;
+	i = cache_find(cw, vm->namespace_, vm->name, NULL);
+	c = i >= 0 ? &cw->items[i] : NULL;
+	if (c && c->node[0] && on_vmi(c->status) && strcmp(c->uid, vm->uid) == 0 &&
+	    !(c->status == SHD_VM_MIGRATING && vm->status != SHD_VM_MIGRATING)) {
+		memcpy(vm->node, c->node, sizeof(vm->node));
+		memcpy(vm->ip, c->ip, sizeof(vm->ip));
+		return false;
+	}
+	return vm->status == SHD_VM_RUNNING || vm->status == SHD_VM_PAUSED;
+}
 
 /* What the row of an event's VM becomes (mu held); false when the cache has it already. */
 static bool event_row(struct cwatch *cw, enum shd_watch_type type, const struct shd_vm *vm,
@@ -474,19 +517,25 @@ static void event_to_cache(struct cwatch *cw, enum shd_watch_type type, const st
  * leaves the cache as it was and stops the watch: the next list writes it (a VM deleted
  * meanwhile is still in the cache, so the list sees it vanish).
  */
-static int on_event(void *ud, enum shd_watch_type type, const struct shd_vm *vm, const char *rv)
+static int on_event(void *ud, enum shd_watch_type type, const struct shd_vm *event_vm,
+		    const char *rv)
 {
 	struct watch_ctx *ctx = ud;
 	struct cwatch *cw = ctx->cw;
-	struct shd_vm row;
-	bool write = false, failed = false;
+	struct shd_vm row, merged;
+	const struct shd_vm *vm = NULL;
+	bool write = false, failed = false, fill = false;
 
 	if (!ctx->got_event) {
 		ctx->got_event = true;
 		shd_breaker_success(&cw->breaker);
 	}
-	if (type != SHD_WATCH_BOOKMARK && vm) {
+	if (type != SHD_WATCH_BOOKMARK && event_vm) {
+		merged = *event_vm;
+		vm = &merged;
 		pthread_mutex_lock(&cw->mu);
+		if (type != SHD_WATCH_DELETED)
+			fill = vmi_fields(cw, &merged);
 		write = event_row(cw, type, vm, &row);
 		pthread_mutex_unlock(&cw->mu);
 	}
@@ -509,7 +558,62 @@ static int on_event(void *ud, enum shd_watch_type type, const struct shd_vm *vm,
 		cw->stale = false;
 	}
 	pthread_mutex_unlock(&cw->mu);
-	return failed ? -1 : 0;
+	if (failed)
+		return -1;
+	if (fill && ctx->nfill < VMI_FILL_MAX) {
+		struct vmi_fill *f = &ctx->fill[ctx->nfill++];
+
+		memcpy(f->ns, vm->namespace_, sizeof(f->ns));
+		memcpy(f->name, vm->name, sizeof(f->name));
+		return -1; /* read it now: the watch resumes from this event */
+	}
+	return 0;
+}
+
+/*
+ * Read the VMs whose VMI fields are wanted and keep them in the row and the cache, if the VM
+ * is still what the cache has (same uid and status): the cache stays at its resourceVersion.
+ * A failure only leaves the fields empty until the next list.
+ */
+static void fill_vmis(struct cwatch *cw, struct shd_provider *p, const struct watch_ctx *ctx)
+{
+	uint64_t deadline =
+		shp_now_monotonic_ns() + (uint64_t)cw->w->cfg.list_timeout_ms * 1000000ull;
+
+	for (size_t k = 0; k < ctx->nfill; k++) {
+		const struct vmi_fill *f = &ctx->fill[k];
+		struct shp_error err = SHP_ERROR_INIT;
+		struct shd_vm got, row;
+		bool write = false;
+		long i;
+
+		if (p->infra.ops->get_vm(p->infra.impl, f->ns, f->name, &got, deadline, &err) < 0) {
+			log_debug("cluster '%s': reading VM %s/%s for its node: %s", cw->name,
+				  f->ns, f->name, err.msg);
+			continue;
+		}
+		pthread_mutex_lock(&cw->mu);
+		i = cache_find(cw, f->ns, f->name, NULL);
+		if (i >= 0 && got.node[0] && strcmp(cw->items[i].uid, got.uid) == 0 &&
+		    cw->items[i].status == got.status) {
+			row = cw->items[i];
+			memcpy(row.node, got.node, sizeof(row.node));
+			memcpy(row.ip, got.ip, sizeof(row.ip));
+			write = true;
+		}
+		pthread_mutex_unlock(&cw->mu);
+		if (!write || apply_rows(cw, &row, 1, &err) < 0) {
+			if (write)
+				log_warn("cluster '%s': recording the node of VM %s/%s: %s",
+					 cw->name, f->ns, f->name, err.msg);
+			continue;
+		}
+		pthread_mutex_lock(&cw->mu);
+		i = cache_find(cw, f->ns, f->name, NULL);
+		if (i >= 0 && strcmp(cw->items[i].uid, row.uid) == 0)
+			cw->items[i] = row;
+		pthread_mutex_unlock(&cw->mu);
+	}
 }
 
 /* ---- the per-cluster loop ---------------------------------------------------------------- */
@@ -569,6 +673,8 @@ static void watch_once(struct cwatch *cw, struct shd_provider *p, int *attempt, 
 		failed(cw, &ctx.err, false, attempt, rng);
 		return;
 	}
+	if (ctx.nfill > 0)
+		fill_vmis(cw, p, &ctx);
 	if (r == SHD_WATCH_EXPIRED) {
 		/* 410: forget the RV, keep the cache as the last good list (stale) and re-list */
 		atomic_fetch_add(&cw->expired, 1);

@@ -25,22 +25,25 @@ expect_match '.+' "$(sql "SELECT uid FROM vms WHERE id = $vm_id")" "with the clu
 
 plan get.yaml vm.get '{cluster: sim1, namespace: team-a, name: web-1}'
 running=no
-for _ in $(seq 1 50); do
+for _ in $(seq 1 150); do
 	"$SHEPHERD" --socket "$SOCK" tasks submit -f "$T/get.yaml" --tenant team-a -o json >"$T/get.json" 2>/dev/null || true
 	if [ "$(jq -r '.steps[0].result.status // empty' "$T/get.json")" = RUNNING ]; then running=yes; break; fi
 	sleep 0.2
 done
 expect_eq yes "$running" "vm.get reports the VM RUNNING once the cluster has started it"
+# a watch event carries no VMI fields: the watcher reads the node of a VM that has come to run
 seen=no
-for _ in $(seq 1 50); do
+for _ in $(seq 1 150); do
 	"$SHEPHERD" --socket "$SOCK" cluster vms sim1 -o json >"$T/vms.json" 2>/dev/null || true
-	if [ "$(jq -r '.items[] | select(.name == "web-1") | .status' "$T/vms.json" 2>/dev/null)" = RUNNING ]; then seen=yes; break; fi
+	if [ "$(jq -r '.items[] | select(.name == "web-1") | "\(.status) \(.node != "")"' "$T/vms.json" 2>/dev/null)" = "RUNNING true" ]; then seen=yes; break; fi
 	sleep 0.2
 done
-expect_eq yes "$seen" "the watcher sees it RUNNING (cluster vms -o json)"
+expect_eq yes "$seen" "the watcher sees it RUNNING, with its node (cluster vms -o json)"
 expect_eq false "$(jq .stale "$T/vms.json")" "from a current list"
 expect_exit 0 "cluster vms as a table" shp cluster vms sim1 --namespace team-a
 expect_match 'web-1 +RUNNING +2 +2Gi +node-' "$OUT" "with its status, size and node"
+expect_match '^node-[0-9]+ 10\.' "$(sql "SELECT node || ' ' || ip FROM vms WHERE id = $vm_id")" \
+	"the row has the node and address too"
 expect_exit 0 "cluster vms of another namespace" shp cluster vms sim1 --namespace nothing-here -o json
 expect_eq 0 "$(jq '.items | length' <<<"$OUT")" "is empty"
 expect_match 'RUNNING|STARTING' "$(sql "SELECT status FROM vms WHERE id = $vm_id")" "the row follows the cluster"
