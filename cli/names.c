@@ -25,6 +25,7 @@
 #include "i18n.h"
 #include "json.h"
 #include "shell.h"
+#include "util.h"
 
 #define CACHE_MAGIC "shepherd-names 1\n"
 #define CACHE_KEEP_S (24 * 3600) /* lists of other targets and tokens kept this long */
@@ -200,7 +201,18 @@ static void cache_write(const char *path, const struct cli_namelist *n)
 	cache_sweep(dir);
 }
 
-/* One page of the kind's list from the daemon, within CLI_NAMES_TIMEOUT_MS. */
+/* How long to wait for the daemon: SHEPHERD_COMPLETE_TIMEOUT (ms) if valid, else the default. */
+static int names_timeout_ms(void)
+{
+	const char *v = getenv("SHEPHERD_COMPLETE_TIMEOUT");
+	long long ms;
+
+	if (v && shp_parse_int(v, 1, CLI_NAMES_TIMEOUT_MAX_MS, &ms, NULL) == 0)
+		return (int)ms;
+	return CLI_NAMES_TIMEOUT_MS;
+}
+
+/* One page of the kind's list from the daemon, within names_timeout_ms(). */
 static struct cli_namelist *ask_daemon(const struct cli_ctx *ctx, enum cli_names kind)
 {
 	const struct cli_config *cfg = &ctx->config;
@@ -211,7 +223,7 @@ static struct cli_namelist *ask_daemon(const struct cli_ctx *ctx, enum cli_names
 		.cacert = cfg->cacert.value,
 		.cert = cfg->cert.value,
 		.key = cfg->key.value,
-		.timeout_ms = CLI_NAMES_TIMEOUT_MS,
+		.timeout_ms = names_timeout_ms(),
 	};
 	_cleanup_(shp_httpc_freep) struct shp_httpc *c = NULL;
 	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;
@@ -298,7 +310,8 @@ static const struct shp_subcmd complete_names_entry = {
 	.description = N_("Print the names of KIND (vm, namespace, cluster, template, size, "
 			  "system, service, approval, request, task, batch, notification) starting "
 			  "with PREFIX, one a "
-			  "line: asked of shepherdd within 300 ms and cached for 30 seconds. "
+			  "line: asked of shepherdd within 300 ms (SHEPHERD_COMPLETE_TIMEOUT) and cached "
+			  "for 30 seconds. "
 			  "Prints nothing when the daemon does not answer."),
 };
 

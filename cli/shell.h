@@ -33,7 +33,8 @@ int cli_prompt_text(struct cli_ctx *ctx, const char *question, const char *flag,
 		    char **ret) SHP_MUSTCHECK;
 
 /* ---- names.c ---- */
-#define CLI_NAMES_TIMEOUT_MS 300 /* how long completion waits for the daemon */
+#define CLI_NAMES_TIMEOUT_MS 300 /* how long completion waits for the daemon, by default */
+#define CLI_NAMES_TIMEOUT_MAX_MS 60000 /* SHEPHERD_COMPLETE_TIMEOUT's upper bound */
 #define CLI_NAMES_TTL_S 30       /* how long a cached list is used without asking */
 #define CLI_NAMES_MAX 2000       /* names kept per kind */
 #define CLI_NAME_LEN_MAX 256
@@ -53,7 +54,8 @@ const char *cli_names_kind_name(enum cli_names kind);
 int cli_names_kind_from_string(const char *s);
 /*
  * The names of kind the daemon of ctx's target shows ctx's user: from the cache when younger
- * than CLI_NAMES_TTL_S, else asked within CLI_NAMES_TIMEOUT_MS (and cached), else the stale
+ * than CLI_NAMES_TTL_S, else asked within CLI_NAMES_TIMEOUT_MS or SHEPHERD_COMPLETE_TIMEOUT
+ * (milliseconds; a slow link or a loaded machine may want more) and cached, else the stale
  * cache, else none. Never fails; the result is owned.
  */
 struct cli_namelist *cli_names_get(const struct cli_ctx *ctx, enum cli_names kind);

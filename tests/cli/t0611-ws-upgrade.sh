@@ -135,7 +135,8 @@ expect_match '^status 200' "$(curl -s -m 1 -o /dev/null -w 'status %{http_code}'
 start=$(date +%s)
 stop_daemon
 expect_eq 0 "$DAEMON_STATUS" "the daemon stops cleanly with sessions open"
-expect_match '^[0-3]$' "$(($(date +%s) - start))" "promptly"
+# the sessions wait 30 s for frames: a shutdown that waited for them would take that long
+expect_eq 1 "$(( $(date +%s) - start < 20 ))" "without waiting for the sessions to end"
 sleep 0.3
 expect_eq "close 1001" "$(tail -n 1 "$T/held1")" "a live session is told the daemon is going away (1001)"
 BG_PIDS=

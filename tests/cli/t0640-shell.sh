@@ -12,6 +12,9 @@ start_daemon_tls
 # the daemon is stopped (SIGSTOP) at times below: however the test ends, it can be shut down
 trap 'kill -CONT "$DAEMON_PID" 2>/dev/null; cleanup' EXIT
 export XDG_CACHE_HOME="$T/cache" XDG_STATE_HOME="$T/xdg-state" TERM=dumb
+# completion waits 300 ms for the daemon by default; a loaded machine may need more, so the
+# checks that want the daemon's answer wait 20 s, and those of its timeout set it back
+export SHEPHERD_COMPLETE_TIMEOUT=20000
 uid() { sql "SELECT id FROM users WHERE name = '$1'"; }
 user_token alice >/dev/null
 expect_exit 0 "a test namespace" shp namespace create team-a --environment test
@@ -80,7 +83,7 @@ on_tty() { # CLI-ARGS...: the CLI on a pseudo-terminal, what is on stdin typed
 typed() { # pieces of input, a pause between them (Ctrl-C flushes what was not read yet)
 	for piece in "$@"; do
 		printf '%b' "$piece"
-		sleep 0.5
+		sleep 1
 	done
 }
 expect_exit 0 "the shell on a terminal" sh -c "$(declare -f typed on_tty); SHEPHERD='$SHEPHERD' SOCK='$SOCK'
@@ -168,29 +171,29 @@ expect_exit 0 "another kind asked" shp __complete cluster
 expect_eq "" "$(ls "$XDG_CACHE_HOME/shepherd" | grep 0123456789abcdef)" "a list unused for a day is removed"
 expect_eq 3 "$(ls "$XDG_CACHE_HOME/shepherd" | wc -l)" "the recent ones stay (vm, namespace, cluster)"
 kill -STOP "$DAEMON_PID"
-start=$(date +%s%N)
-expect_exit 0 "the daemon hangs: __complete answers from the cache" shp __complete vm web
+# a fresh cache is not refreshed: asking the stopped daemon would take the 20 s set above
+expect_exit 0 "the daemon hangs: __complete answers from the fresh cache, without asking it" \
+	timeout 10 "$SHEPHERD" --socket "$SOCK" __complete vm web
 expect_eq "web-1" "$OUT" "the cached name"
-expect_eq 1 "$(( ($(date +%s%N) - start) / 1000000 < 1000 ))" "without hanging (the cache is fresh)"
 rm -rf "$XDG_CACHE_HOME"
 start=$(date +%s%N)
-expect_exit 0 "no cache, the daemon hangs: nothing, silently" shp __complete vm
+expect_exit 0 "no cache, the daemon hangs: nothing, silently, once the 300 ms are over" \
+	env SHEPHERD_COMPLETE_TIMEOUT=300 timeout 20 "$SHEPHERD" --socket "$SOCK" __complete vm
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 expect_eq "" "$OUT$ERR" "no output, no error"
-expect_eq 1 "$(( ms >= 250 && ms < 3000 ))" "after the 300 ms timeout ($ms ms)"
+expect_eq 1 "$(( ms >= 250 ))" "after waiting for its timeout ($ms ms)"
 kill -CONT "$DAEMON_PID"
 expect_exit 0 "the daemon back" shp __complete vm web
 expect_eq "web-1" "$OUT" "asked again"
 touch -d '2 minutes ago' "$XDG_CACHE_HOME"/shepherd/names-vm-*
 kill -STOP "$DAEMON_PID"
-expect_exit 0 "a stale cache while the daemon hangs" shp __complete vm web
+expect_exit 0 "a stale cache while the daemon hangs" \
+	env SHEPHERD_COMPLETE_TIMEOUT=300 timeout 20 "$SHEPHERD" --socket "$SOCK" __complete vm web
 expect_eq "web-1" "$OUT" "beats nothing"
 kill -CONT "$DAEMON_PID"
 expect_exit 0 "the cache refreshed" shp __complete vm web
-start=$(date +%s%N)
-expect_exit 0 "no daemon at all" "$SHEPHERD" --socket "$T/none.sock" __complete vm
+expect_exit 0 "no daemon at all" timeout 10 "$SHEPHERD" --socket "$T/none.sock" __complete vm
 expect_eq "" "$OUT$ERR" "nothing, silently"
-expect_eq 1 "$(( ($(date +%s%N) - start) / 1000000 < 1000 ))" "and quickly"
 sql "UPDATE vms SET name = 'web-2' WHERE name = 'web-1'"
 expect_exit 0 "a fresh cache is used without asking" shp __complete vm web
 expect_eq "web-1" "$OUT" "the cached answer (30 s)"
