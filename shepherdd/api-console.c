@@ -201,12 +201,7 @@ static int token_record(struct shd_req *req, const struct shd_console_vm *v,
 		(void)json_object_set_new(d, "grant_id", json_integer(grant));
 	if (shd_db_begin(req->db, err) < 0)
 		return -err->code;
-	/* tokens that ended a day ago are of no use any more (sessions keep their jti) */
 	if (shd_db_command(req->db,
-			   "DELETE FROM console_tokens WHERE jti IN (SELECT jti FROM console_tokens"
-			   " WHERE expires_at < now() - interval '1 day' LIMIT 100)",
-			   0, NULL, err) < 0 ||
-	    shd_db_command(req->db,
 			   "INSERT INTO console_tokens (jti, user_id, vm_id, grant_id, key_id,"
 			   " issued_at, expires_at) VALUES ($1, $2, $3, $4, $5,"
 			   " to_timestamp($6::bigint), to_timestamp($7::bigint))",

@@ -1,7 +1,8 @@
 /*
  * Console grants: what an approved VNC_ACCESS request leaves behind. A grant is written in the
  * transaction that approves the ticket (or records a request its policy lets through), with
- * the requester's notification, so the access and the news of it commit together.
+ * the requester's notification, so the access and the news of it commit together. The
+ * console.cleanup job that removes spent token markers is here too.
  */
 #include "config.h"
 
@@ -14,6 +15,8 @@
 #include "error.h"
 #include "gov.h"
 #include "json.h"
+#include "log.h"
+#include "queue.h"
 
 static int notify_granted(PGconn *conn, int64_t requester_id, int64_t ticket_id, const json_t *vm,
 			  int64_t grant_id, const char *expires, struct shp_error *err)
@@ -71,4 +74,55 @@ int shd_console_grant_create(PGconn *conn, int64_t ticket_id, const json_t *payl
 	return notify_granted(conn, requester_id, ticket_id, vm,
 			      strtoll(shd_db_value(res, 0, 0), NULL, 10), shd_db_value(res, 0, 1),
 			      err);
+}
+
+/* ---- console.cleanup --------------------------------------------------------------------- */
+
+static enum shd_job_outcome cleanup_job(struct shd_job *job, void *ctx)
+{
+	static const char sql[] =
+		"DELETE FROM console_tokens WHERE jti IN (SELECT jti FROM console_tokens"
+		" WHERE expires_at < now() - interval '1 day' LIMIT $1)";
+	struct shp_error err = SHP_ERROR_INIT;
+	char limit[16];
+	int64_t deleted = 0;
+	PGconn *conn;
+
+	(void)ctx;
+	(void)snprintf(limit, sizeof(limit), "%d", SHD_CONSOLE_CLEANUP_BATCH);
+	conn = shd_job_conn(job, &err);
+	if (!conn)
+		return shd_job_fail(job, "%s", err.msg);
+	/* one short statement a batch (autocommit), so the token checks wait little */
+	for (int i = 0; !shd_job_should_stop(job); i++) {
+		_cleanup_(PQclearp) PGresult *res =
+			shd_db_exec(conn, sql, 1, (const char *[]){limit}, &err);
+		int64_t n;
+
+		if (!res || (i % 16 == 15 && shd_job_heartbeat(job, &err) < 0))
+			return shd_job_fail(job, "after %" PRId64 " deleted: %s", deleted, err.msg);
+		n = strtoll(PQcmdTuples(res), NULL, 10);
+		deleted += n;
+		if (n < SHD_CONSOLE_CLEANUP_BATCH)
+			break;
+	}
+	if (deleted > 0)
+		log_info("console.cleanup: deleted %" PRId64 " spent console token marker(s)",
+			 deleted);
+	return SHD_JOB_DONE;
+}
+
+int shd_console_register(struct shd_queue *q, struct shp_error *err)
+{
+	const struct shd_job_kind kind = {
+		.name = SHD_CONSOLE_CLEANUP_KIND,
+		.run = cleanup_job,
+		.timeout_ms = 60000,
+	};
+
+	if (shd_queue_register(q, &kind, err) < 0 ||
+	    shd_queue_add_periodic(q, SHD_CONSOLE_CLEANUP_KIND, "@every 1h",
+				   SHD_CONSOLE_CLEANUP_KIND, "{}", err) < 0)
+		return -err->code;
+	return 0;
 }

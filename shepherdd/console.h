@@ -94,6 +94,16 @@ int shd_console_grant_create(PGconn *conn, int64_t ticket_id, const json_t *payl
 			     int max_duration_s, int64_t requester_id, const char *granted_by,
 			     struct shp_error *err) SHP_MUSTCHECK;
 
+/*
+ * The periodic job console.cleanup (@every 1h): deletes single-use token markers that expired
+ * more than a day ago, SHD_CONSOLE_CLEANUP_BATCH rows a statement. Grants and sessions stay as
+ * records. Registered on q before it starts.
+ */
+#define SHD_CONSOLE_CLEANUP_KIND "console.cleanup"
+#define SHD_CONSOLE_CLEANUP_BATCH 1000
+struct shd_queue;
+int shd_console_register(struct shd_queue *q, struct shp_error *err) SHP_MUSTCHECK;
+
 /* ---- the VM a console request names (api-console.c) --------------------------------------- */
 
 struct shd_req;

@@ -201,6 +201,7 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 	    shd_exec_register(d->exec, q, err) < 0 || shd_gov_register(q, err) < 0 ||
 	    shd_batch_register(q, d->exec, err) < 0 ||
 	    shd_inbox_register(q, &cfg->notify_retention_days, err) < 0 ||
+	    shd_console_register(q, err) < 0 ||
 	    shd_reconcile_register(q, d, cfg->reconcile_interval_s, cfg->reconcile_mode,
 				   cfg->adoption_interval_s, err) < 0 ||
 	    shd_health_register(d->health, q, err) < 0 || shd_queue_start(q, err) < 0)

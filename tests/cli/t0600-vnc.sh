@@ -308,6 +308,26 @@ expect_eq "$(cut -d. -f2 <<<"$old")" "$(sql "SELECT key_id FROM console_tokens O
 expect_match "^shvnc1\.$(sql "SELECT key_id FROM console_tokens WHERE key_id <> '$(cut -d. -f2 <<<"$old")' LIMIT 1")\." \
 	"$OUT" "the new one is sealed with the new key"
 
+# ---- console.cleanup: spent token markers go a day after they expire, the rest stay
+n=0
+for _ in $(seq 150); do # the queue's leader schedules periodic jobs shortly after the start
+	n=$(shp jobs list --kind console.cleanup -o json | jq length)
+	[ "$n" -gt 0 ] && break
+	sleep 0.2
+done
+expect_match '^[1-9]' "$n" "console.cleanup is a periodic job of the queue"
+markers=$(sql "SELECT count(*) FROM console_tokens")
+sql "UPDATE console_tokens SET issued_at = now() - interval '49 hours', expires_at = now() - interval '48 hours'
+	WHERE jti = (SELECT jti FROM console_tokens ORDER BY issued_at LIMIT 1)" >/dev/null
+sql "UPDATE console_tokens SET issued_at = now() - interval '20 hours', expires_at = now() - interval '19 hours'
+	WHERE jti = (SELECT jti FROM console_tokens ORDER BY issued_at DESC LIMIT 1)" >/dev/null
+run_job console.cleanup '{}' && pass "console.cleanup runs" || fail "console.cleanup runs"
+expect_eq "$((markers - 1)) 0 1" "$(sql "SELECT count(*) || ' ' ||
+	count(*) FILTER (WHERE expires_at < now() - interval '1 day') || ' ' ||
+	count(*) FILTER (WHERE expires_at < now() - interval '1 hour') FROM console_tokens")" \
+	"the marker expired two days ago is deleted, the one of 19 hours ago is kept"
+expect_match 'console.cleanup: deleted 1 spent' "$(cat "$T/daemon.log")" "the job logs what it deleted"
+
 # ---- the idle limit (1 s since the restart): a viewer that says nothing is let go
 expect_exit 0 "vnc open db-1 as alice again" vnc_open tls alice db-1
 exec 3<>"/dev/tcp/127.0.0.1/$VNC_PORT"

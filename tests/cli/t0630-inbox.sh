@@ -51,13 +51,6 @@ request() {
 }
 ticket_is() { [ "$(sql "SELECT status FROM approval_tickets WHERE id = $1")" = "$2" ]; }
 # run_job KIND ARGS: queue one job of KIND and wait (through the jobs CLI) until it completed
-run_job() {
-	local id
-	id=$(sql "WITH ins AS (INSERT INTO jobs (kind, args, max_attempts) VALUES ('$1', '$2'::jsonb, 1)
-		RETURNING id, queue) SELECT id FROM ins, LATERAL pg_notify('shepherd_jobs', ins.queue)")
-	job_done() { [ "$(shp jobs show "$id" -o json | jq -r .state)" = completed ]; }
-	wait_for 20 job_done
-}
 
 # ---- APPROVAL_PENDING: every approver of the environment, nobody else -----------------------
 request web-1

@@ -74,6 +74,20 @@ stop_daemon() {
 	DAEMON_PID=
 }
 
+# run_job KIND ARGS-JSON: queue one job now (as the periodic schedule would) and wait up to
+# 60 s for it to complete; fails if it does not.
+run_job() {
+	local id n=300
+	id=$(sql "WITH ins AS (INSERT INTO jobs (kind, args, max_attempts) VALUES ('$1', '$2'::jsonb, 1)
+		RETURNING id, queue) SELECT id FROM ins, LATERAL pg_notify('shepherd_jobs', ins.queue)")
+	while [ "$n" -gt 0 ]; do
+		[ "$(shp jobs show "$id" -o json 2>/dev/null | jq -r .state)" = completed ] && return 0
+		sleep 0.2
+		n=$((n - 1))
+	done
+	return 1
+}
+
 # The CLI against the test daemon.
 shp() { "$SHEPHERD" --socket "$SOCK" "$@"; }
 
