@@ -307,12 +307,13 @@ static const struct shp_subcmd complete_names_entry = {
 	.usage = "KIND [PREFIX]",
 	.flags = CMD_HIDDEN | CMD_NEEDS_DAEMON | CMD_READONLY,
 	.summary = N_("print the resource names of a kind, for completion scripts"),
-	.description = N_("Print the names of KIND (vm, namespace, cluster, template, size, "
-			  "system, service, approval, request, task, batch, notification) starting "
-			  "with PREFIX, one a "
-			  "line: asked of shepherdd within 300 ms (SHEPHERD_COMPLETE_TIMEOUT) and cached "
-			  "for 30 seconds. "
-			  "Prints nothing when the daemon does not answer."),
+	.description =
+		N_("Print the names of KIND (vm, namespace, cluster, template, size, "
+		   "system, service, approval, request, task, batch, notification) starting "
+		   "with PREFIX, one a "
+		   "line: asked of shepherdd within 300 ms (SHEPHERD_COMPLETE_TIMEOUT) and cached "
+		   "for 30 seconds. "
+		   "Prints nothing when the daemon does not answer."),
 };
 
 const struct shp_cmd cmd_complete_names = {

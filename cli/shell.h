@@ -33,10 +33,10 @@ int cli_prompt_text(struct cli_ctx *ctx, const char *question, const char *flag,
 		    char **ret) SHP_MUSTCHECK;
 
 /* ---- names.c ---- */
-#define CLI_NAMES_TIMEOUT_MS 300 /* how long completion waits for the daemon, by default */
+#define CLI_NAMES_TIMEOUT_MS 300       /* how long completion waits for the daemon, by default */
 #define CLI_NAMES_TIMEOUT_MAX_MS 60000 /* SHEPHERD_COMPLETE_TIMEOUT's upper bound */
-#define CLI_NAMES_TTL_S 30       /* how long a cached list is used without asking */
-#define CLI_NAMES_MAX 2000       /* names kept per kind */
+#define CLI_NAMES_TTL_S 30             /* how long a cached list is used without asking */
+#define CLI_NAMES_MAX 2000             /* names kept per kind */
 #define CLI_NAME_LEN_MAX 256
 
 /* A list of names: v[n] is NULL. */
