@@ -8,6 +8,7 @@
 #pragma once
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -279,6 +280,24 @@ const struct shp_flag *cli_flag_by_id(const struct shp_flag *const *sets, int id
 int cli_apply_global(struct cli_ctx *ctx, int id, const char *arg);
 /* Check a value against flag->values; -SHP_E_INVAL naming the option otherwise. */
 int cli_check_value(const struct shp_flag *flag, const char *value, struct shp_error *err);
+
+/*
+ * interrupt.c: Ctrl-C in the shell. Armed, SIGINT sets a flag (no SA_RESTART) instead of ending
+ * shepherd; disarmed, the earlier action is back. Main thread only (the flag is read anywhere).
+ */
+void cli_interrupt_arm(void);
+void cli_interrupt_disarm(void);
+bool cli_interrupt_is_armed(void);
+/* Whether Ctrl-C came since the flag was last taken. */
+bool cli_interrupted(void);
+/* cli_interrupted(), and clear the flag. */
+bool cli_interrupt_take(void);
+/* The flag itself, for shp_httpc_config.interrupt (never NULL). */
+const volatile sig_atomic_t *cli_interrupt_flag(void);
+/* ctx->err says the command was interrupted (exit 130); returns -SHP_E_INTERRUPTED. */
+int cli_interrupt_error(struct cli_ctx *ctx);
+/* Sleep ms, less when interrupted: false when Ctrl-C came before or during the nap. */
+bool cli_nap_ms(long ms);
 
 /* client.c: calls to shepherdd. On failure they return -code with ctx->err set. */
 /* Set up ctx->http (no connection is made yet); a no-op when it exists. */

@@ -44,7 +44,8 @@ static bool retry_wait(struct cli_ctx *ctx, long seconds, int attempt)
 			fputc('\r', stderr); /* the countdown overwrites itself */
 			fprintf(stderr, _("shepherd: busy, retrying in %lds... "), left);
 		}
-		(void)sleep(1);
+		if (!cli_nap_ms(1000))
+			break; /* Ctrl-C in the shell: the caller reports it */
 	}
 	if (tty && !ctx->quiet)
 		fprintf(stderr, "\r\033[K");
@@ -63,6 +64,7 @@ int cli_connect(struct cli_ctx *ctx)
 		.key = cfg->key.value,
 		.timeout_ms = ctx->timeout_ms,
 		.verbose = ctx->verbose,
+		.interrupt = cli_interrupt_flag(),
 	};
 
 	if (ctx->http)
@@ -139,6 +141,8 @@ int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const js
 		if ((resp.status != 429 && resp.status != 503) ||
 		    !retry_wait(ctx, resp.retry_after, attempt))
 			return r;
+		if (cli_interrupted())
+			return cli_interrupt_error(ctx);
 	}
 }
 

@@ -204,10 +204,9 @@ static int audit_follow(struct cli_ctx *ctx, const char *query, long limit)
 		last = shp_json_int(e, "id", last);
 	}
 	for (bool down = false;;) {
-		struct timespec ts = {AUDIT_FOLLOW_MS / 1000, (AUDIT_FOLLOW_MS % 1000) * 1000000L};
-
 		(void)fflush(stdout);
-		(void)nanosleep(&ts, NULL);
+		if (!cli_nap_ms(AUDIT_FOLLOW_MS))
+			return cli_interrupt_error(ctx);
 		r = drain_after(ctx, query, json, &last);
 		if (r < 0 && !is_transient(ctx->err.code))
 			return r;

@@ -202,13 +202,6 @@ static void announce_changes(const json_t *before, const json_t *now)
 	(void)fflush(stdout);
 }
 
-static void nap(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	(void)nanosleep(&ts, NULL);
-}
-
 /*
  * Follow batch id until it ends: on a terminal the whole view is redrawn each time; elsewhere
  * each change is one line (what changed, then the parent's counters).
@@ -233,7 +226,8 @@ static int follow(struct cli_ctx *ctx, const char *id, bool redraw)
 		last = now;
 		if (batch_final(shp_json_str(now, "status")))
 			return batch_outcome(ctx, now);
-		nap(BATCH_POLL_MS);
+		if (!cli_nap_ms(BATCH_POLL_MS))
+			return cli_interrupt_error(ctx);
 	}
 }
 

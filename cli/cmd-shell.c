@@ -32,8 +32,9 @@ static const struct shp_subcmd shell_entry = {
 		"$XDG_STATE_HOME/shepherd/history (lines starting with a blank or holding a "
 		"--token are not). Words are split as sh splits them, with '...', \"...\" and "
 		"backslashes, but nothing is expanded; '#' starts a comment. A failing command "
-		"prints its error and the shell goes on. 'exit', 'quit' or Ctrl-D leaves, Ctrl-C "
-		"abandons the line being typed. Off a terminal the shell reads the lines without "
+		"prints its error and the shell goes on. 'exit', 'quit' or Ctrl-D leaves; Ctrl-C "
+		"abandons the line being typed, or stops the command running (exit status 130) "
+		"and the shell goes on. Off a terminal the shell reads the lines without "
 		"prompting, as a script, and exits with the status of the last command that "
 		"failed (0 when none did)."),
 };

@@ -125,7 +125,8 @@ static int request_wait(struct cli_ctx *ctx, const json_t *sub, json_t **ret)
 			fprintf(stderr, _("waiting for an approver (%s)...\n"), st ? st : "?");
 		(void)snprintf(last, sizeof(last), "%s", st ? st : "?");
 		json_decref(now);
-		(void)nanosleep(&(struct timespec){WAIT_POLL_MS / 1000, 0}, NULL);
+		if (!cli_nap_ms(WAIT_POLL_MS))
+			return cli_interrupt_error(ctx);
 	}
 }
 
@@ -418,7 +419,7 @@ static void serve(struct cli_ctx *ctx, int lfd, const char *name, const char *ns
 static int cmd_vnc_open(int argc, char **argv, struct cli_ctx *ctx)
 {
 	struct token_cache tc = {0};
-	struct sigaction sa = {.sa_handler = on_signal};
+	struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
 	const char *ns = NULL;
 	bool url_only = false;
 	char vm_ns[64];
@@ -440,8 +441,10 @@ static int cmd_vnc_open(int argc, char **argv, struct cli_ctx *ctx)
 		return r;
 	}
 	tc.got = time(NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
-	(void)sigaction(SIGTERM, &sa, NULL);
+	/* the shell's own handlers come back after (a second `vnc open` there starts afresh) */
+	stopping = 0;
+	(void)sigaction(SIGINT, &sa, &old_int);
+	(void)sigaction(SIGTERM, &sa, &old_term);
 	if (url_only)
 		printf("vnc://127.0.0.1:%d\n", lport);
 	else
@@ -450,6 +453,8 @@ static int cmd_vnc_open(int argc, char **argv, struct cli_ctx *ctx)
 	(void)fflush(stdout);
 	(void)snprintf(vm_ns, sizeof(vm_ns), "%s", shp_json_str(tc.t, "namespace"));
 	serve(ctx, lfd, argv[optind], vm_ns, &tc); /* the namespace stays the first token's */
+	(void)sigaction(SIGINT, &old_int, NULL);
+	(void)sigaction(SIGTERM, &old_term, NULL);
 	close(lfd);
 	json_decref(tc.t);
 	return 0;

@@ -64,12 +64,13 @@ struct follow {
 	struct shp_error last; /* why the last transport was given up */
 };
 
-static void nap_ms(long ms)
+/* Sleep ms; false (ctx->err set) when Ctrl-C in the shell cut it short. */
+static bool nap_ms(struct follow *f, long ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	if (cli_nap_ms(ms))
+		return true;
+	(void)cli_interrupt_error(f->ctx);
+	return false;
 }
 
 static long backoff_ms(int attempt)
@@ -265,6 +266,8 @@ static int follow_stream(struct follow *f)
 
 		if (f->ended)
 			return 0;
+		if (cli_interrupted())
+			return cli_interrupt_error(f->ctx);
 		if (f->unusable)
 			return 1;
 		/* A connection that brought events, or lasted (the server ends quiet ones), was
@@ -289,7 +292,8 @@ static int follow_stream(struct follow *f)
 			fprintf(stderr, _("the event stream broke (%s); reconnecting in %ld ms\n"),
 				r < 0 ? e.msg : _("closed before the task ended"),
 				backoff_ms(breaks));
-		nap_ms(backoff_ms(breaks));
+		if (!nap_ms(f, backoff_ms(breaks)))
+			return -SHP_E_INTERRUPTED;
 	}
 }
 
@@ -343,7 +347,8 @@ static int follow_poll(struct follow *f)
 			if (f->ctx->verbose)
 				fprintf(stderr, _("polling failed (%s); again in %ld ms\n"),
 					f->ctx->err.msg, backoff_ms(failures));
-			nap_ms(backoff_ms(failures));
+			if (!nap_ms(f, backoff_ms(failures)))
+				return -SHP_E_INTERRUPTED;
 			continue;
 		}
 		forget_error(f->ctx);
@@ -352,8 +357,8 @@ static int follow_poll(struct follow *f)
 		r = take_events(f, page, &done);
 		if (r < 0 || done)
 			return r < 0 ? r : 0;
-		if (r < POLL_PAGE)
-			nap_ms(CLI_FOLLOW_POLL_MS);
+		if (r < POLL_PAGE && !nap_ms(f, CLI_FOLLOW_POLL_MS))
+			return -SHP_E_INTERRUPTED;
 	}
 }
 
@@ -449,6 +454,8 @@ static int follow_ws(struct follow *f)
 
 		if (f->ended)
 			return 0;
+		if (cli_interrupted())
+			return cli_interrupt_error(f->ctx);
 		if (!opened || f->unusable) {
 			/* refused (sessions off or all taken, an older daemon) or unreadable */
 			f->last = e;
@@ -475,7 +482,8 @@ static int follow_ws(struct follow *f)
 			fprintf(stderr, _("the WebSocket broke (%s); reconnecting in %ld ms\n"),
 				r < 0 ? e.msg : _("closed before the task ended"),
 				backoff_ms(breaks));
-		nap_ms(backoff_ms(breaks));
+		if (!nap_ms(f, backoff_ms(breaks)))
+			return -SHP_E_INTERRUPTED;
 	}
 }
 

@@ -224,6 +224,7 @@ static struct cli_namelist *ask_daemon(const struct cli_ctx *ctx, enum cli_names
 		.cert = cfg->cert.value,
 		.key = cfg->key.value,
 		.timeout_ms = names_timeout_ms(),
+		.interrupt = cli_interrupt_flag(),
 	};
 	_cleanup_(shp_httpc_freep) struct shp_httpc *c = NULL;
 	_cleanup_(shp_httpc_response_release) struct shp_httpc_response resp;

@@ -6,6 +6,8 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +35,64 @@ static char **complete_nothing(const char *text, int start, int end)
 	return NULL;
 }
 
+/* ---- readline's callback interface, so that Ctrl-C is seen at once ---------------------- */
+
+static char *line_read;
+static bool line_done;
+
+static void on_line(char *line)
+{
+	line_read = line;
+	line_done = true;
+	rl_callback_handler_remove();
+}
+
+/* Ctrl-C: the line typed so far is dropped, "^C" shown and the cursor on a new line. */
+static void drop_line(void)
+{
+	rl_free_line_state();
+	rl_callback_sigcleanup();
+	rl_replace_line("", 0);
+	rl_point = rl_end = 0;
+	fputs("^C", rl_outstream);
+	rl_crlf();
+}
+
+char *cli_read_line(const char *prompt, bool again, bool *ret_interrupted)
+{
+	*ret_interrupted = false;
+	line_read = NULL;
+	line_done = false;
+	rl_callback_handler_install(prompt, on_line);
+	while (!line_done) {
+		struct pollfd pfd = {.fd = fileno(rl_instream), .events = POLLIN};
+		int r = poll(&pfd, 1, -1);
+
+		if (cli_interrupt_take()) {
+			drop_line();
+			if (!again) {
+				*ret_interrupted = true;
+				break;
+			}
+			rl_on_new_line();
+			rl_redisplay();
+		} else if (r > 0) {
+			rl_callback_read_char();
+		} else if (r < 0 && errno != EINTR) {
+			break;
+		}
+	}
+	if (!line_done)
+		rl_callback_handler_remove();
+	return line_read;
+}
+
+/* ---- prompts ------------------------------------------------------------------------------ */
+
 int cli_prompt(struct cli_ctx *ctx, const char *question, const char *why, const char *flag,
 	       char **ret)
 {
+	bool interrupted = false;
 	rl_completion_func_t *saved_completion = rl_attempted_completion_function;
 	FILE *saved_out = rl_outstream;
 	char *answer;
@@ -47,9 +104,13 @@ int cli_prompt(struct cli_ctx *ctx, const char *question, const char *why, const
 	}
 	rl_outstream = stderr;
 	rl_attempted_completion_function = complete_nothing;
-	answer = readline(question);
+	/* in the shell Ctrl-C stops the command that asks; elsewhere it ends shepherd */
+	answer = cli_interrupt_is_armed() ? cli_read_line(question, false, &interrupted)
+					  : readline(question);
 	rl_attempted_completion_function = saved_completion;
 	rl_outstream = saved_out;
+	if (interrupted)
+		return cli_interrupt_error(ctx);
 	*ret = answer ? answer : xstrdup("");
 	return 0;
 }

@@ -467,67 +467,6 @@ static char **complete(const char *text, int start, int end)
 
 /* ---- the terminal --------------------------------------------------------------------------- */
 
-static volatile sig_atomic_t interrupted;
-static char *line_read;
-static bool line_done;
-
-static void on_sigint(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static void on_line(char *line)
-{
-	line_read = line;
-	line_done = true;
-	rl_callback_handler_remove();
-}
-
-/* Ctrl-C: the line typed so far is dropped and a fresh prompt shown. */
-static void abandon_line(void)
-{
-	interrupted = 0;
-	rl_free_line_state();
-	rl_callback_sigcleanup();
-	rl_replace_line("", 0);
-	rl_point = rl_end = 0;
-	fputs("^C", rl_outstream);
-	rl_crlf();
-	rl_on_new_line();
-	rl_redisplay();
-}
-
-/*
- * One line from readline (NULL at end of input). SIGINT is caught only while the line is read:
- * a running command stops on Ctrl-C as it would outside the shell.
- */
-static char *read_tty_line(const char *prompt)
-{
-	struct sigaction sa = {.sa_handler = on_sigint}, old;
-
-	line_read = NULL;
-	line_done = false;
-	sigemptyset(&sa.sa_mask);
-	(void)sigaction(SIGINT, &sa, &old);
-	rl_callback_handler_install(prompt, on_line);
-	while (!line_done) {
-		struct pollfd pfd = {.fd = fileno(rl_instream), .events = POLLIN};
-		int r = poll(&pfd, 1, -1);
-
-		if (interrupted)
-			abandon_line();
-		else if (r > 0)
-			rl_callback_read_char();
-		else if (r < 0 && errno != EINTR)
-			break;
-	}
-	if (!line_done)
-		rl_callback_handler_remove();
-	(void)sigaction(SIGINT, &old, NULL);
-	return line_read;
-}
-
 /* The history file, created private; NULL when there is no place for it. */
 static char *open_history(void)
 {
@@ -587,8 +526,12 @@ static void run_tty(struct shell *sh)
 	stifle_history(HISTORY_MAX);
 	sh->history = open_history();
 	completing = sh;
+	/* Ctrl-C drops the line being typed, or stops the command running, not the shell */
+	cli_interrupt_arm();
 	for (;;) {
-		line = read_tty_line(prompt);
+		bool interrupted;
+
+		line = cli_read_line(prompt, true, &interrupted);
 		if (!line) {
 			fputc('\n', stdout);
 			break;
@@ -597,9 +540,11 @@ static void run_tty(struct shell *sh)
 		bool go_on = run_line(sh, line, strlen(line));
 
 		free(line);
+		(void)cli_interrupt_take(); /* one that came as the command ended */
 		if (!go_on)
 			break;
 	}
+	cli_interrupt_disarm();
 	completing = NULL;
 	rl_attempted_completion_function = NULL;
 }

@@ -18,10 +18,18 @@ bool cli_can_prompt(void);
 /*
  * Ask question on the terminal with readline (no history, no completion). Off a terminal,
  * refuse: -SHP_E_USAGE with ctx->err saying why: "<why>: pass <flag> (no terminal to ask on)".
+ * In the shell, Ctrl-C at the question is -SHP_E_INTERRUPTED.
  * *ret is the line typed (owned; "" at end of input). Main thread only.
  */
 int cli_prompt(struct cli_ctx *ctx, const char *question, const char *why, const char *flag,
 	       char **ret) SHP_MUSTCHECK;
+/*
+ * One line from the terminal with readline's callback interface (the prompt on rl_outstream):
+ * NULL at the end of input. Ctrl-C (the armed interrupt, see cli_interrupt_arm) drops the line
+ * typed so far; with again the prompt is shown afresh, else the result is NULL with
+ * *ret_interrupted set. The line is owned. Main thread only.
+ */
+char *cli_read_line(const char *prompt, bool again, bool *ret_interrupted);
 /* A y/N question: 0 for "y" or "yes", else -SHP_E_INTERNAL exit 1 with refused as the error. */
 int cli_prompt_yes(struct cli_ctx *ctx, const char *question, const char *why, const char *flag,
 		   const char *refused) SHP_MUSTCHECK;

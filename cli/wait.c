@@ -55,13 +55,6 @@ int cli_wait_outcome(struct cli_ctx *ctx, const char *noun, const json_t *r)
 			     shp_json_int(r, "id", 0), status, why[0] ? ": " : "", why);
 }
 
-static void nap(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	(void)nanosleep(&ts, NULL);
-}
-
 /*
  * Its task, followed live once (the request goes on being asked for afterwards). A task the
  * caller may not see (an approver outside its tenant) is not followed: the status is enough.
@@ -116,7 +109,8 @@ int cli_wait_final(struct cli_ctx *ctx, const char *noun, const char *route, con
 				return rc;
 			continue;
 		}
-		nap(REQUEST_POLL_MS);
+		if (!cli_nap_ms(REQUEST_POLL_MS))
+			return cli_interrupt_error(ctx);
 	}
 }
 

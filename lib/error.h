@@ -37,6 +37,7 @@ enum shp_errc {
 	SHP_E_UNAVAIL,       /* 503: retry later */
 	SHP_E_TIMEOUT,       /* 504 */
 	SHP_E_UNREACHABLE,   /* CLI: the daemon could not be reached, exit 3 */
+	SHP_E_INTERRUPTED,   /* CLI: Ctrl-C in the shell stopped the command, exit 130 */
 	_SHP_E_MAX,
 };
 
@@ -52,6 +53,7 @@ enum shp_exit {
 	SHP_EXIT_INVALID = 7,
 	SHP_EXIT_SERVER = 8,
 	SHP_EXIT_RETRY = 9,
+	SHP_EXIT_INTERRUPTED = 130, /* 128 + SIGINT, as a shell reports it */
 };
 
 #define SHP_ERROR_MSG_MAX 512

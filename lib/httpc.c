@@ -60,6 +60,7 @@ struct shp_httpc {
 	char *key;
 	long timeout_ms;
 	bool verbose;
+	const volatile sig_atomic_t *interrupt; /* borrowed; see shp_httpc_config */
 	SSL_CTX *ssl_ctx; /* built for the first TLS connection, kept for the next ones */
 	BIO_METHOD *bio_method;
 	int fd; /* the connection, or -1 */
@@ -245,6 +246,7 @@ struct shp_httpc *shp_httpc_new(const struct shp_httpc_config *cfg, struct shp_e
 		return NULL;
 	c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
 	c->verbose = cfg->verbose;
+	c->interrupt = cfg->interrupt;
 	return TAKE_PTR(c);
 }
 
@@ -339,7 +341,20 @@ static uint64_t deadline_after(uint64_t start, long ms)
 	return start + (uint64_t)ms * 1000000;
 }
 
-/* Wait until fd is ready for events (or in error): 0, -SHP_E_TIMEOUT past the deadline. */
+static bool interrupted(const struct shp_httpc *c)
+{
+	return c->interrupt && *c->interrupt;
+}
+
+static int interrupted_error(struct shp_error *err)
+{
+	return shp_error_set(err, SHP_E_INTERRUPTED, "interrupted");
+}
+
+/*
+ * Wait until fd is ready for events (or in error): 0, -SHP_E_TIMEOUT past the deadline,
+ * -SHP_E_INTERRUPTED once the interrupt flag is set (the signal that sets it ends the poll).
+ */
 static int wait_fd(const struct shp_httpc *c, int fd, short events, uint64_t deadline,
 		   struct shp_error *err)
 {
@@ -348,6 +363,8 @@ static int wait_fd(const struct shp_httpc *c, int fd, short events, uint64_t dea
 	int n;
 
 	for (;;) {
+		if (interrupted(c))
+			return interrupted_error(err);
 		now = shp_now_monotonic_ns();
 		if (now >= deadline)
 			return timeout_error(c, err);
@@ -492,6 +509,8 @@ static int unix_connect(struct shp_httpc *c, uint64_t deadline, struct shp_error
 			break;
 		if (errno != EAGAIN && errno != EINTR)
 			return unreachable(c, shp_strerror(errno, ebuf, sizeof(ebuf)), err);
+		if (interrupted(c))
+			return interrupted_error(err);
 		if (shp_now_monotonic_ns() >= deadline)
 			return timeout_error(c, err);
 		(void)nanosleep(&nap, NULL);
@@ -1331,6 +1350,8 @@ static int do_request(struct shp_httpc *c, const char *method, const char *path,
 	int r;
 
 	response_reset(resp);
+	if (interrupted(c))
+		return interrupted_error(err); /* nothing is sent once Ctrl-C came */
 	r = check_request(c, method, path, o->key, err);
 	if (r == 0 && o->accept && (!o->accept[0] || !value_is_clean(o->accept)))
 		r = shp_error_set(err, SHP_E_INVAL, "invalid Accept header value");
@@ -1404,6 +1425,7 @@ static struct shp_httpc *take_connection(struct shp_httpc *c)
 	}
 	k->prefix = "";
 	k->timeout_ms = c->timeout_ms;
+	k->interrupt = c->interrupt;
 	k->fd = c->fd;
 	k->ssl = c->ssl;
 	if (k->ssl) {

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -29,6 +30,11 @@ struct shp_httpc_config {
 	const char *key;         /* its private key */
 	long timeout_ms;         /* whole-request timeout; 0 = 30 s */
 	bool verbose;            /* print method, URL, status and timing to stderr */
+	/*
+	 * NULL, or a flag a signal handler sets (borrowed, for the client's life): once it is
+	 * non-zero, any wait ends with SHP_E_INTERRUPTED and the connection is dropped.
+	 */
+	const volatile sig_atomic_t *interrupt;
 };
 
 struct shp_httpc_response {

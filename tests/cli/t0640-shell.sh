@@ -105,6 +105,17 @@ expect_match "not found" "$OUT" "the error was shown"
 expect_match "team-a +test" "$OUT" "the next command ran"
 expect_exit 0 "Ctrl-D leaves" sh -c "$(declare -f typed on_tty); SHEPHERD='$SHEPHERD' SOCK='$SOCK'
 	typed 'namespace list\n' '\004' | on_tty shell"
+# Ctrl-C stops the command that runs, not the shell: one waiting for a daemon that does not
+# answer (stopped), then one that follows the audit log until interrupted
+kill -STOP "$DAEMON_PID"
+expect_exit 4 "Ctrl-C stops a command, and the shell goes on" sh -c "$(declare -f typed on_tty); SHEPHERD='$SHEPHERD' SOCK='$SOCK'
+	{ typed 'namespace list\n' '\003'; kill -CONT $DAEMON_PID; sleep 1
+	  typed 'namespace list\n' 'audit list --follow\n' '' '\003' 'namespace show nope\n' 'exit\n'; } | on_tty shell"
+kill -CONT "$DAEMON_PID"
+expect_eq 2 "$(grep -c 'error: interrupted' <<<"$OUT")" "each says it was interrupted"
+expect_match "team-a +test" "$OUT" "a command after the first ran (on a new connection)"
+expect_match "ACTOR +ACTION +RESOURCE" "$OUT" "the audit log was followed until Ctrl-C"
+expect_match "not found" "$OUT" "the last command ran too (its status is the shell's)"
 
 # ---- prompts: refused off a terminal (exit 2, naming the flag), answered on one
 expect_exit 2 "vm delete in prod off a terminal" as alice vm delete db-1 </dev/null
@@ -152,6 +163,15 @@ expect_eq "REJECTED keep it a while" "$(sql "SELECT status || ' ' || reason FROM
 	"with the reason typed"
 expect_eq "vm delete db-1|exit" "$(tail -n 2 "$hist" | paste -sd '|')" \
 	"the answer to a prompt is not history"
+alice_typed() { # PIECES...: typed into alice's shell on a terminal, a pause between them
+	typed "$@" | timeout 30 script -qefc "SHEPHERD_TOKEN='$(user_token alice)' \
+		'$SHEPHERD' --server 'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' shell" /dev/null
+}
+expect_exit 130 "Ctrl-C at a prompt inside the shell stops that command" \
+	alice_typed 'vm delete web-1\n' '\003' 'namespace list\n' 'exit\n'
+expect_match "Delete VM|web-1.*\\[y/N\\]" "$OUT" "it was asking"
+expect_match "team-a +test" "$OUT" "the shell went on"
+expect_eq 2 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'")" "nothing more was requested"
 
 # ---- __complete: the daemon, then its cache
 rm -rf "$XDG_CACHE_HOME"
