@@ -7,10 +7,11 @@ libpq-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libreadline-dev libssl
 libmicrohttpd-dev libgnutls28-dev zlib1g-dev libcriterion-dev
 postgresql postgresql-client util-linux passwd
 curl jq openssl python3 iproute2 procps clang clang-format
-gettext locales groff-base man-db"
+gettext locales groff-base man-db zsh fish"
 # gettext: xgettext, msgfmt and friends, for 'make update-pot', installing catalogues and the
 # translation test (t0003); locales: the locale definitions t0003 builds a locale from;
-# groff-base and man-db: the man pages are checked by rendering them (t0002).
+# groff-base and man-db: the man pages are checked by rendering them (t0002); zsh and fish: the
+# generated completion scripts for them are run against the daemon (t0640).
 # The tests need a kubectl: Debian's, unless one is installed already (another package's
 # /usr/bin/kubectl would collide with it).
 command -v kubectl >/dev/null 2>&1 || pkgs="$pkgs kubernetes-client"
