@@ -364,10 +364,11 @@ Test(provider_sim, create_twice_is_one_vm_and_dry_run_persists_nothing)
 	struct shd_vm_list l = {0};
 	json_auto_t *m = vm_manifest("default", "dry", "Always", "2Gi");
 
-	create("twice", "Always", &a);
-	create("twice", "Halted", &b);
+	/* halted, so that no transition of its own moves the resourceVersion below */
+	create("twice", "Halted", &a);
+	create("twice", "Always", &b);
 	cr_expect_str_eq(a.uid, b.uid);
-	cr_expect_str_eq(b.run_strategy, "Always", "the existing VM, not the new manifest");
+	cr_expect_str_eq(b.run_strategy, "Halted", "the existing VM, not the new manifest");
 
 	_cleanup_free_ char *rv = list_rv();
 	cr_assert_eq(P->infra.ops->create_vm(P->infra.impl, m, true, &d, 0, &err), 0, "%s",
