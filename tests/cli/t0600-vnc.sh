@@ -309,13 +309,7 @@ expect_match "^shvnc1\.$(sql "SELECT key_id FROM console_tokens WHERE key_id <> 
 	"$OUT" "the new one is sealed with the new key"
 
 # ---- console.cleanup: spent token markers go a day after they expire, the rest stay
-n=0
-for _ in $(seq 150); do # the queue's leader schedules periodic jobs shortly after the start
-	n=$(shp jobs list --kind console.cleanup -o json | jq length)
-	[ "$n" -gt 0 ] && break
-	sleep 0.2
-done
-expect_match '^[1-9]' "$n" "console.cleanup is a periodic job of the queue"
+expect_match '^[1-9]' "$(periodic_jobs console.cleanup)" "console.cleanup is a periodic job of the queue"
 markers=$(sql "SELECT count(*) FROM console_tokens")
 sql "UPDATE console_tokens SET issued_at = now() - interval '49 hours', expires_at = now() - interval '48 hours'
 	WHERE jti = (SELECT jti FROM console_tokens ORDER BY issued_at LIMIT 1)" >/dev/null

@@ -216,14 +216,7 @@ expect_exit 2 "inbox read ID --type" as alice inbox read 1 --type X
 expect_exit 7 "inbox --type with a bad type" as alice inbox --type "bad type"
 
 # ---- retention: old rows go, through the notify.retention job -----------------------------
-# the queue's leader schedules periodic jobs shortly after start: a loaded machine may be slow
-n=0
-for _ in $(seq 100); do
-	n=$(shp jobs list --kind notify.retention -o json | jq length)
-	[ "$n" -gt 0 ] && break
-	sleep 0.1
-done
-expect_match '^[1-9]' "$n" "notify.retention is a periodic job of the queue"
+expect_match '^[1-9]' "$(periodic_jobs notify.retention)" "notify.retention is a periodic job of the queue"
 before=$(sql "SELECT count(*) FROM notifications")
 sql "UPDATE notifications SET created_at = now() - interval '100 days'
 	WHERE id IN (SELECT id FROM notifications WHERE user_id = $ALICE ORDER BY id LIMIT 5)" >/dev/null

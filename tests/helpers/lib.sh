@@ -74,6 +74,19 @@ stop_daemon() {
 	DAEMON_PID=
 }
 
+# periodic_jobs KIND: how many jobs of KIND the queue holds, once there is one (the queue's
+# leader schedules periodic jobs shortly after the start: up to 30 s on a loaded machine).
+periodic_jobs() {
+	local n=0 i=150
+	while [ "$i" -gt 0 ]; do
+		n=$(shp jobs list --kind "$1" -o json | jq length)
+		[ "$n" -gt 0 ] && break
+		sleep 0.2
+		i=$((i - 1))
+	done
+	echo "$n"
+}
+
 # run_job KIND ARGS-JSON: queue one job now (as the periodic schedule would) and wait up to
 # 60 s for it to complete; fails if it does not.
 run_job() {
