@@ -136,12 +136,14 @@ static void print_follow_line(const json_t *e)
 	_cleanup_free_ char *res = audit_resource(e, 0);
 	const char *fields[] = {shp_json_str(e, "at"), shp_json_str(e, "actor"),
 				shp_json_str(e, "action"), res, shp_json_str(e, "outcome")};
-	_cleanup_free_ char *clean[5] = {NULL};
+	char *clean[5];
 
 	for (int i = 0; i < 5; i++)
 		clean[i] = cli_text_sanitize(fields[i] ? fields[i] : "");
 	printf("%-6" PRId64 " %-27s %-16s %-24s %-32s %s\n", shp_json_int(e, "id", 0), clean[0],
 	       clean[1], clean[2], clean[3], clean[4]);
+	for (int i = 0; i < 5; i++) /* a cleanup attribute on an array frees only its first */
+		free(clean[i]);
 }
 
 /*
