@@ -1357,6 +1357,12 @@ struct worker {
 	atomic_int *errors;
 };
 
+static void worker_error(struct worker *w, const char *what, const struct shp_error *err)
+{
+	fprintf(stderr, "worker %d: %s: %s\n", w->id, what, err->msg);
+	atomic_fetch_add(w->errors, 1);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -1370,14 +1376,16 @@ static void *worker_main(void *arg)
 		snprintf(name, sizeof(name), "t%d-%d", w->id, i % 8);
 		json_t *m = vm_manifest("default", name, i % 2 ? "Always" : "Halted", "1Gi");
 		if (P->infra.ops->create_vm(P->infra.impl, m, false, NULL, 0, &err) < 0)
-			atomic_fetch_add(w->errors, 1);
+			worker_error(w, "create", &err);
 		json_decref(m);
+		/* a name deleted 8 rounds ago may still be going (create returns it, then it is
+		 * gone): power answers 409 while it goes, 404 once it has gone */
 		int r = P->infra.ops->power(P->infra.impl, "default", name, ops[i % 5], 0, &err);
-		if (r < 0 && r != -SHP_E_CONFLICT)
-			atomic_fetch_add(w->errors, 1);
+		if (r < 0 && r != -SHP_E_CONFLICT && r != -SHP_E_NOTFOUND)
+			worker_error(w, "power", &err);
 		if (P->infra.ops->list_vms(P->infra.impl, NULL, "app.kubernetes.io/managed-by", &l,
 					   0, &err) < 0)
-			atomic_fetch_add(w->errors, 1);
+			worker_error(w, "list", &err);
 		shd_vm_list_release(&l);
 		if (i % 10 == 9)
 			(void)P->infra.ops->delete_vm(P->infra.impl, "default", name, 0, &err);
