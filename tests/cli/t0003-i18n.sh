@@ -165,7 +165,7 @@ EOF
 sock=$T/shepherdd.sock
 python3 "$T/daemon.py" "$sock" >"$T/daemon.out" 2>&1 &
 server_pid=$!
-for _ in $(seq 50); do
+for _ in $(seq 300); do
 	grep -q ready "$T/daemon.out" && break
 	sleep 0.1
 done

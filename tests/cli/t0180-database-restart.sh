@@ -25,7 +25,7 @@ expect_eq 503 "$(code)" "readiness goes down"
 
 "$top_srcdir/tests/helpers/pg-ctl.sh" start >/dev/null
 ok=0
-for i in $(seq 1 100); do
+for i in $(seq 1 300); do
 	api GET /api/v1/namespaces/before >/dev/null
 	[ "$(code)" = 200 ] && { ok=1; break; }
 	sleep 0.1

@@ -21,7 +21,7 @@ with open(sys.argv[2], "w") as f:
         pass
 PY
 listener=$!
-for i in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+for i in $(seq 1 300); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
 
 start_embedded() {
 	NOTIFY_SOCKET="$T/notify.sock" "$SHEPHERDD" --state-dir "$STATE" --socket "$SOCK" >>"$T/daemon.log" 2>&1 &
@@ -56,7 +56,7 @@ api POST /api/v1/namespaces -H 'Content-Type: application/json' -d '{"name":"kep
 expect_eq 201 "$(code)" "a namespace is created"
 
 kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
-for i in $(seq 1 100); do [ -z "$(pg_pids)" ] && break; sleep 0.1; done
+for i in $(seq 1 300); do [ -z "$(pg_pids)" ] && break; sleep 0.1; done
 expect_eq "" "$(pg_pids)" "after kill -9 of the daemon the server goes down too"
 [ -f "$STATE/pgdata/postmaster.pid" ] && note "a stale postmaster.pid was left behind"
 rm -f "$SOCK"

@@ -96,7 +96,7 @@ expect_eq 1 "$(sql "SELECT count(*) FROM execution_events WHERE execution_id = $
 steps=$(for i in 1 2 3 4 5 6; do printf '{"action":"test.effect","targets":["c-%d"],"params":{"key":"c-%d","ms":400}},' "$i" "$i"; done)
 body=$(submit "{\"tenant\":\"team-a\",\"confirm\":true,\"plan\":{\"steps\":[${steps%,}]}}")
 cx=$(jq .id <<<"$body")
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
 	[ "$(sql "SELECT count(*) FROM execution_steps WHERE execution_id = $cx AND status = 'succeeded'")" -ge 1 ] && break
 	sleep 0.1
 done

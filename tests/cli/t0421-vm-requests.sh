@@ -96,9 +96,9 @@ task=$(jq -r .task_id <<<"$body"); rid=$(jq -r .request_id <<<"$body")
 expect_match '^[0-9]+$' "$task" "with a task"
 expect_eq "$rid" "$(sql "SELECT event_id FROM executions WHERE id = $task")" "the task carries the request"
 expect_eq "null PROCESSING" "$(jq -r '"\(.ticket_id) \(.status)"' <<<"$body")" "no ticket, event PROCESSING"
-st=; for _ in $(seq 1 100); do st=$(sql "SELECT status FROM executions WHERE id = $task"); case $st in succeeded|failed|cancelled|rejected) break ;; esac; sleep 0.1; done
+st=; for _ in $(seq 1 300); do st=$(sql "SELECT status FROM executions WHERE id = $task"); case $st in succeeded|failed|cancelled|rejected) break ;; esac; sleep 0.1; done
 expect_eq succeeded "$st" "the stop task ran on the simulated cluster"
-ev=; for _ in $(seq 1 50); do ev=$(sql "SELECT status FROM domain_events WHERE id = $rid"); [ "$ev" = PROCESSING ] || break; sleep 0.1; done
+ev=; for _ in $(seq 1 300); do ev=$(sql "SELECT status FROM domain_events WHERE id = $rid"); [ "$ev" = PROCESSING ] || break; sleep 0.1; done
 expect_eq COMPLETED "$ev" "and the request is COMPLETED with it"
 expect_eq 1 "$(sql "SELECT count(*) FROM audit_log WHERE action = 'REQUEST_SUBMITTED' AND details->>'request_id' = '$rid' AND details->>'task_id' = '$task'")" \
 	"REQUEST_SUBMITTED names request and task"
@@ -172,7 +172,7 @@ expect_eq "202 PROCESSING" "$(code) $(jq -r .status <<<"$body")" "with a cluster
 expect_eq vm.provision "$(sql "SELECT plan_snapshot->'steps'->0->>'action' FROM executions WHERE id = $(jq -r .task_id <<<"$body")")" \
 	"as a vm.provision plan"
 rid=$(jq -r .request_id <<<"$body")
-ev=; for _ in $(seq 1 100); do ev=$(sql "SELECT status FROM domain_events WHERE id = $rid"); [ "$ev" = PROCESSING ] || break; sleep 0.1; done
+ev=; for _ in $(seq 1 300); do ev=$(sql "SELECT status FROM domain_events WHERE id = $rid"); [ "$ev" = PROCESSING ] || break; sleep 0.1; done
 expect_eq COMPLETED "$ev" "the VM is provisioned on sim1 and the request COMPLETED"
 expect_eq "shop web alice" "$(sql "SELECT v.system || ' ' || v.service || ' ' || u.name FROM vms v JOIN users u ON u.id = v.owner_id WHERE v.name = 'web-9'")" \
 	"the VM belongs to the requester's system, service and the requester"

@@ -213,7 +213,7 @@ expect_exit 0 "vm create --wait runs to its end" as alice vm create web-9 --name
 expect_match "CREATE_VM: COMPLETED" "$OUT" "the request COMPLETED"
 as alice vm modify web-9 --cpus 4 --wait >"$T/modify.out" 2>"$T/modify.err" &
 waiter=$!
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do
 	mtid=$(sql "SELECT id FROM approval_tickets WHERE request_type = 'MODIFY_VM' AND target_name = 'web-9'")
 	[ -n "$mtid" ] && break
 	sleep 0.1

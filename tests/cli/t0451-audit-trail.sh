@@ -43,7 +43,7 @@ BG_PIDS+=" $follower"
 sleep 1
 expect_exit 0 "a new namespace" shp namespace create followed --environment test
 seen=no
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do
 	if grep -q '"resource_name":"followed"' "$T/follow"; then seen=yes; break; fi
 	sleep 0.1
 done
@@ -54,7 +54,7 @@ sleep 1.5
 start_daemon
 expect_exit 0 "another namespace once the daemon is back" shp namespace create after-restart --environment test
 seen=no
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do
 	if grep -q '"resource_name":"after-restart"' "$T/follow"; then seen=yes; break; fi
 	sleep 0.1
 done

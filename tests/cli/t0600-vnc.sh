@@ -41,7 +41,7 @@ expect_exit 0 "VM web-1 on the simulated test cluster" vm sim1 team-a web-1
 expect_exit 0 "VM db-1 on the simulated prod cluster" vm simp pay-prod db-1
 expect_exit 0 "VM kv-1 in the API simulator" vm kube1 team-a kv-1
 running() { # running NAME: wait until the VM row says RUNNING
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		[ "$(sql "SELECT status FROM vms WHERE name = '$1'")" = RUNNING ] && return 0
 		sleep 0.1
 	done
@@ -87,7 +87,7 @@ vnc_open() {
 	fi
 	VNC_PID=$!
 	BG_PIDS="$BG_PIDS $VNC_PID"
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		[ -s "$T/url" ] && break
 		kill -0 "$VNC_PID" 2>/dev/null || break
 		sleep 0.05
@@ -251,7 +251,7 @@ tls_cli carol vnc request db-1 --duration 10m --reason "a second look" --wait -o
 	>"$T/wait.json" 2>"$T/wait.err" &
 waiter=$!
 BG_PIDS="$BG_PIDS $waiter"
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do
 	ticket2=$(sql "SELECT id FROM approval_tickets WHERE requester = 'carol' AND request_type = 'VNC_ACCESS'")
 	[ -n "$ticket2" ] && break
 	sleep 0.1
@@ -278,7 +278,7 @@ expect_eq 101 "$(code)" "kv-1's console opens through the KubeVirt provider"
 expect_match 'RFB 003\.008' "$(tr -cd '[:print:]' <"$T/body")" \
 	"with the API simulator's RFB greeting"
 ended() { # ended VM: wait until the VM's sessions have ended
-	for _ in $(seq 1 50); do
+	for _ in $(seq 1 300); do
 		[ "$(sql "SELECT count(*) FROM console_sessions WHERE vm_name = '$1' AND ended_at IS NULL")" = 0 ] && return 0
 		sleep 0.1
 	done

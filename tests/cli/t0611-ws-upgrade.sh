@@ -123,7 +123,7 @@ for i in 1 2 3 4; do
 	$WS --unix "$SOCK" --timeout 30 "/api/v1/tasks/$id/stream" events >"$T/held$i" 2>&1 &
 	BG_PIDS="$BG_PIDS $!"
 done
-for _ in $(seq 50); do
+for _ in $(seq 300); do
 	[ "$(cat "$T"/held? | grep -c '^status 101')" = 4 ] && break
 	sleep 0.1
 done
