@@ -12,9 +12,9 @@ WS="python3 $top_srcdir/tests/helpers/ws-client.py"
 start_daemon_tls --http-connection-timeout 6s --websocket-sessions 4 --execution-immediate-max 1s \
 	--queue-shutdown-grace 1s
 submit() { api POST /api/v1/tasks -H 'Content-Type: application/json' -d "$1"; }
-sleeper() { # a task that runs for $1 steps of $2 ms
+sleeper() { # a task that runs for $1 steps of $2 ms, of SLA class $3 (medium: 30 s at most)
 	local step="{\"action\":\"test.sleep\",\"targets\":[\"s-$RANDOM\"],\"params\":{\"ms\":$2}}"
-	submit "{\"tenant\":\"team-a\",\"plan\":{\"steps\":[$(yes "$step" | head -n "$1" | paste -sd,)]}}" | jq .id
+	submit "{\"tenant\":\"team-a\",\"sla_class\":\"${3:-medium}\",\"plan\":{\"steps\":[$(yes "$step" | head -n "$1" | paste -sd,)]}}" | jq .id
 }
 ws() { $WS --unix "$SOCK" "$@" 2>&1; }
 TOKEN=$(shp token create t-ws --user "$(id -un)" --expires 1d 2>/dev/null)
@@ -55,7 +55,8 @@ expect_match '^status 404' "$out" "nor for a task one cannot see"
 
 # ---- a live task: the frames come as it runs, past the connection timeout (PINGs answered);
 # meanwhile, clients that go silent (they run alongside, the timeouts take seconds)
-long=$(sleeper 4 8000)
+# it outlives every section below that uses it (a long task: 10 minutes at most)
+long=$(sleeper 12 10000 long)
 (
 	start=$(date +%s)
 	ws --timeout 25 "/api/v1/tasks/$long/stream" idle >"$T/idle"
