@@ -114,8 +114,9 @@ static const char finish_sql[] =
 	"  plan_snapshot #>> '{steps,0,action}',"
 	"  (SELECT jsonb_agg(t) FROM (SELECT DISTINCT jsonb_array_elements(s -> 'targets') t"
 	"     FROM jsonb_array_elements(plan_snapshot -> 'steps') s LIMIT 20) x),"
-	"  approval_level, started_at, now(), $6,"
-	"  (extract(epoch FROM now() - coalesce(started_at, now())) * 1000)::bigint,"
+	"  approval_level, started_at, coalesce(ended_at, clock_timestamp()), $6,"
+	"  (extract(epoch FROM coalesce(ended_at, clock_timestamp()) - coalesce(started_at,"
+	"   clock_timestamp())) * 1000)::bigint,"
 	"  greatest(attempts - 1, 0),"
 	"  (extract(epoch FROM coalesce(started_at, now()) - created_at) * 1000)::bigint,"
 	"  worker_id, lease_renewals, cancel_checks_performed, mode, sla_class, timeout_policy_id";

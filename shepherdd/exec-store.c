@@ -53,6 +53,22 @@ int shd_exec_event(PGconn *conn, int64_t id, int step, const char *type, const c
 		5, (const char *[]){ids, step >= 0 ? steps : NULL, type, message, d}, err);
 }
 
+/*
+ * started_at and ended_at are the moments themselves, not the transaction's start: a claim that
+ * waited on a lock its holder released starts after that holder ended. An execution that never
+ * started has no end either (valid_timing).
+ */
+static const char transition_sql[] =
+	"UPDATE executions SET status = $2::execution_status,"
+	" last_transition_from = status, last_transition_at = now(), last_transition_by = $3,"
+	" started_at = CASE WHEN $2 = 'running'"
+	"   THEN coalesce(started_at, clock_timestamp()) ELSE started_at END,"
+	" ended_at = CASE WHEN $4 AND started_at IS NOT NULL THEN clock_timestamp()"
+	"   ELSE ended_at END,"
+	" deadline_at = CASE WHEN $2 = 'running' AND deadline_at IS NULL"
+	"   THEN now() + make_interval(secs => timeout_ms / 1000.0) ELSE deadline_at END"
+	" WHERE id = $1";
+
 int shd_exec_transition(PGconn *conn, int64_t id, const char *from, const char *to, const char *by,
 			struct shp_error *err)
 {
@@ -62,20 +78,8 @@ int shd_exec_transition(PGconn *conn, int64_t id, const char *from, const char *
 	if (shd_fsm_check(&shd_fsm_execution, from, to, err) < 0)
 		return -err->code;
 	(void)snprintf(ids, sizeof(ids), "%" PRId64, id);
-	if (shd_db_command(conn,
-			   "UPDATE executions SET status = $2::execution_status,"
-			   " last_transition_from = status, last_transition_at = now(),"
-			   " last_transition_by = $3,"
-			   " started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now())"
-			   "   ELSE started_at END,"
-			   /* an execution that never started has no end either (valid_timing) */
-			   " ended_at = CASE WHEN $4 AND started_at IS NOT NULL THEN now()"
-			   "   ELSE ended_at END,"
-			   " deadline_at = CASE WHEN $2 = 'running' AND deadline_at IS NULL"
-			   "   THEN now() + make_interval(secs => timeout_ms / 1000.0)"
-			   "   ELSE deadline_at END"
-			   " WHERE id = $1",
-			   4, (const char *[]){ids, to, by, terminal ? "true" : "false"}, err) < 0)
+	if (shd_db_command(conn, transition_sql, 4,
+			   (const char *[]){ids, to, by, terminal ? "true" : "false"}, err) < 0)
 		return -err->code;
 	(void)snprintf(msg, sizeof(msg), "%s -> %s", from, to);
 	if (shd_exec_event(conn, id, -1, "status", msg,

@@ -65,7 +65,7 @@ expect_exit 0 "shepherd jobs list --state discarded" shp jobs list --state disca
 expect_eq "$bad" "$(jq '.[0].id' <<<"$OUT")" "the retried job failed again and is back among the dead letters"
 expect_eq 2 "$(sql "SELECT attempt FROM jobs WHERE id = $bad")" "after one more attempt"
 expect_exit 0 "shepherd jobs list (table)" shp jobs list --limit 3
-expect_match '^ID +STATE +KIND' "$OUT" "the jobs table has a header"
+expect_match '^ *ID +STATE +KIND' "$OUT" "the jobs table has a header"
 expect_exit 0 "shepherd jobs show" shp jobs show "$ok" -o json
 expect_eq completed "$(jq -r .state <<<"$OUT")" "show gives the job"
 expect_exit 4 "shepherd jobs show of a missing job" shp jobs show 999999
