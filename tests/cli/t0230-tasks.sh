@@ -78,8 +78,10 @@ curl -s -N --max-time 10 --unix-socket "$SOCK" -H "Last-Event-ID: $second" "http
 expect_eq "$(($(grep -c '^id: ' "$T/sse") - 2))" "$(grep -c '^id: ' "$T/sse2")" "Last-Event-ID resumes after the event it names"
 
 # ---- mutex: fail fast, then wait
-body=$(submit '{"tenant":"team-a","confirm":true,"plan":{"steps":[{"action":"test.effect","targets":["vm-3"],"params":{"key":"m-1","ms":3000}}]}}')
+body=$(submit '{"tenant":"team-a","confirm":true,"plan":{"steps":[{"action":"test.effect","targets":["vm-3"],"params":{"key":"m-1","ms":6000}}]}}')
 held=$(jq .id <<<"$body")
+# its locks are taken when a worker starts it: the others come once it runs
+wait_status "$held" running || fail "the holder starts" "$(sql "SELECT status FROM executions WHERE id = $held")"
 body=$(submit '{"tenant":"team-a","confirm":true,"plan":{"steps":[{"action":"test.effect","targets":["vm-3"],"params":{"key":"m-2"}}]}}')
 expect_eq 409 "$(code)" "a second execution on a busy target fails fast (409)"
 expect_eq RESOURCE_BUSY "$(jq -r .error.code <<<"$body")" "with RESOURCE_BUSY"
