@@ -258,7 +258,9 @@ static int probe_start(PGconn *conn, int64_t id, int64_t ev, void *arg, struct s
 	(void)arg;
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	res = shd_db_exec(conn,
-			  "SELECT status || ' ' || (started_at = now()) FROM executions"
+			  /* a moment of this transaction is not before its start; one of an
+			   * earlier, committed transaction is */
+			  "SELECT status || ' ' || (started_at >= now()) FROM executions"
 			  " WHERE id = $1",
 			  1, (const char *[]){ids}, err);
 	if (!res)
@@ -280,7 +282,7 @@ static int probe_finish(PGconn *conn, int64_t id, int64_t ev, const char *status
 	(void)arg;
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	res = shd_db_exec(conn,
-			  "SELECT status || ' ' || (ended_at = now()) || ' ' || $2 FROM executions"
+			  "SELECT status || ' ' || (ended_at >= now()) || ' ' || $2 FROM executions"
 			  " WHERE id = $1",
 			  2, (const char *[]){ids, status}, err);
 	if (!res)
