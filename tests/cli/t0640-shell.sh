@@ -2,7 +2,8 @@
 # shepherd shell, prompts and daemon-backed completion with the real daemon and CLI: the shell
 # off a terminal (a script: errors do not end it, the last failure's status is its own, global
 # options hold, a line's own do not, one connection), on a pseudo-terminal through script(1)
-# (history written 0600, TAB completing a verb and a VM name, Ctrl-C abandoning a line); prompts
+# (history written 0600, TAB completing a verb and a VM name, Ctrl-C abandoning a line or
+# stopping a command; each key typed once the shell is ready for it); prompts
 # refused off a terminal naming the flag and answered on one; `__complete` from the daemon, from
 # its cache with the daemon stopped, within its timeout when the daemon hangs or is gone; the
 # generated bash completion asking for names.
@@ -77,40 +78,69 @@ expect_exit 2 "a NUL byte is refused" sh -c "printf 'namespace\\0 list\n' | '$SH
 expect_match "NUL byte" "$ERR" "named"
 
 # ---- the shell on a terminal (a pseudo-terminal through script(1))
-on_tty() { # CLI-ARGS...: the CLI on a pseudo-terminal, what is on stdin typed
-	timeout 20 script -qefc "'$SHEPHERD' --socket '$SOCK' $*" /dev/null
-}
-typed() { # pieces of input, a pause between them (Ctrl-C flushes what was not read yet)
-	for piece in "$@"; do
-		printf '%b' "$piece"
-		sleep 1
+# Keys are typed when the shell is ready for them, never after a fixed pause: a Ctrl-C is a
+# signal, and one typed early would stop another command (or drop input the tty had not
+# handed over yet) on a loaded machine.
+esc=$'\e'
+tty_drive() { # OUT STEPS...: type the STEPS into what writes OUT (30 s for each wait):
+	# @N     wait for the Nth prompt at the start of a line
+	# ?ERE   wait for the output to match ERE
+	# #N?ERE wait for the Nth line matching ERE
+	# !CMD   run CMD;   anything else is typed (printf %b)
+	local out=$1 step n i
+	shift
+	for step in "$@"; do
+		case $step in
+		@*) step="#${step#@}?^(${esc}\[[0-9?;]*[a-zA-Z])*shepherd \(" ;;
+		\?*) step="#1$step" ;;
+		esac
+		case $step in
+		\#*) n=${step%%\?*} n=${n#\#}
+			for ((i = 0; i < 300; i++)); do
+				[ "$(grep -Eac -- "${step#*\?}" "$out")" -ge "$n" ] && break
+				sleep 0.1
+			done
+			[ "$i" -lt 300 ] || echo "tty_drive: gave up waiting for '$step'" >&2 ;;
+		!*) eval "${step#!}" ;;
+		*) printf '%b' "$step" ;;
+		esac
 	done
 }
-expect_exit 0 "the shell on a terminal" sh -c "$(declare -f typed on_tty); SHEPHERD='$SHEPHERD' SOCK='$SOCK'
-	typed 'namespace list\n' 'namespace sh\tteam-a\n' 'vm show web\t\n' ' vm list\n' \
-		'namespace lis' '\003' 'version --token x\n' 'exit\n' | on_tty shell"
+tty_run() { # COMMAND STEPS...: COMMAND (sh) on a pseudo-terminal, driven by STEPS (tty_drive)
+	local cmd=$1 out rc
+	shift
+	out=$(mktemp -p "$T" tty.XXXXXX)
+	tty_drive "$out" "$@" | timeout 120 script -qefc "$cmd" /dev/null >"$out"
+	rc=$?
+	cat "$out"
+	return $rc
+}
+tty_shell() { tty_run "'$SHEPHERD' --socket '$SOCK' -v shell" "$@"; }
+expect_exit 0 "the shell on a terminal" tty_shell @1 'namespace list\n' @2 'namespace sh\tteam-a\n' \
+	@3 'vm show web\t\n' @4 ' vm list\n' @5 'namespace lis' '\003' @6 'version --token x\n' @7 'exit\n'
 expect_match "shepherd \\($SOCK\\)> " "$OUT" "the prompt names the daemon"
 expect_match "team-a +test" "$OUT" "a command ran"
 expect_match "namespace show team-a" "$OUT" "TAB completed the verb"
 expect_match "vm show web-1" "$OUT" "TAB completed the VM name (asked of the daemon)"
 expect_match "(debian-12|web-1.*RUNNING|RUNNING)" "$OUT" "and the completed command ran"
 expect_match "\\^C" "$OUT" "Ctrl-C abandoned the line"
+expect_eq 0 "$(grep -c 'error: interrupted' <<<"$OUT")" "and stopped nothing"
 hist="$XDG_STATE_HOME/shepherd/history"
 expect_eq 600 "$(stat -c %a "$hist" 2>/dev/null)" "the history file is private"
 expect_eq "namespace list|namespace show team-a|vm show web-1 |exit" "$(paste -sd '|' "$hist")" \
 	"the history: not the line starting with a blank, not the abandoned one, not the token"
-expect_exit 4 "an error does not end the shell, and counts" sh -c "$(declare -f typed on_tty); SHEPHERD='$SHEPHERD' SOCK='$SOCK'
-	typed 'namespace show nope\n' 'namespace list\n' | on_tty shell"
+expect_exit 4 "an error does not end the shell, and counts" \
+	tty_shell @1 'namespace show nope\n' @2 'namespace list\n' @3
 expect_match "not found" "$OUT" "the error was shown"
 expect_match "team-a +test" "$OUT" "the next command ran"
-expect_exit 0 "Ctrl-D leaves" sh -c "$(declare -f typed on_tty); SHEPHERD='$SHEPHERD' SOCK='$SOCK'
-	typed 'namespace list\n' '\004' | on_tty shell"
+expect_exit 0 "Ctrl-D leaves" tty_shell @1 'namespace list\n' @2 '\004'
 # Ctrl-C stops the command that runs, not the shell: one waiting for a daemon that does not
 # answer (stopped), then one that follows the audit log until interrupted
 kill -STOP "$DAEMON_PID"
-expect_exit 4 "Ctrl-C stops a command, and the shell goes on" sh -c "$(declare -f typed on_tty); SHEPHERD='$SHEPHERD' SOCK='$SOCK'
-	{ typed 'namespace list\n' '\003'; kill -CONT $DAEMON_PID; sleep 1
-	  typed 'namespace list\n' 'audit list --follow\n' '' '\003' 'namespace show nope\n' 'exit\n'; } | on_tty shell"
+expect_exit 4 "Ctrl-C stops a command, and the shell goes on" tty_shell \
+	@1 'namespace list\n' '?-> GET /api/v1/namespaces' '\003' @2 "!kill -CONT $DAEMON_PID" \
+	'namespace list\n' @3 'audit list --follow\n' '?ACTOR +ACTION +RESOURCE' '\003' \
+	@4 'namespace show nope\n' @5 'exit\n'
 kill -CONT "$DAEMON_PID"
 expect_eq 2 "$(grep -c 'error: interrupted' <<<"$OUT")" "each says it was interrupted"
 expect_match "team-a +test" "$OUT" "a command after the first ran (on a new connection)"
@@ -163,12 +193,10 @@ expect_eq "REJECTED keep it a while" "$(sql "SELECT status || ' ' || reason FROM
 	"with the reason typed"
 expect_eq "vm delete db-1|exit" "$(tail -n 2 "$hist" | paste -sd '|')" \
 	"the answer to a prompt is not history"
-alice_typed() { # PIECES...: typed into alice's shell on a terminal, a pause between them
-	typed "$@" | timeout 30 script -qefc "SHEPHERD_TOKEN='$(user_token alice)' \
-		'$SHEPHERD' --server 'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' shell" /dev/null
-}
 expect_exit 130 "Ctrl-C at a prompt inside the shell stops that command" \
-	alice_typed 'vm delete web-1\n' '\003' 'namespace list\n' 'exit\n'
+	tty_run "SHEPHERD_TOKEN='$(user_token alice)' '$SHEPHERD' --server 'https://127.0.0.1:$TLS_PORT' \
+		--cacert '$T/pki/ca.crt' shell" @1 'vm delete web-1\n' '?\\[y/N\\]' '\003' @2 \
+	'namespace list\n' @3 'exit\n'
 expect_match "Delete VM|web-1.*\\[y/N\\]" "$OUT" "it was asking"
 expect_match "team-a +test" "$OUT" "the shell went on"
 expect_eq 2 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'")" "nothing more was requested"
