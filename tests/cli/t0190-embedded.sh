@@ -46,7 +46,7 @@ if [ "$(id -u)" = 0 ]; then
 else
 	expect_eq "$(id -u)" "$(awk '/^Uid:/ {print $2}' /proc/$pid/status)" "as a user, the server runs as that user"
 fi
-sleep 0.5
+wait_for 30 grep -q 'READY=1' "$notify_log"
 expect_match 'READY=1' "$(cat "$notify_log")" "readiness is sent to NOTIFY_SOCKET"
 
 pg_sysid() { "${SHP_TEST_PGBIN}/pg_controldata" "$STATE/pgdata" 2>/dev/null | awk -F: '/system identifier/ {gsub(/ /, "", $2); print $2}'; }
@@ -69,7 +69,7 @@ expect_eq "$sysid" "$(pg_sysid)" "the same cluster is used again (no second init
 stop_daemon
 expect_eq 0 "$DAEMON_STATUS" "SIGTERM stops the daemon cleanly"
 expect_eq "" "$(pg_pids)" "and the embedded server with it"
-sleep 0.3
+wait_for 30 grep -q 'STOPPING=1' "$notify_log"
 expect_match 'STOPPING=1' "$(cat "$notify_log")" "stopping is sent to NOTIFY_SOCKET"
 kill "$listener" 2>/dev/null
 

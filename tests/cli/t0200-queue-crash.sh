@@ -15,8 +15,8 @@ enqueue_effects() { # PREFIX COUNT HOLD_MS
 
 count() { sql "$1"; }
 
-# wait_for SQL WANT SECONDS: poll until the query answers WANT
-wait_for() {
+# wait_sql SQL WANT SECONDS: poll until the query answers WANT
+wait_sql() {
 	local i=0
 	while [ $i -lt $(($3 * 10)) ]; do
 		[ "$(count "$1")" = "$2" ] && return 0
@@ -28,7 +28,7 @@ wait_for() {
 
 start_daemon --queue-workers 4
 enqueue_effects crash- 200 40
-wait_for "SELECT count(*) >= 20 FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" t 30
+wait_sql "SELECT count(*) >= 20 FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" t 30
 running=$(count "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'running'")
 done_before=$(count "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'")
 kill -9 "$DAEMON_PID"
@@ -42,7 +42,7 @@ rm -f "$SOCK"
 t0=$(date +%s)
 start_daemon --queue-workers 4
 # the dead daemon's leadership and leases must expire first (about 5 and 7 s)
-if wait_for "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" 200 90; then
+if wait_sql "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" 200 90; then
 	pass "after the restart every job completed ($(($(date +%s) - t0)) s)"
 else
 	fail "after the restart every job completed" "$(sql "SELECT state, count(*) FROM jobs WHERE kind = 'test.effect' GROUP BY 1")"
@@ -61,10 +61,10 @@ expect_eq 0 "$(count "SELECT coalesce(sum(overlapped), 0) FROM test_effects")" \
 
 # The database restarts under load; the daemon reconnects by itself.
 enqueue_effects restart- 200 20
-wait_for "SELECT count(*) >= 220 FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" t 30
+wait_sql "SELECT count(*) >= 220 FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" t 30
 "$top_srcdir/tests/helpers/pg-ctl.sh" restart 1 >/dev/null
 t0=$(date +%s)
-if wait_for "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" 400 90; then
+if wait_sql "SELECT count(*) FROM jobs WHERE kind = 'test.effect' AND state = 'completed'" 400 90; then
 	pass "after the database restart every job completed ($(($(date +%s) - t0)) s)"
 else
 	fail "after the database restart every job completed" "$(sql "SELECT state, count(*) FROM jobs WHERE kind = 'test.effect' GROUP BY 1")"

@@ -37,9 +37,10 @@ expect_match "step_finished" "$ERR" "prints its events"
 printf 'steps:\n  - {action: test.effect, targets: [vm-3], params: {key: slow, ms: 3000}}\n' >"$T/slow.yaml"
 expect_exit 0 "a slow task is queued" shp tasks submit -f "$T/slow.yaml" --tenant team-a --yes -o json
 slow=$(jq .id <<<"$OUT")
-curl -s -N --max-time 8 --unix-socket "$SOCK" "http://localhost/api/v1/tasks/$slow/stream" >/dev/null &
+curl -s -N --max-time 8 --unix-socket "$SOCK" "http://localhost/api/v1/tasks/$slow/stream" \
+	>"$T/held-stream" &
 watcher=$!
-sleep 0.5
+wait_for 30 grep -q 'stream open' "$T/held-stream" || fail "a stream holds the daemon's slot"
 expect_exit 0 "with the stream refused, following polls to the end" shp tasks watch "$slow" -o json
 expect_eq succeeded "$(jq -r .status <<<"$OUT")" "and reports the outcome"
 wait "$watcher"

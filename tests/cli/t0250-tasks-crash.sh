@@ -5,7 +5,7 @@
 # execution resumes after the restart at the step that did not finish.
 . "$top_srcdir/tests/helpers/lib.sh"
 
-wait_for() { # SQL WANT SECONDS
+wait_sql() { # SQL WANT SECONDS
 	local i=0
 	while [ $i -lt $(($3 * 10)) ]; do
 		[ "$(sql "$1")" = "$2" ] && return 0
@@ -21,7 +21,7 @@ for i in $(seq 1 40); do
 	submit "{\"tenant\":\"team-a\",\"confirm\":true,\"sla_class\":\"long\",\"plan\":{\"steps\":[{\"action\":\"test.effect\",\"targets\":[\"vm-$i\"],\"params\":{\"key\":\"k-$i\",\"ms\":300}}]}}" >/dev/null
 	[ "$(code)" = 202 ] || fail "submission $i is queued" "$(code) $(cat "$T/body")"
 done
-wait_for "SELECT count(*) >= 4 FROM executions WHERE status = 'succeeded'" t 30
+wait_sql "SELECT count(*) >= 4 FROM executions WHERE status = 'succeeded'" t 30
 running=$(sql "SELECT count(*) FROM executions WHERE status = 'running'")
 kill -9 "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
@@ -35,7 +35,7 @@ rm -f "$SOCK"
 start_daemon --queue-workers 4 --queue-shutdown-grace 0s
 # the leases of the killed daemon's jobs expire first (long: 60 s + 5 s; a shorter class's
 # lease outlasts its own execution timeout, so its executions would rightly time out)
-if wait_for "SELECT count(*) FROM executions WHERE status = 'succeeded'" 40 120; then
+if wait_sql "SELECT count(*) FROM executions WHERE status = 'succeeded'" 40 120; then
 	pass "after the restart every execution succeeded"
 else
 	fail "after the restart every execution succeeded" "$(sql "SELECT status, count(*) FROM executions GROUP BY 1")"
@@ -49,13 +49,13 @@ expect_eq 0 "$(sql "SELECT count(*) FROM executions WHERE status <> 'succeeded'"
 # the steps that finished are not
 submit '{"tenant":"team-a","confirm":true,"plan":{"steps":[{"action":"test.effect","targets":["g"],"params":{"key":"g-1","ms":100}},{"action":"test.effect","targets":["g"],"params":{"key":"g-2","ms":4000}},{"action":"test.effect","targets":["g"],"params":{"key":"g-3"}}]}}' >/dev/null
 g=$(jq .id "$T/body")
-wait_for "SELECT status FROM execution_steps WHERE execution_id = $g AND step_index = 1" running 30
+wait_sql "SELECT status FROM execution_steps WHERE execution_id = $g AND step_index = 1" running 30
 stop_daemon
 expect_eq running "$(sql "SELECT status FROM executions WHERE id = $g")" "a stopped daemon leaves the execution running"
 expect_eq available "$(sql "SELECT state FROM jobs WHERE id = (SELECT job_id FROM executions WHERE id = $g)")" "and its job requeued"
 rm -f "$SOCK"
 start_daemon --queue-workers 4
-if wait_for "SELECT status FROM executions WHERE id = $g" succeeded 60; then
+if wait_sql "SELECT status FROM executions WHERE id = $g" succeeded 60; then
 	pass "after the restart the execution finishes"
 else
 	fail "after the restart the execution finishes" "$(sql "SELECT status, error FROM executions WHERE id = $g")"

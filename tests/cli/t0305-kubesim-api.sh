@@ -15,10 +15,10 @@ vm_body() { # NAME RUNSTRATEGY
 	printf '{"apiVersion":"kubevirt.io/v1","kind":"VirtualMachine","metadata":{"name":"%s"},' "$1"
 	printf '"spec":{"runStrategy":"%s","template":{"spec":{"domain":{"memory":{"guest":"1Gi"}}}}}}' "$2"
 }
-# wait_for PATH JQ-EXPR WANT: poll (5 s) until the expression over GET PATH prints WANT
-wait_for() {
+# kube_wait PATH JQ-EXPR WANT: poll (30 s) until the expression over GET PATH prints WANT
+kube_wait() {
 	local i=0 got=
-	while [ $i -lt 100 ]; do
+	while [ $i -lt 600 ]; do
 		got=$(kube GET "$1" | jq -r "$2")
 		[ "$got" = "$3" ] && break
 		sleep 0.05
@@ -86,7 +86,7 @@ expect_eq "" "$(jq -r '.metadata.continue // empty' <<<"$page3")" "the last page
 rv=$(kube GET $VMS | jq -r .metadata.resourceVersion)
 kube PUT $SUB/virtualmachines/a2/start >/dev/null
 expect_eq 202 "$(kcode)" "start: 202"
-wait_for $VMS/a2 .status.printableStatus Running "a Halted VM starts and runs"
+kube_wait $VMS/a2 .status.printableStatus Running "a Halted VM starts and runs"
 kube GET "$VMS?watch=1&resourceVersion=$rv&fieldSelector=metadata.name%3Da2&timeoutSeconds=1&allowWatchBookmarks=true" >"$T/w"
 expect_eq 200 "$(kcode)" "watch: 200"
 expect_match '"MODIFIED".*"Starting"' "$(cat "$T/w")" "the replay holds Starting"
@@ -181,7 +181,7 @@ kube PATCH "$VMS/s1?fieldManager=m1" "${A[@]}" --data-binary @"$T/s3.yaml" >"$T/
 expect_eq '{"shared":"yes"}' "$(jq -c .metadata.labels "$T/o")" \
 	"labels m1 stopped applying: owner removed, shared kept (m2 still owns it)"
 kube PUT $SUB/virtualmachines/a1/start >/dev/null
-wait_for $VMS/a1 .spec.runStrategy Always "start rewrites spec.runStrategy"
+kube_wait $VMS/a1 .spec.runStrategy Always "start rewrites spec.runStrategy"
 printf '%s\n' 'apiVersion: kubevirt.io/v1' 'kind: VirtualMachine' 'metadata:' '  name: a1' \
 	'spec:' '  runStrategy: Halted' >"$T/a1.yaml"
 body=$(kube PATCH "$VMS/a1?fieldManager=prov" "${A[@]}" --data-binary @"$T/a1.yaml")
@@ -199,7 +199,7 @@ kube PATCH $VMS/s1 -H 'Content-Type: application/merge-patch+json' -d '{"metadat
 expect_eq "200 p" "$(kcode) $(cat "$T/r")" "merge patch"
 
 # --- dry run: nothing persisted, no RV ---
-wait_for $VMS/a1 .status.printableStatus Running "a1 settles (Running) before the RV is compared"
+kube_wait $VMS/a1 .status.printableStatus Running "a1 settles (Running) before the RV is compared"
 rv_before=$(kubesim_ctl stats | jq .rv)
 kube POST "$VMS?dryRun=All" "${JSON[@]}" -d "$(vm_body dry1 Halted)" | jq -r '.metadata.resourceVersion // "none"' >"$T/r"
 expect_eq "201 none" "$(kcode) $(cat "$T/r")" "dry-run create answers 201 without an RV"
@@ -233,13 +233,13 @@ body=$(kubesim_ctl faults '{"status":"x"}')
 expect_match "must be" "$body" "a malformed fault is refused"
 
 # --- deletion through finalizers ---
-wait_for $VMS/a2 '.metadata.finalizers[0]' kubevirt.io/virtualMachineControllerFinalize \
+kube_wait $VMS/a2 '.metadata.finalizers[0]' kubevirt.io/virtualMachineControllerFinalize \
 	"the controller puts its finalizer on the VM"
 rv=$(kube GET $VMS | jq -r .metadata.resourceVersion)
 body=$(kube DELETE $VMS/a2)
 expect_eq "200 VirtualMachine true" "$(kcode) $(jq -r '"\(.kind) \(.metadata.deletionTimestamp != null)"' <<<"$body")" \
 	"DELETE with a finalizer: 200 with the object, deletionTimestamp set"
-wait_for $VMS/a2 .code 404 "the VM goes once its VMI is gone"
+kube_wait $VMS/a2 .code 404 "the VM goes once its VMI is gone"
 kube GET "$VMS?watch=1&resourceVersion=$rv&fieldSelector=metadata.name%3Da2&timeoutSeconds=1" >"$T/w"
 expect_match '"Terminating"' "$(cat "$T/w")" "it went through Terminating"
 expect_eq DELETED "$(tail -n 1 "$T/w" | jq -r .type)" "  and ended with DELETED"
@@ -257,23 +257,23 @@ body=$(kube PUT $SUB/virtualmachines/p-2/stop)
 expect_eq '409 VM is not running' "$(kcode) $(jq -r .message <<<"$body" | sed 's/.*: //')" "stop on a stopped VM: 409"
 kube PUT $SUB/virtualmachines/missing/start | jq -r .message >"$T/r"
 expect_eq '404 virtualmachine.kubevirt.io "missing" not found' "$(kcode) $(cat "$T/r")" "start on a missing VM: 404"
-wait_for /apis/kubevirt.io/v1/namespaces/t1/virtualmachineinstances/a1 .status.phase Running "a1's VMI runs"
+kube_wait /apis/kubevirt.io/v1/namespaces/t1/virtualmachineinstances/a1 .status.phase Running "a1's VMI runs"
 node=$(kube GET /apis/kubevirt.io/v1/namespaces/t1/virtualmachineinstances/a1 | jq -r .status.nodeName)
 kube PUT $SUB/virtualmachines/a1/migrate >/dev/null
 expect_eq 202 "$(kcode)" "migrate: 202"
 mig=$(kube GET "/apis/kubevirt.io/v1/namespaces/t1/virtualmachineinstancemigrations?labelSelector=kubevirt.io%2Fvmi-name%3Da1" | jq -r '.items[0].metadata.name')
 expect_match '^kubevirt-migrate-vm-' "$mig" "the migration object has the subresource's generateName"
-wait_for /apis/kubevirt.io/v1/namespaces/t1/virtualmachineinstancemigrations/$mig .status.phase Succeeded \
+kube_wait /apis/kubevirt.io/v1/namespaces/t1/virtualmachineinstancemigrations/$mig .status.phase Succeeded \
 	"the migration succeeds"
 expect_eq 1 "$(kube GET /apis/kubevirt.io/v1/namespaces/t1/virtualmachineinstances/a1 | jq -r --arg n "$node" '(.status.nodeName != $n) | if . then 1 else 0 end')" \
 	"the VMI moved off $node"
 kube PUT /apis/subresources.kubevirt.io/v1/namespaces/t1/virtualmachineinstances/a1/pause >/dev/null
 expect_eq 200 "$(kcode)" "pause: 200"
-wait_for $VMS/a1 .status.printableStatus Paused "the VM shows Paused"
+kube_wait $VMS/a1 .status.printableStatus Paused "the VM shows Paused"
 SNAPS=/apis/snapshot.kubevirt.io/v1beta1/namespaces/t1/virtualmachinesnapshots
 kube POST $SNAPS "${JSON[@]}" -d '{"metadata":{"name":"sn1"},"spec":{"source":{"apiGroup":"kubevirt.io","kind":"VirtualMachine","name":"a1"}}}' >/dev/null
 expect_eq 201 "$(kcode)" "snapshot created with the gate on"
-wait_for $SNAPS/sn1 .status.readyToUse true "the snapshot becomes ready to use"
+kube_wait $SNAPS/sn1 .status.readyToUse true "the snapshot becomes ready to use"
 kubesim_ctl feature-gates '{"featureGates":[]}' >/dev/null
 body=$(kube POST $SNAPS "${JSON[@]}" -d '{"metadata":{"name":"sn2"},"spec":{"source":{"apiGroup":"kubevirt.io","kind":"VirtualMachine","name":"a1"}}}')
 expect_match '^400 .*snapshot feature gate not enabled$' "$(kcode) $(jq -r .message <<<"$body")" \
@@ -286,7 +286,7 @@ for f in Unschedulable:ErrorUnschedulable ErrImagePull:ErrImagePull PvcNotFound:
 	CrashLoopBackOff:CrashLoopBackOff; do
 	name=$(echo "${f%%:*}" | tr 'A-Z' 'a-z')
 	kube POST $VMS "${JSON[@]}" -d "{\"metadata\":{\"name\":\"$name\",\"annotations\":{\"kubesim.shepherd.dev/fault\":\"${f%%:*}\"}},\"spec\":{\"runStrategy\":\"Always\",\"template\":{\"spec\":{\"domain\":{\"memory\":{\"guest\":\"1Gi\"}}}}}}" >/dev/null
-	wait_for $VMS/$name .status.printableStatus "${f#*:}" "fault ${f%%:*}: the VM shows ${f#*:}"
+	kube_wait $VMS/$name .status.printableStatus "${f#*:}" "fault ${f%%:*}: the VM shows ${f#*:}"
 done
 expect_eq 1 "$(kube GET $VMS/crashloopbackoff | jq '.status.startFailure.consecutiveFailCount >= 1 | if . then 1 else 0 end')" \
 	"  with status.startFailure counting"

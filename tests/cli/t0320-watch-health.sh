@@ -10,17 +10,6 @@
 
 start_daemon --health-interval 2s --watch-scan-interval 1s --provider-timeout 3s
 
-# wait_for SECONDS CMD...: run CMD every 0.2 s until it succeeds.
-wait_for() {
-	local n=$(($1 * 5))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-		n=$((n - 1))
-	done
-	return 1
-}
 health_is() { [ "$(sql "SELECT health FROM clusters WHERE name = '$1'")" = "$2" ]; }
 
 # ---- a simulated cluster ------------------------------------------------------------------

@@ -78,12 +78,14 @@ expect_match 'cannot follow task [0-9]+ over WebSocket .*disabled' "$ERR" "sayin
 # both SSE slots taken by other clients: polling
 printf 'steps:\n  - {action: test.sleep, targets: [s], params: {ms: 6000}}\n' >"$T/slow.yaml"
 slow=$(shp tasks submit -f "$T/slow.yaml" --tenant team-s -o json | jq .id)
-for _ in 1 2; do
-	curl -s -N --max-time 8 --unix-socket "$SOCK" "http://localhost/api/v1/tasks/$slow/stream" \
-		>/dev/null &
+for i in 1 2; do
+	curl -s -N --max-time 20 --unix-socket "$SOCK" "http://localhost/api/v1/tasks/$slow/stream" \
+		>"$T/held-stream.$i" &
 	BG_PIDS="$BG_PIDS $!"
 done
-sleep 0.3
+# both slots are taken once each stream has said it is open
+wait_for 30 sh -c "grep -q 'stream open' '$T/held-stream.1' && grep -q 'stream open' '$T/held-stream.2'" ||
+	fail "two streams hold the daemon's slots"
 expect_exit 0 "--wait with no stream to be had" submit nostream shp
 expect_match '^following task [0-9]+ by polling$' "$(following "$ERR")" "falls back to polling"
 expect_match 'no event stream \(HTTP 429' "$ERR" "after -v told why"

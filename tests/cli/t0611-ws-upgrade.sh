@@ -131,7 +131,7 @@ done
 out=$(ws "/api/v1/tasks/$id/stream" events)
 expect_match '^status 429' "$out" "a fifth session is refused (429)"
 expect_match '"code":"WEBSOCKET_SESSIONS_EXHAUSTED"' "$out" "with its own code"
-expect_match '^status 200' "$(curl -s -m 1 -o /dev/null -w 'status %{http_code}' --unix-socket "$SOCK" \
+expect_match '^status 200' "$(curl -s -m 3 -o /dev/null -w 'status %{http_code}' --unix-socket "$SOCK" \
 	"http://localhost/api/v1/tasks/$id/stream")" "the SSE stream still answers meanwhile"
 
 # ---- stopping the daemon closes live sessions and waits for them
@@ -140,7 +140,7 @@ stop_daemon
 expect_eq 0 "$DAEMON_STATUS" "the daemon stops cleanly with sessions open"
 # the sessions wait 30 s for frames: a shutdown that waited for them would take that long
 expect_eq 1 "$(( $(date +%s) - start < 20 ))" "without waiting for the sessions to end"
-sleep 0.3
+wait_for 30 grep -q '^close' "$T/held1"
 expect_eq "close 1001" "$(tail -n 1 "$T/held1")" "a live session is told the daemon is going away (1001)"
 BG_PIDS=
 

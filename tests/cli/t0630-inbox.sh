@@ -24,17 +24,6 @@ expect_exit 0 "a simulated test cluster" shp cluster add sim1 --simulated --envi
 api_as alice POST /api/v1/systems -H "$J" -d '{"name": "shop"}' >/dev/null
 api_as alice POST /api/v1/services -H "$J" -d '{"name": "web", "system": "shop"}' >/dev/null
 
-# wait_for SECONDS CMD...: run CMD every 0.2 s until it succeeds.
-wait_for() {
-	local n=$(($1 * 5))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-		n=$((n - 1))
-	done
-	return 1
-}
 # n_of USER TYPE [TICKET]: how many notifications of TYPE USER has (of that ticket)
 n_of() {
 	sql "SELECT count(*) FROM notifications WHERE user_id = $(uid "$1") AND type = '$2'

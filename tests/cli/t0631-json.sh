@@ -38,16 +38,6 @@ stderr: $(head -c 300 "$T/err")"
 }
 A() { as alice "$@"; }
 C() { as carol "$@"; }
-wait_for() {
-	local n=$(($1 * 5))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-		n=$((n - 1))
-	done
-	return 1
-}
 ticket_is() { [ "$(sql "SELECT status FROM approval_tickets WHERE id = $1")" = "$2" ]; }
 
 # ---- the daemon and the caller ---------------------------------------------------------------

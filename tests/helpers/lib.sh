@@ -74,6 +74,19 @@ stop_daemon() {
 	DAEMON_PID=
 }
 
+# wait_for SECONDS CMD...: run CMD every 0.2 s until it succeeds; false if it never does. A
+# test waits for what it needs to see, never a fixed pause: a loaded machine is slow.
+wait_for() {
+	local n=$(($1 * 5))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+		n=$((n - 1))
+	done
+	return 1
+}
+
 # periodic_jobs KIND: how many jobs of KIND the queue holds, once there is one (the queue's
 # leader schedules periodic jobs shortly after the start: up to 30 s on a loaded machine).
 periodic_jobs() {
