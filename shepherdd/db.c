@@ -50,6 +50,7 @@ struct shd_dbpool {
 	uint64_t connect_failures;
 	uint64_t resets;
 	bool healthy;
+	int backoff_min_ms;   /* the first pause */
 	int backoff_ms;       /* 0 while healthy */
 	uint64_t retry_at_ns; /* no connect attempt before this (monotonic) */
 };
@@ -193,6 +194,7 @@ static void pool_config(const struct shd_dbpool *pool, struct shd_dbpool_config 
 		.statement_timeout_ms = pool->statement_timeout_ms,
 		.lock_timeout_ms = pool->lock_timeout_ms,
 		.idle_in_tx_timeout_ms = pool->idle_in_tx_timeout_ms,
+		.backoff_min_ms = pool->backoff_min_ms,
 		.application_name = pool->application_name,
 	};
 }
@@ -215,6 +217,12 @@ struct shd_dbpool *shd_dbpool_new(const struct shd_dbpool_config *cfg, struct sh
 		shp_error_set(err, SHP_E_INVAL, "database checkout timeout must not be negative");
 		return NULL;
 	}
+	if (cfg->backoff_min_ms < 0 || cfg->backoff_min_ms > BACKOFF_MAX_MS) {
+		shp_error_set(err, SHP_E_INVAL,
+			      "database connect backoff %d ms is out of range 0-%d",
+			      cfg->backoff_min_ms, BACKOFF_MAX_MS);
+		return NULL;
+	}
 	pool = calloc(1, sizeof(*pool));
 	if (!pool) {
 		shp_error_set(err, SHP_E_NOMEM, "allocating the database pool");
@@ -235,6 +243,7 @@ struct shd_dbpool *shd_dbpool_new(const struct shd_dbpool_config *cfg, struct sh
 	pool->statement_timeout_ms = cfg->statement_timeout_ms;
 	pool->lock_timeout_ms = cfg->lock_timeout_ms;
 	pool->idle_in_tx_timeout_ms = cfg->idle_in_tx_timeout_ms;
+	pool->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : BACKOFF_MIN_MS;
 	pool->healthy = true;
 
 	(void)pthread_mutex_init(&pool->lock, NULL);
@@ -298,7 +307,7 @@ static void note_connect(struct shd_dbpool *pool, bool ok)
 	pool->connect_failures++;
 	pool->healthy = false;
 	if (pool->backoff_ms == 0)
-		pool->backoff_ms = BACKOFF_MIN_MS;
+		pool->backoff_ms = pool->backoff_min_ms;
 	else if (pool->backoff_ms < BACKOFF_MAX_MS)
 		pool->backoff_ms = pool->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 									 : pool->backoff_ms * 2;
@@ -445,6 +454,7 @@ void shd_dbpool_get_stats(struct shd_dbpool *pool, struct shd_dbpool_stats *ret)
 		.timeouts = pool->timeouts,
 		.connect_failures = pool->connect_failures,
 		.resets = pool->resets,
+		.backoff_ms = pool->backoff_ms,
 		.healthy = pool->healthy,
 	};
 	(void)pthread_mutex_unlock(&pool->lock);

@@ -23,6 +23,7 @@ struct shd_dbpool_config {
 	int statement_timeout_ms;  /* SET per connection; 0 = server default */
 	int lock_timeout_ms;       /* likewise */
 	int idle_in_tx_timeout_ms; /* idle_in_transaction_session_timeout */
+	int backoff_min_ms;        /* first pause after a failed connect; 0 = 100 ms */
 	const char *application_name;
 };
 
@@ -35,13 +36,15 @@ struct shd_dbpool_stats {
 	uint64_t timeouts; /* checkouts that gave up */
 	uint64_t connect_failures;
 	uint64_t resets; /* broken connections discarded */
+	int backoff_ms;  /* the pause after the last failed connect; 0 while healthy */
 	bool healthy;    /* the last connect attempt succeeded */
 };
 
 /*
  * Create the pool. Connections open lazily; the pool does not fail when the server is down.
  * While the server is unreachable, checkouts fail fast with SHP_E_UNAVAIL (connect attempts are
- * spaced by an exponential backoff, 100 ms doubling to 5 s) and recover by themselves.
+ * spaced by an exponential backoff, 100 ms (backoff_min_ms) doubling to 5 s) and recover by
+ * themselves.
  */
 struct shd_dbpool *shd_dbpool_new(const struct shd_dbpool_config *cfg, struct shp_error *err);
 /* Close every connection; no checkout may be outstanding. Returns NULL. */
