@@ -22,24 +22,33 @@
 #ifdef SHP_QUEUE_DRIVER
 /* a minimal stand-in for the few Criterion macros used below */
 static const char *current_test;
-#define QFAIL(...)                                                                                 \
-	do {                                                                                       \
-		fprintf(stderr, "FAIL %s (%s:%d): ", current_test, __FILE__, __LINE__);            \
-		fprintf(stderr, __VA_ARGS__);                                                      \
-		fprintf(stderr, "\n");                                                             \
-		exit(1);                                                                           \
-	} while (0)
+static void drv_fail(const char *expr, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4), noreturn));
+static void drv_fail(const char *expr, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "FAIL %s (%s:%d): %s", current_test, __FILE__, line, expr);
+	if (fmt[2]) {
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+	}
+	fputc('\n', stderr);
+	exit(1);
+}
+/* the message, when there is one, starts with a string literal that ": " is joined to */
 #define cr_assert(c, ...)                                                                          \
 	do {                                                                                       \
 		if (!(c))                                                                          \
-			QFAIL("%s", #c);                                                           \
+			drv_fail(#c, __LINE__, ": " __VA_ARGS__);                                  \
 	} while (0)
-#define cr_assert_eq(a, b, ...) cr_assert((a) == (b))
-#define cr_assert_neq(a, b, ...) cr_assert((a) != (b))
-#define cr_assert_str_eq(a, b, ...) cr_assert(strcmp((a), (b)) == 0)
-#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b))
-#define cr_assert_leq(a, b, ...) cr_assert((a) <= (b))
-#define cr_assert_lt(a, b, ...) cr_assert((a) < (b))
+#define cr_assert_eq(a, b, ...) cr_assert((a) == (b), __VA_ARGS__)
+#define cr_assert_neq(a, b, ...) cr_assert((a) != (b), __VA_ARGS__)
+#define cr_assert_str_eq(a, b, ...) cr_assert(strcmp((a), (b)) == 0, __VA_ARGS__)
+#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b), __VA_ARGS__)
+#define cr_assert_leq(a, b, ...) cr_assert((a) <= (b), __VA_ARGS__)
+#define cr_assert_lt(a, b, ...) cr_assert((a) < (b), __VA_ARGS__)
 #define cr_log_info(...) fprintf(stderr, __VA_ARGS__)
 #define Test(suite, name, ...) static void test_##name(void)
 #else
@@ -271,7 +280,7 @@ Test(queue, transactional_enqueue)
 	cr_assert_eq(shd_db_begin(tc, &err), 0);
 	id = enqueue("test.noop", "{\"n\": 1}", NULL);
 	cr_assert_eq(shd_db_commit(tc, &err), 0, "%s", err.msg);
-	wait_state(id, "completed", 5000);
+	wait_state(id, "completed", 15000);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(id), NULL), 1);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND finalized_at IS NOT NULL",
 			 idstr(id), NULL),
@@ -393,12 +402,12 @@ Test(queue, scheduled_not_run_early)
 	struct shd_queue *q = start_queue(NULL);
 
 	p.kind = "test.noop";
-	p.run_at_us = shp_now_realtime_us() + 1500000;
+	p.run_at_us = shp_now_realtime_us() + 3000000; /* 2 s to spare after the check below */
 	cr_assert_eq(shd_job_insert(tc, &p, &ins, &err), 0, "%s", err.msg);
 	cr_assert_str_eq(state_of(ins.id), "scheduled");
 	usleep(1000 * 1000);
 	cr_assert_str_eq(state_of(ins.id), "scheduled");
-	wait_state(ins.id, "completed", 5000);
+	wait_state(ins.id, "completed", 15000);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND attempted_at >= scheduled_at",
 			 idstr(ins.id), NULL),
 		     1, "it ran at or after its time");
@@ -412,7 +421,7 @@ Test(queue, retry_with_backoff_then_success)
 	struct shd_queue *q = start_queue(NULL);
 	int64_t id = enqueue("test.fail", "{\"times\": 2}", NULL);
 
-	wait_state(id, "completed", 10000);
+	wait_state(id, "completed", 15000);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(id), NULL), 3);
 	cr_assert_eq(val("SELECT cardinality(errors) FROM jobs WHERE id = $1", idstr(id), NULL), 2);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND errors[2]->>'error' = "
@@ -434,7 +443,7 @@ Test(queue, dead_letter_then_retry)
 	p.args = "{\"times\": 3}";
 	p.sla = SHD_SLA_FAST; /* 3 attempts */
 	cr_assert_eq(shd_job_insert(tc, &p, &ins, &err), 0, "%s", err.msg);
-	wait_state(ins.id, "discarded", 10000);
+	wait_state(ins.id, "discarded", 15000);
 	job = shd_job_get(tc, ins.id, &err);
 	cr_assert(job, "%s", err.msg);
 	cr_assert_eq(json_integer_value(json_object_get(job, "attempt")), 3);
@@ -444,7 +453,7 @@ Test(queue, dead_letter_then_retry)
 
 	/* retry from the dead-letter state: attempt kept, one more allowed, and it succeeds */
 	cr_assert_eq(shd_job_retry(tc, ins.id, &err), 0, "%s", err.msg);
-	wait_state(ins.id, "completed", 10000);
+	wait_state(ins.id, "completed", 15000);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(ins.id), NULL), 4);
 	cr_assert_eq(shd_job_retry(tc, ins.id, &err), -SHP_E_CONFLICT, "a completed job stays");
 	cr_assert_eq(shd_job_retry(tc, 999999, &err), -SHP_E_NOTFOUND);
@@ -465,10 +474,10 @@ Test(queue, cancel_queued_and_running)
 
 	q = start_queue(NULL);
 	running = enqueue("test.sleep", "{\"ms\": 60000}", NULL);
-	wait_state(running, "running", 5000);
+	wait_state(running, "running", 15000);
 	cr_assert_eq(shd_job_cancel(tc, running, &st, &err), 0, "%s", err.msg);
 	cr_assert_eq(st, SHD_JOB_RUNNING, "a running job is told, not stopped by force");
-	wait_state(running, "cancelled", 2000);
+	wait_state(running, "cancelled", 15000);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE state = 'completed'", NULL, NULL), 0);
 	cr_assert_eq(shd_job_cancel(tc, 424242, &st, &err), -SHP_E_NOTFOUND);
 	shd_queue_free(q);
@@ -479,7 +488,7 @@ Test(queue, snooze_does_not_count_an_attempt)
 	struct shd_queue *q = start_queue(NULL);
 	int64_t id = enqueue("t.snooze", NULL, NULL);
 
-	wait_state(id, "completed", 5000);
+	wait_state(id, "completed", 15000);
 	cr_assert_eq(atomic_load(&snooze_runs), 2);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(id), NULL), 1);
 	shd_queue_free(q);
@@ -510,7 +519,7 @@ Test(queue, pause_and_resume)
 		1);
 	json_decref(stats);
 	cr_assert_eq(shd_queue_resume(tc, "slow", &err), 0, "%s", err.msg);
-	wait_state(ins.id, "completed", 3000);
+	wait_state(ins.id, "completed", 15000);
 	shd_queue_free(q);
 }
 
@@ -524,7 +533,7 @@ Test(queue, heartbeat_limited_by_sla)
 	p.kind = "t.heartbeat";
 	p.sla = SHD_SLA_FAST; /* one renewal */
 	cr_assert_eq(shd_job_insert(tc, &p, &ins, &err), 0, "%s", err.msg);
-	wait_state(ins.id, "completed", 5000);
+	wait_state(ins.id, "completed", 15000);
 	cr_assert_eq(atomic_load(&heartbeat_codes[0]), 0);
 	cr_assert_eq(atomic_load(&heartbeat_codes[1]), SHP_E_LIMIT);
 	cr_assert_eq(val("SELECT lease_renewals FROM jobs WHERE id = $1", idstr(ins.id), NULL), 1);
@@ -541,11 +550,12 @@ Test(queue, expired_lease_is_rescued_and_fenced)
 	char fence[64];
 	struct shd_queue *q;
 
-	/* a worker that claims the job with a short lease and dies */
+	/* a worker that claims the job with a short lease (2 s: a loaded machine may take a while
+	 * to start the runner below, which must find it still running) and dies */
 	res = shd_db_exec(tc,
 			  "UPDATE jobs SET state = 'running', attempt = attempt + 1,"
 			  " attempted_at = now(), attempted_by = '{dead}',"
-			  " lease_expires_at = now() + interval '300 milliseconds'"
+			  " lease_expires_at = now() + interval '2 seconds'"
 			  " WHERE id = $1 RETURNING attempted_at",
 			  1, (const char *[]){idstr(id)}, &err);
 	cr_assert(res && PQntuples(res) == 1, "%s", err.msg);
@@ -555,7 +565,7 @@ Test(queue, expired_lease_is_rescued_and_fenced)
 	q = start_queue(NULL);
 	usleep(150 * 1000);
 	cr_assert_str_eq(state_of(id), "running", "nobody else runs a leased job");
-	wait_state(id, "completed", 5000);
+	wait_state(id, "completed", 15000);
 	cr_assert_eq(val("SELECT rescues FROM jobs WHERE id = $1", idstr(id), NULL), 1);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(id), NULL), 2);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND attempted_by[1] = 'dead'"
@@ -590,9 +600,9 @@ Test(queue, graceful_shutdown_requeues_long_job)
 	int64_t id = enqueue("test.sleep", "{\"ms\": 60000}", NULL), quick;
 	uint64_t t0;
 
-	wait_state(id, "running", 5000);
+	wait_state(id, "running", 15000);
 	quick = enqueue("test.sleep", "{\"ms\": 50}", NULL);
-	wait_state(quick, "completed", 5000);
+	wait_state(quick, "completed", 15000);
 	t0 = shp_now_monotonic_ns();
 	shd_queue_free(q);
 	cr_assert_lt(shp_now_monotonic_ns() - t0, 3000000000ull, "shutdown waits only the grace");
@@ -604,7 +614,7 @@ Test(queue, graceful_shutdown_requeues_long_job)
 		     0);
 	/* a new runner picks it up */
 	q = start_queue(NULL);
-	wait_state(id, "running", 5000);
+	wait_state(id, "running", 15000);
 	shd_queue_free(q);
 }
 
@@ -650,14 +660,14 @@ Test(queue, leader_takeover_after_expiry)
 	bool leader = false;
 	int waited = 0;
 
-	/* a leader that dies: its row expires in 600 ms */
-	cr_assert_eq(shd_queue_elect(tc, "shepherd", "ghost", 600, &leader, &err), 0, "%s",
+	/* a leader that dies: its row expires in 2 s (the check below comes well before) */
+	cr_assert_eq(shd_queue_elect(tc, "shepherd", "ghost", 2000, &leader, &err), 0, "%s",
 		     err.msg);
 	cr_assert(leader);
 	a = start_queue(NULL);
 	usleep(200 * 1000);
 	cr_assert(!shd_queue_is_leader(a), "no takeover before the row expires");
-	while (!shd_queue_is_leader(a) && waited < 3000) {
+	while (!shd_queue_is_leader(a) && waited < 10000) {
 		usleep(20 * 1000);
 		waited += 20;
 	}
@@ -669,7 +679,7 @@ Test(queue, leader_takeover_after_expiry)
 	usleep(300 * 1000);
 	cr_assert(!shd_queue_is_leader(b), "one leader at a time");
 	shd_queue_free(a); /* resigns */
-	for (waited = 0; !shd_queue_is_leader(b) && waited < 3000; waited += 20)
+	for (waited = 0; !shd_queue_is_leader(b) && waited < 10000; waited += 20)
 		usleep(20 * 1000);
 	cr_assert(shd_queue_is_leader(b), "the other runner takes over");
 	shd_queue_free(b);
@@ -682,7 +692,7 @@ Test(queue, runner_without_maintenance_never_leads)
 	struct shd_queue *q = start_queue(&over);
 	int64_t id = enqueue("test.noop", NULL, NULL);
 
-	wait_state(id, "completed", 5000);
+	wait_state(id, "completed", 15000);
 	usleep(300 * 1000);
 	cr_assert(!shd_queue_is_leader(q));
 	cr_assert_eq(val("SELECT count(*) FROM leader", NULL, NULL), 0);
@@ -796,13 +806,13 @@ Test(queue, unknown_kind_and_unparsable_args)
 	deep = strtoll(shd_db_value(res, 0, 0), NULL, 10);
 	PQclear(res);
 	q = start_queue(NULL);
-	wait_state(deep, "discarded", 5000);
+	wait_state(deep, "discarded", 15000);
 	cr_assert_eq(val("SELECT count(*) FROM jobs WHERE id = $1 AND errors[1]->>'error' ="
 			 " 'the job''s args cannot be parsed'",
 			 idstr(deep), NULL),
 		     1);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(deep), NULL), 1);
-	wait_state(unknown, "discarded", 10000);
+	wait_state(unknown, "discarded", 15000);
 	cr_assert_eq(val("SELECT attempt FROM jobs WHERE id = $1", idstr(unknown), NULL), 5,
 		     "an unknown kind is retried like a failure");
 	shd_queue_free(q);
