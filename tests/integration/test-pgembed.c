@@ -357,7 +357,7 @@ Test(pgembed, leftover_server_is_replaced)
 
 	pg = start();
 	cr_assert_neq(shd_pgembed_pid(pg), old);
-	cr_assert(wait_pid_gone(old, 1000), "the leftover server (pid %d) still runs", (int)old);
+	cr_assert(wait_pid_gone(old, 10000), "the leftover server (pid %d) still runs", (int)old);
 	cr_assert(shd_pgembed_is_running(pg));
 	conn = connect_ok(pg);
 	query1(conn, "SELECT 1", v, sizeof(v));

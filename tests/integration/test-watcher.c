@@ -193,8 +193,8 @@ static bool wait_count(struct shd_watcher *w, const char *key, long long min, in
 
 static void wait_listed(struct shd_watcher *w)
 {
-	cr_assert(wait_value(ROW("status", "vm-3"), "RUNNING", 5000), "the first list was written");
-	cr_assert(wait_status(w, "state", "watching", 5000), "the watch started");
+	cr_assert(wait_value(ROW("status", "vm-3"), "RUNNING", 20000), "the first list was written");
+	cr_assert(wait_status(w, "state", "watching", 20000), "the watch started");
 }
 
 Test(watcher, first_list_updates_known_rows_only)
@@ -244,7 +244,7 @@ Test(watcher, power_changes_reach_row_and_events)
 	cr_assert_eq(
 		sim->infra.ops->power(sim->infra.impl, "ns1", "st-1", SHD_POWER_START, 0, &err), 0,
 		"%s", err.msg);
-	cr_assert(wait_value(ROW("status", "st-1"), "RUNNING", 5000));
+	cr_assert(wait_value(ROW("status", "st-1"), "RUNNING", 20000));
 	cr_assert(wait_value("SELECT string_agg((payload->>'from') || '>' || (payload->>'to'), ','"
 			     " ORDER BY id) FROM domain_events WHERE type = 'VM_STATUS_CHANGE'"
 			     " AND payload->>'name' = 'st-1'",
@@ -270,8 +270,8 @@ Test(watcher, expired_relists_without_the_breaker)
 	wait_listed(w);
 	for (int i = 1; i <= 5; i++) {
 		shd_provider_sim_expire_watches(sim);
-		cr_assert(wait_count(w, "relists", 1 + i, 5000), "re-list %d", i);
-		cr_assert(wait_status(w, "state", "watching", 5000));
+		cr_assert(wait_count(w, "relists", 1 + i, 20000), "re-list %d", i);
+		cr_assert(wait_status(w, "state", "watching", 20000));
 	}
 	cr_assert_geq(status_int(w, "expired"), 5);
 	cr_assert_eq(status_int(w, "failures"), 0, "a 410 is no failure");
@@ -279,7 +279,7 @@ Test(watcher, expired_relists_without_the_breaker)
 	/* and the watch goes on from the new list */
 	cr_assert_eq(sim->infra.ops->power(sim->infra.impl, "ns1", "vm-1", SHD_POWER_STOP, 0, &err),
 		     0, "%s", err.msg);
-	cr_assert(wait_value(ROW("status", "vm-1"), "STOPPED", 5000));
+	cr_assert(wait_value(ROW("status", "vm-1"), "STOPPED", 20000));
 }
 
 Test(watcher, readers_get_the_stale_list_while_relisting)
@@ -293,16 +293,16 @@ Test(watcher, readers_get_the_stale_list_while_relisting)
 	/* the re-list after the 410 keeps failing until the fault is cleared */
 	shd_provider_sim_set_fault(sim, SHP_E_UNAVAIL, 1000);
 	shd_provider_sim_expire_watches(sim);
-	cr_assert(wait_count(w, "expired", 1, 5000));
-	cr_assert(wait_count(w, "failures", 1, 5000));
+	cr_assert(wait_count(w, "expired", 1, 20000));
+	cr_assert(wait_count(w, "failures", 1, 20000));
 	cr_assert_eq(shd_watcher_snapshot(w, cluster, &l, &stale, NULL, &err), 0, "%s", err.msg);
 	cr_assert(stale, "the cache is stale while the re-list fails");
 	cr_assert_eq(l.n, 4, "the last good list is served");
 	cr_assert_str_eq(l.items[3].name, "vm-3");
 	shd_vm_list_release(&l);
 	shd_provider_sim_set_fault(sim, 0, 0);
-	cr_assert(wait_status(w, "state", "watching", 5000));
-	cr_assert(wait_status(w, "breaker", "closed", 5000));
+	cr_assert(wait_status(w, "state", "watching", 20000));
+	cr_assert(wait_status(w, "breaker", "closed", 20000));
 	cr_assert_eq(shd_watcher_snapshot(w, cluster, &l, &stale, NULL, &err), 0, "%s", err.msg);
 	cr_assert_not(stale);
 	shd_vm_list_release(&l);
@@ -316,19 +316,19 @@ Test(watcher, unreachable_backs_off_opens_breaker_and_recovers)
 
 	wait_listed(w);
 	shd_provider_sim_set_unreachable(sim, true);
-	cr_assert(wait_status(w, "breaker", "open", 5000), "the breaker opens");
+	cr_assert(wait_status(w, "breaker", "open", 20000), "the breaker opens");
 	failures = status_int(w, "failures");
 	cr_assert_geq(failures, 3);
 	sleep_ms(200);
 	/* while open, nothing goes out: no more failures pile up */
 	cr_assert_leq(status_int(w, "failures"), failures + 1);
 	shd_provider_sim_set_unreachable(sim, false);
-	cr_assert(wait_status(w, "breaker", "closed", 5000), "the probe closes it");
-	cr_assert(wait_status(w, "state", "watching", 5000));
+	cr_assert(wait_status(w, "breaker", "closed", 20000), "the probe closes it");
+	cr_assert(wait_status(w, "state", "watching", 20000));
 	cr_assert_eq(
 		sim->infra.ops->power(sim->infra.impl, "ns1", "vm-2", SHD_POWER_PAUSE, 0, &err), 0,
 		"%s", err.msg);
-	cr_assert(wait_value(ROW("status", "vm-2"), "PAUSED", 5000));
+	cr_assert(wait_value(ROW("status", "vm-2"), "PAUSED", 20000));
 }
 
 Test(watcher, provider_that_cannot_be_built_is_a_failure)
@@ -340,7 +340,7 @@ Test(watcher, provider_that_cannot_be_built_is_a_failure)
 
 	atomic_store(&provider_broken, true);
 	w = start_watcher();
-	cr_assert(wait_count(w, "failures", 1, 5000));
+	cr_assert(wait_count(w, "failures", 1, 20000));
 	cr_assert_eq(shd_watcher_snapshot(w, cluster, &l, &stale, NULL, &err), -SHP_E_UNAVAIL);
 	cr_assert(strstr(err.msg, "credentials cannot be opened"), "%s", err.msg);
 	atomic_store(&provider_broken, false);
@@ -357,12 +357,12 @@ Test(watcher, vanished_vms_are_marked_unknown)
 	cr_assert_eq(shd_provider_sim_remove_raw(sim, "ns1", "vm-2"), 0);
 	shd_provider_sim_expire_watches(sim);
 	cr_assert(wait_value(ROW("status || ':' || error", "vm-2"),
-			     "UNKNOWN:deleted in the cluster", 5000));
+			     "UNKNOWN:deleted in the cluster", 20000));
 	/* deleted through the API: the DELETED event */
 	cr_assert_eq(sim->infra.ops->delete_vm(sim->infra.impl, "ns1", "vm-3", 0, &err), 0, "%s",
 		     err.msg);
 	cr_assert(wait_value(ROW("status || ':' || error", "vm-3"),
-			     "UNKNOWN:deleted in the cluster", 5000));
+			     "UNKNOWN:deleted in the cluster", 20000));
 	cr_assert_str_eq(value("SELECT count(*) FROM vms"), "4", "rows are never deleted");
 	cr_assert_str_eq(value(ROW("status", "vm-1")), "RUNNING");
 }
@@ -389,14 +389,14 @@ Test(watcher, rows_catch_up_after_database_failures)
 	cr_assert_eq(
 		sim->infra.ops->power(sim->infra.impl, "ns1", "st-1", SHD_POWER_START, 0, &err), 0,
 		"%s", err.msg);
-	cr_assert(wait_count(w, "failures", 1, 5000), "a write failed");
+	cr_assert(wait_count(w, "failures", 1, 20000), "a write failed");
 	sleep_ms(300);
 	shd_dbpool_put(tiny, held);
 	/* the missed events come back through a list: the deleted VM vanished from it */
 	cr_assert(wait_value(ROW("status || ':' || error", "vm-1"),
-			     "UNKNOWN:deleted in the cluster", 5000));
-	cr_assert(wait_value(ROW("status", "st-1"), "RUNNING", 5000));
-	cr_assert(wait_status(w, "breaker", "closed", 5000),
+			     "UNKNOWN:deleted in the cluster", 20000));
+	cr_assert(wait_value(ROW("status", "st-1"), "RUNNING", 20000));
+	cr_assert(wait_status(w, "breaker", "closed", 20000),
 		  "database failures are not the cluster's");
 	w = shd_watcher_free(w);
 	tiny = shd_dbpool_free(tiny);
