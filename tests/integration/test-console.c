@@ -86,7 +86,7 @@ static void make_vm(struct shd_provider *p, const char *ns, const char *name, co
 	cr_assert_eq(p->infra.ops->ensure_namespace(p->infra.impl, ns, 0, &err), 0, "%s", err.msg);
 	cr_assert_eq(p->infra.ops->create_vm(p->infra.impl, m, false, &vm, 0, &err), 0, "%s",
 		     err.msg);
-	for (int i = 0; i < 250 && vm.status != want; i++) {
+	for (int i = 0; i < 1000 && vm.status != want; i++) {
 		usleep(20000);
 		cr_assert_eq(p->infra.ops->get_vm(p->infra.impl, ns, name, &vm, 0, &err), 0, "%s",
 			     err.msg);
@@ -282,7 +282,7 @@ Test(console, preserve_session_refused_while_one_is_open)
 	cr_assert_null(ws);
 	p->console.ops->close(a);
 	/* with no session open, preserveSession=true opens one */
-	for (int i = 0; i < 50 && rc < 0; i++) {
+	for (int i = 0; i < 250 && rc < 0; i++) {
 		usleep(20000);
 		rc = shd_k8s_ws_open(k, path, "plain.kubevirt.io", in_ms(5000), &ws, &err);
 	}

@@ -115,7 +115,7 @@ static void wait_status(struct shd_provider *p, const char *ns, const char *name
 	struct shd_vm vm = {0};
 	struct shp_error err = SHP_ERROR_INIT;
 
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1000; i++) {
 		cr_assert_eq(p->infra.ops->get_vm(p->infra.impl, ns, name, &vm, 0, &err), 0, "%s",
 			     err.msg);
 		if (vm.status == want)
@@ -215,7 +215,7 @@ Test(provider_kubevirt, power_lifecycle_and_delete)
 	cr_assert(rc == -SHP_E_NOTFOUND || rc == -SHP_E_CONFLICT,
 		  "a stopped VM has no running VMI to pause: %s", err.msg);
 	cr_assert_eq(o->delete_vm(p->infra.impl, "t1", "vm1", 0, &err), 0, "%s", err.msg);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1000; i++) {
 		if (o->get_vm(p->infra.impl, "t1", "vm1", &vm, 0, &err) == -SHP_E_NOTFOUND)
 			break;
 		usleep(20000);
@@ -609,7 +609,7 @@ Test(provider_kubevirt, snapshots_and_restores)
 	cr_assert_str_eq(s.uid, s2.uid, "create if absent");
 	cr_assert_eq(o->create(p->snapshots.impl, "t1", "other", "snap1", &s2, 0, &err),
 		     -SHP_E_CONFLICT, "the name is taken by another VM's snapshot");
-	for (int i = 0; i < 200 && !s.ready; i++) {
+	for (int i = 0; i < 1000 && !s.ready; i++) {
 		usleep(20000);
 		cr_assert_eq(o->get(p->snapshots.impl, "t1", "snap1", &s, 0, &err), 0, "%s",
 			     err.msg);
@@ -624,7 +624,7 @@ Test(provider_kubevirt, snapshots_and_restores)
 	cr_assert_eq(n, 0);
 	cr_assert_eq(o->restore(p->snapshots.impl, "t1", "vm1", "snap1", "r1", &r, 0, &err), 0,
 		     "%s", err.msg);
-	for (int i = 0; i < 200 && !r.complete; i++) {
+	for (int i = 0; i < 1000 && !r.complete; i++) {
 		usleep(20000);
 		cr_assert_eq(o->get_restore(p->snapshots.impl, "t1", "r1", &r, 0, &err), 0, "%s",
 			     err.msg);
@@ -651,7 +651,7 @@ Test(provider_kubevirt, clones)
 		     "%s", err.msg);
 	cr_assert_str_eq(c.source_kind, "VirtualMachine");
 	cr_assert_str_eq(c.target, "vm1-copy");
-	for (int i = 0; i < 300 && strcmp(c.phase, "Succeeded") != 0; i++) {
+	for (int i = 0; i < 1500 && strcmp(c.phase, "Succeeded") != 0; i++) {
 		usleep(20000);
 		cr_assert_eq(o->get(p->clones.impl, "t1", "c1", &c, 0, &err), 0, "%s", err.msg);
 	}
