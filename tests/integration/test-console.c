@@ -191,7 +191,7 @@ Test(console, errors_before_the_upgrade)
 
 	/* a VMI that exists but is not Running: 400 "VMI is not running" */
 	make_unschedulable(p, "c2", "stuck");
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 500; i++) {
 		err = (struct shp_error)SHP_ERROR_INIT;
 		rc = p->console.ops->open_vnc(p->console.impl, "c2", "stuck", &s, in_ms(5000),
 					      &err);

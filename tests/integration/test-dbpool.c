@@ -240,7 +240,7 @@ Test(dbpool, waiter_gets_the_returned_connection)
 	uint64_t t0;
 
 	cr_assert_eq(pthread_create(&t, NULL, wait_for_conn, &w), 0);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1000; i++) {
 		shd_dbpool_get_stats(w.pool, &st);
 		if (st.waiting == 1)
 			break;

@@ -208,7 +208,7 @@ Test(events, failures_retry_then_succeed_or_fail_the_event)
 	wait_status(bad, "FAILED");
 	cr_assert(strstr(text_of("SELECT error FROM domain_events WHERE id = $1", bad),
 			 "failing on purpose"));
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1500; i++) {
 		if (strcmp(text_of("SELECT state::text FROM jobs WHERE args->>'event_id' = "
 				   "$1::text",
 				   bad),
@@ -232,7 +232,7 @@ Test(events, job_without_its_event_is_cancelled)
 	p.kind = SHD_EVENT_KIND;
 	p.args = "{\"event_id\":424242}";
 	cr_assert_eq(shd_job_insert(testdb_conn, &p, &ins, &err), 0, "%s", err.msg);
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < 1500; i++) {
 		if (strcmp(text_of("SELECT state::text FROM jobs WHERE id = $1", ins.id),
 			   "cancelled") == 0)
 			break;
@@ -252,7 +252,7 @@ Test(events, cancelling_a_running_event)
 	int64_t job = 0, id = create("TEST_SLEEP", "{\"ms\":20000}", true, &job);
 	enum shd_job_state st;
 
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < 1500; i++) {
 		if (strcmp(text_of("SELECT state::text FROM jobs WHERE id = $1", job), "running") ==
 		    0)
 			break;

@@ -198,7 +198,7 @@ Test(provider_kubevirt, power_lifecycle_and_delete)
 	cr_assert_eq(o->power(p->infra.impl, "t1", "vm1", SHD_POWER_RESTART, 0, &err), 0, "%s",
 		     err.msg);
 	/* while the restart is under way KubeVirt refuses other requests with a 409 */
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1000; i++) {
 		rc = o->power(p->infra.impl, "t1", "vm1", SHD_POWER_STOP, 0, &err);
 		if (rc != -SHP_E_CONFLICT)
 			break;
@@ -686,7 +686,7 @@ Test(provider_kubevirt, migrations)
 	cr_assert_eq(o->list(p->migrations.impl, "t1", "vm1", &all, &n, 0, &err), 0, "%s", err.msg);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(o->cancel(p->migrations.impl, "t1", "vm1", 0, &err), 0, "%s", err.msg);
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < 1500; i++) {
 		if (o->get(p->migrations.impl, "t1", m.name, &got, 0, &err) < 0 || got.failed ||
 		    got.completed || got.abort_requested)
 			break;
