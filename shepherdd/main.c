@@ -190,6 +190,7 @@ static struct shd_queue *queue_start(const struct shd_config *cfg,
 		.fetch_batch = cfg->queue_fetch_batch,
 		.poll_interval_ms = cfg->queue_poll_interval_ms,
 		.shutdown_grace_ms = cfg->queue_shutdown_grace_ms,
+		.retry_base_ms = cfg->queue_retry_base_ms,
 		.maintenance = true,
 	};
 	struct shd_queue *q = shd_queue_new(&qc, err);

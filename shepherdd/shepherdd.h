@@ -89,6 +89,7 @@ struct shd_config {
 	int queue_fetch_batch;
 	int queue_poll_interval_ms;
 	int queue_shutdown_grace_ms;
+	int queue_retry_base_ms;
 
 	char *provider_key_file; /* the key sealing cluster credentials */
 	int provider_max_inflight;
