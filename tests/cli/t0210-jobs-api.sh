@@ -1,10 +1,11 @@
 #!/bin/bash
-# The queue over HTTP for platform admins: list and filter jobs, show one, a failing job
+# The queue over HTTP for platform admins: the retry backoff (queue.retry_base), list and
+# filter jobs, show one, a failing job
 # dead-lettered then retried, cancel, queue stats and pause/resume; changes are audited and
 # refused to non-admins.
 . "$top_srcdir/tests/helpers/lib.sh"
 
-start_daemon
+start_daemon --queue-retry-base 3s
 enqueue() { # kind args max_attempts
 	sql "WITH ins AS (INSERT INTO jobs (kind, args, max_attempts) VALUES ('$1', '$2'::jsonb, $3)
 		RETURNING id, queue) SELECT id FROM ins, LATERAL pg_notify('shepherd_jobs', ins.queue)"
@@ -16,6 +17,14 @@ wait_job() { # id state
 	done
 	return 1
 }
+
+# queue.retry_base: a first failure is retried after about twice the base (6 s +- 10 %)
+retried=$(enqueue test.fail '{"times": 100}' 3)
+wait_job "$retried" retryable && pass "a failed job with attempts left waits for its retry" ||
+	fail "a failed job with attempts left waits for its retry"
+expect_eq t "$(sql "SELECT scheduled_at - attempted_at >= interval '5.4 seconds' FROM jobs WHERE id = $retried")" \
+	"its retry is after the configured backoff (--queue-retry-base 3s)"
+api POST "/api/v1/jobs/$retried/cancel" >/dev/null
 
 ok=$(enqueue test.noop '{}' 3)
 wait_job "$ok" completed && pass "a queued job runs to completion" || fail "a queued job runs to completion"
