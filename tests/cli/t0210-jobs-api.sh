@@ -1,8 +1,7 @@
 #!/bin/bash
 # The queue over HTTP for platform admins: the retry backoff (queue.retry_base), list and
-# filter jobs, show one, a failing job
-# dead-lettered then retried, cancel, queue stats and pause/resume; changes are audited and
-# refused to non-admins.
+# filter jobs, show one, a failing job dead-lettered then retried, cancel, queue stats and
+# pause/resume; changes are audited and refused to non-admins.
 . "$top_srcdir/tests/helpers/lib.sh"
 
 start_daemon --queue-retry-base 3s
