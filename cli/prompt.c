@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,13 +61,20 @@ static void drop_line(void)
 
 char *cli_read_line(const char *prompt, bool again, bool *ret_interrupted)
 {
+	sigset_t sigint, saved;
+
 	*ret_interrupted = false;
 	line_read = NULL;
 	line_done = false;
+	/* SIGINT is held but inside ppoll: one that comes while a key is handled ends the next
+	 * wait at once, rather than being seen only at the next key */
+	sigemptyset(&sigint);
+	sigaddset(&sigint, SIGINT);
+	(void)sigprocmask(SIG_BLOCK, &sigint, &saved);
 	rl_callback_handler_install(prompt, on_line);
 	while (!line_done) {
 		struct pollfd pfd = {.fd = fileno(rl_instream), .events = POLLIN};
-		int r = poll(&pfd, 1, -1);
+		int r;
 
 		if (cli_interrupt_take()) {
 			drop_line();
@@ -76,14 +84,17 @@ char *cli_read_line(const char *prompt, bool again, bool *ret_interrupted)
 			}
 			rl_on_new_line();
 			rl_redisplay();
-		} else if (r > 0) {
-			rl_callback_read_char();
-		} else if (r < 0 && errno != EINTR) {
-			break;
+			continue;
 		}
+		r = ppoll(&pfd, 1, NULL, &saved);
+		if (r > 0 && !cli_interrupted())
+			rl_callback_read_char();
+		else if (r < 0 && errno != EINTR)
+			break;
 	}
 	if (!line_done)
 		rl_callback_handler_remove();
+	(void)sigprocmask(SIG_SETMASK, &saved, NULL);
 	return line_read;
 }
 

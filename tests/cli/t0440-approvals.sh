@@ -263,7 +263,7 @@ expect_eq 400 "$(code)" "a page size of 0"
 tty() {
 	local cmd="'$SHEPHERD' --server https://127.0.0.1:$TLS_PORT --cacert '$T/pki/ca.crt'"
 	for a in "$@"; do cmd="$cmd '$a'"; done
-	SHEPHERD_TOKEN=$(user_token bob) TERM=xterm script -qec "$cmd" /dev/null
+	SHEPHERD_TOKEN=$(user_token bob) TERM=xterm pty_run "$cmd"
 }
 out=$(unset NO_COLOR; tty approvals list </dev/null)
 expect_match $'\033\\[31m.*urgent' "$out" "urgent tickets are red on a terminal"

@@ -180,8 +180,8 @@ expect_eq 0 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'"
 on_tty() { # INPUT CLI-ARGS...: the CLI as alice on a pseudo-terminal, INPUT typed
 	local input=$1
 	shift
-	printf '%s\n' "$input" | script -qefc "SHEPHERD_TOKEN='$(user_token alice)' '$SHEPHERD' \
-		--server 'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' $*" /dev/null
+	printf '%s\n' "$input" | SHEPHERD_TOKEN=$(user_token alice) pty_run "'$SHEPHERD' \
+		--server 'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' $*"
 }
 expect_exit 1 "on a terminal, another name typed deletes nothing (exit 1)" on_tty db-3 vm delete db-2
 expect_match "Type its name" "$OUT" "the name was asked for"

@@ -54,8 +54,8 @@ expect_exit 4 "following a task that does not exist" shp -v tasks watch 999999
 expect_eq "" "$(grep -E 'Server-Sent|polling' <<<"$ERR")" "is refused at once, not tried over every transport"
 
 # on a terminal: one progress line, rewritten in place
-script -qec "$SHEPHERD --socket $SOCK tasks submit -f $T/plan.yaml --tenant team-tty --wait" \
-	/dev/null >"$T/tty" 2>&1
+pty_run "'$SHEPHERD' --socket '$SOCK' tasks submit -f '$T/plan.yaml' --tenant team-tty --wait" \
+	>"$T/tty" 2>&1
 expect_match $'\r\e\\[K[0-9:]+ step_finished' "$(cat "$T/tty")" \
 	"on a terminal each event rewrites the progress line"
 expect_eq 1 "$(grep -c 'running -> succeeded' "$T/tty")" "which ends on its own line"

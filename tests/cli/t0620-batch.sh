@@ -80,9 +80,8 @@ expect_match "COMPLETED +200 +200" "$OUT" "the parent row"
 expect_eq 224 "$(wc -l <<<"$OUT")" "header, row, blank, header and 220 children (20 retried)"
 # on a terminal (script(1) gives it one) the view is drawn whole, the screen cleared first
 if command -v script >/dev/null; then
-	SHEPHERD_TOKEN=$(user_token alice) script -qec "$SHEPHERD --server \
-		https://127.0.0.1:$TLS_PORT --cacert $T/pki/ca.crt batch status 1" /dev/null \
-		>"$T/tty.out" 2>&1
+	SHEPHERD_TOKEN=$(user_token alice) pty_run "'$SHEPHERD' --server \
+		https://127.0.0.1:$TLS_PORT --cacert '$T/pki/ca.crt' batch status 1" >"$T/tty.out" 2>&1
 	expect_eq 1 "$(grep -c $'\e\\[2J' "$T/tty.out")" "on a terminal: the view redrawn"
 	expect_match "web-199" "$(cat "$T/tty.out")" "with the child table"
 fi

@@ -110,7 +110,7 @@ tty_run() { # COMMAND STEPS...: COMMAND (sh) on a pseudo-terminal, driven by STE
 	local cmd=$1 out rc
 	shift
 	out=$(mktemp -p "$T" tty.XXXXXX)
-	tty_drive "$out" "$@" | timeout 120 script -qefc "$cmd" /dev/null >"$out"
+	tty_drive "$out" "$@" | pty_run "$cmd" >"$out"
 	rc=$?
 	cat "$out"
 	return $rc
@@ -159,7 +159,7 @@ expect_match "pass --confirm-name shop" "$ERR" "names --confirm-name"
 expect_exit 2 "service delete off a terminal" shp service delete front </dev/null
 expect_match "needs --yes to confirm: pass --yes" "$ERR" "names --yes"
 expect_exit 1 "on a terminal, anything but y keeps the service" \
-	sh -c "printf 'n\n' | timeout 20 script -qefc \"'$SHEPHERD' --socket '$SOCK' service delete front\" /dev/null"
+	sh -c "$(declare -f pty_run); printf 'n\n' | pty_run \"'$SHEPHERD' --socket '$SOCK' service delete front\""
 expect_match "Delete service 'front'\\? \\[y/N\\]" "$OUT" "the question was asked"
 expect_match "not deleted" "$OUT" "and the answer taken"
 expect_eq 0 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_SERVICE'")" "no service delete requested"
@@ -167,8 +167,8 @@ expect_eq 0 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'"
 user_tty() { # USER INPUT CLI-ARGS...: the CLI as USER on a pseudo-terminal, INPUT typed
 	local user=$1 input=$2
 	shift 2
-	printf '%b' "$input" | timeout 20 script -qefc "SHEPHERD_TOKEN='$(user_token "$user")' \
-		'$SHEPHERD' --server 'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' $*" /dev/null
+	printf '%b' "$input" | SHEPHERD_TOKEN=$(user_token "$user") pty_run "'$SHEPHERD' \
+		--server 'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' $*"
 }
 alice_tty() { user_tty alice "$@"; }
 expect_exit 1 "on a terminal, another name typed deletes nothing" alice_tty 'db-9\n' vm delete db-2
@@ -193,10 +193,12 @@ expect_eq "REJECTED keep it a while" "$(sql "SELECT status || ' ' || reason FROM
 	"with the reason typed"
 expect_eq "vm delete db-1|exit" "$(tail -n 2 "$hist" | paste -sd '|')" \
 	"the answer to a prompt is not history"
-expect_exit 130 "Ctrl-C at a prompt inside the shell stops that command" \
-	tty_run "SHEPHERD_TOKEN='$(user_token alice)' '$SHEPHERD' --server 'https://127.0.0.1:$TLS_PORT' \
-		--cacert '$T/pki/ca.crt' shell" @1 'vm delete web-1\n' '?\\[y/N\\]' '\003' @2 \
-	'namespace list\n' @3 'exit\n'
+alice_shell() { # STEPS...: alice's shell over TLS on a pseudo-terminal (tty_run)
+	SHEPHERD_TOKEN=$(user_token alice) tty_run "'$SHEPHERD' --server \
+		'https://127.0.0.1:$TLS_PORT' --cacert '$T/pki/ca.crt' shell" "$@"
+}
+expect_exit 130 "Ctrl-C at a prompt inside the shell stops that command" alice_shell \
+	@1 'vm delete web-1\n' '?\\[y/N\\]' '\003' @2 'namespace list\n' @3 'exit\n'
 expect_match "Delete VM|web-1.*\\[y/N\\]" "$OUT" "it was asking"
 expect_match "team-a +test" "$OUT" "the shell went on"
 expect_eq 2 "$(sql "SELECT count(*) FROM domain_events WHERE type = 'DELETE_VM'")" "nothing more was requested"

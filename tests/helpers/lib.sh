@@ -87,6 +87,12 @@ wait_for() {
 	return 1
 }
 
+# pty_run LINE: LINE (sh) on a pseudo-terminal through script(1), its status the command's
+# (124 if it hangs for 2 minutes). The command replaces the shell script(1) starts ($SHELL, else sh): a Ctrl-C typed must reach
+# the command alone, and dash, waiting for its child, would take the SIGINT as its own and end
+# with status 130 once the child exits.
+pty_run() { timeout 120 script -qefc "exec $1" /dev/null; }
+
 # periodic_jobs KIND: how many jobs of KIND the queue holds, once there is one (the queue's
 # leader schedules periodic jobs shortly after the start: up to 30 s on a loaded machine).
 periodic_jobs() {
