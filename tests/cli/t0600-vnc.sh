@@ -10,6 +10,7 @@
 . "$top_srcdir/tests/helpers/lib.sh"
 . "$top_srcdir/tests/helpers/kubesim.sh"
 : "${RFB_PROBE:=$top_builddir/tests/helpers/rfb-probe}"
+WS="python3 $top_srcdir/tests/helpers/ws-client.py"
 
 start_kubesim --tick-ms 20 || exit 1
 ln -s "$T/kubesim-certs" "$T/pki" # one throwaway CA for both
@@ -49,19 +50,19 @@ running() { # running NAME: wait until the VM row says RUNNING
 }
 for v in web-1 db-1 kv-1; do expect_exit 0 "$v runs" running "$v"; done
 
-# upgrade USER|- PATH TOKEN: the WebSocket upgrade with curl (as USER over TLS, or over the
-# socket as the admin); a 101 is held for 0.6 s and dropped; the status is then $(code)
+# upgrade USER|- PATH TOKEN: the WebSocket upgrade (as USER over TLS, or over the socket as the
+# admin); the status is then $(code) ("000" without an answer), and $T/body holds the refusal's
+# body or, after a 101, the VM's RFB greeting (the viewer closes then)
 upgrade() {
-	local who=$1 path=$2 token=$3 auth=() url="http://localhost$2" sock=(--unix-socket "$SOCK")
+	local who=$1 conn=(--unix "$SOCK") out
 	if [ "$who" != - ]; then
-		auth=(-H "Authorization: Bearer $(user_token "$who")")
-		url="https://127.0.0.1:$TLS_PORT$path" sock=(--cacert "$T/pki/ca.crt")
+		conn=(--tls "127.0.0.1:$TLS_PORT" --cacert "$T/pki/ca.crt" --token "$(user_token "$who")")
 	fi
-	curl -s --max-time 0.6 -o "$T/body" -w '%{http_code}' "${sock[@]}" "${auth[@]}" \
-		-H "Connection: Upgrade" -H "Upgrade: websocket" -H "Sec-WebSocket-Version: 13" \
-		-H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" \
-		-H "Sec-WebSocket-Protocol: vnc.shepherd.io" \
-		${token:+-H "X-Shepherd-Console-Token: $token"} "$url" >"$T/code"
+	out=$($WS "${conn[@]}" --protocol vnc.shepherd.io \
+		${3:+--header "X-Shepherd-Console-Token: $3"} "$2" greeting 2>&1)
+	sed -n 's/^status //p' <<<"$out" | grep . >"$T/code" || echo 000 >"$T/code"
+	sed -n '/^body /,$p' <<<"$out" | sed '1s/^body //' >"$T/body"
+	grep -q '^status ' <<<"$out" || printf '%s\n' "$out" >&2
 	cat "$T/body"
 }
 errcode() { jq -r .error.code "$T/body" 2>/dev/null; }

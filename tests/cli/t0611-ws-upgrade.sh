@@ -131,8 +131,12 @@ done
 out=$(ws "/api/v1/tasks/$id/stream" events)
 expect_match '^status 429' "$out" "a fifth session is refused (429)"
 expect_match '"code":"WEBSOCKET_SESSIONS_EXHAUSTED"' "$out" "with its own code"
-expect_match '^status 200' "$(curl -s -m 3 -o /dev/null -w 'status %{http_code}' --unix-socket "$SOCK" \
-	"http://localhost/api/v1/tasks/$id/stream")" "the SSE stream still answers meanwhile"
+curl -s -N -m 60 -D "$T/sse-head" -o /dev/null --unix-socket "$SOCK" \
+	"http://localhost/api/v1/tasks/$id/stream" &
+sse=$!
+expect_exit 0 "the SSE stream still answers meanwhile" wait_for 30 grep -q '^HTTP/1.1 200' "$T/sse-head"
+kill "$sse" 2>/dev/null
+wait "$sse" 2>/dev/null
 
 # ---- stopping the daemon closes live sessions and waits for them
 start=$(date +%s)

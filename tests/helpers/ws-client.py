@@ -3,7 +3,9 @@
 # also misbehave: ws-client.py [--unix SOCK | --tls HOST:PORT --cacert FILE] [--token T]
 # [--protocol P] [--header 'Name: value'] PATH MODE. It prints what happened, one fact a line:
 # "status N" (the answer to the upgrade), then per mode "text PAYLOAD", "close CODE", "eof",
-# "timeout"; a refusal's body follows as "body ...".
+# "timeout"; a refusal's body follows as "body ...". Mode "greeting" reads data frames after the
+# 101 until it has an RFB ProtocolVersion (12 bytes), prints it as "body ..." (Latin-1), then
+# closes (1000).
 import argparse
 import base64
 import hashlib
@@ -218,6 +220,17 @@ def main():
         # half a frame header, then silence
         s.sendall(b"\x81")
         until_close(c, a.timeout, show_text=False, pong=False)
+    elif m == "greeting":
+        got = b""
+        while len(got) < 12:
+            fin, op, p = c.frame(a.timeout)
+            if op in (0, 1, 2):
+                got += p
+            elif op == 8:
+                print("close %d" % (struct.unpack(">H", p[:2])[0] if len(p) >= 2 else 1005))
+                return
+        print("body " + got.decode("latin-1"))
+        c.send(8, struct.pack(">H", 1000))
     elif m == "close":
         c.send(8, struct.pack(">H", 1000) + b"bye")
         until_close(c, a.timeout, show_text=False)
